@@ -1,0 +1,39 @@
+"""Celery configuration from our settings: broker, queues, routes, schedule, reliability."""
+from kombu import Queue
+
+from crm_ingest.ingest.settings import Settings
+
+_settings = Settings.load()
+_pipeline = _settings.pipeline
+
+broker_url = _settings.redis_url or "memory://"
+broker_connection_retry_on_startup = True
+# Unacked messages come back after this; it must outlast any task, or a slow task runs twice.
+broker_transport_options = {"visibility_timeout": _pipeline.lease_seconds + 60}
+
+task_serializer = "json"
+accept_content = ["json"]
+task_ignore_result = True  # outcomes live in our database, not in a result backend
+
+task_acks_late = True  # a message is acked when its task ends, so a killed worker's work comes back
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1  # each process holds one batch message at a time, no hoarding
+worker_cancel_long_running_tasks_on_connection_loss = True
+task_time_limit = _pipeline.task_time_limit_seconds
+task_soft_time_limit = max(1, int(_pipeline.task_time_limit_seconds * 0.9))
+
+task_queues = (Queue("poll"), Queue("process"), Queue("import"))
+task_default_queue = "process"
+task_routes = {
+    "crm_ingest.process_batch": {"queue": "process"},
+    "crm_ingest.sweep": {"queue": "poll"},
+}
+beat_schedule = {
+    "sweep": {
+        "task": "crm_ingest.sweep",
+        "schedule": _pipeline.sweep_interval_seconds,
+        "options": {"expires": _pipeline.sweep_interval_seconds},
+    },
+}
+worker_send_task_events = True  # Flower and `celery events` see our tasks
+task_send_sent_event = True

@@ -1,0 +1,40 @@
+"""What every connector is, and the runner that lands what it yields with its checkpoint."""
+from __future__ import annotations
+
+from itertools import islice
+from typing import Any, Iterator, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_ingest.models.landing import NewItem, land_items, load_checkpoint, save_checkpoint
+
+__all__ = ["Connector", "NewItem", "run_connector"]
+
+
+class Connector(Protocol):
+    """Fetches what arrived since a checkpoint. Never writes records, never commits state."""
+
+    source: str
+
+    def fetch(self, since: dict[str, Any] | None) -> Iterator[NewItem]:
+        """Yield items oldest first; an item's `cursor` is where to resume after it."""
+        ...
+
+
+def run_connector(sessions: sessionmaker[Session], connector: Connector, *,
+                  chunk_size: int = 1000) -> list[int]:
+    """Land everything the connector yields, in chunks; each chunk's checkpoint in its transaction.
+
+    Returns the ids of newly landed items (to be queued by the caller).
+    """
+    with sessions() as session:
+        since = load_checkpoint(session, connector.source)
+    landed: list[int] = []
+    items = connector.fetch(since)
+    while chunk := list(islice(items, chunk_size)):
+        with sessions.begin() as session:
+            landed.extend(land_items(session, connector.source, chunk))
+            cursor = next((item.cursor for item in reversed(chunk) if item.cursor is not None), None)
+            if cursor is not None:
+                save_checkpoint(session, connector.source, cursor)
+    return landed

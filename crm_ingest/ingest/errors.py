@@ -1,0 +1,36 @@
+"""Errors sorted by the reaction they need: retry later, stop and fix, or reject this item."""
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class RetriableError(IngestError):
+    """Try again later; `retry_after` seconds when the other side said so."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FatalError(IngestError):
+    """Retrying will not help (bad credentials, bad configuration): a person must act."""
+
+
+class ConfigError(FatalError):
+    """Bad configuration; names the key that is wrong."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class InvalidItem(IngestError):
+    """This item cannot become a record; it is rejected with the field and the reason, and we go on."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason

@@ -1,0 +1,204 @@
+"""Exact identity resolution through the identity-key table; the database settles races.
+
+Keys of the batch are looked up in bulk (an index lookup, never a scan), items sharing a key
+join one person, new people get a record, and their keys are inserted in one globally sorted
+pass with insert-on-conflict-do-nothing. Sorting makes every transaction take key locks in the
+same order, so concurrent workers wait for each other instead of deadlocking. A key lost to a
+concurrent transaction redirects that person to the winner's record.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from crm_ingest.models import Contact, IdentityKey, Lead
+
+from .plan import ItemPlan
+
+Key = tuple[str, str, str]  # (scope, kind, value)
+PERSON_MODELS = {"lead": Lead, "contact": Contact}
+_CHUNK = 500
+
+
+@dataclass
+class Person:
+    """One person of the batch: an existing record, or a new one to create."""
+
+    scope: str
+    record_id: int | None = None
+    created: bool = False
+    fields: dict[str, Any] = field(default_factory=dict)
+    plans: list[ItemPlan] = field(default_factory=list)
+    new_keys: list[Key] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    record_id: int
+    created: bool  # this item created the record
+
+
+def resolve_people(session: Session, plans: list[ItemPlan], record_defaults: dict[int, dict[str, Any]]
+                   ) -> dict[int, Resolved]:
+    """Find or create the person record of every plan that has one; item id -> record."""
+    with_person = [plan for plan in plans if plan.person is not None]
+    if not with_person:
+        return {}
+    owners = lookup_keys(session, {_key(p, k) for p in with_person for k in p.person.keys})
+    people = _group(with_person, owners)
+
+    new = [person for person in people if person.record_id is None]
+    _insert_records(session, new, record_defaults)
+    lost = _insert_keys(session, new + [p for p in people if p.record_id and not p.created])
+    if lost:
+        _redirect_losers(session, new, lost)
+    _merge_into_existing(session, [p for p in people if not p.created])
+
+    resolved: dict[int, Resolved] = {}
+    for person in people:
+        for index, plan in enumerate(person.plans):
+            resolved[plan.item_id] = Resolved(person.record_id, person.created and index == 0)
+    return resolved
+
+
+def _key(plan: ItemPlan, key: tuple[str, str]) -> Key:
+    return (plan.person.scope, key[0], key[1])
+
+
+def lookup_keys(session: Session, keys: Iterable[Key]) -> dict[Key, int]:
+    """Owners of the given keys, by indexed lookup in chunks."""
+    by_scope_kind: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for scope, kind, value in keys:
+        by_scope_kind[(scope, kind)].append(value)
+    owners: dict[Key, int] = {}
+    for (scope, kind), values in by_scope_kind.items():
+        for start in range(0, len(values), _CHUNK):
+            rows = session.execute(select(IdentityKey.value, IdentityKey.record_id).where(
+                IdentityKey.scope == scope, IdentityKey.kind == kind,
+                IdentityKey.value.in_(values[start:start + _CHUNK])))
+            owners.update({(scope, kind, value): record_id for value, record_id in rows})
+    return owners
+
+
+def _group(plans: list[ItemPlan], owners: dict[Key, int]) -> list[Person]:
+    """Items that share a key are one person; a key already owned names the existing record."""
+    people: list[Person] = []
+    by_key: dict[Key, Person] = {}
+    existing: dict[tuple[str, int], Person] = {}
+    for plan in plans:
+        keys = [_key(plan, k) for k in plan.person.keys]
+        person = next((by_key[k] for k in keys if k in by_key), None)
+        if person is None:
+            owned = next((k for k in keys if k in owners), None)
+            if owned is not None:
+                slot = (plan.person.scope, owners[owned])
+                if slot not in existing:
+                    existing[slot] = Person(plan.person.scope, record_id=owners[owned])
+                    people.append(existing[slot])
+                person = existing[slot]
+            else:
+                person = Person(plan.person.scope)
+                people.append(person)
+        person.plans.append(plan)
+        fill_blanks(person.fields, plan.person.fields)
+        for key in keys:
+            if key not in by_key:
+                by_key[key] = person
+                if key not in owners:
+                    person.new_keys.append(key)
+    return people
+
+
+def fill_blanks(target: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Survivorship: a value fills a blank, never overwrites one. Returns what changed."""
+    changed = {}
+    for name, value in values.items():
+        if value not in (None, "") and target.get(name) in (None, ""):
+            target[name] = changed[name] = value
+    return changed
+
+
+def _insert_records(session: Session, new: list[Person], record_defaults: dict[int, dict[str, Any]]) -> None:
+    for scope, model in PERSON_MODELS.items():
+        batch = [person for person in new if person.scope == scope]
+        if not batch:
+            continue
+        columns = set(model.__table__.columns.keys())
+        rows = []
+        for person in batch:
+            first_item = person.plans[0].item_id
+            row = {**record_defaults.get(first_item, {}), **person.fields, "origin_item_id": first_item}
+            rows.append({name: value for name, value in row.items() if name in columns})
+        ids = session.scalars(insert(model).returning(model.id, sort_by_parameter_order=True), rows).all()
+        for person, record_id in zip(batch, ids):
+            person.record_id, person.created = record_id, True
+
+
+def _insert_keys(session: Session, people: list[Person]) -> set[Key]:
+    """Insert every new key in sorted order; return the keys another transaction owns already."""
+    rows = sorted(
+        ({"scope": key[0], "kind": key[1], "value": key[2], "record_id": person.record_id}
+         for person in people for key in person.new_keys),
+        key=lambda row: (row["scope"], row["kind"], row["value"]),
+    )
+    if not rows:
+        return set()
+    dialect = session.get_bind().dialect.name
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    won: set[Key] = set()
+    for start in range(0, len(rows), _CHUNK):
+        stmt = (upsert(IdentityKey).on_conflict_do_nothing(index_elements=["scope", "kind", "value"])
+                .returning(IdentityKey.scope, IdentityKey.kind, IdentityKey.value))
+        won.update(tuple(row) for row in session.execute(stmt, rows[start:start + _CHUNK]))
+    return {(r["scope"], r["kind"], r["value"]) for r in rows} - won
+
+
+def _redirect_losers(session: Session, new: list[Person], lost: set[Key]) -> None:
+    """A new person whose key a concurrent worker took is that worker's person: merge into it."""
+    winners = lookup_keys(session, lost)
+    for person in new:
+        taken = [key for key in person.new_keys if key in lost]
+        if not taken:
+            continue
+        provisional, winner = person.record_id, winners[taken[0]]
+        model = PERSON_MODELS[person.scope]
+        session.execute(delete(model).where(model.id == provisional))
+        session.execute(update(IdentityKey)
+                        .where(IdentityKey.scope == person.scope, IdentityKey.record_id == provisional)
+                        .values(record_id=winner))
+        person.record_id, person.created = winner, False
+
+
+def _merge_into_existing(session: Session, people: list[Person]) -> None:
+    """Fill the blanks of existing records, locking them in id order (no deadlocks)."""
+    for scope, model in PERSON_MODELS.items():
+        targets: dict[int, dict[str, Any]] = {}
+        for person in people:
+            if person.scope == scope:
+                fill_blanks(targets.setdefault(person.record_id, {}), person.fields)
+        if not targets:
+            continue
+        names = [name for name in model.__table__.columns.keys() if name in
+                 {n for values in targets.values() for n in values}]
+        ids = sorted(targets)
+        current = {}
+        for start in range(0, len(ids), _CHUNK):
+            stmt = (select(model.id, *[getattr(model, n) for n in names])
+                    .where(model.id.in_(ids[start:start + _CHUNK])).order_by(model.id)
+                    .with_for_update(key_share=True))
+            current.update({row[0]: dict(zip(names, row[1:])) for row in session.execute(stmt)})
+        missing = set(ids) - set(current)
+        if missing:
+            raise LookupError(f"identity keys point to missing {scope} records {sorted(missing)[:5]}")
+        updates = []
+        for record_id in ids:
+            changed = fill_blanks(current[record_id], {n: targets[record_id].get(n) for n in names})
+            if changed:
+                updates.append({"id": record_id, **changed})
+        if updates:
+            session.execute(update(model), updates)

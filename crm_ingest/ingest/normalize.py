@@ -1,0 +1,74 @@
+"""Field normalizers: values as entered become match keys. Pure functions, no I/O."""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from .errors import InvalidItem
+
+_SPACE = re.compile(r"\s+")
+
+
+def clean_text(value: object, limit: int = 300) -> str | None:
+    """Trimmed single-spaced text without control characters, capped; None when blank."""
+    if value is None:
+        return None
+    text = "".join(ch for ch in str(value) if unicodedata.category(ch) != "Cc" or ch in "\t\n")
+    text = _SPACE.sub(" ", text).strip()
+    return text[:limit] or None
+
+
+def clean_body(value: object, limit: int = 100_000) -> str | None:
+    """Multi-line text kept as lines; NULs and other control characters dropped; capped."""
+    if value is None:
+        return None
+    text = "".join(ch for ch in str(value) if unicodedata.category(ch) != "Cc" or ch in "\t\n")
+    text = text.replace("\r\n", "\n").strip()
+    return text[:limit] or None
+
+
+def normalize_email(value: str, field: str = "email") -> tuple[str, str]:
+    """Return (address as stored, match key). The key is the whole address in lower case.
+
+    Syntax only: no DNS in bulk. Raises InvalidItem naming the field.
+    """
+    text = value.strip().strip("<>").strip()
+    try:
+        result = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidItem(field, f"invalid email {text[:80]!r}: {exc}") from None
+    return result.normalized, result.normalized.lower()
+
+
+def normalize_phone(value: str, region: str, field: str = "phone") -> str:
+    """E.164 by the source's region; raises InvalidItem naming the field."""
+    text = value.strip()
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidItem(field, f"invalid phone {text[:40]!r}: {exc}") from None
+    if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
+        raise InvalidItem(field, f"invalid phone {text[:40]!r}: not a valid number for region {region}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_handle(network: str, handle: str) -> str:
+    """A social handle as a key: network-qualified, without '@', in lower case."""
+    return f"{network.lower()}:{handle.strip().lstrip('@').lower()}"
+
+
+def split_name(full_name: str | None) -> tuple[str | None, str | None]:
+    """'Åsa Jönsson' -> ('Åsa', 'Jönsson'); 'Jönsson, Åsa' -> ('Åsa', 'Jönsson')."""
+    name = clean_text(full_name, 400)
+    if not name:
+        return None, None
+    if "," in name:
+        last, _, first = name.partition(",")
+        return clean_text(first, 200), clean_text(last, 200)
+    first, _, last = name.rpartition(" ")
+    if not first:
+        return last or None, None
+    return first, last

@@ -1,0 +1,168 @@
+"""The pipeline: plan each item, resolve the people behind them, write records and outcomes.
+
+`plan_items` is pure. `store` works on a session the caller opened and commits nothing: the
+worker commits records and outcomes together, so an item's effects happen exactly once.
+"""
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from crm_ingest.models import Activity, Campaign, Case
+
+from .identity import resolve_people
+from .plan import ItemPlan, plan_item
+from .settings import Settings, SourceConfig
+
+
+@dataclass(frozen=True)
+class Outcome:
+    item_id: int
+    outcome: str  # created, merged, appended, review, rejected, ignored
+    record_type: str | None = None
+    record_id: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemRef:
+    """What the pipeline needs of a raw item."""
+
+    id: int
+    source: str
+    kind: str
+    payload: Mapping[str, Any]
+
+
+def plan_items(items: Iterable[ItemRef], settings: Settings) -> tuple[list[ItemPlan], dict[int, str]]:
+    """Plans for the items, and the error of each item whose planning raised (a poison item)."""
+    plans, errors = [], {}
+    for item in items:
+        try:
+            plans.append(plan_item(item.id, item.kind, item.payload, settings.source(item.source)))
+        except Exception as exc:  # noqa: BLE001 - one bad item must not stop its batch
+            errors[item.id] = describe_error(exc)
+    return plans, errors
+
+
+def describe_error(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" (at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
+    return f"{type(exc).__name__}: {exc}"[:2000] + where
+
+
+def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceConfig]) -> list[Outcome]:
+    """Write the records the plans call for; return one outcome per plan."""
+    outcomes: dict[int, Outcome] = {}
+    active = []
+    for plan in plans:
+        if plan.outcome is not None:
+            outcomes[plan.item_id] = Outcome(plan.item_id, plan.outcome, reason=plan.reason)
+        else:
+            active.append(plan)
+
+    campaigns = _campaign_ids(session, {plan.campaign for plan in active if plan.campaign})
+    defaults = {
+        plan.item_id: {"source": sources[plan.item_id].name,
+                       "lead_source": sources[plan.item_id].lead_source,
+                       "campaign_id": campaigns.get(plan.campaign)}
+        for plan in active
+    }
+    parents = _thread_parents(session, active)
+    people = resolve_people(session, active, defaults)
+
+    new_cases = [p for p in active if p.case is not None and p.item_id not in parents]
+    case_ids = _insert_cases(session, new_cases, people, defaults)
+    for plan in active:
+        case_id = case_ids.get(plan.item_id) or _parent_case(plan.item_id, parents, case_ids)
+        if plan.case is not None and plan.item_id in parents and case_id is not None:
+            outcomes[plan.item_id] = Outcome(plan.item_id, "appended", "case", case_id,
+                                             reason="reply to an existing case")
+        elif case_id is not None:
+            outcomes[plan.item_id] = Outcome(plan.item_id, "created", "case", case_id)
+        else:
+            person = people[plan.item_id]
+            scope = plan.person.scope
+            outcomes[plan.item_id] = Outcome(plan.item_id, "created" if person.created else "merged",
+                                             scope, person.record_id)
+    _insert_activities(session, active, outcomes, people)
+    return [outcomes[plan.item_id] for plan in plans]
+
+
+def _campaign_ids(session: Session, names: set[str]) -> dict[str, int]:
+    if not names:
+        return {}
+    upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(upsert(Campaign).on_conflict_do_nothing(index_elements=["name"]),
+                    [{"name": name} for name in sorted(names)])
+    return dict(session.execute(select(Campaign.name, Campaign.id).where(Campaign.name.in_(names))).all())
+
+
+def _thread_parents(session: Session, plans: list[ItemPlan]) -> dict[int, int | tuple[str, int]]:
+    """Replies: item id -> existing case id, or ('item', id) of an earlier item in this batch."""
+    in_batch = {plan.activity.get("message_id"): plan.item_id for plan in plans
+                if plan.case is not None and plan.activity and plan.activity.get("message_id")}
+    refs = {ref for plan in plans if plan.case is not None for ref in plan.thread_refs}
+    stored = {}
+    if refs:
+        stored = dict(session.execute(
+            select(Activity.message_id, Activity.regarding_id)
+            .where(Activity.regarding_type == "case", Activity.message_id.in_(list(refs)[:1000]))).all())
+    parents: dict[int, int | tuple[str, int]] = {}
+    for plan in plans:
+        if plan.case is None:
+            continue
+        for ref in plan.thread_refs:
+            if ref in stored:
+                parents[plan.item_id] = stored[ref]
+                break
+            if in_batch.get(ref) not in (None, plan.item_id):
+                parents[plan.item_id] = ("item", in_batch[ref])
+                break
+    return parents
+
+
+def _parent_case(item_id: int, parents: Mapping[int, Any], case_ids: Mapping[int, int]) -> int | None:
+    seen = set()
+    parent = parents.get(item_id)
+    while isinstance(parent, tuple) and parent[1] not in seen:
+        seen.add(parent[1])
+        parent = case_ids.get(parent[1]) or parents.get(parent[1])
+    return parent if isinstance(parent, int) else None
+
+
+def _insert_cases(session: Session, plans: list[ItemPlan], people, defaults) -> dict[int, int]:
+    if not plans:
+        return {}
+    rows = [{**plan.case, "contact_id": people[plan.item_id].record_id,
+             "source": defaults[plan.item_id]["source"], "origin_item_id": plan.item_id}
+            for plan in plans]
+    ids = session.scalars(insert(Case).returning(Case.id, sort_by_parameter_order=True), rows).all()
+    session.execute(update(Case), [{"id": case_id, "ticket_number": ticket_number(case_id)} for case_id in ids])
+    return {plan.item_id: case_id for plan, case_id in zip(plans, ids)}
+
+
+def ticket_number(case_id: int) -> str:
+    """Dynamics-style case number, e.g. CAS-01001."""
+    return f"CAS-{case_id:05d}"
+
+
+def _insert_activities(session: Session, plans: list[ItemPlan], outcomes: Mapping[int, Outcome],
+                       people) -> None:
+    rows = []
+    for plan in plans:
+        if not plan.activity:
+            continue
+        outcome = outcomes[plan.item_id]
+        rows.append({"kind": plan.activity["kind"], "regarding_type": outcome.record_type,
+                     "regarding_id": outcome.record_id, "subject": plan.activity.get("subject"),
+                     "body": plan.activity.get("body"), "sender": plan.activity.get("sender"),
+                     "message_id": plan.activity.get("message_id"),
+                     "occurred_at": plan.activity.get("occurred_at"), "raw_item_id": plan.item_id})
+    if rows:
+        session.execute(insert(Activity), rows)

@@ -1,0 +1,215 @@
+"""What one raw item should become, decided from its payload and its source. Pure: no I/O.
+
+A plan names the person behind the item (with identity keys for dedup), the case and the
+activity to create, or an outcome decided up front (rejected, ignored).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from crm_ingest.models.records import CASE_ORIGIN, CASE_PRIORITY
+
+from .errors import InvalidItem
+from .normalize import (
+    clean_body,
+    clean_text,
+    normalize_email,
+    normalize_handle,
+    normalize_phone,
+    split_name,
+)
+from .settings import SourceConfig
+
+PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "company_name", "job_title", "topic")
+
+
+@dataclass
+class PersonPlan:
+    scope: str  # the record type: lead or contact
+    fields: dict[str, Any]
+    keys: list[tuple[str, str]]  # (kind, value), strongest first
+
+
+@dataclass
+class ItemPlan:
+    item_id: int
+    record_type: str
+    person: PersonPlan | None = None
+    case: dict[str, Any] | None = None
+    activity: dict[str, Any] | None = None
+    thread_refs: list[str] = field(default_factory=list)
+    outcome: str | None = None  # set when decided up front: rejected or ignored
+    reason: str | None = None
+    campaign: str | None = None  # overrides the source's campaign (e.g. `ingest import --campaign`)
+
+
+def plan_item(item_id: int, kind: str, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
+    """Decide what the item becomes. Bad input gives a rejected plan naming the field."""
+    try:
+        if not isinstance(payload, Mapping):
+            raise InvalidItem("payload", f"expected an object, got {type(payload).__name__}")
+        if payload.get("error"):
+            raise InvalidItem("payload", f"unreadable as received: {clean_text(payload['error'])}")
+        reader = _READERS.get(kind)
+        if reader is None:
+            raise InvalidItem("kind", f"unknown item kind {kind!r}")
+        plan = reader(item_id, payload, source)
+        plan.campaign = clean_text(payload.get("campaign"), 200) or source.campaign
+        return plan
+    except InvalidItem as exc:
+        return ItemPlan(item_id, source.record_type, outcome="rejected", reason=str(exc))
+
+
+def _fields_of(payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    fields = payload.get("fields", payload)
+    if not isinstance(fields, Mapping):
+        raise InvalidItem("fields", "expected an object of field values")
+    return fields
+
+
+def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
+            email_field: str = "email", handle: tuple[str, str] | None = None) -> PersonPlan:
+    """Person fields and identity keys; a valid email or phone or handle is required."""
+    first, last = clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200)
+    if not (first or last):
+        first, last = split_name(fields.get("full_name") or fields.get("name"))
+    raw_email = clean_text(fields.get("email"), 400)
+    raw_phone = clean_text(fields.get("phone") or fields.get("mobile_phone"), 64)
+    keys: list[tuple[str, str]] = []
+    email = phone = None
+    if raw_email:
+        email, email_key = normalize_email(raw_email, email_field)
+        keys.append(("email", email_key))
+    if raw_phone:
+        try:
+            phone = normalize_phone(raw_phone, source.region)
+            keys.append(("phone", phone))
+        except InvalidItem:
+            if not keys:
+                raise
+            phone = raw_phone  # kept as entered; the email identifies the person
+    if handle:
+        keys.append(("handle", normalize_handle(*handle)))
+    if not keys:
+        raise InvalidItem(f"{email_field}/phone", "no email and no phone")
+    return PersonPlan(scope, {
+        "first_name": first, "last_name": last, "email": email, "phone": phone,
+        "company_name": clean_text(fields.get("company") or fields.get("company_name"), 300),
+        "job_title": clean_text(fields.get("job_title"), 200),
+        "topic": clean_text(fields.get("topic") or fields.get("subject"), 300),
+    }, keys)
+
+
+def _with_case(plan: ItemPlan, source: SourceConfig, title: str | None, body: str | None,
+               origin: str) -> ItemPlan:
+    plan.case = {
+        "title": title or (body or "(no subject)")[:80],
+        "description": body,
+        "origin": CASE_ORIGIN[source.case_origin or origin],
+        "priority": CASE_PRIORITY["normal"],
+    }
+    return plan
+
+
+def _person_scope(source: SourceConfig) -> str:
+    return "lead" if source.record_type == "lead" else "contact"
+
+
+def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
+    fields = _fields_of(payload)
+    plan = ItemPlan(item_id, source.record_type,
+                    person=_person(fields, source, scope=_person_scope(source)))
+    if source.record_type == "case":
+        _with_case(plan, source, clean_text(fields.get("subject") or fields.get("topic")),
+                   clean_body(fields.get("description")), "web")
+    return plan
+
+
+def _read_form(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
+    plan = _read_row(item_id, payload, source)
+    fields = _fields_of(payload)
+    message = clean_body(fields.get("message") or fields.get("description"))
+    plan.activity = {"kind": "form", "subject": clean_text(fields.get("subject") or payload.get("form")),
+                     "body": message, "sender": plan.person.fields["email"] if plan.person else None}
+    if plan.case is not None and message:
+        plan.case["description"] = message
+    utm = payload.get("utm")
+    if plan.person is not None:
+        plan.person.fields["details"] = {
+            "form": clean_text(payload.get("form"), 100),
+            "utm": {clean_text(k, 50): clean_text(v, 200) for k, v in utm.items()}
+            if isinstance(utm, Mapping) else None,
+        }
+    return plan
+
+
+def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
+    if reason := _automatic_mail(payload):
+        return ItemPlan(item_id, source.record_type, outcome="ignored", reason=reason)
+    from_email = clean_text(payload.get("from_email"), 400)
+    if not from_email:
+        raise InvalidItem("from", "no sender address")
+    subject = clean_text(payload.get("subject"), 300)
+    body = clean_body(payload.get("text"))
+    first, last = split_name(payload.get("from_name"))
+    person = _person({"email": from_email, "first_name": first, "last_name": last,
+                      "topic": subject}, source, scope=_person_scope(source), email_field="from")
+    plan = ItemPlan(item_id, source.record_type, person=person)
+    plan.activity = {"kind": "email", "subject": subject, "body": body, "sender": person.fields["email"],
+                     "message_id": clean_text(payload.get("message_id"), 998),
+                     "occurred_at": _parse_time(payload.get("date"))}
+    refs = [payload.get("in_reply_to"), *(payload.get("references") or [])]
+    plan.thread_refs = [ref for ref in (clean_text(r, 998) for r in refs if isinstance(r, str)) if ref]
+    if source.record_type == "case":
+        _with_case(plan, source, subject, body, "email")
+    return plan
+
+
+def _read_post(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
+    network = clean_text(payload.get("network"), 40) or source.name
+    handle = clean_text(payload.get("handle"), 100)
+    if not handle:
+        raise InvalidItem("handle", "post without an author handle")
+    text = clean_body(payload.get("text"), 10_000)
+    if not text:
+        raise InvalidItem("text", "empty post")
+    first, last = split_name(payload.get("author_name"))
+    fields = {"first_name": first, "last_name": last, "email": payload.get("email"),
+              "phone": payload.get("phone")}
+    person = _person(fields, source, scope=_person_scope(source), handle=(network, handle))
+    person.fields["topic"] = clean_text(text, 120)
+    plan = ItemPlan(item_id, source.record_type, person=person)
+    plan.activity = {"kind": "post", "subject": clean_text(text, 120), "body": text,
+                     "sender": "@" + handle.lstrip("@"), "message_id": None,
+                     "occurred_at": _parse_time(payload.get("created_at"))}
+    if source.record_type == "case":
+        _with_case(plan, source, clean_text(text, 80), text, network if network in CASE_ORIGIN else "web")
+    return plan
+
+
+def _automatic_mail(payload: Mapping[str, Any]) -> str | None:
+    """Auto-replies, bounces and bulk mail are ignored, never cases."""
+    headers = {str(k).lower(): str(v).lower() for k, v in (payload.get("headers") or {}).items()}
+    if headers.get("auto-submitted", "no") != "no" or "x-autoreply" in headers:
+        return "auto-reply"
+    if "multipart/report" in headers.get("content-type", "") or \
+            (payload.get("from_email") or "").lower().startswith(("mailer-daemon@", "postmaster@")):
+        return "bounce"
+    if headers.get("precedence") in ("bulk", "junk", "list") or "list-unsubscribe" in headers:
+        return "bulk mail"
+    return None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+_READERS = {"row": _read_row, "form": _read_form, "email": _read_email, "post": _read_post}

@@ -1,0 +1,41 @@
+"""Counts that answer 'where did everything go': items by state and outcome, records by type."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crm_ingest.models import OUTCOMES, RECORD_MODELS, STATES_ALL, RawItem, utcnow
+
+
+def item_counts(session: Session, source: str | None = None) -> dict:
+    query = select(RawItem.state, RawItem.outcome, func.count()).group_by(RawItem.state, RawItem.outcome)
+    if source:
+        query = query.where(RawItem.source == source)
+    by_state = dict.fromkeys(STATES_ALL, 0)
+    by_outcome = dict.fromkeys(OUTCOMES, 0)
+    for state, outcome, count in session.execute(query):
+        by_state[state] = by_state.get(state, 0) + count
+        if outcome:
+            by_outcome[outcome] = by_outcome.get(outcome, 0) + count
+    return {"received": sum(by_state.values()), "by_state": by_state, "by_outcome": by_outcome}
+
+
+def record_counts(session: Session) -> dict[str, int]:
+    return {name: session.scalar(select(func.count()).select_from(model)) or 0
+            for name, model in RECORD_MODELS.items()}
+
+
+def throughput(session: Session, seconds: int = 60) -> float:
+    """Items finished per second over the last `seconds`."""
+    since = utcnow() - timedelta(seconds=seconds)
+    done = session.scalar(select(func.count()).select_from(RawItem).where(RawItem.finished_at >= since))
+    return (done or 0) / seconds
+
+
+def top_errors(session: Session, limit: int = 5) -> list[tuple[str, int]]:
+    rows = session.execute(
+        select(RawItem.last_error, func.count()).where(RawItem.last_error.is_not(None))
+        .group_by(RawItem.last_error).order_by(func.count().desc()).limit(limit))
+    return [(error, count) for error, count in rows]

@@ -1,0 +1,179 @@
+"""One read-only settings object from the environment plus `ingest.toml`, checked at start.
+
+Nothing else in the project reads `os.environ`: pass a mapping to `Settings.load` instead.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import phonenumbers
+
+from .errors import ConfigError
+
+ITEM_KINDS = ("row", "email", "form", "post")
+RECORD_TYPES = ("lead", "contact", "case")
+CASE_ORIGINS = ("phone", "email", "web", "facebook", "twitter")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """A configured source: what its items are and what they become by default."""
+
+    name: str
+    kind: str = "row"
+    record_type: str = "lead"
+    region: str = "SE"
+    campaign: str | None = None
+    lead_source: str | None = None
+    case_origin: str | None = None
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    batch_size: int = 500
+    max_attempts: int = 5
+    lease_seconds: int = 300
+    task_time_limit_seconds: int = 240
+    sweep_interval_seconds: float = 30.0
+    requeue_after_seconds: float = 120.0
+    retry_backoff_seconds: float = 10.0
+    retry_backoff_max_seconds: float = 600.0
+
+    def check(self) -> None:
+        for f in fields(self):
+            if getattr(self, f.name) <= 0:
+                raise ConfigError(f"pipeline.{f.name}", "must be greater than zero")
+        if self.lease_seconds <= self.task_time_limit_seconds:
+            raise ConfigError("pipeline.lease_seconds",
+                              "must be longer than pipeline.task_time_limit_seconds, or a slow "
+                              "task's items would be handed to a second worker while it still runs")
+
+
+def builtin_sources(region: str) -> dict[str, SourceConfig]:
+    """Sources that exist without configuration, so the demo and a first import just work."""
+    return {
+        "list": SourceConfig("list", kind="row", record_type="lead", region=region,
+                             lead_source="purchased_list"),
+        "mail": SourceConfig("mail", kind="email", record_type="case", region=region,
+                             case_origin="email"),
+        "web": SourceConfig("web", kind="form", record_type="lead", region=region,
+                            lead_source="web"),
+        "twitter": SourceConfig("twitter", kind="post", record_type="case", region=region,
+                                case_origin="twitter"),
+        "facebook": SourceConfig("facebook", kind="post", record_type="case", region=region,
+                                 case_origin="facebook"),
+    }
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///ingest.db"
+    redis_url: str | None = None
+    config_path: Path | None = None
+    region: str = "SE"
+    sources: Mapping[str, SourceConfig] = field(default_factory=dict)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+    @property
+    def embedded(self) -> bool:
+        """No broker: work runs in-process."""
+        return not self.redis_url
+
+    def source(self, name: str) -> SourceConfig:
+        try:
+            return self.sources[name]
+        except KeyError:
+            known = ", ".join(sorted(self.sources))
+            raise ConfigError("--source", f"unknown source {name!r}; configured: {known}") from None
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        path = Path(env.get("INGEST_CONFIG", "ingest.toml"))
+        explicit = "INGEST_CONFIG" in env
+        data: dict[str, Any] = {}
+        if path.exists():
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+        elif explicit:
+            raise ConfigError("INGEST_CONFIG", f"file {path} does not exist")
+        settings = from_toml(data, config_path=path if path.exists() else None)
+        return replace(
+            settings,
+            database_url=env.get("DATABASE_URL") or "sqlite:///ingest.db",
+            redis_url=env.get("REDIS_URL") or None,
+        )
+
+
+def from_toml(data: Mapping[str, Any], config_path: Path | None = None) -> Settings:
+    _only_keys(data, "", {"region", "sources", "pipeline"})
+    region = _region(data.get("region", "SE"), "region")
+
+    pipeline_data = _table(data.get("pipeline", {}), "pipeline")
+    defaults = PipelineConfig()
+    _only_keys(pipeline_data, "pipeline.", {f.name for f in fields(PipelineConfig)})
+    pipeline = replace(defaults, **{
+        key: _number(value, f"pipeline.{key}", type(getattr(defaults, key)))
+        for key, value in pipeline_data.items()
+    })
+    pipeline.check()
+
+    sources = builtin_sources(region)
+    for name, raw in _table(data.get("sources", {}), "sources").items():
+        sources[name] = _source(name, _table(raw, f"sources.{name}"), sources.get(name), region)
+    return Settings(config_path=config_path, region=region, sources=sources, pipeline=pipeline)
+
+
+def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
+            region: str) -> SourceConfig:
+    prefix = f"sources.{name}."
+    allowed = {f.name for f in fields(SourceConfig)} - {"name"}
+    _only_keys(raw, prefix, allowed)
+    values = {key: _string(value, prefix + key) for key, value in raw.items()}
+    source = replace(base or SourceConfig(name, region=region), **values)
+    if source.kind not in ITEM_KINDS:
+        raise ConfigError(prefix + "kind", f"must be one of {', '.join(ITEM_KINDS)}")
+    if source.record_type not in RECORD_TYPES:
+        raise ConfigError(prefix + "record_type", f"must be one of {', '.join(RECORD_TYPES)}")
+    if source.case_origin is not None and source.case_origin not in CASE_ORIGINS:
+        raise ConfigError(prefix + "case_origin", f"must be one of {', '.join(CASE_ORIGINS)}")
+    _region(source.region, prefix + "region")
+    return source
+
+
+def _only_keys(data: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(prefix + key, f"unknown key; expected one of {', '.join(sorted(allowed))}")
+
+
+def _table(value: Any, key: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, "must be a table")
+    return value
+
+
+def _string(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(key, "must be a non-empty string")
+    return value.strip()
+
+
+def _number(value: Any, key: str, kind: type) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(key, "must be a number")
+    if kind is int and not isinstance(value, int):
+        raise ConfigError(key, "must be a whole number")
+    return kind(value)
+
+
+def _region(value: Any, key: str) -> str:
+    if not isinstance(value, str) or value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(key, f"{value!r} is not a two-letter region phonenumbers knows (e.g. SE, US, GB)")
+    return value.upper()

@@ -1,0 +1,35 @@
+"""Storage: typed tables, engine and session setup, landing, migrations."""
+from .base import Base, utcnow
+from .db import make_engine, make_session_factory
+from .pipeline import (
+    STATES as STATES_ALL,
+    DONE,
+    FAILED,
+    OUTCOMES,
+    PENDING,
+    PROCESSING,
+    ConnectorCheckpoint,
+    IdentityKey,
+    ImportJob,
+    RawItem,
+)
+from .records import (
+    CASE_ORIGIN,
+    CASE_PRIORITY,
+    RECORD_MODELS,
+    Account,
+    Activity,
+    Campaign,
+    Case,
+    Contact,
+    Lead,
+    Opportunity,
+)
+
+__all__ = [
+    "Base", "utcnow", "make_engine", "make_session_factory",
+    "STATES_ALL", "DONE", "FAILED", "OUTCOMES", "PENDING", "PROCESSING",
+    "ConnectorCheckpoint", "IdentityKey", "ImportJob", "RawItem",
+    "CASE_ORIGIN", "CASE_PRIORITY", "RECORD_MODELS",
+    "Account", "Activity", "Campaign", "Case", "Contact", "Lead", "Opportunity",
+]

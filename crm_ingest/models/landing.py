@@ -1,0 +1,90 @@
+"""Landing: insert raw items or ignore the ones already there, and advance a checkpoint with them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from .base import utcnow
+from .pipeline import ConnectorCheckpoint, RawItem
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """What a connector yields: one thing that arrived, before it is landed."""
+
+    external_id: str
+    kind: str
+    payload: dict[str, Any]
+    cursor: dict[str, Any] | None = field(default=None, compare=False)
+
+
+def _insert_for(session: Session, table):
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"landing needs PostgreSQL or SQLite, not {dialect}")
+
+
+def land_items(session: Session, source: str, items: Sequence[NewItem], *,
+               import_job_id: int | None = None) -> list[int]:
+    """Insert the items not landed before; return the ids of those newly landed, in input order.
+
+    Idempotent on (source, external_id): a re-landed item is ignored and not processed again.
+    The caller owns the transaction, so a checkpoint saved in it moves with the items.
+    """
+    if not items:
+        return []
+    now = utcnow()
+    rows = [
+        {"source": source, "external_id": item.external_id[:500], "kind": item.kind,
+         "payload": without_nul(item.payload), "received_at": now, "queued_at": now,
+         "import_job_id": import_job_id}
+        for item in items
+    ]
+    stmt = (
+        _insert_for(session, RawItem)
+        .on_conflict_do_nothing(index_elements=["source", "external_id"])
+        .returning(RawItem.id, RawItem.external_id, sort_by_parameter_order=True)
+    )
+    landed = {row.external_id: row.id for row in session.execute(stmt, rows)}
+    return list(dict.fromkeys(landed[row["external_id"]] for row in rows if row["external_id"] in landed))
+
+
+def without_nul(value: Any) -> Any:
+    """PostgreSQL text and JSONB cannot hold NUL; it carries no meaning in what we ingest."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_nul(v) for v in value]
+    return value
+
+
+def load_checkpoint(session: Session, source: str) -> dict[str, Any] | None:
+    row = session.get(ConnectorCheckpoint, source)
+    return None if row is None else dict(row.cursor)
+
+
+def save_checkpoint(session: Session, source: str, cursor: dict[str, Any]) -> None:
+    stmt = _insert_for(session, ConnectorCheckpoint).values(source=source, cursor=cursor,
+                                                              updated_at=utcnow())
+    stmt = stmt.on_conflict_do_update(index_elements=["source"],
+                                      set_={"cursor": cursor, "updated_at": utcnow()})
+    session.execute(stmt)
+
+
+def existing_external_ids(session: Session, source: str, external_ids: Iterable[str]) -> set[str]:
+    ids = list(external_ids)
+    found: set[str] = set()
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start:start + 1000]
+        found.update(session.scalars(select(RawItem.external_id).where(
+            RawItem.source == source, RawItem.external_id.in_(chunk))))
+    return found

@@ -1,0 +1,90 @@
+"""The pipeline's own tables: raw items and their outcomes, identity keys, checkpoints, import jobs."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, BigId, UTCDateTime, utcnow
+from .records import Json
+
+# Raw item states: landed and waiting, claimed by a worker under a lease, finished with an
+# outcome, or set aside after too many failed attempts.
+PENDING, PROCESSING, DONE, FAILED = "pending", "processing", "done", "failed"
+STATES = (PENDING, PROCESSING, DONE, FAILED)
+OUTCOMES = ("created", "merged", "appended", "review", "rejected", "ignored")
+
+
+class RawItem(Base):
+    """One thing that arrived, exactly as received; the database's promise that nothing is lost."""
+
+    __tablename__ = "raw_items"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        Index("ix_raw_items_state_lease", "state", "lease_until"),
+        Index("ix_raw_items_record", "record_type", "record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(500))
+    kind: Mapped[str] = mapped_column(String(20))
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    import_job_id: Mapped[int | None] = mapped_column(ForeignKey("import_jobs.id"), index=True)
+
+    state: Mapped[str] = mapped_column(String(12), default=PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    outcome: Mapped[str | None] = mapped_column(String(12))
+    outcome_reason: Mapped[str | None] = mapped_column(Text)
+    record_type: Mapped[str | None] = mapped_column(String(20))
+    record_id: Mapped[int | None] = mapped_column(BigId)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
+class IdentityKey(Base):
+    """A normalized contact point owned by one record; the unique constraint settles races."""
+
+    __tablename__ = "identity_keys"
+    __table_args__ = (
+        UniqueConstraint("scope", "kind", "value"),
+        Index("ix_identity_keys_owner", "scope", "record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(20))  # the record type the key identifies
+    kind: Mapped[str] = mapped_column(String(20))  # email, phone, ...
+    value: Mapped[str] = mapped_column(String(320))
+    record_id: Mapped[int] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ConnectorCheckpoint(Base):
+    """How far a source has been read; advanced only in the transaction that lands the items."""
+
+    __tablename__ = "connector_checkpoints"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    cursor: Mapped[dict[str, Any]] = mapped_column(Json)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ImportJob(Base):
+    __tablename__ = "import_jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    file_name: Mapped[str] = mapped_column(String(1000))
+    file_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(20), default="landing")
+    rows_landed: Mapped[int] = mapped_column(default=0)
+    options: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

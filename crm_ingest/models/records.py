@@ -1,0 +1,133 @@
+"""The CRM records, after Dynamics 365 Customer Engagement: account, contact, lead, opportunity, case."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, BigId, UTCDateTime, utcnow
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+# Option values as Dynamics has them.
+CASE_ORIGIN = {"phone": 1, "email": 2, "web": 3, "facebook": 2483, "twitter": 3986}
+CASE_PRIORITY = {"high": 1, "normal": 2, "low": 3}
+
+
+class Provenance:
+    """Where a record came from: its source and the raw item that created it."""
+
+    source: Mapped[str | None] = mapped_column(String(100))
+    origin_item_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Account(Provenance, Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    website_domain: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(64))
+
+
+class Contact(Provenance, Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(64))
+    job_title: Mapped[str | None] = mapped_column(String(200))
+    company_name: Mapped[str | None] = mapped_column(String(300))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+
+
+class Lead(Provenance, Base):
+    __tablename__ = "leads"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    topic: Mapped[str | None] = mapped_column(String(300))
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(64))
+    job_title: Mapped[str | None] = mapped_column(String(200))
+    company_name: Mapped[str | None] = mapped_column(String(300))
+    lead_source: Mapped[str | None] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class Opportunity(Provenance, Base):
+    __tablename__ = "opportunities"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    estimated_value: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+
+
+class Case(Provenance, Base):
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_number: Mapped[str | None] = mapped_column(String(40), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(Text)
+    origin: Mapped[int | None] = mapped_column()
+    priority: Mapped[int] = mapped_column(default=CASE_PRIORITY["normal"])
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Activity(Base):
+    """The email, post or form submission behind a record; a reply appends one to its case."""
+
+    __tablename__ = "activities"
+    __table_args__ = (Index("ix_activities_regarding", "regarding_type", "regarding_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    regarding_type: Mapped[str] = mapped_column(String(20))
+    regarding_id: Mapped[int] = mapped_column(BigId)
+    subject: Mapped[str | None] = mapped_column(String(998))
+    body: Mapped[str | None] = mapped_column(Text)
+    sender: Mapped[str | None] = mapped_column(String(320))
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    raw_item_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+RECORD_MODELS: dict[str, type[Base]] = {
+    "account": Account,
+    "contact": Contact,
+    "lead": Lead,
+    "opportunity": Opportunity,
+    "case": Case,
+    "campaign": Campaign,
+    "activity": Activity,
+}

@@ -1,0 +1,90 @@
+"""Send landed item ids on: to the `process` queue in batches, or straight through in-process."""
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_ingest.ingest.settings import Settings
+from crm_ingest.models import PENDING, PROCESSING, RawItem
+
+from .batch import BatchReport, run_batch, sweep
+
+
+def chunks(ids: Sequence[int], size: int):
+    for start in range(0, len(ids), size):
+        yield list(ids[start:start + size])
+
+
+def dispatch(sessions: sessionmaker[Session], ids: Sequence[int], settings: Settings,
+             on_batch: Callable[[BatchReport], None] | None = None) -> None:
+    """Queue the ids with a broker configured; otherwise process them before returning."""
+    if settings.embedded:
+        process_now(sessions, ids, settings, on_batch)
+    else:
+        enqueue(ids, settings)
+
+
+def process_now(sessions, ids: Sequence[int], settings: Settings,
+                on_batch: Callable[[BatchReport], None] | None = None) -> BatchReport:
+    total = BatchReport()
+    for batch in chunks(ids, settings.pipeline.batch_size):
+        report = run_batch(sessions, batch, settings)
+        total.claimed += report.claimed
+        total.skipped += report.skipped
+        total.failed += report.failed
+        total.outcomes.update(report.outcomes)
+        if on_batch:
+            on_batch(report)
+    return total
+
+
+def run_due(sessions, settings: Settings) -> BatchReport:
+    """Embedded mode's sweeper: process whatever is pending and due (e.g. retries)."""
+    return process_now(sessions, sweep(sessions, settings), settings)
+
+
+def enqueue(ids: Sequence[int], settings: Settings) -> int:
+    """Publish batches of ids to the `process` queue; returns the number of messages."""
+    from .app import app
+    from .tasks import process_batch
+
+    messages = 0
+    with app.connection_for_write() as connection:
+        declare_queues(connection)
+        with app.producer_or_acquire() as producer:
+            for batch in chunks(ids, settings.pipeline.batch_size):
+                process_batch.apply_async(args=[batch], producer=producer)
+                messages += 1
+    return messages
+
+
+def declare_queues(connection) -> None:
+    """(Re)declare our queues: after a Redis flush, kombu's routing bindings are gone and a
+    publish to an undeclared queue would vanish silently."""
+    from .app import app
+
+    channel = connection.default_channel
+    for queue in app.conf.task_queues:
+        queue.bind(channel).declare()
+
+
+def wait_for(sessions, ids: Sequence[int], timeout: float | None = None, poll: float = 0.5,
+             on_progress: Callable[[int, int], None] | None = None) -> int:
+    """Block until every item has an outcome or is set aside; returns how many are unfinished."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ids = sorted(ids)
+    remaining = len(ids)
+    while True:
+        with sessions() as session:
+            remaining = sum(
+                session.scalar(select(func.count()).select_from(RawItem).where(
+                    RawItem.id.in_(batch), RawItem.state.in_([PENDING, PROCESSING]))) or 0
+                for batch in chunks(ids, 5000))
+        if on_progress:
+            on_progress(len(ids) - remaining, len(ids))
+        if remaining == 0 or (deadline is not None and time.monotonic() > deadline):
+            return remaining
+        time.sleep(poll)

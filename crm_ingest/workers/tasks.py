@@ -1,0 +1,49 @@
+"""Thin Celery tasks: ids in, one call into the batch runner, counts out."""
+from __future__ import annotations
+
+import logging
+
+from celery import Task
+
+from crm_ingest.ingest.errors import RetriableError
+from crm_ingest.runtime import runtime
+
+from .app import app
+from .backoff import retry_delay
+from .batch import run_batch, sweep as sweep_items
+from .dispatch import enqueue
+
+log = logging.getLogger(__name__)
+
+
+class IngestTask(Task):
+    """Retries only what is retriable, with our backoff policy; everything else is recorded."""
+
+    max_retries = 8
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except RetriableError as exc:
+            pipeline = runtime().settings.pipeline
+            countdown = exc.retry_after or retry_delay(self.request.retries + 1, 1.0,
+                                                       pipeline.retry_backoff_max_seconds)
+            log.warning("%s: retriable error, retry in %.1fs: %s", self.name, countdown, exc)
+            raise self.retry(exc=exc, countdown=countdown)
+
+
+@app.task(base=IngestTask, name="crm_ingest.process_batch")
+def process_batch(ids: list[int]) -> dict:
+    rt = runtime()
+    return run_batch(rt.sessions, ids, rt.settings).as_dict()
+
+
+@app.task(base=IngestTask, name="crm_ingest.sweep")
+def sweep() -> int:
+    """Re-queue what was landed but not finished: lost messages, dead workers, retries due."""
+    rt = runtime()
+    ids = sweep_items(rt.sessions, rt.settings)
+    if ids:
+        enqueue(ids, rt.settings)
+        log.info("sweeper re-queued %d items", len(ids))
+    return len(ids)

@@ -1,0 +1,129 @@
+"""The same core on the embedded path: SQLite file, work in-process, no servers."""
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import func, select, text, update
+
+from crm_ingest.ingest.settings import Settings, from_toml
+from crm_ingest.models import DONE, FAILED, PENDING, PROCESSING, IdentityKey, Lead, RawItem
+from crm_ingest.models.landing import NewItem, land_items
+from crm_ingest.workers.batch import claim, run_batch
+from crm_ingest.workers.dispatch import process_now, run_due
+from tests.integration.workload import people_with_duplicates
+
+
+def settings_for(url: str, **pipeline) -> Settings:
+    base = {"batch_size": 100, "retry_backoff_seconds": 0.01, "retry_backoff_max_seconds": 0.01}
+    settings = from_toml({"pipeline": {**base, **pipeline}})
+    return Settings(database_url=url, sources=settings.sources, pipeline=settings.pipeline)
+
+
+def land_rows(sessions, rows) -> list[int]:
+    with sessions.begin() as session:
+        return land_items(session, "list", [NewItem(r["external_id"], "row", r) for r in rows])
+
+
+def test_duplicates_become_one_record_per_person_and_a_rerun_adds_nothing(sqlite_url, sessions_for):
+    # Given 2,000 rows, 30% repeating earlier people in other case and spacing
+    sessions = sessions_for(sqlite_url)
+    settings = settings_for(sqlite_url)
+    rows, people = people_with_duplicates(2000, 0.30)
+
+    # When they are landed and processed in-process, then landed again
+    ids = land_rows(sessions, rows)
+    report = process_now(sessions, ids, settings)
+    again = land_rows(sessions, rows)
+
+    # Then each person has one lead, each item one outcome, and the re-run lands nothing
+    assert report.outcomes == {"created": people, "merged": 2000 - people}
+    assert again == []
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Lead)) == people
+        assert session.scalar(select(func.count()).select_from(IdentityKey)) == people
+        states = dict(session.execute(select(RawItem.state, func.count()).group_by(RawItem.state)).all())
+    assert states == {DONE: 2000}
+
+
+def test_processing_the_same_batch_twice_changes_nothing(sqlite_url, sessions_for):
+    sessions = sessions_for(sqlite_url)
+    settings = settings_for(sqlite_url)
+    ids = land_rows(sessions, [{"external_id": "a", "fields": {"email": "a@example.com"}}])
+    first = run_batch(sessions, ids, settings)
+    second = run_batch(sessions, ids, settings)
+    assert first.outcomes == {"created": 1}
+    assert second.claimed == 0 and second.skipped == 1
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Lead)) == 1
+
+
+def test_an_abandoned_claim_is_recovered_by_the_sweeper(sqlite_url, sessions_for):
+    # Given a batch claimed by a worker that then died (its lease runs out)
+    sessions = sessions_for(sqlite_url)
+    settings = settings_for(sqlite_url, lease_seconds=2, task_time_limit_seconds=1)
+    ids = land_rows(sessions, [{"external_id": f"r{i}", "fields": {"email": f"r{i}@example.com"}}
+                               for i in range(10)])
+    with sessions.begin() as session:
+        _, claimed = claim(session, ids, settings)
+    assert claimed == ids
+    assert run_batch(sessions, ids, settings).claimed == 0  # held by the dead worker's lease
+
+    # When the lease has expired and the sweeper runs
+    time.sleep(2.2)
+    report = run_due(sessions, settings)
+
+    # Then every item is processed once, on its second attempt
+    assert report.outcomes == {"created": 10}
+    with sessions() as session:
+        assert set(session.scalars(select(RawItem.attempts))) == {2}
+
+
+def test_a_poison_item_fails_after_max_attempts_and_its_batch_is_stored(sqlite_url, sessions_for):
+    # Given a database that refuses one lead, and at most 3 attempts
+    sessions = sessions_for(sqlite_url)
+    settings = settings_for(sqlite_url, max_attempts=3)
+    with sessions.begin() as session:
+        session.execute(text("CREATE TRIGGER poison BEFORE INSERT ON leads "
+                             "WHEN NEW.email = 'poison@example.com' "
+                             "BEGIN SELECT RAISE(ABORT, 'poison lead refused'); END"))
+    rows = [{"external_id": f"ok{i}", "fields": {"email": f"ok{i}@example.com"}} for i in range(50)]
+    rows.insert(25, {"external_id": "poison", "fields": {"email": "poison@example.com"}})
+    ids = land_rows(sessions, rows)
+
+    # When processed, and retried by the sweeper until it gives up
+    first = process_now(sessions, ids, settings)
+    for _ in range(10):
+        time.sleep(0.05)
+        run_due(sessions, settings)
+
+    # Then the rest of the batch is stored and the poison item is failed with its error
+    assert first.outcomes == {"created": 50} and first.failed == 1
+    with sessions() as session:
+        poison = session.scalar(select(RawItem).where(RawItem.external_id == "poison"))
+        assert (poison.state, poison.attempts) == (FAILED, 3)
+        assert "poison lead refused" in poison.last_error
+        assert session.scalar(select(func.count()).select_from(Lead)) == 50
+
+
+def test_rejected_and_ignored_items_carry_their_reason(sqlite_url, sessions_for):
+    sessions = sessions_for(sqlite_url)
+    settings = settings_for(sqlite_url)
+    with sessions.begin() as session:
+        ids = land_items(session, "list", [
+            NewItem("bad-email", "row", {"fields": {"email": "anna(at)example.se"}}),
+            NewItem("nothing", "row", {"fields": {"first_name": "Anna"}}),
+            NewItem("bad-phone", "row", {"fields": {"phone": "12"}}),
+        ])
+        ids += land_items(session, "mail", [NewItem("<ooo@x>", "email", {
+            "from_email": "kalle@example.se", "subject": "Frånvaro", "text": "Jag är borta",
+            "headers": {"Auto-Submitted": "auto-replied"}})])
+    process_now(sessions, ids, settings)
+    with sessions() as session:
+        got = dict(session.execute(select(RawItem.external_id, RawItem.outcome_reason)).all())
+        outcomes = dict(session.execute(select(RawItem.external_id, RawItem.outcome)).all())
+    assert outcomes == {"bad-email": "rejected", "nothing": "rejected", "bad-phone": "rejected",
+                        "<ooo@x>": "ignored"}
+    assert got["bad-email"].startswith("email: invalid email")
+    assert got["nothing"] == "email/phone: no email and no phone"
+    assert got["bad-phone"].startswith("phone: invalid phone")
+    assert got["<ooo@x>"] == "auto-reply"
