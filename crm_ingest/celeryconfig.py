@@ -1,5 +1,5 @@
 """Celery configuration from our settings: broker, queues, routes, schedule, reliability."""
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from crm_ingest.ingest.settings import Settings
 
@@ -22,8 +22,13 @@ worker_cancel_long_running_tasks_on_connection_loss = True
 task_time_limit = _pipeline.task_time_limit_seconds
 task_soft_time_limit = max(1, int(_pipeline.task_time_limit_seconds * 0.9))
 
-task_queues = (Queue("poll"), Queue("process"), Queue("import"))
+# Each queue with its own direct exchange and routing key: without them Celery binds every
+# queue to the default exchange and key, and a batch published once would be delivered to all.
+task_queues = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name)
+                    for name in ("poll", "process", "import"))
 task_default_queue = "process"
+task_default_exchange = "process"
+task_default_routing_key = "process"
 task_routes = {
     "crm_ingest.process_batch": {"queue": "process"},
     "crm_ingest.sweep": {"queue": "poll"},

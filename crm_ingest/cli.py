@@ -92,15 +92,30 @@ def worker(ctx: click.Context, concurrency: int | None, queues: str) -> None:
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--schedule", default="celerybeat-schedule", show_default=True,
+              help="File where beat keeps when each periodic task last ran.")
 @click.pass_context
-def beat(ctx: click.Context) -> None:
-    """Run the Celery beat scheduler (the sweeper and, later, source polls)."""
+def beat(ctx: click.Context, schedule: str) -> None:
+    """Run the Celery beat scheduler (the sweeper and, later, source polls). Run one."""
     from crm_ingest.workers.app import app
 
     rt = _runtime()
     if rt.settings.embedded:
         raise click.ClickException("REDIS_URL is not set: beat needs a broker")
-    app.start(["beat", "--loglevel", "INFO", *ctx.args])
+    app.start(["beat", "--loglevel", "INFO", "--schedule", schedule, *ctx.args])
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API (health checks for now) with uvicorn."""
+    import uvicorn
+
+    _runtime()
+    uvicorn.run("crm_ingest.api.app:app", host=host, port=port, workers=workers,
+                proxy_headers=False, server_header=False)
 
 
 # -- bringing things in -------------------------------------------------------------------------

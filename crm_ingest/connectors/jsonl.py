@@ -35,7 +35,8 @@ class JsonLines:
                 raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
         except ValueError as exc:
             text = raw[:2000].decode("utf-8", "replace")
-            return NewItem(f"line-sha256:{hashlib.sha256(raw).hexdigest()}", self.kind,
+            digest = hashlib.sha256(raw.rstrip(b"\r\n")).hexdigest()
+            return NewItem(f"line{number}-sha256:{digest}", self.kind,
                            {"error": f"line {number}: {exc}", "line": text})
         return NewItem(external_id_of(payload), self.kind, payload)
 

@@ -12,22 +12,28 @@ from .errors import InvalidItem
 _SPACE = re.compile(r"\s+")
 
 
+def _printable(text: str) -> str:
+    """Line breaks unified (CRLF, CR, VT, FF become LF); other control characters dropped."""
+    text = text.replace("\r\n", "\n").translate(_BREAKS)
+    return "".join(ch for ch in text if ch in "\t\n" or unicodedata.category(ch) != "Cc")
+
+
+_BREAKS = str.maketrans({"\r": "\n", "\x0b": "\n", "\x0c": "\n"})
+
+
 def clean_text(value: object, limit: int = 300) -> str | None:
     """Trimmed single-spaced text without control characters, capped; None when blank."""
     if value is None:
         return None
-    text = "".join(ch for ch in str(value) if unicodedata.category(ch) != "Cc" or ch in "\t\n")
-    text = _SPACE.sub(" ", text).strip()
-    return text[:limit] or None
+    text = _SPACE.sub(" ", _printable(str(value))).strip()
+    return text[:limit].rstrip() or None
 
 
 def clean_body(value: object, limit: int = 100_000) -> str | None:
-    """Multi-line text kept as lines; NULs and other control characters dropped; capped."""
+    """Multi-line text kept as lines; control characters dropped; capped."""
     if value is None:
         return None
-    text = "".join(ch for ch in str(value) if unicodedata.category(ch) != "Cc" or ch in "\t\n")
-    text = text.replace("\r\n", "\n").strip()
-    return text[:limit] or None
+    return _printable(str(value)).strip()[:limit].rstrip() or None
 
 
 def normalize_email(value: str, field: str = "email") -> tuple[str, str]:

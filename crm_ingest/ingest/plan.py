@@ -160,7 +160,10 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
     plan.activity = {"kind": "email", "subject": subject, "body": body, "sender": person.fields["email"],
                      "message_id": clean_text(payload.get("message_id"), 998),
                      "occurred_at": _parse_time(payload.get("date"))}
-    refs = [payload.get("in_reply_to"), *(payload.get("references") or [])]
+    references = payload.get("references") or []
+    if isinstance(references, str):
+        references = references.split()
+    refs = [payload.get("in_reply_to"), *(references if isinstance(references, list) else [])]
     plan.thread_refs = [ref for ref in (clean_text(r, 998) for r in refs if isinstance(r, str)) if ref]
     if source.record_type == "case":
         _with_case(plan, source, subject, body, "email")
@@ -191,11 +194,14 @@ def _read_post(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -
 
 def _automatic_mail(payload: Mapping[str, Any]) -> str | None:
     """Auto-replies, bounces and bulk mail are ignored, never cases."""
-    headers = {str(k).lower(): str(v).lower() for k, v in (payload.get("headers") or {}).items()}
+    headers = payload.get("headers") or {}
+    if not isinstance(headers, Mapping):
+        raise InvalidItem("headers", "expected an object of header names and values")
+    headers = {str(k).lower(): str(v).lower() for k, v in headers.items()}
     if headers.get("auto-submitted", "no") != "no" or "x-autoreply" in headers:
         return "auto-reply"
     if "multipart/report" in headers.get("content-type", "") or \
-            (payload.get("from_email") or "").lower().startswith(("mailer-daemon@", "postmaster@")):
+            str(payload.get("from_email") or "").lower().startswith(("mailer-daemon@", "postmaster@")):
         return "bounce"
     if headers.get("precedence") in ("bulk", "junk", "list") or "list-unsubscribe" in headers:
         return "bulk mail"

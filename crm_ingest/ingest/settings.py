@@ -4,6 +4,7 @@ Nothing else in the project reads `os.environ`: pass a mapping to `Settings.load
 """
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -96,6 +97,8 @@ class Settings:
         path = Path(env.get("INGEST_CONFIG", "ingest.toml"))
         explicit = "INGEST_CONFIG" in env
         data: dict[str, Any] = {}
+        if path.is_dir():
+            raise ConfigError("INGEST_CONFIG", f"{path} is a folder, not a TOML file")
         if path.exists():
             try:
                 data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -136,6 +139,8 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
     allowed = {f.name for f in fields(SourceConfig)} - {"name"}
     _only_keys(raw, prefix, allowed)
     values = {key: _string(value, prefix + key) for key, value in raw.items()}
+    if "region" in values:
+        values["region"] = _region(values["region"], prefix + "region")
     source = replace(base or SourceConfig(name, region=region), **values)
     if source.kind not in ITEM_KINDS:
         raise ConfigError(prefix + "kind", f"must be one of {', '.join(ITEM_KINDS)}")
@@ -143,7 +148,6 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
         raise ConfigError(prefix + "record_type", f"must be one of {', '.join(RECORD_TYPES)}")
     if source.case_origin is not None and source.case_origin not in CASE_ORIGINS:
         raise ConfigError(prefix + "case_origin", f"must be one of {', '.join(CASE_ORIGINS)}")
-    _region(source.region, prefix + "region")
     return source
 
 
@@ -170,6 +174,8 @@ def _number(value: Any, key: str, kind: type) -> int | float:
         raise ConfigError(key, "must be a number")
     if kind is int and not isinstance(value, int):
         raise ConfigError(key, "must be a whole number")
+    if not math.isfinite(value):
+        raise ConfigError(key, "must be a finite number")
     return kind(value)
 
 

@@ -1,0 +1,42 @@
+"""The ASGI app served by `ingest serve`. This first cut answers health checks only."""
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from crm_ingest.runtime import runtime
+
+app = FastAPI(title="crm-ingest", version="0.1.0")
+
+
+@app.get("/health/live")
+def live() -> dict:
+    """The process answers."""
+    return {"status": "ok"}
+
+
+@app.get("/health")
+def ready() -> JSONResponse:
+    """Ready when the database answers and, with a broker configured, the broker does too."""
+    rt = runtime()
+    checks: dict[str, str] = {}
+    try:
+        with rt.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        checks["database"] = f"error: {type(exc).__name__}"
+    if rt.settings.redis_url:
+        import redis
+
+        try:
+            client = redis.Redis.from_url(rt.settings.redis_url, socket_timeout=2)
+            client.ping()
+            client.close()
+            checks["broker"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["broker"] = f"error: {type(exc).__name__}"
+    healthy = all(value == "ok" for value in checks.values())
+    return JSONResponse({"status": "ok" if healthy else "unavailable", "checks": checks},
+                        status_code=200 if healthy else 503)

@@ -1,0 +1,363 @@
+"""Mail files: parsing one message into a payload, and finding messages in each kind of container."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import mailbox
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from crm_ingest.connectors.mailfiles import MailFiles, external_id_for, parse_message
+from crm_ingest.ingest.errors import ConfigError
+
+SAMPLES = Path(__file__).resolve().parents[2] / "crm_ingest" / "samples" / "mail"
+PAYLOAD_KEYS = {"message_id", "from_email", "from_name", "to", "cc", "subject", "date", "text",
+                "truncated", "in_reply_to", "references", "headers", "attachments"}
+
+
+def message(*headers: str, body: bytes = b"Hello.\n") -> bytes:
+    headers = headers or ("Subject: test",)
+    return "\n".join(headers).encode("ascii") + b"\n\n" + body
+
+
+def walk_strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from walk_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from walk_strings(item)
+
+
+# --- Headers ----------------------------------------------------------------------------------
+
+def test_rfc2047_subject_and_sender_are_decoded():
+    raw = message("From: =?ISO-8859-1?Q?Bj=F6rn_=C5str=F6m?= <bjorn@example.se>",
+                  "To: a@example.com, =?UTF-8?B?w4VzYQ==?= <asa@example.se>",
+                  "Cc: c@example.com",
+                  "Subject: =?ISO-8859-1?Q?Problem_med_faktura_f=F6r_mars?=")
+
+    payload = parse_message(raw)
+
+    assert payload["from_email"] == "bjorn@example.se"
+    assert payload["from_name"] == "Björn Åström"
+    assert payload["subject"] == "Problem med faktura för mars"
+    assert payload["to"] == ["a@example.com", "asa@example.se"]
+    assert payload["cc"] == ["c@example.com"]
+    assert "error" not in payload
+
+
+def test_sender_address_is_kept_as_written():
+    payload = parse_message(message("From: Dana <Dana.Whitfield@Example.COM >"))
+    assert payload["from_email"] == "Dana.Whitfield@Example.COM"
+
+
+def test_missing_or_broken_headers_give_empty_values():
+    payload = parse_message(message("From: not an address", "Date: yesterday-ish",
+                                    "Message-ID:   "))
+
+    assert payload["from_email"] is None and payload["from_name"] is None
+    assert payload["date"] is None
+    assert payload["message_id"] is None
+    assert payload["subject"] is None
+    assert payload["to"] == [] and payload["references"] == []
+    assert set(payload) >= PAYLOAD_KEYS
+
+
+def test_date_keeps_its_offset_and_naive_dates_are_dropped():
+    aware = parse_message(message("Date: Mon, 11 Mar 2024 09:15:02 +0100"))
+    naive = parse_message(message("Date: Mon, 11 Mar 2024 09:15:02 -0000"))
+
+    assert aware["date"] == "2024-03-11T09:15:02+01:00"
+    assert naive["date"] is None
+
+
+def test_message_ids_are_normalized_and_references_keep_their_order():
+    raw = message("Message-ID:  abc.123@host.example ",
+                  "In-Reply-To: <second@example.com> (Dana's message of Tuesday)",
+                  "References: <first@example.com>\n <second@exa\n mple.com>"
+                  " <<third@example.com>> <first@example.com>")
+
+    payload = parse_message(raw)
+
+    assert payload["message_id"] == "<abc.123@host.example>"
+    assert payload["in_reply_to"] == "<second@example.com>"
+    assert payload["references"] == ["<first@example.com>", "<second@example.com>",
+                                     "<third@example.com>"]
+
+
+def test_only_the_listed_headers_are_kept_with_lower_case_names():
+    raw = message("Auto-Submitted: auto-replied", "X-Mailer: Outlook", "Precedence: bulk",
+                  "List-Id: <news.example.org>", "Content-Type: text/plain; charset=us-ascii",
+                  "X-Failed-Recipients: gone@example.com")
+
+    headers = parse_message(raw)["headers"]
+
+    assert headers == {"auto-submitted": "auto-replied", "precedence": "bulk",
+                       "list-id": "<news.example.org>",
+                       "content-type": 'text/plain; charset="us-ascii"',
+                       "x-failed-recipients": "gone@example.com"}
+
+
+# --- Bodies -----------------------------------------------------------------------------------
+
+def test_quoted_printable_latin1_body_is_decoded():
+    raw = message("Content-Type: text/plain; charset=ISO-8859-1",
+                  "Content-Transfer-Encoding: quoted-printable",
+                  body=b"Vi har f=E5tt tv=E5 fakturor, beloppet st=E4m=\nmer inte.\n")
+
+    assert parse_message(raw)["text"] == "Vi har fått två fakturor, beloppet stämmer inte.\n"
+
+
+def test_base64_utf8_body_is_decoded():
+    body = base64.encodebytes("Grüße aus Malmö – tack!\n".encode("utf-8"))
+    raw = message("Content-Type: text/plain; charset=utf-8",
+                  "Content-Transfer-Encoding: base64", body=body)
+
+    assert parse_message(raw)["text"] == "Grüße aus Malmö – tack!\n"
+
+
+def test_undeclared_8bit_text_and_headers_are_guessed_not_raised():
+    raw = ("From: Jörgen <j@example.se>\nSubject: Fråga om order\n\n"
+           "Hej, när kommer leveransen?\n").encode("latin-1")
+
+    payload = parse_message(raw)
+
+    assert payload["subject"] == "Fråga om order"
+    assert payload["from_name"] == "Jörgen"
+    assert payload["text"] == "Hej, när kommer leveransen?\n"
+
+
+def test_undeclared_utf8_body_is_read_as_utf8():
+    raw = message("Content-Type: text/plain", body="Smörgåsbord ✓\n".encode("utf-8"))
+    assert parse_message(raw)["text"] == "Smörgåsbord ✓\n"
+
+
+def test_unknown_charset_falls_back_without_raising():
+    raw = message("Content-Type: text/plain; charset=x-no-such-charset",
+                  body="café\n".encode("latin-1"))
+    assert parse_message(raw)["text"] == "café\n"
+
+
+def test_html_only_message_becomes_readable_text():
+    html = (b"<html><head><style>p {color: red}</style></head><body><p>Hello <b>Dana</b>,</p>"
+            b"<div>line one<br>line two</div><ul><li>first</li><li>second</li></ul>"
+            b"<script>alert('x')</script><p>Fish &amp; chips&nbsp;today</p></body></html>")
+    raw = message("Content-Type: text/html; charset=utf-8", body=html)
+
+    text = parse_message(raw)["text"]
+
+    assert text == ("Hello Dana,\n\nline one\nline two\n\nfirst\nsecond\n\n"
+                    "Fish & chips today")
+
+
+def test_plain_part_is_preferred_over_html_alternative():
+    raw = message("Content-Type: multipart/alternative; boundary=XX", body=(
+        b"--XX\nContent-Type: text/html\n\n<p>the html</p>\n"
+        b"--XX\nContent-Type: text/plain\n\nthe plain text\n--XX--\n"))
+
+    payload = parse_message(raw)
+
+    assert payload["text"] == "the plain text"
+    assert payload["attachments"] == []
+
+
+def test_long_body_is_capped_and_marked_truncated():
+    raw = message(body=b"x" * 500)
+
+    capped = parse_message(raw, body_limit=100)
+    whole = parse_message(raw)
+
+    assert capped["text"] == "x" * 100 and capped["truncated"] is True
+    assert whole["text"] == "x" * 500 and whole["truncated"] is False
+
+
+def test_nul_characters_never_reach_the_payload():
+    raw = b"Subject: a\x00b\nFrom: N\x00ame <n@example.com>\n\nbo\x00dy\n"
+
+    payload = parse_message(raw)
+
+    assert payload["subject"] == "ab" and payload["text"] == "body\n"
+    assert not any("\x00" in s for s in walk_strings(payload))
+
+
+def test_nul_in_a_header_parameter_does_not_stop_the_parser():
+    raw = b"Subject: hi\nContent-Type: text/plain; name*=ut\x00f-8''abc\n\nbody\n"
+
+    payload = parse_message(raw)
+
+    assert (payload["subject"], payload["text"]) == ("hi", "body\n")
+    assert "error" not in payload
+
+
+def test_mime_parameter_the_stdlib_parser_chokes_on_does_not_lose_the_message():
+    raw = (b'Subject: hi\nContent-Type: multipart/mixed; boundary="a"; micalg*\n\n'
+           b"--a\nContent-Type: text/plain\n\nbody\n--a\nContent-Type: image/png\n\nPNG\n--a--\n")
+
+    payload = parse_message(raw)
+
+    assert (payload["subject"], payload["text"]) == ("hi", "body")
+    assert payload["attachments"] == [{"name": None, "content_type": "image/png", "size": 3}]
+    assert "error" not in payload
+
+
+# --- Attachments ------------------------------------------------------------------------------
+
+def multipart_with_attachments() -> bytes:
+    pdf = base64.encodebytes(b"%PDF" + b"\x00" * 96)
+    return message("Subject: invoice", "Content-Type: multipart/mixed; boundary=XX", body=(
+        b"--XX\nContent-Type: text/plain; charset=utf-8\n\nSee attached.\n"
+        b"--XX\nContent-Type: application/pdf\n"
+        b"Content-Disposition: attachment; filename*=iso-8859-1''faktura_f%F6r_mars.pdf\n"
+        b"Content-Transfer-Encoding: base64\n\n" + pdf +
+        b"--XX\nContent-Type: text/csv\nContent-Disposition: attachment; filename=\"rows.csv\"\n\n"
+        b"a,b\n1,2\n"
+        b"--XX--\n"))
+
+
+def test_attachments_are_listed_with_their_decoded_size():
+    payload = parse_message(multipart_with_attachments())
+
+    assert payload["text"] == "See attached."
+    assert payload["attachments"] == [
+        {"name": "faktura_för_mars.pdf", "content_type": "application/pdf", "size": 100},
+        {"name": "rows.csv", "content_type": "text/csv", "size": 7},
+    ]
+
+
+def test_attachments_over_the_limit_are_marked_skipped():
+    attachments = parse_message(multipart_with_attachments(), attachment_limit=50)["attachments"]
+
+    assert [(a["name"], a.get("skipped", False)) for a in attachments] == [
+        ("faktura_för_mars.pdf", True), ("rows.csv", False)]
+
+
+# --- External ids -----------------------------------------------------------------------------
+
+def test_external_id_is_the_message_id_when_present():
+    raw = message("Message-ID: <x1@example.com>")
+    assert external_id_for(raw, parse_message(raw)) == "<x1@example.com>"
+
+
+def test_external_id_without_message_id_is_a_digest_of_the_bytes():
+    raw = message("Subject: no id")
+    assert external_id_for(raw, parse_message(raw)) == "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+# --- Containers -------------------------------------------------------------------------------
+
+def numbered(n: int) -> bytes:
+    return message(f"Message-ID: <m{n}@example.com>", f"Subject: number {n}")
+
+
+def test_single_eml_file_yields_one_email_item(tmp_path):
+    path = tmp_path / "one.eml"
+    path.write_bytes(numbered(1))
+
+    items = list(MailFiles(path).fetch())
+
+    assert [(i.external_id, i.kind, i.cursor) for i in items] == [("<m1@example.com>", "email", None)]
+    assert items[0].payload["subject"] == "number 1"
+
+
+def test_folder_of_eml_files_is_read_recursively_in_sorted_order(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "2.eml").write_bytes(numbered(2))
+    (tmp_path / "a.eml").write_bytes(numbered(1))
+    (tmp_path / "notes.txt").write_text("not mail")
+
+    ids = [item.external_id for item in MailFiles(tmp_path, source="inbox").fetch()]
+
+    assert ids == ["<m1@example.com>", "<m2@example.com>"]
+
+
+def test_mbox_file_yields_each_message_in_file_order(tmp_path):
+    box = mailbox.mbox(tmp_path / "archive.mbox")
+    for n in (3, 1, 2):
+        box.add(numbered(n))
+    box.close()
+
+    ids = [item.external_id for item in MailFiles(tmp_path / "archive.mbox").fetch()]
+
+    assert ids == ["<m3@example.com>", "<m1@example.com>", "<m2@example.com>"]
+
+
+def test_maildir_yields_messages_from_new_and_cur(tmp_path):
+    box = mailbox.Maildir(tmp_path / "Maildir")
+    box.add(numbered(1))
+    seen = mailbox.MaildirMessage(numbered(2))
+    seen.set_subdir("cur")
+    box.add(seen)
+    box.close()
+
+    ids = sorted(item.external_id for item in MailFiles(tmp_path / "Maildir").fetch())
+
+    assert ids == ["<m1@example.com>", "<m2@example.com>"]
+
+
+def test_file_gone_before_it_is_read_still_yields_an_item_with_an_error(tmp_path):
+    for n in (1, 2):
+        (tmp_path / f"{n}.eml").write_bytes(numbered(n))
+    items = MailFiles(tmp_path).fetch()
+
+    first = next(items)
+    (tmp_path / "2.eml").unlink()
+    rest = list(items)
+
+    assert first.external_id == "<m1@example.com>"
+    assert [item.external_id for item in rest] == [f"unreadable:{tmp_path / '2.eml'}"]
+    assert rest[0].payload["error"].startswith("cannot read")
+    assert PAYLOAD_KEYS <= set(rest[0].payload)
+
+
+def test_missing_path_is_a_configuration_error(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        MailFiles(tmp_path / "nowhere")
+    assert raised.value.key == "path"
+
+
+def test_samples_parse_and_the_reply_points_at_the_english_request():
+    items = {p.name: parse_message(p.read_bytes()) for p in sorted(SAMPLES.glob("*.eml"))}
+
+    assert len(items) == 5
+    swedish = items["01-faktura-sv.eml"]
+    assert swedish["subject"] == "Problem med faktura för mars"
+    assert swedish["from_name"] == "Björn Åström" and "två gånger" in swedish["text"]
+    request, reply = items["02-login-en.eml"], items["04-login-reply.eml"]
+    assert reply["in_reply_to"] == request["message_id"]
+    assert reply["references"] == [request["message_id"]]
+    assert reply["subject"] == "Re: " + request["subject"]
+    html = items["03-newsletter-html.eml"]
+    assert "Booth registration is now open." in html["text"] and "track()" not in html["text"]
+    assert items["05-out-of-office.eml"]["headers"]["auto-submitted"] == "auto-replied"
+    assert all("error" not in payload for payload in items.values())
+
+
+# --- Robustness -------------------------------------------------------------------------------
+
+def cpython_email_corpus() -> list[Path]:
+    folder = Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data"
+    return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+
+
+@pytest.mark.skipif(not cpython_email_corpus(), reason="CPython's email test data is not installed")
+@pytest.mark.parametrize("path", cpython_email_corpus(), ids=lambda p: p.name)
+def test_every_message_of_cpython_email_corpus_parses_to_a_full_payload(path):
+    payload = parse_message(path.read_bytes(), body_limit=2_000, attachment_limit=1_000)
+
+    assert PAYLOAD_KEYS <= set(payload)
+    json.dumps(payload)
+    assert not any("\x00" in s for s in walk_strings(payload))
+    assert all(isinstance(payload[key], list) for key in ("to", "cc", "references", "attachments"))
+
+
+def test_garbage_bytes_still_give_a_full_payload():
+    payload = parse_message(bytes(range(256)) * 4)
+    assert PAYLOAD_KEYS <= set(payload)
+    json.dumps(payload)

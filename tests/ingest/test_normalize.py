@@ -1,0 +1,241 @@
+"""Field normalizers: values as entered become the same match key, or an InvalidItem naming the field."""
+from __future__ import annotations
+
+import pytest
+
+from crm_ingest.ingest.errors import InvalidItem
+from crm_ingest.ingest.normalize import (
+    clean_body,
+    clean_text,
+    normalize_email,
+    normalize_handle,
+    normalize_phone,
+    split_name,
+)
+
+# -- normalize_email ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entered", [
+    "asa.jonsson@example.com",
+    "Asa.Jonsson@Example.COM",
+    "  asa.jonsson@example.com\t",
+    "ASA.JONSSON@EXAMPLE.COM",
+    "<asa.jonsson@example.com>",
+])
+def test_email_written_with_other_case_or_padding_gives_the_same_key(entered):
+    # Given one address written several ways
+    # When it is normalized
+    _, key = normalize_email(entered)
+    # Then the match key is the same lower-case address
+    assert key == "asa.jonsson@example.com"
+
+
+def test_email_keeps_the_local_part_as_entered_but_lowercases_the_domain():
+    # Given an address with upper case on both sides of the @
+    # When it is normalized
+    stored, key = normalize_email("  Asa.Jonsson@Example.COM ")
+    # Then the stored address keeps the local part's case, and the key is all lower case
+    assert stored == "Asa.Jonsson@example.com"
+    assert key == "asa.jonsson@example.com"
+
+
+def test_email_with_an_idn_domain_in_punycode_or_unicode_gives_the_same_key():
+    # Given one address on an internationalized domain, written as Unicode and as punycode
+    # When both are normalized
+    _, unicode_key = normalize_email("info@bücher.de")
+    stored, puny_key = normalize_email("info@xn--bcher-kva.de")
+    # Then both become the Unicode form, so they match
+    assert unicode_key == puny_key == "info@bücher.de"
+    assert stored == "info@bücher.de"
+
+
+@pytest.mark.parametrize("entered", ["not-an-email", "a@b", "a@@b.se", "asa@", "@example.com", "", "   "])
+def test_invalid_email_raises_invalid_item_naming_the_default_field(entered):
+    # Given something that is not an address
+    # When it is normalized
+    with pytest.raises(InvalidItem) as raised:
+        normalize_email(entered)
+    # Then the error names the field and says why
+    assert raised.value.field == "email"
+    assert "invalid email" in raised.value.reason
+
+
+def test_invalid_email_names_the_field_the_caller_passed():
+    # Given a caller reading the address from a mail's From header
+    # When the address is invalid
+    with pytest.raises(InvalidItem) as raised:
+        normalize_email("nobody", field="from")
+    # Then the error names that field, in the message too
+    assert raised.value.field == "from"
+    assert str(raised.value).startswith("from: ")
+
+
+# -- normalize_phone ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entered", [
+    "070-123 45 67",
+    "070 1234567",
+    "0701234567",
+    "(070) 123 45 67",
+    "+46 70 123 45 67",
+    "+46701234567",
+    "0046 70 123 45 67",
+    "  070-123 45 67  ",
+])
+def test_swedish_mobile_written_several_ways_gives_one_e164_number(entered):
+    # Given one Swedish mobile number written the ways people write it
+    # When it is normalized for a Swedish source
+    # Then it is the same E.164 number every time
+    assert normalize_phone(entered, "SE") == "+46701234567"
+
+
+def test_swedish_landline_with_area_code_becomes_e164():
+    # Given a Stockholm number in national format
+    # When it is normalized for a Swedish source
+    # Then the trunk 0 is dropped and the country code added
+    assert normalize_phone("08-123 456 78", "SE") == "+46812345678"
+
+
+def test_international_number_is_kept_in_its_own_country_despite_the_source_region():
+    # Given a UK number written with +44, from a Swedish source
+    # When it is normalized
+    # Then it stays a UK number
+    assert normalize_phone("+44 20 7183 8750", "SE") == "+442071838750"
+
+
+def test_same_national_digits_mean_different_numbers_in_different_regions():
+    # Given a national-format number without a country code
+    # When it is read for a British source
+    # Then it is a British number, not a Swedish one
+    assert normalize_phone("020 7183 8750", "GB") == "+442071838750"
+
+
+@pytest.mark.parametrize("entered", ["abc", "", "12", "070-12", "+46 70 123 45 67 89 01 23"])
+def test_invalid_phone_raises_invalid_item_naming_the_field(entered):
+    # Given something that is not a valid number
+    # When it is normalized
+    with pytest.raises(InvalidItem) as raised:
+        normalize_phone(entered, "SE")
+    # Then the error names the phone field
+    assert raised.value.field == "phone"
+    assert "invalid phone" in raised.value.reason
+
+
+def test_invalid_phone_names_the_field_the_caller_passed():
+    with pytest.raises(InvalidItem) as raised:
+        normalize_phone("abc", "SE", field="mobile_phone")
+    assert raised.value.field == "mobile_phone"
+
+
+def test_possible_but_unassigned_number_is_rejected_with_the_region_in_the_reason():
+    # Given a UK mobile number in the range reserved for fiction (possible but never valid)
+    # When it is normalized
+    with pytest.raises(InvalidItem) as raised:
+        normalize_phone("+44 7700 900123", "SE")
+    # Then it is rejected, saying which region it was read for
+    assert "not a valid number for region SE" in raised.value.reason
+
+
+# -- split_name ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("full_name, expected", [
+    ("Åsa Jönsson", ("Åsa", "Jönsson")),
+    ("Jönsson, Åsa", ("Åsa", "Jönsson")),
+    ("  Åsa   Jönsson  ", ("Åsa", "Jönsson")),
+    ("Anna Maria Berg", ("Anna Maria", "Berg")),
+    ("Berg, Anna Maria", ("Anna Maria", "Berg")),
+    ("Madonna", ("Madonna", None)),
+    ("Jönsson,", (None, "Jönsson")),
+    ("", (None, None)),
+    ("   ", (None, None)),
+    (None, (None, None)),
+])
+def test_split_name_gives_first_and_last(full_name, expected):
+    # Given a full name as entered
+    # When it is split
+    # Then the last word (or the part before a comma) is the last name
+    assert split_name(full_name) == expected
+
+
+# -- clean_text / clean_body --------------------------------------------------------------------
+
+
+def test_clean_text_drops_nul_and_control_characters():
+    # Given text with a NUL, a bell and an escape in it
+    # When it is cleaned
+    # Then those characters are gone and the letters around them are kept
+    assert clean_text("Å\x00sa\x07 Jöns\x1bson") == "Åsa Jönsson"
+
+
+def test_clean_text_collapses_whitespace_and_trims():
+    # Given text padded and broken across tabs and newlines
+    # When it is cleaned
+    # Then it is one line, single-spaced, trimmed
+    assert clean_text("  Ek \t AB\n\n Stockholm  ") == "Ek AB Stockholm"
+
+
+@pytest.mark.parametrize("value", [None, "", "   ", "\x00\x01", "\t\n"])
+def test_clean_text_of_blank_or_only_control_characters_is_none(value):
+    assert clean_text(value) is None
+
+
+def test_clean_text_caps_the_length():
+    # Given text longer than the cap
+    # When it is cleaned with a limit
+    # Then it is cut to the limit
+    assert clean_text("x" * 500, 300) == "x" * 300
+    assert clean_text("abcdef", 4) == "abcd"
+
+
+def test_clean_text_caps_after_collapsing_whitespace():
+    # Given text whose padding would take up the cap
+    # When it is cleaned
+    # Then the cap counts characters of the cleaned text, not of the raw one
+    assert clean_text("   ab    cd   ", 5) == "ab cd"
+
+
+def test_clean_text_capped_at_a_space_is_still_trimmed():
+    assert clean_text("Ek AB", 3) == "Ek"
+
+
+def test_clean_text_turns_non_strings_into_text():
+    assert clean_text(46701234567) == "46701234567"
+
+
+@pytest.mark.parametrize("separator", ["\r", "\x0b", "\x0c"])
+def test_clean_text_treats_carriage_return_as_a_word_break(separator):
+    # Given two words separated only by a carriage return (or vertical tab, form feed)
+    # When the text is cleaned
+    # Then they stay two words
+    assert clean_text(f"Åsa{separator}Jönsson") == "Åsa Jönsson"
+
+
+def test_clean_body_keeps_lines_and_drops_nul():
+    # Given a multi-line body with a NUL and CRLF line ends
+    # When it is cleaned as a body
+    # Then the lines are kept and the NUL is gone
+    assert clean_body("Hej!\r\n\x00Tack.\r\n") == "Hej!\nTack."
+
+
+def test_clean_body_keeps_lines_separated_by_a_bare_carriage_return():
+    assert clean_body("line one\rline two") == "line one\nline two"
+
+
+# -- normalize_handle ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("network, handle", [
+    ("twitter", "@AsaJ"), ("Twitter", "asaj"), ("TWITTER", "  @asaJ "), ("twitter", "ASAJ"),
+])
+def test_handle_is_network_qualified_lower_case_without_at(network, handle):
+    # Given one handle written with or without '@', in any case
+    # When it is normalized
+    # Then it is one key
+    assert normalize_handle(network, handle) == "twitter:asaj"
+
+
+def test_same_handle_on_different_networks_gives_different_keys():
+    assert normalize_handle("twitter", "asaj") != normalize_handle("facebook", "asaj")

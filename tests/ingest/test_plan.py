@@ -1,0 +1,269 @@
+"""plan_item: what one raw item becomes, for each kind, and when it is rejected or ignored."""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import pytest
+
+from crm_ingest.ingest.plan import plan_item
+from crm_ingest.ingest.settings import SourceConfig, builtin_sources
+from crm_ingest.models.records import CASE_ORIGIN
+
+SOURCES = builtin_sources("SE")
+LIST, MAIL, WEB, TWITTER = SOURCES["list"], SOURCES["mail"], SOURCES["web"], SOURCES["twitter"]
+
+MAIL_PAYLOAD = {
+    "from_email": "Asa.Jonsson@Example.com", "from_name": "Jönsson, Åsa",
+    "subject": "Order 1234 has not arrived", "text": "Hej,\r\nmy order has not arrived.\r\n",
+    "message_id": "<m2@example.com>", "in_reply_to": "<m1@crm.example.se>",
+    "references": ["<m0@crm.example.se>", "<m1@crm.example.se>"],
+    "date": "2026-03-02T09:15:00+01:00", "headers": {"From": "Åsa <asa.jonsson@example.com>"},
+}
+
+
+# -- what each kind becomes ---------------------------------------------------------------------
+
+
+def test_row_becomes_a_lead_with_normalized_keys_email_first():
+    # Given a purchased-list row with a full name, an email and a national-format phone
+    payload = {"full_name": "Åsa Jönsson", "email": " ASA@Example.com ", "phone": "070-123 45 67",
+               "company": "Ek AB", "job_title": "CTO"}
+    # When it is planned for the `list` source
+    plan = plan_item(7, "row", payload, LIST)
+    # Then it is a lead for that person, keyed by email then phone, and nothing is decided up front
+    assert (plan.item_id, plan.record_type, plan.outcome, plan.reason) == (7, "lead", None, None)
+    assert plan.person.scope == "lead"
+    assert plan.person.keys == [("email", "asa@example.com"), ("phone", "+46701234567")]
+    assert plan.person.fields == {
+        "first_name": "Åsa", "last_name": "Jönsson", "email": "ASA@example.com",
+        "phone": "+46701234567", "company_name": "Ek AB", "job_title": "CTO", "topic": None,
+    }
+    assert plan.case is None and plan.activity is None and plan.thread_refs == []
+
+
+def test_row_with_a_fields_object_reads_the_fields_from_it():
+    plan = plan_item(1, "row", {"fields": {"email": "a@example.com", "mobile_phone": "0701234567"}}, LIST)
+    assert plan.person.keys == [("email", "a@example.com"), ("phone", "+46701234567")]
+
+
+def test_row_with_only_a_phone_is_keyed_by_the_phone():
+    plan = plan_item(1, "row", {"first_name": "Erik", "phone": "+46 70 123 45 67"}, LIST)
+    assert plan.outcome is None
+    assert plan.person.keys == [("phone", "+46701234567")]
+    assert plan.person.fields["email"] is None
+
+
+def test_row_for_a_contact_source_plans_a_contact():
+    source = SourceConfig("crm-export", record_type="contact")
+    plan = plan_item(1, "row", {"email": "a@example.com"}, source)
+    assert plan.record_type == "contact"
+    assert plan.person.scope == "contact"
+
+
+def test_row_for_a_case_source_plans_a_case_for_a_contact():
+    source = SourceConfig("helpdesk", record_type="case", case_origin="phone")
+    payload = {"email": "a@example.com", "subject": "Broken", "description": "It broke."}
+    plan = plan_item(1, "row", payload, source)
+    assert plan.person.scope == "contact"
+    assert plan.case["title"] == "Broken"
+    assert plan.case["description"] == "It broke."
+    assert plan.case["origin"] == CASE_ORIGIN["phone"]
+
+
+def test_form_becomes_a_lead_with_an_activity_and_its_utm_in_details():
+    # Given a web form with a message and utm parameters
+    payload = {"form": "contact-us", "fields": {"name": "Åsa Jönsson", "email": "asa@example.com",
+                                                "message": "Call me about pricing."},
+               "utm": {"utm_source": "newsletter", "utm_campaign": "spring"}}
+    # When it is planned for the `web` source
+    plan = plan_item(3, "form", payload, WEB)
+    # Then it is a lead whose details keep the form name and utm, and a form activity
+    assert plan.record_type == "lead"
+    assert plan.person.fields["first_name"] == "Åsa"
+    assert plan.person.fields["details"] == {
+        "form": "contact-us", "utm": {"utm_source": "newsletter", "utm_campaign": "spring"}}
+    assert plan.activity == {"kind": "form", "subject": "contact-us",
+                             "body": "Call me about pricing.", "sender": "asa@example.com"}
+
+
+def test_form_without_utm_has_none_for_utm():
+    plan = plan_item(3, "form", {"form": "demo", "fields": {"email": "asa@example.com"}}, WEB)
+    assert plan.person.fields["details"] == {"form": "demo", "utm": None}
+
+
+def test_email_becomes_a_case_with_origin_email_and_thread_refs():
+    # Given a reply mail
+    # When it is planned for the `mail` source
+    plan = plan_item(9, "email", MAIL_PAYLOAD, MAIL)
+    # Then it is an email-origin case for a contact, threaded by In-Reply-To then References
+    assert plan.outcome is None
+    assert plan.record_type == "case"
+    assert plan.case["origin"] == CASE_ORIGIN["email"] == 2
+    assert plan.case["title"] == "Order 1234 has not arrived"
+    assert plan.case["description"] == "Hej,\nmy order has not arrived."
+    assert plan.thread_refs == ["<m1@crm.example.se>", "<m0@crm.example.se>", "<m1@crm.example.se>"]
+    assert plan.person.scope == "contact"
+    assert plan.person.keys == [("email", "asa.jonsson@example.com")]
+    assert (plan.person.fields["first_name"], plan.person.fields["last_name"]) == ("Åsa", "Jönsson")
+    assert plan.activity["kind"] == "email"
+    assert plan.activity["message_id"] == "<m2@example.com>"
+    assert plan.activity["occurred_at"] == datetime(2026, 3, 2, 8, 15, tzinfo=timezone.utc)
+
+
+def test_email_without_reply_headers_has_no_thread_refs():
+    payload = {k: v for k, v in MAIL_PAYLOAD.items() if k not in ("in_reply_to", "references")}
+    assert plan_item(9, "email", payload, MAIL).thread_refs == []
+
+
+def test_email_without_subject_takes_the_case_title_from_the_body():
+    payload = {**MAIL_PAYLOAD, "subject": None, "text": "x" * 200}
+    assert plan_item(9, "email", payload, MAIL).case["title"] == "x" * 80
+
+
+def test_email_with_references_as_one_header_string_threads_by_each_message_id():
+    payload = {**MAIL_PAYLOAD, "in_reply_to": None, "references": "<m0@crm.example.se> <m1@crm.example.se>"}
+    assert plan_item(9, "email", payload, MAIL).thread_refs == ["<m0@crm.example.se>", "<m1@crm.example.se>"]
+
+
+def test_post_becomes_a_case_keyed_by_the_network_qualified_handle():
+    # Given a tweet mentioning us
+    payload = {"network": "twitter", "handle": "@AsaJ", "author_name": "Åsa Jönsson",
+               "text": "@acme my order is late again", "created_at": "2026-03-02T08:00:00Z"}
+    # When it is planned for the `twitter` source
+    plan = plan_item(4, "post", payload, TWITTER)
+    # Then the person is known by 'twitter:handle', and a twitter-origin case is planned
+    assert plan.person.keys == [("handle", "twitter:asaj")]
+    assert plan.person.fields["topic"] == "@acme my order is late again"
+    assert plan.case["origin"] == CASE_ORIGIN["twitter"]
+    assert plan.activity["sender"] == "@AsaJ"
+    assert plan.activity["occurred_at"] == datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+
+
+def test_post_without_a_network_uses_the_source_name_and_keeps_email_keys_first():
+    payload = {"handle": "asaj", "text": "hello", "email": "asa@example.com"}
+    plan = plan_item(4, "post", payload, TWITTER)
+    assert plan.person.keys == [("email", "asa@example.com"), ("handle", "twitter:asaj")]
+
+
+# -- rejected: the reason names the field ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind, payload, source, reason", [
+    ("row", {"email": "not-an-email", "phone": "070-123 45 67"}, LIST, "email: invalid email"),
+    ("row", {"first_name": "Åsa", "company": "Ek AB"}, LIST, "email/phone: no email and no phone"),
+    ("row", {"email": "   ", "phone": ""}, LIST, "email/phone: no email and no phone"),
+    ("row", {"first_name": "Åsa", "phone": "12"}, LIST, "phone: invalid phone"),
+    ("row", {"fields": ["a@example.com"]}, LIST, "fields: expected an object"),
+    ("form", {"fields": {"name": "Åsa"}}, WEB, "email/phone: no email and no phone"),
+    ("email", {"from_email": "nobody", "subject": "hi"}, MAIL, "from: invalid email"),
+    ("email", {"subject": "no sender"}, MAIL, "from: no sender address"),
+    ("post", {"text": "no author"}, TWITTER, "handle: post without an author handle"),
+    ("post", {"handle": "asaj", "text": "  "}, TWITTER, "text: empty post"),
+], ids=["invalid-email", "no-email-no-phone", "blank-email-and-phone", "invalid-phone-no-email",
+        "fields-not-an-object", "form-no-contact", "mail-invalid-sender", "mail-no-sender",
+        "post-no-handle", "post-empty"])
+def test_bad_item_is_rejected_with_the_field_and_reason(kind, payload, source, reason):
+    # Given an item that cannot become a record
+    # When it is planned
+    plan = plan_item(5, kind, payload, source)
+    # Then the plan is a rejection naming the field, with nothing to create
+    assert plan.outcome == "rejected"
+    assert plan.reason.startswith(reason), plan.reason
+    assert plan.record_type == source.record_type
+    assert plan.person is None and plan.case is None and plan.activity is None
+
+
+def test_payload_marked_unreadable_by_the_connector_is_rejected_with_its_error():
+    plan = plan_item(5, "row", {"error": "line 3: Expecting value", "line": "{oops"}, LIST)
+    assert plan.outcome == "rejected"
+    assert plan.reason == "payload: unreadable as received: line 3: Expecting value"
+
+
+def test_unknown_kind_is_rejected_naming_the_kind():
+    plan = plan_item(5, "fax", {"email": "a@example.com"}, LIST)
+    assert plan.outcome == "rejected"
+    assert plan.reason == "kind: unknown item kind 'fax'"
+
+
+@pytest.mark.parametrize("payload, type_name", [(["a@example.com"], "list"), ("a@example.com", "str"),
+                                                (None, "NoneType")])
+def test_payload_that_is_not_an_object_is_rejected(payload, type_name):
+    plan = plan_item(5, "row", payload, LIST)
+    assert plan.outcome == "rejected"
+    assert plan.reason == f"payload: expected an object, got {type_name}"
+
+
+def test_email_with_headers_that_are_not_an_object_is_rejected():
+    plan = plan_item(5, "email", {**MAIL_PAYLOAD, "headers": [["Auto-Submitted", "auto-replied"]]}, MAIL)
+    assert plan.outcome == "rejected"
+
+
+# -- ignored: automatic mail never becomes a case ---------------------------------------------------
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"headers": {"Auto-Submitted": "auto-replied"}}, "auto-reply"),
+    ({"headers": {"auto-submitted": "Auto-Generated"}}, "auto-reply"),
+    ({"headers": {"X-Autoreply": "yes"}}, "auto-reply"),
+    ({"headers": {"Precedence": "bulk"}}, "bulk mail"),
+    ({"headers": {"Precedence": "JUNK"}}, "bulk mail"),
+    ({"headers": {"Precedence": "list"}}, "bulk mail"),
+    ({"headers": {"List-Unsubscribe": "<mailto:unsubscribe@news.example>"}}, "bulk mail"),
+    ({"from_email": "MAILER-DAEMON@mx.example.com"}, "bounce"),
+    ({"from_email": "postmaster@example.com"}, "bounce"),
+    ({"headers": {"Content-Type": "multipart/report; report-type=delivery-status"}}, "bounce"),
+], ids=["auto-submitted", "auto-generated", "x-autoreply", "precedence-bulk", "precedence-junk",
+        "precedence-list", "list-unsubscribe", "mailer-daemon", "postmaster", "dsn"])
+def test_automatic_mail_is_ignored_with_the_reason(changes, reason):
+    # Given an auto-reply, a bulk mail or a bounce
+    payload = {**MAIL_PAYLOAD, **changes}
+    # When it is planned
+    plan = plan_item(6, "email", payload, MAIL)
+    # Then it is ignored, with nothing to create
+    assert (plan.outcome, plan.reason) == ("ignored", reason)
+    assert plan.person is None and plan.case is None and plan.thread_refs == []
+
+
+def test_mail_saying_auto_submitted_no_is_a_person_writing():
+    plan = plan_item(6, "email", {**MAIL_PAYLOAD, "headers": {"Auto-Submitted": "No"}}, MAIL)
+    assert plan.outcome is None
+    assert plan.case is not None
+
+
+# -- partial data kept, campaigns -------------------------------------------------------------------
+
+
+def test_invalid_phone_is_kept_as_entered_when_a_valid_email_identifies_the_person():
+    # Given a row whose email is fine and whose phone is not a valid number
+    payload = {"email": "asa@example.com", "phone": " 070-12\x00 "}
+    # When it is planned
+    plan = plan_item(2, "row", payload, LIST)
+    # Then the person is kept, keyed by email only, with the phone as entered (cleaned)
+    assert plan.outcome is None
+    assert plan.person.keys == [("email", "asa@example.com")]
+    assert plan.person.fields["phone"] == "070-12"
+
+
+def test_campaign_comes_from_the_source_by_default():
+    source = replace(LIST, campaign="Nordic Expo 2026")
+    assert plan_item(1, "row", {"email": "a@example.com"}, source).campaign == "Nordic Expo 2026"
+
+
+def test_campaign_in_the_payload_overrides_the_sources():
+    # Given a source with a campaign, and an item naming another one
+    source = replace(LIST, campaign="Nordic Expo 2026")
+    payload = {"email": "a@example.com", "campaign": "  Spring Webinar "}
+    # When it is planned
+    # Then the item's campaign wins
+    assert plan_item(1, "row", payload, source).campaign == "Spring Webinar"
+
+
+def test_blank_campaign_in_the_payload_falls_back_to_the_sources():
+    source = replace(LIST, campaign="Nordic Expo 2026")
+    assert plan_item(1, "row", {"email": "a@example.com", "campaign": "  "}, source).campaign == \
+        "Nordic Expo 2026"
+
+
+def test_no_campaign_anywhere_is_none():
+    assert plan_item(1, "row", {"email": "a@example.com"}, LIST).campaign is None

@@ -1,0 +1,230 @@
+"""The `ingest` command line: Excel-safe export cells, row writers, and commands end to end on SQLite."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from crm_ingest import runtime as runtime_module
+from crm_ingest.cli import EXPORT_LIMIT_CELL, excel_safe, main, write_rows
+from crm_ingest.models import Lead, RawItem
+
+# -- excel_safe ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["=SUM(A1:A9)", "+46701234567", "-2+3", "@SUM(A1)", "\t=1+1", "\r=1+1",
+                                   "=HYPERLINK(\"http://evil.example\")"])
+def test_cell_starting_like_a_formula_gets_a_quote(value):
+    # Given a value Excel would run as a formula
+    # When it is made safe
+    # Then it is quoted with a leading apostrophe and otherwise unchanged
+    assert excel_safe(value) == "'" + value
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("Åsa Jönsson", "Åsa Jönsson"), ("a=b", "a=b"), ("asa@example.com", "asa@example.com"),
+    ("", ""), (None, ""), (42, "42"), (" =1", " =1"),
+])
+def test_ordinary_cell_is_left_alone(value, expected):
+    assert excel_safe(value) == expected
+
+
+def test_negative_number_is_quoted_like_any_leading_minus():
+    assert excel_safe(-5) == "'-5"
+
+
+def test_cell_is_capped_below_excels_limit():
+    assert excel_safe("x" * 40_000) == "x" * EXPORT_LIMIT_CELL
+
+
+# -- write_rows ---------------------------------------------------------------------------------
+
+COLUMNS = ["id", "first_name", "email", "created_at"]
+ROWS = [
+    {"id": 1, "first_name": "Åsa", "email": "asa@example.com",
+     "created_at": datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)},
+    {"id": 2, "first_name": "=cmd|' /C calc'!A0", "email": None, "created_at": None},
+]
+
+
+def test_csv_has_a_header_and_excel_safe_cells():
+    # Given two rows, one with a formula as a name and an empty email
+    stream = io.StringIO()
+    # When they are written as CSV
+    write_rows(stream, "csv", COLUMNS, iter(ROWS))
+    # Then the header comes first, the formula is quoted and None is an empty cell
+    assert list(csv.reader(io.StringIO(stream.getvalue()))) == [
+        COLUMNS,
+        ["1", "Åsa", "asa@example.com", "2026-03-02 08:00:00+00:00"],
+        ["2", "'=cmd|' /C calc'!A0", "", ""],
+    ]
+
+
+def test_csv_of_no_rows_is_the_header_alone():
+    stream = io.StringIO()
+    write_rows(stream, "csv", COLUMNS, [])
+    assert stream.getvalue() == "id,first_name,email,created_at\r\n"
+
+
+def test_jsonl_is_one_object_a_line_with_values_unquoted():
+    # Given the same rows
+    stream = io.StringIO()
+    # When they are written as JSON Lines
+    write_rows(stream, "jsonl", COLUMNS, iter(ROWS))
+    # Then each row is one JSON object, unicode kept, dates as text, no Excel quoting
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"id": 1, "first_name": "Åsa", "email": "asa@example.com", "created_at": "2026-03-02 08:00:00+00:00"},
+        {"id": 2, "first_name": "=cmd|' /C calc'!A0", "email": None, "created_at": None},
+    ]
+    assert "Åsa" in lines[0]
+
+
+# -- the commands, end to end on SQLite ---------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """Run `ingest` in a fresh folder against a fresh SQLite file, with a fresh runtime each call."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("INGEST_CONFIG", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        runtime_module._for_pid.cache_clear()
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    yield invoke
+    try:
+        runtime_module.runtime().engine.dispose()
+    except Exception:  # noqa: BLE001 - a test may have left a bad config behind on purpose
+        pass
+    runtime_module._for_pid.cache_clear()
+
+
+def write_jsonl(folder: Path, *payloads: dict) -> Path:
+    path = folder / "file.jsonl"
+    path.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in payloads), encoding="utf-8")
+    return path
+
+
+LEAD = {"external_id": "L-1", "first_name": "Åsa", "last_name": "Jönsson",
+        "email": "asa.jonsson@example.com", "phone": "070-123 45 67", "company": "Ek AB"}
+
+
+def test_land_then_outcome_shows_the_record_made_from_the_item(cli, tmp_path, sessions_for):
+    # Given a JSON Lines file with one lead, landed into the `list` source
+    landed = cli("land", "--source", "list", str(write_jsonl(tmp_path, LEAD)), "--json")
+    assert landed.exit_code == 0, landed.output
+    assert json.loads(landed.output) == {"received": 1, "landed": 1, "already_landed": 0, "queued": False,
+                                         "unfinished": 0, "outcomes": {"created": 1}}
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        item_id = session.scalar(select(RawItem.id).where(RawItem.external_id == "L-1"))
+    # When its outcome is asked for
+    result = cli("outcome", str(item_id), "--json")
+    # Then it was processed into a lead, and that lead holds the item's person
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert (shown["id"], shown["source"], shown["external_id"], shown["kind"]) == \
+        (item_id, "list", "L-1", "row")
+    assert (shown["state"], shown["outcome"], shown["record_type"]) == ("done", "created", "lead")
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        lead = session.get(Lead, shown["record_id"])
+        assert (lead.first_name, lead.last_name, lead.email, lead.phone, lead.origin_item_id) == \
+            ("Åsa", "Jönsson", "asa.jonsson@example.com", "+46701234567", item_id)
+
+
+def test_landing_the_same_file_again_lands_nothing_new(cli, tmp_path):
+    path = write_jsonl(tmp_path, LEAD)
+    cli("land", "--source", "list", str(path), "--json")
+    again = json.loads(cli("land", "--source", "list", str(path), "--json").output)
+    assert (again["received"], again["landed"], again["already_landed"]) == (1, 0, 1)
+
+
+def test_outcome_of_an_unknown_item_exits_non_zero(cli):
+    result = cli("outcome", "999", "--json")
+    assert result.exit_code != 0
+    assert "no item 999" in result.output
+
+
+def test_export_lead_as_csv_contains_the_lead(cli, tmp_path):
+    # Given a landed lead
+    cli("land", "--source", "list", str(write_jsonl(tmp_path, LEAD)), "--json")
+    # When leads are exported as CSV to standard output
+    result = cli("export", "lead", "--format", "csv")
+    # Then the CSV has the lead's columns and values
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert len(rows) == 1
+    assert {k: rows[0][k] for k in ("first_name", "last_name", "email", "company_name",
+                                    "lead_source", "source")} == {
+        "first_name": "Åsa", "last_name": "Jönsson", "email": "asa.jonsson@example.com",
+        "company_name": "Ek AB", "lead_source": "purchased_list", "source": "list"}
+
+
+def test_export_quotes_e164_phone_numbers_because_they_start_with_plus(cli, tmp_path):
+    # Given a lead whose phone is stored as E.164
+    cli("land", "--source", "list", str(write_jsonl(tmp_path, LEAD)), "--json")
+    # When leads are exported as CSV and as JSON Lines
+    [row] = csv.DictReader(io.StringIO(cli("export", "lead", "--format", "csv").output))
+    [line] = cli("export", "lead", "--format", "jsonl").output.splitlines()
+    # Then the CSV cell carries the formula guard (a known trade-off), JSON Lines the plain number
+    assert row["phone"] == "'+46701234567"
+    assert json.loads(line)["phone"] == "+46701234567"
+
+
+def test_export_quotes_a_formula_typed_into_a_form(cli, tmp_path):
+    path = write_jsonl(tmp_path, {**LEAD, "company": "=HYPERLINK(1)"})
+    cli("land", "--source", "list", str(path), "--json")
+    [row] = csv.DictReader(io.StringIO(cli("export", "lead").output))
+    assert row["company_name"] == "'=HYPERLINK(1)"
+
+
+def test_land_with_an_unknown_source_exits_non_zero_naming_it(cli, tmp_path):
+    # Given a file and a source name nobody configured
+    # When it is landed
+    result = cli("land", "--source", "unknown", str(write_jsonl(tmp_path, LEAD)), "--json")
+    # Then the command fails, naming the source and the ones that exist
+    assert result.exit_code != 0
+    assert "'unknown'" in result.output
+    assert "configured: facebook, list, mail, twitter, web" in result.output
+
+
+def test_bad_ingest_toml_exits_non_zero_naming_the_key(cli, tmp_path):
+    # Given an ingest.toml in the working directory with a misspelt pipeline key
+    (tmp_path / "ingest.toml").write_text("[pipeline]\nbatch_sise = 10\n", encoding="utf-8")
+    # When any command that needs the runtime runs
+    result = cli("status", "--json")
+    # Then it fails, naming the dotted key
+    assert result.exit_code != 0
+    assert "configuration: pipeline.batch_sise: unknown key" in result.output
+
+
+def test_status_counts_items_by_outcome(cli, tmp_path):
+    # Given one good lead and one rejected row landed
+    path = write_jsonl(tmp_path, LEAD, {"external_id": "L-2", "first_name": "Nobody"})
+    cli("land", "--source", "list", str(path), "--json")
+    # When status is asked for
+    result = cli("status", "--json")
+    # Then items are counted by outcome, and there is no broker in embedded mode
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.output)
+    assert status["items"]["received"] == 2
+    assert status["items"]["by_outcome"] == {"created": 1, "merged": 0, "appended": 0, "review": 0,
+                                             "rejected": 1, "ignored": 0}
+    assert status["records"]["lead"] == 1
+    assert status["queues"] is None
+
+
+def test_status_of_an_empty_database_has_zero_counts(cli):
+    status = json.loads(cli("status", "--json").output)
+    assert status["items"]["received"] == 0
+    assert set(status["items"]["by_outcome"].values()) == {0}
