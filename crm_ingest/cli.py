@@ -121,12 +121,13 @@ def serve(host: str, port: int, workers: int) -> None:
 # -- bringing things in -------------------------------------------------------------------------
 
 def _land_and_dispatch(rt: Runtime, connectors: Sequence[Connector], *, wait: bool) -> dict:
+    """Land files named on the command line (read whole each time; landing is idempotent)."""
     from crm_ingest.workers.dispatch import dispatch, wait_for
 
     landed: list[int] = []
     received = 0
     for connector in connectors:
-        ids = run_connector(rt.sessions, _counting(connector))
+        ids = run_connector(rt.sessions, _counting(connector), checkpoint=False)
         received += connector.counted  # type: ignore[attr-defined]
         landed.extend(ids)
     dispatch(rt.sessions, landed, rt.settings)

@@ -22,19 +22,23 @@ class Connector(Protocol):
 
 
 def run_connector(sessions: sessionmaker[Session], connector: Connector, *,
-                  chunk_size: int = 1000) -> list[int]:
+                  chunk_size: int = 1000, checkpoint: bool = True) -> list[int]:
     """Land everything the connector yields, in chunks; each chunk's checkpoint in its transaction.
 
+    `checkpoint=False` reads from the start and keeps no checkpoint: for files given on the
+    command line, where idempotent landing already makes a re-run add nothing.
     Returns the ids of newly landed items (to be queued by the caller).
     """
-    with sessions() as session:
-        since = load_checkpoint(session, connector.source)
+    since = None
+    if checkpoint:
+        with sessions() as session:
+            since = load_checkpoint(session, connector.source)
     landed: list[int] = []
     items = connector.fetch(since)
     while chunk := list(islice(items, chunk_size)):
         with sessions.begin() as session:
             landed.extend(land_items(session, connector.source, chunk))
             cursor = next((item.cursor for item in reversed(chunk) if item.cursor is not None), None)
-            if cursor is not None:
+            if checkpoint and cursor is not None:
                 save_checkpoint(session, connector.source, cursor)
     return landed

@@ -12,17 +12,20 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from sqlalchemy import delete, insert, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
-from crm_ingest.models import Contact, IdentityKey, Lead
+from crm_ingest.models import Contact, IdentityKey, Lead, utcnow
+from crm_ingest.models.bulk import allocate_ids, insert_rows, update_rows
 
 from .plan import ItemPlan
 
 Key = tuple[str, str, str]  # (scope, kind, value)
 PERSON_MODELS = {"lead": Lead, "contact": Contact}
 _CHUNK = 500
+_PG_LOOKUP = text(
+    "SELECT k.value, k.record_id FROM unnest(CAST(:values AS TEXT[])) AS v(value) "
+    "JOIN identity_keys AS k ON k.scope = :scope AND k.kind = :kind AND k.value = v.value")
 
 
 @dataclass
@@ -76,11 +79,15 @@ def lookup_keys(session: Session, keys: Iterable[Key]) -> dict[Key, int]:
     for scope, kind, value in keys:
         by_scope_kind[(scope, kind)].append(value)
     owners: dict[Key, int] = {}
+    pg = session.get_bind().dialect.name == "postgresql"
     for (scope, kind), values in by_scope_kind.items():
         for start in range(0, len(values), _CHUNK):
-            rows = session.execute(select(IdentityKey.value, IdentityKey.record_id).where(
-                IdentityKey.scope == scope, IdentityKey.kind == kind,
-                IdentityKey.value.in_(values[start:start + _CHUNK])))
+            chunk = values[start:start + _CHUNK]
+            if pg:  # one array parameter, joined by index: no 500-placeholder statement to plan
+                rows = session.execute(_PG_LOOKUP, {"scope": scope, "kind": kind, "values": chunk})
+            else:
+                rows = session.execute(select(IdentityKey.value, IdentityKey.record_id).where(
+                    IdentityKey.scope == scope, IdentityKey.kind == kind, IdentityKey.value.in_(chunk)))
             owners.update({(scope, kind, value): record_id for value, record_id in rows})
     return owners
 
@@ -134,9 +141,11 @@ def _insert_records(session: Session, new: list[Person], record_defaults: dict[i
             first_item = person.plans[0].item_id
             row = {**record_defaults.get(first_item, {}), **person.fields, "origin_item_id": first_item}
             rows.append({name: value for name, value in row.items() if name in columns})
-        ids = session.scalars(insert(model).returning(model.id, sort_by_parameter_order=True), rows).all()
-        for person, record_id in zip(batch, ids):
+        ids = allocate_ids(session, model, len(rows))
+        for person, row, record_id in zip(batch, rows, ids):
+            row["id"] = record_id
             person.record_id, person.created = record_id, True
+        insert_rows(session, model, rows)
 
 
 def _insert_keys(session: Session, people: list[Person]) -> set[Key]:
@@ -148,13 +157,11 @@ def _insert_keys(session: Session, people: list[Person]) -> set[Key]:
     )
     if not rows:
         return set()
-    dialect = session.get_bind().dialect.name
-    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     won: set[Key] = set()
     for start in range(0, len(rows), _CHUNK):
-        stmt = (upsert(IdentityKey).on_conflict_do_nothing(index_elements=["scope", "kind", "value"])
-                .returning(IdentityKey.scope, IdentityKey.kind, IdentityKey.value))
-        won.update(tuple(row) for row in session.execute(stmt, rows[start:start + _CHUNK]))
+        won.update(insert_rows(session, IdentityKey, rows[start:start + _CHUNK],
+                               on_conflict_do_nothing=("scope", "kind", "value"),
+                               returning=("scope", "kind", "value")))
     return {(r["scope"], r["kind"], r["value"]) for r in rows} - won
 
 
@@ -195,10 +202,10 @@ def _merge_into_existing(session: Session, people: list[Person]) -> None:
         missing = set(ids) - set(current)
         if missing:
             raise LookupError(f"identity keys point to missing {scope} records {sorted(missing)[:5]}")
-        updates = []
+        updates, now = [], utcnow()
         for record_id in ids:
             changed = fill_blanks(current[record_id], {n: targets[record_id].get(n) for n in names})
             if changed:
                 updates.append({"id": record_id, **changed})
         if updates:
-            session.execute(update(model), updates)
+            update_rows(session, model, [{**row, "updated_at": now} for row in updates])

@@ -9,11 +9,11 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import Activity, Campaign, Case
+from crm_ingest.models.bulk import allocate_ids, insert_rows
 
 from .identity import resolve_people
 from .plan import ItemPlan, plan_item
@@ -97,9 +97,8 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
 def _campaign_ids(session: Session, names: set[str]) -> dict[str, int]:
     if not names:
         return {}
-    upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(upsert(Campaign).on_conflict_do_nothing(index_elements=["name"]),
-                    [{"name": name} for name in sorted(names)])
+    insert_rows(session, Campaign, [{"name": name} for name in sorted(names)],
+                on_conflict_do_nothing=("name",))
     return dict(session.execute(select(Campaign.name, Campaign.id).where(Campaign.name.in_(names))).all())
 
 
@@ -139,11 +138,12 @@ def _parent_case(item_id: int, parents: Mapping[int, Any], case_ids: Mapping[int
 def _insert_cases(session: Session, plans: list[ItemPlan], people, defaults) -> dict[int, int]:
     if not plans:
         return {}
-    rows = [{**plan.case, "contact_id": people[plan.item_id].record_id,
+    ids = allocate_ids(session, Case, len(plans))
+    rows = [{**plan.case, "id": case_id, "ticket_number": ticket_number(case_id),
+             "contact_id": people[plan.item_id].record_id,
              "source": defaults[plan.item_id]["source"], "origin_item_id": plan.item_id}
-            for plan in plans]
-    ids = session.scalars(insert(Case).returning(Case.id, sort_by_parameter_order=True), rows).all()
-    session.execute(update(Case), [{"id": case_id, "ticket_number": ticket_number(case_id)} for case_id in ids])
+            for plan, case_id in zip(plans, ids)]
+    insert_rows(session, Case, rows)
     return {plan.item_id: case_id for plan, case_id in zip(plans, ids)}
 
 
@@ -164,5 +164,4 @@ def _insert_activities(session: Session, plans: list[ItemPlan], outcomes: Mappin
                      "body": plan.activity.get("body"), "sender": plan.activity.get("sender"),
                      "message_id": plan.activity.get("message_id"),
                      "occurred_at": plan.activity.get("occurred_at"), "raw_item_id": plan.item_id})
-    if rows:
-        session.execute(insert(Activity), rows)
+    insert_rows(session, Activity, rows)

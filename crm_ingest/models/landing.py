@@ -4,11 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .base import utcnow
+from .bulk import insert_rows
 from .pipeline import ConnectorCheckpoint, RawItem
 
 
@@ -47,12 +48,9 @@ def land_items(session: Session, source: str, items: Sequence[NewItem], *,
          "import_job_id": import_job_id}
         for item in items
     ]
-    stmt = (
-        _insert_for(session, RawItem)
-        .on_conflict_do_nothing(index_elements=["source", "external_id"])
-        .returning(RawItem.id, RawItem.external_id, sort_by_parameter_order=True)
-    )
-    landed = {row.external_id: row.id for row in session.execute(stmt, rows)}
+    inserted = insert_rows(session, RawItem, rows, on_conflict_do_nothing=("source", "external_id"),
+                           returning=("external_id", "id"))
+    landed = dict(inserted)
     return list(dict.fromkeys(landed[row["external_id"]] for row in rows if row["external_id"] in landed))
 
 

@@ -20,6 +20,7 @@ from crm_ingest.ingest.errors import RetriableError
 from crm_ingest.ingest.pipeline import ItemRef, Outcome, describe_error, plan_items, store
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import DONE, FAILED, PENDING, PROCESSING, RawItem, utcnow
+from crm_ingest.models.bulk import update_rows
 
 from .backoff import retry_delay
 
@@ -114,8 +115,7 @@ def _finish(session: Session, outcomes: Iterable[Outcome]) -> None:
     rows = [{"id": o.item_id, "state": DONE, "outcome": o.outcome, "outcome_reason": o.reason,
              "record_type": o.record_type, "record_id": o.record_id, "finished_at": now,
              "claim_token": None, "lease_until": None, "last_error": None} for o in outcomes]
-    if rows:
-        session.execute(update(RawItem), rows)
+    update_rows(session, RawItem, rows)
 
 
 def _fail(session: Session, errors: dict[int, str], token: str, settings: Settings) -> None:

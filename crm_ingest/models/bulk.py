@@ -1,0 +1,135 @@
+"""Set-based writes: one statement for thousands of rows.
+
+On PostgreSQL each column travels as one array parameter and `unnest` turns the arrays back
+into rows, so a 500-row insert or update is one short statement (SQLAlchemy's multi-VALUES
+rendering costs a long SQL text that the driver must parse, and executemany costs a statement
+per row). SQLite runs in-process, where executemany is already cheap.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping, Sequence
+
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.types import JSON
+
+_PG = postgresql.dialect()
+
+
+def _table(model) -> Table:
+    return model.__table__ if hasattr(model, "__table__") else model
+
+
+def _is_pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def with_defaults(table: Table, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every row with every column named, Python-side defaults applied (text SQL skips them)."""
+    filled = []
+    for row in rows:
+        full = {}
+        for column in table.columns:
+            if column.name in row:
+                full[column.name] = row[column.name]
+            elif column.default is not None and not column.primary_key:
+                default = column.default
+                full[column.name] = default.arg(None) if default.is_callable else default.arg
+            elif not column.primary_key:
+                full[column.name] = None
+        if "id" in row:
+            full["id"] = row["id"]
+        filled.append(full)
+    return filled
+
+
+def allocate_ids(session: Session, model, count: int) -> list[int]:
+    """Primary keys for rows about to be inserted, so related rows can name them first.
+
+    PostgreSQL: from the table's sequence. SQLite: after the current maximum, which is safe
+    because our SQLite transactions hold the write lock from BEGIN IMMEDIATE.
+    """
+    if count == 0:
+        return []
+    table = _table(model)
+    if _is_pg(session):
+        stmt = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
+        return list(session.scalars(stmt, {"table": table.name, "n": count}))
+    start = (session.scalar(select(func.max(table.c.id))) or 0) + 1
+    return list(range(start, start + count))
+
+
+def _pg_unnest(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]):
+    """FROM-clause `unnest(CAST(:c0 AS type[]), ...) AS u(c0, ...)` and its select list."""
+    params, casts, select_list = {}, [], []
+    for i, name in enumerate(columns):
+        column = table.c[name]
+        is_json = isinstance(column.type, JSON) or isinstance(getattr(column.type, "impl", None), JSON) \
+            or "JSON" in column.type.compile(dialect=_PG)
+        values = [row[name] for row in rows]
+        if is_json:
+            params[f"c{i}"] = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+            casts.append(f"CAST(:c{i} AS TEXT[])")
+            select_list.append(f"CAST(u.c{i} AS JSONB)")
+        else:
+            params[f"c{i}"] = values
+            casts.append(f"CAST(:c{i} AS {column.type.compile(dialect=_PG)}[])")
+            select_list.append(f"u.c{i}")
+    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+    return f"unnest({', '.join(casts)}) AS u({aliases})", select_list, params
+
+
+def insert_rows(session: Session, model, rows: Sequence[Mapping[str, Any]], *,
+                on_conflict_do_nothing: Sequence[str] | None = None,
+                returning: Sequence[str] = ()) -> list[tuple]:
+    """Insert the rows (one statement on PostgreSQL); returns the `returning` columns of the
+    rows actually inserted (with a conflict target, those that did not conflict)."""
+    if not rows:
+        return []
+    table = _table(model)
+    full = with_defaults(table, rows)
+    columns = list(full[0])
+    if _is_pg(session):
+        quote = _PG.identifier_preparer.quote
+        source, select_list, params = _pg_unnest(table, columns, full)
+        sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+               f"SELECT {', '.join(select_list)} FROM {source}")
+        if on_conflict_do_nothing:
+            sql += f" ON CONFLICT ({', '.join(quote(c) for c in on_conflict_do_nothing)}) DO NOTHING"
+        if returning:
+            sql += f" RETURNING {', '.join(quote(c) for c in returning)}"
+            return [tuple(row) for row in session.execute(text(sql), params)]
+        session.execute(text(sql), params)
+        return []
+    stmt = sqlite.insert(table)
+    if on_conflict_do_nothing:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(on_conflict_do_nothing))
+    if returning:
+        stmt = stmt.returning(*[table.c[c] for c in returning])
+        return [tuple(row) for row in session.execute(stmt, full)]
+    session.execute(stmt, full)
+    return []
+
+
+def update_rows(session: Session, model, rows: Sequence[Mapping[str, Any]], key: str = "id") -> None:
+    """Update each row by its key; rows may name different columns (grouped by column set)."""
+    table = _table(model)
+    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    for names, group in groups.items():
+        columns = [key] + [n for n in names if n != key]
+        if _is_pg(session):
+            quote = _PG.identifier_preparer.quote
+            source, select_list, params = _pg_unnest(table, columns, group)
+            sets = ", ".join(f"{quote(name)} = {select_list[i]}" for i, name in enumerate(columns) if i)
+            sql = (f"UPDATE {quote(table.name)} AS t SET {sets} FROM {source} "
+                   f"WHERE t.{quote(key)} = u.c0")
+            session.execute(text(sql), params)
+        else:
+            stmt = (update(table).where(table.c[key] == bindparam("_key"))
+                    .values({n: bindparam(n) for n in columns[1:]}))
+            session.connection().execute(stmt, [{"_key": row[key], **{n: row[n] for n in columns[1:]}}
+                                                for row in group])
