@@ -68,7 +68,7 @@ def sessions_for():
 
 FAST_PIPELINE = """
 [pipeline]
-batch_size = 250
+batch_size = {batch_size}
 max_attempts = {max_attempts}
 lease_seconds = 8
 task_time_limit_seconds = 6
@@ -79,9 +79,9 @@ retry_backoff_max_seconds = 1
 """
 
 
-def write_config(folder: Path, max_attempts: int = 5, extra: str = "") -> Path:
+def write_config(folder: Path, max_attempts: int = 5, extra: str = "", batch_size: int = 250) -> Path:
     path = folder / "ingest.toml"
-    path.write_text(FAST_PIPELINE.format(max_attempts=max_attempts) + extra, encoding="utf-8")
+    path.write_text(FAST_PIPELINE.format(max_attempts=max_attempts, batch_size=batch_size) + extra, encoding="utf-8")
     return path
 
 

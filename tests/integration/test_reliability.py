@@ -67,7 +67,8 @@ def test_four_producers_two_workers_one_record_per_person(cluster, tmp_path, pg_
 
 
 def test_workers_killed_three_times_lose_nothing_and_duplicate_nothing(cluster, tmp_path, pg_url, sessions_for):
-    # Given 20,000 landed items and two workers, with the sweeper running
+    # Given 20,000 landed items and two workers (batches of 1,000), with the sweeper running
+    write_config(tmp_path, batch_size=1000)
     rows, people = people_with_duplicates(20_000, 0.30, seed=11)
     source = write_jsonl(tmp_path / "items.jsonl", rows)
     cluster.worker("w1")
@@ -76,14 +77,19 @@ def test_workers_killed_three_times_lose_nothing_and_duplicate_nothing(cluster, 
     run_cli(cluster.env, "land", "--source", "list", str(source))
     sessions = sessions_for(pg_url)
 
-    # When a worker is SIGKILLed (with its pool) in the middle of batches, three times
+    # When the workers are SIGKILLed (with their pools) in the middle of batches, three times
+    # (both of them, so that the batch seen claimed is surely interrupted)
     for kill in range(3):
         done_before = _done(sessions)
         deadline = time.monotonic() + 60
         while _done(sessions) < done_before + 1500 and time.monotonic() < deadline:
             time.sleep(0.05)
+        while not _claimed(sessions) and time.monotonic() < deadline:
+            time.sleep(0.005)  # kill while a batch is claimed and being written
         cluster.kill("w1")
+        cluster.kill("w2")
         cluster.worker("w1")
+        cluster.worker("w2")
 
     # Then, once the run finishes, no item is lost and none produced two records
     wait_until_finished(sessions, len(rows))
@@ -153,6 +159,11 @@ def test_poison_item_is_set_aside_after_max_attempts_rest_of_batch_stored(tmp_pa
         assert session.scalar(select(func.count()).select_from(Lead)) == 200
     status = run_cli(env, "status", "--json").stdout
     assert '"failed": 1' in status
+
+
+def _claimed(sessions) -> bool:
+    with sessions() as session:
+        return session.scalar(select(RawItem.id).where(RawItem.state == "processing").limit(1)) is not None
 
 
 def _done(sessions) -> int:
