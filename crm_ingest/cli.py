@@ -274,9 +274,16 @@ def demo(as_json: bool) -> None:
         ]
         run = _land_and_dispatch(rt, connectors, wait=True)
     with rt.sessions() as session:
-        result = {"this_run": run, "database": rt.settings.database_url,
+        result = {"this_run": run, "database": _display_url(rt.settings.database_url),
                   "items": item_counts(session), "records": record_counts(session)}
     Out(as_json).emit(result, _print_demo)
+
+
+def _display_url(url: str) -> str:
+    """A database URL fit to print: never its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _print_demo(result: dict) -> None:

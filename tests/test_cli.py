@@ -228,3 +228,10 @@ def test_status_of_an_empty_database_has_zero_counts(cli):
     status = json.loads(cli("status", "--json").output)
     assert status["items"]["received"] == 0
     assert set(status["items"]["by_outcome"].values()) == {0}
+
+
+def test_a_database_password_is_never_printed():
+    from crm_ingest.cli import _display_url
+
+    shown = _display_url("postgresql://crm:s3cret@db:5432/crm")
+    assert "s3cret" not in shown and shown.startswith("postgresql://crm:***@db")
