@@ -76,7 +76,7 @@ class Settings:
     redis_url: str | None = None
     config_path: Path | None = None
     region: str = "SE"
-    sources: Mapping[str, SourceConfig] = field(default_factory=dict)
+    sources: Mapping[str, SourceConfig] = field(default_factory=lambda: builtin_sources("SE"))
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     @property
