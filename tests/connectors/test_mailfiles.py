@@ -361,3 +361,15 @@ def test_garbage_bytes_still_give_a_full_payload():
     payload = parse_message(bytes(range(256)) * 4)
     assert PAYLOAD_KEYS <= set(payload)
     json.dumps(payload)
+
+
+@pytest.mark.parametrize("text, charset", [
+    ("Привет, как дела? Это сообщение о заказе номер 5.", "cp1251"),
+    ("Γεια σας, έχω πρόβλημα με την παραγγελία μου.", "cp1253"),
+    ("Hej! Jag har en fråga om fakturan för oktober, den är fel.", "cp1252"),
+    ("Grüße aus München, bitte rufen Sie zurück.", "latin-1"),
+])
+def test_undeclared_8bit_body_in_other_scripts_is_detected(text, charset):
+    raw = (b"From: a@example.com\r\nSubject: x\r\nContent-Type: text/plain\r\n"
+           b"Content-Transfer-Encoding: 8bit\r\n\r\n" + text.encode(charset) + b"\r\n")
+    assert parse_message(raw)["text"].strip() == text

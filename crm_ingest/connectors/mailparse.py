@@ -1,0 +1,345 @@
+"""One RFC 5322 message to a raw item payload, with the standard library's modern email API.
+
+Never raises: any charset (also undeclared 8-bit text), RFC 2047 headers, QP and base64,
+HTML-only bodies made readable, attachments recorded with a cap, bodies capped with a note.
+Shared by every mail source (files now, IMAP later).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from email.headerregistry import HeaderRegistry
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import EmailPolicy
+from email.utils import getaddresses, parsedate_to_datetime
+from html.parser import HTMLParser
+from typing import Any, Iterator
+
+try:
+    from charset_normalizer import from_bytes as _detect_charsets
+except ImportError:  # optional: without it, undeclared 8-bit text falls back to cp1252
+    _detect_charsets = None
+
+__all__ = ["KEPT_HEADERS", "empty_payload", "external_id_for", "parse_message"]
+
+# Headers later stages need to spot auto-replies, bounces and mailing lists.
+KEPT_HEADERS = ("auto-submitted", "x-autoreply", "x-autorespond", "precedence", "list-unsubscribe",
+                "list-id", "content-type", "return-path", "x-failed-recipients")
+
+
+# --- Messages ---------------------------------------------------------------------------------
+
+
+def external_id_for(raw: bytes, payload: dict[str, Any]) -> str:
+    """The Message-ID when there is one, else a digest of the bytes (stable across re-fetches)."""
+    return payload.get("message_id") or "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+# --- Parsing ----------------------------------------------------------------------------------
+
+class _LenientPolicy(EmailPolicy):
+    """policy.default, except that a header the stdlib fails on (it raises on some malformed
+    MIME parameters while parsing the structure) is kept as plain text instead."""
+
+    def header_fetch_parse(self, name: str, value: Any) -> Any:
+        try:
+            return super().header_fetch_parse(name, value)
+        except Exception:
+            return _PLAIN_HEADERS(name, str(value).replace("\r", "").replace("\n", ""))
+
+
+_PLAIN_HEADERS = HeaderRegistry(use_default_map=False)
+_POLICY = _LenientPolicy()
+_PARSER = BytesParser(policy=_POLICY)
+_HEADER_FACTORY = _POLICY.header_factory
+_ANGLE_ID = re.compile(r"<([^<>]*)>")
+_MAX_DEPTH = 50
+
+
+def parse_message(raw: bytes, *, body_limit: int = 100_000,
+                  attachment_limit: int = 25_000_000) -> dict[str, Any]:
+    """One RFC 5322 message as a JSON-ready dict. Never raises: what cannot be read is left at
+    its empty value and explained under "error"."""
+    payload = empty_payload()
+    problems: list[str] = []
+    try:
+        msg = _parse(raw)
+    except Exception as exc:  # untrusted bytes: keep the item, say why
+        text = _decode_bytes(raw, None) if isinstance(raw, bytes) else ""
+        payload.update(text=text[:body_limit], truncated=len(text) > body_limit,
+                       error=f"unparsable message: {type(exc).__name__}: {exc}")
+        return _scrub(payload)
+
+    def attempt(field: str, read: Callable[[], Any]) -> None:
+        try:
+            payload.update(read())
+        except Exception as exc:  # one broken header or part must not lose the others
+            problems.append(f"{field}: {type(exc).__name__}: {exc}")
+
+    headers = _raw_headers(msg)
+    first = {name: values[0] for name, values in headers.items()}
+    attempt("message-id", lambda: {"message_id": _first_id(first.get("message-id", ""))})
+    attempt("from", lambda: _sender(headers.get("from", [])))
+    attempt("to", lambda: {"to": [addr for _, addr in _addresses("to", headers.get("to", []))]})
+    attempt("cc", lambda: {"cc": [addr for _, addr in _addresses("cc", headers.get("cc", []))]})
+    attempt("subject", lambda: {"subject": _text_header("subject", first.get("subject"))})
+    attempt("date", lambda: {"date": _iso_date(first.get("date"))})
+    attempt("in-reply-to", lambda: {"in_reply_to": _first_id(first.get("in-reply-to", ""))})
+    attempt("references", lambda: {"references": _message_ids(first.get("references", ""))})
+    attempt("headers", lambda: {"headers": {name: _text_header(name, first[name])
+                                            for name in KEPT_HEADERS if name in first}})
+    body = _body_part(msg)
+    attempt("body", lambda: _body(body, body_limit))
+    attempt("attachments", lambda: {"attachments": _attachments(msg, body, attachment_limit)})
+    if problems:
+        payload["error"] = "; ".join(problems)
+    return _scrub(payload)
+
+
+def _parse(raw: bytes) -> Message:
+    """A NUL in an RFC 2231 charset name makes the stdlib parser raise; NULs are dropped from
+    the payload anyway, so retry without them."""
+    try:
+        return _PARSER.parsebytes(raw)
+    except ValueError:
+        return _PARSER.parsebytes(raw.replace(b"\x00", b""))
+
+
+def empty_payload() -> dict[str, Any]:
+    return {"message_id": None, "from_email": None, "from_name": None, "to": [], "cc": [],
+            "subject": None, "date": None, "text": "", "truncated": False, "in_reply_to": None,
+            "references": [], "headers": {}, "attachments": []}
+
+
+def _raw_headers(msg: Message) -> dict[str, list[str]]:
+    """Header values as sent, unfolded, with undeclared 8-bit bytes decoded by best guess."""
+    found: dict[str, list[str]] = {}
+    for name, value in msg.raw_items():
+        value = str(value).replace("\r", "").replace("\n", "")
+        if any("\udc80" <= char <= "\udcff" for char in value):
+            value = _decode_bytes(value.encode("utf-8", "surrogateescape"), None)
+        found.setdefault(name.strip().lower(), []).append(value)
+    return found
+
+
+def _text_header(name: str, value: str | None) -> str | None:
+    """RFC 2047 decoded text, or the value as sent when the header parser gives up."""
+    if value is None:
+        return None
+    try:
+        value = str(_HEADER_FACTORY(name, value))
+    except Exception:  # the stdlib header parser has raised on crafted input before
+        pass
+    return value.strip() or None
+
+
+def _addresses(name: str, values: list[str]) -> list[tuple[str | None, str]]:
+    """(display name, address) pairs as written; entries without an "@" are not addresses."""
+    pairs: list[tuple[str, str]] = []
+    for value in values:
+        try:
+            pairs += [(a.display_name, a.addr_spec) for a in _HEADER_FACTORY(name, value).addresses]
+        except Exception:  # fall back to the lenient legacy parser
+            pairs += getaddresses([value])
+    return [(display.strip() or None, addr.strip()) for display, addr in pairs if "@" in addr]
+
+
+def _sender(values: list[str]) -> dict[str, str | None]:
+    found = _addresses("from", values)
+    name, addr = found[0] if found else (None, None)
+    return {"from_email": addr, "from_name": name}
+
+
+def _message_ids(value: str) -> list[str]:
+    """Message ids as "<id@host>", in order, once each; folding whitespace inside one removed."""
+    tokens = _ANGLE_ID.findall(value) or re.split(r"[\s,]+", value)
+    ids: list[str] = []
+    for token in tokens:
+        token = "".join(token.split()).strip("<>")
+        if token and f"<{token}>" not in ids:
+            ids.append(f"<{token}>")
+    return ids
+
+
+def _first_id(value: str) -> str | None:
+    ids = _message_ids(value)
+    return ids[0] if ids else None
+
+
+def _iso_date(value: str | None) -> str | None:
+    """ISO 8601 with its offset; None when unparsable or when the sender gave no offset."""
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return when.isoformat() if when.tzinfo is not None else None
+
+
+# --- Body and attachments ---------------------------------------------------------------------
+
+def _leaf_parts(part: Message, depth: int = 0) -> Iterator[Message]:
+    """Non-multipart parts in order; an attached message is one leaf, not opened."""
+    if part.get_content_maintype() == "multipart" and part.is_multipart() and depth < _MAX_DEPTH:
+        for sub in part.get_payload():
+            yield from _leaf_parts(sub, depth + 1)
+    else:
+        yield part
+
+
+def _body_part(msg: Message) -> Message | None:
+    """The text/plain body, else the HTML one, else the first inline text-like part."""
+    try:
+        body = msg.get_body(preferencelist=("plain", "html"))
+    except Exception:  # malformed structure; the walk below is more forgiving
+        body = None
+    if body is not None:
+        return body
+    try:
+        return next((part for part in _leaf_parts(msg)
+                     if part.get_content_maintype() in ("text", "multipart")
+                     and not part.is_attachment()), None)
+    except Exception:
+        return None
+
+
+def _body(part: Message | None, limit: int) -> dict[str, Any]:
+    if part is None:
+        return {"text": "", "truncated": False}
+    data = part.get_payload(decode=True)
+    text = _decode_bytes(data if isinstance(data, bytes) else b"", _declared_charset(part))
+    if part.get_content_type() == "text/html":
+        text = _html_to_text(text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return {"text": text[:limit], "truncated": len(text) > limit}
+
+
+def _attachments(msg: Message, body: Message | None, limit: int) -> list[dict[str, Any]]:
+    """Declared attachments, named parts and non-text parts other than the body."""
+    found = []
+    for part in _leaf_parts(msg):
+        maintype = part.get_content_maintype()
+        if part is body or maintype == "multipart":
+            continue
+        name = _filename(part)
+        if not (part.is_attachment() or name or maintype != "text"):
+            continue
+        entry: dict[str, Any] = {"name": name, "content_type": part.get_content_type(),
+                                 "size": _decoded_size(part)}
+        if entry["size"] is not None and entry["size"] > limit:
+            entry["skipped"] = True
+        found.append(entry)
+    return found
+
+
+def _filename(part: Message) -> str | None:
+    try:
+        return part.get_filename() or None
+    except Exception:
+        return None
+
+
+def _decoded_size(part: Message) -> int | None:
+    try:
+        if part.is_multipart():  # an attached message/rfc822
+            return len(part.get_payload(0).as_bytes())
+        data = part.get_payload(decode=True)
+        return len(data) if isinstance(data, bytes) else 0
+    except Exception:
+        return None
+
+
+# --- Text decoding ----------------------------------------------------------------------------
+
+def _declared_charset(part: Message) -> str | None:
+    try:
+        return part.get_content_charset()
+    except Exception:
+        return None
+
+
+def _decode_bytes(data: bytes, declared: str | None) -> str:
+    """Declared charset if it fits, else UTF-8, else a detected one, else cp1252; never raises."""
+    for charset in (declared, "utf-8"):
+        if charset:
+            try:
+                return data.decode(charset)
+            except (LookupError, ValueError):  # unknown charset, or bytes that do not fit it
+                pass
+    high = sum(byte >= 0x80 for byte in data)
+    if _detect_charsets is not None and high > 0.3 * len(data.strip()):
+        # Mostly 8-bit bytes: a non-Latin script (Cyrillic, Greek, CJK...); detection knows
+        # these. Latin text with a few accented letters is left to the cp1252 prior below,
+        # where detection on short text guesses wildly (cp1006 for 'café').
+        candidates = [match.encoding for match in _detect_charsets(data)]
+        # Short Western European text fits several 8-bit charsets equally well, and detection
+        # then picks among them by chance (cp1250 for Swedish 'å'). Where cp1252 is plausible,
+        # it is the best prior for mail without a declared charset; elsewhere trust detection.
+        western = next((c for c in candidates if c in _WESTERN), None)
+        for charset in ([western] if western else []) + candidates[:1]:
+            try:
+                return data.decode("cp1252" if charset in _WESTERN else charset, errors="replace")
+            except (LookupError, ValueError):
+                pass
+    return data.decode("cp1252", errors="replace")
+
+
+_WESTERN = {"cp1252", "latin_1", "iso8859_15", "iso8859_1", "windows-1252"}
+
+
+def _scrub(value: Any) -> Any:
+    """No NULs and no lone surrogates anywhere: both break JSON columns in PostgreSQL."""
+    if isinstance(value, str):
+        value = value.replace("\x00", "")
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {_scrub(key): _scrub(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item) for item in value]
+    return value
+
+
+class _HtmlText(HTMLParser):
+    """Readable text from HTML: tags and script/style dropped, blocks and <br> as line breaks."""
+
+    BREAKS = {"br", "p", "div", "li", "tr", "table", "ul", "ol", "blockquote", "hr", "pre",
+              "h1", "h2", "h3", "h4", "h5", "h6"}
+    LINE_STARTS = {"br", "li", "tr"}  # a new line before them, none after
+    CELLS = {"td", "th"}
+    HIDDEN = {"script", "style", "title"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in self.HIDDEN:
+            self.hidden += 1
+        elif tag in self.BREAKS:
+            self.chunks.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in self.BREAKS - self.LINE_STARTS:
+            self.chunks.append("\n")
+        elif tag in self.CELLS:
+            self.chunks.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.chunks.append(data.replace("\r", " ").replace("\n", " "))
+
+
+def _html_to_text(html: str) -> str:
+    parser = _HtmlText()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # keep what was read before the markup broke the parser
+        pass
+    lines = [" ".join(line.split()) for line in "".join(parser.chunks).split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
