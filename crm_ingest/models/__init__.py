@@ -8,10 +8,13 @@ from .pipeline import (
     OUTCOMES,
     PENDING,
     PROCESSING,
+    CampaignMember,
     ConnectorCheckpoint,
     IdentityKey,
     ImportJob,
+    MergeLog,
     RawItem,
+    Suppression,
 )
 from .records import (
     CASE_ORIGIN,
@@ -29,7 +32,8 @@ from .records import (
 __all__ = [
     "Base", "utcnow", "make_engine", "make_session_factory",
     "STATES_ALL", "DONE", "FAILED", "OUTCOMES", "PENDING", "PROCESSING",
-    "ConnectorCheckpoint", "IdentityKey", "ImportJob", "RawItem",
+    "CampaignMember", "ConnectorCheckpoint", "IdentityKey", "ImportJob", "MergeLog", "RawItem",
+    "Suppression",
     "CASE_ORIGIN", "CASE_PRIORITY", "RECORD_MODELS",
     "Account", "Activity", "Campaign", "Case", "Contact", "Lead", "Opportunity",
 ]

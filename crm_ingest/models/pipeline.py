@@ -77,14 +77,67 @@ class ConnectorCheckpoint(Base):
 
 
 class ImportJob(Base):
+    """One campaign list import: the file, its options, and how far landing got (to resume)."""
+
     __tablename__ = "import_jobs"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     source: Mapped[str] = mapped_column(String(100))
     file_name: Mapped[str] = mapped_column(String(1000))
     file_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # landing -> landed (every row landed; outcomes follow) ; reverted
     state: Mapped[str] = mapped_column(String(20), default="landing")
+    rows_read: Mapped[int] = mapped_column(default=0)
     rows_landed: Mapped[int] = mapped_column(default=0)
-    options: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    cursor: Mapped[dict[str, Any] | None] = mapped_column(Json)  # last row landed, for resume
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    consent: Mapped[str | None] = mapped_column(String(300))
+    upsert_by: Mapped[str] = mapped_column(String(10), default="email")
+    options: Mapped[dict[str, Any] | None] = mapped_column(Json)  # format, encoding, columns, map
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    landed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CampaignMember(Base):
+    """A lead or contact on a campaign's list: how an import links people it did not create."""
+
+    __tablename__ = "campaign_members"
+    __table_args__ = (UniqueConstraint("campaign_id", "record_type", "record_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    record_type: Mapped[str] = mapped_column(String(20))
+    record_id: Mapped[int] = mapped_column(BigId)
+    import_job_id: Mapped[int | None] = mapped_column(ForeignKey("import_jobs.id"), index=True)
+    raw_item_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Suppression(Base):
+    """Do not contact: an email, phone or whole domain that must never become a marketable lead."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # email, phone, domain
+    value: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str | None] = mapped_column(String(300))
+    source: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MergeLog(Base):
+    """What an item changed on a record it merged into, so the change can be undone."""
+
+    __tablename__ = "merge_log"
+    __table_args__ = (Index("ix_merge_log_record", "record_type", "record_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    raw_item_id: Mapped[int] = mapped_column(BigId, index=True)
+    record_type: Mapped[str] = mapped_column(String(20))
+    record_id: Mapped[int] = mapped_column(BigId)
+    filled: Mapped[dict[str, Any] | None] = mapped_column(Json)  # field -> value it filled (was blank)
+    keys_added: Mapped[list[Any] | None] = mapped_column(Json)  # [kind, value] pairs it added
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

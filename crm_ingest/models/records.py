@@ -56,6 +56,7 @@ class Contact(Provenance, Base):
     job_title: Mapped[str | None] = mapped_column(String(200))
     company_name: Mapped[str | None] = mapped_column(String(300))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    do_not_contact: Mapped[bool] = mapped_column(default=False)
 
 
 class Lead(Provenance, Base):
@@ -72,6 +73,7 @@ class Lead(Provenance, Base):
     lead_source: Mapped[str | None] = mapped_column(String(50))
     status: Mapped[str] = mapped_column(String(20), default="new")
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    do_not_contact: Mapped[bool] = mapped_column(default=False)
     details: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 

@@ -21,6 +21,12 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch migrations rebuild tables (copy, drop, rename); with foreign keys enforced the
+        # drop of a referenced table fails. Switch them off around the migration (outside any
+        # transaction, as SQLite requires) and check integrity afterwards.
+        connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -28,6 +34,12 @@ def _run(connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+    if sqlite:
+        raw = connection.connection.dbapi_connection
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        raw.execute("PRAGMA foreign_keys=ON")
+        if broken:
+            raise RuntimeError(f"migration left rows breaking foreign keys: {broken[:5]}")
 
 
 if context.is_offline_mode():
