@@ -206,23 +206,233 @@ def land(source_name: str, file: Path, wait: bool, as_json: bool) -> None:
 
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--source", "source_name", default="list", show_default=True)
-@click.option("--campaign", default=None, help="Campaign the leads belong to.")
-@click.option("--encoding", default=None, help="Text encoding of the file (default UTF-8).")
+@click.option("--campaign", default=None, help="Campaign the list belongs to (created if new).")
+@click.option("--source", "source_name", default="list", show_default=True,
+              help="A configured row source, e.g. purchased_list or trade_show.")
+@click.option("--map", "map_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="TOML map: [columns], [values.FIELD], [defaults].")
+@click.option("--upsert-by", type=click.Choice(["email", "phone", "none"]), default="email",
+              show_default=True, help="Which contact point finds an existing lead or contact.")
+@click.option("--consent", default=None, help="Consent basis given for the list (kept on each lead).")
+@click.option("--encoding", default=None, help="Text encoding, when the detected one is wrong.")
+@click.option("--sheet", default=None, help="XLSX: the sheet to read (default: the first).")
+@click.option("--preview", is_flag=True, help="Show how the first rows are read and mapped; store nothing.")
 @wait_option
 @json_option
-def import_list(file: Path, source_name: str, campaign: str | None, encoding: str | None,
-                wait: bool, as_json: bool) -> None:
-    """Import a CSV list (a first cut: the list-import issue completes it)."""
-    from crm_ingest.connectors.csvlist import CsvList
+def import_list(file: Path, campaign: str | None, source_name: str, map_file: Path | None,
+                upsert_by: str, consent: str | None, encoding: str | None, sheet: str | None,
+                preview: bool, wait: bool, as_json: bool) -> None:
+    """Import a campaign list: CSV/TSV in any common encoding, or XLSX; streamed, resumable."""
+    from crm_ingest.connectors.listfile import ListFile, MapFile
+    from crm_ingest.connectors.listfile import preview as preview_rows
+    from crm_ingest.ingest.importjobs import job_summary
+    from crm_ingest.workers.dispatch import wait_for_job
+    from crm_ingest.workers.imports import ImportRequest, land_list
 
+    try:
+        mapping = MapFile.load(map_file) if map_file else None
+        list_file = ListFile(file, source_name, encoding=encoding, mapping=mapping, sheet=sheet)
+    except (ConfigError, LookupError, ValueError) as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
+    if preview:
+        Out(as_json).emit(preview_rows(list_file), _print_preview)
+        return
     rt = _runtime()
     source = _check_source(rt, source_name, "row")
-    connector = CsvList(file, source.name, encoding=encoding)
-    if campaign:
-        connector = _with_campaign(connector, campaign)
-    result = _land_and_dispatch(rt, [connector], wait=wait)
-    Out(as_json).emit(result, _print_landing)
+    request = ImportRequest(source.name, campaign, consent, upsert_by)
+    with _progress(as_json, file) as on_chunk:
+        progress = land_list(rt.sessions, list_file, request, rt.settings, on_chunk=on_chunk)
+    if wait and not rt.settings.embedded:
+        with _progress(as_json, file, waiting=True) as on_wait:
+            wait_for_job(rt.sessions, progress.job_id, on_progress=on_wait)
+    from crm_ingest.models import ImportJob
+
+    with rt.sessions() as session:
+        summary = job_summary(session, session.get(ImportJob, progress.job_id))
+    summary.update(resumed_from_row=progress.resumed_from_row, already_imported=progress.already_imported,
+                   queued=not rt.settings.embedded)
+    Out(as_json).emit(summary, _print_job)
+
+
+class _progress:
+    """A live bar on a terminal (rows/s, rejected so far); plain lines otherwise; nothing for --json."""
+
+    def __init__(self, as_json: bool, file: Path, waiting: bool = False) -> None:
+        self.as_json, self.file, self.waiting = as_json, file, waiting
+        self.bar = None
+        self.total = None if waiting else _estimate_rows(file)
+
+    def __enter__(self):
+        if not self.as_json and console.is_terminal:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]} rows/s"), TimeRemainingColumn(),
+                                TextColumn("{task.fields[note]}"), console=console)
+            self.bar.start()
+            self.task = self.bar.add_task("processing" if self.waiting else "landing",
+                                          total=self.total, rate="-", note="")
+        self.started = __import__("time").monotonic()
+        return self.update
+
+    def update(self, progress) -> None:
+        done, total, note = _progress_numbers(progress)
+        elapsed = max(__import__("time").monotonic() - self.started, 1e-6)
+        rate = f"{done / elapsed:,.0f}"
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total or self.total, rate=rate, note=note)
+        elif not self.as_json:
+            click.echo(f"{'processed' if self.waiting else 'read'} {done} rows, {rate} rows/s {note}",
+                       err=True)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _progress_numbers(progress) -> tuple[int, int | None, str]:
+    if isinstance(progress, dict):  # waiting: job counts
+        counts = progress
+        unfinished = counts["pending"] + counts["processing"]
+        return counts["rows"] - unfinished, counts["rows"], f"rejected {counts['rejected']}"
+    outcomes = progress.outcomes or {}
+    note = f"rejected {outcomes.get('rejected', 0)}" if progress.outcomes is not None else "landed"
+    return progress.rows_read, None, note
+
+
+def _estimate_rows(file: Path) -> int | None:
+    """Rows in a text file, estimated from its first MiB (for the ETA); None for workbooks."""
+    size = file.stat().st_size
+    with file.open("rb") as handle:
+        head = handle.read(1 << 20)
+    if head.startswith(b"PK") or not head:
+        return None
+    lines = head.count(b"\n") or 1
+    return max(1, int(size / len(head) * lines) - 1)
+
+
+def _print_preview(data: dict) -> None:
+    console.print(f"format {data['format']}, encoding {data['encoding']}"
+                  + (" (guessed: override with --encoding)" if data.get("encoding_guessed") else "")
+                  + (f", delimiter {data['delimiter']!r}" if data.get("delimiter") else "")
+                  + f", header on row {data['header_row']}", highlight=False)
+    table = Table(title="Columns")
+    table.add_column("column in file")
+    table.add_column("read as")
+    for column in data["columns"]:
+        table.add_row(column["header"], column["field"] or "[dim](kept as extra)[/dim]")
+    console.print(table)
+    rows = Table(title=f"First {len(data['rows'])} rows as they would be read")
+    fields = sorted({name for row in data["rows"] for name in row["fields"]})
+    rows.add_column("row")
+    for name in fields:
+        rows.add_column(name)
+    for row in data["rows"]:
+        rows.add_row(str(row["row"]), *[str(row["fields"].get(name, "")) for name in fields])
+    console.print(rows)
+
+
+def _print_job(summary: dict) -> None:
+    if summary.get("already_imported"):
+        console.print(f"this file was imported before as job {summary['job']}: nothing new")
+    elif summary.get("resumed_from_row"):
+        console.print(f"resumed job {summary['job']} after row {summary['resumed_from_row']}")
+    counts = summary["counts"]
+    table = Table(title=f"Import job {summary['job']} ({summary['state']}): {summary['file']}")
+    table.add_column("rows")
+    table.add_column("count", justify="right")
+    labels = [("created", "created lead"), ("merged", "merged into an existing lead"),
+              ("linked_contact", "existing contact, linked"), ("duplicate_in_file", "duplicate of an earlier row"),
+              ("rejected", "rejected"), ("suppressed", "suppressed (do not contact)"),
+              ("ignored", "ignored"), ("review", "review"), ("pending", "waiting"),
+              ("processing", "in progress"), ("failed", "failed")]
+    for key, label in labels:
+        if counts.get(key) or key in ("created", "merged", "rejected"):
+            table.add_row(label, str(counts.get(key, 0)))
+    table.add_row("total", str(counts["rows"]), style="bold")
+    console.print(table)
+    if counts.get("rejected"):
+        console.print(f"rejected rows with reasons: ingest import-report {summary['job']} --rejected rejected.csv")
+
+
+@main.command("import-report")
+@click.argument("job_id", type=int)
+@click.option("--rejected", "rejected_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the rejected rows with their reasons to this CSV (safe to open in Excel).")
+@json_option
+def import_report(job_id: int, rejected_file: Path | None, as_json: bool) -> None:
+    """An import job's counts; optionally its rejected rows with reasons."""
+    from crm_ingest.ingest.importjobs import job_summary, reason_with_columns, rejected_rows
+    from crm_ingest.models import ImportJob
+
+    rt = _runtime()
+    with rt.sessions() as session:
+        job = session.get(ImportJob, job_id)
+        if job is None:
+            raise click.ClickException(f"no import job {job_id}")
+        summary = job_summary(session, job)
+        if rejected_file:
+            columns = [tuple(pair) for pair in (job.options or {}).get("columns", [])]
+            headers = [header for header, _ in columns]
+            written = 0
+            with rejected_file.open("w", encoding="utf-8-sig", newline="") as out:
+                writer = csv.writer(out)
+                writer.writerow(["row", "reason", *headers])
+                for row, reason, payload in rejected_rows(session, job_id):
+                    values = _original_values(payload, columns)
+                    writer.writerow([row, excel_safe(reason_with_columns(reason, columns)),
+                                     *[excel_safe(values.get(h)) for h in headers]])
+                    written += 1
+            summary["rejected_file"] = str(rejected_file)
+            summary["rejected_written"] = written
+    Out(as_json).emit(summary, _print_job)
+
+
+def _original_values(payload: dict, columns: list[tuple[str, str | None]]) -> dict[str, Any]:
+    """The row's cells by the file's headers, from the landed payload (fields and extra)."""
+    fields = payload.get("fields") or {}
+    values = dict(payload.get("extra") or {})
+    for header, field_name in columns:
+        if field_name and field_name in fields and header not in values:
+            values[header] = fields[field_name]
+    return values
+
+
+@main.command("import-revert")
+@click.argument("job_id", type=int)
+@json_option
+def import_revert(job_id: int, as_json: bool) -> None:
+    """Undo an import: delete the records it created, unlink and un-fill what it merged."""
+    from crm_ingest.ingest.importjobs import revert_job
+
+    rt = _runtime()
+    try:
+        with rt.sessions.begin() as session:
+            result = revert_job(session, job_id)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    Out(as_json).emit({"job": job_id, **result},
+                      lambda d: console.print(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d.items())))
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--reason", default=None, help="Why these must not be contacted (kept with each entry).")
+@json_option
+def suppress(file: Path, reason: str | None, as_json: bool) -> None:
+    """Load a do-not-contact list: one email, phone number or domain a line (or first CSV column)."""
+    from crm_ingest.ingest.importjobs import add_suppressions
+
+    rt = _runtime()
+    with file.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        values = (row[0] for row in csv.reader(handle) if row)
+        with rt.sessions.begin() as session:
+            result = add_suppressions(session, values, region=rt.settings.region, source=file.name,
+                                      reason=reason)
+    Out(as_json).emit(result, lambda d: console.print(
+        f"{d['entries']} entries ({d['added']} new), {d['records_marked']} existing records marked "
+        f"do-not-contact, {len(d['invalid'])} lines not understood"))
 
 
 def _with_campaign(connector: Connector, campaign: str) -> Connector:
@@ -258,8 +468,8 @@ def import_mail(path: Path, source_name: str, wait: bool, as_json: bool) -> None
 @json_option
 def demo(as_json: bool) -> None:
     """Ingest the bundled samples (a list, mail, web forms, social posts) and show what was stored."""
-    from crm_ingest.connectors.csvlist import CsvList
     from crm_ingest.connectors.jsonl import JsonLines
+    from crm_ingest.connectors.listfile import ListFile
     from crm_ingest.connectors.mailfiles import MailFiles
     from crm_ingest.ingest.report import item_counts, record_counts
 
@@ -267,7 +477,7 @@ def demo(as_json: bool) -> None:
     samples = resources.files("crm_ingest") / "samples"
     with resources.as_file(samples) as folder:
         connectors = [
-            _with_campaign(CsvList(folder / "purchased_list.csv", "list"), "Nordic Expo 2026"),
+            _with_campaign(ListFile(folder / "purchased_list.csv", "list"), "Nordic Expo 2026"),
             MailFiles(folder / "mail", "mail"),
             JsonLines(folder / "web_forms.jsonl", "web", "form"),
             JsonLines(folder / "social_posts.jsonl", "twitter", "post"),

@@ -1,18 +1,27 @@
-"""Purchased and event lists in CSV: one landed item per data row, its columns mapped to our fields."""
+"""Campaign and purchased lists as Excel or any vendor wrote them: one landed item per data row."""
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import tomllib
 import unicodedata
+import warnings
+import xml.etree.ElementTree as ElementTree
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import chain
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from functools import cached_property
+from itertools import chain, islice
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from crm_ingest.connectors.base import NewItem
+from crm_ingest.ingest.errors import ConfigError, FatalError
 
-__all__ = ["CsvList", "HEADER_SYNONYMS", "map_header"]
+__all__ = ["HEADER_SYNONYMS", "ListFile", "MapFile", "map_header", "preview"]
 
 HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "first_name": ("First Name", "Firstname", "Given Name", "Forename", "Förnamn", "Tilltalsnamn"),
@@ -40,13 +49,26 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "city": ("City", "Town", "Ort", "Stad", "Postort"),
     "postal_code": ("Postal Code", "Postcode", "Zip", "Zip Code", "Postnummer", "Postnr"),
     "country": ("Country", "Country/Region", "Land"),
+    "lead_source": ("Lead Source", "Källa", "Leadkälla"),
+    "consent": ("Consent", "Samtycke"),
     "notes": ("Notes", "Note", "Comment", "Comments", "Description", "Anteckningar", "Anteckning",
               "Kommentar", "Kommentarer", "Övrigt", "Beskrivning"),
 }
 
 SNIFF_DELIMITERS = ",;\t|"
 SNIFF_SAMPLE_CHARS = 64 * 1024
+ENCODING_SAMPLE_BYTES = 1 << 20
 HEADER_SEARCH_ROWS = 20
+CSV_FIELD_LIMIT = 10 * (1 << 20)
+MAX_CELL_CHARS = 1 << 20
+
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+_WESTERN = {"cp1252", "latin_1", "iso8859_15", "iso8859_1", "windows-1252"}
+_ASCII = bytes(range(0x80))
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and password-protected .xlsx
 
 
 def _header_key(name: str) -> str:
@@ -67,12 +89,156 @@ def map_header(name: str) -> str | None:
     return _FIELD_BY_KEY.get(_header_key(name))
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
+# -- the map file: what a person says about one vendor's columns -------------------------------
+
+def _loose(text: str) -> str:
+    """Case and runs of whitespace folded: how map-file headers and values are matched."""
+    return " ".join(text.split()).casefold()
+
+
+@dataclass(frozen=True)
+class MapFile:
+    """Explicit column mapping, value translations and defaults for a list; wins over synonyms."""
+
+    columns: dict[str, str | None] = field(default_factory=dict)
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    defaults: dict[str, str] = field(default_factory=dict)
+    _columns: dict[str, str | None] = field(init=False, repr=False, compare=False)
+    _values: dict[str, dict[str, str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_columns", {_loose(k): v or None for k, v in self.columns.items()})
+        object.__setattr__(self, "_values", {f: {_loose(raw): stored for raw, stored in m.items()}
+                                             for f, m in self.values.items()})
+
+    def lists(self, header: str) -> bool:
+        return _loose(header) in self._columns
+
+    def field_for(self, header: str) -> str | None:
+        """The field the map gives this header; None when it says to ignore it (or is silent)."""
+        return self._columns.get(_loose(header))
+
+    def stored_value(self, field_name: str, raw: str) -> str:
+        return self._values.get(field_name, {}).get(_loose(raw), raw)
+
+    @classmethod
+    def load(cls, path: Path) -> MapFile:
+        """Read a TOML map file; ConfigError names the dotted key that is wrong."""
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(str(path), str(exc)) from exc
+        if unknown := sorted(data.keys() - {"columns", "values", "defaults"}):
+            raise ConfigError(unknown[0], "unknown section; a map file has columns, values, defaults")
+        columns = {header: _known_field(f"columns.{header}", _string(f"columns.{header}", target))
+                   for header, target in _table(data, "columns").items()}
+        values = {_known_field(f"values.{name}", name):
+                  {raw: _string(f"values.{name}.{raw}", stored)
+                   for raw, stored in _table(data["values"], name, "values.").items()}
+                  for name in _table(data, "values")}
+        defaults = {_known_field(f"defaults.{name}", name): _string(f"defaults.{name}", value)
+                    for name, value in _table(data, "defaults").items()}
+        return cls(columns, values, defaults)
+
+
+def _table(data: dict[str, Any], key: str, prefix: str = "") -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(prefix + key, "must be a table")
+    return value
+
+
+def _string(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"must be a string, not {type(value).__name__}")
+    return value
+
+
+def _known_field(key: str, name: str) -> str | None:
+    """A canonical field name; "" (a column to ignore) is None."""
+    if name == "" and key.startswith("columns."):
+        return None
+    if name in HEADER_SYNONYMS:
+        return name
+    raise ConfigError(key, f"unknown field {name!r}; known: {', '.join(HEADER_SYNONYMS)}")
+
+
+# -- what the file is: format, encoding, delimiter ---------------------------------------------
+
+def _is_workbook(path: Path, head: bytes) -> bool:
+    """A zip holding an Excel workbook; other binary containers are refused with a reason."""
+    if head.startswith(_OLE2_MAGIC):
+        raise FatalError(f"{path.name}: an Excel 97-2003 (.xls) or password-protected workbook; "
+                         "save it as .xlsx or CSV")
+    if not head.startswith(_ZIP_MAGIC):
+        return False
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return True
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if "xl/workbook.xml" in archive.namelist():
+                return True
+    except zipfile.BadZipFile:
+        pass
+    raise FatalError(f"{path.name}: a zip archive, not a list; save it as .xlsx or CSV")
+
+
+def _sheet_names(path: Path) -> list[str]:
+    """The workbook's sheet names from its index, without loading the cells or shared strings."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            root = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError) as exc:
+        raise FatalError(f"{path.name}: not a readable Excel workbook: {exc}") from exc
+    return [sheet.get("name", "") for sheet in root.iter() if sheet.tag.endswith("}sheet")]
+
+
+def _text_encoding(head: bytes, is_sample_whole_file: bool) -> tuple[str, bool]:
+    """(codec, guessed): BOM, else UTF-8 if the sample is valid, else a detected 8-bit codec."""
+    for bom, codec in _BOMS:
+        if head.startswith(bom):
+            return codec, False
+    sample = head if is_sample_whole_file else head[:head.rfind(b"\n") + 1] or head
+    if codec := _bomless_utf16(sample):
+        return codec, True
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=is_sample_whole_file)
+        return "utf-8", False
+    except UnicodeDecodeError:
+        return _legacy_encoding(sample), True
+
+
+def _bomless_utf16(sample: bytes) -> str | None:
+    """UTF-16 without a BOM: most bytes on one side of each pair are NUL, few on the other."""
+    half = len(sample) // 2
+    odd, even = sample[1::2].count(0), sample[0::2].count(0)
+    if half >= 2 and odd > 0.6 * half and even < 0.1 * half:
+        return "utf-16-le"
+    if half >= 2 and even > 0.6 * half and odd < 0.1 * half:
+        return "utf-16-be"
+    return None
+
+
+def _legacy_encoding(sample: bytes) -> str:
+    """cp1252 for Latin text with a few accented letters, where detection guesses wildly
+    (cp1250 for Swedish 'å'); detection for mostly-8-bit text (Cyrillic, Greek...)."""
+    high = len(sample.translate(None, _ASCII))
+    if high <= 0.3 * len(sample.strip()):
+        return "cp1252"
+    from charset_normalizer import from_bytes
+
+    candidates = [match.encoding for match in from_bytes(sample)]
+    if not candidates or any(candidate in _WESTERN for candidate in candidates):
+        return "cp1252"
+    return codecs.lookup(candidates[0]).name
+
+
+def _resolve_codec(encoding: str, head: bytes) -> str:
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError as exc:
+        raise ConfigError("encoding", f"unknown encoding {encoding!r}") from exc
+    return "utf-8-sig" if codec == "utf-8" and head.startswith(codecs.BOM_UTF8) else codec
 
 
 def _sniff_delimiter(sample: str) -> str:
@@ -90,6 +256,25 @@ def _sniff_delimiter(sample: str) -> str:
         return ","
 
 
+def _cell_text(value: Any) -> str:
+    """A spreadsheet cell as the text Excel shows: 42 not 42.0, dates ISO, empty for None."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:.15g}"
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time() else value.isoformat()
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(value)
+    return str(value)
+
+
+# -- from rows to payloads ---------------------------------------------------------------------
+
 def _clean(value: str) -> str:
     return value.replace("\x00", "").strip()
 
@@ -98,8 +283,8 @@ def _is_blank(row: list[str]) -> bool:
     return not any(_clean(cell) for cell in row)
 
 
-def _split_header(rows: Iterator[list[str]]) -> tuple[list[str], Iterator[list[str]]]:
-    """The header row and the data rows after it.
+def _split_header(rows: Iterator[list[str]]) -> tuple[int, list[str], Iterator[list[str]]]:
+    """(0-based index of the header row, the header, the data rows after it).
 
     The header is the first of the first rows with two cells we can map (title lines and blank
     rows above it are skipped); failing that, the first non-empty row.
@@ -108,100 +293,189 @@ def _split_header(rows: Iterator[list[str]]) -> tuple[list[str], Iterator[list[s
     for row in rows:
         seen.append(row)
         if sum(map_header(cell) is not None for cell in row) >= 2:
-            return row, rows
+            return len(seen) - 1, row, rows
         if len(seen) == HEADER_SEARCH_ROWS:
             break
     for index, row in enumerate(seen):
         if not _is_blank(row):
-            return row, chain(seen[index + 1:], rows)
-    return [], iter(())
+            return index, row, chain(seen[index + 1:], rows)
+    return 0, [], iter(())
 
 
-def _columns(header: list[str]) -> list[tuple[str, str | None]]:
-    """(header, field) per column; a field's second column maps to None and lands in `extra`."""
-    taken: set[str] = set()
-    columns = []
-    for name in header:
-        name = _clean(name)
-        field = map_header(name)
-        if field in taken:
-            field = None
-        elif field is not None:
-            taken.add(field)
-        columns.append((name, field))
-    return columns
+@dataclass(frozen=True)
+class _Layout:
+    """How a data row becomes a payload: each column's field, `extra` name, or nothing."""
+
+    columns: list[tuple[str, str | None]]
+    extra_names: list[str | None]  # None: the column is mapped to a field, or ignored
+    mapping: MapFile
+
+    @classmethod
+    def of(cls, header: list[str], mapping: MapFile) -> _Layout:
+        """Map-file columns first, then synonyms; a field's second column lands in `extra`."""
+        names = [_clean(name) for name in header]
+        fields: list[str | None] = [mapping.field_for(name) for name in names]
+        taken: set[str] = set()
+        for index, name in enumerate(names):
+            if fields[index] in taken:
+                fields[index] = None
+            elif fields[index] is not None:
+                taken.add(fields[index])
+        for index, name in enumerate(names):
+            synonym = None if mapping.lists(name) else map_header(name)
+            if synonym is not None and synonym not in taken:
+                fields[index] = synonym
+                taken.add(synonym)
+        extra_names: list[str | None] = []
+        for number, (name, field_name) in enumerate(zip(names, fields), start=1):
+            ignored = mapping.lists(name) and mapping.field_for(name) is None
+            unique = name or f"column {number}"
+            unique = f"{unique} ({number})" if unique in extra_names else unique
+            extra_names.append(None if field_name or ignored else unique)
+        return cls(list(zip(names, fields)), extra_names, mapping)
+
+    def payload(self, row: list[str]) -> dict[str, Any]:
+        """Non-empty cells by field, values translated, defaults filled; the rest in `extra`."""
+        fields: dict[str, str] = {}
+        extra: dict[str, str] = {}
+        for index, cell in enumerate(row):
+            value = _clean(cell)
+            if not value:
+                continue
+            if index >= len(self.columns):
+                extra[f"column {index + 1}"] = value
+            elif (field_name := self.columns[index][1]) is not None:
+                fields[field_name] = self.mapping.stored_value(field_name, value)
+            elif (name := self.extra_names[index]) is not None:
+                extra[name] = value
+        for field_name, value in self.mapping.defaults.items():
+            fields.setdefault(field_name, value)
+        return {"fields": fields, "extra": extra}
 
 
-def _extra_names(columns: list[tuple[str, str | None]]) -> list[str]:
-    """Unique keys for `extra`: the header, 'column N' when it is empty, ' (N)' when repeated."""
-    names: list[str] = []
-    for number, (header, _) in enumerate(columns, start=1):
-        name = header or f"column {number}"
-        names.append(f"{name} ({number})" if name in names else name)
-    return names
+# -- the connector -----------------------------------------------------------------------------
 
+class ListFile:
+    """A list file (CSV, TSV, any delimiter and encoding, or XLSX), streamed row by row.
 
-def _payload(columns: list[tuple[str, str | None]], extra_names: list[str],
-             row: list[str]) -> dict[str, Any]:
-    """Non-empty cells by field; the unmapped ones (and cells past the header) in `extra`."""
-    fields: dict[str, str] = {}
-    extra: dict[str, str] = {}
-    for index, cell in enumerate(row):
-        value = _clean(cell)
-        if not value:
-            continue
-        field = columns[index][1] if index < len(columns) else None
-        if field is not None:
-            fields[field] = value
-        else:
-            extra[extra_names[index] if index < len(extra_names) else f"column {index + 1}"] = value
-    return {"fields": fields, "extra": extra}
-
-
-class CsvList:
-    """A CSV list file: yields each non-blank data row once, with ids stable for the same file.
-
-    The cursor is (file hash, row); a fetch from a checkpoint of the same file resumes after it,
-    one of another file starts from the top.
+    Yields each non-blank data row once, with ids stable for the same file. The cursor is
+    (file hash, row); a fetch from a checkpoint of the same file resumes after it, one of
+    another file starts from the top. Construction reads only a sample.
     """
 
     kind = "row"
 
-    def __init__(self, path: Path, source: str = "list", *, encoding: str | None = None) -> None:
+    def __init__(self, path: Path, source: str = "list", *, encoding: str | None = None,
+                 mapping: MapFile | None = None, sheet: str | None = None) -> None:
         self.path = Path(path)
         self.source = source
-        self.encoding = encoding or "utf-8-sig"
+        self.mapping = mapping or MapFile()
+        self.sheet = sheet
         self.columns: list[tuple[str, str | None]] | None = None
+        self.header_row: int | None = None
+        with self.path.open("rb") as f:
+            head = f.read(ENCODING_SAMPLE_BYTES)
+            whole = not f.read(1)
+        if _is_workbook(self.path, head):
+            self.format, self.encoding, self.encoding_guessed, self.delimiter = "xlsx", None, False, None
+            if sheet is not None and sheet not in (names := _sheet_names(self.path)):
+                raise ConfigError("sheet", f"no sheet {sheet!r} in {self.path.name}; it has {names}")
+            return
+        if sheet is not None:
+            raise ConfigError("sheet", f"{self.path.name} is a text file, not an Excel workbook")
+        if encoding:
+            self.encoding, self.encoding_guessed = _resolve_codec(encoding, head), False
+        else:
+            self.encoding, self.encoding_guessed = _text_encoding(head, whole)
+        with self._text() as f:
+            self.delimiter = _sniff_delimiter(f.read(SNIFF_SAMPLE_CHARS))
+        self.format = "tsv" if self.delimiter == "\t" else "csv"
+
+    @cached_property
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        with self.path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 16), b""):
+                digest.update(block)
+        return digest.hexdigest()
 
     def read_header(self) -> list[tuple[str, str | None]]:
         """The column mapping, (header, field or None) per column, without reading the rows."""
-        with self._rows() as rows:
-            header, _ = _split_header(rows)
-        return _columns(header)
+        with self._data_rows():
+            return self.columns  # type: ignore[return-value]
 
     def fetch(self, since: dict[str, Any] | None = None) -> Iterator[NewItem]:
-        """Stream the rows in file order; `columns` is set once the header is found."""
-        sha256 = _file_sha256(self.path)
+        """Stream the rows in file order; `columns` and `header_row` are set once the header is found."""
+        sha256 = self.sha256
         resume_after = since.get("row", 0) if since and since.get("sha256") == sha256 else 0
-        with self._rows() as rows:
-            header, data = _split_header(rows)
-            self.columns = columns = _columns(header)
-            extra_names = _extra_names(columns)
-            for number, row in enumerate(data, start=1):
-                if number <= resume_after or _is_blank(row):
+        with self._data_rows() as rows:
+            for number, payload in rows:
+                if number <= resume_after:
                     continue
-                payload = _payload(columns, extra_names, row) | {"row": number,
-                                                                  "file": self.path.name}
                 yield NewItem(external_id=f"{sha256[:20]}:{number}", kind=self.kind,
-                              payload=payload, cursor={"sha256": sha256, "row": number})
+                              payload=payload | {"row": number, "file": self.path.name},
+                              cursor={"sha256": sha256, "row": number})
+
+    @contextmanager
+    def _data_rows(self) -> Iterator[Iterator[tuple[int, dict[str, Any]]]]:
+        """(data row number, payload) of the non-blank rows under the header, blank ones counted."""
+        with self._rows() as rows:
+            index, header, data = _split_header(rows)
+            layout = _Layout.of(header, self.mapping)
+            self.header_row, self.columns = index + 1, layout.columns
+            yield ((number, layout.payload(row))
+                   for number, row in enumerate(data, start=1) if not _is_blank(row))
 
     @contextmanager
     def _rows(self) -> Iterator[Iterator[list[str]]]:
-        with self.path.open(encoding=self.encoding, newline="") as f:
-            yield csv.reader(f, delimiter=self._delimiter(f))
+        if self.format == "xlsx":
+            with self._sheet_rows() as rows:
+                yield rows
+            return
+        csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+        with self._text() as f:
+            yield self._checked(csv.reader(f, delimiter=self.delimiter))
 
-    @staticmethod
-    def _delimiter(f: TextIO) -> str:
-        sample = f.read(SNIFF_SAMPLE_CHARS)
-        f.seek(0)
-        return _sniff_delimiter(sample)
+    def _checked(self, reader: Iterator[list[str]]) -> Iterator[list[str]]:
+        """Rows with huge cells cut to MAX_CELL_CHARS; csv's errors become ours, with the line."""
+        try:
+            for row in reader:
+                yield [cell[:MAX_CELL_CHARS] for cell in row]
+        except csv.Error as exc:
+            line = getattr(reader, "line_num", "?")
+            raise FatalError(f"{self.path.name}: unreadable near line {line}: {exc}") from exc
+
+    def _text(self):
+        """The file as text; undecodable bytes become U+FFFD instead of stopping the import."""
+        return self.path.open(encoding=self.encoding, errors="replace", newline="")
+
+    @contextmanager
+    def _sheet_rows(self) -> Iterator[Iterator[list[str]]]:
+        from openpyxl import load_workbook
+
+        with self.path.open("rb") as f:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "no default style" and kin
+                    workbook = load_workbook(f, read_only=True, data_only=True)
+            except Exception as exc:  # openpyxl raises whatever its zip and XML layers raise
+                raise FatalError(f"{self.path.name}: not a readable Excel workbook: {exc}") from exc
+            try:
+                sheet = workbook[self.sheet] if self.sheet else workbook.worksheets[0]
+                sheet.reset_dimensions()  # some writers record a wrong size; read every row there is
+                yield ([_cell_text(value)[:MAX_CELL_CHARS] for value in row]
+                       for row in sheet.iter_rows(values_only=True))
+            finally:
+                workbook.close()
+
+
+def preview(list_file: ListFile, rows: int = 10) -> dict[str, Any]:
+    """What an import would make of the file's first rows, for a person to check the mapping."""
+    with list_file._data_rows() as data:
+        shown = [{"row": number, **payload} for number, payload in islice(data, rows)]
+    return {"format": list_file.format, "encoding": list_file.encoding,
+            "encoding_guessed": list_file.encoding_guessed, "delimiter": list_file.delimiter,
+            "header_row": list_file.header_row,
+            "columns": [{"header": header, "field": field_name}
+                        for header, field_name in list_file.columns or []],
+            "rows": shown}

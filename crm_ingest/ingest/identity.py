@@ -35,42 +35,67 @@ class Person:
     scope: str
     record_id: int | None = None
     created: bool = False
+    redirect: bool = True  # may a key lost to a concurrent worker redirect this person?
+    origin_item_id: int | None = None  # the item that created the record
     fields: dict[str, Any] = field(default_factory=dict)
     plans: list[ItemPlan] = field(default_factory=list)
     new_keys: list[Key] = field(default_factory=list)
+    won_keys: list[Key] = field(default_factory=list)
+    filled: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Resolved:
+    record_type: str
     record_id: int
     created: bool  # this item created the record
+    origin_item_id: int | None  # the item that created the record (for 'duplicate of row N')
+
+
+@dataclass(frozen=True)
+class MergeEntry:
+    """What one item changed on an existing record: undone by an import revert."""
+
+    raw_item_id: int
+    record_type: str
+    record_id: int
+    filled: dict[str, Any]
+    keys_added: list[list[str]]
 
 
 def resolve_people(session: Session, plans: list[ItemPlan], record_defaults: dict[int, dict[str, Any]]
-                   ) -> dict[int, Resolved]:
+                   ) -> tuple[dict[int, Resolved], list[MergeEntry]]:
     """Find or create the person record of every plan that has one; item id -> record."""
     with_person = [plan for plan in plans if plan.person is not None]
     if not with_person:
-        return {}
-    owners = lookup_keys(session, {_key(p, k) for p in with_person for k in p.person.keys})
+        return {}, []
+    owners = lookup_keys(session, {(scope, kind, value) for p in with_person
+                                   for scope in _scopes(p) for kind, value in p.person.keys})
     people = _group(with_person, owners)
 
     new = [person for person in people if person.record_id is None]
     _insert_records(session, new, record_defaults)
-    lost = _insert_keys(session, new + [p for p in people if p.record_id and not p.created])
+    lost = _insert_keys(session, people)
     if lost:
-        _redirect_losers(session, new, lost)
+        _redirect_losers(session, [p for p in new if p.redirect], lost)
     _merge_into_existing(session, [p for p in people if not p.created])
 
     resolved: dict[int, Resolved] = {}
+    merges: list[MergeEntry] = []
     for person in people:
+        origin = person.plans[0].item_id if person.created else person.origin_item_id
         for index, plan in enumerate(person.plans):
-            resolved[plan.item_id] = Resolved(person.record_id, person.created and index == 0)
-    return resolved
+            resolved[plan.item_id] = Resolved(person.scope, person.record_id,
+                                              person.created and index == 0, origin)
+        if not person.created and (person.filled or person.won_keys):
+            merges.append(MergeEntry(person.plans[0].item_id, person.scope, person.record_id,
+                                     person.filled, [[k[1], k[2]] for k in person.won_keys]))
+    return resolved, merges
 
 
-def _key(plan: ItemPlan, key: tuple[str, str]) -> Key:
-    return (plan.person.scope, key[0], key[1])
+def _scopes(plan: ItemPlan) -> tuple[str, ...]:
+    """Record types whose keys identify this plan's person, the most established first."""
+    return (*plan.person.also_scopes, plan.person.scope)
 
 
 def lookup_keys(session: Session, keys: Iterable[Key]) -> dict[Key, int]:
@@ -93,31 +118,35 @@ def lookup_keys(session: Session, keys: Iterable[Key]) -> dict[Key, int]:
 
 
 def _group(plans: list[ItemPlan], owners: dict[Key, int]) -> list[Person]:
-    """Items that share a key are one person; a key already owned names the existing record."""
+    """Items that share a key are one person; a key already owned names the existing record
+    (a list row whose email is a known contact's is that contact, not a new lead)."""
     people: list[Person] = []
-    by_key: dict[Key, Person] = {}
+    by_key: dict[tuple[str, str], Person] = {}
     existing: dict[tuple[str, int], Person] = {}
     for plan in plans:
-        keys = [_key(plan, k) for k in plan.person.keys]
-        person = next((by_key[k] for k in keys if k in by_key), None)
+        keys = list(plan.person.keys)
+        person = None
+        if plan.person.match:
+            person = next((by_key[k] for k in keys if k in by_key), None)
+            for scope in _scopes(plan) if person is None else ():
+                owned = next(((scope, *k) for k in keys if (scope, *k) in owners), None)
+                if owned is not None:
+                    slot = (scope, owners[owned])
+                    if slot not in existing:
+                        existing[slot] = Person(scope, record_id=owners[owned])
+                        people.append(existing[slot])
+                    person = existing[slot]
+                    break
         if person is None:
-            owned = next((k for k in keys if k in owners), None)
-            if owned is not None:
-                slot = (plan.person.scope, owners[owned])
-                if slot not in existing:
-                    existing[slot] = Person(plan.person.scope, record_id=owners[owned])
-                    people.append(existing[slot])
-                person = existing[slot]
-            else:
-                person = Person(plan.person.scope)
-                people.append(person)
+            person = Person(plan.person.scope, redirect=plan.person.match)
+            people.append(person)
         person.plans.append(plan)
         fill_blanks(person.fields, plan.person.fields)
-        for key in keys:
-            if key not in by_key:
-                by_key[key] = person
-                if key not in owners:
-                    person.new_keys.append(key)
+        for kind, value in keys:
+            key = (person.scope, kind, value)
+            if key not in owners and key not in person.new_keys and (kind, value) not in by_key:
+                person.new_keys.append(key)
+            by_key.setdefault((kind, value), person)
     return people
 
 
@@ -150,6 +179,13 @@ def _insert_records(session: Session, new: list[Person], record_defaults: dict[i
 
 def _insert_keys(session: Session, people: list[Person]) -> set[Key]:
     """Insert every new key in sorted order; return the keys another transaction owns already."""
+    lost = _insert_sorted_keys(session, people)
+    for person in people:
+        person.won_keys = [key for key in person.new_keys if key not in lost]
+    return lost
+
+
+def _insert_sorted_keys(session: Session, people: list[Person]) -> set[Key]:
     rows = sorted(
         ({"scope": key[0], "kind": key[1], "value": key[2], "record_id": person.record_id}
          for person in people for key in person.new_keys),
@@ -182,29 +218,36 @@ def _redirect_losers(session: Session, new: list[Person], lost: set[Key]) -> Non
 
 
 def _merge_into_existing(session: Session, people: list[Person]) -> None:
-    """Fill the blanks of existing records, locking them in id order (no deadlocks)."""
+    """Fill the blanks of existing records, locking them in id order (no deadlocks); each
+    person learns what it filled and who created the record."""
     for scope, model in PERSON_MODELS.items():
-        targets: dict[int, dict[str, Any]] = {}
+        by_record: dict[int, list[Person]] = defaultdict(list)
         for person in people:
             if person.scope == scope:
-                fill_blanks(targets.setdefault(person.record_id, {}), person.fields)
-        if not targets:
+                by_record[person.record_id].append(person)
+        if not by_record:
             continue
-        names = [name for name in model.__table__.columns.keys() if name in
-                 {n for values in targets.values() for n in values}]
-        ids = sorted(targets)
-        current = {}
+        columns = set(model.__table__.columns.keys())
+        names = sorted({n for group in by_record.values() for p in group for n in p.fields} & columns)
+        ids = sorted(by_record)
+        current: dict[int, dict[str, Any]] = {}
         for start in range(0, len(ids), _CHUNK):
-            stmt = (select(model.id, *[getattr(model, n) for n in names])
+            stmt = (select(model.id, model.origin_item_id, *[getattr(model, n) for n in names])
                     .where(model.id.in_(ids[start:start + _CHUNK])).order_by(model.id)
                     .with_for_update(key_share=True))
-            current.update({row[0]: dict(zip(names, row[1:])) for row in session.execute(stmt)})
+            for row in session.execute(stmt):
+                current[row[0]] = {"origin_item_id": row[1], **dict(zip(names, row[2:]))}
         missing = set(ids) - set(current)
         if missing:
             raise LookupError(f"identity keys point to missing {scope} records {sorted(missing)[:5]}")
         updates, now = [], utcnow()
         for record_id in ids:
-            changed = fill_blanks(current[record_id], {n: targets[record_id].get(n) for n in names})
+            record = current[record_id]
+            changed: dict[str, Any] = {}
+            for person in by_record[record_id]:
+                person.origin_item_id = record["origin_item_id"]
+                person.filled = fill_blanks(record, {n: person.fields.get(n) for n in names})
+                changed.update(person.filled)
             if changed:
                 updates.append({"id": record_id, **changed})
         if updates:

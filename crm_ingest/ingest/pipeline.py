@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm_ingest.models import Activity, Campaign, Case
+from crm_ingest.models import Activity, Campaign, CampaignMember, Case, MergeLog, RawItem, Suppression
 from crm_ingest.models.bulk import allocate_ids, insert_rows
 
 from .identity import resolve_people
@@ -37,6 +37,17 @@ class ItemRef:
     source: str
     kind: str
     payload: Mapping[str, Any]
+    import_job_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What a list import says about all of its rows."""
+
+    job_id: int
+    campaign_id: int | None = None
+    consent: str | None = None
+    upsert_by: str = "email"  # email | phone | none
 
 
 def plan_items(items: Iterable[ItemRef], settings: Settings) -> tuple[list[ItemPlan], dict[int, str]]:
@@ -56,28 +67,38 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000] + where
 
 
-def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceConfig]) -> list[Outcome]:
-    """Write the records the plans call for; return one outcome per plan."""
+def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceConfig],
+          imports: Mapping[int, ImportOptions] | None = None) -> list[Outcome]:
+    """Write the records the plans call for; return one outcome per plan.
+
+    `imports` maps item ids of list-import rows to their import's options.
+    """
+    imports = imports or {}
     outcomes: dict[int, Outcome] = {}
-    active = []
+    for plan in plans:
+        if plan.item_id in imports:
+            _apply_import(plan, imports[plan.item_id])
+    for item_id, reason in suppressed(session, [p for p in plans if p.marketing and p.outcome is None]).items():
+        outcomes[item_id] = Outcome(item_id, "ignored", reason=reason)
     for plan in plans:
         if plan.outcome is not None:
             outcomes[plan.item_id] = Outcome(plan.item_id, plan.outcome, reason=plan.reason)
-        else:
-            active.append(plan)
+    active = [plan for plan in plans if plan.item_id not in outcomes]
 
     campaigns = _campaign_ids(session, {plan.campaign for plan in active if plan.campaign})
     defaults = {
         plan.item_id: {"source": sources[plan.item_id].name,
                        "lead_source": sources[plan.item_id].lead_source,
-                       "campaign_id": campaigns.get(plan.campaign)}
+                       "campaign_id": imports[plan.item_id].campaign_id if plan.item_id in imports
+                       and imports[plan.item_id].campaign_id else campaigns.get(plan.campaign)}
         for plan in active
     }
     parents = _thread_parents(session, active)
-    people = resolve_people(session, active, defaults)
+    people, merges = resolve_people(session, active, defaults)
 
     new_cases = [p for p in active if p.case is not None and p.item_id not in parents]
     case_ids = _insert_cases(session, new_cases, people, defaults)
+    duplicates = _duplicates_in_file(session, people, imports)
     for plan in active:
         case_id = case_ids.get(plan.item_id) or _parent_case(plan.item_id, parents, case_ids)
         if plan.case is not None and plan.item_id in parents and case_id is not None:
@@ -87,11 +108,100 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
             outcomes[plan.item_id] = Outcome(plan.item_id, "created", "case", case_id)
         else:
             person = people[plan.item_id]
-            scope = plan.person.scope
+            reason = duplicates.get(plan.item_id)
+            if reason is None and not person.created and person.record_type != plan.person.scope:
+                reason = f"existing {person.record_type}, linked"
             outcomes[plan.item_id] = Outcome(plan.item_id, "created" if person.created else "merged",
-                                             scope, person.record_id)
-    _insert_activities(session, active, outcomes, people)
+                                             person.record_type, person.record_id, reason=reason)
+    _insert_activities(session, active, outcomes)
+    _log_merges(session, merges)
+    _link_campaign_members(session, active, outcomes, defaults, imports)
     return [outcomes[plan.item_id] for plan in plans]
+
+
+def _apply_import(plan: ItemPlan, options: ImportOptions) -> None:
+    """The import's choices: which key finds existing people, consent and provenance."""
+    if plan.person is None:
+        return
+    if options.upsert_by == "none":
+        plan.person.match = False
+    elif options.upsert_by == "phone":
+        plan.person.keys.sort(key=lambda key: key[0] != "phone")
+    details = dict(plan.person.fields.get("details") or {})
+    details["import_job"] = options.job_id
+    if options.consent:
+        details["consent"] = options.consent
+    plan.person.fields["details"] = details
+
+
+def suppressed(session: Session, plans: list[ItemPlan]) -> dict[int, str]:
+    """Plans whose email, phone or email domain is on the do-not-contact list: item id -> reason."""
+    wanted: dict[tuple[str, str], list[int]] = {}
+    for plan in plans:
+        for kind, value in plan.person.keys if plan.person else ():
+            if kind in ("email", "phone"):
+                wanted.setdefault((kind, value), []).append(plan.item_id)
+            if kind == "email":
+                wanted.setdefault(("domain", value.rpartition("@")[2]), []).append(plan.item_id)
+    if not wanted:
+        return {}
+    found: set[tuple[str, str]] = set()
+    by_kind: dict[str, list[str]] = {}
+    for kind, value in wanted:
+        by_kind.setdefault(kind, []).append(value)
+    for kind, values in by_kind.items():
+        for start in range(0, len(values), 1000):
+            found.update(session.execute(select(Suppression.kind, Suppression.value).where(
+                Suppression.kind == kind, Suppression.value.in_(values[start:start + 1000]))).all())
+    reasons: dict[int, str] = {}
+    for kind, value in sorted(found):
+        for item_id in wanted[(kind, value)]:
+            reasons.setdefault(item_id, f"suppressed: {kind} {value} is on the do-not-contact list")
+    return reasons
+
+
+def _duplicates_in_file(session: Session, people: Mapping[int, Any],
+                        imports: Mapping[int, ImportOptions]) -> dict[int, str]:
+    """Merged import rows whose record an earlier row of the same file created."""
+    origins = {item_id: r.origin_item_id for item_id, r in people.items()
+               if item_id in imports and not r.created and r.origin_item_id}
+    if not origins:
+        return {}
+    rows = {}
+    ids = sorted(set(origins.values()))
+    for start in range(0, len(ids), 1000):
+        rows.update({row.id: row for row in session.execute(
+            select(RawItem.id, RawItem.import_job_id, RawItem.external_id)
+            .where(RawItem.id.in_(ids[start:start + 1000])))})
+    reasons = {}
+    for item_id, origin in origins.items():
+        row = rows.get(origin)
+        if row is not None and row.import_job_id == imports[item_id].job_id:
+            reasons[item_id] = f"duplicate of row {row.external_id.rpartition(':')[2]} in this file"
+    return reasons
+
+
+def _log_merges(session: Session, merges) -> None:
+    insert_rows(session, MergeLog, [
+        {"raw_item_id": m.raw_item_id, "record_type": m.record_type, "record_id": m.record_id,
+         "filled": m.filled or None, "keys_added": m.keys_added or None} for m in merges])
+
+
+def _link_campaign_members(session: Session, plans: list[ItemPlan], outcomes: Mapping[int, Outcome],
+                           defaults: Mapping[int, dict[str, Any]],
+                           imports: Mapping[int, ImportOptions]) -> None:
+    rows = []
+    for plan in plans:
+        campaign_id = defaults[plan.item_id]["campaign_id"]
+        outcome = outcomes[plan.item_id]
+        if campaign_id and outcome.record_type in ("lead", "contact"):
+            job = imports.get(plan.item_id)
+            rows.append({"campaign_id": campaign_id, "record_type": outcome.record_type,
+                         "record_id": outcome.record_id, "raw_item_id": plan.item_id,
+                         "import_job_id": job.job_id if job else None})
+    rows.sort(key=lambda r: (r["campaign_id"], r["record_type"], r["record_id"]))
+    insert_rows(session, CampaignMember, rows,
+                on_conflict_do_nothing=("campaign_id", "record_type", "record_id"))
 
 
 def _campaign_ids(session: Session, names: set[str]) -> dict[str, int]:
@@ -152,8 +262,7 @@ def ticket_number(case_id: int) -> str:
     return f"CAS-{case_id:05d}"
 
 
-def _insert_activities(session: Session, plans: list[ItemPlan], outcomes: Mapping[int, Outcome],
-                       people) -> None:
+def _insert_activities(session: Session, plans: list[ItemPlan], outcomes: Mapping[int, Outcome]) -> None:
     rows = []
     for plan in plans:
         if not plan.activity:

@@ -30,6 +30,8 @@ class PersonPlan:
     scope: str  # the record type: lead or contact
     fields: dict[str, Any]
     keys: list[tuple[str, str]]  # (kind, value), strongest first
+    also_scopes: tuple[str, ...] = ()  # record types to find the person among first (contact)
+    match: bool = True  # False: always a new record (an import with --upsert-by none)
 
 
 @dataclass
@@ -43,6 +45,7 @@ class ItemPlan:
     outcome: str | None = None  # set when decided up front: rejected or ignored
     reason: str | None = None
     campaign: str | None = None  # overrides the source's campaign (e.g. `ingest import --campaign`)
+    marketing: bool = False  # a list row: suppression applies, and a known contact is linked
 
 
 def plan_item(item_id: int, kind: str, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
@@ -121,6 +124,17 @@ def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) ->
     fields = _fields_of(payload)
     plan = ItemPlan(item_id, source.record_type,
                     person=_person(fields, source, scope=_person_scope(source)))
+    if source.record_type == "lead":
+        plan.marketing = True
+        plan.person.also_scopes = ("contact",)
+        lead_source = clean_text(fields.get("lead_source"), 50)
+        if lead_source:
+            plan.person.fields["lead_source"] = lead_source
+        extra = payload.get("extra")
+        details = {"row": payload.get("row"), "file": clean_text(payload.get("file"), 300),
+                   "extra": {clean_text(k, 100): clean_text(v, 1000) for k, v in extra.items()}
+                   if isinstance(extra, Mapping) and extra else None}
+        plan.person.fields["details"] = {k: v for k, v in details.items() if v is not None} or None
     if source.record_type == "case":
         _with_case(plan, source, clean_text(fields.get("subject") or fields.get("topic")),
                    clean_body(fields.get("description")), "web")
@@ -129,6 +143,8 @@ def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) ->
 
 def _read_form(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
     plan = _read_row(item_id, payload, source)
+    plan.marketing = False  # someone wrote to us: an inbound request, not a list
+    plan.person.also_scopes = ()
     fields = _fields_of(payload)
     message = clean_body(fields.get("message") or fields.get("description"))
     plan.activity = {"kind": "form", "subject": clean_text(fields.get("subject") or payload.get("form")),

@@ -17,9 +17,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_ingest.ingest.errors import RetriableError
-from crm_ingest.ingest.pipeline import ItemRef, Outcome, describe_error, plan_items, store
+from crm_ingest.ingest.pipeline import ImportOptions, ItemRef, Outcome, describe_error, plan_items, store
 from crm_ingest.ingest.settings import Settings
-from crm_ingest.models import DONE, FAILED, PENDING, PROCESSING, RawItem, utcnow
+from crm_ingest.models import DONE, FAILED, PENDING, PROCESSING, ImportJob, RawItem, utcnow
 from crm_ingest.models.bulk import update_rows
 
 from .backoff import retry_delay
@@ -96,18 +96,28 @@ def _process(sessions, ids: list[int], token: str, settings: Settings, report: B
     """One transaction: lock our claimed items, write their records and outcomes together."""
     with sessions.begin() as session:
         rows = session.execute(
-            select(RawItem.id, RawItem.source, RawItem.kind, RawItem.payload)
+            select(RawItem.id, RawItem.source, RawItem.kind, RawItem.payload, RawItem.import_job_id)
             .where(RawItem.id.in_(ids), RawItem.claim_token == token, RawItem.state == PROCESSING)
             .order_by(RawItem.id).with_for_update()).all()
         items = [ItemRef(*row) for row in rows]
         plans, errors = plan_items(items, settings)
         sources = {item.id: settings.source(item.source) for item in items if item.id not in errors}
-        outcomes = store(session, plans, sources)
+        jobs = import_options(session, {item.import_job_id for item in items if item.import_job_id})
+        imports = {item.id: jobs[item.import_job_id] for item in items if item.import_job_id in jobs}
+        outcomes = store(session, plans, sources, imports)
         _finish(session, outcomes)
         if errors:
             _fail(session, errors, token, settings)
     report.outcomes.update(outcome.outcome for outcome in outcomes)
     report.failed += len(errors)
+
+
+def import_options(session: Session, job_ids: set[int]) -> dict[int, ImportOptions]:
+    if not job_ids:
+        return {}
+    rows = session.execute(select(ImportJob.id, ImportJob.campaign_id, ImportJob.consent,
+                                  ImportJob.upsert_by).where(ImportJob.id.in_(job_ids)))
+    return {row.id: ImportOptions(row.id, row.campaign_id, row.consent, row.upsert_by) for row in rows}
 
 
 def _finish(session: Session, outcomes: Iterable[Outcome]) -> None:

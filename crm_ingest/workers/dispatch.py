@@ -88,3 +88,19 @@ def wait_for(sessions, ids: Sequence[int], timeout: float | None = None, poll: f
         if remaining == 0 or (deadline is not None and time.monotonic() > deadline):
             return remaining
         time.sleep(poll)
+
+
+def wait_for_job(sessions, job_id: int, timeout: float | None = None, poll: float = 1.0,
+                 on_progress: Callable[[dict], None] | None = None) -> dict:
+    """Block until every row of an import job has an outcome (or is set aside); its counts."""
+    from crm_ingest.ingest.importjobs import job_counts
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with sessions() as session:
+            counts = job_counts(session, job_id)
+        if on_progress:
+            on_progress(counts)
+        if counts["pending"] + counts["processing"] == 0 or (deadline and time.monotonic() > deadline):
+            return counts
+        time.sleep(poll)

@@ -1,12 +1,16 @@
-"""CSV list connector: header mapping, dialect sniffing, header finding, stable row ids."""
+"""List file connector: formats, encodings, header mapping, map files, stable row ids, flat memory."""
 from __future__ import annotations
 
 import json
+import tracemalloc
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from openpyxl import Workbook
 
-from crm_ingest.connectors.csvlist import CsvList, map_header
+from crm_ingest.connectors.listfile import MAX_CELL_CHARS, ListFile, MapFile, map_header, preview
+from crm_ingest.ingest.errors import ConfigError, FatalError
 
 SAMPLE = Path(__file__).parents[2] / "crm_ingest" / "samples" / "purchased_list.csv"
 
@@ -18,7 +22,7 @@ def write(tmp_path: Path, text: str, *, name: str = "list.csv", encoding: str = 
 
 
 def rows(path: Path, **kwargs) -> list[dict]:
-    return [item.payload for item in CsvList(path, **kwargs).fetch()]
+    return [item.payload for item in ListFile(path, **kwargs).fetch()]
 
 
 @pytest.mark.parametrize("header, field", [
@@ -40,6 +44,8 @@ def rows(path: Path, **kwargs) -> list[dict]:
     ("Website", "website"), ("Hemsida", "website"), ("Address", "street"), ("Gatuadress", "street"),
     ("Country", "country"), ("Land", "country"), ("Notes", "notes"), ("Anteckningar", "notes"),
     ("Topic", "topic"), ("Ämne", "topic"),
+    ("Lead Source", "lead_source"), ("Källa", "lead_source"), ("Leadkälla", "lead_source"),
+    ("Samtycke", "consent"), ("Consent", "consent"),
 ])
 def test_map_header_knows_english_and_swedish_synonyms(header, field):
     assert map_header(header) == field
@@ -73,15 +79,12 @@ def test_falls_back_to_comma_for_a_single_column(tmp_path):
 
 def test_utf8_bom_is_not_part_of_the_first_header(tmp_path):
     path = write(tmp_path, "Förnamn;E-post\nÅsa;asa@foretag.example.se\n", encoding="utf-8-sig")
-    connector = CsvList(path)
+    connector = ListFile(path)
     assert [item.payload["fields"] for item in connector.fetch()] == [
         {"first_name": "Åsa", "email": "asa@foretag.example.se"}]
     assert connector.columns == [("Förnamn", "first_name"), ("E-post", "email")]
 
 
-def test_encoding_overrides_the_default(tmp_path):
-    path = write(tmp_path, "Förnamn;Ort\nGöran;Örebro\n", encoding="cp1252")
-    assert rows(path, encoding="cp1252")[0]["fields"] == {"first_name": "Göran", "city": "Örebro"}
 
 
 def test_quoted_fields_keep_delimiters_and_newlines(tmp_path):
@@ -99,7 +102,7 @@ def test_title_line_and_blank_rows_above_the_header_are_skipped(tmp_path):
     text = ("Mässlista Nordic Expo 2026\n\n;;\n"
             "Förnamn;Efternamn;E-post\n"
             "Anna;Svensson;anna@foretag.example.se\n")
-    connector = CsvList(write(tmp_path, text))
+    connector = ListFile(write(tmp_path, text))
     payloads = [item.payload for item in connector.fetch()]
     assert connector.columns == [("Förnamn", "first_name"), ("Efternamn", "last_name"),
                                  ("E-post", "email")]
@@ -110,14 +113,14 @@ def test_title_line_and_blank_rows_above_the_header_are_skipped(tmp_path):
 
 def test_without_a_known_header_the_first_non_empty_row_is_the_header(tmp_path):
     text = "\nKundnr,Summa\n17,1200\n"
-    connector = CsvList(write(tmp_path, text))
+    connector = ListFile(write(tmp_path, text))
     assert [item.payload["extra"] for item in connector.fetch()] == [{"Kundnr": "17", "Summa": "1200"}]
     assert connector.columns == [("Kundnr", None), ("Summa", None)]
 
 
 def test_read_header_maps_columns_without_fetching(tmp_path):
     path = write(tmp_path, "Title line\nE-mail Address,Mobil,Shoe size\nx@example.com,070,42\n")
-    assert CsvList(path).read_header() == [("E-mail Address", "email"),
+    assert ListFile(path).read_header() == [("E-mail Address", "email"),
                                            ("Mobil", "mobile_phone"), ("Shoe size", None)]
 
 
@@ -127,9 +130,9 @@ def test_external_ids_are_stable_across_runs_and_differ_between_files(tmp_path):
     first = write(tmp_path, text, name="a.csv")
     other = write(tmp_path, text + "Maja,maja@example.com\n", name="b.csv")
     # When they are fetched
-    run1 = [item.external_id for item in CsvList(first).fetch()]
-    run2 = [item.external_id for item in CsvList(first).fetch()]
-    run_other = [item.external_id for item in CsvList(other).fetch()]
+    run1 = [item.external_id for item in ListFile(first).fetch()]
+    run2 = [item.external_id for item in ListFile(first).fetch()]
+    run_other = [item.external_id for item in ListFile(other).fetch()]
     # Then the ids repeat exactly for the same file, are unique, and new content gets new ids
     assert run1 == run2
     assert len(set(run1)) == 2
@@ -139,16 +142,16 @@ def test_external_ids_are_stable_across_runs_and_differ_between_files(tmp_path):
 
 def test_fetch_from_a_checkpoint_of_the_same_file_resumes_after_it(tmp_path):
     path = write(tmp_path, "Name,Email\nAnna,a@example.com\nErik,e@example.com\nMaja,m@example.com\n")
-    items = list(CsvList(path).fetch())
-    resumed = list(CsvList(path).fetch(items[1].cursor))
+    items = list(ListFile(path).fetch())
+    resumed = list(ListFile(path).fetch(items[1].cursor))
     assert [item.external_id for item in resumed] == [items[2].external_id]
-    assert list(CsvList(path).fetch({"sha256": "another file", "row": 2})) == items
+    assert list(ListFile(path).fetch({"sha256": "another file", "row": 2})) == items
 
 
 def test_unmapped_and_duplicate_columns_go_to_extra(tmp_path):
     text = ("Email,Shoe size,E-post,Notes,,Shoe size\n"
             "anna@example.com,38,anna.privat@example.com,,ja,39\n")
-    connector = CsvList(write(tmp_path, text))
+    connector = ListFile(write(tmp_path, text))
     [payload] = [item.payload for item in connector.fetch()]
     assert payload["fields"] == {"email": "anna@example.com"}
     assert payload["extra"] == {"Shoe size": "38", "E-post": "anna.privat@example.com",
@@ -169,14 +172,14 @@ def test_blank_rows_are_skipped_but_keep_their_row_numbers(tmp_path):
 
 def test_payload_is_json_and_free_of_nul_and_padding(tmp_path):
     path = write(tmp_path, "Name,Email\n An\x00na ,  anna@example.com\n")
-    [item] = list(CsvList(path).fetch())
+    [item] = list(ListFile(path).fetch())
     assert item.kind == "row"
     assert item.payload["fields"] == {"full_name": "Anna", "email": "anna@example.com"}
     assert json.loads(json.dumps(item.payload)) == item.payload
 
 
 def test_sample_list_has_25_rows_under_its_swedish_header():
-    connector = CsvList(SAMPLE)
+    connector = ListFile(SAMPLE)
     payloads = [item.payload for item in connector.fetch()]
     assert len(payloads) == 25
     assert [field for _, field in connector.columns] == [
@@ -185,3 +188,302 @@ def test_sample_list_has_25_rows_under_its_swedish_header():
     assert "Holm; Partners Advokatbyrå KB" in {p["fields"].get("company") for p in payloads}
     assert sum("email" not in p["fields"] and "phone" not in p["fields"] for p in payloads) == 1
     assert all(p["extra"] == {} for p in payloads)
+
+
+# -- encodings ---------------------------------------------------------------------------------
+
+SWEDISH = "Förnamn;Efternamn;Ort\nÅsa;Öberg;Göteborg\nJörgen;Ärlig;Malmö\n"
+SWEDISH_FIELDS = [{"first_name": "Åsa", "last_name": "Öberg", "city": "Göteborg"},
+                  {"first_name": "Jörgen", "last_name": "Ärlig", "city": "Malmö"}]
+
+
+@pytest.mark.parametrize("written, text, encoding, guessed, fmt", [
+    ("utf-8", SWEDISH, "utf-8", False, "csv"),
+    ("utf-8-sig", SWEDISH, "utf-8-sig", False, "csv"),
+    ("utf-16", SWEDISH.replace(";", "\t").replace("\n", "\r\n"), "utf-16", False, "tsv"),
+    ("cp1252", SWEDISH, "cp1252", True, "csv"),
+    ("utf-16-le", SWEDISH.replace(";", "\t"), "utf-16-le", True, "tsv"),
+])
+def test_reads_swedish_text_in_each_encoding(tmp_path, written, text, encoding, guessed, fmt):
+    # Given the same list saved by Excel and vendors in different encodings
+    # (utf-16 with BOM and TABs is what Excel calls "Unicode text")
+    path = write(tmp_path, text, encoding=written)
+    # When it is opened and read
+    connector = ListFile(path)
+    payloads = [item.payload for item in connector.fetch()]
+    # Then the encoding is found, said to be a guess only when detected, and the text is intact
+    assert (connector.encoding, connector.encoding_guessed, connector.format) == (
+        encoding, guessed, fmt)
+    assert [p["fields"] for p in payloads] == SWEDISH_FIELDS
+    assert connector.columns[0] == ("Förnamn", "first_name")
+
+
+def test_an_empty_file_has_no_rows(tmp_path):
+    connector = ListFile(write(tmp_path, ""))
+    assert (connector.format, connector.encoding, connector.delimiter) == ("csv", "utf-8", ",")
+    assert list(connector.fetch()) == []
+    assert connector.read_header() == []
+
+
+def test_explicit_encoding_wins_over_the_guess(tmp_path):
+    # Given a DOS-era export in cp850, which the cp1252 guess misreads
+    path = write(tmp_path, SWEDISH, encoding="cp850")
+    assert ListFile(path).encoding == "cp1252"
+    # When the encoding is given
+    connector = ListFile(path, encoding="cp850")
+    # Then it is used, and is not a guess
+    assert (connector.encoding, connector.encoding_guessed) == ("cp850", False)
+    assert [item.payload["fields"] for item in connector.fetch()] == SWEDISH_FIELDS
+
+
+def test_explicit_latin_1_is_resolved_to_its_codec_name(tmp_path):
+    path = write(tmp_path, "Förnamn;Ort\nGöran;Örebro\n", encoding="latin-1")
+    connector = ListFile(path, encoding="latin-1")
+    assert connector.encoding == "iso8859-1"
+    assert [item.payload["fields"] for item in connector.fetch()] == [
+        {"first_name": "Göran", "city": "Örebro"}]
+
+
+def test_unknown_explicit_encoding_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        ListFile(write(tmp_path, SWEDISH), encoding="klingon")
+    assert error.value.key == "encoding"
+
+
+def test_cyrillic_8_bit_text_is_detected(tmp_path):
+    path = write(tmp_path, "Имя;Фамилия;Город\nИван;Петров;Москва\nОльга;Смирнова;Самара\n",
+                 encoding="cp1251")
+    connector = ListFile(path)
+    assert (connector.encoding, connector.encoding_guessed) == ("cp1251", True)
+    assert [item.payload["extra"]["Город"] for item in connector.fetch()] == ["Москва", "Самара"]
+
+
+def test_a_non_utf8_line_after_the_sample_is_replaced_not_fatal(tmp_path):
+    # Given a file that is UTF-8 for its first MiB and has one cp1252 line further down
+    line = "Åsa Öberg;asa@example.se\n"
+    count = (1 << 20) // len(line.encode()) + 100
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(("Namn;E-post\n" + line * count).encode()
+                     + "Göran;goran@example.se\n".encode("cp1252"))
+    # When it is read
+    connector = ListFile(path)
+    payloads = [item.payload for item in connector.fetch()]
+    # Then the encoding is UTF-8 from the sample, every row lands, the bad byte is replaced
+    assert (connector.encoding, connector.encoding_guessed) == ("utf-8", False)
+    assert len(payloads) == count + 1
+    assert payloads[-1]["fields"] == {"full_name": "G\ufffdran", "email": "goran@example.se"}
+
+
+@pytest.mark.parametrize("delimiter, fmt", [(",", "csv"), (";", "csv"), ("|", "csv"),
+                                            ("\t", "tsv")])
+def test_format_and_delimiter_are_reported(tmp_path, delimiter, fmt):
+    path = write(tmp_path, delimiter.join(["Namn", "E-post"]) + "\nAnna;x|y,z\tw\n", name="x.txt")
+    connector = ListFile(path)
+    assert (connector.format, connector.delimiter) == (fmt, delimiter)
+
+
+def test_a_huge_cell_is_truncated_not_fatal(tmp_path):
+    path = write(tmp_path, 'Namn,Anteckningar\nAnna,"' + "x" * (3 * MAX_CELL_CHARS) + '"\nErik,ok\n')
+    payloads = rows(path)
+    assert len(payloads[0]["fields"]["notes"]) == MAX_CELL_CHARS
+    assert payloads[1]["fields"] == {"full_name": "Erik", "notes": "ok"}
+
+
+# -- Excel workbooks ---------------------------------------------------------------------------
+
+def workbook(tmp_path: Path, sheets: dict[str, list[list]], name: str = "list.xlsx") -> Path:
+    book = Workbook()
+    book.remove(book.active)
+    for title, sheet_rows in sheets.items():
+        sheet = book.create_sheet(title)
+        for number, row in enumerate(sheet_rows, start=1):
+            for column, value in enumerate(row, start=1):
+                if value is not None:
+                    sheet.cell(number, column, value)
+    path = tmp_path / name
+    book.save(path)
+    return path
+
+
+EXPO = [
+    ["Mässlista Nordic Expo 2026"],
+    [],
+    ["Förnamn", "Efternamn", "Telefon", "Mötesdatum", "Betyg", "Anställda", "Samtycke"],
+    ["Åsa", "Öberg", 46701234567, date(2026, 3, 14), 4.5, 12.0, True],
+    [],
+    ["Jörgen", "Ärlig", None, datetime(2026, 3, 15, 10, 30), 0.1 + 0.2, 250, False],
+]
+
+
+def test_reads_a_workbook_with_a_title_numbers_dates_and_empty_rows(tmp_path):
+    # Given a workbook as a person saves it: a title, a blank line, typed cells, a blank row
+    connector = ListFile(workbook(tmp_path, {"Leads": EXPO}))
+    # When it is read
+    payloads = [item.payload for item in connector.fetch()]
+    # Then cells read as Excel shows them, and blank rows keep their numbers
+    assert (connector.format, connector.encoding, connector.delimiter) == ("xlsx", None, None)
+    assert connector.header_row == 3
+    assert [p["row"] for p in payloads] == [1, 3]
+    assert payloads[0]["fields"] == {"first_name": "Åsa", "last_name": "Öberg",
+                                     "phone": "46701234567", "consent": "TRUE"}
+    assert payloads[0]["extra"] == {"Mötesdatum": "2026-03-14", "Betyg": "4.5", "Anställda": "12"}
+    assert payloads[1]["fields"] == {"first_name": "Jörgen", "last_name": "Ärlig",
+                                     "consent": "FALSE"}
+    assert payloads[1]["extra"] == {"Mötesdatum": "2026-03-15T10:30:00", "Betyg": "0.3",
+                                    "Anställda": "250"}
+
+
+def test_reads_the_named_sheet_and_refuses_an_unknown_one(tmp_path):
+    path = workbook(tmp_path, {"Info": [["Läs mig"]], "Leads": [["Namn", "E-post"],
+                                                                 ["Anna", "anna@example.se"]]})
+    assert [i.payload["fields"] for i in ListFile(path, sheet="Leads").fetch()] == [
+        {"full_name": "Anna", "email": "anna@example.se"}]
+    assert [i.payload["extra"] for i in ListFile(path).fetch()] == []
+    with pytest.raises(ConfigError) as error:
+        ListFile(path, sheet="Nope")
+    assert error.value.key == "sheet"
+
+
+def test_a_workbook_is_known_by_its_content_not_its_name(tmp_path):
+    path = workbook(tmp_path, {"Blad1": [["Namn", "E-post"], ["Anna", "anna@example.se"]]},
+                    name="export.csv")
+    connector = ListFile(path)
+    assert connector.format == "xlsx"
+    assert [i.payload["fields"] for i in connector.fetch()] == [
+        {"full_name": "Anna", "email": "anna@example.se"}]
+
+
+def test_workbook_ids_are_stable_and_resume_from_a_checkpoint(tmp_path):
+    path = workbook(tmp_path, {"Blad1": [["Namn", "E-post"], ["A", "a@x.se"], ["B", "b@x.se"],
+                                         ["C", "c@x.se"]]})
+    items = list(ListFile(path).fetch())
+    assert [i.external_id for i in ListFile(path).fetch()] == [i.external_id for i in items]
+    assert list(ListFile(path).fetch(items[0].cursor)) == items[1:]
+
+
+@pytest.mark.parametrize("head, message", [
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100), ".xls"),
+    (b"PK\x03\x04" + bytes(100), "zip archive"),
+])
+def test_old_excel_and_other_archives_are_refused_with_a_reason(tmp_path, head, message):
+    path = tmp_path / "list.xls"
+    path.write_bytes(head)
+    with pytest.raises(FatalError, match=message):
+        ListFile(path)
+
+
+def test_a_sheet_is_only_for_workbooks(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        ListFile(write(tmp_path, SWEDISH), sheet="Blad1")
+    assert error.value.key == "sheet"
+
+
+# -- map files ---------------------------------------------------------------------------------
+
+MAP_TOML = """
+[columns]
+"E-post (privat)" = "email"
+"  intern  KOD " = ""
+"Kanal" = "lead_source"
+
+[values.lead_source]
+"Mässa" = "trade_show"
+"Webb" = "web"
+
+[defaults]
+lead_source = "trade_show"
+country = "SE"
+"""
+
+
+def test_map_file_maps_ignores_translates_and_defaults(tmp_path):
+    # Given a vendor list whose columns only a person can map, and a map file saying how
+    (tmp_path / "map.toml").write_text(MAP_TOML, encoding="utf-8")
+    mapping = MapFile.load(tmp_path / "map.toml")
+    text = ("Email;E-post (privat);Intern kod;Kanal;Land;Skostorlek\n"
+            "jobb@example.se;privat@example.se;X17; MÄSSA ;;38\n"
+            "a@example.se;;X18;Webb;NO;\n"
+            "b@example.se;;X19;;;\n")
+    # When the list is read with it
+    connector = ListFile(write(tmp_path, text), mapping=mapping)
+    payloads = [item.payload for item in connector.fetch()]
+    # Then the map wins over synonyms, ignored columns vanish, values translate, defaults fill
+    assert connector.read_header() == [("Email", None), ("E-post (privat)", "email"),
+                                       ("Intern kod", None), ("Kanal", "lead_source"),
+                                       ("Land", "country"), ("Skostorlek", None)]
+    assert payloads[0] == {"fields": {"email": "privat@example.se", "lead_source": "trade_show",
+                                      "country": "SE"},
+                           "extra": {"Email": "jobb@example.se", "Skostorlek": "38"},
+                           "row": 1, "file": "list.csv"}
+    assert payloads[1]["fields"] == {"lead_source": "web", "country": "NO"}
+    assert payloads[2]["fields"] == {"lead_source": "trade_show", "country": "SE"}
+    assert payloads[2]["extra"] == {"Email": "b@example.se"}
+
+
+def test_map_file_values_pass_through_when_not_listed(tmp_path):
+    mapping = MapFile(values={"lead_source": {"mässa": "trade_show"}})
+    path = write(tmp_path, "Namn;Källa\nAnna;Mässa\nErik;Partner\n")
+    assert [p["fields"]["lead_source"] for p in rows(path, mapping=mapping)] == [
+        "trade_show", "Partner"]
+
+
+@pytest.mark.parametrize("toml, key", [
+    ('[sources]\nx = "y"\n', "sources"),
+    ('[columns]\n"E-post" = 3\n', "columns.E-post"),
+    ('[columns]\n"E-post" = "e_mail"\n', "columns.E-post"),
+    ('[values.lead_source]\n"Mässa" = 1\n', "values.lead_source.Mässa"),
+    ('[values]\nlead_source = "x"\n', "values.lead_source"),
+    ('[values.shoe_size]\n"38" = "small"\n', "values.shoe_size"),
+    ('[defaults]\ncountry = ["SE"]\n', "defaults.country"),
+    ('[defaults]\nplanet = "Earth"\n', "defaults.planet"),
+    ('columns = "email"\n', "columns"),
+])
+def test_bad_map_file_names_the_key(tmp_path, toml, key):
+    (tmp_path / "map.toml").write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        MapFile.load(tmp_path / "map.toml")
+    assert error.value.key == key
+
+
+def test_unparsable_map_file_is_a_config_error(tmp_path):
+    (tmp_path / "map.toml").write_text("[columns\n", encoding="utf-8")
+    with pytest.raises(ConfigError):
+        MapFile.load(tmp_path / "map.toml")
+
+
+# -- preview -----------------------------------------------------------------------------------
+
+def test_preview_shows_what_an_import_would_make_of_the_first_rows(tmp_path):
+    text = "Mässlista\n\nFörnamn;E-post;Skostorlek\nÅsa;asa@example.se;38\n\nErik;;\nMaja;m@x.se;\n"
+    connector = ListFile(write(tmp_path, text, encoding="cp1252"))
+    assert preview(connector, rows=2) == {
+        "format": "csv", "encoding": "cp1252", "encoding_guessed": True, "delimiter": ";",
+        "header_row": 3,
+        "columns": [{"header": "Förnamn", "field": "first_name"},
+                    {"header": "E-post", "field": "email"},
+                    {"header": "Skostorlek", "field": None}],
+        "rows": [{"row": 1, "fields": {"first_name": "Åsa", "email": "asa@example.se"},
+                  "extra": {"Skostorlek": "38"}},
+                 {"row": 3, "fields": {"first_name": "Erik"}, "extra": {}}],
+    }
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+def test_memory_stays_flat_over_a_200k_row_file(tmp_path):
+    # Given a 200,000-row list (about 15 MB)
+    path = tmp_path / "big.csv"
+    with path.open("w", encoding="utf-8") as f:
+        f.write("Förnamn;Efternamn;E-post;Telefon;Företag;Ort\n")
+        for n in range(200_000):
+            f.write(f"Åsa{n};Öberg;asa{n}@example.se;070-{n:07d};Företaget {n} AB;Göteborg\n")
+    # When every row is fetched
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in ListFile(path).fetch())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Then all rows arrive and memory never holds more than a sample
+    assert count == 200_000
+    assert peak < 20 * 1024 * 1024

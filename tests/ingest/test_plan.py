@@ -35,6 +35,7 @@ def test_row_becomes_a_lead_with_normalized_keys_email_first():
     assert (plan.item_id, plan.record_type, plan.outcome, plan.reason) == (7, "lead", None, None)
     assert plan.person.scope == "lead"
     assert plan.person.keys == [("email", "asa@example.com"), ("phone", "+46701234567")]
+    assert plan.person.fields.pop("details") is None  # no row number or extra columns given
     assert plan.person.fields == {
         "first_name": "Åsa", "last_name": "Jönsson", "email": "ASA@example.com",
         "phone": "+46701234567", "company_name": "Ek AB", "job_title": "CTO", "topic": None,

@@ -1,0 +1,193 @@
+"""List import jobs: their counts, their rejected rows, suppression, and revert.
+
+Functions on a session the caller opened; the caller commits.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Iterator
+
+from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from crm_ingest.models import (
+    CampaignMember,
+    Contact,
+    IdentityKey,
+    ImportJob,
+    Lead,
+    MergeLog,
+    RawItem,
+    Suppression,
+    utcnow,
+)
+from crm_ingest.models.bulk import insert_rows
+
+from .errors import InvalidItem
+from .normalize import normalize_email, normalize_phone
+
+PEOPLE = {"lead": Lead, "contact": Contact}
+
+
+def job_counts(session: Session, job_id: int) -> dict[str, int]:
+    """Every row of the import accounted for: one count per kind of outcome."""
+    kind = case(
+        (RawItem.state.in_(["pending", "processing"]), RawItem.state),
+        (RawItem.state == "failed", "failed"),
+        (and_(RawItem.outcome == "merged", RawItem.outcome_reason.like("duplicate of row%")),
+         "duplicate_in_file"),
+        (and_(RawItem.outcome == "merged", RawItem.record_type == "contact"), "linked_contact"),
+        (and_(RawItem.outcome == "ignored", RawItem.outcome_reason.like("suppressed%")), "suppressed"),
+        else_=RawItem.outcome,
+    )
+    counts = dict.fromkeys(("created", "merged", "duplicate_in_file", "linked_contact", "rejected",
+                            "suppressed", "ignored", "review", "pending", "processing", "failed"), 0)
+    for name, count in session.execute(select(kind, func.count()).where(RawItem.import_job_id == job_id)
+                                       .group_by(kind)):
+        counts[name] = counts.get(name, 0) + count
+    counts["rows"] = sum(counts.values())
+    return counts
+
+
+def job_summary(session: Session, job: ImportJob) -> dict[str, Any]:
+    counts = job_counts(session, job.id)
+    unfinished = counts["pending"] + counts["processing"]
+    state = job.state if job.state != "landed" or unfinished else "done"
+    return {"job": job.id, "state": state, "file": job.file_name, "source": job.source,
+            "campaign_id": job.campaign_id, "rows_read": job.rows_read, "rows_landed": job.rows_landed,
+            "counts": counts, "options": job.options, "created_at": job.created_at,
+            "finished_at": job.finished_at}
+
+
+def rejected_rows(session: Session, job_id: int) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(row number, reason, the row's values) of every rejected row, in file order."""
+    rows = session.execute(
+        select(RawItem.external_id, RawItem.outcome_reason, RawItem.payload)
+        .where(RawItem.import_job_id == job_id, RawItem.outcome == "rejected")
+        .order_by(RawItem.id).execution_options(yield_per=2000))
+    for external_id, reason, payload in rows:
+        row = payload.get("row") if isinstance(payload, dict) else None
+        yield (row if isinstance(row, int) else int(external_id.rpartition(":")[2] or 0)), reason or "", payload
+
+
+def reason_with_columns(reason: str, columns: Iterable[tuple[str, str | None]]) -> str:
+    """'email: invalid ...' -> 'E-post: invalid ...': name the file's column, not our field."""
+    header_of = {}
+    for header, field_name in columns:
+        if field_name and field_name not in header_of:
+            header_of[field_name] = header
+    head, sep, rest = reason.partition(": ")
+    if not sep or not re.fullmatch(r"[a-z_]+(/[a-z_]+)*", head):
+        return reason
+    named = "/".join(header_of.get(name, name) for name in head.split("/"))
+    return f"{named}: {rest}"
+
+
+def revert_job(session: Session, job_id: int) -> dict[str, int]:
+    """Undo an import: delete the records it created with their keys and links, take back what
+    it filled in on records it merged into, and drop its raw items; the job stays, 'reverted'."""
+    job = session.get(ImportJob, job_id, with_for_update=True)
+    if job is None:
+        raise LookupError(f"no import job {job_id}")
+    items = select(RawItem.id).where(RawItem.import_job_id == job_id).scalar_subquery()
+    result = {"records_deleted": 0, "records_kept": 0, "fields_restored": 0, "keys_removed": 0,
+              "links_removed": 0}
+    for record_type, model in PEOPLE.items():
+        created = list(session.scalars(select(model.id).where(model.origin_item_id.in_(items))))
+        # A record that items from elsewhere (a form, another list) have since merged into is
+        # theirs too: it stays, owned by the earliest of them.
+        others = dict(session.execute(
+            select(RawItem.record_id, func.min(RawItem.id))
+            .where(RawItem.record_type == record_type, RawItem.record_id.in_(created),
+                   or_(RawItem.import_job_id.is_(None), RawItem.import_job_id != job_id))
+            .group_by(RawItem.record_id)).all()) if created else {}
+        for record_id, item_id in others.items():
+            session.execute(update(model).where(model.id == record_id).values(origin_item_id=item_id))
+        result["records_kept"] += len(others)
+        created = [record_id for record_id in created if record_id not in others]
+        for start in range(0, len(created), 1000):
+            chunk = created[start:start + 1000]
+            result["keys_removed"] += session.execute(delete(IdentityKey).where(
+                IdentityKey.scope == record_type, IdentityKey.record_id.in_(chunk))).rowcount
+            result["links_removed"] += session.execute(delete(CampaignMember).where(
+                CampaignMember.record_type == record_type, CampaignMember.record_id.in_(chunk))).rowcount
+            session.execute(delete(MergeLog).where(MergeLog.record_type == record_type,
+                                                   MergeLog.record_id.in_(chunk)))
+            result["records_deleted"] += session.execute(delete(model).where(model.id.in_(chunk))).rowcount
+    for entry in session.scalars(select(MergeLog).where(MergeLog.raw_item_id.in_(items))
+                                 .order_by(MergeLog.id.desc())):
+        model = PEOPLE[entry.record_type]
+        filled = entry.filled or {}
+        if filled:
+            record = session.get(model, entry.record_id)
+            # only what still holds the value the import put there: never undo a later edit
+            back = {name: None for name, value in filled.items()
+                    if record is not None and getattr(record, name) == value}
+            if back:
+                session.execute(update(model).where(model.id == entry.record_id).values(back))
+                result["fields_restored"] += len(back)
+        for kind, value in entry.keys_added or []:
+            result["keys_removed"] += session.execute(delete(IdentityKey).where(
+                IdentityKey.scope == entry.record_type, IdentityKey.kind == kind,
+                IdentityKey.value == value, IdentityKey.record_id == entry.record_id)).rowcount
+    session.execute(delete(MergeLog).where(MergeLog.raw_item_id.in_(items)))
+    result["links_removed"] += session.execute(
+        delete(CampaignMember).where(CampaignMember.import_job_id == job_id)).rowcount
+    result["raw_items_removed"] = session.execute(delete(RawItem).where(RawItem.import_job_id == job_id)).rowcount
+    job.state = "reverted"
+    job.finished_at = utcnow()
+    job.options = {**(job.options or {}), "reverted": result}
+    return result
+
+
+def parse_suppression(value: str, region: str) -> tuple[str, str]:
+    """One do-not-contact entry: an email, a phone number or a domain (also '@domain')."""
+    text = value.strip()
+    if "@" in text.strip("@"):
+        return "email", normalize_email(text)[1]
+    if text.startswith("@") or (re.fullmatch(r"[A-Za-z0-9.-]+\.[A-Za-z]{2,}", text) is not None):
+        return "domain", text.lstrip("@").lower().rstrip(".")
+    return "phone", normalize_phone(text, region)
+
+
+def add_suppressions(session: Session, values: Iterable[str], *, region: str, source: str,
+                     reason: str | None = None) -> dict[str, Any]:
+    """Load do-not-contact entries; mark existing leads and contacts they match."""
+    entries, invalid = {}, []
+    for number, value in enumerate(values, start=1):
+        if not value.strip() or value.strip().startswith("#"):
+            continue
+        try:
+            entries[parse_suppression(value, region)] = None
+        except InvalidItem as exc:
+            invalid.append({"line": number, "value": value.strip()[:200], "reason": str(exc)})
+    rows = [{"kind": kind, "value": val, "reason": reason, "source": source} for kind, val in entries]
+    added = 0
+    for start in range(0, len(rows), 1000):
+        added += len(insert_rows(session, Suppression, rows[start:start + 1000],
+                                 on_conflict_do_nothing=("kind", "value"), returning=("id",)))
+    marked = mark_do_not_contact(session, list(entries))
+    return {"entries": len(entries), "added": added, "invalid": invalid, "records_marked": marked}
+
+
+def mark_do_not_contact(session: Session, entries: list[tuple[str, str]]) -> int:
+    """Existing leads and contacts matching suppression entries become do-not-contact."""
+    marked = 0
+    for scope, model in PEOPLE.items():
+        ids: set[int] = set()
+        for kind in ("email", "phone"):
+            values = [v for k, v in entries if k == kind]
+            for start in range(0, len(values), 1000):
+                ids.update(session.scalars(select(IdentityKey.record_id).where(
+                    IdentityKey.scope == scope, IdentityKey.kind == kind,
+                    IdentityKey.value.in_(values[start:start + 1000]))))
+        for domain in [v for k, v in entries if k == "domain"]:
+            ids.update(session.scalars(select(IdentityKey.record_id).where(
+                IdentityKey.scope == scope, IdentityKey.kind == "email",
+                IdentityKey.value.like(f"%@{domain}"))))
+        ids_list = sorted(ids)
+        for start in range(0, len(ids_list), 1000):
+            marked += session.execute(update(model).where(model.id.in_(ids_list[start:start + 1000]),
+                                                          model.do_not_contact.is_(False))
+                                      .values(do_not_contact=True)).rowcount
+    return marked

@@ -1,0 +1,113 @@
+"""Land a list file as an import job: streamed, in chunks, resumable, each chunk dispatched."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Callable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_ingest.ingest.settings import Settings
+from crm_ingest.models import PENDING, ImportJob, RawItem, utcnow
+from crm_ingest.models.bulk import insert_rows
+from crm_ingest.models.landing import land_items
+from crm_ingest.models.records import Campaign
+
+from .batch import BatchReport
+from .dispatch import dispatch
+
+CHUNK_ROWS = 5000  # rows landed per transaction, then handed to the workers
+
+
+@dataclass
+class ImportRequest:
+    source: str
+    campaign: str | None = None
+    consent: str | None = None
+    upsert_by: str = "email"
+
+
+@dataclass
+class LandingProgress:
+    job_id: int
+    rows_read: int = 0
+    rows_landed: int = 0
+    resumed_from_row: int | None = None
+    already_imported: bool = False
+    outcomes: dict[str, int] | None = None  # embedded mode: processed as landed
+
+
+def find_or_start_job(session: Session, list_file, request: ImportRequest) -> ImportJob:
+    """The job for this file and source: the unfinished or finished one, or a new one.
+
+    Re-running a file resumes its unfinished job, or finds the finished one and adds nothing.
+    """
+    job = session.scalar(select(ImportJob).where(
+        ImportJob.file_sha256 == list_file.sha256, ImportJob.source == request.source,
+        ImportJob.state != "reverted").order_by(ImportJob.id.desc()).limit(1))
+    if job is not None:
+        return job
+    campaign_id = None
+    if request.campaign:
+        insert_rows(session, Campaign, [{"name": request.campaign}], on_conflict_do_nothing=("name",))
+        campaign_id = session.scalar(select(Campaign.id).where(Campaign.name == request.campaign))
+    job = ImportJob(source=request.source, file_name=str(list_file.path.name),
+                    file_sha256=list_file.sha256, campaign_id=campaign_id, consent=request.consent,
+                    upsert_by=request.upsert_by, state="landing",
+                    options={"format": list_file.format, "encoding": list_file.encoding,
+                             "encoding_guessed": list_file.encoding_guessed,
+                             "delimiter": list_file.delimiter,
+                             "columns": [list(pair) for pair in list_file.read_header()]})
+    session.add(job)
+    session.flush()
+    return job
+
+
+def land_list(sessions: sessionmaker[Session], list_file, request: ImportRequest, settings: Settings,
+              on_chunk: Callable[[LandingProgress], None] | None = None) -> LandingProgress:
+    """Read the file once, land it in chunks (the job's cursor moves in each chunk's
+    transaction), and dispatch each chunk: to the workers, or processed here when embedded."""
+    with sessions.begin() as session:
+        job = find_or_start_job(session, list_file, request)
+        job_id, state, cursor = job.id, job.state, job.cursor
+        progress = LandingProgress(job_id, job.rows_read, job.rows_landed)
+    if state != "landing":
+        progress.already_imported = True
+        _dispatch_unfinished(sessions, job_id, settings)
+        return progress
+    if cursor:
+        progress.resumed_from_row = cursor.get("row")
+        _dispatch_unfinished(sessions, job_id, settings)  # landed before the interruption
+    outcomes: dict[str, int] = {}
+
+    def count(report: BatchReport) -> None:
+        for name, number in report.outcomes.items():
+            outcomes[name] = outcomes.get(name, 0) + number
+
+    rows = list_file.fetch(cursor)
+    while chunk := list(islice(rows, CHUNK_ROWS)):
+        with sessions.begin() as session:
+            ids = land_items(session, request.source, chunk, import_job_id=job_id)
+            session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
+                cursor=chunk[-1].cursor, rows_read=ImportJob.rows_read + len(chunk),
+                rows_landed=ImportJob.rows_landed + len(ids)))
+        progress.rows_read += len(chunk)
+        progress.rows_landed += len(ids)
+        dispatch(sessions, ids, settings, on_batch=count)
+        if settings.embedded:
+            progress.outcomes = outcomes
+        if on_chunk:
+            on_chunk(progress)
+    with sessions.begin() as session:
+        session.execute(update(ImportJob).where(ImportJob.id == job_id)
+                        .values(state="landed", landed_at=utcnow()))
+    return progress
+
+
+def _dispatch_unfinished(sessions, job_id: int, settings: Settings) -> None:
+    with sessions() as session:
+        ids = list(session.scalars(select(RawItem.id).where(
+            RawItem.import_job_id == job_id, RawItem.state == PENDING).order_by(RawItem.id)))
+    if ids:
+        dispatch(sessions, ids, settings)
