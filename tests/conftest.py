@@ -12,7 +12,10 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from click.testing import CliRunner
 
+from crm_ingest import runtime as runtime_module
+from crm_ingest.cli import main
 from crm_ingest.models import make_engine, make_session_factory
 from crm_ingest.models.migrate import upgrade
 
@@ -149,3 +152,24 @@ def run_cli(env: dict[str, str], *args: str, cwd: Path | None = None, timeout: f
     if result.returncode != 0:
         raise AssertionError(f"ingest {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """Run `ingest` in a fresh folder against a fresh SQLite file, with a fresh runtime each call."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("INGEST_CONFIG", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        runtime_module._for_pid.cache_clear()
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    yield invoke
+    try:
+        runtime_module.runtime().engine.dispose()
+    except Exception:  # noqa: BLE001 - a test may have left a bad config behind on purpose
+        pass
+    runtime_module._for_pid.cache_clear()

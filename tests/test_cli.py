@@ -89,27 +89,6 @@ def test_jsonl_is_one_object_a_line_with_values_unquoted():
 # -- the commands, end to end on SQLite ---------------------------------------------------------------
 
 
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    """Run `ingest` in a fresh folder against a fresh SQLite file, with a fresh runtime each call."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("INGEST_CONFIG", raising=False)
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        runtime_module._for_pid.cache_clear()
-        return runner.invoke(main, list(args), catch_exceptions=False)
-
-    yield invoke
-    try:
-        runtime_module.runtime().engine.dispose()
-    except Exception:  # noqa: BLE001 - a test may have left a bad config behind on purpose
-        pass
-    runtime_module._for_pid.cache_clear()
-
-
 def write_jsonl(folder: Path, *payloads: dict) -> Path:
     path = folder / "file.jsonl"
     path.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in payloads), encoding="utf-8")

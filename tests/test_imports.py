@@ -1,0 +1,225 @@
+"""Campaign list imports on the embedded path: every row accounted for, suppression, linking,
+resume after an interruption, and a revert that leaves the database as it was."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from crm_ingest.connectors.listfile import ListFile
+from crm_ingest.ingest.settings import Settings
+from crm_ingest.models import CampaignMember, Contact, IdentityKey, Lead
+from crm_ingest.workers.imports import ImportRequest, land_list
+
+SAMPLE = Path(__file__).resolve().parents[1] / "crm_ingest" / "samples" / "purchased_list.csv"
+HEADER = ["Förnamn", "Efternamn", "E-post", "Telefon", "Företag"]
+
+
+def write_list(path: Path, rows: list[list[str]], header=HEADER, delimiter=";") -> Path:
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, delimiter=delimiter)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def run_json(cli, *args: str) -> dict:
+    result = cli(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_the_sample_list_is_accounted_for_row_by_row(cli, tmp_path, sessions_for):
+    # When the sample trade-show list is imported into a campaign with a consent basis
+    job = run_json(cli, "import", str(SAMPLE), "--campaign", "Nordic Expo", "--consent", "legitimate interest")
+
+    # Then every row has one outcome: 19 people, 3 repeats of earlier rows, 3 rejected
+    counts = job["counts"]
+    assert (counts["created"], counts["duplicate_in_file"], counts["rejected"], counts["rows"]) == (19, 3, 3, 25)
+    assert job["state"] == "done"
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    with sessions() as session:
+        leads = session.scalars(select(Lead)).all()
+        assert len(leads) == 19
+        assert {lead.campaign_id for lead in leads} == {job["campaign_id"]}
+        assert all(lead.details["consent"] == "legitimate interest" and lead.details["import_job"] == job["job"]
+                   and lead.details["file"] == "purchased_list.csv" and lead.details["row"] for lead in leads)
+        assert len(session.scalars(select(CampaignMember)).all()) == 19
+
+    # And running the same file again adds nothing
+    again = run_json(cli, "import", str(SAMPLE), "--campaign", "Nordic Expo")
+    assert again["already_imported"] and again["job"] == job["job"] and again["counts"] == counts
+
+
+def test_rejected_rows_report_names_the_column_and_neutralizes_formulas(cli, tmp_path):
+    listing = write_list(tmp_path / "list.csv", [
+        ["=HYPERLINK(\"http://evil.example\",\"x\")", "Ek", "not-an-email", "", "+Corp"],
+        ["Anna", "Berg", "", "", "@Firma"],
+        ["Ok", "Row", "ok@example.se", "", "Firma AB"],
+    ])
+    job = run_json(cli, "import", str(listing))
+    assert job["counts"]["rejected"] == 2
+
+    cli("import-report", str(job["job"]), "--rejected", str(tmp_path / "rejected.csv"))
+    with (tmp_path / "rejected.csv").open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["row"] for row in rows] == ["1", "2"]
+    assert rows[0]["reason"].startswith("E-post: invalid email")
+    assert rows[1]["reason"] == "E-post/Telefon: no email and no phone"
+    assert rows[0]["Förnamn"].startswith("'=HYPERLINK")
+    assert rows[0]["Företag"] == "'+Corp" and rows[1]["Företag"] == "'@Firma"
+
+
+def test_suppressed_people_never_become_leads_whatever_list_they_come_back_in(cli, tmp_path, sessions_for):
+    # Given a lead from an earlier list, then a do-not-contact list with its email, a phone and a domain
+    first = write_list(tmp_path / "first.csv", [["Eva", "Ek", "eva@ek.example.se", "", ""]])
+    run_json(cli, "import", str(first))
+    (tmp_path / "dnc.txt").write_text("Eva@Ek.example.se\n070-111 22 33\n@spam.example.com\nnonsense\n")
+    loaded = run_json(cli, "suppress", str(tmp_path / "dnc.txt"))
+    assert (loaded["entries"], loaded["records_marked"], len(loaded["invalid"])) == (3, 1, 1)
+
+    # When later lists bring them back, written differently
+    for name, email in (("second.csv", " EVA@ek.example.se "), ("third.csv", "eva@ek.example.se")):
+        listing = write_list(tmp_path / name, [
+            ["Eva", "Ek", email, "", ""],
+            ["Bo", "Ny", "bo@ny.example.se", "+46 70 111 22 33", ""],
+            ["Spam", "Mer", "x@spam.example.com", "", ""],
+            ["Ok", "Ny", f"ok-{name}@example.se", "", ""],
+        ])
+        job = run_json(cli, "import", str(listing))
+        # Then each of them is suppressed, and only the new person becomes a lead
+        assert (job["counts"]["suppressed"], job["counts"]["created"]) == (3, 1)
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    with sessions() as session:
+        eva = session.scalar(select(Lead).where(Lead.email == "eva@ek.example.se"))
+        assert eva.do_not_contact is True
+        assert session.scalar(select(Lead).where(Lead.email == "bo@ny.example.se")) is None
+
+
+def test_a_row_for_a_known_contact_links_it_instead_of_making_a_lead(cli, tmp_path, sessions_for):
+    # Given a contact already in the CRM
+    (tmp_path / "ingest.toml").write_text('[sources.crm]\nkind = "row"\nrecord_type = "contact"\n')
+    (tmp_path / "contacts.jsonl").write_text(json.dumps(
+        {"id": "c1", "fields": {"first_name": "Lars", "email": "lars@kund.example.se"}}) + "\n")
+    cli("land", "--source", "crm", str(tmp_path / "contacts.jsonl"))
+
+    # When a purchased list has that person, with a phone the CRM lacks
+    listing = write_list(tmp_path / "list.csv", [["Lars", "Lind", "LARS@kund.example.se", "070-123 45 67", ""]])
+    job = run_json(cli, "import", str(listing), "--campaign", "Q1")
+
+    # Then the contact is linked to the campaign and filled in, and no lead is created
+    assert job["counts"]["linked_contact"] == 1 and job["counts"]["created"] == 0
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    with sessions() as session:
+        contact = session.scalar(select(Contact))
+        assert (contact.last_name, contact.phone) == ("Lind", "+46701234567")
+        assert session.scalar(select(Lead)) is None
+        member = session.scalar(select(CampaignMember))
+        assert (member.record_type, member.record_id) == ("contact", contact.id)
+
+
+@pytest.mark.parametrize("upsert_by, leads_after", [("email", 1), ("phone", 1), ("none", 2)])
+def test_upsert_by_chooses_what_finds_an_existing_lead(cli, tmp_path, sessions_for, upsert_by, leads_after):
+    first = write_list(tmp_path / "first.csv", [["A", "B", "a@example.se", "070-123 45 67", ""]])
+    run_json(cli, "import", str(first))
+    if upsert_by == "phone":  # same phone, other email: found by phone
+        row = ["A", "B", "other@example.se", "0701234567", ""]
+    else:
+        row = ["A", "B", "a@example.se", "", ""]
+    second = write_list(tmp_path / "second.csv", [row])
+    job = run_json(cli, "import", str(second), "--upsert-by", upsert_by)
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    with sessions() as session:
+        assert len(session.scalars(select(Lead)).all()) == leads_after
+    assert job["counts"]["created" if upsert_by == "none" else "merged"] == 1
+
+
+SNAPSHOT = {
+    "leads": "SELECT id, first_name, last_name, email, phone, company_name, campaign_id, do_not_contact, details FROM leads",
+    "contacts": "SELECT id, first_name, last_name, email, phone FROM contacts",
+    "identity_keys": "SELECT scope, kind, value, record_id FROM identity_keys",
+    "campaign_members": "SELECT campaign_id, record_type, record_id FROM campaign_members",
+    "merge_log": "SELECT raw_item_id, record_type, record_id FROM merge_log",
+}
+
+
+def snapshot(sessions) -> dict:
+    with sessions() as session:
+        return {name: sorted(map(tuple, session.execute(text(sql)).all()), key=repr)
+                for name, sql in SNAPSHOT.items()}
+
+
+def test_revert_leaves_the_database_as_it_was_before_the_import(cli, tmp_path, sessions_for):
+    # Given leads from an earlier list, one of them without a phone or company
+    first = write_list(tmp_path / "first.csv", [["Anna", "", "anna@example.se", "", ""],
+                                                ["Bo", "Berg", "bo@example.se", "070-000 00 01", "Berg AB"]])
+    run_json(cli, "import", str(first), "--campaign", "Spring")
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    before = snapshot(sessions)
+
+    # When a second list fills Anna's blanks, adds her phone, adds new people, repeats one, rejects one
+    second = write_list(tmp_path / "second.csv", [
+        ["Anna", "Ask", "ANNA@example.se", "070-000 00 02", "Ask AB"],
+        ["Cia", "Cell", "cia@example.se", "070-000 00 03", ""],
+        ["Cia", "Cell", "cia@example.se", "", ""],
+        ["Dan", "", "broken@", "", ""],
+    ])
+    job = run_json(cli, "import", str(second), "--campaign", "Autumn")
+    assert (job["counts"]["merged"], job["counts"]["created"], job["counts"]["duplicate_in_file"],
+            job["counts"]["rejected"]) == (1, 1, 1, 1)
+    assert snapshot(sessions) != before
+
+    # Then reverting it restores the records, keys and links exactly
+    result = run_json(cli, "import-revert", str(job["job"]))
+    assert result["records_deleted"] == 1 and result["fields_restored"] >= 3
+    assert snapshot(sessions) == before
+
+
+class Interrupted(ListFile):
+    """A list whose reading fails after some rows, as when the importing process is killed."""
+
+    def __init__(self, *args, fail_after: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fail_after = fail_after
+
+    def fetch(self, since=None):
+        for number, item in enumerate(super().fetch(since), start=1):
+            if number > self.fail_after:
+                raise KeyboardInterrupt
+            yield item
+
+
+def test_an_interrupted_import_resumes_and_ends_with_the_same_counts(tmp_path, sqlite_url, sessions_for,
+                                                                     monkeypatch):
+    import crm_ingest.workers.imports as imports
+
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 100)
+    rows = [[f"P{i}", "Test", f"p{i % 900}@example.se", "", ""] for i in range(1000)]
+    rows[500] = ["Bad", "Row", "bad@", "", ""]
+    listing = write_list(tmp_path / "big.csv", rows)
+    request = ImportRequest("list", campaign="Resume")
+
+    # Given an import that stopped after 350 rows (three chunks landed and processed)
+    sessions = sessions_for(sqlite_url)
+    settings = Settings(database_url=sqlite_url)
+    with pytest.raises(KeyboardInterrupt):
+        land_list(sessions, Interrupted(listing, "list", fail_after=350), request, settings)
+
+    # When it is run again, it resumes after the last landed chunk
+    progress = land_list(sessions, ListFile(listing, "list"), request, settings)
+    assert progress.resumed_from_row == 300
+
+    # Then the counts equal those of an uninterrupted import into a fresh database
+    reference_url = f"sqlite:///{tmp_path / 'reference.db'}"
+    from crm_ingest.models.migrate import upgrade
+    upgrade(reference_url)
+    reference = sessions_for(reference_url)
+    done = land_list(reference, ListFile(listing, "list"), request, Settings(database_url=reference_url))
+    from crm_ingest.ingest.importjobs import job_counts
+    with sessions() as a, reference() as b:
+        assert job_counts(a, progress.job_id) == job_counts(b, done.job_id)
+        counts = job_counts(a, progress.job_id)
+    assert (counts["rows"], counts["created"], counts["duplicate_in_file"], counts["rejected"]) == (1000, 899, 100, 1)
