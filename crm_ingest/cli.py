@@ -15,7 +15,7 @@ from rich.table import Table
 from sqlalchemy import select, update
 
 from crm_ingest.connectors.base import Connector, run_connector
-from crm_ingest.ingest.errors import ConfigError, IngestError
+from crm_ingest.ingest.errors import ConfigError, FatalError, IngestError
 from crm_ingest.ingest.settings import ITEM_KINDS, Settings
 from crm_ingest.models import FAILED, PENDING, RECORD_MODELS, RawItem
 from crm_ingest.models.migrate import is_current, upgrade
@@ -232,7 +232,7 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
     try:
         mapping = MapFile.load(map_file) if map_file else None
         list_file = ListFile(file, source_name, encoding=encoding, mapping=mapping, sheet=sheet)
-    except (ConfigError, LookupError, ValueError) as exc:
+    except (FatalError, LookupError, ValueError) as exc:
         raise click.ClickException(f"{file}: {exc}") from None
     if preview:
         Out(as_json).emit(preview_rows(list_file), _print_preview)
@@ -240,8 +240,11 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
     rt = _runtime()
     source = _check_source(rt, source_name, "row")
     request = ImportRequest(source.name, campaign, consent, upsert_by)
-    with _progress(as_json, file) as on_chunk:
-        progress = land_list(rt.sessions, list_file, request, rt.settings, on_chunk=on_chunk)
+    try:
+        with _progress(as_json, file) as on_chunk:
+            progress = land_list(rt.sessions, list_file, request, rt.settings, on_chunk=on_chunk)
+    except FatalError as exc:  # the file turned out unreadable part-way: what landed stays, resumable
+        raise click.ClickException(f"{file}: {exc}; rows read so far are kept, and a re-run resumes") from None
     if wait and not rt.settings.embedded:
         with _progress(as_json, file, waiting=True) as on_wait:
             wait_for_job(rt.sessions, progress.job_id, on_progress=on_wait)

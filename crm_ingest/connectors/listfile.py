@@ -4,11 +4,13 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import io
 import tomllib
 import unicodedata
 import warnings
 import xml.etree.ElementTree as ElementTree
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -107,9 +109,11 @@ class MapFile:
     _values: dict[str, dict[str, str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_columns", {_loose(k): v or None for k, v in self.columns.items()})
-        object.__setattr__(self, "_values", {f: {_loose(raw): stored for raw, stored in m.items()}
-                                             for f, m in self.values.items()})
+        columns = {_loose(header): target or None for header, target in self.columns.items()}
+        values = {name: {_loose(raw): stored for raw, stored in table.items()}
+                  for name, table in self.values.items()}
+        object.__setattr__(self, "_columns", columns)
+        object.__setattr__(self, "_values", values)
 
     def lists(self, header: str) -> bool:
         return _loose(header) in self._columns
@@ -129,7 +133,7 @@ class MapFile:
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(str(path), str(exc)) from exc
         if unknown := sorted(data.keys() - {"columns", "values", "defaults"}):
-            raise ConfigError(unknown[0], "unknown section; a map file has columns, values, defaults")
+            raise ConfigError(unknown[0], "unknown section; expected columns, values, defaults")
         columns = {header: _known_field(f"columns.{header}", _string(f"columns.{header}", target))
                    for header, target in _table(data, "columns").items()}
         values = {_known_field(f"values.{name}", name):
@@ -242,18 +246,24 @@ def _resolve_codec(encoding: str, head: bytes) -> str:
 
 
 def _sniff_delimiter(sample: str) -> str:
-    """The delimiter csv.Sniffer sees in the sample; ',' if unsure.
+    """The candidate that splits the sample's rows into the same number of cells most often.
 
-    The sniffer gets complete, non-blank lines from the first one holding a candidate delimiter,
-    so a title line above the header does not outvote a short list.
+    Parsing with each candidate (rather than csv.Sniffer's quote heuristics, which a quoted
+    '"a"",""b"' misleads) keeps a comma inside values from outvoting a semicolon list. Rows
+    start at the first line holding a candidate, so a title line above the header is no vote.
+    ',' when no candidate gives two or more cells.
     """
     complete = sample if len(sample) < SNIFF_SAMPLE_CHARS else sample.rpartition("\n")[0]
     lines = [line for line in complete.splitlines() if line.strip()]
     first = next((i for i, line in enumerate(lines) if any(d in line for d in SNIFF_DELIMITERS)), 0)
-    try:
-        return csv.Sniffer().sniff("\n".join(lines[first:]), delimiters=SNIFF_DELIMITERS).delimiter
-    except csv.Error:
-        return ","
+    text = "\n".join(lines[first:])
+    best, best_score = ",", (0, 0)
+    for delimiter in SNIFF_DELIMITERS:
+        widths = Counter(len(row) for row in csv.reader(io.StringIO(text), delimiter=delimiter))
+        width, rows = max(widths.items(), key=lambda pair: (pair[1], pair[0]), default=(0, 0))
+        if width >= 2 and (rows, width) > best_score:
+            best, best_score = delimiter, (rows, width)
+    return best
 
 
 def _cell_text(value: Any) -> str:
@@ -316,7 +326,7 @@ class _Layout:
         names = [_clean(name) for name in header]
         fields: list[str | None] = [mapping.field_for(name) for name in names]
         taken: set[str] = set()
-        for index, name in enumerate(names):
+        for index in range(len(names)):
             if fields[index] in taken:
                 fields[index] = None
             elif fields[index] is not None:
@@ -326,12 +336,12 @@ class _Layout:
             if synonym is not None and synonym not in taken:
                 fields[index] = synonym
                 taken.add(synonym)
-        extra_names: list[str | None] = []
-        for number, (name, field_name) in enumerate(zip(names, fields), start=1):
-            ignored = mapping.lists(name) and mapping.field_for(name) is None
-            unique = name or f"column {number}"
-            unique = f"{unique} ({number})" if unique in extra_names else unique
-            extra_names.append(None if field_name or ignored else unique)
+        unique: list[str] = []  # 'column N' when empty, ' (N)' when repeated
+        for number, name in enumerate(names, start=1):
+            name = name or f"column {number}"
+            unique.append(f"{name} ({number})" if name in unique else name)
+        extra_names = [None if field_name or (mapping.lists(name) and not mapping.field_for(name))
+                       else extra for name, field_name, extra in zip(names, fields, unique)]
         return cls(list(zip(names, fields)), extra_names, mapping)
 
     def payload(self, row: list[str]) -> dict[str, Any]:
@@ -377,9 +387,10 @@ class ListFile:
             head = f.read(ENCODING_SAMPLE_BYTES)
             whole = not f.read(1)
         if _is_workbook(self.path, head):
-            self.format, self.encoding, self.encoding_guessed, self.delimiter = "xlsx", None, False, None
+            self.format, self.encoding, self.encoding_guessed = "xlsx", None, False
+            self.delimiter = None
             if sheet is not None and sheet not in (names := _sheet_names(self.path)):
-                raise ConfigError("sheet", f"no sheet {sheet!r} in {self.path.name}; it has {names}")
+                raise ConfigError("sheet", f"no sheet {sheet!r} in {self.path.name}: {names}")
             return
         if sheet is not None:
             raise ConfigError("sheet", f"{self.path.name} is a text file, not an Excel workbook")
@@ -405,7 +416,7 @@ class ListFile:
             return self.columns  # type: ignore[return-value]
 
     def fetch(self, since: dict[str, Any] | None = None) -> Iterator[NewItem]:
-        """Stream the rows in file order; `columns` and `header_row` are set once the header is found."""
+        """Stream the rows in file order; `columns` and `header_row` are set at the header."""
         sha256 = self.sha256
         resume_after = since.get("row", 0) if since and since.get("sha256") == sha256 else 0
         with self._data_rows() as rows:
@@ -462,7 +473,7 @@ class ListFile:
                 raise FatalError(f"{self.path.name}: not a readable Excel workbook: {exc}") from exc
             try:
                 sheet = workbook[self.sheet] if self.sheet else workbook.worksheets[0]
-                sheet.reset_dimensions()  # some writers record a wrong size; read every row there is
+                sheet.reset_dimensions()  # some writers record a wrong size: read all rows
                 yield ([_cell_text(value)[:MAX_CELL_CHARS] for value in row]
                        for row in sheet.iter_rows(values_only=True))
             finally:

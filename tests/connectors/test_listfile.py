@@ -1,4 +1,4 @@
-"""List file connector: formats, encodings, header mapping, map files, stable row ids, flat memory."""
+"""List file connector: formats, encodings, header mapping, map files, stable ids, flat memory."""
 from __future__ import annotations
 
 import json
@@ -66,9 +66,23 @@ def test_sniffs_the_delimiter(tmp_path, delimiter):
     payloads = rows(write(tmp_path, text))
     # Then every cell lands in its own field
     assert [p["fields"] for p in payloads] == [
-        {"full_name": "Anna Svensson", "email": "anna@foretag.example.se", "phone": "070-123 45 67"},
+        {"full_name": "Anna Svensson", "email": "anna@foretag.example.se",
+         "phone": "070-123 45 67"},
         {"full_name": "Erik Ek", "email": "erik@foretag.example.se", "phone": "+46 70 234 56 78"},
     ]
+
+
+def test_commas_inside_values_do_not_outvote_the_semicolon(tmp_path):
+    # Given a semicolon list whose quoted cells and free text hold commas
+    text = ('Förnamn;Efternamn;E-post;Företag\n'
+            '"=HYPERLINK(""http://evil.example"",""x"")";Ek;x@example.se;Ek, Berg & Co\n'
+            'Anna;Berg;a@example.se;"Berg, Anna AB"\n')
+    # When it is read
+    connector = ListFile(write(tmp_path, text))
+    # Then ';' is the delimiter and each row has its four cells
+    assert connector.delimiter == ";"
+    assert [p["fields"]["company"] for p in rows(connector.path)] == ["Ek, Berg & Co",
+                                                                     "Berg, Anna AB"]
 
 
 def test_falls_back_to_comma_for_a_single_column(tmp_path):
@@ -114,7 +128,8 @@ def test_title_line_and_blank_rows_above_the_header_are_skipped(tmp_path):
 def test_without_a_known_header_the_first_non_empty_row_is_the_header(tmp_path):
     text = "\nKundnr,Summa\n17,1200\n"
     connector = ListFile(write(tmp_path, text))
-    assert [item.payload["extra"] for item in connector.fetch()] == [{"Kundnr": "17", "Summa": "1200"}]
+    assert [item.payload["extra"] for item in connector.fetch()] == [
+        {"Kundnr": "17", "Summa": "1200"}]
     assert connector.columns == [("Kundnr", None), ("Summa", None)]
 
 
@@ -141,7 +156,8 @@ def test_external_ids_are_stable_across_runs_and_differ_between_files(tmp_path):
 
 
 def test_fetch_from_a_checkpoint_of_the_same_file_resumes_after_it(tmp_path):
-    path = write(tmp_path, "Name,Email\nAnna,a@example.com\nErik,e@example.com\nMaja,m@example.com\n")
+    path = write(tmp_path,
+                 "Name,Email\nAnna,a@example.com\nErik,e@example.com\nMaja,m@example.com\n")
     items = list(ListFile(path).fetch())
     resumed = list(ListFile(path).fetch(items[1].cursor))
     assert [item.external_id for item in resumed] == [items[2].external_id]
@@ -283,7 +299,8 @@ def test_format_and_delimiter_are_reported(tmp_path, delimiter, fmt):
 
 
 def test_a_huge_cell_is_truncated_not_fatal(tmp_path):
-    path = write(tmp_path, 'Namn,Anteckningar\nAnna,"' + "x" * (3 * MAX_CELL_CHARS) + '"\nErik,ok\n')
+    huge = "x" * (3 * MAX_CELL_CHARS)
+    path = write(tmp_path, f'Namn,Anteckningar\nAnna,"{huge}"\nErik,ok\n')
     payloads = rows(path)
     assert len(payloads[0]["fields"]["notes"]) == MAX_CELL_CHARS
     assert payloads[1]["fields"] == {"full_name": "Erik", "notes": "ok"}
