@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import Contact, IdentityKey, Lead, utcnow
-from crm_ingest.models.bulk import allocate_ids, insert_rows, update_rows
+from crm_ingest.models.bulk import allocate_ids, array_literal, insert_rows, update_rows
 
 from .plan import ItemPlan
 
@@ -109,7 +109,8 @@ def lookup_keys(session: Session, keys: Iterable[Key]) -> dict[Key, int]:
         for start in range(0, len(values), _CHUNK):
             chunk = values[start:start + _CHUNK]
             if pg:  # one array parameter, joined by index: no 500-placeholder statement to plan
-                rows = session.execute(_PG_LOOKUP, {"scope": scope, "kind": kind, "values": chunk})
+                rows = session.execute(_PG_LOOKUP, {"scope": scope, "kind": kind,
+                                                    "values": array_literal(chunk)})
             else:
                 rows = session.execute(select(IdentityKey.value, IdentityKey.record_id).where(
                     IdentityKey.scope == scope, IdentityKey.kind == kind, IdentityKey.value.in_(chunk)))

@@ -9,11 +9,11 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import Activity, Campaign, CampaignMember, Case, MergeLog, RawItem, Suppression
-from crm_ingest.models.bulk import allocate_ids, insert_rows
+from crm_ingest.models.bulk import allocate_ids, array_literal, insert_rows
 
 from .identity import resolve_people
 from .plan import ItemPlan, plan_item
@@ -134,6 +134,11 @@ def _apply_import(plan: ItemPlan, options: ImportOptions) -> None:
     plan.person.fields["details"] = details
 
 
+_PG_SUPPRESSED = text(
+    "SELECT s.kind, s.value FROM unnest(CAST(:values AS TEXT[])) AS v(value) "
+    "JOIN suppressions AS s ON s.kind = :kind AND s.value = v.value")
+
+
 def suppressed(session: Session, plans: list[ItemPlan]) -> dict[int, str]:
     """Plans whose email, phone or email domain is on the do-not-contact list: item id -> reason."""
     wanted: dict[tuple[str, str], list[int]] = {}
@@ -149,10 +154,16 @@ def suppressed(session: Session, plans: list[ItemPlan]) -> dict[int, str]:
     by_kind: dict[str, list[str]] = {}
     for kind, value in wanted:
         by_kind.setdefault(kind, []).append(value)
+    pg = session.get_bind().dialect.name == "postgresql"
     for kind, values in by_kind.items():
         for start in range(0, len(values), 1000):
-            found.update(session.execute(select(Suppression.kind, Suppression.value).where(
-                Suppression.kind == kind, Suppression.value.in_(values[start:start + 1000]))).all())
+            chunk = values[start:start + 1000]
+            if pg:  # one array parameter joined by index, as identity lookups do
+                rows = session.execute(_PG_SUPPRESSED, {"kind": kind, "values": array_literal(chunk)})
+            else:
+                rows = session.execute(select(Suppression.kind, Suppression.value).where(
+                    Suppression.kind == kind, Suppression.value.in_(chunk)))
+            found.update(tuple(row) for row in rows)
     reasons: dict[int, str] = {}
     for kind, value in sorted(found):
         for item_id in wanted[(kind, value)]:

@@ -8,12 +8,13 @@ per row). SQLite runs in-process, where executemany is already cheap.
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.types import JSON
 
 _PG = postgresql.dialect()
 
@@ -61,21 +62,38 @@ def allocate_ids(session: Session, model, count: int) -> list[int]:
     return list(range(start, start + count))
 
 
+def _element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def array_literal(values: Iterable[Any]) -> str:
+    """A PostgreSQL array literal. Sent as one text parameter: psycopg would otherwise dump a
+    list element by element in Python, the largest client cost of a bulk write."""
+    return "{" + ",".join(map(_element, values)) + "}"
+
+
 def _pg_unnest(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]):
     """FROM-clause `unnest(CAST(:c0 AS type[]), ...) AS u(c0, ...)` and its select list."""
     params, casts, select_list = {}, [], []
     for i, name in enumerate(columns):
         column = table.c[name]
-        is_json = isinstance(column.type, JSON) or isinstance(getattr(column.type, "impl", None), JSON) \
-            or "JSON" in column.type.compile(dialect=_PG)
+        sql_type = column.type.compile(dialect=_PG)
         values = [row[name] for row in rows]
-        if is_json:
-            params[f"c{i}"] = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
-            casts.append(f"CAST(:c{i} AS TEXT[])")
+        if "JSON" in sql_type:
+            params[f"c{i}"] = array_literal(None if v is None else json.dumps(v, ensure_ascii=False)
+                                            for v in values)
+            casts.append(f"CAST(CAST(:c{i} AS TEXT) AS TEXT[])")
             select_list.append(f"CAST(u.c{i} AS JSONB)")
         else:
-            params[f"c{i}"] = values
-            casts.append(f"CAST(:c{i} AS {column.type.compile(dialect=_PG)}[])")
+            params[f"c{i}"] = array_literal(values)
+            casts.append(f"CAST(CAST(:c{i} AS TEXT) AS {sql_type}[])")
             select_list.append(f"u.c{i}")
     aliases = ", ".join(f"c{i}" for i in range(len(columns)))
     return f"unnest({', '.join(casts)}) AS u({aliases})", select_list, params
