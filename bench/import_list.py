@@ -29,7 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379") + "/8"
+# Database 9: bench/pipeline.py uses 8 and the tests 7, and each flushes its own at start.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379") + "/9"
 HEADER = ["First Name", "Last Name", "E-mail Address", "Mobile Phone", "Company", "Job Title",
           "City", "Country"]
 COLUMNS = ["first_name", "last_name", "email", "mobile_phone", "company", "job_title", "city",
@@ -136,13 +137,16 @@ def person(seed: int, number: int, *, allow_invalid: bool = True) -> dict[str, s
     if allow_invalid and rng.random() < 0.005:  # what purchased lists always have a few of
         email = rng.choice([f"{local}(at){domain}", f"{local}@", f"{local}@{domain.split('.')[0]}",
                             f"{local} {domain}"])
+        invalid = True
+    else:
+        invalid = False
     if rng.random() < 0.3:
         email = email[0].upper() + email[1:]
     return {"first_name": first, "last_name": last, "email": email,
             "mobile_phone": _phone(rng, country) if rng.random() < 0.92 else "",
             "company": company, "job_title": rng.choice(TITLES),
             "city": rng.choice(CITIES[country]), "country": rng.choice(COUNTRY_NAMES[country]),
-            "_country": country}
+            "_country": country, "_invalid": invalid}
 
 
 def _email_variant(rng: random.Random, email: str) -> str:
@@ -153,7 +157,7 @@ def _email_variant(rng: random.Random, email: str) -> str:
 def write_list(path: Path, contacts_path: Path, rows: int, existing: int, seed: int) -> dict:
     """Stream the CSV (and the existing contacts as JSON Lines); nothing is kept but counters."""
     stats = {"rows": rows, "new_people": 0, "repeated_rows": 0, "existing_matches": 0,
-             "existing_contacts": existing}
+             "existing_contacts": existing, "rows_with_invalid_email": 0}
     with contacts_path.open("w", encoding="utf-8") as out:
         for k in range(existing):
             p = person(seed, CONTACT_OFFSET + k, allow_invalid=False)
@@ -180,6 +184,7 @@ def write_list(path: Path, contacts_path: Path, rows: int, existing: int, seed: 
             else:
                 p = person(seed, stats["new_people"])
                 stats["new_people"] += 1
+            stats["rows_with_invalid_email"] += p["_invalid"]
             writer.writerow([p[c] for c in COLUMNS])
     stats["file_mb"] = round(path.stat().st_size / MB, 1)
     return stats
@@ -395,6 +400,17 @@ class Workers:
             proc.wait(timeout=30)
 
 
+def _claim_redis_db(client) -> None:
+    """Flush our Redis database, unless someone else (another run's workers) is connected to it."""
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    me = str(client.client_id())
+    others = [c for c in client.client_list() if int(c.get("db", -1)) == db and c.get("id") != me]
+    if others:
+        raise RuntimeError(f"{len(others)} other connection(s) use Redis database {db} "
+                           "(another benchmark is running?): not flushing it; try --redis-db")
+    client.flushdb()
+
+
 def run_ours(csv_path: Path, contacts: Path, folder: Path, rows: int, timeout: float) -> dict:
     import psycopg
     import redis
@@ -406,7 +422,7 @@ def run_ours(csv_path: Path, contacts: Path, folder: Path, rows: int, timeout: f
     workers = None
     try:
         upgrade(url)
-        redis.Redis.from_url(REDIS_URL).flushdb()
+        _claim_redis_db(redis.Redis.from_url(REDIS_URL))
         config = folder / f"{name}.toml"
         config.write_text('[sources.crm]\nkind = "row"\nrecord_type = "contact"\n')
         env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS_URL,
@@ -572,10 +588,10 @@ def _print_run(result: dict) -> None:
           + f"; sum of the tree at its peak {result['sum_peak_mb']} MB")
     if result["method"] == "ours":
         print("   seeding (untimed): " + json.dumps(result["seeded"]))
-        output = json.dumps(result["output"], indent=2, default=str, ensure_ascii=False)
-        if len(output) > 6000:
-            output = output[:6000] + "\n   ... (cut)"
-        print("   ingest import --json:\n" + "\n".join("     " + line for line in output.splitlines()))
+        print("   ingest import --json:")
+        for key, value in result["output"].items():
+            text = json.dumps(value, default=str, ensure_ascii=False)
+            print(f"     {key}: {text if len(text) < 1500 else text[:1500] + ' ... (cut)'}")
         print("   in the database: " + json.dumps(result["sanity"], ensure_ascii=False))
     else:
         print("   " + json.dumps({k: v for k, v in result["output"].items() if k != "seconds"}))
@@ -596,12 +612,16 @@ def main() -> None:
     parser.add_argument("--skip-dlt", action="store_true")
     parser.add_argument("--skip-copy", action="store_true")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--redis-db", type=int, default=9,
+                        help="Redis database for the broker, flushed at start (default 9)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds for any one step (default 600 + rows/250)")
     parser.add_argument("--keep-file", type=Path, default=None,
                         help="also copy the generated CSV into this folder")
     args = parser.parse_args()
     timeout = args.timeout or 600 + args.rows / 250
+    global REDIS_URL
+    REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + f"/{args.redis_db}"
 
     methods = ["ours"] + ([] if args.skip_copy else ["copy"]) + ([] if args.skip_dlt else ["dlt"])
     results: dict[str, list[dict]] = {m: [] for m in methods}

@@ -223,3 +223,13 @@ def test_an_interrupted_import_resumes_and_ends_with_the_same_counts(tmp_path, s
         assert job_counts(a, progress.job_id) == job_counts(b, done.job_id)
         counts = job_counts(a, progress.job_id)
     assert (counts["rows"], counts["created"], counts["duplicate_in_file"], counts["rejected"]) == (1000, 899, 100, 1)
+
+
+def test_colleagues_sharing_a_switchboard_number_stay_two_leads(cli, tmp_path, sessions_for):
+    listing = write_list(tmp_path / "list.csv", [
+        ["Anna", "Ek", "anna@firma.example.se", "08-123 456 78", "Firma AB"],
+        ["Bo", "Ek", "bo@firma.example.se", "08-123 456 78", "Firma AB"],
+        ["Cia", "Ek", "", "08-123 456 78", "Firma AB"],  # no email: the phone finds Anna's lead
+    ])
+    job = run_json(cli, "import", str(listing))
+    assert (job["counts"]["created"], job["counts"]["duplicate_in_file"]) == (2, 1)

@@ -126,11 +126,12 @@ def _group(plans: list[ItemPlan], owners: dict[Key, int]) -> list[Person]:
     existing: dict[tuple[str, int], Person] = {}
     for plan in plans:
         keys = list(plan.person.keys)
+        finding = [k for k in keys if plan.person.match_kinds is None or k[0] in plan.person.match_kinds]
         person = None
         if plan.person.match:
-            person = next((by_key[k] for k in keys if k in by_key), None)
+            person = next((by_key[k] for k in finding if k in by_key), None)
             for scope in _scopes(plan) if person is None else ():
-                owned = next(((scope, *k) for k in keys if (scope, *k) in owners), None)
+                owned = next(((scope, *k) for k in finding if (scope, *k) in owners), None)
                 if owned is not None:
                     slot = (scope, owners[owned])
                     if slot not in existing:

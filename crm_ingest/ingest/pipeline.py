@@ -123,10 +123,13 @@ def _apply_import(plan: ItemPlan, options: ImportOptions) -> None:
     """The import's choices: which key finds existing people, consent and provenance."""
     if plan.person is None:
         return
+    kinds = {kind for kind, _ in plan.person.keys}
     if options.upsert_by == "none":
         plan.person.match = False
     elif options.upsert_by == "phone":
-        plan.person.keys.sort(key=lambda key: key[0] != "phone")
+        plan.person.match_kinds = ("phone",) if "phone" in kinds else ("email",)
+    else:  # a shared switchboard or household phone must not join two people with emails
+        plan.person.match_kinds = ("email",) if "email" in kinds else ("phone",)
     details = dict(plan.person.fields.get("details") or {})
     details["import_job"] = options.job_id
     if options.consent:

@@ -32,6 +32,7 @@ class PersonPlan:
     keys: list[tuple[str, str]]  # (kind, value), strongest first
     also_scopes: tuple[str, ...] = ()  # record types to find the person among first (contact)
     match: bool = True  # False: always a new record (an import with --upsert-by none)
+    match_kinds: tuple[str, ...] | None = None  # contact points that may find an existing person
 
 
 @dataclass
