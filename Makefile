@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-unit bench clean
+.PHONY: install demo test test-unit bench bench-import clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,11 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"
 
 bench: $(STAMP)
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/pipeline.py --rows 100000 --per-task-rows 10000
+
+bench-import: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/import_list.py --rows 1000000 --existing 200000
 
 clean:
 	rm -rf $(VENV) ingest.db ingest.db-wal ingest.db-shm celerybeat-schedule*
