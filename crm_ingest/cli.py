@@ -247,7 +247,7 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
         raise click.ClickException(f"{file}: {exc}; rows read so far are kept, and a re-run resumes") from None
     if wait and not rt.settings.embedded:
         with _progress(as_json, file, waiting=True) as on_wait:
-            wait_for_job(rt.sessions, progress.job_id, on_progress=on_wait)
+            wait_for_job(rt.sessions, progress.job_id, on_progress=lambda done, total: on_wait((done, total)))
     from crm_ingest.models import ImportJob
 
     with rt.sessions() as session:
@@ -295,10 +295,8 @@ class _progress:
 
 
 def _progress_numbers(progress) -> tuple[int, int | None, str]:
-    if isinstance(progress, dict):  # waiting: job counts
-        counts = progress
-        unfinished = counts["pending"] + counts["processing"]
-        return counts["rows"] - unfinished, counts["rows"], f"rejected {counts['rejected']}"
+    if isinstance(progress, tuple):  # waiting: (finished, total)
+        return progress[0], progress[1], ""
     outcomes = progress.outcomes or {}
     note = f"rejected {outcomes.get('rejected', 0)}" if progress.outcomes is not None else "landed"
     return progress.rows_read, None, note

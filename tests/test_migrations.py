@@ -45,3 +45,16 @@ def test_postgresql_with_data_upgrades_to_head(pg_url, tmp_path):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT do_not_contact FROM contacts")).scalar() is False
     engine.dispose()
+
+
+def test_the_migrations_build_exactly_the_models(pg_url, sqlite_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from crm_ingest.models import Base
+
+    for url in (pg_url, sqlite_url):
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == [], url
+        engine.dispose()

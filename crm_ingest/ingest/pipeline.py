@@ -137,9 +137,8 @@ def _apply_import(plan: ItemPlan, options: ImportOptions) -> None:
     plan.person.fields["details"] = details
 
 
-_PG_SUPPRESSED = text(
-    "SELECT s.kind, s.value FROM unnest(CAST(:values AS TEXT[])) AS v(value) "
-    "JOIN suppressions AS s ON s.kind = :kind AND s.value = v.value")
+_PG_SUPPRESSED = text(  # `= ANY` keeps both columns in the index condition (see identity.py)
+    "SELECT kind, value FROM suppressions WHERE kind = :kind AND value = ANY(CAST(:values AS TEXT[]))")
 
 
 def suppressed(session: Session, plans: list[ItemPlan]) -> dict[int, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, BigId, UTCDateTime, utcnow
@@ -25,6 +25,10 @@ class RawItem(Base):
         UniqueConstraint("source", "external_id"),
         Index("ix_raw_items_state_lease", "state", "lease_until"),
         Index("ix_raw_items_record", "record_type", "record_id"),
+        # unfinished rows of an import, for `--wait` and resume: small, whatever the job's size
+        Index("ix_raw_items_unfinished_job", "import_job_id",
+              postgresql_where=text("state IN ('pending', 'processing')"),
+              sqlite_where=text("state IN ('pending', 'processing')")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

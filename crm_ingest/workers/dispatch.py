@@ -90,17 +90,22 @@ def wait_for(sessions, ids: Sequence[int], timeout: float | None = None, poll: f
         time.sleep(poll)
 
 
-def wait_for_job(sessions, job_id: int, timeout: float | None = None, poll: float = 1.0,
-                 on_progress: Callable[[dict], None] | None = None) -> dict:
-    """Block until every row of an import job has an outcome (or is set aside); its counts."""
-    from crm_ingest.ingest.importjobs import job_counts
+def wait_for_job(sessions, job_id: int, timeout: float | None = None, poll: float = 2.0,
+                 on_progress: Callable[[int, int], None] | None = None) -> int:
+    """Block until every row of an import job has an outcome (or is set aside); returns how
+    many are unfinished. Polls only the unfinished rows (through the state index), never
+    the whole job: a million-row job would otherwise be counted every poll."""
+    from crm_ingest.models import ImportJob
 
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         with sessions() as session:
-            counts = job_counts(session, job_id)
+            total = session.scalar(select(ImportJob.rows_landed).where(ImportJob.id == job_id)) or 0
+            unfinished = session.scalar(
+                select(func.count()).select_from(RawItem)
+                .where(RawItem.state.in_([PENDING, PROCESSING]), RawItem.import_job_id == job_id)) or 0
         if on_progress:
-            on_progress(counts)
-        if counts["pending"] + counts["processing"] == 0 or (deadline and time.monotonic() > deadline):
-            return counts
+            on_progress(total - unfinished, total)
+        if unfinished == 0 or (deadline and time.monotonic() > deadline):
+            return unfinished
         time.sleep(poll)
