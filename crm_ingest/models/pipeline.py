@@ -58,7 +58,9 @@ class IdentityKey(Base):
 
     __tablename__ = "identity_keys"
     __table_args__ = (
-        UniqueConstraint("scope", "kind", "value"),
+        # value first: every plan that uses this index must look the value up, even a generic
+        # plan made while the table's statistics still say it is empty
+        UniqueConstraint("value", "kind", "scope"),
         Index("ix_identity_keys_owner", "scope", "record_id"),
     )
 
@@ -122,7 +124,7 @@ class Suppression(Base):
     """Do not contact: an email, phone or whole domain that must never become a marketable lead."""
 
     __tablename__ = "suppressions"
-    __table_args__ = (UniqueConstraint("kind", "value"),)
+    __table_args__ = (UniqueConstraint("value", "kind"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(10))  # email, phone, domain
