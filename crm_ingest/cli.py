@@ -618,7 +618,12 @@ def sweep(as_json: bool) -> None:
     from crm_ingest.workers.dispatch import dispatch
 
     rt = _runtime()
-    ids = sweep_items(rt.sessions, rt.settings)
+    queue_empty = True
+    if not rt.settings.embedded:
+        from crm_ingest.workers.queues import process_queue_empty
+
+        queue_empty = process_queue_empty(rt.settings.redis_url)
+    ids = sweep_items(rt.sessions, rt.settings, queue_empty=queue_empty)
     dispatch(rt.sessions, ids, rt.settings)
     Out(as_json).emit({"requeued": len(ids)}, lambda d: console.print(f"re-queued {d['requeued']} items"))
 

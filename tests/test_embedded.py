@@ -127,3 +127,26 @@ def test_rejected_and_ignored_items_carry_their_reason(sqlite_url, sessions_for)
     assert got["nothing"] == "email/phone: no email and no phone"
     assert got["bad-phone"].startswith("phone: invalid phone")
     assert got["<ooo@x>"] == "auto-reply"
+
+
+def test_the_sweeper_leaves_items_waiting_in_a_deep_queue_alone(sqlite_url, sessions_for):
+    from datetime import timedelta
+
+    from crm_ingest.models import utcnow
+    from crm_ingest.workers.batch import sweep
+
+    sessions = sessions_for(sqlite_url)
+    settings = settings_for(sqlite_url, requeue_after_seconds=10)
+    ids = land_rows(sessions, [{"external_id": f"q{i}", "fields": {"email": f"q{i}@example.com"}}
+                               for i in range(3)])
+    now = utcnow()
+    with sessions.begin() as session:  # queued 20 s ago, 200 s ago, and not queued at all
+        for item_id, queued in zip(ids, (now - timedelta(seconds=20), now - timedelta(seconds=200), None)):
+            session.execute(update(RawItem).where(RawItem.id == item_id).values(queued_at=queued))
+
+    # While batches wait in the broker, only the unqueued item and the very old one are re-queued
+    assert sorted(sweep(sessions, settings, queue_empty=False)) == [ids[1], ids[2]]
+    # Once the queue is empty, a pending item queued longer ago than requeue_after was lost: re-queue it
+    with sessions.begin() as session:
+        session.execute(update(RawItem).where(RawItem.id == ids[0]).values(queued_at=now - timedelta(seconds=20)))
+    assert sweep(sessions, settings, queue_empty=True) == [ids[0]]

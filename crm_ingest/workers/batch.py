@@ -162,8 +162,15 @@ def _release(sessions, token: str) -> None:
         log.warning("could not release claim %s; its lease will expire", token)
 
 
-def sweep(sessions: sessionmaker[Session], settings: Settings, limit: int = 100_000) -> list[int]:
-    """Items landed but unfinished: expire dead leases, and return pending items due a (re)queue."""
+def sweep(sessions: sessionmaker[Session], settings: Settings, limit: int = 100_000,
+          queue_empty: bool = True) -> list[int]:
+    """Items landed but unfinished: expire dead leases, and return pending items due a (re)queue.
+
+    Due are items no message carries (a retry whose backoff passed, a dead worker's items)
+    and items queued longer ago than `requeue_after_seconds` -- but the latter only when the
+    process queue is empty (their message was lost, e.g. a flushed Redis), or ten times that
+    long ago: a big import legitimately waits in a deep queue and must not be queued twice.
+    """
     pipeline = settings.pipeline
     now = utcnow()
     with sessions.begin() as session:
@@ -174,7 +181,7 @@ def sweep(sessions: sessionmaker[Session], settings: Settings, limit: int = 100_
                     last_error="lease expired: the worker died or lost its database connection",
                     claim_token=None, lease_until=None, queued_at=None)
             .execution_options(synchronize_session=False))
-        stale = now - timedelta(seconds=pipeline.requeue_after_seconds)
+        stale = now - timedelta(seconds=pipeline.requeue_after_seconds * (1 if queue_empty else 10))
         due = session.scalars(
             select(RawItem.id)
             .where(RawItem.state == PENDING,

@@ -33,3 +33,11 @@ def unacked_count(redis_url: str) -> int:
         return int(client.hlen("unacked"))
     finally:
         client.close()
+
+
+def process_queue_empty(redis_url: str) -> bool:
+    """Whether no batch waits in the broker; unknown counts as empty (re-queueing is harmless)."""
+    try:
+        return queue_depths(redis_url, ("process",))["process"] == 0
+    except Exception:  # noqa: BLE001 - the sweeper must run even when Redis misbehaves
+        return True

@@ -12,6 +12,7 @@ from .app import app
 from .backoff import retry_delay
 from .batch import run_batch, sweep as sweep_items
 from .dispatch import enqueue
+from .queues import process_queue_empty
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def process_batch(ids: list[int]) -> dict:
 def sweep() -> int:
     """Re-queue what was landed but not finished: lost messages, dead workers, retries due."""
     rt = runtime()
-    ids = sweep_items(rt.sessions, rt.settings)
+    ids = sweep_items(rt.sessions, rt.settings, queue_empty=process_queue_empty(rt.settings.redis_url))
     if ids:
         enqueue(ids, rt.settings)
         log.info("sweeper re-queued %d items", len(ids))
