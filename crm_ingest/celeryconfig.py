@@ -2,6 +2,7 @@
 from kombu import Exchange, Queue
 
 from crm_ingest.ingest.settings import Settings
+from crm_ingest.workers.queues import QUEUES
 
 _settings = Settings.load()
 _pipeline = _settings.pipeline
@@ -25,7 +26,7 @@ task_soft_time_limit = max(1, int(_pipeline.task_time_limit_seconds * 0.9))
 # Each queue with its own direct exchange and routing key: without them Celery binds every
 # queue to the default exchange and key, and a batch published once would be delivered to all.
 task_queues = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name)
-                    for name in ("poll", "process", "import"))
+                    for name in QUEUES)
 task_default_queue = "process"
 task_default_exchange = "process"
 task_default_routing_key = "process"

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import redis
 
-from .app import QUEUES
+
+QUEUES = ("poll", "process", "import")  # as declared in celeryconfig.task_queues
 
 # kombu's Redis transport keeps a priority queue as several lists: NAME, NAME\x06\x163, ...
 PRIORITY_SEP = "\x06\x16"
