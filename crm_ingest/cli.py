@@ -15,8 +15,8 @@ from rich.table import Table
 from sqlalchemy import select, update
 
 from crm_ingest.connectors.base import Connector, run_connector
-from crm_ingest.ingest.errors import ConfigError, FatalError, IngestError
-from crm_ingest.ingest.settings import ITEM_KINDS, Settings
+from crm_ingest.ingest.errors import ConfigError, FatalError
+from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import FAILED, PENDING, RECORD_MODELS, RawItem
 from crm_ingest.models.migrate import is_current, upgrade
 from crm_ingest.runtime import Runtime, runtime

@@ -8,11 +8,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import select
 
-from crm_ingest import runtime as runtime_module
-from crm_ingest.cli import EXPORT_LIMIT_CELL, excel_safe, main, write_rows
+from crm_ingest.cli import EXPORT_LIMIT_CELL, excel_safe, write_rows
 from crm_ingest.models import Lead, RawItem
 
 # -- excel_safe ---------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """`ingest demo` on the embedded default: the samples in, a table out, nothing new the second time."""
 import json
 import os
-import sys
 
 from tests.conftest import run_cli
 

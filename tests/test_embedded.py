@@ -6,7 +6,7 @@ import time
 from sqlalchemy import func, select, text, update
 
 from crm_ingest.ingest.settings import Settings, from_toml
-from crm_ingest.models import DONE, FAILED, PENDING, PROCESSING, IdentityKey, Lead, RawItem
+from crm_ingest.models import DONE, FAILED, IdentityKey, Lead, RawItem
 from crm_ingest.models.landing import NewItem, land_items
 from crm_ingest.workers.batch import claim, run_batch
 from crm_ingest.workers.dispatch import process_now, run_due

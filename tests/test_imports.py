@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 
 from crm_ingest.connectors.listfile import ListFile
 from crm_ingest.ingest.settings import Settings
-from crm_ingest.models import CampaignMember, Contact, IdentityKey, Lead
+from crm_ingest.models import CampaignMember, Contact, Lead
 from crm_ingest.workers.imports import ImportRequest, land_list
 
 SAMPLE = Path(__file__).resolve().parents[1] / "crm_ingest" / "samples" / "purchased_list.csv"

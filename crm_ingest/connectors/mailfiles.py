@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import mailbox
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from crm_ingest.connectors.base import NewItem
 from crm_ingest.connectors.mailparse import empty_payload, external_id_for, parse_message

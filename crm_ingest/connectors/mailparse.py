@@ -14,7 +14,7 @@ from email.parser import BytesParser
 from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 try:
     from charset_normalizer import from_bytes as _detect_charsets

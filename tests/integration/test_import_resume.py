@@ -8,7 +8,6 @@ import os
 import time
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from crm_ingest.models import DONE, RawItem

@@ -1,6 +1,5 @@
 """Alembic environment: runs against the connection or URL handed over in the config."""
 from alembic import context
-from sqlalchemy import pool
 
 from crm_ingest.models import Base
 from crm_ingest.models.db import make_engine
