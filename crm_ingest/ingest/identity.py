@@ -27,8 +27,8 @@ _CHUNK = 500
 # unnest() let a generic plan (psycopg prepares repeated statements) scan every key of the
 # scope and kind: 100-400 ms a batch at 800k keys, growing with the table.
 _PG_LOOKUP = text(
-    "SELECT value, record_id FROM identity_keys "
-    "WHERE scope = :scope AND kind = :kind AND value = ANY(CAST(:values AS TEXT[]))")
+    "SELECT scope, kind, value, record_id FROM identity_keys WHERE value = ANY(CAST(:values AS TEXT[]))")
+_LOOKUP_CHUNK = 2000
 
 
 @dataclass
@@ -102,22 +102,22 @@ def _scopes(plan: ItemPlan) -> tuple[str, ...]:
 
 
 def lookup_keys(session: Session, keys: Iterable[Key]) -> dict[Key, int]:
-    """Owners of the given keys, by indexed lookup in chunks."""
-    by_scope_kind: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for scope, kind, value in keys:
-        by_scope_kind[(scope, kind)].append(value)
+    """Owners of the given keys. The unique index leads with the value, so one statement looks
+    up every value of the batch at once, whatever its scope and kind."""
+    wanted = set(keys)
+    values = sorted({value for _, _, value in wanted})
     owners: dict[Key, int] = {}
     pg = session.get_bind().dialect.name == "postgresql"
-    for (scope, kind), values in by_scope_kind.items():
-        for start in range(0, len(values), _CHUNK):
-            chunk = values[start:start + _CHUNK]
-            if pg:  # one array parameter, joined by index: no 500-placeholder statement to plan
-                rows = session.execute(_PG_LOOKUP, {"scope": scope, "kind": kind,
-                                                    "values": array_literal(chunk)})
-            else:
-                rows = session.execute(select(IdentityKey.value, IdentityKey.record_id).where(
-                    IdentityKey.scope == scope, IdentityKey.kind == kind, IdentityKey.value.in_(chunk)))
-            owners.update({(scope, kind, value): record_id for value, record_id in rows})
+    for start in range(0, len(values), _LOOKUP_CHUNK):
+        chunk = values[start:start + _LOOKUP_CHUNK]
+        if pg:  # one array parameter: no long statement of placeholders to parse and plan
+            rows = session.execute(_PG_LOOKUP, {"values": array_literal(chunk)})
+        else:
+            rows = session.execute(select(IdentityKey.scope, IdentityKey.kind, IdentityKey.value,
+                                          IdentityKey.record_id).where(IdentityKey.value.in_(chunk)))
+        for scope, kind, value, record_id in rows:
+            if (scope, kind, value) in wanted:
+                owners[(scope, kind, value)] = record_id
     return owners
 
 
