@@ -12,12 +12,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import BigInteger, Table, Text, bindparam, cast, func, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 _PG = postgresql.dialect()
-_BIGINT_ARRAY = postgresql.ARRAY(BigInteger)
 
 
 def _table(model) -> Table:
@@ -78,13 +77,6 @@ def array_literal(values: Iterable[Any]) -> str:
     """A PostgreSQL array literal. Sent as one text parameter: psycopg would otherwise dump a
     list element by element in Python, the largest client cost of a bulk write."""
     return "{" + ",".join(map(_element, values)) + "}"
-
-
-def ids_match(session: Session, column, ids: Sequence[int]):
-    """`column IN ids` as one array parameter on PostgreSQL (`= ANY`), a plain IN elsewhere."""
-    if _is_pg(session):
-        return column == func.any(cast(bindparam(None, array_literal(ids), type_=Text()), _BIGINT_ARRAY))
-    return column.in_(list(ids))
 
 
 def _pg_unnest(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]):

@@ -20,7 +20,7 @@ from crm_ingest.ingest.errors import RetriableError
 from crm_ingest.ingest.pipeline import ImportOptions, ItemRef, Outcome, describe_error, plan_items, store
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import DONE, FAILED, PENDING, PROCESSING, ImportJob, RawItem, utcnow
-from crm_ingest.models.bulk import ids_match, update_rows
+from crm_ingest.models.bulk import update_rows
 
 from .backoff import retry_delay
 
@@ -43,7 +43,7 @@ def claim(session: Session, ids: Sequence[int], settings: Settings) -> tuple[str
     """Take a lease on the items nobody else holds: pending ones, or ones whose lease expired."""
     now = utcnow()
     token = uuid.uuid4().hex
-    claimable = (  # a plain IN list: with an array here the planner chose a scan for the UPDATE
+    claimable = (  # a plain IN list: with an id array the planner may scan raw_items (seen)
         select(RawItem.id)
         .where(RawItem.id.in_(list(ids)),
                or_(RawItem.state == PENDING,
@@ -97,8 +97,7 @@ def _process(sessions, ids: list[int], token: str, settings: Settings, report: B
     with sessions.begin() as session:
         rows = session.execute(
             select(RawItem.id, RawItem.source, RawItem.kind, RawItem.payload, RawItem.import_job_id)
-            .where(ids_match(session, RawItem.id, ids), RawItem.claim_token == token,
-                   RawItem.state == PROCESSING)
+            .where(RawItem.id.in_(ids), RawItem.claim_token == token, RawItem.state == PROCESSING)
             .order_by(RawItem.id).with_for_update()).all()
         items = [ItemRef(*row) for row in rows]
         plans, errors = plan_items(items, settings)
