@@ -39,6 +39,7 @@ class Person:
     record_id: int | None = None
     created: bool = False
     redirect: bool = True  # may a key lost to a concurrent worker redirect this person?
+    match_kinds: tuple[str, ...] | None = None  # only these kinds identify (None: every kind)
     origin_item_id: int | None = None  # the item that created the record
     fields: dict[str, Any] = field(default_factory=dict)
     plans: list[ItemPlan] = field(default_factory=list)
@@ -143,7 +144,8 @@ def _group(plans: list[ItemPlan], owners: dict[Key, int]) -> list[Person]:
                     person = existing[slot]
                     break
         if person is None:
-            person = Person(plan.person.scope, redirect=plan.person.match)
+            person = Person(plan.person.scope, redirect=plan.person.match,
+                            match_kinds=plan.person.match_kinds)
             people.append(person)
         person.plans.append(plan)
         fill_blanks(person.fields, plan.person.fields)
@@ -207,10 +209,13 @@ def _insert_sorted_keys(session: Session, people: list[Person]) -> set[Key]:
 
 
 def _redirect_losers(session: Session, new: list[Person], lost: set[Key]) -> None:
-    """A new person whose key a concurrent worker took is that worker's person: merge into it."""
+    """A new person whose identifying key a concurrent worker took is that worker's person:
+    merge into it. A lost key of a kind that does not identify this person (a phone shared
+    with a colleague, when matching by email) just stays with its owner."""
     winners = lookup_keys(session, lost)
     for person in new:
-        taken = [key for key in person.new_keys if key in lost]
+        taken = [key for key in person.new_keys if key in lost
+                 and (person.match_kinds is None or key[1] in person.match_kinds)]
         if not taken:
             continue
         provisional, winner = person.record_id, winners[taken[0]]

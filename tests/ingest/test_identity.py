@@ -1,0 +1,32 @@
+"""Identity resolution when a concurrent worker wins a key first."""
+from crm_ingest.ingest.identity import Person, _insert_records, _redirect_losers
+from crm_ingest.ingest.plan import ItemPlan, PersonPlan
+from crm_ingest.models import IdentityKey, Lead
+from crm_ingest.models.bulk import insert_rows
+
+
+def _new_person(session, email: str, phone: str, match_kinds):
+    plan = ItemPlan(1, "lead", person=PersonPlan("lead", {"email": email}, [("email", email), ("phone", phone)],
+                                                 match_kinds=match_kinds))
+    person = Person("lead", match_kinds=match_kinds, plans=[plan], fields={"email": email},
+                    new_keys=[("lead", "email", email), ("lead", "phone", phone)])
+    _insert_records(session, [person], {})
+    return person
+
+
+def test_a_lost_phone_does_not_merge_people_matched_by_email(sqlite_url, sessions_for):
+    sessions = sessions_for(sqlite_url)
+    with sessions.begin() as session:
+        # Given a colleague's lead that a concurrent worker just stored with the shared phone
+        insert_rows(session, Lead, [{"id": 1, "email": "anna@firma.se"}])
+        insert_rows(session, IdentityKey, [{"scope": "lead", "kind": "phone", "value": "+4681234567", "record_id": 1}])
+        # When our new person (matched by email) lost that phone key
+        bo = _new_person(session, "bo@firma.se", "+4681234567", ("email",))
+        _redirect_losers(session, [bo], {("lead", "phone", "+4681234567")})
+        # Then Bo stays his own lead
+        assert bo.created and bo.record_id != 1
+        # But a person identified by any key (no match_kinds) who lost the same key is merged
+        cia = _new_person(session, "cia@firma.se", "+4681234567", None)
+        _redirect_losers(session, [cia], {("lead", "phone", "+4681234567")})
+        assert (cia.record_id, cia.created) == (1, False)
+        assert session.get(Lead, bo.record_id) is not None
