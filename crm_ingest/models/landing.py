@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -76,13 +75,3 @@ def save_checkpoint(session: Session, source: str, cursor: dict[str, Any]) -> No
     stmt = stmt.on_conflict_do_update(index_elements=["source"],
                                       set_={"cursor": cursor, "updated_at": utcnow()})
     session.execute(stmt)
-
-
-def existing_external_ids(session: Session, source: str, external_ids: Iterable[str]) -> set[str]:
-    ids = list(external_ids)
-    found: set[str] = set()
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start:start + 1000]
-        found.update(session.scalars(select(RawItem.external_id).where(
-            RawItem.source == source, RawItem.external_id.in_(chunk))))
-    return found
