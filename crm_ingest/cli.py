@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -127,9 +127,9 @@ def _land_and_dispatch(rt: Runtime, connectors: Sequence[Connector], *, wait: bo
     landed: list[int] = []
     received = 0
     for connector in connectors:
-        ids = run_connector(rt.sessions, _counting(connector), checkpoint=False)
-        received += connector.counted  # type: ignore[attr-defined]
-        landed.extend(ids)
+        result = run_connector(rt.sessions, connector, checkpoint=False)
+        received += result.received
+        landed.extend(result.ids)
     dispatch(rt.sessions, landed, rt.settings)
     unfinished = 0
     if wait and not rt.settings.embedded:
@@ -138,20 +138,6 @@ def _land_and_dispatch(rt: Runtime, connectors: Sequence[Connector], *, wait: bo
             "already_landed": received - len(landed),
             "queued": not rt.settings.embedded, "unfinished": unfinished,
             **_outcomes_of(rt, landed)}
-
-
-def _counting(connector: Connector) -> Connector:
-    """Count what a connector yields, so a re-run can say how many it had seen before."""
-    fetch = connector.fetch
-    connector.counted = 0  # type: ignore[attr-defined]
-
-    def counted_fetch(since):
-        for item in fetch(since):
-            connector.counted += 1  # type: ignore[attr-defined]
-            yield item
-
-    connector.fetch = counted_fetch  # type: ignore[method-assign]
-    return connector
 
 
 def _outcomes_of(rt: Runtime, ids: Sequence[int]) -> dict:
@@ -436,16 +422,15 @@ def suppress(file: Path, reason: str | None, as_json: bool) -> None:
         f"do-not-contact, {len(d['invalid'])} lines not understood"))
 
 
-def _with_campaign(connector: Connector, campaign: str) -> Connector:
-    fetch = connector.fetch
+class _WithCampaign:
+    """A connector whose items all belong to one campaign (the demo's trade-show list)."""
 
-    def fetch_with_campaign(since):
-        for item in fetch(since):
-            yield type(item)(item.external_id, item.kind, {**item.payload, "campaign": campaign},
-                             item.cursor)
+    def __init__(self, connector: Connector, campaign: str) -> None:
+        self.connector, self.campaign, self.source = connector, campaign, connector.source
 
-    connector.fetch = fetch_with_campaign  # type: ignore[method-assign]
-    return connector
+    def fetch(self, since):
+        for item in self.connector.fetch(since):
+            yield replace(item, payload={**item.payload, "campaign": self.campaign})
 
 
 @main.command("import-mail")
@@ -478,7 +463,7 @@ def demo(as_json: bool) -> None:
     samples = resources.files("crm_ingest") / "samples"
     with resources.as_file(samples) as folder:
         connectors = [
-            _with_campaign(ListFile(folder / "purchased_list.csv", "list"), "Nordic Expo 2026"),
+            _WithCampaign(ListFile(folder / "purchased_list.csv", "list"), "Nordic Expo 2026"),
             MailFiles(folder / "mail", "mail"),
             JsonLines(folder / "web_forms.jsonl", "web", "form"),
             JsonLines(folder / "social_posts.jsonl", "twitter", "post"),

@@ -36,7 +36,7 @@ def test_sqlite_with_data_upgrades_to_head(tmp_path):
 
 
 def test_postgresql_with_data_upgrades_to_head(pg_url, tmp_path):
-    with psycopg.connect(pg_url.replace("postgresql://", "postgresql://"), autocommit=True) as conn:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("DROP SCHEMA public CASCADE")
         conn.execute("CREATE SCHEMA public")
     _demo_at_first_revision(pg_url, tmp_path)

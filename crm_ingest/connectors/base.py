@@ -1,6 +1,7 @@
 """What every connector is, and the runner that lands what it yields with its checkpoint."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Iterator, Protocol
 
@@ -8,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_ingest.models.landing import NewItem, land_items, load_checkpoint, save_checkpoint
 
-__all__ = ["Connector", "NewItem", "run_connector"]
+__all__ = ["Connector", "Landed", "NewItem", "run_connector"]
 
 
 class Connector(Protocol):
@@ -21,23 +22,29 @@ class Connector(Protocol):
         ...
 
 
+@dataclass
+class Landed:
+    received: int  # items the connector yielded
+    ids: list[int]  # of those, the ones newly landed (to be queued by the caller)
+
+
 def run_connector(sessions: sessionmaker[Session], connector: Connector, *,
-                  chunk_size: int = 1000, checkpoint: bool = True) -> list[int]:
+                  chunk_size: int = 1000, checkpoint: bool = True) -> Landed:
     """Land everything the connector yields, in chunks; each chunk's checkpoint in its transaction.
 
     `checkpoint=False` reads from the start and keeps no checkpoint: for files given on the
     command line, where idempotent landing already makes a re-run add nothing.
-    Returns the ids of newly landed items (to be queued by the caller).
     """
     since = None
     if checkpoint:
         with sessions() as session:
             since = load_checkpoint(session, connector.source)
-    landed: list[int] = []
+    landed = Landed(0, [])
     items = connector.fetch(since)
     while chunk := list(islice(items, chunk_size)):
+        landed.received += len(chunk)
         with sessions.begin() as session:
-            landed.extend(land_items(session, connector.source, chunk))
+            landed.ids.extend(land_items(session, connector.source, chunk))
             cursor = next((item.cursor for item in reversed(chunk) if item.cursor is not None), None)
             if checkpoint and cursor is not None:
                 save_checkpoint(session, connector.source, cursor)
