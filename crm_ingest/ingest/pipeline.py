@@ -85,7 +85,7 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
             outcomes[plan.item_id] = Outcome(plan.item_id, plan.outcome, reason=plan.reason)
     active = [plan for plan in plans if plan.item_id not in outcomes]
 
-    campaigns = _campaign_ids(session, {plan.campaign for plan in active if plan.campaign})
+    campaigns = campaign_ids(session, {plan.campaign for plan in active if plan.campaign})
     defaults = {
         plan.item_id: {"source": sources[plan.item_id].name,
                        "lead_source": sources[plan.item_id].lead_source,
@@ -217,7 +217,8 @@ def _link_campaign_members(session: Session, plans: list[ItemPlan], outcomes: Ma
                 on_conflict_do_nothing=("campaign_id", "record_type", "record_id"))
 
 
-def _campaign_ids(session: Session, names: set[str]) -> dict[str, int]:
+def campaign_ids(session: Session, names: set[str]) -> dict[str, int]:
+    """Campaign ids by name, creating the campaigns not there yet (concurrency-safe)."""
     if not names:
         return {}
     insert_rows(session, Campaign, [{"name": name} for name in sorted(names)],

@@ -8,11 +8,10 @@ from typing import Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_ingest.ingest.pipeline import campaign_ids
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import PENDING, ImportJob, RawItem, utcnow
-from crm_ingest.models.bulk import insert_rows
 from crm_ingest.models.landing import land_items
-from crm_ingest.models.records import Campaign
 
 from .batch import BatchReport
 from .dispatch import dispatch
@@ -48,10 +47,7 @@ def find_or_start_job(session: Session, list_file, request: ImportRequest) -> Im
         ImportJob.state != "reverted").order_by(ImportJob.id.desc()).limit(1))
     if job is not None:
         return job
-    campaign_id = None
-    if request.campaign:
-        insert_rows(session, Campaign, [{"name": request.campaign}], on_conflict_do_nothing=("name",))
-        campaign_id = session.scalar(select(Campaign.id).where(Campaign.name == request.campaign))
+    campaign_id = campaign_ids(session, {request.campaign})[request.campaign] if request.campaign else None
     job = ImportJob(source=request.source, file_name=str(list_file.path.name),
                     file_sha256=list_file.sha256, campaign_id=campaign_id, consent=request.consent,
                     upsert_by=request.upsert_by, state="landing",
