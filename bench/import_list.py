@@ -424,7 +424,8 @@ def run_ours(csv_path: Path, contacts: Path, folder: Path, rows: int, timeout: f
         upgrade(url)
         _claim_redis_db(redis.Redis.from_url(REDIS_URL))
         config = folder / f"{name}.toml"
-        config.write_text('[sources.crm]\nkind = "row"\nrecord_type = "contact"\n')
+        config.write_text('[sources.crm]\nkind = "row"\nrecord_type = "contact"\n'
+                          + os.environ.get("BENCH_INGEST_TOML", ""))
         env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS_URL,
                "INGEST_CONFIG": str(config)}
         workers = Workers(env, folder, name)

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from sqlalchemy import func, select, text, update
 
 from crm_ingest.ingest.settings import Settings, from_toml
-from crm_ingest.models import DONE, FAILED, IdentityKey, Lead, RawItem
+from crm_ingest.models import DONE, FAILED, IdentityKey, Lead, RawItem, utcnow
 from crm_ingest.models.landing import NewItem, land_items
-from crm_ingest.workers.batch import claim, run_batch
+from crm_ingest.workers.batch import run_batch, sweep
 from crm_ingest.workers.dispatch import process_now, run_due
 from tests.integration.workload import people_with_duplicates
 
@@ -57,25 +58,66 @@ def test_processing_the_same_batch_twice_changes_nothing(sqlite_url, sessions_fo
         assert session.scalar(select(func.count()).select_from(Lead)) == 1
 
 
-def test_an_abandoned_claim_is_recovered_by_the_sweeper(sqlite_url, sessions_for):
-    # Given a batch claimed by a worker that then died (its lease runs out)
+def _delivered_long_ago(sessions, ids) -> None:
+    """As a batch whose worker died mid-write leaves it: pending, its message gone long ago."""
+    with sessions.begin() as session:
+        session.execute(update(RawItem).where(RawItem.id.in_(ids))
+                        .values(queued_at=utcnow() - timedelta(hours=1)))
+
+
+def test_a_batch_whose_worker_died_is_redelivered_by_the_sweeper(sqlite_url, sessions_for):
+    # Given a batch delivered to a worker that died before writing it (nothing was stored)
     sessions = sessions_for(sqlite_url)
-    settings = settings_for(sqlite_url, lease_seconds=2, task_time_limit_seconds=1)
+    settings = settings_for(sqlite_url)
     ids = land_rows(sessions, [{"external_id": f"r{i}", "fields": {"email": f"r{i}@example.com"}}
                                for i in range(10)])
-    with sessions.begin() as session:
-        _, claimed = claim(session, ids, settings)
-    assert claimed == ids
-    assert run_batch(sessions, ids, settings).claimed == 0  # held by the dead worker's lease
+    _delivered_long_ago(sessions, ids)
 
-    # When the lease has expired and the sweeper runs
-    time.sleep(2.2)
+    # When the sweeper runs
     report = run_due(sessions, settings)
 
-    # Then every item is processed once, on its second attempt
+    # Then every item is processed once; the lost delivery counts as an attempt
     assert report.outcomes == {"created": 10}
     with sessions() as session:
         assert set(session.scalars(select(RawItem.attempts))) == {2}
+        assert session.scalar(select(func.count()).select_from(Lead)) == 10
+
+
+def test_an_item_that_kills_its_worker_every_time_is_set_aside(sqlite_url, sessions_for):
+    # Given an item whose every delivery dies with its worker, and at most 3 attempts
+    sessions = sessions_for(sqlite_url)
+    settings = settings_for(sqlite_url, max_attempts=3)
+    ids = land_rows(sessions, [{"external_id": "killer", "fields": {"email": "k@example.com"}}])
+
+    # When the sweeper re-delivers it after each death
+    redelivered = []
+    for _ in range(3):
+        _delivered_long_ago(sessions, ids)
+        redelivered.append(sweep(sessions, settings))
+
+    # Then it was re-delivered twice, then set aside as failed, naming why
+    assert redelivered == [ids, ids, []]
+    with sessions() as session:
+        item = session.get(RawItem, ids[0])
+        assert (item.state, item.attempts) == (FAILED, 3)
+        assert "not finished after 3 deliveries" in item.last_error
+
+
+def test_a_deep_queue_is_requeued_late_and_without_counting_attempts(sqlite_url, sessions_for):
+    # Given items queued an hour ago that still wait in a busy queue
+    sessions = sessions_for(sqlite_url)
+    settings = settings_for(sqlite_url, requeue_after_seconds=600)
+    ids = land_rows(sessions, [{"external_id": f"q{i}", "fields": {"email": f"q{i}@example.com"}}
+                               for i in range(3)])
+    _delivered_long_ago(sessions, ids)
+
+    # When the sweeper runs while the process queue is not empty
+    due = sweep(sessions, settings, queue_empty=False)
+
+    # Then nothing is queued again before ten times requeue_after, and no attempt is counted
+    assert due == []
+    with sessions() as session:
+        assert set(session.scalars(select(RawItem.attempts))) == {0}
 
 
 def test_a_poison_item_fails_after_max_attempts_and_its_batch_is_stored(sqlite_url, sessions_for):

@@ -38,6 +38,7 @@ class ItemRef:
     kind: str
     payload: Mapping[str, Any]
     import_job_id: int | None = None
+    attempts: int = 0  # attempts finished before this one
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,12 @@ broker is configured (embedded mode). One code path for both ways to run.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,77 +38,76 @@ class BatchReport:
                 "skipped": self.skipped}
 
 
-def claim(session: Session, ids: Sequence[int], settings: Settings) -> tuple[str, list[int]]:
-    """Take a lease on the items nobody else holds: pending ones, or ones whose lease expired."""
+def lock_due(session: Session, ids: Sequence[int]) -> list[ItemRef]:
+    """Lock, in this transaction, the given items that are waiting and due (not in a retry's
+    backoff). Items another worker holds are skipped, not waited for; items finished since
+    fail the state test. The lock is the claim: it lasts exactly as long as the transaction
+    that writes the outcome, and a worker that dies mid-batch releases it with its connection
+    (no lease to expire, no extra write of every item)."""
     now = utcnow()
-    token = uuid.uuid4().hex
-    claimable = (  # a plain IN list: with an id array the planner may scan raw_items (seen)
-        select(RawItem.id)
-        .where(RawItem.id.in_(list(ids)),
-               or_(RawItem.state == PENDING,
-                   and_(RawItem.state == PROCESSING, RawItem.lease_until < now)))
-        .with_for_update(skip_locked=True)
-    )
-    stmt = (update(RawItem).where(RawItem.id.in_(claimable.scalar_subquery()))
-            .values(state=PROCESSING, claim_token=token, attempts=RawItem.attempts + 1,
-                    lease_until=now + timedelta(seconds=settings.pipeline.lease_seconds))
-            .returning(RawItem.id)
-            .execution_options(synchronize_session=False))
-    return token, sorted(session.scalars(stmt))
+    rows = session.execute(
+        select(RawItem.id, RawItem.source, RawItem.kind, RawItem.payload, RawItem.import_job_id,
+               RawItem.attempts)
+        .where(RawItem.id.in_(list(ids)), RawItem.state == PENDING,  # a plain IN list (see git log)
+               or_(RawItem.lease_until.is_(None), RawItem.lease_until <= now))
+        .order_by(RawItem.id).with_for_update(skip_locked=True)).all()
+    return [ItemRef(row.id, row.source, row.kind, row.payload, row.import_job_id, row.attempts)
+            for row in rows]
 
 
 def run_batch(sessions: sessionmaker[Session], ids: Sequence[int], settings: Settings) -> BatchReport:
     """Process the given items exactly once each; safe to call twice with the same ids."""
     report = BatchReport()
-    with sessions.begin() as session:
-        token, claimed = claim(session, ids, settings)
-    report.claimed = len(claimed)
-    report.skipped = len(set(ids)) - len(claimed)
-    if not claimed:
-        return report
+    wanted = len(set(ids))
     try:
-        _process(sessions, claimed, token, settings, report)
+        report.claimed = _process(sessions, ids, settings, report)
     except OperationalError as exc:
-        _release(sessions, token)
         raise RetriableError(f"database unavailable or contended: {exc.orig!r}") from exc
     except Exception as exc:  # noqa: BLE001 - an item that breaks the write is isolated below
-        if len(claimed) == 1:
-            _record_failures(sessions, {claimed[0]: describe_error(exc)}, token, settings)
-            report.failed += 1
-            return report
-        # Something in the batch breaks the write: isolate it, store the rest.
-        log.warning("batch of %d failed as a whole (%s); processing its items one by one",
-                    len(claimed), describe_error(exc))
-        for item_id in claimed:
-            try:
-                _process(sessions, [item_id], token, settings, report)
-            except OperationalError as item_exc:
-                _release(sessions, token)
-                raise RetriableError(f"database unavailable or contended: {item_exc.orig!r}") from item_exc
-            except Exception as item_exc:  # noqa: BLE001
-                _record_failures(sessions, {item_id: describe_error(item_exc)}, token, settings)
-                report.failed += 1
+        if wanted == 1:
+            report.failed += _record_failures(sessions, {ids[0]: describe_error(exc)}, settings)
+            report.claimed = report.failed
+        else:
+            # Something in the batch breaks the write: isolate it, store the rest.
+            log.warning("batch of %d failed as a whole (%s); processing its items one by one",
+                        wanted, describe_error(exc))
+            report.claimed = sum(_isolated(sessions, item_id, settings, report)
+                                 for item_id in sorted(set(ids)))
+    report.skipped = wanted - report.claimed
     return report
 
 
-def _process(sessions, ids: list[int], token: str, settings: Settings, report: BatchReport) -> None:
-    """One transaction: lock our claimed items, write their records and outcomes together."""
+def _isolated(sessions, item_id: int, settings: Settings, report: BatchReport) -> int:
+    try:
+        return _process(sessions, [item_id], settings, report)
+    except OperationalError as exc:
+        raise RetriableError(f"database unavailable or contended: {exc.orig!r}") from exc
+    except Exception as exc:  # noqa: BLE001
+        failed = _record_failures(sessions, {item_id: describe_error(exc)}, settings)
+        report.failed += failed
+        return failed
+
+
+def _process(sessions, ids: Sequence[int], settings: Settings, report: BatchReport) -> int:
+    """One transaction: lock the due items, write their records and outcomes together.
+    Returns how many items it locked."""
     with sessions.begin() as session:
-        rows = session.execute(
-            select(RawItem.id, RawItem.source, RawItem.kind, RawItem.payload, RawItem.import_job_id)
-            .where(RawItem.id.in_(ids), RawItem.claim_token == token, RawItem.state == PROCESSING)
-            .order_by(RawItem.id).with_for_update()).all()
-        items = [ItemRef(*row) for row in rows]
+        items = lock_due(session, ids)
+        if not items:
+            return 0
         plans, errors = plan_items(items, settings)
         sources = {item.id: settings.source(item.source) for item in items if item.id not in errors}
         jobs = import_options(session, {item.import_job_id for item in items if item.import_job_id})
         imports = {item.id: jobs[item.import_job_id] for item in items if item.import_job_id in jobs}
         outcomes = store(session, plans, sources, imports)
-        _finish(session, outcomes)
+        attempts = {item.id: item.attempts for item in items}
+        _finish(session, outcomes, attempts)
         if errors:
-            _fail(session, errors, token, settings)
+            _fail(session, {item_id: (attempts[item_id], error) for item_id, error in errors.items()},
+                  settings)
     report.outcomes.update(outcome.outcome for outcome in outcomes)
     report.failed += len(errors)
+    return len(items)
 
 
 def import_options(session: Session, job_ids: set[int]) -> dict[int, ImportOptions]:
@@ -120,75 +118,82 @@ def import_options(session: Session, job_ids: set[int]) -> dict[int, ImportOptio
     return {row.id: ImportOptions(row.id, row.campaign_id, row.consent, row.upsert_by) for row in rows}
 
 
-def _finish(session: Session, outcomes: Iterable[Outcome]) -> None:
+def _finish(session: Session, outcomes: Iterable[Outcome], attempts: dict[int, int]) -> None:
     now = utcnow()
     rows = [{"id": o.item_id, "state": DONE, "outcome": o.outcome, "outcome_reason": o.reason,
              "record_type": o.record_type, "record_id": o.record_id, "finished_at": now,
-             "claim_token": None, "lease_until": None, "last_error": None} for o in outcomes]
+             "attempts": attempts[o.item_id] + 1, "claim_token": None, "lease_until": None,
+             "last_error": None} for o in outcomes]
     update_rows(session, RawItem, rows)
 
 
-def _fail(session: Session, errors: dict[int, str], token: str, settings: Settings) -> None:
-    """An attempt failed: wait for a retry with backoff, or be set aside after the last attempt."""
+def _fail(session: Session, errors: dict[int, tuple[int, str]], settings: Settings) -> None:
+    """An attempt failed: wait for a retry with backoff, or be set aside after the last attempt.
+    `errors` maps item id -> (attempts before this one, error)."""
     pipeline = settings.pipeline
     now = utcnow()
-    for item_id, error in errors.items():
-        attempts = session.scalar(select(RawItem.attempts).where(RawItem.id == item_id))
+    for item_id, (before, error) in errors.items():
+        attempts = before + 1
         give_up = attempts >= pipeline.max_attempts
         delay = retry_delay(attempts, pipeline.retry_backoff_seconds, pipeline.retry_backoff_max_seconds)
         session.execute(
-            update(RawItem).where(RawItem.id == item_id, RawItem.claim_token == token)
-            .values(state=FAILED if give_up else PENDING, last_error=error, claim_token=None,
-                    queued_at=None, finished_at=now if give_up else None,
+            update(RawItem).where(RawItem.id == item_id, RawItem.state == PENDING)
+            .values(state=FAILED if give_up else PENDING, attempts=attempts, last_error=error,
+                    claim_token=None, queued_at=None, finished_at=now if give_up else None,
                     lease_until=None if give_up else now + timedelta(seconds=delay)))
         log.warning("item %s failed (attempt %s of %s): %s", item_id, attempts,
                     pipeline.max_attempts, error)
 
 
-def _record_failures(sessions, errors: dict[int, str], token: str, settings: Settings) -> None:
+def _record_failures(sessions, errors: dict[int, str], settings: Settings) -> int:
+    """Record failed attempts of items still waiting (locking them); returns how many."""
     with sessions.begin() as session:
-        _fail(session, errors, token, settings)
-
-
-def _release(sessions, token: str) -> None:
-    """Give the claim back after a retriable error; that attempt does not count."""
-    try:
-        with sessions.begin() as session:
-            session.execute(update(RawItem).where(RawItem.claim_token == token,
-                                                  RawItem.state == PROCESSING)
-                            .values(state=PENDING, claim_token=None, lease_until=None,
-                                    attempts=RawItem.attempts - 1))
-    except OperationalError:
-        log.warning("could not release claim %s; its lease will expire", token)
+        items = lock_due(session, list(errors))
+        _fail(session, {item.id: (item.attempts, errors[item.id]) for item in items}, settings)
+    return len(items)
 
 
 def sweep(sessions: sessionmaker[Session], settings: Settings, limit: int = 100_000,
           queue_empty: bool = True) -> list[int]:
-    """Items landed but unfinished: expire dead leases, and return pending items due a (re)queue.
+    """Items landed but unfinished and not being worked on: return those due a (re)queue.
 
-    Due are items no message carries (a retry whose backoff passed, a dead worker's items)
-    and items queued longer ago than `requeue_after_seconds` -- but the latter only when the
-    process queue is empty (their message was lost, e.g. a flushed Redis), or ten times that
-    long ago: a big import legitimately waits in a deep queue and must not be queued twice.
+    Due are items no message carries (a retry whose backoff passed) and items queued longer
+    ago than `requeue_after_seconds` -- but the latter only when the process queue is empty
+    (their message was lost, e.g. a flushed Redis, or their worker died mid-batch), or ten
+    times that long ago: a big import legitimately waits in a deep queue and must not be
+    queued twice. Items a worker holds right now are locked and skipped. A re-delivery seen
+    with the queue empty counts as an attempt, so an item that kills its worker every time is
+    set aside after `max_attempts` instead of looping.
     """
     pipeline = settings.pipeline
     now = utcnow()
+    lost = "not finished after {n} deliveries: its worker died, or its message was lost"
     with sessions.begin() as session:
-        session.execute(
+        session.execute(  # claims of versions before 0.2 (state 'processing' under a lease)
             update(RawItem).where(RawItem.state == PROCESSING, RawItem.lease_until < now)
-            .values(state=case((RawItem.attempts >= pipeline.max_attempts, FAILED), else_=PENDING),
-                    finished_at=case((RawItem.attempts >= pipeline.max_attempts, now), else_=None),
-                    last_error="lease expired: the worker died or lost its database connection",
-                    claim_token=None, lease_until=None, queued_at=None)
+            .values(state=PENDING, claim_token=None, lease_until=None, queued_at=None)
             .execution_options(synchronize_session=False))
         stale = now - timedelta(seconds=pipeline.requeue_after_seconds * (1 if queue_empty else 10))
-        due = session.scalars(
-            select(RawItem.id)
+        due = session.execute(
+            select(RawItem.id, RawItem.queued_at, RawItem.attempts)
             .where(RawItem.state == PENDING,
                    or_(RawItem.lease_until.is_(None), RawItem.lease_until <= now),
                    or_(RawItem.queued_at.is_(None), RawItem.queued_at < stale))
-            .order_by(RawItem.id).limit(limit)).all()
-        for start in range(0, len(due), 1000):
-            session.execute(update(RawItem).where(RawItem.id.in_(due[start:start + 1000]))
-                            .values(queued_at=now).execution_options(synchronize_session=False))
-    return list(due)
+            .order_by(RawItem.id).limit(limit).with_for_update(skip_locked=True)).all()
+        redelivered = [row for row in due if row.queued_at is not None and queue_empty]
+        given_up = [row.id for row in redelivered if row.attempts + 1 >= pipeline.max_attempts]
+        counted = [row.id for row in redelivered if row.attempts + 1 < pipeline.max_attempts]
+        plain = [row.id for row in due if row.queued_at is None or not queue_empty]
+        for start in range(0, len(given_up), 1000):
+            session.execute(update(RawItem).where(RawItem.id.in_(given_up[start:start + 1000]))
+                            .values(state=FAILED, attempts=RawItem.attempts + 1, finished_at=now,
+                                    last_error=lost.format(n=pipeline.max_attempts))
+                            .execution_options(synchronize_session=False))
+            log.warning("set aside %d items after %d deliveries", len(given_up[start:start + 1000]),
+                        pipeline.max_attempts)
+        for ids, extra in ((counted, {"attempts": RawItem.attempts + 1}), (plain, {})):
+            for start in range(0, len(ids), 1000):
+                session.execute(update(RawItem).where(RawItem.id.in_(ids[start:start + 1000]))
+                                .values(queued_at=now, **extra)
+                                .execution_options(synchronize_session=False))
+    return sorted(counted + plain)

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from crm_ingest.models import DONE, RawItem
 from tests.conftest import run_cli
+from tests.integration.workload import batch_in_flight
 
 pytestmark = pytest.mark.integration
 
@@ -43,12 +44,9 @@ def test_worker_killed_mid_import_gives_the_same_counts_as_an_uninterrupted_run(
     run_cli(cluster.env, "import", str(listing), "--campaign", "C", "--json")
     sessions = sessions_for(pg_url)
 
-    # When the worker is killed while it holds a claimed batch, and started again
+    # When the worker is killed while it is writing a batch, and started again
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with sessions() as session:
-            if session.scalar(select(RawItem.id).where(RawItem.state == "processing").limit(1)):
-                break
+    while not batch_in_flight(sessions) and time.monotonic() < deadline:
         time.sleep(0.005)
     cluster.kill("w1")
     with sessions() as session:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 
 from crm_ingest.models import DONE, FAILED, IdentityKey, Lead, RawItem
 from tests.conftest import INGEST, run_cli, write_config
-from tests.integration.workload import people_with_duplicates, split, write_jsonl
+from tests.integration.workload import batch_in_flight, people_with_duplicates, split, write_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -84,8 +84,8 @@ def test_workers_killed_three_times_lose_nothing_and_duplicate_nothing(cluster, 
         deadline = time.monotonic() + 60
         while _done(sessions) < done_before + 1500 and time.monotonic() < deadline:
             time.sleep(0.05)
-        while not _claimed(sessions) and time.monotonic() < deadline:
-            time.sleep(0.005)  # kill while a batch is claimed and being written
+        while not batch_in_flight(sessions) and time.monotonic() < deadline:
+            time.sleep(0.005)  # kill while a batch is locked and being written
         cluster.kill("w1")
         cluster.kill("w2")
         cluster.worker("w1")
@@ -94,7 +94,7 @@ def test_workers_killed_three_times_lose_nothing_and_duplicate_nothing(cluster, 
     # Then, once the run finishes, no item is lost and none produced two records
     wait_until_finished(sessions, len(rows))
     assert_one_record_per_person(sessions, len(rows), people)
-    with sessions() as session:  # and the kills did interrupt claimed batches
+    with sessions() as session:  # and the kills did interrupt batches (their re-delivery counts)
         assert session.scalar(select(func.max(RawItem.attempts))) >= 2
 
 
@@ -159,11 +159,6 @@ def test_poison_item_is_set_aside_after_max_attempts_rest_of_batch_stored(tmp_pa
         assert session.scalar(select(func.count()).select_from(Lead)) == 200
     status = run_cli(env, "status", "--json").stdout
     assert '"failed": 1' in status
-
-
-def _claimed(sessions) -> bool:
-    with sessions() as session:
-        return session.scalar(select(RawItem.id).where(RawItem.state == "processing").limit(1)) is not None
 
 
 def _done(sessions) -> int:

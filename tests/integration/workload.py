@@ -5,6 +5,8 @@ import json
 import random
 from pathlib import Path
 
+from sqlalchemy import text
+
 
 def people_with_duplicates(total: int, duplicate_share: float, seed: int = 7) -> tuple[list[dict], int]:
     """`total` list rows, `duplicate_share` of them repeating an earlier person's email with
@@ -33,3 +35,11 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def split(rows: list[dict], parts: int) -> list[list[dict]]:
     return [rows[i::parts] for i in range(parts)]
+
+
+def batch_in_flight(sessions) -> bool:
+    """Is a worker inside a batch's transaction (holding row locks on raw_items) right now?"""
+    with sessions() as session:
+        return session.scalar(text(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            "WHERE c.relname = 'raw_items' AND l.mode = 'RowShareLock' AND l.pid <> pg_backend_pid())"))
