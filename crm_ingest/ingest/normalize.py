@@ -80,15 +80,219 @@ def normalize_phone(value: str, region: str, field: str = "phone") -> str:
     return _e164(value.strip(), region, field)
 
 
-@lru_cache(maxsize=65536)  # lists repeat switchboard and household numbers; parsing costs ~100 µs
+@lru_cache(maxsize=65536)  # lists repeat switchboard and household numbers
 def _e164(text: str, region: str, field: str) -> str:
+    fast = _e164_fast(text, region)
+    if fast is None:
+        return _e164_slow(text, region, field)
+    if not fast:
+        raise _not_valid(text, region, field)
+    return fast
+
+
+def _e164_slow(text: str, region: str, field: str) -> str:
+    """The reference: phonenumbers itself, ~40 µs a number."""
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidItem(field, f"invalid phone {text[:40]!r}: {exc}") from None
     if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
-        raise InvalidItem(field, f"invalid phone {text[:40]!r}: not a valid number for region {region}")
+        raise _not_valid(text, region, field)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _not_valid(text: str, region: str, field: str) -> InvalidItem:
+    return InvalidItem(field, f"invalid phone {text[:40]!r}: not a valid number for region {region}")
+
+
+# The everyday number: ASCII digits, spaces, dashes, dots, parentheses, at most a leading '+'.
+# For these, phonenumbers.parse is a fixed sequence of steps (no extension, no letters, no
+# RFC 3966, nothing cut off before the first digit but punctuation) that _e164_fast replays
+# with the library's own metadata, precompiled per region; the comments name the
+# phonenumberutil functions mirrored. Any other shape, region, or step where parse would raise
+# or the replay is not exact (a national prefix transform rule, a non-geographic code) is left
+# to phonenumbers.
+_FAST_PHONE = re.compile(r"\+?[0-9 ().-]{3,64}")
+_NOT_DIGIT = str.maketrans("", "", "+ ().-")
+_MAX_NSN = 17  # phonenumberutil._MAX_LENGTH_FOR_NSN
+_REGIONS_BY_CC = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+_POSSIBLE, _LOCAL_ONLY, _TOO_SHORT, _TOO_LONG, _INVALID_LENGTH = range(5)  # ValidationResult
+_NO_PLAN = object()
+
+
+class _Plan:
+    """One region's metadata as precompiled regexes; `simple` when parsing needs no transform."""
+
+    __slots__ = ("cc", "cc_str", "general", "general_desc", "idd", "leading_digits", "lengths",
+                 "local_lengths", "national_prefix", "simple", "types")
+
+    def __init__(self, md: phonenumbers.PhoneMetadata) -> None:
+        self.cc = md.country_code
+        self.cc_str = str(md.country_code)
+        self.idd = re.compile(md.international_prefix) if md.international_prefix else None
+        npfp = md.national_prefix_for_parsing
+        self.national_prefix = re.compile(npfp) if npfp else None
+        self.general = _desc_pattern(md.general_desc)
+        self.lengths = tuple(md.general_desc.possible_length)
+        self.local_lengths = tuple(md.general_desc.possible_length_local_only)
+        self.general_desc = _desc(md.general_desc)
+        # The descs _number_type_helper tries; any match means "not UNKNOWN", so the common
+        # ones go first. Mobile counts only when its pattern differs from fixed line's.
+        descs = [md.fixed_line]
+        if not md.same_mobile_and_fixed_line_pattern:
+            descs.append(md.mobile)
+        descs += [md.premium_rate, md.toll_free, md.shared_cost, md.voip, md.personal_number,
+                  md.pager, md.uan, md.voicemail]
+        self.types = tuple(d for d in map(_desc, descs) if d is not None)
+        self.leading_digits = re.compile(md.leading_digits) if md.leading_digits is not None else None
+        self.simple = not md.national_prefix_transform_rule and bool(self.lengths)
+
+
+def _desc_pattern(desc) -> re.Pattern | None:
+    pattern = None if desc is None else desc.national_number_pattern
+    return re.compile(pattern) if pattern else None
+
+
+def _desc(desc) -> tuple[frozenset[int], re.Pattern] | None:
+    """(possible lengths, empty for any; pattern), or None when the desc matches nothing."""
+    pattern = _desc_pattern(desc)
+    return None if pattern is None else (frozenset(desc.possible_length), pattern)
+
+
+_PLANS: dict[object, _Plan | None] = {}
+
+
+def _plan(region: object) -> _Plan | None:
+    plan = _PLANS.get(region, _NO_PLAN)
+    if plan is _NO_PLAN:
+        md = None
+        if isinstance(region, str) and region in phonenumbers.SUPPORTED_REGIONS:
+            md = phonenumbers.PhoneMetadata.metadata_for_region(region, None)
+        plan = _PLANS[region] = None if md is None else _Plan(md)
+    return plan
+
+
+def _match_general(number: str, plan: _Plan) -> bool:  # _match_national_number(.., general_desc, False)
+    return plan.general is not None and plan.general.fullmatch(number) is not None
+
+
+def _strip_national_prefix(number: str, plan: _Plan) -> str:
+    """_maybe_strip_national_prefix_carrier_code for metadata without a transform rule."""
+    if not number or plan.national_prefix is None:
+        return number
+    match = plan.national_prefix.match(number)
+    if match is None:
+        return number
+    stripped = number[match.end():]
+    if _match_general(number, plan) and not _match_general(stripped, plan):
+        return number
+    return stripped
+
+
+def _length_result(number: str, plan: _Plan) -> int:
+    """_test_number_length with PhoneNumberType.UNKNOWN (the general desc's lengths)."""
+    length = len(number)
+    if length in plan.local_lengths:
+        return _LOCAL_ONLY
+    lengths = plan.lengths
+    if lengths[0] == length:
+        return _POSSIBLE
+    if lengths[0] > length:
+        return _TOO_SHORT
+    if lengths[-1] < length:
+        return _TOO_LONG
+    return _POSSIBLE if length in lengths[1:] else _INVALID_LENGTH
+
+
+def _has_type(nsn: str, plan: _Plan) -> bool:
+    """_number_type_helper(...) != UNKNOWN, each desc tested as _is_number_matching_desc does."""
+    length = len(nsn)
+    if plan.general_desc is None:
+        return False
+    lengths, pattern = plan.general_desc
+    if (lengths and length not in lengths) or pattern.fullmatch(nsn) is None:
+        return False
+    for lengths, pattern in plan.types:
+        if (not lengths or length in lengths) and pattern.fullmatch(nsn) is not None:
+            return True
+    return False
+
+
+def _split_country_code(digits: str) -> tuple[int, str] | None:
+    """_extract_country_code after an IDD or '+'; None where parse would raise."""
+    if len(digits) <= 2 or digits[0] == "0":  # TOO_SHORT_AFTER_IDD, or no country code
+        return None
+    for size in range(1, min(len(digits), 3) + 1):
+        cc = int(digits[:size])
+        if cc in _REGIONS_BY_CC:
+            return cc, digits[size:]
+    return None
+
+
+def _main_plan(cc: int) -> _Plan | None:
+    """The metadata parse and is_possible_number use for a country code: its main region's."""
+    return _plan(_REGIONS_BY_CC[cc][0])  # None for '001' (non-geographic)
+
+
+def _e164_fast(text: str, region: str) -> str | None:
+    """E.164 for an everyday number; '' when phonenumbers.parse would succeed but
+    is_possible_number or is_valid_number would say no; None when unsure (ask phonenumbers)."""
+    plan = _plan(region)
+    if plan is None or not plan.simple or _FAST_PHONE.fullmatch(text) is None:
+        return None
+    digits = text.translate(_NOT_DIGIT)
+    if len(digits) < 3:  # with 3 digits, _is_viable_phone_number holds for these characters
+        return None
+    # parse -> _maybe_extract_country_code
+    if text[0] == "+":
+        split = _split_country_code(digits)
+        if split is None:
+            return None
+        cc, national = split
+        target = _main_plan(cc)
+    else:
+        idd = plan.idd.match(digits) if plan.idd is not None else None
+        if idd is not None and digits[idd.end():idd.end() + 1] != "0":  # _parse_prefix_as_idd
+            split = _split_country_code(digits[idd.end():])
+            if split is None:
+                return None
+            cc, national = split
+            target = _main_plan(cc)
+        else:
+            cc, national, target = plan.cc, digits, plan
+            if digits.startswith(plan.cc_str):  # the region's own code, written without '+'
+                rest = _strip_national_prefix(digits[len(plan.cc_str):], plan)
+                if ((not _match_general(digits, plan) and _match_general(rest, plan))
+                        or _length_result(digits, plan) == _TOO_LONG):
+                    national, target = rest, _main_plan(cc)
+    if target is None or not target.simple or len(national) < 2:
+        return None
+    # parse: the national prefix goes when what remains has a possible length
+    stripped = _strip_national_prefix(national, target)
+    if _length_result(stripped, target) in (_POSSIBLE, _TOO_LONG):
+        national = stripped
+    if not 2 <= len(national) <= _MAX_NSN:
+        return None
+    # is_possible_number: the main region's lengths
+    main = _main_plan(cc)
+    if main is None:
+        return None
+    if _length_result(national, main) not in (_POSSIBLE, _LOCAL_ONLY):
+        return ""
+    # is_valid_number: region_code_for_number, then that region's number types
+    regions = _REGIONS_BY_CC[cc]
+    if len(regions) == 1:
+        return f"+{cc}{national}" if _has_type(national, main) else ""
+    for code in regions:  # _region_code_for_number_from_list
+        candidate = _plan(code)
+        if candidate is None:
+            continue
+        if candidate.leading_digits is not None:
+            if candidate.leading_digits.match(national):
+                return f"+{cc}{national}" if _has_type(national, candidate) else ""
+        elif _has_type(national, candidate):
+            return f"+{cc}{national}"
+    return ""
 
 
 def normalize_handle(network: str, handle: str) -> str:
