@@ -213,7 +213,7 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
     from crm_ingest.connectors.listfile import preview as preview_rows
     from crm_ingest.ingest.importjobs import job_summary
     from crm_ingest.workers.dispatch import wait_for_job
-    from crm_ingest.workers.imports import ImportRequest, land_list
+    from crm_ingest.workers.imports import ConcurrentImport, ImportRequest, land_list
 
     try:
         mapping = MapFile.load(map_file) if map_file else None
@@ -231,6 +231,8 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
             progress = land_list(rt.sessions, list_file, request, rt.settings, on_chunk=on_chunk)
     except FatalError as exc:  # the file turned out unreadable part-way: what landed stays, resumable
         raise click.ClickException(f"{file}: {exc}; rows read so far are kept, and a re-run resumes") from None
+    except ConcurrentImport as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
     if wait and not rt.settings.embedded:
         with _progress(as_json, file, waiting=True) as on_wait:
             wait_for_job(rt.sessions, progress.job_id, on_progress=lambda done, total: on_wait((done, total)))

@@ -192,9 +192,12 @@ class Interrupted(ListFile):
             yield item
 
 
-def test_an_interrupted_import_resumes_and_ends_with_the_same_counts(tmp_path, sqlite_url, sessions_for,
-                                                                     monkeypatch):
+@pytest.mark.parametrize("database", ["sqlite_url", pytest.param("pg_url", marks=pytest.mark.integration)])
+def test_an_interrupted_import_resumes_and_ends_with_the_same_counts(tmp_path, database, sessions_for,
+                                                                     monkeypatch, request):
     import crm_ingest.workers.imports as imports
+
+    url = request.getfixturevalue(database)  # PostgreSQL lands with COPY, SQLite with inserts
 
     monkeypatch.setattr(imports, "CHUNK_ROWS", 100)
     rows = [[f"P{i}", "Test", f"p{i % 900}@example.se", "", ""] for i in range(1000)]
@@ -203,8 +206,8 @@ def test_an_interrupted_import_resumes_and_ends_with_the_same_counts(tmp_path, s
     request = ImportRequest("list", campaign="Resume")
 
     # Given an import that stopped after 350 rows (three chunks landed and processed)
-    sessions = sessions_for(sqlite_url)
-    settings = Settings(database_url=sqlite_url)
+    sessions = sessions_for(url)
+    settings = Settings(database_url=url)
     with pytest.raises(KeyboardInterrupt):
         land_list(sessions, Interrupted(listing, "list", fail_after=350), request, settings)
 
@@ -223,6 +226,30 @@ def test_an_interrupted_import_resumes_and_ends_with_the_same_counts(tmp_path, s
         assert job_counts(a, progress.job_id) == job_counts(b, done.job_id)
         counts = job_counts(a, progress.job_id)
     assert (counts["rows"], counts["created"], counts["duplicate_in_file"], counts["rejected"]) == (1000, 899, 100, 1)
+
+
+@pytest.mark.integration
+def test_a_second_process_landing_the_same_job_stops_with_a_clear_error(tmp_path, pg_url, sessions_for):
+    from crm_ingest.models import ImportJob
+    from crm_ingest.workers.imports import ConcurrentImport
+
+    listing = write_list(tmp_path / "l.csv", [[f"P{i}", "T", f"p{i}@example.se", "", ""] for i in range(10)])
+    sessions = sessions_for(pg_url)
+    settings = Settings(database_url=pg_url)
+
+    # Given a job whose cursor another process moves while this one lands its first chunk
+    class Racing(ListFile):
+        def fetch(self, cursor=None):
+            with sessions.begin() as session:
+                session.execute(text("UPDATE import_jobs SET rows_read = rows_read + 5"))
+            yield from super().fetch(cursor)
+
+    # When this process tries to land, it stops naming the job, and lands nothing
+    with pytest.raises(ConcurrentImport, match="being landed by another process"):
+        land_list(sessions, Racing(listing, "list"), ImportRequest("list"), settings)
+    with sessions() as session:
+        assert session.scalar(text("SELECT count(*) FROM raw_items")) == 0
+        assert session.scalar(select(ImportJob.state)) == "landing"
 
 
 def test_colleagues_sharing_a_switchboard_number_stay_two_leads(cli, tmp_path, sessions_for):

@@ -1,6 +1,7 @@
 """Landing: insert raw items or ignore the ones already there, and advance a checkpoint with them."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -8,8 +9,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .base import utcnow
-from .bulk import insert_rows
-from .pipeline import ConnectorCheckpoint, RawItem
+from .bulk import allocate_ids, insert_rows
+from .pipeline import PENDING, ConnectorCheckpoint, RawItem
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,32 @@ def land_items(session: Session, source: str, items: Sequence[NewItem], *,
                            returning=("external_id", "id"))
     landed = dict(inserted)
     return list(dict.fromkeys(landed[row["external_id"]] for row in rows if row["external_id"] in landed))
+
+
+_COPY_COLUMNS = ("id", "source", "external_id", "kind", "payload", "received_at", "queued_at",
+                 "import_job_id", "state", "attempts")
+
+
+def copy_items(session: Session, source: str, items: Sequence[NewItem], *,
+               import_job_id: int | None = None) -> list[int]:
+    """Land items that are surely new with PostgreSQL's COPY; return their ids in input order.
+
+    The fast path of a list import, whose rows are new by construction: the job's cursor moves
+    in the same transaction, so a row is never landed twice (a duplicate external id would
+    fail the whole transaction on the unique index rather than land twice). Several times
+    cheaper than an insert that must check each row for a conflict and return it.
+    """
+    if not items:
+        return []
+    now = utcnow()
+    ids = allocate_ids(session, RawItem, len(items))
+    cursor = session.connection().connection.driver_connection.cursor()
+    with cursor.copy(f"COPY raw_items ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
+        for item_id, item in zip(ids, items):
+            copy.write_row((item_id, source, item.external_id[:500], item.kind,
+                            json.dumps(without_nul(item.payload), ensure_ascii=False), now, now,
+                            import_job_id, PENDING, 0))
+    return ids
 
 
 def without_nul(value: Any) -> Any:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_ingest.ingest.pipeline import campaign_ids
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import PENDING, ImportJob, RawItem, utcnow
-from crm_ingest.models.landing import land_items
+from crm_ingest.models.landing import copy_items, land_items
 
 from .batch import BatchReport
 from .dispatch import dispatch
@@ -84,7 +84,11 @@ def land_list(sessions: sessionmaker[Session], list_file, request: ImportRequest
     rows = list_file.fetch(cursor)
     while chunk := list(islice(rows, CHUNK_ROWS)):
         with sessions.begin() as session:
-            ids = land_items(session, request.source, chunk, import_job_id=job_id)
+            _hold(session, job_id, progress.rows_read)
+            if session.get_bind().dialect.name == "postgresql":
+                ids = copy_items(session, request.source, chunk, import_job_id=job_id)
+            else:
+                ids = land_items(session, request.source, chunk, import_job_id=job_id)
             session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
                 cursor=chunk[-1].cursor, rows_read=ImportJob.rows_read + len(chunk),
                 rows_landed=ImportJob.rows_landed + len(ids)))
@@ -99,6 +103,19 @@ def land_list(sessions: sessionmaker[Session], list_file, request: ImportRequest
         session.execute(update(ImportJob).where(ImportJob.id == job_id)
                         .values(state="landed", landed_at=utcnow()))
     return progress
+
+
+class ConcurrentImport(RuntimeError):
+    """Another process is landing the same job."""
+
+
+def _hold(session: Session, job_id: int, rows_read: int) -> None:
+    """Lock the job for this chunk's transaction and check nobody else moved its cursor."""
+    now_read = session.scalar(select(ImportJob.rows_read).where(ImportJob.id == job_id).with_for_update())
+    if now_read != rows_read:
+        raise ConcurrentImport(f"import job {job_id} is being landed by another process "
+                               f"({now_read} rows read, this one expected {rows_read}); "
+                               "wait for it to finish, then run the import again to see its counts")
 
 
 def _dispatch_unfinished(sessions, job_id: int, settings: Settings) -> None:
