@@ -79,11 +79,13 @@ def array_literal(values: Iterable[Any]) -> str:
     return "{" + ",".join(map(_element, values)) + "}"
 
 
-def _pg_unnest(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]):
-    """FROM-clause `unnest(CAST(:c0 AS type[]), ...) AS u(c0, ...)` and its select list."""
+def _pg_unnest(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
+               typed_as: Mapping[str, str] | None = None):
+    """FROM-clause `unnest(CAST(:c0 AS type[]), ...) AS u(c0, ...)` and its select list.
+    `typed_as` names, for a value that is not a column, the column whose type it has."""
     params, casts, select_list = {}, [], []
     for i, name in enumerate(columns):
-        column = table.c[name]
+        column = table.c[(typed_as or {}).get(name, name)]
         sql_type = column.type.compile(dialect=_PG)
         values = [row[name] for row in rows]
         if "JSON" in sql_type:
@@ -131,23 +133,39 @@ def insert_rows(session: Session, model, rows: Sequence[Mapping[str, Any]], *,
     return []
 
 
-def update_rows(session: Session, model, rows: Sequence[Mapping[str, Any]], key: str = "id") -> None:
-    """Update each row by its key; rows may name different columns (grouped by column set)."""
+def update_rows(session: Session, model, rows: Sequence[Mapping[str, Any]], key: str = "id",
+                versioned: tuple[str, Mapping[Any, Any]] | None = None) -> int:
+    """Update each row by its key; rows may name different columns (grouped by column set).
+
+    `versioned=(column, {key: expected})` updates a row only where the column still holds the
+    expected value (optimistic concurrency). Returns how many rows were updated.
+    """
     table = _table(model)
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(sorted(row)), []).append(row)
+    updated = 0
     for names, group in groups.items():
         columns = [key] + [n for n in names if n != key]
+        if versioned:
+            expected = versioned[1]
+            group = [{**row, "_expected": expected[row[key]]} for row in group]
         if _is_pg(session):
             quote = _PG.identifier_preparer.quote
-            source, select_list, params = _pg_unnest(table, columns, group)
+            unnested = columns + (["_expected"] if versioned else [])
+            source, select_list, params = _pg_unnest(table, unnested, group, {"_expected": versioned[0]}
+                                                     if versioned else {})
             sets = ", ".join(f"{quote(name)} = {select_list[i]}" for i, name in enumerate(columns) if i)
+            condition = f" AND t.{quote(versioned[0])} = {select_list[-1]}" if versioned else ""
             sql = (f"UPDATE {quote(table.name)} AS t SET {sets} FROM {source} "
-                   f"WHERE t.{quote(key)} = u.c0")
-            session.execute(text(sql), params)
+                   f"WHERE t.{quote(key)} = u.c0{condition}")
+            updated += session.execute(text(sql), params).rowcount
         else:
-            stmt = (update(table).where(table.c[key] == bindparam("_key"))
-                    .values({n: bindparam(n) for n in columns[1:]}))
-            session.connection().execute(stmt, [{"_key": row[key], **{n: row[n] for n in columns[1:]}}
-                                                for row in group])
+            conditions = [table.c[key] == bindparam("_key")]
+            if versioned:
+                conditions.append(table.c[versioned[0]] == bindparam("_expected"))
+            stmt = update(table).where(*conditions).values({n: bindparam(n) for n in columns[1:]})
+            updated += session.connection().execute(
+                stmt, [{"_key": row[key], **{n: row[n] for n in columns[1:]},
+                        **({"_expected": row["_expected"]} if versioned else {})} for row in group]).rowcount
+    return updated

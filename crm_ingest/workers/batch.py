@@ -31,38 +31,48 @@ class BatchReport:
     claimed: int = 0
     outcomes: Counter = field(default_factory=Counter)
     failed: int = 0  # attempts that raised; the item waits for a retry or is set aside
-    skipped: int = 0  # already finished or claimed by another worker
+    skipped: int = 0  # already finished, or not due yet
+    raced: int = 0  # times another worker finished some of the batch first (redone without them)
 
     def as_dict(self) -> dict:
         return {"claimed": self.claimed, "outcomes": dict(self.outcomes), "failed": self.failed,
-                "skipped": self.skipped}
+                "skipped": self.skipped, "raced": self.raced}
 
 
-def lock_due(session: Session, ids: Sequence[int]) -> list[ItemRef]:
-    """Lock, in this transaction, the given items that are waiting and due (not in a retry's
-    backoff). Items another worker holds are skipped, not waited for; items finished since
-    fail the state test. The lock is the claim: it lasts exactly as long as the transaction
-    that writes the outcome, and a worker that dies mid-batch releases it with its connection
-    (no lease to expire, no extra write of every item)."""
+def due_items(session: Session, ids: Sequence[int], lock: bool = False) -> list[ItemRef]:
+    """The given items that are waiting and due (not in a retry's backoff), in id order.
+
+    Looked up by id alone, the state tested here: given `state = 'pending'` too, PostgreSQL
+    may plan a scan of every pending row (the partial state index; statistics lag behind a
+    fast import) instead of the primary-key lookups."""
     now = utcnow()
-    rows = session.execute(
-        select(RawItem.id, RawItem.source, RawItem.kind, RawItem.payload, RawItem.import_job_id,
-               RawItem.attempts)
-        .where(RawItem.id.in_(list(ids)), RawItem.state == PENDING,  # a plain IN list (see git log)
-               or_(RawItem.lease_until.is_(None), RawItem.lease_until <= now))
-        .order_by(RawItem.id).with_for_update(skip_locked=True)).all()
+    stmt = (select(RawItem.id, RawItem.source, RawItem.kind, RawItem.payload, RawItem.import_job_id,
+                   RawItem.attempts, RawItem.state, RawItem.lease_until)
+            .where(RawItem.id.in_(list(ids)))  # a plain IN list (see git log)
+            .order_by(RawItem.id))
+    if lock:
+        stmt = stmt.with_for_update(skip_locked=True)
     return [ItemRef(row.id, row.source, row.kind, row.payload, row.import_job_id, row.attempts)
-            for row in rows]
+            for row in session.execute(stmt)
+            if row.state == PENDING and (row.lease_until is None or row.lease_until <= now)]
+
+
+class RaceLost(Exception):
+    """Another worker wrote the outcome of some of these items first (a message delivered
+    twice): this transaction's records must not stand."""
 
 
 def run_batch(sessions: sessionmaker[Session], ids: Sequence[int], settings: Settings) -> BatchReport:
-    """Process the given items exactly once each; safe to call twice with the same ids."""
+    """Process the given items exactly once each; safe to call twice with the same ids, at the
+    same time too."""
     report = BatchReport()
     wanted = len(set(ids))
     try:
         report.claimed = _process(sessions, ids, settings, report)
     except OperationalError as exc:
         raise RetriableError(f"database unavailable or contended: {exc.orig!r}") from exc
+    except RetriableError:
+        raise
     except Exception as exc:  # noqa: BLE001 - an item that breaks the write is isolated below
         if wanted == 1:
             report.failed += _record_failures(sessions, {ids[0]: describe_error(exc)}, settings)
@@ -82,6 +92,8 @@ def _isolated(sessions, item_id: int, settings: Settings, report: BatchReport) -
         return _process(sessions, [item_id], settings, report)
     except OperationalError as exc:
         raise RetriableError(f"database unavailable or contended: {exc.orig!r}") from exc
+    except RetriableError:
+        raise
     except Exception as exc:  # noqa: BLE001
         failed = _record_failures(sessions, {item_id: describe_error(exc)}, settings)
         report.failed += failed
@@ -89,25 +101,46 @@ def _isolated(sessions, item_id: int, settings: Settings, report: BatchReport) -
 
 
 def _process(sessions, ids: Sequence[int], settings: Settings, report: BatchReport) -> int:
-    """One transaction: lock the due items, write their records and outcomes together.
-    Returns how many items it locked."""
-    with sessions.begin() as session:
-        items = lock_due(session, ids)
-        if not items:
-            return 0
-        plans, errors = plan_items(items, settings)
-        sources = {item.id: settings.source(item.source) for item in items if item.id not in errors}
-        jobs = import_options(session, {item.import_job_id for item in items if item.import_job_id})
-        imports = {item.id: jobs[item.import_job_id] for item in items if item.import_job_id in jobs}
-        outcomes = store(session, plans, sources, imports)
-        attempts = {item.id: item.attempts for item in items}
-        _finish(session, outcomes, attempts)
-        if errors:
-            _fail(session, {item_id: (attempts[item_id], error) for item_id, error in errors.items()},
-                  settings)
-    report.outcomes.update(outcome.outcome for outcome in outcomes)
-    report.failed += len(errors)
-    return len(items)
+    """One transaction: read the due items, write their records and outcomes together.
+    Returns how many items it processed.
+
+    No lock is taken up front (locking every row is a write of every row): the outcome is
+    written only where the item is still pending, and if another worker finished any of them
+    first, the whole transaction is rolled back and the rest done again.
+    """
+    for _ in range(3):
+        try:
+            with sessions.begin() as session:
+                items = due_items(session, ids)
+                if not items:
+                    return 0
+                outcomes, errors = process_items(session, items, settings)
+        except RaceLost:
+            report.raced += 1
+            continue
+        report.outcomes.update(outcome.outcome for outcome in outcomes)
+        report.failed += len(errors)
+        return len(items)
+    raise RetriableError("another worker kept finishing items of this batch first")
+
+
+def process_items(session: Session, items: list[ItemRef], settings: Settings
+                  ) -> tuple[list[Outcome], dict[int, str]]:
+    """Plan and store the items, and write their outcomes; raises RaceLost when another
+    transaction wrote an outcome of one of them first."""
+    plans, errors = plan_items(items, settings)
+    sources = {item.id: settings.source(item.source) for item in items if item.id not in errors}
+    jobs = import_options(session, {item.import_job_id for item in items if item.import_job_id})
+    imports = {item.id: jobs[item.import_job_id] for item in items if item.import_job_id in jobs}
+    outcomes = store(session, plans, sources, imports)
+    attempts = {item.id: item.attempts for item in items}
+    written = _finish(session, outcomes, attempts)
+    if errors:
+        written += _fail(session, {item_id: (attempts[item_id], error) for item_id, error in errors.items()},
+                         settings)
+    if written != len(items):
+        raise RaceLost(f"{len(items) - written} of {len(items)} items were finished by another worker")
+    return outcomes, errors
 
 
 def import_options(session: Session, job_ids: set[int]) -> dict[int, ImportOptions]:
@@ -118,37 +151,41 @@ def import_options(session: Session, job_ids: set[int]) -> dict[int, ImportOptio
     return {row.id: ImportOptions(row.id, row.campaign_id, row.consent, row.upsert_by) for row in rows}
 
 
-def _finish(session: Session, outcomes: Iterable[Outcome], attempts: dict[int, int]) -> None:
+def _finish(session: Session, outcomes: Iterable[Outcome], attempts: dict[int, int]) -> int:
     now = utcnow()
     rows = [{"id": o.item_id, "state": DONE, "outcome": o.outcome, "outcome_reason": o.reason,
              "record_type": o.record_type, "record_id": o.record_id, "finished_at": now,
              "attempts": attempts[o.item_id] + 1, "claim_token": None, "lease_until": None,
              "last_error": None} for o in outcomes]
-    update_rows(session, RawItem, rows)
+    # Optimistic: `attempts` is the row's version (every outcome, failure and counted
+    # re-delivery moves it on), so a row another transaction finished is not overwritten.
+    return update_rows(session, RawItem, rows, versioned=("attempts", attempts))
 
 
-def _fail(session: Session, errors: dict[int, tuple[int, str]], settings: Settings) -> None:
+def _fail(session: Session, errors: dict[int, tuple[int, str]], settings: Settings) -> int:
     """An attempt failed: wait for a retry with backoff, or be set aside after the last attempt.
     `errors` maps item id -> (attempts before this one, error)."""
     pipeline = settings.pipeline
     now = utcnow()
+    written = 0
     for item_id, (before, error) in errors.items():
         attempts = before + 1
         give_up = attempts >= pipeline.max_attempts
         delay = retry_delay(attempts, pipeline.retry_backoff_seconds, pipeline.retry_backoff_max_seconds)
-        session.execute(
-            update(RawItem).where(RawItem.id == item_id, RawItem.state == PENDING)
+        written += session.execute(
+            update(RawItem).where(RawItem.id == item_id, RawItem.attempts == before)
             .values(state=FAILED if give_up else PENDING, attempts=attempts, last_error=error,
                     claim_token=None, queued_at=None, finished_at=now if give_up else None,
-                    lease_until=None if give_up else now + timedelta(seconds=delay)))
+                    lease_until=None if give_up else now + timedelta(seconds=delay))).rowcount
         log.warning("item %s failed (attempt %s of %s): %s", item_id, attempts,
                     pipeline.max_attempts, error)
+    return written
 
 
 def _record_failures(sessions, errors: dict[int, str], settings: Settings) -> int:
     """Record failed attempts of items still waiting (locking them); returns how many."""
     with sessions.begin() as session:
-        items = lock_due(session, list(errors))
+        items = due_items(session, list(errors), lock=True)
         _fail(session, {item.id: (item.attempts, errors[item.id]) for item in items}, settings)
     return len(items)
 
@@ -161,9 +198,9 @@ def sweep(sessions: sessionmaker[Session], settings: Settings, limit: int = 100_
     ago than `requeue_after_seconds` -- but the latter only when the process queue is empty
     (their message was lost, e.g. a flushed Redis, or their worker died mid-batch), or ten
     times that long ago: a big import legitimately waits in a deep queue and must not be
-    queued twice. Items a worker holds right now are locked and skipped. A re-delivery seen
-    with the queue empty counts as an attempt, so an item that kills its worker every time is
-    set aside after `max_attempts` instead of looping.
+    queued twice. A re-delivery seen with the queue empty counts as an attempt, so an item that
+    kills its worker every time is set aside after `max_attempts` instead of looping. (A batch
+    still being written when re-queued costs an attempt too, and is written once all the same.)
     """
     pipeline = settings.pipeline
     now = utcnow()

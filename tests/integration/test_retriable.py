@@ -1,14 +1,15 @@
 """A database error that says 'try again' gives the batch back instead of failing its items."""
 import pytest
-from datetime import timedelta
+import threading
+import time
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text
 
 from crm_ingest.ingest.errors import RetriableError
 from crm_ingest.ingest.settings import Settings
-from crm_ingest.models import PENDING, Lead, RawItem, utcnow
+from crm_ingest.models import PENDING, IdentityKey, Lead, RawItem
 from crm_ingest.models.landing import NewItem, land_items
-from crm_ingest.workers.batch import lock_due, run_batch, sweep
+from crm_ingest.workers.batch import due_items, process_items, run_batch
 
 pytestmark = pytest.mark.integration
 
@@ -47,23 +48,34 @@ def test_a_serialization_failure_gives_the_batch_back_and_costs_no_attempt(pg_ur
         assert len(session.scalars(select(Lead)).all()) == 20
 
 
-def test_the_sweeper_leaves_alone_a_batch_a_worker_is_writing(pg_url, sessions_for):
-    # Given items queued long ago, which a slow worker has locked and is still writing
+def test_a_batch_delivered_twice_at_once_is_written_once(pg_url, sessions_for):
+    # Given 300 items, a third of them repeating a person, and a worker in the middle of
+    # writing them (its transaction open, records written, not committed)
     sessions = sessions_for(pg_url)
     settings = Settings(database_url=pg_url)
     with sessions.begin() as session:
-        ids = land_items(session, "list", [NewItem(f"s{i}", "row", {"fields": {"email": f"s{i}@example.com"}})
-                                           for i in range(4)])
-        session.execute(update(RawItem).values(queued_at=utcnow() - timedelta(hours=1)))
-    with sessions.begin() as worker:
-        held = lock_due(worker, ids[:3])
+        ids = land_items(session, "list", [NewItem(f"d{i}", "row", {"fields": {"email": f"d{i % 200}@example.com"}})
+                                           for i in range(300)])
+    first = sessions()
+    first.begin()
+    outcomes, _ = process_items(first, due_items(first, ids), settings)
 
-        # When the sweeper runs meanwhile, with the queue empty
-        due = sweep(sessions, settings, queue_empty=True)
+    # When a second delivery of the same batch runs meanwhile, and the first then commits
+    second: dict = {}
+    thread = threading.Thread(target=lambda: second.update(report=run_batch(sessions, ids, settings)))
+    thread.start()
+    time.sleep(1.0)  # the second one has read the items as pending and waits on the first's keys
+    first.commit()
+    first.close()
+    thread.join(60)
 
-    # Then only the item nobody holds is re-queued, and only its attempt is counted
-    assert [item.id for item in held] == ids[:3]
-    assert due == ids[3:]
+    # Then the second gave way (its transaction rolled back), and each person has one lead
+    report = second["report"]
+    assert (report.raced, report.claimed, report.outcomes) == (1, 0, {})
     with sessions() as session:
-        assert dict(session.execute(select(RawItem.id, RawItem.attempts)).all()) == {**dict.fromkeys(ids[:3], 0),
-                                                                               ids[3]: 1}
+        assert session.scalar(select(func.count()).select_from(Lead)) == 200
+        assert session.scalar(select(func.count()).select_from(IdentityKey)) == 200
+        assert dict(session.execute(select(RawItem.state, func.count()).group_by(RawItem.state)).all()) == {
+            "done": 300}
+        assert set(session.scalars(select(RawItem.attempts))) == {1}
+    assert sorted(o.outcome for o in outcomes).count("created") == 200

@@ -38,8 +38,10 @@ def split(rows: list[dict], parts: int) -> list[list[dict]]:
 
 
 def batch_in_flight(sessions) -> bool:
-    """Is a worker inside a batch's transaction (holding row locks on raw_items) right now?"""
+    """Is a worker inside a batch's transaction, having written records, right now? (Only
+    workers write identity keys; the lock lasts until the batch commits.)"""
     with sessions() as session:
         return session.scalar(text(
             "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-            "WHERE c.relname = 'raw_items' AND l.mode = 'RowShareLock' AND l.pid <> pg_backend_pid())"))
+            "WHERE c.relname = 'identity_keys' AND l.mode = 'RowExclusiveLock' "
+            "AND l.pid <> pg_backend_pid())"))
