@@ -28,18 +28,23 @@ def _is_pg(session: Session) -> bool:
 
 
 def with_defaults(table: Table, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Every row with every column named, Python-side defaults applied (text SQL skips them)."""
+    """Every row with every column named, Python-side defaults applied (text SQL skips them).
+    A callable default (a timestamp) is called once for the whole statement."""
+    rows = list(rows)
+    names = set().union(*rows) if rows else set()
+    defaults: dict[str, Any] = {}
+    for column in table.columns:
+        if column.name in names or column.primary_key:
+            continue
+        default = column.default
+        if default is None:
+            defaults[column.name] = None
+        else:
+            defaults[column.name] = default.arg(None) if default.is_callable else default.arg
+    order = [c.name for c in table.columns if not c.primary_key and (c.name in names or c.name in defaults)]
     filled = []
     for row in rows:
-        full = {}
-        for column in table.columns:
-            if column.name in row:
-                full[column.name] = row[column.name]
-            elif column.default is not None and not column.primary_key:
-                default = column.default
-                full[column.name] = default.arg(None) if default.is_callable else default.arg
-            elif not column.primary_key:
-                full[column.name] = None
+        full = {name: row[name] if name in row else defaults.get(name) for name in order}
         if "id" in row:
             full["id"] = row["id"]
         filled.append(full)
@@ -82,13 +87,24 @@ def array_literal(values: Iterable[Any]) -> str:
 def _pg_unnest(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
                typed_as: Mapping[str, str] | None = None):
     """FROM-clause `unnest(CAST(:c0 AS type[]), ...) AS u(c0, ...)` and its select list.
-    `typed_as` names, for a value that is not a column, the column whose type it has."""
-    params, casts, select_list = {}, [], []
+
+    A column holding one value in every row (a timestamp, a campaign, a source) travels as a
+    single parameter instead of an array. `typed_as` names, for a value that is not a column,
+    the column whose type it has.
+    """
+    params, casts, aliases, select_list = {}, [], [], []
     for i, name in enumerate(columns):
         column = table.c[(typed_as or {}).get(name, name)]
         sql_type = column.type.compile(dialect=_PG)
         values = [row[name] for row in rows]
-        if "JSON" in sql_type:
+        is_json = "JSON" in sql_type
+        if i and not is_json and _all_same(values):
+            value = values[0]
+            params[f"c{i}"] = value.isoformat() if isinstance(value, datetime) else value
+            select_list.append(f"CAST(:c{i} AS {sql_type})")
+            continue
+        aliases.append(f"c{i}")
+        if is_json:
             params[f"c{i}"] = array_literal(None if v is None else json.dumps(v, ensure_ascii=False)
                                             for v in values)
             casts.append(f"CAST(CAST(:c{i} AS TEXT) AS TEXT[])")
@@ -97,8 +113,14 @@ def _pg_unnest(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str,
             params[f"c{i}"] = array_literal(values)
             casts.append(f"CAST(CAST(:c{i} AS TEXT) AS {sql_type}[])")
             select_list.append(f"u.c{i}")
-    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
-    return f"unnest({', '.join(casts)}) AS u({aliases})", select_list, params
+    return f"unnest({', '.join(casts)}) AS u({', '.join(aliases)})", select_list, params
+
+
+def _all_same(values: Sequence[Any]) -> bool:
+    first = values[0]
+    if not isinstance(first, (str, int, float, bool, datetime, Decimal, type(None))):
+        return False
+    return all(type(v) is type(first) and v == first for v in values)
 
 
 def insert_rows(session: Session, model, rows: Sequence[Mapping[str, Any]], *,
