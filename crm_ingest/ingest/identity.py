@@ -74,7 +74,7 @@ def resolve_people(session: Session, plans: list[ItemPlan], record_defaults: dic
     if not with_person:
         return {}, []
     owners = lookup_keys(session, {(scope, kind, value) for p in with_person
-                                   for scope in _scopes(p) for kind, value in p.person.keys})
+                                   for scope in _scopes(p) for kind, value in _finding_keys(p)})
     people = _group(with_person, owners)
 
     new = [person for person in people if person.record_id is None]
@@ -95,6 +95,15 @@ def resolve_people(session: Session, plans: list[ItemPlan], record_defaults: dic
             merges.append(MergeEntry(person.plans[0].item_id, person.scope, person.record_id,
                                      person.filled, [[k[1], k[2]] for k in person.won_keys]))
     return resolved, merges
+
+
+def _finding_keys(plan: ItemPlan) -> list[tuple[str, str]]:
+    """The keys that may find an existing person: only these are looked up. Any other key
+    of the plan is offered with insert-on-conflict, and one owned already stays its owner's."""
+    if not plan.person.match:
+        return []
+    kinds = plan.person.match_kinds
+    return [key for key in plan.person.keys if kinds is None or key[0] in kinds]
 
 
 def _scopes(plan: ItemPlan) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -206,6 +206,8 @@ def sweep(sessions: sessionmaker[Session], settings: Settings, limit: int = 100_
     now = utcnow()
     lost = "not finished after {n} deliveries: its worker died, or its message was lost"
     with sessions.begin() as session:
+        if session.get_bind().dialect.name == "postgresql":  # see wait_for_job: dead index entries
+            session.execute(text("SET LOCAL enable_bitmapscan = off"))
         session.execute(  # claims of versions before 0.2 (state 'processing' under a lease)
             update(RawItem).where(RawItem.state == PROCESSING, RawItem.lease_until < now)
             .values(state=PENDING, claim_token=None, lease_until=None, queued_at=None)
