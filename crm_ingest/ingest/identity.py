@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import Contact, IdentityKey, Lead, utcnow
-from crm_ingest.models.bulk import allocate_ids, array_literal, insert_rows, update_rows
+from crm_ingest.models.bulk import allocate_ids, array_literal, index_lookups, insert_rows, update_rows
 
 from .plan import ItemPlan
 
@@ -118,16 +118,17 @@ def lookup_keys(session: Session, keys: Iterable[Key]) -> dict[Key, int]:
     values = sorted({value for _, _, value in wanted})
     owners: dict[Key, int] = {}
     pg = session.get_bind().dialect.name == "postgresql"
-    for start in range(0, len(values), _LOOKUP_CHUNK):
-        chunk = values[start:start + _LOOKUP_CHUNK]
-        if pg:  # one array parameter: no long statement of placeholders to parse and plan
-            rows = session.execute(_PG_LOOKUP, {"values": array_literal(chunk)})
-        else:
-            rows = session.execute(select(IdentityKey.scope, IdentityKey.kind, IdentityKey.value,
-                                          IdentityKey.record_id).where(IdentityKey.value.in_(chunk)))
-        for scope, kind, value, record_id in rows:
-            if (scope, kind, value) in wanted:
-                owners[(scope, kind, value)] = record_id
+    with index_lookups(session):
+        for start in range(0, len(values), _LOOKUP_CHUNK):
+            chunk = values[start:start + _LOOKUP_CHUNK]
+            if pg:  # one array parameter: no long statement of placeholders to parse and plan
+                rows = session.execute(_PG_LOOKUP, {"values": array_literal(chunk)})
+            else:
+                rows = session.execute(select(IdentityKey.scope, IdentityKey.kind, IdentityKey.value,
+                                              IdentityKey.record_id).where(IdentityKey.value.in_(chunk)))
+            for scope, kind, value, record_id in rows:
+                if (scope, kind, value) in wanted:
+                    owners[(scope, kind, value)] = record_id
     return owners
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import Activity, Campaign, CampaignMember, Case, MergeLog, RawItem, Suppression
-from crm_ingest.models.bulk import allocate_ids, array_literal, insert_rows
+from crm_ingest.models.bulk import allocate_ids, array_literal, index_lookups, insert_rows
 
 from .identity import resolve_people
 from .plan import ItemPlan, plan_item
@@ -158,15 +158,16 @@ def suppressed(session: Session, plans: list[ItemPlan]) -> dict[int, str]:
     for kind, value in wanted:
         by_kind.setdefault(kind, []).append(value)
     pg = session.get_bind().dialect.name == "postgresql"
-    for kind, values in by_kind.items():
-        for start in range(0, len(values), 1000):
-            chunk = values[start:start + 1000]
-            if pg:  # one array parameter joined by index, as identity lookups do
-                rows = session.execute(_PG_SUPPRESSED, {"kind": kind, "values": array_literal(chunk)})
-            else:
-                rows = session.execute(select(Suppression.kind, Suppression.value).where(
-                    Suppression.kind == kind, Suppression.value.in_(chunk)))
-            found.update(tuple(row) for row in rows)
+    with index_lookups(session):
+        for kind, values in by_kind.items():
+            for start in range(0, len(values), 1000):
+                chunk = values[start:start + 1000]
+                if pg:  # one array parameter joined by index, as identity lookups do
+                    rows = session.execute(_PG_SUPPRESSED, {"kind": kind, "values": array_literal(chunk)})
+                else:
+                    rows = session.execute(select(Suppression.kind, Suppression.value).where(
+                        Suppression.kind == kind, Suppression.value.in_(chunk)))
+                found.update(tuple(row) for row in rows)
     reasons: dict[int, str] = {}
     for kind, value in sorted(found):
         for item_id in wanted[(kind, value)]:

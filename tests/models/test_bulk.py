@@ -31,3 +31,49 @@ def test_values_round_trip_through_insert_and_update(url_fixture, request, sessi
     assert [lead.details["nested"] for lead in leads] == [[t, None] for t in NASTY]
     assert [lead.do_not_contact for lead in leads] == [n % 2 == 0 for n in range(len(NASTY))]
     assert {lead.created_at for lead in leads} == {when}
+
+
+@pytest.mark.parametrize("url_fixture", ["pg_url", "sqlite_url"])
+def test_a_versioned_update_skips_rows_whose_version_moved_on(url_fixture, request, sessions_for):
+    # Given three leads, one of which another writer changed since we read it
+    sessions = sessions_for(request.getfixturevalue(url_fixture))
+    with sessions.begin() as session:
+        ids = allocate_ids(session, Lead, 3)
+        insert_rows(session, Lead, [{"id": i, "first_name": "old", "status": "new"} for i in ids])
+
+    # When all three are updated on condition that their status is still what we read
+    with sessions.begin() as session:
+        read = {ids[0]: "new", ids[1]: "qualified", ids[2]: "new"}
+        updated = update_rows(session, Lead, [{"id": i, "first_name": "ours"} for i in ids],
+                              versioned=("status", read))
+
+    # Then only the two still at the version we read are written, and the count says so
+    assert updated == 2
+    with sessions() as session:
+        assert session.scalars(select(Lead.first_name).order_by(Lead.id)).all() == ["ours", "old", "ours"]
+
+
+@pytest.mark.integration
+def test_key_lookups_use_the_index_even_before_the_table_has_statistics(pg_url, sessions_for):
+    from sqlalchemy import text
+
+    from crm_ingest.models.bulk import array_literal, index_lookups
+
+    # Given 200,000 identity keys that PostgreSQL has never analyzed (a bulk import's state)
+    sessions = sessions_for(pg_url)
+    with sessions.begin() as session:
+        session.execute(text(
+            "INSERT INTO identity_keys (scope, kind, value, record_id, created_at) "
+            "SELECT 'lead', 'email', 'p' || g || '@example.com', g, now() FROM generate_series(1, 200000) g"))
+    wanted = array_literal(f"p{n}@example.com" for n in range(1, 200_000, 400))
+    explain = "EXPLAIN SELECT * FROM identity_keys WHERE value = ANY(CAST(:v AS TEXT[]))"
+
+    # When 500 values are looked up inside index_lookups
+    with sessions.begin() as session:
+        with index_lookups(session):
+            plan = "\n".join(session.scalars(text(explain), {"v": wanted}))
+        after = session.scalar(text("SELECT current_setting('enable_seqscan')"))
+
+    # Then the plan probes the unique index instead of reading every key, and the setting is back
+    assert "uq_identity_keys_value_kind_scope" in plan and "Seq Scan" not in plan, plan
+    assert after == "on"
