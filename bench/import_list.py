@@ -633,6 +633,7 @@ def main() -> None:
         stats = write_list(csv_path, contacts, args.rows, args.existing, args.seed)
         print(f"list: {json.dumps(stats)} (written in {time.perf_counter() - started:.1f} s)",
               flush=True)
+        print(f"server: {_server_settings()}", flush=True)
         if args.keep_file:
             import shutil
             shutil.copy(csv_path, args.keep_file)
@@ -665,6 +666,15 @@ def main() -> None:
     print(f"PEAK RSS ours at --rows {args.rows}: max process "
           f"{max(ours_peaks.values())} MB; per process: "
           + ", ".join(f"{k} {v}" for k, v in ours_peaks.items()))
+
+
+def _server_settings() -> str:
+    """The PostgreSQL settings that move these figures most, printed with them."""
+    import psycopg
+
+    names = ("server_version", "shared_buffers", "autovacuum", "synchronous_commit", "max_wal_size")
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        return ", ".join(f"{name}={conn.execute(f'SHOW {name}').fetchone()[0]}" for name in names)
 
 
 if __name__ == "__main__":
