@@ -121,6 +121,22 @@ def test_a_row_for_a_known_contact_links_it_instead_of_making_a_lead(cli, tmp_pa
         assert (member.record_type, member.record_id) == ("contact", contact.id)
 
 
+def test_a_suppressed_gmail_mailbox_stays_suppressed_however_it_is_spelled(cli, tmp_path, sessions_for):
+    # Given a lead whose Gmail address is then put on the do-not-contact list in another spelling
+    first = write_list(tmp_path / "first.csv", [["Anna", "Sv", "anna.svensson@gmail.com", "", ""]])
+    run_json(cli, "import", str(first))
+    (tmp_path / "dnc.txt").write_text("AnnaSvensson+promo@gmail.com\n")
+    loaded = run_json(cli, "suppress", str(tmp_path / "dnc.txt"))
+    assert loaded["records_marked"] == 1
+
+    # When a later list brings the mailbox back spelled a third way
+    listing = write_list(tmp_path / "second.csv", [["Anna", "Sv", "a.nnasvensson@googlemail.com", "", ""]])
+    job = run_json(cli, "import", str(listing))
+
+    # Then the row is suppressed
+    assert (job["counts"]["suppressed"], job["counts"]["created"]) == (1, 0)
+
+
 @pytest.mark.parametrize("upsert_by, leads_after", [("email", 1), ("phone", 1), ("none", 2)])
 def test_upsert_by_chooses_what_finds_an_existing_lead(cli, tmp_path, sessions_for, upsert_by, leads_after):
     first = write_list(tmp_path / "first.csv", [["A", "B", "a@example.se", "070-123 45 67", ""]])
@@ -252,11 +268,12 @@ def test_a_second_process_landing_the_same_job_stops_with_a_clear_error(tmp_path
         assert session.scalar(select(ImportJob.state)) == "landing"
 
 
-def test_colleagues_sharing_a_switchboard_number_stay_two_leads(cli, tmp_path, sessions_for):
+def test_people_sharing_a_switchboard_number_stay_apart_unless_their_names_agree(cli, tmp_path, sessions_for):
     listing = write_list(tmp_path / "list.csv", [
         ["Anna", "Ek", "anna@firma.example.se", "08-123 456 78", "Firma AB"],
         ["Bo", "Ek", "bo@firma.example.se", "08-123 456 78", "Firma AB"],
-        ["Cia", "Ek", "", "08-123 456 78", "Firma AB"],  # no email: the phone finds Anna's lead
+        ["Cia", "Ek", "", "08-123 456 78", "Firma AB"],  # no email, another name: a third person
+        ["Anna", "Ek", "", "08 12345678", "Firma AB"],  # no email, Anna's name: Anna again
     ])
     job = run_json(cli, "import", str(listing))
-    assert (job["counts"]["created"], job["counts"]["duplicate_in_file"]) == (2, 1)
+    assert (job["counts"]["created"], job["counts"]["duplicate_in_file"]) == (3, 1)

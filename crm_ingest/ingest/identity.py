@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from crm_ingest.models import Contact, IdentityKey, Lead, utcnow
 from crm_ingest.models.bulk import allocate_ids, array_literal, index_lookups, insert_rows, update_rows
 
+from .matching import canonical_first_name, fold, is_role_address
 from .plan import ItemPlan
 
 Key = tuple[str, str, str]  # (scope, kind, value)
@@ -75,7 +76,7 @@ def resolve_people(session: Session, plans: list[ItemPlan], record_defaults: dic
         return {}, []
     owners = lookup_keys(session, {(scope, kind, value) for p in with_person
                                    for scope in _scopes(p) for kind, value in _finding_keys(p)})
-    people = _group(with_person, owners)
+    people = _group(with_person, owners, _names_behind_shared_keys(session, owners))
 
     new = [person for person in people if person.record_id is None]
     _insert_records(session, new, record_defaults)
@@ -132,20 +133,66 @@ def lookup_keys(session: Session, keys: Iterable[Key]) -> dict[Key, int]:
     return owners
 
 
-def _group(plans: list[ItemPlan], owners: dict[Key, int]) -> list[Person]:
+EMAIL_KINDS = ("email", "email_canonical")
+
+
+def _is_shared(kind: str, value: str) -> bool:
+    """A contact point several people may use: a role address (info@, sales@, kundtjanst@)
+    or a phone (a switchboard, a household)."""
+    return kind == "phone" or (kind in EMAIL_KINDS and is_role_address(value))
+
+
+def same_person_names(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Could these names be one person's? Nicknames and diacritics aside ('Kalle Jönsson' is
+    'Karl Jonsson'); a missing name cannot tell two people apart."""
+    first_a, last_a = canonical_first_name(a.get("first_name")), fold(a.get("last_name") or "")
+    first_b, last_b = canonical_first_name(b.get("first_name")), fold(b.get("last_name") or "")
+    if not (first_a or last_a) or not (first_b or last_b):
+        return True
+    return not (last_a and last_b and last_a != last_b) and not (first_a and first_b and first_a != first_b)
+
+
+def _may_join(key: tuple[str, str], fields: dict[str, Any], other: dict[str, Any]) -> bool:
+    """A shared contact point finds a person only when the names agree: on its own it must
+    not merge two colleagues or two members of a family."""
+    return not _is_shared(*key) or same_person_names(fields, other)
+
+
+def _names_behind_shared_keys(session: Session, owners: dict[Key, int]) -> dict[tuple[str, int], dict]:
+    """Names of the existing records that own a shared contact point the batch uses."""
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for (scope, kind, value), record_id in owners.items():
+        if _is_shared(kind, value) and scope in PERSON_MODELS:
+            wanted[scope].add(record_id)
+    names = {}
+    for scope, ids in wanted.items():
+        model = PERSON_MODELS[scope]
+        for row in session.execute(select(model.id, model.first_name, model.last_name)
+                                   .where(model.id.in_(sorted(ids)))):
+            names[(scope, row.id)] = {"first_name": row.first_name, "last_name": row.last_name}
+    return names
+
+
+def _group(plans: list[ItemPlan], owners: dict[Key, int],
+           names: dict[tuple[str, int], dict] | None = None) -> list[Person]:
     """Items that share a key are one person; a key already owned names the existing record
-    (a list row whose email is a known contact's is that contact, not a new lead)."""
+    (a list row whose email is a known contact's is that contact, not a new lead). A role
+    address joins only people whose names agree (`names`: of the existing records owning one)."""
+    names = names or {}
     people: list[Person] = []
     by_key: dict[tuple[str, str], Person] = {}
     existing: dict[tuple[str, int], Person] = {}
     for plan in plans:
         keys = list(plan.person.keys)
         finding = [k for k in keys if plan.person.match_kinds is None or k[0] in plan.person.match_kinds]
+        fields = plan.person.fields
         person = None
         if plan.person.match:
-            person = next((by_key[k] for k in finding if k in by_key), None)
+            person = next((by_key[k] for k in finding if k in by_key and _may_join(k, fields, by_key[k].fields)),
+                          None)
             for scope in _scopes(plan) if person is None else ():
-                owned = next(((scope, *k) for k in finding if (scope, *k) in owners), None)
+                owned = next(((scope, *k) for k in finding if (scope, *k) in owners and _may_join(
+                    k, fields, names.get((scope, owners[(scope, *k)]), {}))), None)
                 if owned is not None:
                     slot = (scope, owners[owned])
                     if slot not in existing:
@@ -221,11 +268,14 @@ def _insert_sorted_keys(session: Session, people: list[Person]) -> set[Key]:
 def _redirect_losers(session: Session, new: list[Person], lost: set[Key]) -> None:
     """A new person whose identifying key a concurrent worker took is that worker's person:
     merge into it. A lost key of a kind that does not identify this person (a phone shared
-    with a colleague, when matching by email) just stays with its owner."""
+    with a colleague, when matching by email), or a shared one (a phone, a role address)
+    whose owner has another name, just stays with its owner."""
     winners = lookup_keys(session, lost)
+    names = _names_behind_shared_keys(session, winners)
     for person in new:
         taken = [key for key in person.new_keys if key in lost
-                 and (person.match_kinds is None or key[1] in person.match_kinds)]
+                 and (person.match_kinds is None or key[1] in person.match_kinds)
+                 and _may_join(key[1:], person.fields, names.get((key[0], winners[key]), {}))]
         if not taken:
             continue
         provisional, winner = person.record_id, winners[taken[0]]

@@ -24,6 +24,7 @@ from crm_ingest.models import (
 from crm_ingest.models.bulk import insert_rows
 
 from .errors import InvalidItem
+from .matching import email_variants
 from .normalize import normalize_email, normalize_phone
 
 PEOPLE = {"lead": Lead, "contact": Contact}
@@ -158,7 +159,10 @@ def add_suppressions(session: Session, values: Iterable[str], *, region: str, so
         if not value.strip() or value.strip().startswith("#"):
             continue
         try:
-            entries[parse_suppression(value, region)] = None
+            kind, key = parse_suppression(value, region)
+            entries[(kind, key)] = None
+            if kind == "email":  # and the mailbox behind it: a.b+x@gmail.com is ab@gmail.com
+                entries.update(dict.fromkeys(("email", v) for v in email_variants(key)[1:]))
         except InvalidItem as exc:
             invalid.append({"line": number, "value": value.strip()[:200], "reason": str(exc)})
     rows = [{"kind": kind, "value": val, "reason": reason, "source": source} for kind, val in entries]
@@ -175,11 +179,11 @@ def mark_do_not_contact(session: Session, entries: list[tuple[str, str]]) -> int
     marked = 0
     for scope, model in PEOPLE.items():
         ids: set[int] = set()
-        for kind in ("email", "phone"):
+        for kind, key_kinds in (("email", ("email", "email_canonical")), ("phone", ("phone",))):
             values = [v for k, v in entries if k == kind]
             for start in range(0, len(values), 1000):
                 ids.update(session.scalars(select(IdentityKey.record_id).where(
-                    IdentityKey.scope == scope, IdentityKey.kind == kind,
+                    IdentityKey.scope == scope, IdentityKey.kind.in_(key_kinds),
                     IdentityKey.value.in_(values[start:start + 1000]))))
         for domain in [v for k, v in entries if k == "domain"]:
             ids.update(session.scalars(select(IdentityKey.record_id).where(

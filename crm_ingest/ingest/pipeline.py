@@ -120,6 +120,9 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
     return [outcomes[plan.item_id] for plan in plans]
 
 
+EMAIL_KINDS = ("email", "email_canonical")
+
+
 def _apply_import(plan: ItemPlan, options: ImportOptions) -> None:
     """The import's choices: which key finds existing people, consent and provenance."""
     if plan.person is None:
@@ -128,9 +131,9 @@ def _apply_import(plan: ItemPlan, options: ImportOptions) -> None:
     if options.upsert_by == "none":
         plan.person.match = False
     elif options.upsert_by == "phone":
-        plan.person.match_kinds = ("phone",) if "phone" in kinds else ("email",)
+        plan.person.match_kinds = ("phone",) if "phone" in kinds else EMAIL_KINDS
     else:  # a shared switchboard or household phone must not join two people with emails
-        plan.person.match_kinds = ("email",) if "email" in kinds else ("phone",)
+        plan.person.match_kinds = EMAIL_KINDS if "email" in kinds else ("phone",)
     details = dict(plan.person.fields.get("details") or {})
     details["import_job"] = options.job_id
     if options.consent:
@@ -149,6 +152,8 @@ def suppressed(session: Session, plans: list[ItemPlan]) -> dict[int, str]:
         for kind, value in plan.person.keys if plan.person else ():
             if kind in ("email", "phone"):
                 wanted.setdefault((kind, value), []).append(plan.item_id)
+            if kind == "email_canonical":  # suppressions hold the canonical mailbox too
+                wanted.setdefault(("email", value), []).append(plan.item_id)
             if kind == "email":
                 wanted.setdefault(("domain", value.rpartition("@")[2]), []).append(plan.item_id)
     if not wanted:

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from crm_ingest.models.records import CASE_ORIGIN, CASE_PRIORITY
 
 from .errors import InvalidItem
+from .matching import email_variants
 from .normalize import (
     clean_body,
     clean_text,
@@ -86,6 +87,8 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
     if raw_email:
         email, email_key = normalize_email(raw_email, email_field)
         keys.append(("email", email_key))
+        # the mailbox behind it (Gmail ignores dots and +tags): a.svensson@ is asvensson+news@
+        keys.extend(("email_canonical", variant) for variant in email_variants(email_key)[1:])
     if raw_phone:
         try:
             phone = normalize_phone(raw_phone, source.region)

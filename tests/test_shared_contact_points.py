@@ -1,0 +1,129 @@
+"""One person, one record, but not one record for two people: gmail-style addresses find their
+mailbox, and shared contact points (role addresses, switchboards, household phones) join
+people only when their names agree. On the embedded path, with real forms and list rows."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from crm_ingest.ingest.identity import Person, _insert_records, _redirect_losers, same_person_names
+from crm_ingest.ingest.plan import ItemPlan, PersonPlan
+from crm_ingest.ingest.settings import Settings
+from crm_ingest.models import IdentityKey, Lead, RawItem
+from crm_ingest.models.bulk import insert_rows
+from crm_ingest.models.landing import NewItem, land_items
+from crm_ingest.workers.dispatch import process_now
+
+
+def submit(sessions, settings, *forms: dict) -> list[str]:
+    """Land web forms one batch each (as they arrive over time); return their outcomes."""
+    outcomes = []
+    for number, fields in enumerate(forms):
+        with sessions.begin() as session:
+            existing = session.scalar(select(func.count()).select_from(RawItem))
+            ids = land_items(session, "web", [NewItem(f"f{existing + number}", "form", {"fields": fields})])
+        report = process_now(sessions, ids, settings)
+        outcomes.extend(report.outcomes.elements())
+    return outcomes
+
+
+def leads(sessions) -> list[tuple]:
+    with sessions() as session:
+        return session.execute(select(Lead.first_name, Lead.last_name, Lead.email).order_by(Lead.id)).all()
+
+
+def test_colleagues_writing_from_a_role_address_stay_two_leads(sqlite_url, sessions_for):
+    sessions, settings = sessions_for(sqlite_url), Settings(database_url=sqlite_url)
+
+    # Given Anna and then Bo writing from their company's info@ address
+    outcomes = submit(sessions, settings,
+                      {"first_name": "Anna", "last_name": "Ek", "email": "info@firma.example.se"},
+                      {"first_name": "Bo", "last_name": "Berg", "email": "Info@Firma.example.se"})
+
+    # Then they are two leads
+    assert outcomes == ["created", "created"]
+    assert [row[0] for row in leads(sessions)] == ["Anna", "Bo"]
+
+
+def test_the_same_person_from_a_role_address_is_found_again(sqlite_url, sessions_for):
+    sessions, settings = sessions_for(sqlite_url), Settings(database_url=sqlite_url)
+
+    # Given Karl Jönsson, then 'Kalle Jonsson' and a nameless message, all from sales@
+    outcomes = submit(sessions, settings,
+                      {"first_name": "Karl", "last_name": "Jönsson", "email": "sales@firma.example.se"},
+                      {"first_name": "Kalle", "last_name": "Jonsson", "email": "sales@firma.example.se"},
+                      {"email": "sales@firma.example.se", "message": "Ring mig"})
+
+    # Then it is one lead: nickname and diacritics agree, and no name cannot tell people apart
+    assert outcomes == ["created", "merged", "merged"]
+    assert len(leads(sessions)) == 1
+
+
+def test_a_shared_phone_joins_only_people_whose_names_agree(sqlite_url, sessions_for):
+    sessions, settings = sessions_for(sqlite_url), Settings(database_url=sqlite_url)
+
+    # Given a household: Eva Lund, then Olle Lund with the same phone and no email, then Eva again
+    outcomes = submit(sessions, settings,
+                      {"first_name": "Eva", "last_name": "Lund", "phone": "070-123 45 67"},
+                      {"first_name": "Olle", "last_name": "Lund", "phone": "+46 70 123 45 67"},
+                      {"first_name": "Eva", "last_name": "Lund", "phone": "0701234567"})
+
+    # Then Olle is his own lead, and Eva's second form finds her
+    assert outcomes == ["created", "created", "merged"]
+    assert [row[0] for row in leads(sessions)] == ["Eva", "Olle"]
+
+
+def test_a_gmail_address_written_with_dots_or_a_tag_finds_its_mailbox(sqlite_url, sessions_for):
+    sessions, settings = sessions_for(sqlite_url), Settings(database_url=sqlite_url)
+
+    # Given one person writing from three spellings of one Gmail mailbox
+    outcomes = submit(sessions, settings,
+                      {"first_name": "Anna", "last_name": "Svensson", "email": "anna.svensson@gmail.com"},
+                      {"first_name": "Anna", "last_name": "Svensson", "email": "AnnaSvensson+nyhet@gmail.com"},
+                      {"email": "a.nna.svensson@googlemail.com"})
+
+    # Then it is one lead, with the address as first entered, and each spelling kept as a key
+    assert outcomes == ["created", "merged", "merged"]
+    assert leads(sessions) == [("Anna", "Svensson", "anna.svensson@gmail.com")]
+    with sessions() as session:
+        assert set(session.scalars(select(IdentityKey.value).where(IdentityKey.kind == "email_canonical"))) == {
+            "annasvensson@gmail.com"}
+
+
+def test_outlook_dots_matter_so_they_are_two_mailboxes(sqlite_url, sessions_for):
+    sessions, settings = sessions_for(sqlite_url), Settings(database_url=sqlite_url)
+    outcomes = submit(sessions, settings,
+                      {"first_name": "Anna", "email": "anna.svensson@outlook.com"},
+                      {"first_name": "Anna", "email": "annasvensson@outlook.com"})
+    assert outcomes == ["created", "created"]
+
+
+def test_names_agree_across_nicknames_and_diacritics_but_not_across_people():
+    assert same_person_names({"first_name": "Bob", "last_name": "Åkesson"}, {"first_name": "Robert", "last_name": "Akesson"})
+    assert same_person_names({"first_name": "Anna"}, {"first_name": "Anna", "last_name": "Ek"})
+    assert same_person_names({}, {"first_name": "Bo"})
+    assert not same_person_names({"first_name": "Anna", "last_name": "Ek"}, {"first_name": "Bo", "last_name": "Ek"})
+    assert not same_person_names({"first_name": "Anna", "last_name": "Ek"}, {"first_name": "Anna", "last_name": "Berg"})
+
+
+def _racing_person(session, name: str, phone: str) -> Person:
+    plan = ItemPlan(1, "lead", person=PersonPlan("lead", {"first_name": name}, [("phone", phone)]))
+    person = Person("lead", plans=[plan], fields={"first_name": name}, new_keys=[("lead", "phone", phone)])
+    _insert_records(session, [person], {})
+    return person
+
+
+def test_a_phone_lost_to_a_concurrent_worker_merges_only_the_same_name(sqlite_url, sessions_for):
+    sessions = sessions_for(sqlite_url)
+    with sessions.begin() as session:
+        # Given Eva's lead, just stored by a concurrent worker with the household phone
+        insert_rows(session, Lead, [{"id": 1, "first_name": "Eva"}])
+        insert_rows(session, IdentityKey, [{"scope": "lead", "kind": "phone", "value": "+46701234567", "record_id": 1}])
+
+        # When Olle and another 'Eva' of ours each lost that phone key
+        olle, eva = _racing_person(session, "Olle", "+46701234567"), _racing_person(session, "Eva", "+46701234567")
+        _redirect_losers(session, [olle, eva], {("lead", "phone", "+46701234567")})
+
+        # Then Olle stays his own lead, and Eva is merged into the winner's Eva
+        assert olle.created and olle.record_id != 1
+        assert (eva.record_id, eva.created) == (1, False)
+        assert session.get(Lead, olle.record_id) is not None
