@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from crm_ingest.ingest.identity import Person, _insert_records, _redirect_losers, same_person_names
-from crm_ingest.ingest.plan import ItemPlan, PersonPlan
+from crm_ingest.ingest.identity import same_person_names
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import IdentityKey, Lead, RawItem
-from crm_ingest.models.bulk import insert_rows
 from crm_ingest.models.landing import NewItem, land_items
 from crm_ingest.workers.dispatch import process_now
 
@@ -103,27 +101,3 @@ def test_names_agree_across_nicknames_and_diacritics_but_not_across_people():
     assert same_person_names({}, {"first_name": "Bo"})
     assert not same_person_names({"first_name": "Anna", "last_name": "Ek"}, {"first_name": "Bo", "last_name": "Ek"})
     assert not same_person_names({"first_name": "Anna", "last_name": "Ek"}, {"first_name": "Anna", "last_name": "Berg"})
-
-
-def _racing_person(session, name: str, phone: str) -> Person:
-    plan = ItemPlan(1, "lead", person=PersonPlan("lead", {"first_name": name}, [("phone", phone)]))
-    person = Person("lead", plans=[plan], fields={"first_name": name}, new_keys=[("lead", "phone", phone)])
-    _insert_records(session, [person], {})
-    return person
-
-
-def test_a_phone_lost_to_a_concurrent_worker_merges_only_the_same_name(sqlite_url, sessions_for):
-    sessions = sessions_for(sqlite_url)
-    with sessions.begin() as session:
-        # Given Eva's lead, just stored by a concurrent worker with the household phone
-        insert_rows(session, Lead, [{"id": 1, "first_name": "Eva"}])
-        insert_rows(session, IdentityKey, [{"scope": "lead", "kind": "phone", "value": "+46701234567", "record_id": 1}])
-
-        # When Olle and another 'Eva' of ours each lost that phone key
-        olle, eva = _racing_person(session, "Olle", "+46701234567"), _racing_person(session, "Eva", "+46701234567")
-        _redirect_losers(session, [olle, eva], {("lead", "phone", "+46701234567")})
-
-        # Then Olle stays his own lead, and Eva is merged into the winner's Eva
-        assert olle.created and olle.record_id != 1
-        assert (eva.record_id, eva.created) == (1, False)
-        assert session.get(Lead, olle.record_id) is not None

@@ -5,11 +5,14 @@ from crm_ingest.models import IdentityKey, Lead
 from crm_ingest.models.bulk import insert_rows
 
 
-def _new_person(session, email: str, phone: str, match_kinds):
-    plan = ItemPlan(1, "lead", person=PersonPlan("lead", {"email": email}, [("email", email), ("phone", phone)],
+def _new_person(session, email: str | None, phone: str, match_kinds, name: str | None = None):
+    """A new person of ours, stored, about to learn that a concurrent worker took its keys."""
+    fields = {"email": email, "first_name": name}
+    keys = [("email", email)] if email else []
+    plan = ItemPlan(1, "lead", person=PersonPlan("lead", fields, [*keys, ("phone", phone)],
                                                  match_kinds=match_kinds))
-    person = Person("lead", match_kinds=match_kinds, plans=[plan], fields={"email": email},
-                    new_keys=[("lead", "email", email), ("lead", "phone", phone)])
+    person = Person("lead", match_kinds=match_kinds, plans=[plan], fields=fields,
+                    new_keys=[("lead", *key) for key in keys] + [("lead", "phone", phone)])
     _insert_records(session, [person], {})
     return person
 
@@ -30,3 +33,21 @@ def test_a_lost_phone_does_not_merge_people_matched_by_email(sqlite_url, session
         _redirect_losers(session, [cia], {("lead", "phone", "+4681234567")})
         assert (cia.record_id, cia.created) == (1, False)
         assert session.get(Lead, bo.record_id) is not None
+
+
+def test_a_phone_lost_to_a_concurrent_worker_merges_only_the_same_name(sqlite_url, sessions_for):
+    sessions = sessions_for(sqlite_url)
+    with sessions.begin() as session:
+        # Given Eva's lead, just stored by a concurrent worker with the household phone
+        insert_rows(session, Lead, [{"id": 1, "first_name": "Eva"}])
+        insert_rows(session, IdentityKey, [{"scope": "lead", "kind": "phone", "value": "+46701234567", "record_id": 1}])
+
+        # When Olle and another 'Eva' of ours, known by the phone alone, each lost that key
+        olle = _new_person(session, None, "+46701234567", None, name="Olle")
+        eva = _new_person(session, None, "+46701234567", None, name="Eva")
+        _redirect_losers(session, [olle, eva], {("lead", "phone", "+46701234567")})
+
+        # Then Olle stays his own lead, and Eva is merged into the winner's Eva
+        assert olle.created and olle.record_id != 1
+        assert (eva.record_id, eva.created) == (1, False)
+        assert session.get(Lead, olle.record_id) is not None
