@@ -238,7 +238,7 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
             wait_for_job(rt.sessions, progress.job_id, on_progress=lambda done, total: on_wait((done, total)))
     from crm_ingest.models import ImportJob
 
-    with rt.sessions() as session:
+    with rt.sessions.begin() as session:
         summary = job_summary(session, session.get(ImportJob, progress.job_id))
     summary.update(resumed_from_row=progress.resumed_from_row, already_imported=progress.already_imported,
                    queued=not rt.settings.embedded)
@@ -356,7 +356,7 @@ def import_report(job_id: int, rejected_file: Path | None, as_json: bool) -> Non
     from crm_ingest.models import ImportJob
 
     rt = _runtime()
-    with rt.sessions() as session:
+    with rt.sessions.begin() as session:
         job = session.get(ImportJob, job_id)
         if job is None:
             raise click.ClickException(f"no import job {job_id}")

@@ -39,9 +39,13 @@ def test_the_sample_list_is_accounted_for_row_by_row(cli, tmp_path, sessions_for
     # Then every row has one outcome: 19 people, 3 repeats of earlier rows, 3 rejected
     counts = job["counts"]
     assert (counts["created"], counts["duplicate_in_file"], counts["rejected"], counts["rows"]) == (19, 3, 3, 25)
-    assert job["state"] == "done"
+    assert job["state"] == "done" and job["finished_at"] is not None
     sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
     with sessions() as session:
+        from crm_ingest.models import ImportJob
+
+        stored = session.get(ImportJob, job["job"])  # recorded, not only shown
+        assert (stored.state, stored.finished_at is not None) == ("done", True)
         leads = session.scalars(select(Lead)).all()
         assert len(leads) == 19
         assert {lead.campaign_id for lead in leads} == {job["campaign_id"]}

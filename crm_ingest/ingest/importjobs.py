@@ -51,10 +51,15 @@ def job_counts(session: Session, job_id: int) -> dict[str, int]:
 
 
 def job_summary(session: Session, job: ImportJob) -> dict[str, Any]:
+    """The job's counts and state. A landed job whose every row has an outcome becomes 'done',
+    finished when its last row was (the caller commits that)."""
     counts = job_counts(session, job.id)
     unfinished = counts["pending"] + counts["processing"]
-    state = job.state if job.state != "landed" or unfinished else "done"
-    return {"job": job.id, "state": state, "file": job.file_name, "source": job.source,
+    if job.state == "landed" and not unfinished:
+        job.state = "done"
+        job.finished_at = session.scalar(select(func.max(RawItem.finished_at))
+                                         .where(RawItem.import_job_id == job.id)) or utcnow()
+    return {"job": job.id, "state": job.state, "file": job.file_name, "source": job.source,
             "campaign_id": job.campaign_id, "rows_read": job.rows_read, "rows_landed": job.rows_landed,
             "counts": counts, "options": job.options, "created_at": job.created_at,
             "finished_at": job.finished_at}

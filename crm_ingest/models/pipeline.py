@@ -98,7 +98,7 @@ class ImportJob(Base):
     source: Mapped[str] = mapped_column(String(100))
     file_name: Mapped[str] = mapped_column(String(1000))
     file_sha256: Mapped[str] = mapped_column(String(64), index=True)
-    # landing -> landed (every row landed; outcomes follow) ; reverted
+    # landing -> landed (every row landed; outcomes follow) -> done (every row has one) ; reverted
     state: Mapped[str] = mapped_column(String(20), default="landing")
     rows_read: Mapped[int] = mapped_column(default=0)
     rows_landed: Mapped[int] = mapped_column(default=0)
