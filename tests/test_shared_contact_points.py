@@ -101,3 +101,44 @@ def test_names_agree_across_nicknames_and_diacritics_but_not_across_people():
     assert same_person_names({}, {"first_name": "Bo"})
     assert not same_person_names({"first_name": "Anna", "last_name": "Ek"}, {"first_name": "Bo", "last_name": "Ek"})
     assert not same_person_names({"first_name": "Anna", "last_name": "Ek"}, {"first_name": "Anna", "last_name": "Berg"})
+
+
+def test_a_tweet_from_a_handle_a_support_form_named_lands_on_that_contact(sqlite_url, sessions_for):
+    from crm_ingest.ingest.settings import from_toml
+    from crm_ingest.models import Case, Contact
+
+    sessions = sessions_for(sqlite_url)
+    loaded = from_toml({"sources": {"support": {"kind": "form", "record_type": "case"}}})
+    settings = Settings(database_url=sqlite_url, sources=loaded.sources, pipeline=loaded.pipeline)
+
+    # Given a support form from Maria Holm that names her X profile by its URL
+    with sessions.begin() as session:
+        ids = land_items(session, "support", [NewItem("form-1", "form", {"fields": {
+            "first_name": "Maria", "last_name": "Holm", "email": "maria@nordicdev.example.se",
+            "twitter": "https://x.com/NordicDev_Maria", "subject": "Inloggning", "message": "Kan inte logga in"}})])
+    process_now(sessions, ids, settings)
+
+    # When she later tweets from @nordicdev_maria (the network says 'x')
+    with sessions.begin() as session:
+        ids = land_items(session, "twitter", [NewItem("t-1", "post", {
+            "post_id": "t-1", "network": "x", "handle": "@nordicdev_maria", "author_name": "Maria H",
+            "text": "Still cannot log in, please help", "created_at": "2026-11-03T09:41:00Z"})])
+    report = process_now(sessions, ids, settings)
+
+    # Then the tweet's case is on the contact her form created: one contact, two cases
+    assert report.outcomes == {"created": 1}
+    with sessions() as session:
+        contacts = session.scalars(select(Contact)).all()
+        assert [(c.first_name, c.last_name) for c in contacts] == [("Maria", "Holm")]
+        assert {case.contact_id for case in session.scalars(select(Case))} == {contacts[0].id}
+        assert session.scalar(select(func.count()).select_from(Case)) == 2
+
+
+def test_a_profile_is_one_key_however_it_is_written():
+    from crm_ingest.ingest.normalize import normalize_handle
+
+    spellings = ["@Maria_H", "maria_h", "https://twitter.com/Maria_H", "http://www.x.com/maria_h?s=20",
+                 "x.com/MARIA_H"]
+    assert {normalize_handle("x", s) for s in spellings} | {normalize_handle("twitter", "@maria_h")} == {
+        "twitter:maria_h"}
+    assert normalize_handle("facebook", "https://www.facebook.com/anna.ek") == "facebook:anna.ek"

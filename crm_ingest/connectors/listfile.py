@@ -51,6 +51,8 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "city": ("City", "Town", "Ort", "Stad", "Postort"),
     "postal_code": ("Postal Code", "Postcode", "Zip", "Zip Code", "Postnummer", "Postnr"),
     "country": ("Country", "Country/Region", "Land"),
+    "twitter": ("Twitter", "Twitter Handle", "X", "X Handle", "X (Twitter)", "Twitter/X"),
+    "facebook": ("Facebook", "Facebook Profile", "Facebook ID"),
     "lead_source": ("Lead Source", "Källa", "Leadkälla"),
     "consent": ("Consent", "Samtycke"),
     "notes": ("Notes", "Note", "Comment", "Comments", "Description", "Anteckningar", "Anteckning",

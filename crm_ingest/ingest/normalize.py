@@ -295,9 +295,20 @@ def _e164_fast(text: str, region: str) -> str | None:
     return ""
 
 
+_NETWORKS = {"x": "twitter", "x.com": "twitter", "twitter.com": "twitter", "fb": "facebook",
+             "facebook.com": "facebook"}
+_PROFILE_URL = re.compile(r"(?:https?://)?(?:www\.|mobile\.|m\.)?(?:twitter|x|facebook)\.com/([^/?#\s]+)", re.I)
+
+
 def normalize_handle(network: str, handle: str) -> str:
-    """A social handle as a key: network-qualified, without '@', in lower case."""
-    return f"{network.lower()}:{handle.strip().lstrip('@').lower()}"
+    """A social handle as a key: network-qualified ('x' is twitter), without '@' or the
+    profile URL around it, in lower case: '@Maria_H', 'https://x.com/maria_h' -> 'twitter:maria_h'."""
+    network = network.strip().lower()
+    text = handle.strip()
+    url = _PROFILE_URL.match(text)
+    if url:
+        text = url.group(1)
+    return f"{_NETWORKS.get(network, network)}:{text.lstrip('@').lower()}"
 
 
 def split_name(full_name: str | None) -> tuple[str | None, str | None]:

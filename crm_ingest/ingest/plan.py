@@ -99,6 +99,12 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
             phone = raw_phone  # kept as entered; the email identifies the person
     if handle:
         keys.append(("handle", normalize_handle(*handle)))
+    for network in ("twitter", "facebook"):  # a form or list row naming the person's profiles
+        named = clean_text(fields.get(network), 200)
+        if named:
+            key = ("handle", normalize_handle(network, named))
+            if key not in keys:
+                keys.append(key)
     if not keys:
         raise InvalidItem(f"{email_field}/phone", "no email and no phone")
     return PersonPlan(scope, {
