@@ -435,6 +435,79 @@ class _WithCampaign:
             yield replace(item, payload={**item.payload, "campaign": self.campaign})
 
 
+@main.group()
+def review() -> None:
+    """Possible duplicates the rules queued: list them, merge a pair, or keep it separate."""
+
+
+@review.command("list")
+@click.option("--state", type=click.Choice(["open", "merged", "kept_separate", "all"]), default="open",
+              show_default=True)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@json_option
+def review_list(state: str, limit: int, as_json: bool) -> None:
+    """Queued pairs, the most likely duplicates first."""
+    from crm_ingest.ingest.duplicates import review_rows
+
+    rt = _runtime()
+    with rt.sessions() as session:
+        rows = review_rows(session, None if state == "all" else state, limit)
+    Out(as_json).emit({"reviews": rows}, _print_reviews)
+
+
+def _print_reviews(data: dict) -> None:
+    from rich.table import Table
+
+    if not data["reviews"]:
+        console.print("no pairs to review")
+        return
+    table = Table("id", "score", "suggested", "a", "b", "why", title="Possible duplicates")
+    for row in data["reviews"]:
+        def who(side: dict) -> str:
+            name = " ".join(p for p in (side.get("first_name"), side.get("last_name")) if p)
+            points = ", ".join(p for p in (side.get("email"), side.get("phone"), side.get("company_name")) if p)
+            return f"{side['type']} {side['id']}: {name or '(no name)'}\n{points}"
+        table.add_row(str(row["id"]), f"{row['score']:.2f}", row["suggested"], who(row["a"]), who(row["b"]),
+                      "\n".join((row["reasons"] or [])[:4]))
+    console.print(table)
+
+
+@review.command("merge")
+@click.argument("review_id", type=int)
+@json_option
+def review_merge(review_id: int, as_json: bool) -> None:
+    """Merge a pair: the older record survives and gains the other's blanks, contact points,
+    cases, activities and campaign memberships."""
+    from crm_ingest.ingest.duplicates import merge_pair
+
+    rt = _runtime()
+    try:
+        with rt.sessions.begin() as session:
+            result = merge_pair(session, review_id)
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    Out(as_json).emit(result, lambda d: console.print(
+        f"merged {d['record_type']} {d['merged']} into {d['survivor']}"
+        + (f"; filled {', '.join(d['filled'])}" if d["filled"] else "")))
+
+
+@review.command("keep-separate")
+@click.argument("review_id", type=int)
+@json_option
+def review_keep_separate(review_id: int, as_json: bool) -> None:
+    """Two people after all: remembered, the pair is not queued again."""
+    from crm_ingest.ingest.duplicates import keep_separate
+
+    rt = _runtime()
+    try:
+        with rt.sessions.begin() as session:
+            review = keep_separate(session, review_id)
+            result = {"review": review.id, "state": review.state}
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    Out(as_json).emit(result, lambda d: console.print(f"review {d['review']}: kept separate"))
+
+
 @main.command("import-mail")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--source", "source_name", default="mail", show_default=True)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from crm_ingest.models import Activity, Campaign, CampaignMember, Case, MergeLog, RawItem, Suppression
 from crm_ingest.models.bulk import allocate_ids, array_literal, index_lookups, insert_rows
 
+from .duplicates import NewPerson, flag_possible_duplicates
 from .identity import resolve_people
 from .plan import ItemPlan, plan_item
 from .settings import Settings, SourceConfig
@@ -69,10 +70,14 @@ def describe_error(exc: BaseException) -> str:
 
 
 def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceConfig],
-          imports: Mapping[int, ImportOptions] | None = None) -> list[Outcome]:
+          imports: Mapping[int, ImportOptions] | None = None,
+          rules: Mapping[str, Any] | None = None) -> list[Outcome]:
     """Write the records the plans call for; return one outcome per plan.
 
-    `imports` maps item ids of list-import rows to their import's options.
+    `imports` maps item ids of list-import rows to their import's options. A lead or contact
+    created by an item of a source that reviews duplicates (forms, mail, posts by default) is
+    compared with its look-alikes (`rules`, per record pair), and a possible duplicate is
+    queued for review; list rows match by their contact points only.
     """
     imports = imports or {}
     outcomes: dict[int, Outcome] = {}
@@ -114,6 +119,11 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
                 reason = f"existing {person.record_type}, linked"
             outcomes[plan.item_id] = Outcome(plan.item_id, "created" if person.created else "merged",
                                              person.record_type, person.record_id, reason=reason)
+    flag_possible_duplicates(session, [
+        NewPerson(people[plan.item_id].record_type, people[plan.item_id].record_id, plan.person.fields,
+                  plan.item_id)
+        for plan in active if plan.item_id not in imports and plan.item_id in people
+        and people[plan.item_id].created and sources[plan.item_id].reviews_duplicates], rules)
     _insert_activities(session, active, outcomes)
     _log_merges(session, merges)
     _link_campaign_members(session, active, outcomes, defaults, imports)

@@ -31,6 +31,14 @@ class SourceConfig:
     campaign: str | None = None
     lead_source: str | None = None
     case_origin: str | None = None
+    # Compare new people with look-alikes and queue possible duplicates for review. Default:
+    # yes for forms, mail and posts (people writing to us), no for rows (bulk lists match by
+    # their contact points only, at list speed).
+    review_duplicates: bool | None = None
+
+    @property
+    def reviews_duplicates(self) -> bool:
+        return self.kind != "row" if self.review_duplicates is None else self.review_duplicates
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ class Settings:
     region: str = "SE"
     sources: Mapping[str, SourceConfig] = field(default_factory=lambda: builtin_sources("SE"))
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    matching: Mapping[str, Any] | None = None  # rule sets per record pair; None: the defaults
 
     @property
     def embedded(self) -> bool:
@@ -115,7 +124,7 @@ class Settings:
 
 
 def from_toml(data: Mapping[str, Any], config_path: Path | None = None) -> Settings:
-    _only_keys(data, "", {"region", "sources", "pipeline"})
+    _only_keys(data, "", {"region", "sources", "pipeline", "matching"})
     region = _region(data.get("region", "SE"), "region")
 
     pipeline_data = _table(data.get("pipeline", {}), "pipeline")
@@ -130,7 +139,11 @@ def from_toml(data: Mapping[str, Any], config_path: Path | None = None) -> Setti
     sources = builtin_sources(region)
     for name, raw in _table(data.get("sources", {}), "sources").items():
         sources[name] = _source(name, _table(raw, f"sources.{name}"), sources.get(name), region)
-    return Settings(config_path=config_path, region=region, sources=sources, pipeline=pipeline)
+    from .matching import rules_from_toml  # matching imports normalize only: no cycle
+
+    matching = rules_from_toml(_table(data.get("matching", {}), "matching"))
+    return Settings(config_path=config_path, region=region, sources=sources, pipeline=pipeline,
+                    matching=matching)
 
 
 def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
@@ -138,7 +151,12 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
     prefix = f"sources.{name}."
     allowed = {f.name for f in fields(SourceConfig)} - {"name"}
     _only_keys(raw, prefix, allowed)
-    values = {key: _string(value, prefix + key) for key, value in raw.items()}
+    values: dict[str, Any] = {key: _string(value, prefix + key) for key, value in raw.items()
+                              if key != "review_duplicates"}
+    if "review_duplicates" in raw:
+        if not isinstance(raw["review_duplicates"], bool):
+            raise ConfigError(prefix + "review_duplicates", "must be true or false")
+        values["review_duplicates"] = raw["review_duplicates"]
     if "region" in values:
         values["region"] = _region(values["region"], prefix + "region")
     source = replace(base or SourceConfig(name, region=region), **values)

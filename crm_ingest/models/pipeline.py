@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, BigId, UTCDateTime, utcnow
@@ -154,3 +154,44 @@ class MergeLog(Base):
     filled: Mapped[dict[str, Any] | None] = mapped_column(Json)  # field -> value it filled (was blank)
     keys_added: Mapped[list[Any] | None] = mapped_column(Json)  # [kind, value] pairs it added
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MatchKey(Base):
+    """A blocking key of a person (canonical name + surname, initial + surname, work domain +
+    surname): many records may share one. Finds candidates for fuzzy matching by index."""
+
+    __tablename__ = "match_keys"
+    __table_args__ = (
+        Index("ix_match_keys_value", "value", "kind", "scope"),
+        Index("ix_match_keys_owner", "scope", "record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20))
+    value: Mapped[str] = mapped_column(String(320))
+    record_id: Mapped[int] = mapped_column(BigId)
+
+
+class DuplicateReview(Base):
+    """A possible duplicate pair, found by the rules, waiting for (or given) a person's decision.
+    One row per pair, so a decision is remembered and the pair never asked again."""
+
+    __tablename__ = "duplicate_reviews"
+    __table_args__ = (
+        UniqueConstraint("record_type", "record_id", "other_type", "other_id"),
+        Index("ix_duplicate_reviews_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    record_type: Mapped[str] = mapped_column(String(20))  # the pair in a fixed order
+    record_id: Mapped[int] = mapped_column(BigId)
+    other_type: Mapped[str] = mapped_column(String(20))
+    other_id: Mapped[int] = mapped_column(BigId)
+    score: Mapped[float] = mapped_column(Float)
+    suggested: Mapped[str] = mapped_column(String(10))  # merge | review (the rules' outcome)
+    reasons: Mapped[list[str] | None] = mapped_column(Json)
+    state: Mapped[str] = mapped_column(String(20), default="open")  # open | merged | kept_separate
+    raw_item_id: Mapped[int | None] = mapped_column(BigId)  # the item that brought the pair up
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -142,7 +142,7 @@ def process_items(session: Session, items: list[ItemRef], settings: Settings
     sources = {item.id: settings.source(item.source) for item in items if item.id not in errors}
     jobs = import_options(session, {item.import_job_id for item in items if item.import_job_id})
     imports = {item.id: jobs[item.import_job_id] for item in items if item.import_job_id in jobs}
-    outcomes = store(session, plans, sources, imports)
+    outcomes = store(session, plans, sources, imports, settings.matching)
     attempts = {item.id: item.attempts for item in items}
     written = _finish(session, outcomes, attempts)
     if errors:

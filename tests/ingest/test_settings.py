@@ -258,3 +258,35 @@ def test_settings_are_read_only(in_empty_folder):
     settings = Settings.load({})
     with pytest.raises(AttributeError):
         settings.database_url = "sqlite:///other.db"  # type: ignore[misc]
+
+
+# -- matching rules ----------------------------------------------------------------------------------
+
+def test_matching_rules_are_read_from_the_config(in_empty_folder):
+    text = '[matching.lead-lead]\nmerge_threshold = 0.95\nreview_threshold = 0.9\n'
+    settings = Settings.load(config(in_empty_folder, text))
+    assert (settings.matching["lead-lead"].merge_threshold, settings.matching["lead-lead"].review_threshold) == (
+        0.95, 0.9)
+
+
+@pytest.mark.parametrize("text, key", [
+    ('[matching.lead-lead]\nmerge_threshold = "high"\n', "matching.lead-lead.merge_threshold"),
+    ('[matching.lead-lead]\nconditions = [{field = "email", op = "soundex"}]\n',
+     "matching.lead-lead.conditions[0].op"),
+    ('[matching.lead-prospect]\nmerge_threshold = 0.9\n', "matching.lead-prospect"),
+])
+def test_a_bad_matching_rule_is_a_config_error_naming_its_key(in_empty_folder, text, key):
+    error = config_error(config(in_empty_folder, text))
+    assert error.key == key, str(error)
+
+
+def test_rows_do_not_review_duplicates_unless_configured_to(in_empty_folder):
+    text = '[sources.expo]\nkind = "row"\n\n[sources.crm]\nkind = "row"\nreview_duplicates = true\n'
+    settings = Settings.load(config(in_empty_folder, text))
+    assert not settings.source("expo").reviews_duplicates and settings.source("crm").reviews_duplicates
+    assert settings.source("web").reviews_duplicates and settings.source("mail").reviews_duplicates
+
+
+def test_review_duplicates_must_be_a_boolean(in_empty_folder):
+    error = config_error(config(in_empty_folder, '[sources.expo]\nkind = "row"\nreview_duplicates = "yes"\n'))
+    assert error.key == "sources.expo.review_duplicates"

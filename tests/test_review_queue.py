@@ -1,0 +1,158 @@
+"""Possible duplicates the exact keys cannot see go to a review queue; a person merges a pair or
+keeps it separate, and the decision is remembered. On the embedded path, through the CLI."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sqlalchemy import func, select
+
+from crm_ingest.ingest.duplicates import NewPerson, flag_possible_duplicates
+from crm_ingest.models import DuplicateReview, IdentityKey, Lead, RawItem
+
+
+def land_forms(cli, tmp_path, name: str, *forms: dict) -> dict:
+    path = tmp_path / name
+    path.write_text("".join(json.dumps({"id": f"{name}-{n}", "form": "contact", "fields": f}) + "\n"
+                            for n, f in enumerate(forms)), encoding="utf-8")
+    result = cli("land", "--source", "web", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def reviews(cli, state: str = "open") -> list[dict]:
+    result = cli("review", "list", "--state", state, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)["reviews"]
+
+
+BOB = {"first_name": "Bob", "last_name": "Smith", "email": "bob@acme.example.com", "company": "Acme AB",
+       "phone": "070-111 11 11"}
+ROBERT = {"first_name": "Robert", "last_name": "Smith", "email": "robert.smith@acme.example.com",
+          "company": "ACME Inc.", "phone": "070-222 22 22"}
+
+
+def test_a_look_alike_with_other_contact_points_is_queued_and_merged_on_decision(cli, tmp_path, sessions_for):
+    # Given Bob Smith's form, then Robert Smith's from another address and phone at the same company
+    land_forms(cli, tmp_path, "a.jsonl", BOB)
+    land_forms(cli, tmp_path, "b.jsonl", ROBERT)
+
+    # Then both are leads for now, and the pair waits for a decision with the rules' reasons
+    queued = reviews(cli)
+    assert len(queued) == 1
+    pair = queued[0]
+    assert {pair["a"]["first_name"], pair["b"]["first_name"]} == {"Bob", "Robert"}
+    assert pair["suggested"] in ("merge", "review") and pair["reasons"]
+
+    # When a person merges the pair
+    merged = cli("review", "merge", str(pair["id"]), "--json")
+    assert merged.exit_code == 0, merged.output
+
+    # Then one lead is left (the first), with both addresses and phones as its contact points,
+    # and both forms' outcomes name it
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    with sessions() as session:
+        leads = session.scalars(select(Lead)).all()
+        assert [(lead.first_name, lead.email) for lead in leads] == [("Bob", "bob@acme.example.com")]
+        keys = set(session.execute(select(IdentityKey.kind, IdentityKey.value)
+                                   .where(IdentityKey.record_id == leads[0].id)).all())
+        assert {("email", "bob@acme.example.com"), ("email", "robert.smith@acme.example.com"),
+                ("phone", "+46701111111"), ("phone", "+46702222222")} <= keys
+        assert set(session.scalars(select(RawItem.record_id))) == {leads[0].id}
+    assert reviews(cli) == [] and reviews(cli, "merged")[0]["id"] == pair["id"]
+
+    # And a later form from Robert's address finds the merged lead
+    land_forms(cli, tmp_path, "c.jsonl", {**ROBERT, "message": "Any news?"})
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Lead)) == 1
+
+
+def test_a_pair_kept_separate_is_not_asked_again(cli, tmp_path, sessions_for):
+    # Given the look-alike pair queued, and a person deciding they are two people
+    land_forms(cli, tmp_path, "a.jsonl", BOB, ROBERT)
+    pair = reviews(cli)[0]
+    kept = cli("review", "keep-separate", str(pair["id"]), "--json")
+    assert kept.exit_code == 0, kept.output
+
+    # When the same two records are compared again (a rules change, a re-check)
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    with sessions.begin() as session:
+        leads = session.execute(select(Lead.id, Lead.first_name, Lead.last_name, Lead.email,
+                                       Lead.company_name)).all()
+        queued = flag_possible_duplicates(session, [
+            NewPerson("lead", row.id, {"first_name": row.first_name, "last_name": row.last_name,
+                                       "email": row.email, "company_name": row.company_name})
+            for row in leads])
+
+    # Then nothing is queued: the decision stands, and both leads stay (indexed once)
+    assert queued == 0
+    with sessions() as session:
+        from crm_ingest.models import MatchKey
+
+        keys = session.execute(select(MatchKey.record_id, MatchKey.kind, MatchKey.value)).all()
+        assert len(keys) == len(set(keys))
+    assert reviews(cli) == [] and reviews(cli, "kept_separate")[0]["id"] == pair["id"]
+    assert cli("review", "merge", str(pair["id"])).exit_code != 0  # decided already
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Lead)) == 2
+
+
+def test_namesakes_at_different_companies_are_not_queued(cli, tmp_path, sessions_for):
+    # Given two Anna Eks at different companies, with their own addresses and phones
+    land_forms(cli, tmp_path, "a.jsonl",
+               {"first_name": "Anna", "last_name": "Ek", "email": "anna.ek@firma.example.se",
+                "company": "Firma AB", "phone": "070-333 33 33"},
+               {"first_name": "Anna", "last_name": "Ek", "email": "anna@bygg.example.se",
+                "company": "Norrbygg AB", "phone": "070-444 44 44"})
+
+    # Then they are two leads and nobody is asked about them
+    assert reviews(cli) == []
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Lead)) == 2
+        assert session.scalar(select(func.count()).select_from(DuplicateReview)) == 0
+
+
+def test_a_lead_and_a_contact_are_not_merged_by_review(cli, tmp_path):
+    # Given a contact (a support case's) and a look-alike lead, queued as a pair
+    support = tmp_path / "ingest.toml"
+    support.write_text('[sources.support]\nkind = "form"\nrecord_type = "case"\n', encoding="utf-8")
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"id": "s-1", "fields": {**BOB, "subject": "Help", "message": "Login fails"}}) + "\n")
+    assert cli("land", "--source", "support", str(path)).exit_code == 0
+    land_forms(cli, tmp_path, "b.jsonl", ROBERT)
+    pair = reviews(cli)[0]
+    assert {pair["a"]["type"], pair["b"]["type"]} == {"contact", "lead"}
+
+    # When a person tries to merge them, the command refuses, naming why
+    result = cli("review", "merge", str(pair["id"]))
+    assert result.exit_code != 0 and "only records of one type merge" in result.output
+
+
+@pytest.mark.integration
+def test_look_alikes_are_queued_on_postgresql_too(pg_url, sessions_for):
+    from crm_ingest.ingest.settings import Settings
+    from crm_ingest.models.landing import NewItem, land_items
+    from crm_ingest.workers.dispatch import process_now
+
+    sessions, settings = sessions_for(pg_url), Settings(database_url=pg_url)
+    for number, fields in enumerate((BOB, ROBERT)):
+        with sessions.begin() as session:
+            ids = land_items(session, "web", [NewItem(f"f{number}", "form", {"fields": fields})])
+        process_now(sessions, ids, settings)
+    with sessions() as session:
+        pairs = session.scalars(select(DuplicateReview)).all()
+        assert [(p.record_type, p.other_type, p.state) for p in pairs] == [("lead", "lead", "open")]
+
+
+def test_stricter_rules_in_the_config_queue_fewer_pairs(cli, tmp_path):
+    # Given rules asking for near-certainty before a pair is even reviewed
+    (tmp_path / "ingest.toml").write_text(
+        "[matching.lead-lead]\nmerge_threshold = 0.999\nreview_threshold = 0.99\n", encoding="utf-8")
+
+    # When the look-alikes arrive
+    land_forms(cli, tmp_path, "a.jsonl", BOB, ROBERT)
+
+    # Then nobody is asked
+    assert reviews(cli) == []
