@@ -16,7 +16,7 @@ from crm_ingest.models import Activity, Campaign, CampaignMember, Case, MergeLog
 from crm_ingest.models.bulk import allocate_ids, array_literal, index_lookups, insert_rows
 
 from .duplicates import NewPerson, flag_possible_duplicates
-from .identity import resolve_people
+from .identity import EMAIL_KINDS, resolve_people
 from .plan import ItemPlan, plan_item
 from .settings import Settings, SourceConfig
 
@@ -128,9 +128,6 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
     _log_merges(session, merges)
     _link_campaign_members(session, active, outcomes, defaults, imports)
     return [outcomes[plan.item_id] for plan in plans]
-
-
-EMAIL_KINDS = ("email", "email_canonical")
 
 
 def _apply_import(plan: ItemPlan, options: ImportOptions) -> None:
