@@ -33,12 +33,18 @@ task_default_routing_key = "process"
 task_routes = {
     "crm_ingest.process_batch": {"queue": "process"},
     "crm_ingest.sweep": {"queue": "poll"},
+    "crm_ingest.recheck_duplicates": {"queue": "poll"},
 }
 beat_schedule = {
     "sweep": {
         "task": "crm_ingest.sweep",
         "schedule": _pipeline.sweep_interval_seconds,
         "options": {"expires": _pipeline.sweep_interval_seconds},
+    },
+    "recheck-duplicates": {  # possible duplicates that slipped past the online check
+        "task": "crm_ingest.recheck_duplicates",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
     },
 }
 worker_send_task_events = True  # Flower and `celery events` see our tasks

@@ -472,6 +472,22 @@ def _print_reviews(data: dict) -> None:
     console.print(table)
 
 
+@review.command("recheck")
+@click.option("--all", "from_start", is_flag=True, help="Every record again (after a rules change).")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=5000, show_default=True,
+              help="Records of each type per run.")
+@json_option
+def review_recheck(from_start: bool, limit: int, as_json: bool) -> None:
+    """Compare records created since the last re-check with their look-alikes (beat runs this
+    every few minutes); queue the possible duplicates that slipped in."""
+    from crm_ingest.ingest.duplicates import recheck
+
+    rt = _runtime()
+    with rt.sessions.begin() as session:
+        result = recheck(session, rt.settings, limit=limit, from_start=from_start)
+    Out(as_json).emit(result, lambda d: console.print(f"checked {d['checked']} records, queued {d['queued']} pairs"))
+
+
 @review.command("merge")
 @click.argument("review_id", type=int)
 @json_option

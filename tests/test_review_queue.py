@@ -156,3 +156,39 @@ def test_stricter_rules_in_the_config_queue_fewer_pairs(cli, tmp_path):
 
     # Then nobody is asked
     assert reviews(cli) == []
+
+
+def test_the_recheck_queues_look_alikes_that_slipped_in_once(cli, tmp_path, sessions_for):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from crm_ingest.models import utcnow
+    from crm_ingest.models.bulk import insert_rows
+
+    # Given Bob and Robert stored by two workers at once, so neither saw the other (no pair
+    # queued, no match keys), a few minutes ago
+    assert cli("migrate").exit_code == 0
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    with sessions.begin() as session:
+        insert_rows(session, Lead, [
+            {"first_name": "Bob", "last_name": "Smith", "email": "bob@acme.example.com",
+             "company_name": "Acme AB", "source": "web"},
+            {"first_name": "Robert", "last_name": "Smith", "email": "robert.smith@acme.example.com",
+             "company_name": "ACME Inc.", "source": "web"},
+            {"first_name": "Rob", "last_name": "Smith", "email": "rob@acme.example.com",
+             "company_name": "Acme", "source": "list"}])  # a list row: not reviewed
+        session.execute(update(Lead).values(created_at=utcnow() - timedelta(minutes=5)))
+
+    # When the re-check runs, and runs again
+    first = json.loads(cli("review", "recheck", "--json").output)
+    second = json.loads(cli("review", "recheck", "--json").output)
+
+    # Then the pair is queued once, and the list's lead is left to its contact points
+    assert (first["checked"], first["queued"]) == (2, 1)
+    assert (second["checked"], second["queued"]) == (0, 0)
+    pair = reviews(cli)[0]
+    assert {pair["a"]["first_name"], pair["b"]["first_name"]} == {"Bob", "Robert"}
+    # And --all compares every record again, without asking about the same pair twice
+    again = json.loads(cli("review", "recheck", "--all", "--json").output)
+    assert (again["checked"], again["queued"]) == (2, 0)

@@ -269,3 +269,42 @@ def _open(session: Session, review_id: int) -> DuplicateReview:
 
 def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+# -- the re-check -----------------------------------------------------------------------------------
+
+RECHECK_CHECKPOINT = "_duplicates"  # a connector_checkpoints row: how far records were re-checked
+RECHECK_SETTLE_SECONDS = 60  # records younger than this may still have a concurrent look-alike in flight
+
+
+def recheck(session: Session, settings, *, limit: int = 5000, from_start: bool = False) -> dict[str, int]:
+    """Compare records created since the last re-check (older than a minute) with their
+    look-alikes, by the same rules: what slipped in past the online check (two look-alikes
+    created by two workers at once) or past the rules of the day. `from_start` re-checks every
+    record (after a rules change). Returns records checked and pairs queued."""
+    from datetime import timedelta
+
+    from crm_ingest.models.landing import load_checkpoint, save_checkpoint
+
+    done = {} if from_start else (load_checkpoint(session, RECHECK_CHECKPOINT) or {})
+    settled = utcnow() - timedelta(seconds=RECHECK_SETTLE_SECONDS)
+    result = {"checked": 0, "queued": 0}
+    for scope, model in PERSON_MODELS.items():
+        rows = session.execute(
+            select(model.id, model.source, *[getattr(model, name) for name in COMPARED])
+            .where(model.id > done.get(scope, 0), model.created_at < settled)
+            .order_by(model.id).limit(limit)).all()
+        people = [NewPerson(scope, row[0], dict(zip(COMPARED, row[2:]))) for row in rows
+                  if _reviewed(settings, row[1])]
+        result["queued"] += flag_possible_duplicates(session, people, settings.matching)
+        result["checked"] += len(people)
+        if rows:
+            done[scope] = rows[-1][0]
+    save_checkpoint(session, RECHECK_CHECKPOINT, done)
+    return result
+
+
+def _reviewed(settings, source: str | None) -> bool:
+    """Records of sources that review duplicates (an unknown or removed source: yes)."""
+    config = settings.sources.get(source) if source else None
+    return config is None or config.reviews_duplicates

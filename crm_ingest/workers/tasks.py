@@ -48,3 +48,13 @@ def sweep() -> int:
         enqueue(ids, rt.settings)
         log.info("sweeper re-queued %d items", len(ids))
     return len(ids)
+
+
+@app.task(base=IngestTask, name="crm_ingest.recheck_duplicates")
+def recheck_duplicates() -> dict:
+    """Queue possible duplicates that slipped past the online check (see duplicates.recheck)."""
+    from crm_ingest.ingest.duplicates import recheck
+
+    rt = runtime()
+    with rt.sessions.begin() as session:
+        return recheck(session, rt.settings)
