@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from crm_ingest.ingest.identity import same_person_names
+from crm_ingest.ingest.matching import same_person_names
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import IdentityKey, Lead, RawItem
 from crm_ingest.models.landing import NewItem, land_items

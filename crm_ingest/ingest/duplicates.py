@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Mapping
 
 from sqlalchemy import delete, select, text, update
@@ -29,6 +30,7 @@ from crm_ingest.models import (
     utcnow,
 )
 from crm_ingest.models.bulk import array_literal, index_lookups, insert_rows
+from crm_ingest.models.landing import load_checkpoint, save_checkpoint
 
 from .identity import PERSON_MODELS, fill_blanks
 from .matching import DEFAULT_RULES, RuleSet, blocking_keys, score
@@ -282,10 +284,6 @@ def recheck(session: Session, settings, *, limit: int = 5000, from_start: bool =
     look-alikes, by the same rules: what slipped in past the online check (two look-alikes
     created by two workers at once) or past the rules of the day. `from_start` re-checks every
     record (after a rules change). Returns records checked and pairs queued."""
-    from datetime import timedelta
-
-    from crm_ingest.models.landing import load_checkpoint, save_checkpoint
-
     done = {} if from_start else (load_checkpoint(session, RECHECK_CHECKPOINT) or {})
     settled = utcnow() - timedelta(seconds=RECHECK_SETTLE_SECONDS)
     result = {"checked": 0, "queued": 0}

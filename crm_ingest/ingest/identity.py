@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from crm_ingest.models import Contact, IdentityKey, Lead, utcnow
 from crm_ingest.models.bulk import allocate_ids, array_literal, index_lookups, insert_rows, update_rows
 
-from .matching import canonical_first_name, fold, is_role_address
+from .matching import is_role_address, same_person_names
 from .plan import ItemPlan
 
 Key = tuple[str, str, str]  # (scope, kind, value)
@@ -142,16 +142,6 @@ def _is_shared(kind: str, value: str) -> bool:
     return kind == "phone" or (kind in EMAIL_KINDS and is_role_address(value))
 
 
-def same_person_names(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Could these names be one person's? Nicknames and diacritics aside ('Kalle Jönsson' is
-    'Karl Jonsson'); a missing name cannot tell two people apart."""
-    first_a, last_a = canonical_first_name(a.get("first_name")), fold(a.get("last_name") or "")
-    first_b, last_b = canonical_first_name(b.get("first_name")), fold(b.get("last_name") or "")
-    if not (first_a or last_a) or not (first_b or last_b):
-        return True
-    return not (last_a and last_b and last_a != last_b) and not (first_a and first_b and first_a != first_b)
-
-
 def _may_join(key: tuple[str, str], fields: dict[str, Any], other: dict[str, Any]) -> bool:
     """A shared contact point finds a person only when the names agree: on its own it must
     not merge two colleagues or two members of a family."""
@@ -176,8 +166,9 @@ def _names_behind_shared_keys(session: Session, owners: dict[Key, int]) -> dict[
 def _group(plans: list[ItemPlan], owners: dict[Key, int],
            names: dict[tuple[str, int], dict] | None = None) -> list[Person]:
     """Items that share a key are one person; a key already owned names the existing record
-    (a list row whose email is a known contact's is that contact, not a new lead). A role
-    address joins only people whose names agree (`names`: of the existing records owning one)."""
+    (a list row whose email is a known contact's is that contact, not a new lead). A shared
+    contact point joins only people whose names agree (`names`: of the existing records that
+    own one)."""
     names = names or {}
     people: list[Person] = []
     by_key: dict[tuple[str, str], Person] = {}

@@ -259,6 +259,16 @@ def is_role_address(email_key: str) -> bool:
         word in ROLE_LOCAL_PARTS or word in _ROLE_QUALIFIERS for word in words[1:])
 
 
+def same_person_names(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Could these names be one person's? Nicknames and diacritics aside ('Kalle Jönsson' is
+    'Karl Jonsson'); a missing name cannot tell two people apart."""
+    first_a, last_a = canonical_first_name(a.get("first_name")), fold(a.get("last_name") or "")
+    first_b, last_b = canonical_first_name(b.get("first_name")), fold(b.get("last_name") or "")
+    if not (first_a or last_a) or not (first_b or last_b):
+        return True
+    return not (last_a and last_b and last_a != last_b) and not (first_a and first_b and first_a != first_b)
+
+
 # -- reading a record -------------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from crm_ingest.ingest.errors import RetriableError
 from crm_ingest.ingest.pipeline import ImportOptions, ItemRef, Outcome, describe_error, plan_items, store
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import DONE, FAILED, PENDING, PROCESSING, ImportJob, RawItem, utcnow
-from crm_ingest.models.bulk import update_rows
+from crm_ingest.models.bulk import plain_index_scans, update_rows
 
 from .backoff import retry_delay
 
@@ -39,7 +39,7 @@ class BatchReport:
                 "skipped": self.skipped, "raced": self.raced}
 
 
-def due_items(session: Session, ids: Sequence[int], lock: bool = False) -> list[ItemRef]:
+def due_items(session: Session, ids: Sequence[int]) -> list[ItemRef]:
     """The given items that are waiting and due (not in a retry's backoff), in id order.
 
     Looked up by id alone, the state tested here: given `state = 'pending'` too, PostgreSQL
@@ -50,8 +50,6 @@ def due_items(session: Session, ids: Sequence[int], lock: bool = False) -> list[
                    RawItem.attempts, RawItem.state, RawItem.lease_until)
             .where(RawItem.id.in_(list(ids)))  # a plain IN list (see git log)
             .order_by(RawItem.id))
-    if lock:
-        stmt = stmt.with_for_update(skip_locked=True)
     return [ItemRef(row.id, row.source, row.kind, row.payload, row.import_job_id, row.attempts)
             for row in session.execute(stmt)
             if row.state == PENDING and (row.lease_until is None or row.lease_until <= now)]
@@ -69,8 +67,6 @@ def run_batch(sessions: sessionmaker[Session], ids: Sequence[int], settings: Set
     wanted = len(set(ids))
     try:
         report.claimed = _process(sessions, ids, settings, report)
-    except OperationalError as exc:
-        raise RetriableError(f"database unavailable or contended: {exc.orig!r}") from exc
     except RetriableError:
         raise
     except Exception as exc:  # noqa: BLE001 - an item that breaks the write is isolated below
@@ -90,8 +86,6 @@ def run_batch(sessions: sessionmaker[Session], ids: Sequence[int], settings: Set
 def _isolated(sessions, item_id: int, settings: Settings, report: BatchReport) -> int:
     try:
         return _process(sessions, [item_id], settings, report)
-    except OperationalError as exc:
-        raise RetriableError(f"database unavailable or contended: {exc.orig!r}") from exc
     except RetriableError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -104,9 +98,10 @@ def _process(sessions, ids: Sequence[int], settings: Settings, report: BatchRepo
     """One transaction: read the due items, write their records and outcomes together.
     Returns how many items it processed.
 
-    No lock is taken up front (locking every row is a write of every row): the outcome is
-    written only where the item is still pending, and if another worker finished any of them
-    first, the whole transaction is rolled back and the rest done again.
+    No lock is taken up front (locking every row is a write of every row): each outcome is
+    written only where the item's `attempts` still holds the value read, and if another
+    worker finished any of them first, the whole transaction is rolled back and the rest done
+    again. A database that is down or contended raises RetriableError.
     """
     for _ in range(3):
         try:
@@ -119,6 +114,8 @@ def _process(sessions, ids: Sequence[int], settings: Settings, report: BatchRepo
         except RaceLost:
             report.raced += 1
             continue
+        except OperationalError as exc:
+            raise RetriableError(f"database unavailable or contended: {exc.orig!r}") from exc
         report.outcomes.update(outcome.outcome for outcome in outcomes)
         report.failed += len(errors)
         return len(items)
@@ -165,8 +162,8 @@ def _finish(session: Session, outcomes: Iterable[Outcome], attempts: dict[int, i
     now = utcnow()
     rows = [{"id": o.item_id, "state": DONE, "outcome": o.outcome, "outcome_reason": o.reason,
              "record_type": o.record_type, "record_id": o.record_id, "finished_at": now,
-             "attempts": attempts[o.item_id] + 1, "claim_token": None, "lease_until": None,
-             "last_error": None} for o in outcomes]
+             "attempts": attempts[o.item_id] + 1, "lease_until": None, "last_error": None}
+            for o in outcomes]
     # Optimistic: `attempts` is the row's version (every outcome, failure and counted
     # re-delivery moves it on), so a row another transaction finished is not overwritten.
     return update_rows(session, RawItem, rows, versioned=("attempts", attempts))
@@ -185,7 +182,7 @@ def _fail(session: Session, errors: dict[int, tuple[int, str]], settings: Settin
         written += session.execute(
             update(RawItem).where(RawItem.id == item_id, RawItem.attempts == before)
             .values(state=FAILED if give_up else PENDING, attempts=attempts, last_error=error,
-                    claim_token=None, queued_at=None, finished_at=now if give_up else None,
+                    queued_at=None, finished_at=now if give_up else None,
                     lease_until=None if give_up else now + timedelta(seconds=delay))).rowcount
         log.warning("item %s failed (attempt %s of %s): %s", item_id, attempts,
                     pipeline.max_attempts, error)
@@ -193,16 +190,16 @@ def _fail(session: Session, errors: dict[int, tuple[int, str]], settings: Settin
 
 
 def _record_failures(sessions, errors: dict[int, str], settings: Settings) -> int:
-    """Record failed attempts of items still waiting (locking them); returns how many."""
+    """Record failed attempts of items still waiting; returns how many."""
     with sessions.begin() as session:
-        items = due_items(session, list(errors), lock=True)
+        items = due_items(session, list(errors))
         _fail(session, {item.id: (item.attempts, errors[item.id]) for item in items}, settings)
     return len(items)
 
 
 def sweep(sessions: sessionmaker[Session], settings: Settings, limit: int = 100_000,
           queue_empty: bool = True) -> list[int]:
-    """Items landed but unfinished and not being worked on: return those due a (re)queue.
+    """Items landed but unfinished: return those due a (re)queue.
 
     Due are items no message carries (a retry whose backoff passed) and items queued longer
     ago than `requeue_after_seconds` -- but the latter only when the process queue is empty
@@ -216,8 +213,7 @@ def sweep(sessions: sessionmaker[Session], settings: Settings, limit: int = 100_
     now = utcnow()
     lost = "not finished after {n} deliveries: its worker died, or its message was lost"
     with sessions.begin() as session:
-        if session.get_bind().dialect.name == "postgresql":  # see wait_for_job: dead index entries
-            session.execute(text("SET LOCAL enable_bitmapscan = off"))
+        plain_index_scans(session)
         session.execute(  # claims of versions before 0.2 (state 'processing' under a lease)
             update(RawItem).where(RawItem.state == PROCESSING, RawItem.lease_until < now)
             .values(state=PENDING, claim_token=None, lease_until=None, queued_at=None)

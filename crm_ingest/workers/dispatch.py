@@ -4,11 +4,12 @@ from __future__ import annotations
 import time
 from typing import Callable, Sequence
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import PENDING, PROCESSING, RawItem
+from crm_ingest.models.bulk import plain_index_scans
 
 from .batch import BatchReport, run_batch, sweep
 
@@ -101,11 +102,7 @@ def wait_for_job(sessions, job_id: int, timeout: float | None = None, poll: floa
     while True:
         started = time.monotonic()
         with sessions() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                # Rows that finished since landing leave dead entries in the partial index
-                # until a vacuum; a bitmap scan visits them all again at every poll (0.5 s at
-                # 1M rows), a plain index scan marks them dead once and skips them after.
-                session.execute(text("SET LOCAL enable_bitmapscan = off"))
+            plain_index_scans(session)
             total = session.scalar(select(ImportJob.rows_landed).where(ImportJob.id == job_id)) or 0
             unfinished = session.scalar(
                 select(func.count()).select_from(RawItem)

@@ -64,7 +64,7 @@ def test_a_batch_delivered_twice_at_once_is_written_once(pg_url, sessions_for):
     second: dict = {}
     thread = threading.Thread(target=lambda: second.update(report=run_batch(sessions, ids, settings)))
     thread.start()
-    time.sleep(1.0)  # the second one has read the items as pending and waits on the first's keys
+    _until_a_backend_waits_for_a_lock(sessions)  # the second read them as pending, waits on our keys
     first.commit()
     first.close()
     thread.join(60)
@@ -79,3 +79,14 @@ def test_a_batch_delivered_twice_at_once_is_written_once(pg_url, sessions_for):
             "done": 300}
         assert set(session.scalars(select(RawItem.attempts))) == {1}
     assert sorted(o.outcome for o in outcomes).count("created") == 200
+
+
+def _until_a_backend_waits_for_a_lock(sessions, deadline_s: float = 60.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            if session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                   "AND datname = current_database()")):
+                return
+        time.sleep(0.01)
+    raise AssertionError("the second delivery never waited for the first one's keys")
