@@ -110,8 +110,13 @@ class ConcurrentImport(RuntimeError):
 
 
 def _hold(session: Session, job_id: int, rows_read: int) -> None:
-    """Lock the job for this chunk's transaction and check nobody else moved its cursor."""
-    now_read = session.scalar(select(ImportJob.rows_read).where(ImportJob.id == job_id).with_for_update())
+    """Lock the job for this chunk's transaction and check nobody else moved its cursor.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: the workers' foreign-key checks on the job (campaign
+    members of its rows) take KEY SHARE locks on it, which FOR UPDATE would make wait for the
+    whole landing transaction of every chunk."""
+    now_read = session.scalar(select(ImportJob.rows_read).where(ImportJob.id == job_id)
+                              .with_for_update(key_share=True))
     if now_read != rows_read:
         raise ConcurrentImport(f"import job {job_id} is being landed by another process "
                                f"({now_read} rows read, this one expected {rows_read}); "
