@@ -437,7 +437,8 @@ class _WithCampaign:
 
 @main.group()
 def review() -> None:
-    """Possible duplicates the rules queued: list them, merge a pair, or keep it separate."""
+    """Possible duplicates the rules found: list them, merge a pair, keep it separate, or undo a
+    merge (the rules' own or a person's)."""
 
 
 @review.command("list")
@@ -461,13 +462,14 @@ def _print_reviews(data: dict) -> None:
     if not data["reviews"]:
         console.print("no pairs to review")
         return
-    table = Table("id", "score", "suggested", "a", "b", "why", title="Possible duplicates")
+    table = Table("id", "state", "score", "suggested", "a", "b", "why", title="Possible duplicates")
     for row in data["reviews"]:
         def who(side: dict) -> str:
             name = " ".join(p for p in (side.get("first_name"), side.get("last_name")) if p)
             points = ", ".join(p for p in (side.get("email"), side.get("phone"), side.get("company_name")) if p)
             return f"{side['type']} {side['id']}: {name or '(no name)'}\n{points}"
-        table.add_row(str(row["id"]), f"{row['score']:.2f}", row["suggested"], who(row["a"]), who(row["b"]),
+        state = row["state"] + (f" by {row['decided_by']}" if row.get("decided_by") else "")
+        table.add_row(str(row["id"]), state, f"{row['score']:.2f}", row["suggested"], who(row["a"]), who(row["b"]),
                       "\n".join((row["reasons"] or [])[:4]))
     console.print(table)
 
@@ -485,7 +487,8 @@ def review_recheck(from_start: bool, limit: int, as_json: bool) -> None:
     rt = _runtime()
     with rt.sessions.begin() as session:
         result = recheck(session, rt.settings, limit=limit, from_start=from_start)
-    Out(as_json).emit(result, lambda d: console.print(f"checked {d['checked']} records, queued {d['queued']} pairs"))
+    Out(as_json).emit(result, lambda d: console.print(
+        f"checked {d['checked']} records, queued {d['queued']} pairs, merged {d['merged']} records"))
 
 
 @review.command("merge")
@@ -522,6 +525,24 @@ def review_keep_separate(review_id: int, as_json: bool) -> None:
     except (LookupError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     Out(as_json).emit(result, lambda d: console.print(f"review {d['review']}: kept separate"))
+
+
+@review.command("undo")
+@click.argument("review_id", type=int)
+@json_option
+def review_undo(review_id: int, as_json: bool) -> None:
+    """Undo a merged pair: the merged record comes back with its id, values, contact points,
+    cases, activities and item outcomes, and the pair is kept separate from then on."""
+    from crm_ingest.ingest.duplicates import undo_merge
+
+    rt = _runtime()
+    try:
+        with rt.sessions.begin() as session:
+            result = undo_merge(session, review_id)
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    Out(as_json).emit(result, lambda d: console.print(
+        f"restored {d['record_type']} {d['restored']} from {d['survivor']}; the pair is kept separate"))
 
 
 @main.command("import-mail")

@@ -8,7 +8,7 @@ import pytest
 
 from sqlalchemy import func, select
 
-from crm_ingest.ingest.duplicates import NewPerson, flag_possible_duplicates
+from crm_ingest.ingest.duplicates import NewPerson, flag_possible_duplicates, undo_merge
 from crm_ingest.models import DuplicateReview, IdentityKey, Lead, RawItem
 
 
@@ -33,17 +33,21 @@ ROBERT = {"first_name": "Robert", "last_name": "Smith", "email": "robert.smith@a
           "company": "ACME Inc.", "phone": "070-222 22 22"}
 
 
+ROBERT_PRIVATE = {"first_name": "Robert", "last_name": "Smith", "email": "robert.smith@gmail.com",
+                  "phone": "070-222 22 22"}  # the same name, nothing else in common: a possible duplicate
+
+
 def test_a_look_alike_with_other_contact_points_is_queued_and_merged_on_decision(cli, tmp_path, sessions_for):
-    # Given Bob Smith's form, then Robert Smith's from another address and phone at the same company
+    # Given Bob Smith's form, then Robert Smith's from a private address and another phone
     land_forms(cli, tmp_path, "a.jsonl", BOB)
-    land_forms(cli, tmp_path, "b.jsonl", ROBERT)
+    land_forms(cli, tmp_path, "b.jsonl", ROBERT_PRIVATE)
 
     # Then both are leads for now, and the pair waits for a decision with the rules' reasons
     queued = reviews(cli)
     assert len(queued) == 1
     pair = queued[0]
     assert {pair["a"]["first_name"], pair["b"]["first_name"]} == {"Bob", "Robert"}
-    assert pair["suggested"] in ("merge", "review") and pair["reasons"]
+    assert pair["suggested"] == "review" and pair["reasons"]
 
     # When a person merges the pair
     merged = cli("review", "merge", str(pair["id"]), "--json")
@@ -57,20 +61,91 @@ def test_a_look_alike_with_other_contact_points_is_queued_and_merged_on_decision
         assert [(lead.first_name, lead.email) for lead in leads] == [("Bob", "bob@acme.example.com")]
         keys = set(session.execute(select(IdentityKey.kind, IdentityKey.value)
                                    .where(IdentityKey.record_id == leads[0].id)).all())
-        assert {("email", "bob@acme.example.com"), ("email", "robert.smith@acme.example.com"),
+        assert {("email", "bob@acme.example.com"), ("email", "robert.smith@gmail.com"),
                 ("phone", "+46701111111"), ("phone", "+46702222222")} <= keys
         assert set(session.scalars(select(RawItem.record_id))) == {leads[0].id}
-    assert reviews(cli) == [] and reviews(cli, "merged")[0]["id"] == pair["id"]
+    done = reviews(cli, "merged")
+    assert reviews(cli) == [] and done[0]["id"] == pair["id"] and done[0]["decided_by"] == "person"
 
     # And a later form from Robert's address finds the merged lead
-    land_forms(cli, tmp_path, "c.jsonl", {**ROBERT, "message": "Any news?"})
+    land_forms(cli, tmp_path, "c.jsonl", {**ROBERT_PRIVATE, "message": "Any news?"})
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Lead)) == 1
 
 
+def lead_state(sessions) -> dict:
+    """Every lead with its identity keys, and every item's outcome and record."""
+    with sessions() as session:
+        leads = {lead.id: (lead.first_name, lead.last_name, lead.email, lead.phone, lead.company_name)
+                 for lead in session.scalars(select(Lead))}
+        keys = sorted(session.execute(select(IdentityKey.scope, IdentityKey.kind, IdentityKey.value,
+                                             IdentityKey.record_id)).all())
+        items = sorted(session.execute(select(RawItem.id, RawItem.outcome, RawItem.record_id)).all())
+    return {"leads": leads, "keys": keys, "items": items}
+
+
+def test_the_same_person_is_merged_automatically_and_the_merge_can_be_undone(cli, tmp_path, sessions_for):
+    # Given Bob Smith's form, and Robert Smith's from his work address at the same company
+    land_forms(cli, tmp_path, "a.jsonl", BOB)
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    land_forms(cli, tmp_path, "b.jsonl", ROBERT)
+
+    # Then the rules merged Robert's new lead into Bob's at once: one lead with both contact
+    # points, the item's outcome says so and how to undo it, and the pair is remembered
+    with sessions() as session:
+        leads = session.scalars(select(Lead)).all()
+        assert [(lead.first_name, lead.email) for lead in leads] == [("Bob", "bob@acme.example.com")]
+        bob = leads[0].id
+        keys = set(session.execute(select(IdentityKey.kind, IdentityKey.value)
+                                   .where(IdentityKey.record_id == bob)).all())
+        assert {("email", "bob@acme.example.com"), ("email", "robert.smith@acme.example.com"),
+                ("phone", "+46701111111"), ("phone", "+46702222222")} <= keys
+        robert_item = session.scalar(select(RawItem).where(RawItem.external_id == "b.jsonl-0"))
+        assert (robert_item.outcome, robert_item.record_id) == ("merged", bob)
+        assert "merged automatically" in robert_item.outcome_reason
+        assert "ingest review undo" in robert_item.outcome_reason
+    assert reviews(cli) == []
+    pair = reviews(cli, "merged")[0]
+    assert (pair["suggested"], pair["decided_by"]) == ("merge", "rules")
+
+    # When a person undoes the merge
+    undone = cli("review", "undo", str(pair["id"]), "--json")
+    assert undone.exit_code == 0, undone.output
+    restored = json.loads(undone.output)["restored"]
+
+    # Then Robert's lead is back with its id, values and keys; his item names it as created;
+    # Bob's lead is as it was before the merge
+    after = lead_state(sessions)
+    assert after["leads"] == {
+        bob: ("Bob", "Smith", "bob@acme.example.com", "+46701111111", "Acme AB"),
+        restored: ("Robert", "Smith", "robert.smith@acme.example.com", "+46702222222", "ACME Inc.")}
+    assert {(kind, value) for scope, kind, value, owner in after["keys"] if owner == restored} >= {
+        ("email", "robert.smith@acme.example.com"), ("phone", "+46702222222")}
+    assert {(kind, value) for scope, kind, value, owner in after["keys"] if owner == bob} == {
+        ("email", "bob@acme.example.com"), ("phone", "+46701111111")}
+    assert [(outcome, record) for _, outcome, record in after["items"]] == [("created", bob),
+                                                                          ("created", restored)]
+    assert reviews(cli, "kept_separate")[0]["id"] == pair["id"]
+    assert cli("review", "undo", str(pair["id"])).exit_code != 0  # not a merge any more
+
+    # And neither the re-check nor a new form from Robert merges them again
+    again = json.loads(cli("review", "recheck", "--all", "--json").output)
+    assert again["merged"] == 0
+    land_forms(cli, tmp_path, "c.jsonl", {**ROBERT, "message": "Any news?"})
+    final = lead_state(sessions)
+    assert set(final["leads"]) == {bob, restored} and final["items"][-1][1:] == ("merged", restored)
+
+
+def test_a_rule_set_without_auto_merge_queues_even_the_sure_pairs(cli, tmp_path):
+    (tmp_path / "ingest.toml").write_text("[matching.lead-lead]\nauto_merge = false\n", encoding="utf-8")
+    land_forms(cli, tmp_path, "a.jsonl", BOB, ROBERT)
+    queued = reviews(cli)
+    assert [(pair["suggested"], pair["state"]) for pair in queued] == [("merge", "open")]
+
+
 def test_a_pair_kept_separate_is_not_asked_again(cli, tmp_path, sessions_for):
     # Given the look-alike pair queued, and a person deciding they are two people
-    land_forms(cli, tmp_path, "a.jsonl", BOB, ROBERT)
+    land_forms(cli, tmp_path, "a.jsonl", BOB, ROBERT_PRIVATE)
     pair = reviews(cli)[0]
     kept = cli("review", "keep-separate", str(pair["id"]), "--json")
     assert kept.exit_code == 0, kept.output
@@ -86,7 +161,7 @@ def test_a_pair_kept_separate_is_not_asked_again(cli, tmp_path, sessions_for):
             for row in leads])
 
     # Then nothing is queued: the decision stands, and both leads stay (indexed once)
-    assert queued == 0
+    assert (queued.queued, queued.merged) == (0, {})
     with sessions() as session:
         from crm_ingest.models import MatchKey
 
@@ -137,13 +212,25 @@ def test_look_alikes_are_queued_on_postgresql_too(pg_url, sessions_for):
     from crm_ingest.workers.dispatch import process_now
 
     sessions, settings = sessions_for(pg_url), Settings(database_url=pg_url)
-    for number, fields in enumerate((BOB, ROBERT)):
+    for number, fields in enumerate((BOB, ROBERT_PRIVATE, {**ROBERT, "phone": "070-555 55 55"})):
         with sessions.begin() as session:
             ids = land_items(session, "web", [NewItem(f"f{number}", "form", {"fields": fields})])
         process_now(sessions, ids, settings)
     with sessions() as session:
-        pairs = session.scalars(select(DuplicateReview)).all()
-        assert [(p.record_type, p.other_type, p.state) for p in pairs] == [("lead", "lead", "open")]
+        pairs = session.scalars(select(DuplicateReview).order_by(DuplicateReview.id)).all()
+        # Bob and the private Robert wait for a person; the work Robert merged into Bob, which
+        # settled the private Robert's pair with him (it is Bob's pair now, already open)
+        assert [(p.record_type, p.other_type, p.state, p.decided_by) for p in pairs] == [
+            ("lead", "lead", "open", None), ("lead", "lead", "merged", "merge"),
+            ("lead", "lead", "merged", "rules")]
+        assert session.scalar(select(func.count()).select_from(Lead)) == 2
+    with sessions.begin() as session:
+        undone = undo_merge(session, pairs[2].id)
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Lead)) == 3
+        assert [p.state for p in session.scalars(select(DuplicateReview).order_by(DuplicateReview.id))] == [
+            "open", "open", "kept_separate"]  # the settled pair is asked again
+        assert session.get(Lead, undone["restored"]).email == "robert.smith@acme.example.com"
 
 
 def test_stricter_rules_in_the_config_queue_fewer_pairs(cli, tmp_path):
@@ -158,7 +245,7 @@ def test_stricter_rules_in_the_config_queue_fewer_pairs(cli, tmp_path):
     assert reviews(cli) == []
 
 
-def test_the_recheck_queues_look_alikes_that_slipped_in_once(cli, tmp_path, sessions_for):
+def test_the_recheck_merges_look_alikes_that_slipped_in_once(cli, tmp_path, sessions_for):
     from datetime import timedelta
 
     from sqlalchemy import update
@@ -184,11 +271,14 @@ def test_the_recheck_queues_look_alikes_that_slipped_in_once(cli, tmp_path, sess
     first = json.loads(cli("review", "recheck", "--json").output)
     second = json.loads(cli("review", "recheck", "--json").output)
 
-    # Then the pair is queued once, and the list's lead is left to its contact points
-    assert (first["checked"], first["queued"]) == (2, 1)
-    assert (second["checked"], second["queued"]) == (0, 0)
-    pair = reviews(cli)[0]
-    assert {pair["a"]["first_name"], pair["b"]["first_name"]} == {"Bob", "Robert"}
-    # And --all compares every record again, without asking about the same pair twice
+    # Then the pair is merged once by the same rules, and the list's lead is left to its
+    # contact points
+    assert (first["checked"], first["queued"], first["merged"]) == (2, 0, 1)
+    assert (second["checked"], second["queued"], second["merged"]) == (0, 0, 0)
+    pair = reviews(cli, "merged")[0]
+    assert (pair["a"]["first_name"], pair["decided_by"]) == ("Bob", "rules")
+    with sessions() as session:
+        assert sorted(session.scalars(select(Lead.first_name))) == ["Bob", "Rob"]
+    # And --all compares every record again, without deciding the same pair twice
     again = json.loads(cli("review", "recheck", "--all", "--json").output)
-    assert (again["checked"], again["queued"]) == (2, 0)
+    assert (again["checked"], again["queued"], again["merged"]) == (1, 0, 0)

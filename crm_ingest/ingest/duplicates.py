@@ -1,17 +1,21 @@
 """Possible duplicates the exact keys cannot see: found by blocking keys, scored by the rules,
-put in a review queue, and merged or kept apart by a person's decision (remembered per pair).
+merged automatically, put in a review queue, or left alone; a merge can be undone.
 
 A new lead or contact is indexed under its blocking keys (`matching.blocking_keys`: canonical
 first name + surname, initial + surname, work domain + surname, ...) in `match_keys`, and the
 records sharing one are candidates: an index lookup, never a scan, at most `CANDIDATES_PER_KEY`
-a key. Each candidate pair is scored with the rule set of its record pair; 'merge' and 'review'
-outcomes become an open `duplicate_reviews` row (the rules' outcome kept as `suggested`).
+a key. Each candidate pair is scored with the rule set of its record pair. 'merge' merges two
+records of one type at once (the newer into the older; a pair of a lead and a contact, or a
+rule set with `auto_merge = false`, goes to review instead); 'review' becomes an open
+`duplicate_reviews` row. Every pair is one row whatever its fate, so a decision is remembered:
+a pair kept separate is never merged by the rules. A record merge keeps the merged record and
+everything moved from it in its merge_log entry, so `undo_merge` puts it back.
 """
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Mapping
 
 from sqlalchemy import delete, select, text, update
@@ -62,15 +66,34 @@ def pair_rules(rules: Mapping[str, RuleSet] | None, a: str, b: str) -> RuleSet:
     return rules.get(name) or DEFAULT_RULES[name]
 
 
+@dataclass(frozen=True)
+class AutoMerge:
+    """A record the rules merged into an older one."""
+
+    survivor_id: int
+    review_id: int
+    merge_id: int
+    score: float
+
+
+@dataclass
+class Flagged:
+    queued: int = 0  # pairs sent to review
+    merged: dict[tuple[str, int], AutoMerge] = None  # (scope, merged record id) -> where it went
+
+    def __post_init__(self) -> None:
+        self.merged = self.merged or {}
+
+
 def flag_possible_duplicates(session: Session, people: list[NewPerson],
-                             rules: Mapping[str, RuleSet] | None = None) -> int:
-    """Index the new people under their blocking keys and queue the pairs the rules call a
-    possible duplicate; returns how many pairs were queued."""
+                             rules: Mapping[str, RuleSet] | None = None) -> Flagged:
+    """Index the new people under their blocking keys; merge the pairs the rules call the same
+    person (records of one type) and queue the pairs they call possible duplicates."""
     keyed = {(p.scope, p.record_id): [k for k in blocking_keys(p.fields, p.scope) if k[0] in FUZZY_KINDS]
              for p in people}
     keyed = {owner: keys for owner, keys in keyed.items() if keys}
     if not keyed:
-        return 0
+        return Flagged()
     # keys first, then the lookup: look-alikes within this batch find each other too
     held = _held_keys(session, set(keyed))
     insert_rows(session, MatchKey, [{"scope": scope, "kind": kind, "value": value, "record_id": record_id}
@@ -89,20 +112,52 @@ def flag_possible_duplicates(session: Session, people: list[NewPerson],
         for other, _ in best:
             pairs.setdefault(_ordered((person.scope, person.record_id), other), person)
     if not pairs:
-        return 0
+        return Flagged()
     fields = _fields(session, {owner for pair in pairs for owner in pair})
     fields.update({(p.scope, p.record_id): dict(p.fields) for p in people})
-    rows = []
+    rows, automatic = [], []
     for (a, b), person in sorted(pairs.items()):
         if a not in fields or b not in fields:
             continue
-        decision = score(fields[a], fields[b], pair_rules(rules, a[0], b[0]))
+        ruleset = pair_rules(rules, a[0], b[0])
+        decision = score(fields[a], fields[b], ruleset)
         if decision.outcome in ("merge", "review"):
-            rows.append({"record_type": a[0], "record_id": a[1], "other_type": b[0], "other_id": b[1],
-                         "score": round(decision.score, 4), "suggested": decision.outcome,
-                         "reasons": decision.reasons, "state": "open", "raw_item_id": person.item_id})
-    return len(insert_rows(session, DuplicateReview, rows, returning=("id",),
-                           on_conflict_do_nothing=("record_type", "record_id", "other_type", "other_id")))
+            row = {"record_type": a[0], "record_id": a[1], "other_type": b[0], "other_id": b[1],
+                   "score": round(decision.score, 4), "suggested": decision.outcome,
+                   "reasons": decision.reasons, "state": "open", "raw_item_id": person.item_id}
+            if decision.outcome == "merge" and a[0] == b[0] and ruleset.auto_merge:
+                automatic.append(row)
+            else:
+                rows.append(row)
+    result = Flagged(queued=len(insert_rows(session, DuplicateReview, rows, returning=("id",),
+                                            on_conflict_do_nothing=PAIR)))
+    for row in automatic:
+        merged = _merge_automatically(session, row, result.merged)
+        if merged:
+            result.merged[(row["record_type"], max(row["record_id"], row["other_id"]))] = merged
+    return result
+
+
+PAIR = ("record_type", "record_id", "other_type", "other_id")
+
+
+def _merge_automatically(session: Session, row: dict[str, Any],
+                         done: Mapping[tuple[str, int], AutoMerge]) -> AutoMerge | None:
+    """Merge a pair the rules call one person, unless a record of it was merged away already
+    in this round or the pair was decided before (a pair kept separate stays apart)."""
+    scope = row["record_type"]
+    if (scope, row["record_id"]) in done or (scope, row["other_id"]) in done:
+        return None  # the next re-check compares what is left
+    inserted = insert_rows(session, DuplicateReview, [{**row, "state": "merged", "decided_by": "rules",
+                                                       "decided_at": utcnow()}],
+                           returning=("id",), on_conflict_do_nothing=PAIR)
+    if not inserted:
+        return None
+    review_id = inserted[0][0]
+    survivor_id, loser_id = sorted((row["record_id"], row["other_id"]))
+    entry = merge_records(session, scope, survivor_id, loser_id, raw_item_id=row["raw_item_id"])
+    session.execute(update(DuplicateReview).where(DuplicateReview.id == review_id).values(merge_id=entry.id))
+    return AutoMerge(survivor_id, review_id, entry.id, row["score"])
 
 
 def _held_keys(session: Session, owners: set[tuple[str, int]]) -> set[tuple[str, int, str, str]]:
@@ -175,7 +230,7 @@ def review_rows(session: Session, state: str | None = "open", limit: int = 100) 
     return [{"id": r.id, "state": r.state, "score": r.score, "suggested": r.suggested,
              "a": {"type": r.record_type, "id": r.record_id, **fields.get((r.record_type, r.record_id), {})},
              "b": {"type": r.other_type, "id": r.other_id, **fields.get((r.other_type, r.other_id), {})},
-             "reasons": r.reasons, "decided_at": r.decided_at} for r in reviews]
+             "reasons": r.reasons, "decided_at": r.decided_at, "decided_by": r.decided_by} for r in reviews]
 
 
 def keep_separate(session: Session, review_id: int) -> DuplicateReview:
@@ -185,78 +240,160 @@ def keep_separate(session: Session, review_id: int) -> DuplicateReview:
 
 
 def merge_pair(session: Session, review_id: int) -> dict[str, Any]:
-    """Merge the pair's newer record into the older one (same record type only): the survivor
-    keeps its values and gains the other's where it has blanks, every contact point, case,
-    activity, campaign membership and item outcome; the other is deleted, its values kept in
-    the merge log."""
+    """A person's decision: merge the pair's newer record into the older one (same record type
+    only). See `merge_records`."""
     review = _open(session, review_id)
     if review.record_type != review.other_type:
         raise ValueError(f"review {review_id} pairs a {review.record_type} and a {review.other_type}; "
                          "only records of one type merge (qualify the lead to join it to the contact)")
     scope = review.record_type
     survivor_id, loser_id = sorted((review.record_id, review.other_id))
+    entry = merge_records(session, scope, survivor_id, loser_id, raw_item_id=review.raw_item_id)
+    review.state, review.decided_at, review.decided_by, review.merge_id = "merged", utcnow(), "person", entry.id
+    moved = entry.filled["moved"]
+    return {"review": review_id, "record_type": scope, "survivor": survivor_id, "merged": loser_id,
+            "filled": sorted(entry.filled["filled"]),
+            **{name: len(moved.get(name, ())) for name in ("campaign_members", "cases", "opportunities",
+                                                   "activities", "items")}}
+
+
+def merge_records(session: Session, scope: str, survivor_id: int, loser_id: int,
+                  raw_item_id: int | None = None) -> MergeLog:
+    """Merge one lead or contact into another: the survivor keeps its values and gains the
+    other's where it has blanks, every contact point, case, opportunity, activity, campaign
+    membership and item outcome; the other is deleted. The returned merge_log entry holds the
+    deleted record and what moved, for `undo_merge`."""
     model = PERSON_MODELS[scope]
-    survivor = session.get(model, survivor_id, with_for_update=True)
-    loser = session.get(model, loser_id, with_for_update=True)
+    first, second = (session.get(model, record_id, with_for_update=True)  # one lock order
+                     for record_id in sorted((survivor_id, loser_id)))
+    survivor, loser = (first, second) if first is not None and first.id == survivor_id else (second, first)
     if survivor is None or loser is None:
-        raise LookupError(f"review {review_id}: a record of the pair no longer exists")
-    columns = [c.name for c in model.__table__.columns if c.name not in ("id", "created_at", "updated_at")]
+        raise LookupError(f"{scope} {survivor_id if survivor is None else loser_id} no longer exists")
+    columns = [c.name for c in model.__table__.columns if c.name not in ("id", "updated_at")]
     snapshot = {name: _plain(getattr(loser, name)) for name in columns}
-    current = {name: getattr(survivor, name) for name in columns}
-    filled = fill_blanks(current, {name: getattr(loser, name) for name in columns})
+    current = {name: getattr(survivor, name) for name in columns if name != "created_at"}
+    filled = fill_blanks(current, {name: getattr(loser, name) for name in current})
     for name, value in filled.items():
         setattr(survivor, name, value)
     survivor.updated_at = utcnow()
     moved = _repoint(session, scope, loser_id, survivor_id)
-    session.add(MergeLog(raw_item_id=review.raw_item_id or 0, record_type=scope, record_id=survivor_id,
-                         filled={"merged_record": {"id": loser_id, **snapshot},
-                                 "filled": {k: _plain(v) for k, v in filled.items()}}))
     session.delete(loser)
-    review.state, review.decided_at = "merged", utcnow()
-    return {"review": review_id, "record_type": scope, "survivor": survivor_id, "merged": loser_id,
-            "filled": sorted(filled), **moved}
+    entry = MergeLog(raw_item_id=raw_item_id, record_type=scope, record_id=survivor_id, merged_id=loser_id,
+                     filled={"merged_record": {"id": loser_id, **snapshot},
+                             "filled": {k: _plain(v) for k, v in filled.items()}, "moved": moved})
+    session.add(entry)
+    session.flush()
+    return entry
 
 
-def _repoint(session: Session, scope: str, loser: int, survivor: int) -> dict[str, int]:
-    """Everything that named the merged record names the survivor; duplicates are dropped."""
-    moved = {}
-    owned = set(session.execute(select(IdentityKey.kind, IdentityKey.value)
-                                .where(IdentityKey.scope == scope, IdentityKey.record_id == survivor)).all())
-    for key in session.scalars(select(IdentityKey).where(IdentityKey.scope == scope,
-                                                         IdentityKey.record_id == loser)):
-        if (key.kind, key.value) in owned:
-            session.delete(key)
-        else:
-            key.record_id = survivor
-    session.execute(update(MatchKey).where(MatchKey.scope == scope, MatchKey.record_id == loser)
-                    .values(record_id=survivor))
+def undo_merge(session: Session, review_id: int) -> dict[str, Any]:
+    """Undo a merged pair (by the rules or a person): the merged record comes back with its id
+    and values, with what moved from it (contact points, cases, opportunities, activities,
+    campaign memberships, item outcomes); values it filled in on the survivor are blanked again
+    where nobody changed them since. The pair is then 'kept_separate', so neither the rules nor
+    the re-check merges it again. Items that arrived after the merge stay where they went."""
+    review = session.get(DuplicateReview, review_id, with_for_update=True)
+    if review is None:
+        raise LookupError(f"no duplicate review {review_id}")
+    if review.state != "merged" or review.merge_id is None:
+        raise ValueError(f"review {review_id} is {review.state}, not a merge that can be undone")
+    entry = session.get(MergeLog, review.merge_id, with_for_update=True)
+    if entry is None or entry.undone_at is not None:
+        raise ValueError(f"the merge of review {review_id} was undone already")
+    scope, survivor_id, loser_id = entry.record_type, entry.record_id, entry.merged_id
+    model = PERSON_MODELS[scope]
+    survivor = session.get(model, survivor_id, with_for_update=True)
+    if survivor is None:
+        raise LookupError(f"{scope} {survivor_id}, the record it was merged into, no longer exists")
+    if session.get(model, loser_id) is not None:
+        raise ValueError(f"{scope} {loser_id} exists already")
+    snapshot = dict(entry.filled["merged_record"])
+    restored = model(**{name: _restore(model, name, value) for name, value in snapshot.items()})
+    restored.updated_at = utcnow()
+    session.add(restored)
+    blanked = []
+    for name, value in entry.filled["filled"].items():
+        if _plain(getattr(survivor, name)) == value:
+            setattr(survivor, name, None)
+            blanked.append(name)
+    survivor.updated_at = utcnow()
+    session.flush()
+    moved = entry.filled["moved"]
+    back = {}
+    for name, model_, column, owner in _moved_columns(scope):
+        ids = moved.get(name) or []
+        back[name] = 0
+        for start in range(0, len(ids), 1000):
+            conditions = [model_.id.in_(ids[start:start + 1000]), column == survivor_id]
+            if owner is not None:
+                conditions.append(owner == scope)
+            back[name] += session.execute(update(model_).where(*conditions)
+                                          .values({column.key: loser_id})).rowcount
+    origin = snapshot.get("origin_item_id")
+    if origin is not None:  # the item that created the record created it again
+        session.execute(update(RawItem).where(RawItem.id == origin, RawItem.record_type == scope,
+                                              RawItem.record_id == loser_id, RawItem.outcome == "merged")
+                        .values(outcome="created", outcome_reason=f"merge into {scope} {survivor_id} undone"))
+    for row in moved.get("campaign_members_dropped") or []:
+        session.add(CampaignMember(**{**row, "record_id": loser_id,
+                                      "created_at": _restore(CampaignMember, "created_at", row["created_at"])}))
+    reopened = moved.get("reviews_closed") or []
+    if reopened:
+        session.execute(update(DuplicateReview).where(DuplicateReview.id.in_(reopened),
+                                                      DuplicateReview.state == "merged",
+                                                      DuplicateReview.merge_id.is_(None))
+                        .values(state="open", decided_at=None, decided_by=None))
+    entry.undone_at = utcnow()
+    review.state, review.decided_at, review.decided_by = "kept_separate", utcnow(), "person"
+    return {"review": review_id, "record_type": scope, "restored": loser_id, "survivor": survivor_id,
+            "blanked": sorted(blanked), **back}
+
+
+def _moved_columns(scope: str):
+    """(name in merge_log 'moved', model, column naming the record, record type column or None)."""
+    person_column = Opportunity.contact_id if scope == "contact" else Opportunity.lead_id
+    specs = [("identity_keys", IdentityKey, IdentityKey.record_id, IdentityKey.scope),
+             ("match_keys", MatchKey, MatchKey.record_id, MatchKey.scope),
+             ("campaign_members", CampaignMember, CampaignMember.record_id, CampaignMember.record_type),
+             ("cases", Case, Case.contact_id, None) if scope == "contact" else None,
+             ("opportunities", Opportunity, person_column, None),
+             ("activities", Activity, Activity.regarding_id, Activity.regarding_type),
+             ("items", RawItem, RawItem.record_id, RawItem.record_type),
+             ("merge_log", MergeLog, MergeLog.record_id, MergeLog.record_type)]
+    return [spec for spec in specs if spec is not None]
+
+
+def _repoint(session: Session, scope: str, loser: int, survivor: int) -> dict[str, list]:
+    """Everything that named the merged record names the survivor: what moved, by row id."""
+    moved: dict[str, list] = {}
+    # the survivor's campaigns: the merged record's membership there is dropped (kept for undo)
     members = set(session.scalars(select(CampaignMember.campaign_id).where(
         CampaignMember.record_type == scope, CampaignMember.record_id == survivor)))
-    session.execute(delete(CampaignMember).where(CampaignMember.record_type == scope,
-                                                 CampaignMember.record_id == loser,
-                                                 CampaignMember.campaign_id.in_(members or {-1})))
-    moved["campaign_members"] = session.execute(
-        update(CampaignMember).where(CampaignMember.record_type == scope, CampaignMember.record_id == loser)
-        .values(record_id=survivor)).rowcount
-    moved["cases"] = session.execute(update(Case).where(Case.contact_id == loser).values(
-        contact_id=survivor)).rowcount if scope == "contact" else 0
-    column = Opportunity.contact_id if scope == "contact" else Opportunity.lead_id
-    moved["opportunities"] = session.execute(update(Opportunity).where(column == loser)
-                                             .values({column.key: survivor})).rowcount
-    moved["activities"] = session.execute(
-        update(Activity).where(Activity.regarding_type == scope, Activity.regarding_id == loser)
-        .values(regarding_id=survivor)).rowcount
-    moved["items"] = session.execute(
-        update(RawItem).where(RawItem.record_type == scope, RawItem.record_id == loser)
-        .values(record_id=survivor)).rowcount
-    session.execute(update(MergeLog).where(MergeLog.record_type == scope, MergeLog.record_id == loser)
-                    .values(record_id=survivor))
-    # other open pairs naming the merged record now name the survivor (or vanish into it)
-    for review in session.scalars(select(DuplicateReview).where(
-            DuplicateReview.state == "open",
-            ((DuplicateReview.record_type == scope) & (DuplicateReview.record_id == loser))
-            | ((DuplicateReview.other_type == scope) & (DuplicateReview.other_id == loser)))):
-        review.state, review.decided_at = "merged", utcnow()
+    dropped = session.scalars(select(CampaignMember).where(
+        CampaignMember.record_type == scope, CampaignMember.record_id == loser,
+        CampaignMember.campaign_id.in_(members or {-1}))).all()
+    moved["campaign_members_dropped"] = [
+        {"campaign_id": m.campaign_id, "record_type": m.record_type, "import_job_id": m.import_job_id,
+         "raw_item_id": m.raw_item_id, "created_at": _plain(m.created_at)} for m in dropped]
+    for member in dropped:
+        session.delete(member)
+    session.flush()
+    for name, model, column, owner in _moved_columns(scope):
+        conditions = [column == loser] + ([owner == scope] if owner is not None else [])
+        ids = list(session.scalars(select(model.id).where(*conditions).order_by(model.id)))
+        for start in range(0, len(ids), 1000):
+            session.execute(update(model).where(model.id.in_(ids[start:start + 1000]))
+                            .values({column.key: survivor}))
+        moved[name] = ids
+    # other open pairs naming the merged record are settled by this merge (reopened by an undo)
+    closed = list(session.scalars(select(DuplicateReview.id).where(
+        DuplicateReview.state == "open",
+        ((DuplicateReview.record_type == scope) & (DuplicateReview.record_id == loser))
+        | ((DuplicateReview.other_type == scope) & (DuplicateReview.other_id == loser)))))
+    if closed:
+        session.execute(update(DuplicateReview).where(DuplicateReview.id.in_(closed))
+                        .values(state="merged", decided_at=utcnow(), decided_by="merge"))
+    moved["reviews_closed"] = closed
     return moved
 
 
@@ -273,6 +410,22 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+def _restore(model, name: str, value: Any) -> Any:
+    """A value `_plain` wrote, back in its column's Python type."""
+    if not isinstance(value, str):
+        return value
+    try:
+        column_type = model.__table__.columns[name].type
+        python_type = getattr(column_type, "impl_instance", column_type).python_type  # a TypeDecorator's own
+    except (KeyError, NotImplementedError):
+        return value
+    if python_type is datetime:
+        return datetime.fromisoformat(value)
+    if python_type is date:
+        return date.fromisoformat(value)
+    return value
+
+
 # -- the re-check -----------------------------------------------------------------------------------
 
 RECHECK_CHECKPOINT = "_duplicates"  # a connector_checkpoints row: how far records were re-checked
@@ -283,10 +436,10 @@ def recheck(session: Session, settings, *, limit: int = 5000, from_start: bool =
     """Compare records created since the last re-check (older than a minute) with their
     look-alikes, by the same rules: what slipped in past the online check (two look-alikes
     created by two workers at once) or past the rules of the day. `from_start` re-checks every
-    record (after a rules change). Returns records checked and pairs queued."""
+    record (after a rules change). Returns records checked, pairs queued and records merged."""
     done = {} if from_start else (load_checkpoint(session, RECHECK_CHECKPOINT) or {})
     settled = utcnow() - timedelta(seconds=RECHECK_SETTLE_SECONDS)
-    result = {"checked": 0, "queued": 0}
+    result = {"checked": 0, "queued": 0, "merged": 0}
     for scope, model in PERSON_MODELS.items():
         rows = session.execute(
             select(model.id, model.source, *[getattr(model, name) for name in COMPARED])
@@ -294,7 +447,9 @@ def recheck(session: Session, settings, *, limit: int = 5000, from_start: bool =
             .order_by(model.id).limit(limit)).all()
         people = [NewPerson(scope, row[0], dict(zip(COMPARED, row[2:]))) for row in rows
                   if _reviewed(settings, row[1])]
-        result["queued"] += flag_possible_duplicates(session, people, settings.matching)
+        flagged = flag_possible_duplicates(session, people, settings.matching)
+        result["queued"] += flagged.queued
+        result["merged"] += len(flagged.merged)
         result["checked"] += len(people)
         if rows:
             done[scope] = rows[-1][0]

@@ -522,12 +522,14 @@ class RuleSet:
     score = evidence for / (evidence for + evidence against), over the conditions both
     records can be compared on; when that evidence weighs less than `min_weight`, the
     denominator is `min_weight`, so a pair that agrees on little (a name alone) cannot merge.
+    `auto_merge` false sends 'merge' pairs to review too (suggested: merge) instead of merging.
     """
 
     conditions: tuple[Condition, ...]
     merge_threshold: float = 0.8
     review_threshold: float = 0.6
     min_weight: float = 0.0
+    auto_merge: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conditions", tuple(self.conditions))
@@ -648,7 +650,7 @@ DEFAULT_RULES: Mapping[str, RuleSet] = MappingProxyType({
 
 # -- configuration ----------------------------------------------------------------------------------
 
-_RULESET_KEYS = {"merge_threshold", "review_threshold", "min_weight", "conditions"}
+_RULESET_KEYS = {"merge_threshold", "review_threshold", "min_weight", "conditions", "auto_merge"}
 _CONDITION_KEYS = {"field", "op", "n", "ignore_blank", "case_sensitive", "weight", "threshold",
                    "penalty", "scorer"}
 
@@ -692,8 +694,11 @@ def _ruleset(raw: Mapping[str, Any], where: str, default: RuleSet) -> RuleSet:
     review = values.get("review_threshold", default.review_threshold)
     if "review_threshold" not in values and review > merge:
         review = merge  # only merge_threshold was lowered below the default review threshold
+    auto_merge = raw.get("auto_merge", default.auto_merge)
+    if not isinstance(auto_merge, bool):
+        raise ConfigError(f"{where}.auto_merge", "must be true or false")
     try:
-        return RuleSet(conditions, merge, review, values.get("min_weight", default.min_weight))
+        return RuleSet(conditions, merge, review, values.get("min_weight", default.min_weight), auto_merge)
     except ConfigError as exc:
         raise ConfigError(where + exc.key.removeprefix("RuleSet"), exc.reason) from None
 

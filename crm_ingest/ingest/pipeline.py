@@ -6,7 +6,7 @@ worker commits records and outcomes together, so an item's effects happen exactl
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import select, text
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from crm_ingest.models import Activity, Campaign, CampaignMember, Case, MergeLog, RawItem, Suppression
 from crm_ingest.models.bulk import allocate_ids, array_literal, index_lookups, insert_rows
 
-from .duplicates import NewPerson, flag_possible_duplicates
+from .duplicates import AutoMerge, NewPerson, flag_possible_duplicates
 from .identity import EMAIL_KINDS, resolve_people
 from .plan import ItemPlan, plan_item
 from .settings import Settings, SourceConfig
@@ -119,15 +119,39 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
                 reason = f"existing {person.record_type}, linked"
             outcomes[plan.item_id] = Outcome(plan.item_id, "created" if person.created else "merged",
                                              person.record_type, person.record_id, reason=reason)
-    flag_possible_duplicates(session, [
+    flagged = flag_possible_duplicates(session, [
         NewPerson(people[plan.item_id].record_type, people[plan.item_id].record_id, plan.person.fields,
                   plan.item_id)
         for plan in active if plan.item_id not in imports and plan.item_id in people
         and people[plan.item_id].created and sources[plan.item_id].reviews_duplicates], rules)
+    if flagged.merged:
+        _follow_automatic_merges(session, outcomes, flagged.merged)
+        merges = [replace(m, record_id=flagged.merged[(m.record_type, m.record_id)].survivor_id)
+                  if (m.record_type, m.record_id) in flagged.merged else m for m in merges]
     _insert_activities(session, active, outcomes)
     _log_merges(session, merges)
     _link_campaign_members(session, active, outcomes, defaults, imports)
     return [outcomes[plan.item_id] for plan in plans]
+
+
+def _follow_automatic_merges(session: Session, outcomes: dict[int, Outcome],
+                             merged: Mapping[tuple[str, int], AutoMerge]) -> None:
+    """Items whose record the rules merged into an older one went to that one; the merge's log
+    entry lists them, so an undo brings them back with the record."""
+    moved: dict[int, list[int]] = {}
+    for item_id, outcome in list(outcomes.items()):
+        auto = merged.get((outcome.record_type, outcome.record_id)) if outcome.record_id else None
+        if auto is None:
+            continue
+        outcomes[item_id] = Outcome(
+            item_id, "merged", outcome.record_type, auto.survivor_id,
+            reason=f"the same person as {outcome.record_type} {auto.survivor_id} by the matching rules "
+                   f"(score {auto.score:.2f}); merged automatically (undo: ingest review undo {auto.review_id})")
+        moved.setdefault(auto.merge_id, []).append(item_id)
+    for merge_id, item_ids in moved.items():
+        entry = session.get(MergeLog, merge_id)
+        entry.filled = {**entry.filled, "moved": {**entry.filled["moved"],
+                                                  "items": sorted({*entry.filled["moved"]["items"], *item_ids})}}
 
 
 def _apply_import(plan: ItemPlan, options: ImportOptions) -> None:

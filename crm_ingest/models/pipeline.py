@@ -148,11 +148,13 @@ class MergeLog(Base):
     __table_args__ = (Index("ix_merge_log_record", "record_type", "record_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    raw_item_id: Mapped[int] = mapped_column(BigId, index=True)
+    raw_item_id: Mapped[int | None] = mapped_column(BigId, index=True)  # None: a merge decided in review
     record_type: Mapped[str] = mapped_column(String(20))
     record_id: Mapped[int] = mapped_column(BigId)
     filled: Mapped[dict[str, Any] | None] = mapped_column(Json)  # field -> value it filled (was blank)
     keys_added: Mapped[list[Any] | None] = mapped_column(Json)  # [kind, value] pairs it added
+    merged_id: Mapped[int | None] = mapped_column(BigId)  # a record merged into record_id (deleted)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -195,3 +197,5 @@ class DuplicateReview(Base):
     raw_item_id: Mapped[int | None] = mapped_column(BigId)  # the item that brought the pair up
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(20))  # rules | person
+    merge_id: Mapped[int | None] = mapped_column(BigId)  # the merge_log entry of a merged pair
