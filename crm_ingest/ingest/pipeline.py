@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from crm_ingest.models import Activity, Campaign, CampaignMember, Case, MergeLog, RawItem, Suppression
 from crm_ingest.models.bulk import allocate_ids, array_literal, index_lookups, insert_rows
 
+from .accounts import link_accounts
 from .duplicates import AutoMerge, NewPerson, flag_possible_duplicates
 from .identity import EMAIL_KINDS, resolve_people
 from .plan import ItemPlan, plan_item
@@ -128,10 +129,24 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
         _follow_automatic_merges(session, outcomes, flagged.merged)
         merges = [replace(m, record_id=flagged.merged[(m.record_type, m.record_id)].survivor_id)
                   if (m.record_type, m.record_id) in flagged.merged else m for m in merges]
+    link_accounts(session, _contacts_of(active, people, flagged.merged, imports))
     _insert_activities(session, active, outcomes)
     _log_merges(session, merges)
     _link_campaign_members(session, active, outcomes, defaults, imports)
     return [outcomes[plan.item_id] for plan in plans]
+
+
+def _contacts_of(plans: list[ItemPlan], people: Mapping[int, Any], merged: Mapping[tuple[str, int], AutoMerge],
+                 imports: Mapping[int, ImportOptions]) -> list[tuple[int, Mapping[str, Any]]]:
+    """The contacts these items created or reached (list rows aside: an import only links)."""
+    contacts = []
+    for plan in plans:
+        person = people.get(plan.item_id)
+        if plan.item_id in imports or person is None or person.record_type != "contact":
+            continue
+        auto = merged.get(("contact", person.record_id))
+        contacts.append((auto.survivor_id if auto else person.record_id, plan.person.fields))
+    return contacts
 
 
 def _follow_automatic_merges(session: Session, outcomes: dict[int, Outcome],
