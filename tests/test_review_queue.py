@@ -107,6 +107,7 @@ def test_the_same_person_is_merged_automatically_and_the_merge_can_be_undone(cli
     assert reviews(cli) == []
     pair = reviews(cli, "merged")[0]
     assert (pair["suggested"], pair["decided_by"]) == ("merge", "rules")
+    assert {pair["a"]["first_name"], pair["b"]["first_name"]} == {"Bob", "Robert"}  # as before the merge
 
     # When a person undoes the merge
     undone = cli("review", "undo", str(pair["id"]), "--json")

@@ -227,6 +227,11 @@ def review_rows(session: Session, state: str | None = "open", limit: int = 100) 
     reviews = session.scalars(query).all()
     fields = _fields(session, {(r.record_type, r.record_id) for r in reviews}
                      | {(r.other_type, r.other_id) for r in reviews})
+    merges = [r.merge_id for r in reviews if r.merge_id is not None]
+    for entry in session.scalars(select(MergeLog).where(MergeLog.id.in_(merges))) if merges else ():
+        gone = (entry.record_type, entry.merged_id)  # a merged record, as it was before the merge
+        fields.setdefault(gone, {name: (entry.filled or {}).get("merged_record", {}).get(name)
+                                 for name in COMPARED})
     return [{"id": r.id, "state": r.state, "score": r.score, "suggested": r.suggested,
              "a": {"type": r.record_type, "id": r.record_id, **fields.get((r.record_type, r.record_id), {})},
              "b": {"type": r.other_type, "id": r.other_id, **fields.get((r.other_type, r.other_id), {})},
