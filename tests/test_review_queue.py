@@ -283,3 +283,14 @@ def test_the_recheck_merges_look_alikes_that_slipped_in_once(cli, tmp_path, sess
     # And --all compares every record again, without deciding the same pair twice
     again = json.loads(cli("review", "recheck", "--all", "--json").output)
     assert (again["checked"], again["queued"], again["merged"]) == (1, 0, 0)
+
+
+def test_auto_merge_is_read_per_record_pair_and_must_be_a_boolean():
+    from crm_ingest.ingest.errors import ConfigError
+    from crm_ingest.ingest.matching import rules_from_toml
+
+    rules = rules_from_toml({"lead-lead": {"auto_merge": False}})
+    assert (rules["lead-lead"].auto_merge, rules["contact-contact"].auto_merge) == (False, True)
+    with pytest.raises(ConfigError) as error:
+        rules_from_toml({"lead-lead": {"auto_merge": "no"}})
+    assert error.value.key == "matching.lead-lead.auto_merge"
