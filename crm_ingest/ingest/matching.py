@@ -12,14 +12,14 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
 from rapidfuzz import fuzz
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from .errors import ConfigError, InvalidItem
 from .normalize import clean_text, normalize_email, normalize_phone, split_name
@@ -446,7 +446,7 @@ def _unique(keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 # -- rules ------------------------------------------------------------------------------------------
 
 OPS = ("exact", "first_n", "last_n", "same_date", "fuzzy")
-SCORERS = ("auto", "jaro_winkler", "token_sort")
+SCORERS = ("auto", "jaro_winkler", "token_sort", "damerau_levenshtein")
 RECORD_PAIRS = ("lead-lead", "lead-contact", "contact-contact", "account-account")
 
 
@@ -456,12 +456,21 @@ class Condition:
 
     exact: equal; first_n / last_n: the first or last `n` characters equal; same_date: the
     same day; fuzzy: a similarity (`scorer` jaro_winkler, token_sort, or auto: Jaro-Winkler
-    for one-word values, token-sort ratio otherwise), counted as 0 below `threshold`.
+    for one-word values, token-sort ratio otherwise; damerau_levenshtein: 1 - edits / the
+    longer length, an edit being a character added, dropped or changed, or two adjacent ones
+    swapped, for typed identifiers and digits), counted as 0 below `threshold`.
     A match counts `weight` for the pair, a mismatch `penalty` (default: the weight) against
     it. A blank side does not count with ignore_blank; without it, blank against blank is a
     match and blank against a value a mismatch. CRM fields (email, phone, handle, first_name,
     last_name, company_name, domain) compare their match keys, so case_sensitive applies to
     other fields only. A field with several values matches when any two values do.
+
+    swap_with (off unless set) names a field this one may have been entered in instead (first
+    and last name, two address lines): when the second record's two fields, swapped, both
+    match the first's under this condition (neither counted as 0) and agree better swapped
+    than as entered, every condition compares the second record with the two fields swapped,
+    and the reasons start with 'field, other: compared swapped'. Give it a threshold: without
+    one any fuzzy similarity above 0 counts as a match.
     """
 
     field: str
@@ -473,6 +482,7 @@ class Condition:
     threshold: float | None = None
     penalty: float | None = None
     scorer: str = "auto"
+    swap_with: str | None = None
 
     def __post_init__(self) -> None:
         problem = _condition_problem(self)
@@ -509,6 +519,11 @@ def _condition_problem(c: Condition) -> tuple[str, str] | None:
         return "scorer", f"must be one of {', '.join(SCORERS)}"
     if c.scorer != "auto" and c.op != "fuzzy":
         return "scorer", "only for op fuzzy"
+    if c.swap_with is not None:
+        if not isinstance(c.swap_with, str) or not _FIELD_NAME.fullmatch(c.swap_with):
+            return "swap_with", "must be a field name (letters, digits, underscores)"
+        if c.swap_with == c.field:
+            return "swap_with", "must be another field than the condition's"
     return None
 
 
@@ -558,6 +573,8 @@ def _fuzzy(a: str, b: str, scorer: str) -> float:
         scorer = "jaro_winkler" if " " not in a and " " not in b else "token_sort"
     if scorer == "jaro_winkler":
         return JaroWinkler.similarity(a, b)
+    if scorer == "damerau_levenshtein":
+        return DamerauLevenshtein.normalized_similarity(a, b)
     return fuzz.token_sort_ratio(a, b) / 100.0
 
 
@@ -575,9 +592,13 @@ def _similarity(c: Condition, a: list[Any], b: list[Any]) -> float:
 
 def score(a: Mapping[str, Any], b: Mapping[str, Any], ruleset: RuleSet) -> Decision:
     """Compare two records under a rule set: a score from 0 to 1, the outcome it decides, and
-    one reason a condition ('first_name fuzzy: 0.93')."""
+    one reason a condition ('first_name fuzzy: 0.93'), after any fields compared swapped."""
     evidence_for = evidence_against = 0.0
     reasons: list[str] = []
+    for c in ruleset.conditions:
+        if c.swap_with is not None and _swaps(a, b, c):
+            b = {**b, c.field: b.get(c.swap_with), c.swap_with: b.get(c.field)}
+            reasons.append(f"{c.field}, {c.swap_with}: compared swapped")
     for c in ruleset.conditions:
         a_values, b_values = _values(a, c), _values(b, c)
         if not a_values or not b_values:
@@ -609,6 +630,25 @@ def score(a: Mapping[str, Any], b: Mapping[str, Any], ruleset: RuleSet) -> Decis
     else:
         outcome = "new"
     return Decision(value, outcome, reasons)
+
+
+def _counted(c: Condition, a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
+    """The similarity a condition counts for two records; 0 when either side is blank."""
+    a_values, b_values = _values(a, c), _values(b, c)
+    if not a_values or not b_values:
+        return 0.0
+    similarity = _similarity(c, a_values, b_values)
+    return 0.0 if c.threshold is not None and similarity < c.threshold else similarity
+
+
+def _swaps(a: Mapping[str, Any], b: Mapping[str, Any], c: Condition) -> bool:
+    """Do b's fields c.field and c.swap_with, swapped, both match a's, better than unswapped?"""
+    other = replace(c, field=c.swap_with, swap_with=None)
+    swapped = {**b, c.field: b.get(c.swap_with), c.swap_with: b.get(c.field)}
+    crossed = (_counted(c, a, swapped), _counted(other, a, swapped))
+    if not all(crossed):
+        return False
+    return sum(crossed) > _counted(c, a, b) + _counted(other, a, b)
 
 
 def _blank_note(a: Mapping[str, Any], b: Mapping[str, Any], c: Condition) -> str:
@@ -652,7 +692,7 @@ DEFAULT_RULES: Mapping[str, RuleSet] = MappingProxyType({
 
 _RULESET_KEYS = {"merge_threshold", "review_threshold", "min_weight", "conditions", "auto_merge"}
 _CONDITION_KEYS = {"field", "op", "n", "ignore_blank", "case_sensitive", "weight", "threshold",
-                   "penalty", "scorer"}
+                   "penalty", "scorer", "swap_with"}
 
 
 def rules_from_toml(mapping: Mapping[str, Any], prefix: str = "matching") -> dict[str, RuleSet]:
@@ -712,7 +752,7 @@ def _condition(raw: Any, where: str) -> Condition:
     values: dict[str, Any] = {}
     for name, value in raw.items():
         key = f"{where}.{name}"
-        if name in ("field", "op", "scorer"):
+        if name in ("field", "op", "scorer", "swap_with"):
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError(key, "must be a non-empty string")
             values[name] = value.strip()

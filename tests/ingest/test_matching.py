@@ -3,6 +3,7 @@ rules on the pairs a CRM must merge and the ones it must keep apart."""
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 
 import pytest
 
@@ -317,6 +318,89 @@ def test_fuzzy_gives_a_similarity_and_threshold_counts_a_low_one_as_zero():
     assert strict.reasons == ["surname fuzzy: 0.97 below 0.99, counted as 0"]
 
 
+def test_damerau_levenshtein_counts_typed_typos_as_edits():
+    # Given an identifier with two adjacent digits swapped, one with a digit changed, and an
+    # address with a space dropped
+    rules = one(Condition("id", "fuzzy", scorer="damerau_levenshtein"))
+    swapped = score({"id": "4173804"}, {"id": "4178304"}, rules)
+    changed = score({"id": "7440143"}, {"id": "7440243"}, rules)
+    spaced = score({"id": "walker crescent"}, {"id": "walkercrescent"}, rules)
+    # Then each is one edit: 1 - edits / the longer length
+    assert swapped.score == changed.score == pytest.approx(1 - 1 / 7, abs=1e-6)
+    assert spaced.score == pytest.approx(1 - 1 / 15, abs=1e-6)
+    # And two edits count twice
+    assert score({"id": "4173804"}, {"id": "4178305"}, rules).score == pytest.approx(1 - 2 / 7, abs=1e-6)
+
+
+SWAPPABLE_NAMES = RuleSet((
+    Condition("given_name", "fuzzy", scorer="jaro_winkler", threshold=0.85, weight=2, swap_with="surname"),
+    Condition("surname", "fuzzy", scorer="jaro_winkler", threshold=0.85, weight=2),
+    Condition("dob", "same_date", weight=2),
+), merge_threshold=0.8, review_threshold=0.6)
+
+
+def test_swap_with_compares_names_entered_in_each_others_fields():
+    # Given one person with given name and surname entered the other way round (one typo too)
+    a = {"given_name": "Sybella", "surname": "Shepherd", "dob": "1946-03-21"}
+    b = {"given_name": "Shepherd", "surname": "Sybela", "dob": "1946-03-21"}
+    # When scored with swap_with, and with the same conditions without it
+    swapping = decide(a, b, SWAPPABLE_NAMES)
+    plain = decide(a, b, RuleSet(tuple(replace(c, swap_with=None) for c in SWAPPABLE_NAMES.conditions)))
+    # Then the swapped names match and the reasons say so; without swap_with they do not
+    assert swapping.outcome == "merge"
+    assert swapping.reasons[0] == "given_name, surname: compared swapped"
+    assert "surname fuzzy: 1.00" in swapping.reasons
+    assert plain.outcome == "new"
+
+
+def test_swap_with_needs_both_fields_to_match_swapped():
+    # Given two people where one's given name is the other's surname, but nothing else crosses
+    a = {"given_name": "Thomas", "surname": "Wright", "dob": "1970-01-01"}
+    b = {"given_name": "Anna", "surname": "Thomas", "dob": "1970-01-01"}
+    # Then nothing is swapped: one crossed match is no evidence of fields entered the other way
+    decision = decide(a, b, SWAPPABLE_NAMES)
+    assert not any("swapped" in reason for reason in decision.reasons)
+    assert decision.outcome == "new"
+
+
+def test_swap_with_leaves_fields_that_match_as_entered_alone():
+    # Given the same names in the same fields, and a pair with one side blank
+    a = {"given_name": "Anna", "surname": "Anna"}
+    # Then nothing is swapped (swapped agrees no better), and a blank never swaps
+    assert not any("swapped" in r for r in decide(a, dict(a), SWAPPABLE_NAMES).reasons)
+    assert not any("swapped" in r for r in decide(a, {"given_name": "Anna"}, SWAPPABLE_NAMES).reasons)
+
+
+def test_swap_with_also_swaps_crm_name_fields():
+    # Given a lead with first and last name entered the other way round
+    a = {"first_name": "Erik", "last_name": "Lindberg"}
+    b = {"first_name": "Lindberg", "last_name": "Erik"}
+    rules = RuleSet((
+        Condition("first_name", "fuzzy", threshold=0.85, weight=2, swap_with="last_name"),
+        Condition("last_name", "fuzzy", threshold=0.85, weight=2),
+    ))
+    # Then both name conditions match swapped
+    assert decide(a, b, rules).score == 1.0
+
+
+def test_rules_from_toml_reads_swap_with_and_the_damerau_levenshtein_scorer():
+    # Given conditions with swap_with and the damerau_levenshtein scorer
+    data = tomllib.loads("""
+        [matching.contact-contact]
+        conditions = [
+          { field = "given_name", op = "fuzzy", threshold = 0.85, swap_with = "surname" },
+          { field = "soc_sec_id", op = "fuzzy", scorer = "damerau_levenshtein", threshold = 0.85 },
+        ]
+    """)
+    # Then they are read as configured, and other pairs keep conditions without swap_with
+    rules = rules_from_toml(data["matching"])
+    assert rules["contact-contact"].conditions == (
+        Condition("given_name", "fuzzy", threshold=0.85, swap_with="surname"),
+        Condition("soc_sec_id", "fuzzy", threshold=0.85, scorer="damerau_levenshtein"),
+    )
+    assert all(c.swap_with is None for c in rules["lead-lead"].conditions)
+
+
 def test_a_field_with_several_values_matches_when_any_two_do():
     # Given records with two phones each, one in common (written differently)
     a = {"phones": ["070-111 11 11", "08-123 456 78"]}
@@ -472,6 +556,12 @@ def test_a_pair_with_thresholds_only_keeps_the_default_conditions():
      "matching.lead-lead.conditions[0].threshold", "between 0 and 1"),
     ({"lead-lead": {"conditions": [{"field": "last_name", "op": "fuzzy", "scorer": "soundex"}]}},
      "matching.lead-lead.conditions[0].scorer", "must be one of auto, jaro_winkler, token_sort"),
+    ({"lead-lead": {"conditions": [{"field": "last_name", "op": "fuzzy", "swap_with": "last_name"}]}},
+     "matching.lead-lead.conditions[0].swap_with", "must be another field"),
+    ({"lead-lead": {"conditions": [{"field": "last_name", "op": "fuzzy", "swap_with": "first name"}]}},
+     "matching.lead-lead.conditions[0].swap_with", "must be a field name"),
+    ({"lead-lead": {"conditions": [{"field": "last_name", "op": "fuzzy", "swap_with": 3}]}},
+     "matching.lead-lead.conditions[0].swap_with", "must be a non-empty string"),
     ({"lead-lead": {"conditions": [{"field": "email", "op": "exact", "weight": 0}]}},
      "matching.lead-lead.conditions[0].weight", "greater than zero"),
     ({"lead-lead": {"conditions": [{"field": "email", "op": "exact", "weight": True}]}},
