@@ -171,17 +171,18 @@ def _group(plans: list[ItemPlan], owners: dict[Key, int],
     own one)."""
     names = names or {}
     people: list[Person] = []
-    by_key: dict[tuple[str, str], Person] = {}
+    by_key: dict[Key, Person] = {}  # (scope, kind, value): a case's contact never joins a lead
     existing: dict[tuple[str, int], Person] = {}
     for plan in plans:
         keys = list(plan.person.keys)
         finding = [k for k in keys if plan.person.match_kinds is None or k[0] in plan.person.match_kinds]
         fields = plan.person.fields
+        scopes = _scopes(plan)
         person = None
         if plan.person.match:
-            person = next((by_key[k] for k in finding if k in by_key and _may_join(k, fields, by_key[k].fields)),
-                          None)
-            for scope in _scopes(plan) if person is None else ():
+            person = next((by_key[(scope, *k)] for scope in scopes for k in finding if (scope, *k) in by_key
+                           and _may_join(k, fields, by_key[(scope, *k)].fields)), None)
+            for scope in scopes if person is None else ():
                 owned = next(((scope, *k) for k in finding if (scope, *k) in owners and _may_join(
                     k, fields, names.get((scope, owners[(scope, *k)]), {}))), None)
                 if owned is not None:
@@ -199,9 +200,9 @@ def _group(plans: list[ItemPlan], owners: dict[Key, int],
         fill_blanks(person.fields, plan.person.fields)
         for kind, value in keys:
             key = (person.scope, kind, value)
-            if key not in owners and key not in person.new_keys and (kind, value) not in by_key:
+            if key not in owners and key not in person.new_keys and key not in by_key:
                 person.new_keys.append(key)
-            by_key.setdefault((kind, value), person)
+            by_key.setdefault(key, person)
     return people
 
 
