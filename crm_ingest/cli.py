@@ -23,6 +23,12 @@ from crm_ingest.runtime import Runtime, runtime
 
 console = Console()
 EXPORT_LIMIT_CELL = 32_000
+_SHOWN = Settings()  # display names of record types ([labels]); set from the runtime's settings
+
+
+def shown(record_type: str | None, plural: bool = False) -> str:
+    """A record type as the configuration names it for people ('company' for account)."""
+    return _SHOWN.label(record_type, plural)
 
 
 @dataclass
@@ -43,10 +49,12 @@ wait_option = click.option("--wait", is_flag=True,
 
 def _runtime(*, migrate_embedded: bool = True) -> Runtime:
     """Settings checked, schema current: on SQLite we upgrade it; on PostgreSQL we ask for it."""
+    global _SHOWN
     try:
         rt = runtime()
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
+    _SHOWN = rt.settings
     url = rt.settings.database_url
     if url.startswith("sqlite"):
         if migrate_embedded:
@@ -331,8 +339,9 @@ def _print_job(summary: dict) -> None:
     table = Table(title=f"Import job {summary['job']} ({summary['state']}): {summary['file']}")
     table.add_column("rows")
     table.add_column("count", justify="right")
-    labels = [("created", "created lead"), ("merged", "merged into an existing lead"),
-              ("linked_contact", "existing contact, linked"), ("duplicate_in_file", "duplicate of an earlier row"),
+    labels = [("created", f"created {shown('lead')}"), ("merged", f"merged into an existing {shown('lead')}"),
+              ("linked_contact", f"existing {shown('contact')}, linked"),
+              ("duplicate_in_file", "duplicate of an earlier row"),
               ("rejected", "rejected"), ("suppressed", "suppressed (do not contact)"),
               ("ignored", "ignored"), ("review", "review"), ("pending", "waiting"),
               ("processing", "in progress"), ("failed", "failed")]
@@ -467,7 +476,7 @@ def _print_reviews(data: dict) -> None:
         def who(side: dict) -> str:
             name = " ".join(p for p in (side.get("first_name"), side.get("last_name")) if p)
             points = ", ".join(p for p in (side.get("email"), side.get("phone"), side.get("company_name")) if p)
-            return f"{side['type']} {side['id']}: {name or '(no name)'}\n{points}"
+            return f"{shown(side['type'])} {side['id']}: {name or '(no name)'}\n{points}"
         state = row["state"] + (f" by {row['decided_by']}" if row.get("decided_by") else "")
         table.add_row(str(row["id"]), state, f"{row['score']:.2f}", row["suggested"], who(row["a"]), who(row["b"]),
                       "\n".join((row["reasons"] or [])[:4]))
@@ -506,7 +515,7 @@ def review_merge(review_id: int, as_json: bool) -> None:
     except (LookupError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     Out(as_json).emit(result, lambda d: console.print(
-        f"merged {d['record_type']} {d['merged']} into {d['survivor']}"
+        f"merged {shown(d['record_type'])} {d['merged']} into {d['survivor']}"
         + (f"; filled {', '.join(d['filled'])}" if d["filled"] else "")))
 
 
@@ -542,7 +551,7 @@ def review_undo(review_id: int, as_json: bool) -> None:
     except (LookupError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     Out(as_json).emit(result, lambda d: console.print(
-        f"restored {d['record_type']} {d['restored']} from {d['survivor']}; the pair is kept separate"))
+        f"restored {shown(d['record_type'])} {d['restored']} from {d['survivor']}; the pair is kept separate"))
 
 
 @main.command("import-mail")
@@ -558,6 +567,105 @@ def import_mail(path: Path, source_name: str, wait: bool, as_json: bool) -> None
     source = _check_source(rt, source_name, "email")
     result = _land_and_dispatch(rt, [MailFiles(path, source.name)], wait=wait)
     Out(as_json).emit(result, _print_landing)
+
+
+# -- classification and entitlements ------------------------------------------------------------
+
+@main.command()
+@click.argument("text")
+@json_option
+def classify(text: str, as_json: bool) -> None:
+    """What a message would become, and why: lead, case or other, the confidence, the words
+    that weighed most, and for a case its priority. TEXT '-' reads standard input."""
+    from crm_ingest.classify.model import default_classifier
+    from crm_ingest.ingest.priority import case_priority
+
+    if text == "-":
+        text = sys.stdin.read()
+    if not text.strip():
+        raise click.BadParameter("nothing to classify", param_hint="TEXT")
+    guess = default_classifier().predict(text[:20_000], explain=8)
+    result = {"label": guess.label, "shown_as": "other" if guess.label == "other" else shown(guess.label),
+              "confidence": round(guess.confidence, 3), "probabilities": guess.probabilities,
+              "language": guess.language, "words": [{"word": w, "weight": v} for w, v in guess.evidence]}
+    if guess.label == "case":
+        priority, why = case_priority(text)
+        result["priority"], result["priority_reason"] = priority, why
+
+    def render(data: dict) -> None:
+        console.print(f"[bold]{data['shown_as']}[/bold] ({data['confidence']:.0%} sure; language "
+                      f"{data['language']}): " + ", ".join(f"{k} {v:.0%}" for k, v in data["probabilities"].items()))
+        if data.get("priority"):
+            console.print(f"priority: {data['priority']}" + (f" ({data['priority_reason']})"
+                                                              if data["priority_reason"] else ""))
+        if data["words"]:
+            console.print("words that weighed most: " + ", ".join(
+                f"{w['word']} (+{w['weight']:.2f})" for w in data["words"]), highlight=False)
+
+    Out(as_json).emit(result, render)
+
+
+@main.group()
+def entitlement() -> None:
+    """Support entitlements: a number of cases (or hours) a contact or account may open."""
+
+
+@entitlement.command("add")
+@click.option("--contact", "contact_id", type=int, default=None)
+@click.option("--account", "account_id", type=int, default=None)
+@click.option("--cases", type=click.IntRange(0, 1_000_000), default=None, help="Cases it covers (none: not counted).")
+@click.option("--hours", type=click.FloatRange(0, 1_000_000), default=None, help="Hours it covers.")
+@click.option("--name", default="Support", show_default=True)
+@click.option("--ends", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Last day (UTC).")
+@json_option
+def entitlement_add(contact_id, account_id, cases, hours, name, ends, as_json) -> None:
+    """Give a contact or an account an entitlement."""
+    from datetime import timedelta, timezone
+
+    from crm_ingest.models import Account, Contact, Entitlement
+
+    if (contact_id is None) == (account_id is None):
+        raise click.UsageError("give exactly one of --contact and --account")
+    rt = _runtime()
+    with rt.sessions.begin() as session:
+        owner = session.get(Contact, contact_id) if contact_id else session.get(Account, account_id)
+        if owner is None:
+            raise click.ClickException(f"no {shown('contact' if contact_id else 'account')} "
+                                       f"{contact_id or account_id}")
+        row = Entitlement(name=name[:200], contact_id=contact_id, account_id=account_id, cases_remaining=cases,
+                          hours_remaining=hours, state="active",
+                          ends_at=(ends.replace(tzinfo=timezone.utc) + timedelta(days=1)) if ends else None)
+        session.add(row)
+        session.flush()
+        result = {"entitlement": row.id, "contact_id": contact_id, "account_id": account_id,
+                  "cases_remaining": cases, "hours_remaining": hours, "ends_at": row.ends_at}
+    Out(as_json).emit(result, lambda d: console.print(f"entitlement {d['entitlement']} added"))
+
+
+@entitlement.command("list")
+@json_option
+def entitlement_list(as_json: bool) -> None:
+    """Every entitlement with what remains of it."""
+    from crm_ingest.models import Entitlement
+
+    rt = _runtime()
+    with rt.sessions() as session:
+        rows = [{"id": e.id, "name": e.name, "contact_id": e.contact_id, "account_id": e.account_id,
+                 "cases_remaining": e.cases_remaining,
+                 "hours_remaining": float(e.hours_remaining) if e.hours_remaining is not None else None,
+                 "ends_at": e.ends_at, "state": e.state}
+                for e in session.scalars(select(Entitlement).order_by(Entitlement.id))]
+
+    def render(data: dict) -> None:
+        table = Table("id", "name", shown("contact"), shown("account"), "cases left", "hours left", "ends", "state",
+                      title="Entitlements")
+        for e in data["entitlements"]:
+            table.add_row(*[str(e[k]) if e[k] is not None else "" for k in
+                            ("id", "name", "contact_id", "account_id", "cases_remaining", "hours_remaining",
+                             "ends_at", "state")])
+        console.print(table)
+
+    Out(as_json).emit({"entitlements": rows}, render)
 
 
 # -- the demo -----------------------------------------------------------------------------------
@@ -613,7 +721,7 @@ def _print_demo(result: dict) -> None:
     records.add_column("type")
     records.add_column("records", justify="right")
     for name, count in result["records"].items():
-        records.add_row(name, str(count))
+        records.add_row(shown(name, plural=True), str(count))
     console.print(records)
 
 
@@ -680,12 +788,14 @@ def outcome(item_id: int, as_json: bool) -> None:
         result = {"id": item.id, "source": item.source, "external_id": item.external_id,
                   "kind": item.kind, "received_at": item.received_at, "state": item.state,
                   "attempts": item.attempts, "outcome": item.outcome, "reason": item.outcome_reason,
-                  "record_type": item.record_type, "record_id": item.record_id,
-                  "last_error": item.last_error, "finished_at": item.finished_at}
+                  "record_type": item.record_type, "record_label": shown(item.record_type) or None,
+                  "record_id": item.record_id, "last_error": item.last_error, "finished_at": item.finished_at}
 
     def render(data: dict) -> None:
         for key, value in data.items():
-            if value is not None:
+            if key == "record_type":
+                key, value = "record", data["record_label"]
+            if value is not None and key != "record_label":
                 console.print(f"[bold]{key}[/bold]: {value}", highlight=False)
 
     Out(as_json).emit(result, render)
@@ -726,14 +836,15 @@ def sweep(as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("record_type", type=click.Choice(sorted(RECORD_MODELS)))
+@click.argument("record_type")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="File to write (default: standard output).")
 def export(record_type: str, fmt: str, output: Path | None) -> None:
-    """Export every record of a type as CSV (safe to open in Excel) or JSON Lines."""
+    """Export every record of a type (account, contact, lead, ... or its configured label) as
+    CSV (safe to open in Excel) or JSON Lines."""
     rt = _runtime()
-    model = RECORD_MODELS[record_type]
+    model = RECORD_MODELS[_record_type(record_type)]
     columns = list(model.__table__.columns.keys())
     stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:
@@ -744,6 +855,16 @@ def export(record_type: str, fmt: str, output: Path | None) -> None:
     finally:
         if output:
             stream.close()
+
+
+def _record_type(name: str) -> str:
+    """The canonical record type of a name people use: 'account', or its label 'company(s)'."""
+    wanted = name.strip().lower()
+    for record_type in RECORD_MODELS:
+        if wanted in (record_type, shown(record_type).lower(), shown(record_type, plural=True).lower()):
+            return record_type
+    choices = ", ".join(shown(t) for t in sorted(RECORD_MODELS))
+    raise click.BadParameter(f"{name!r} is not a record type; choose one of {choices}", param_hint="RECORD_TYPE")
 
 
 def write_rows(stream, fmt: str, columns: list[str], rows: Iterable[dict]) -> None:

@@ -6,20 +6,38 @@ worker commits records and outcomes together, so an item's effects happen exactl
 from __future__ import annotations
 
 import traceback
+from datetime import timedelta
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from crm_ingest.models import Activity, Campaign, CampaignMember, Case, MergeLog, RawItem, Suppression
+from crm_ingest.models import (
+    CASE_PRIORITY,
+    Activity,
+    Campaign,
+    CampaignMember,
+    Case,
+    MergeLog,
+    RawItem,
+    Suppression,
+    utcnow,
+)
 from crm_ingest.models.bulk import allocate_ids, array_literal, index_lookups, insert_rows
 
 from .accounts import link_accounts
 from .duplicates import AutoMerge, NewPerson, flag_possible_duplicates
-from .identity import EMAIL_KINDS, resolve_people
+from .identity import EMAIL_KINDS, lookup_keys, resolve_people
 from .plan import ItemPlan, plan_item
-from .settings import Settings, SourceConfig
+from .routing import decide, facts_of
+from crm_ingest.classify.model import default_classifier
+
+from . import cases
+from .settings import DEFAULT_SLA, Settings, SlaTerm, SourceConfig
+
+
+PRIORITY_NAMES = {code: name for name, code in CASE_PRIORITY.items()}
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,82 @@ def plan_items(items: Iterable[ItemRef], settings: Settings) -> tuple[list[ItemP
     return plans, errors
 
 
+def route_items(session: Session, items: Iterable[ItemRef], plans: list[ItemPlan],
+                settings: Settings) -> list[ItemPlan]:
+    """Each source's rules and default ('auto': the text classifier) decide what its items
+    become: the plans are remade for the record type chosen, or become ignored or review.
+    List-import rows keep their plans (an import says what its rows are)."""
+    by_id = {item.id: item for item in items}
+    todo = []
+    for plan in plans:
+        item = by_id[plan.item_id]
+        source = settings.source(item.source)
+        plan.queue = source.queue
+        if plan.outcome is None and item.import_job_id is None and (source.rules or source.record_type == "auto"):
+            todo.append((plan, item, source))
+    if not todo:
+        return plans
+    known = _known_senders(session, [plan for plan, _, _ in todo])
+    facts = {item.id: facts_of(item.kind, item.payload) for _, item, _ in todo}
+    classify = _batch_classifier([facts[item.id].text for _, item, source in todo
+                                  if source.record_type == "auto" or _asks_classifier(source)])
+    routed = {}
+    for plan, item, source in todo:
+        route = decide(source.rules, source.record_type, facts[item.id], known_sender=plan.item_id in known,
+                       classify=classify, min_confidence=source.min_confidence)
+        routed[plan.item_id] = _apply_route(plan, item, source, route, plan.item_id in known)
+    return [routed.get(plan.item_id, plan) for plan in plans]
+
+
+def _asks_classifier(source: SourceConfig) -> bool:
+    return any(rule.label is not None or rule.action == "classify" for rule in source.rules)
+
+
+def _batch_classifier(texts: list[str]):
+    """A `classify(text)` that answers from one batch prediction of the texts likely to need
+    it (much faster than one at a time), and predicts any other text on demand."""
+    if not texts:
+        return lambda text: default_classifier().predict(text, explain=5)
+    classifier = default_classifier()
+    known = dict(zip(texts, classifier.predict_many(texts, explain=5)))
+    return lambda text: known[text] if text in known else classifier.predict(text, explain=5)
+
+
+def _known_senders(session: Session, plans: list[ItemPlan]) -> set[int]:
+    """Items whose sender an existing contact or lead has (by address or handle)."""
+    wanted = {(scope, kind, value) for plan in plans if plan.person is not None
+              for kind, value in plan.person.keys if kind in ("email", "email_canonical", "handle")
+              for scope in ("contact", "lead")}
+    owners = lookup_keys(session, wanted)
+    return {plan.item_id for plan in plans if plan.person is not None
+            and any((scope, kind, value) in owners for kind, value in plan.person.keys
+                    for scope in ("contact", "lead"))}
+
+
+def _apply_route(plan: ItemPlan, item: ItemRef, source: SourceConfig, route, known: bool) -> ItemPlan:
+    why = route.reason or (f"by {route.rule}" if route.rule else None)
+    if route.action in ("ignore", "review"):
+        return ItemPlan(plan.item_id, source.record_type, outcome="ignored" if route.action == "ignore" else "review",
+                        reason=f"{route.rule}: {route.reason}" if route.rule and route.reason and
+                        not route.reason.startswith(route.rule) else route.reason)
+    if route.record_type == "case" and not known and not route.create_contact:
+        return ItemPlan(plan.item_id, source.record_type, outcome="review",
+                        reason=f"{route.rule or 'the source'}: the sender is unknown and no contact is "
+                               "created for unknown senders")
+    record_type = route.record_type or source.record_type
+    if record_type != plan.record_type or source.record_type == "auto":
+        plan = plan_item(item.id, item.kind, item.payload, replace(source, record_type=record_type))
+        if plan.outcome is not None:
+            return plan
+    plan.queue = route.queue or source.queue
+    plan.require_entitlement = route.require_entitlement
+    plan.append_open = route.action == "append"
+    if why and route.rule and not why.startswith(("by ", route.rule)):
+        why = f"{route.rule}: {why}"
+    plan.route_reason = why
+    return plan
+
+
 def describe_error(exc: BaseException) -> str:
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" (at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
@@ -72,7 +166,7 @@ def describe_error(exc: BaseException) -> str:
 
 def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceConfig],
           imports: Mapping[int, ImportOptions] | None = None,
-          rules: Mapping[str, Any] | None = None) -> list[Outcome]:
+          rules: Mapping[str, Any] | None = None, sla: Mapping[str, SlaTerm] | None = None) -> list[Outcome]:
     """Write the records the plans call for; return one outcome per plan.
 
     `imports` maps item ids of list-import rows to their import's options. A lead or contact
@@ -101,23 +195,36 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
         for plan in active
     }
     parents = _thread_parents(session, active)
+    for plan in active:
+        if plan.queue and plan.person is not None and plan.person.scope == "lead":
+            plan.person.fields["queue"] = plan.queue
     people, merges = resolve_people(session, active, defaults)
+    link_accounts(session, _contacts_of(active, people, imports))  # before cases: entitlements are per account
+    parents.update(_open_cases_to_append_to(session, active, parents, people))
 
     new_cases = [p for p in active if p.case is not None and p.item_id not in parents]
-    case_ids = _insert_cases(session, new_cases, people, defaults)
+    entitled, refused = cases.entitlements(session, new_cases, people)
+    for item_id, reason in refused.items():
+        outcomes[item_id] = Outcome(item_id, "review", reason=reason)
+    new_cases = [p for p in new_cases if p.item_id not in refused]
+    case_ids = _insert_cases(session, new_cases, people, defaults, entitled, sla or DEFAULT_SLA)
     duplicates = _duplicates_in_file(session, people, imports)
     for plan in active:
+        if plan.item_id in refused:
+            continue
         case_id = case_ids.get(plan.item_id) or _parent_case(plan.item_id, parents, case_ids)
         if plan.case is not None and plan.item_id in parents and case_id is not None:
             outcomes[plan.item_id] = Outcome(plan.item_id, "appended", "case", case_id,
-                                             reason="reply to an existing case")
+                                             reason="added to the sender's active case" if plan.append_open
+                                             and not plan.thread_refs else "reply to an existing case")
         elif case_id is not None:
-            outcomes[plan.item_id] = Outcome(plan.item_id, "created", "case", case_id)
+            outcomes[plan.item_id] = Outcome(plan.item_id, "created", "case", case_id, reason=plan.route_reason)
         else:
             person = people[plan.item_id]
             reason = duplicates.get(plan.item_id)
             if reason is None and not person.created and person.record_type != plan.person.scope:
                 reason = f"existing {person.record_type}, linked"
+            reason = reason or plan.route_reason
             outcomes[plan.item_id] = Outcome(plan.item_id, "created" if person.created else "merged",
                                              person.record_type, person.record_id, reason=reason)
     flagged = flag_possible_duplicates(session, [
@@ -129,24 +236,18 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
         _follow_automatic_merges(session, outcomes, flagged.merged)
         merges = [replace(m, record_id=flagged.merged[(m.record_type, m.record_id)].survivor_id)
                   if (m.record_type, m.record_id) in flagged.merged else m for m in merges]
-    link_accounts(session, _contacts_of(active, people, flagged.merged, imports))
     _insert_activities(session, active, outcomes)
     _log_merges(session, merges)
     _link_campaign_members(session, active, outcomes, defaults, imports)
     return [outcomes[plan.item_id] for plan in plans]
 
 
-def _contacts_of(plans: list[ItemPlan], people: Mapping[int, Any], merged: Mapping[tuple[str, int], AutoMerge],
+def _contacts_of(plans: list[ItemPlan], people: Mapping[int, Any],
                  imports: Mapping[int, ImportOptions]) -> list[tuple[int, Mapping[str, Any]]]:
     """The contacts these items created or reached (list rows aside: an import only links)."""
-    contacts = []
-    for plan in plans:
-        person = people.get(plan.item_id)
-        if plan.item_id in imports or person is None or person.record_type != "contact":
-            continue
-        auto = merged.get(("contact", person.record_id))
-        contacts.append((auto.survivor_id if auto else person.record_id, plan.person.fields))
-    return contacts
+    return [(people[plan.item_id].record_id, plan.person.fields) for plan in plans
+            if plan.item_id not in imports and plan.item_id in people
+            and people[plan.item_id].record_type == "contact"]
 
 
 def _follow_automatic_merges(session: Session, outcomes: dict[int, Outcome],
@@ -312,16 +413,54 @@ def _parent_case(item_id: int, parents: Mapping[int, Any], case_ids: Mapping[int
     return parent if isinstance(parent, int) else None
 
 
-def _insert_cases(session: Session, plans: list[ItemPlan], people, defaults) -> dict[int, int]:
+def _insert_cases(session: Session, plans: list[ItemPlan], people, defaults, entitled: Mapping[int, int],
+                  sla: Mapping[str, SlaTerm]) -> dict[int, int]:
+    """New cases with their ticket numbers, SLA times by priority, entitlement, queue and the
+    customer's other active cases at the time."""
     if not plans:
         return {}
     ids = allocate_ids(session, Case, len(plans))
-    rows = [{**plan.case, "id": case_id, "ticket_number": ticket_number(case_id),
-             "contact_id": people[plan.item_id].record_id,
-             "source": defaults[plan.item_id]["source"], "origin_item_id": plan.item_id}
-            for plan, case_id in zip(plans, ids)]
+    contacts = {people[plan.item_id].record_id for plan in plans}
+    accounts = cases.accounts_of(session, contacts)
+    others = cases.active_cases(session, contacts, set(accounts.values()))
+    now = utcnow()
+    rows = []
+    for plan, case_id in zip(plans, ids):
+        contact_id = people[plan.item_id].record_id
+        term = sla[PRIORITY_NAMES[plan.case["priority"]]]
+        rows.append({**plan.case, "id": case_id, "ticket_number": ticket_number(case_id),
+                     "contact_id": contact_id, "account_id": accounts.get(contact_id),
+                     "queue": plan.queue, "entitlement_id": entitled.get(plan.item_id),
+                     "first_response_by": now + timedelta(hours=term.first_response_hours),
+                     "resolve_by": now + timedelta(hours=term.resolve_hours),
+                     "other_active_cases": others.get(contact_id) or None,
+                     "source": defaults[plan.item_id]["source"], "origin_item_id": plan.item_id})
     insert_rows(session, Case, rows)
     return {plan.item_id: case_id for plan, case_id in zip(plans, ids)}
+
+
+def _open_cases_to_append_to(session: Session, active: list[ItemPlan], parents: Mapping[int, Any],
+                             people) -> dict[int, int | tuple[str, int]]:
+    """Items a rule appends to their sender's newest active case: item id -> that case, or
+    ('item', id) of an earlier item of this batch that opens the sender's case."""
+    def contact(plan: ItemPlan) -> int | None:
+        person = people.get(plan.item_id)
+        return person.record_id if person is not None and person.record_type == "contact" else None
+
+    plans = [p for p in active if p.append_open and p.item_id not in parents and contact(p) is not None]
+    if not plans:
+        return {}
+    newest = cases.newest_active_case(session, {contact(p) for p in plans})
+    found: dict[int, int | tuple[str, int]] = {}
+    opened: dict[int, int] = {}  # contact -> the first item of the batch that opens a case for it
+    for plan in active:
+        if plan.item_id in found or contact(plan) is None or plan.case is None:
+            continue
+        if plan in plans and (contact(plan) in newest or contact(plan) in opened):
+            found[plan.item_id] = newest.get(contact(plan)) or ("item", opened[contact(plan)])
+        elif plan.item_id not in parents:
+            opened.setdefault(contact(plan), plan.item_id)
+    return found
 
 
 def ticket_number(case_id: int) -> str:
@@ -332,9 +471,9 @@ def ticket_number(case_id: int) -> str:
 def _insert_activities(session: Session, plans: list[ItemPlan], outcomes: Mapping[int, Outcome]) -> None:
     rows = []
     for plan in plans:
-        if not plan.activity:
-            continue
         outcome = outcomes[plan.item_id]
+        if not plan.activity or outcome.record_id is None:
+            continue
         rows.append({"kind": plan.activity["kind"], "regarding_type": outcome.record_type,
                      "regarding_id": outcome.record_id, "subject": plan.activity.get("subject"),
                      "body": plan.activity.get("body"), "sender": plan.activity.get("sender"),

@@ -21,6 +21,7 @@ from .normalize import (
     normalize_phone,
     split_name,
 )
+from .priority import case_priority
 from .settings import SourceConfig
 
 PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "company_name", "job_title", "topic")
@@ -48,6 +49,10 @@ class ItemPlan:
     reason: str | None = None
     campaign: str | None = None  # overrides the source's campaign (e.g. `ingest import --campaign`)
     marketing: bool = False  # a list row: suppression applies, and a known contact is linked
+    queue: str | None = None  # the queue the case or lead goes to (a rule's or the source's)
+    require_entitlement: bool = False  # a case only under a valid entitlement (else review)
+    append_open: bool = False  # append to the sender's newest active case, if there is one
+    route_reason: str | None = None  # why it became what it became (a rule, the classifier)
 
 
 def plan_item(item_id: int, kind: str, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
@@ -117,11 +122,13 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
 
 def _with_case(plan: ItemPlan, source: SourceConfig, title: str | None, body: str | None,
                origin: str) -> ItemPlan:
+    priority, why = case_priority(" ".join(t for t in (title, body) if t))
     plan.case = {
         "title": title or (body or "(no subject)")[:80],
         "description": body,
         "origin": CASE_ORIGIN[source.case_origin or origin],
-        "priority": CASE_PRIORITY["normal"],
+        "priority": CASE_PRIORITY[priority],
+        "priority_reason": why,
     }
     return plan
 

@@ -16,7 +16,9 @@ import phonenumbers
 from .errors import ConfigError
 
 ITEM_KINDS = ("row", "email", "form", "post")
-RECORD_TYPES = ("lead", "contact", "case")
+RECORD_TYPES = ("lead", "contact", "case", "auto")  # auto: the text classifier decides lead, case or other
+LABELLED_TYPES = ("account", "contact", "lead", "opportunity", "case", "campaign", "activity")
+PRIORITIES = ("high", "normal", "low")
 CASE_ORIGINS = ("phone", "email", "web", "facebook", "twitter")
 
 
@@ -35,6 +37,9 @@ class SourceConfig:
     # yes for forms, mail and posts (people writing to us), no for rows (bulk lists match by
     # their contact points only, at list speed).
     review_duplicates: bool | None = None
+    rules: tuple = ()  # routing.Rule, in order; the first that matches decides
+    min_confidence: float = 0.6  # a classifier answer less sure than this goes to review
+    queue: str | None = None  # the queue the source's cases and leads are put in
 
     @property
     def reviews_duplicates(self) -> bool:
@@ -79,6 +84,15 @@ def builtin_sources(region: str) -> dict[str, SourceConfig]:
 
 
 @dataclass(frozen=True)
+class SlaTerm:
+    first_response_hours: float
+    resolve_hours: float
+
+
+DEFAULT_SLA = {"high": SlaTerm(1, 8), "normal": SlaTerm(8, 72), "low": SlaTerm(24, 240)}
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///ingest.db"
     redis_url: str | None = None
@@ -87,6 +101,18 @@ class Settings:
     sources: Mapping[str, SourceConfig] = field(default_factory=lambda: builtin_sources("SE"))
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     matching: Mapping[str, Any] | None = None  # rule sets per record pair; None: the defaults
+    sla: Mapping[str, SlaTerm] = field(default_factory=lambda: dict(DEFAULT_SLA))  # per case priority
+    labels: Mapping[str, str] = field(default_factory=dict)  # record type -> its display name
+
+    def label(self, record_type: str | None, plural: bool = False) -> str:
+        """A record type's display name ('[labels] account = "company"'); the database keeps
+        the canonical names."""
+        if record_type is None:
+            return ""
+        name = self.labels.get(record_type, record_type)
+        if not plural:
+            return name
+        return name[:-1] + "ies" if name.endswith("y") and name[-2:-1] not in "aeiou" else name + "s"
 
     @property
     def embedded(self) -> bool:
@@ -124,7 +150,7 @@ class Settings:
 
 
 def from_toml(data: Mapping[str, Any], config_path: Path | None = None) -> Settings:
-    _only_keys(data, "", {"region", "sources", "pipeline", "matching"})
+    _only_keys(data, "", {"region", "sources", "pipeline", "matching", "sla", "labels"})
     region = _region(data.get("region", "SE"), "region")
 
     pipeline_data = _table(data.get("pipeline", {}), "pipeline")
@@ -142,8 +168,26 @@ def from_toml(data: Mapping[str, Any], config_path: Path | None = None) -> Setti
     from .matching import rules_from_toml  # matching imports normalize only: no cycle
 
     matching = rules_from_toml(_table(data.get("matching", {}), "matching"))
+    sla = dict(DEFAULT_SLA)
+    for priority, raw in _table(data.get("sla", {}), "sla").items():
+        where = f"sla.{priority}"
+        if priority not in PRIORITIES:
+            raise ConfigError(where, f"unknown priority; expected one of {', '.join(PRIORITIES)}")
+        raw = _table(raw, where)
+        _only_keys(raw, where + ".", {"first_response_hours", "resolve_hours"})
+        term = {key: _number(raw.get(key, getattr(sla[priority], key)), f"{where}.{key}", float)
+                for key in ("first_response_hours", "resolve_hours")}
+        if not 0 < term["first_response_hours"] <= term["resolve_hours"]:
+            raise ConfigError(where, "needs 0 < first_response_hours <= resolve_hours")
+        sla[priority] = SlaTerm(**term)
+    labels = {}
+    for record_type, name in _table(data.get("labels", {}), "labels").items():
+        if record_type not in LABELLED_TYPES:
+            raise ConfigError(f"labels.{record_type}", f"unknown record type; expected one of "
+                                                       f"{', '.join(LABELLED_TYPES)}")
+        labels[record_type] = _string(name, f"labels.{record_type}")[:40]
     return Settings(config_path=config_path, region=region, sources=sources, pipeline=pipeline,
-                    matching=matching)
+                    matching=matching, sla=sla, labels=labels)
 
 
 def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
@@ -151,12 +195,21 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
     prefix = f"sources.{name}."
     allowed = {f.name for f in fields(SourceConfig)} - {"name"}
     _only_keys(raw, prefix, allowed)
+    special = {"review_duplicates", "rules", "min_confidence"}
     values: dict[str, Any] = {key: _string(value, prefix + key) for key, value in raw.items()
-                              if key != "review_duplicates"}
+                              if key not in special}
     if "review_duplicates" in raw:
         if not isinstance(raw["review_duplicates"], bool):
             raise ConfigError(prefix + "review_duplicates", "must be true or false")
         values["review_duplicates"] = raw["review_duplicates"]
+    if "rules" in raw:
+        from .routing import rules_from_toml as routing_rules
+
+        values["rules"] = routing_rules(raw["rules"], prefix + "rules")
+    if "min_confidence" in raw:
+        values["min_confidence"] = _number(raw["min_confidence"], prefix + "min_confidence", float)
+        if not 0 <= values["min_confidence"] <= 1:
+            raise ConfigError(prefix + "min_confidence", "must be between 0 and 1")
     if "region" in values:
         values["region"] = _region(values["region"], prefix + "region")
     source = replace(base or SourceConfig(name, region=region), **values)

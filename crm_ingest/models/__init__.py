@@ -27,6 +27,7 @@ from .records import (
     Campaign,
     Case,
     Contact,
+    Entitlement,
     Lead,
     Opportunity,
 )
@@ -38,5 +39,5 @@ __all__ = [
     "MatchKey", "MergeLog", "RawItem",
     "Suppression",
     "CASE_ORIGIN", "CASE_PRIORITY", "RECORD_MODELS",
-    "Account", "Activity", "Campaign", "Case", "Contact", "Lead", "Opportunity",
+    "Account", "Activity", "Campaign", "Case", "Contact", "Entitlement", "Lead", "Opportunity",
 ]

@@ -75,6 +75,7 @@ class Lead(Provenance, Base):
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
     do_not_contact: Mapped[bool] = mapped_column(default=False)
     details: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    queue: Mapped[str | None] = mapped_column(String(100))
 
 
 class Opportunity(Provenance, Base):
@@ -103,6 +104,30 @@ class Case(Provenance, Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    priority_reason: Mapped[str | None] = mapped_column(String(40))  # what in the text set the priority
+    queue: Mapped[str | None] = mapped_column(String(100))
+    first_response_by: Mapped[datetime | None] = mapped_column(UTCDateTime())  # by the SLA of its priority
+    resolve_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    entitlement_id: Mapped[int | None] = mapped_column(ForeignKey("entitlements.id"), index=True)
+    other_active_cases: Mapped[list[str] | None] = mapped_column(Json)  # the customer's, when opened
+
+
+class Entitlement(Base):
+    """Support a customer is entitled to (Dynamics' entitlement): a number of cases or hours,
+    for an account or a contact, in a period; each case opened under it takes one case."""
+
+    __tablename__ = "entitlements"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    cases_remaining: Mapped[int | None] = mapped_column()  # None: not counted in cases
+    hours_remaining: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))  # None: not counted in hours
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(20), default="active")  # active | cancelled
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Activity(Base):

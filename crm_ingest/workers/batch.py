@@ -16,7 +16,15 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_ingest.ingest.errors import RetriableError
-from crm_ingest.ingest.pipeline import ImportOptions, ItemRef, Outcome, describe_error, plan_items, store
+from crm_ingest.ingest.pipeline import (
+    ImportOptions,
+    ItemRef,
+    Outcome,
+    describe_error,
+    plan_items,
+    route_items,
+    store,
+)
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import DONE, FAILED, PENDING, PROCESSING, ImportJob, RawItem, utcnow
 from crm_ingest.models.bulk import plain_index_scans, update_rows
@@ -136,10 +144,11 @@ def process_items(session: Session, items: list[ItemRef], settings: Settings
     """Plan and store the items, and write their outcomes; raises RaceLost when another
     transaction wrote an outcome of one of them first."""
     plans, errors = plan_items(items, settings)
+    plans = route_items(session, [item for item in items if item.id not in errors], plans, settings)
     sources = {item.id: settings.source(item.source) for item in items if item.id not in errors}
     jobs = import_options(session, {item.import_job_id for item in items if item.import_job_id})
     imports = {item.id: jobs[item.import_job_id] for item in items if item.import_job_id in jobs}
-    outcomes = store(session, plans, sources, imports, settings.matching)
+    outcomes = store(session, plans, sources, imports, settings.matching, settings.sla)
     attempts = {item.id: item.attempts for item in items}
     written = _finish(session, outcomes, attempts)
     if errors:
