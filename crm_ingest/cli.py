@@ -605,6 +605,28 @@ def classify(text: str, as_json: bool) -> None:
     Out(as_json).emit(result, render)
 
 
+@main.command()
+@click.argument("item_id", type=int)
+@click.argument("decision", type=click.Choice(["lead", "case", "contact", "ignore"]))
+@click.option("--reason", default=None, help="Why (kept with the item's outcome).")
+@json_option
+def decide(item_id: int, decision: str, reason: str | None, as_json: bool) -> None:
+    """Decide an item the rules or the classifier sent to review: make it a lead, a case or a
+    contact (the source's rules set aside), or ignore it."""
+    from crm_ingest.workers.batch import decide_item
+
+    rt = _runtime()
+    try:
+        outcome = decide_item(rt.sessions, item_id, decision, rt.settings, reason)
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    result = {"item": item_id, "outcome": outcome.outcome, "record_type": outcome.record_type,
+              "record_label": shown(outcome.record_type) or None, "record_id": outcome.record_id,
+              "reason": outcome.reason}
+    Out(as_json).emit(result, lambda d: console.print(
+        f"item {d['item']}: {d['outcome']}" + (f" {d['record_label']} {d['record_id']}" if d["record_id"] else "")))
+
+
 @main.group()
 def entitlement() -> None:
     """Support entitlements: a number of cases (or hours) a contact or account may open."""

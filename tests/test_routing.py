@@ -303,3 +303,27 @@ def test_bad_sla_and_labels_name_their_keys():
         with pytest.raises(ConfigError) as error:
             from_toml(data)
         assert error.value.key == key
+
+
+def test_a_person_decides_an_item_in_review(cli, tmp_path, sessions):
+    (tmp_path / "ingest.toml").write_text('''
+[[sources.mail.rules]]
+keywords = ["maybe"]
+action = "review"
+''', encoding="utf-8")
+    land(cli, tmp_path, "mail", mail(1, "eva@kund.example", "Maybe", "maybe a lead, maybe not"),
+         mail(2, "bo@kund.example", "Maybe", "maybe spam"))
+    assert [o for _, o, _, _ in outcomes(sessions)] == ["review", "review"]
+
+    as_lead = json.loads(cli("decide", "1", "lead", "--reason", "asked for prices on the phone", "--json").output)
+    ignored = json.loads(cli("decide", "2", "ignore", "--json").output)
+
+    assert (as_lead["outcome"], as_lead["record_type"]) == ("created", "lead")
+    assert ignored["outcome"] == "ignored"
+    got = outcomes(sessions)
+    assert got[0][1:] == ("created", "lead", "decided in review: asked for prices on the phone")
+    assert got[1][1] == "ignored"
+    with sessions() as session:
+        assert [lead.email for lead in session.scalars(select(Lead))] == ["eva@kund.example"]
+    again = cli("decide", "1", "case")
+    assert again.exit_code != 0 and "not waiting for review" in again.output

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Iterable, Sequence
 
@@ -251,3 +251,36 @@ def sweep(sessions: sessionmaker[Session], settings: Settings, limit: int = 100_
                                 .values(queued_at=now, **extra)
                                 .execution_options(synchronize_session=False))
     return sorted(counted + plain)
+
+
+DECISIONS = ("lead", "case", "contact", "ignore")
+
+
+def decide_item(sessions: sessionmaker[Session], item_id: int, decision: str, settings: Settings,
+                reason: str | None = None) -> Outcome:
+    """A person's answer for an item the rules or the classifier sent to review: store it as a
+    lead, a case or a contact (its source's rules set aside), or ignore it with a reason."""
+    if decision not in DECISIONS:
+        raise ValueError(f"decide as one of {', '.join(DECISIONS)}, not {decision!r}")
+    with sessions.begin() as session:
+        row = session.get(RawItem, item_id, with_for_update=True)
+        if row is None:
+            raise LookupError(f"no item {item_id}")
+        if row.outcome != "review":
+            raise ValueError(f"item {item_id} is {row.state}/{row.outcome or 'no outcome'}, not waiting for review")
+        item = ItemRef(row.id, row.source, row.kind, row.payload, row.import_job_id, row.attempts)
+        source = settings.source(item.source)
+        if decision == "ignore":
+            outcomes = [Outcome(item_id, "ignored", reason=f"decided in review: {reason or 'ignored'}")]
+        else:
+            decided = replace(source, record_type=decision, rules=())
+            plans, errors = plan_items([item], replace(settings, sources={**settings.sources, source.name: decided}))
+            if errors:
+                raise ValueError(f"item {item_id} cannot be planned: {errors[item_id]}")
+            for plan in plans:
+                plan.route_reason = f"decided in review: {reason or decision}"
+            outcomes = store(session, plans, {item_id: decided}, {}, settings.matching, settings.sla)
+        outcome = outcomes[0]
+        row.outcome, row.outcome_reason = outcome.outcome, outcome.reason
+        row.record_type, row.record_id, row.finished_at = outcome.record_type, outcome.record_id, utcnow()
+        return outcome
