@@ -22,7 +22,7 @@ from .normalize import (
     split_name,
 )
 from .priority import case_priority
-from .settings import SourceConfig
+from .settings import SourceConfig, lead_source_key
 
 PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "company_name", "job_title", "topic")
 
@@ -144,7 +144,7 @@ def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) ->
     if source.record_type == "lead":
         plan.marketing = True
         plan.person.also_scopes = ("contact",)
-        lead_source = clean_text(fields.get("lead_source"), 50)
+        lead_source = lead_source_key(clean_text(fields.get("lead_source"), 50))
         if lead_source:
             plan.person.fields["lead_source"] = lead_source
         extra = payload.get("extra")

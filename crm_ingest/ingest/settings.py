@@ -73,13 +73,13 @@ def builtin_sources(region: str) -> dict[str, SourceConfig]:
         "list": SourceConfig("list", kind="row", record_type="lead", region=region,
                              lead_source="purchased_list"),
         "mail": SourceConfig("mail", kind="email", record_type="case", region=region,
-                             case_origin="email"),
+                             case_origin="email", lead_source="email"),
         "web": SourceConfig("web", kind="form", record_type="lead", region=region,
                             lead_source="web"),
         "twitter": SourceConfig("twitter", kind="post", record_type="case", region=region,
-                                case_origin="twitter"),
+                                case_origin="twitter", lead_source="social"),
         "facebook": SourceConfig("facebook", kind="post", record_type="case", region=region,
-                                 case_origin="facebook"),
+                                 case_origin="facebook", lead_source="social"),
     }
 
 
@@ -219,7 +219,29 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
         raise ConfigError(prefix + "record_type", f"must be one of {', '.join(RECORD_TYPES)}")
     if source.case_origin is not None and source.case_origin not in CASE_ORIGINS:
         raise ConfigError(prefix + "case_origin", f"must be one of {', '.join(CASE_ORIGINS)}")
+    if source.lead_source is not None and lead_source_key(source.lead_source) != source.lead_source:
+        from crm_ingest.models.records import LEAD_SOURCES
+
+        raise ConfigError(prefix + "lead_source", f"must be one of {', '.join(LEAD_SOURCES)}")
     return source
+
+
+def lead_source_key(text: Any) -> str | None:
+    """A lead source as its option key: 'Trade Show' and 'trade-show' are 'trade_show'; a value
+    Dynamics and we do not know is 'other'; nothing is None."""
+    from crm_ingest.models.records import LEAD_SOURCES
+
+    if not isinstance(text, str) or not text.strip():
+        return None
+    key = "_".join(text.strip().lower().replace("-", " ").replace("_", " ").split())
+    synonyms = {"list": "purchased_list", "purchased": "purchased_list", "köpt lista": "purchased_list",
+                "mässa": "trade_show", "massa": "trade_show", "tradeshow": "trade_show", "website": "web",
+                "webb": "web", "webbplats": "web", "referral": "external_referral", "seminarium": "seminar",
+                "annons": "advertisement", "ad": "advertisement", "ads": "advertisement",
+                "twitter": "social", "facebook": "social", "linkedin": "social", "e_post": "email",
+                "e_mail": "email", "mail": "email"}
+    key = synonyms.get(key.replace("_", " "), synonyms.get(key, key))
+    return key if key in LEAD_SOURCES else "other"
 
 
 def _only_keys(data: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:

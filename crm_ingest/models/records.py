@@ -16,6 +16,10 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 # Option values as Dynamics has them.
 CASE_ORIGIN = {"phone": 1, "email": 2, "web": 3, "facebook": 2483, "twitter": 3986}
 CASE_PRIORITY = {"high": 1, "normal": 2, "low": 3}
+# Lead source (leadsourcecode): Dynamics' values, and ours as custom options (100000000 and up).
+LEAD_SOURCES = {"advertisement": 1, "employee_referral": 2, "external_referral": 3, "partner": 4,
+                "public_relations": 5, "seminar": 6, "trade_show": 7, "web": 8, "word_of_mouth": 9,
+                "other": 10, "purchased_list": 100000000, "social": 100000001, "email": 100000002}
 
 
 class Provenance:

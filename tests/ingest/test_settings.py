@@ -219,11 +219,11 @@ def test_configured_source_overrides_only_the_keys_it_sets_on_a_builtin(in_empty
 
 
 def test_new_source_starts_from_the_defaults_and_the_top_level_region(in_empty_folder):
-    text = 'region = "DK"\n[sources.shop]\nkind = "form"\nlead_source = "webshop"\n'
+    text = 'region = "DK"\n[sources.shop]\nkind = "form"\nlead_source = "web"\n'
     settings = Settings.load(config(in_empty_folder, text))
     shop = settings.source("shop")
     assert (shop.name, shop.kind, shop.record_type, shop.region, shop.lead_source) == \
-        ("shop", "form", "lead", "DK", "webshop")
+        ("shop", "form", "lead", "DK", "web")
     assert settings.source("list").region == "DK"
 
 
@@ -290,3 +290,16 @@ def test_rows_do_not_review_duplicates_unless_configured_to(in_empty_folder):
 def test_review_duplicates_must_be_a_boolean(in_empty_folder):
     error = config_error(config(in_empty_folder, '[sources.expo]\nkind = "row"\nreview_duplicates = "yes"\n'))
     assert error.key == "sources.expo.review_duplicates"
+
+
+def test_lead_sources_are_dynamics_options_and_ours(in_empty_folder):
+    from crm_ingest.ingest.errors import ConfigError
+    from crm_ingest.ingest.settings import lead_source_key
+
+    assert [lead_source_key(t) for t in ("Trade Show", "trade-show", "Mässa", "Word of mouth", "LinkedIn",
+                                         "Purchased list", "something odd", "  ", None)] == [
+        "trade_show", "trade_show", "trade_show", "word_of_mouth", "social", "purchased_list", "other",
+        None, None]
+    with pytest.raises(ConfigError) as error:
+        Settings.load(config(in_empty_folder, '[sources.shop]\nlead_source = "webshop"\n'))
+    assert error.value.key == "sources.shop.lead_source" and "trade_show" in error.value.reason
