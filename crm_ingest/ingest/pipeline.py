@@ -30,7 +30,7 @@ from .accounts import link_accounts
 from .duplicates import AutoMerge, NewPerson, flag_possible_duplicates
 from .identity import EMAIL_KINDS, lookup_keys, resolve_people
 from .plan import ItemPlan, plan_item
-from .routing import decide, facts_of
+from .routing import Route, decide, facts_of
 from crm_ingest.classify.model import default_classifier
 
 from . import cases
@@ -97,16 +97,34 @@ def route_items(session: Session, items: Iterable[ItemRef], plans: list[ItemPlan
             todo.append((plan, item, source))
     if not todo:
         return plans
+    replies = _replies_to_cases(session, [plan for plan, _, _ in todo])
+    routed = {}
+    for plan, item, source in [t for t in todo if t[0].item_id in replies]:  # a reply stays with its case
+        routed[plan.item_id] = _apply_route(plan, item, source, Route("case", "case", reason="reply to an existing case"),
+                                            True)
+    todo = [t for t in todo if t[0].item_id not in replies]
     known = _known_senders(session, [plan for plan, _, _ in todo])
     facts = {item.id: facts_of(item.kind, item.payload) for _, item, _ in todo}
     classify = _batch_classifier([facts[item.id].text for _, item, source in todo
                                   if source.record_type == "auto" or _asks_classifier(source)])
-    routed = {}
     for plan, item, source in todo:
         route = decide(source.rules, source.record_type, facts[item.id], known_sender=plan.item_id in known,
                        classify=classify, min_confidence=source.min_confidence)
         routed[plan.item_id] = _apply_route(plan, item, source, route, plan.item_id in known)
     return [routed.get(plan.item_id, plan) for plan in plans]
+
+
+def _replies_to_cases(session: Session, plans: list[ItemPlan]) -> set[int]:
+    """Items whose In-Reply-To or References name a message stored with a case."""
+    refs = {ref for plan in plans for ref in plan.thread_refs}
+    if not refs:
+        return set()
+    stored = set()
+    ordered = sorted(refs)
+    for start in range(0, len(ordered), 1000):
+        stored.update(session.scalars(select(Activity.message_id).where(
+            Activity.regarding_type == "case", Activity.message_id.in_(ordered[start:start + 1000]))))
+    return {plan.item_id for plan in plans if stored.intersection(plan.thread_refs)}
 
 
 def _asks_classifier(source: SourceConfig) -> bool:

@@ -201,7 +201,7 @@ def _act(action: str, name: str | None, rule: Rule | None, prediction: Callable[
         ranked = ", ".join(f"{label} {p:.0%}" for label, p in
                            sorted(guess.probabilities.items(), key=lambda item: -item[1]))
         return Route("review", None, reason=f"the classifier is unsure ({ranked}); below "
-                                            f"min_confidence {min_confidence:.0%}", **options, **said)
+                                            f"min_confidence {min_confidence:g}", **options, **said)
     if guess.label == "other":
         return Route("ignore", None, reason=why + ": not a lead or a case", **options, **said)
     return Route(guess.label, guess.label, reason=why, **options, **said)
