@@ -12,28 +12,36 @@ from .matching import fold
 
 # (why, pattern on folded text). Each pattern's words start at a word boundary.
 HIGH = (
-    ("outage", r"\b(outage|(is|are|was|were|went|been|goes|go) down\b|down (since|for|again)\b|not working at all|nothing works|cannot log ?in at all"
-               r"|service unavailable|ligger nere|nere sedan|gar inte att (logga in|komma at|anvanda)|avbrott"
-               r"|driftstopp|fungerar inte alls|funkar inte alls|inget fungerar|ingenting fungerar|totalt stopp"
-               r"|stannat|kraschat|crash)"),
-    ("data loss", r"\b(data loss|lost (all )?(our |my )?data|data (is|are|was|were) (gone|lost|deleted)"
-                  r"|deleted (all|everything)|dataforlust|forlorat (all |alla )?(data|filer|information)"
-                  r"|data(n)? (ar|har) (borta|forsvunnit|raderats)|allt ar borta|raderat allt)"),
-    ("security", r"\b(security|breach|hacked|hacke[dr]|phishing attack|compromised|unauthori[sz]ed"
-                 r"|leak(ed)?|sakerhet|intrang|hackad|hackat|kapad|kapat|dataintrang|lackt|obehorig)"),
-    ("legal threat", r"\b(lawyer|attorney|legal action|sue\b|suing|court|lawsuit|small claims|advokat"
-                     r"|jurist|stamning|stamma|tingsratt|arn\b|allmanna reklamationsnamnden"
+    ("outage", r"\b(outage|(is|are|was|were|went|been|goes|go) down\b|down (since|for|again)\b|offline"
+               r"|not working at all|nothing works|no signal|no service|no connection|locked out"
+               r"|can ?n?o?t (access|log ?in|pay|work)|service unavailable|ligger (ni |det )?nere|legat nere"
+               r"|nere sedan|gar inte att (logga in|komma at|anvanda)|avbrott|driftstopp|fungerar inte alls"
+               r"|funkar inte alls|inget fungerar|ingenting fungerar|totalt stopp|utan (telefoni|internet|natverk"
+               r"|tackning|el|strom)|ingen tackning|stannat|kraschat|crash)"),
+    ("data loss", r"\b(data loss|lost (all |a day of |our |my )*(data|work|files|notes)|(data|files|notes|work)"
+                  r" (is|are|was|were|has|have) (gone|lost|deleted|vanished)|vanished|reverted|deleted (all|everything)"
+                  r"|dataforlust|forlorat (all |alla )?(data|filer|information|arbete)|(data|filer)(n|na)? (ar|har)"
+                  r" (borta|forsvunnit|raderats)|allt ar borta|raderat (allt|hela)|rakat radera)"),
+    ("security", r"\b(security|breach|hacked|hacke[dr]|phishing|compromised|unauthori[sz]ed|data leak|leaked (data|passwords|details)"
+                 r"|confidential|someone (logged|has logged) in|identity theft|sakerhet|intrang|inbrott|hackad"
+                 r"|hackat|kapad|kapat|dataintrang|lackt|obehorig|natfiske|personuppgiftsincident"
+                 r"|loggat in pa mitt konto|tillgang till andra)"),
+    ("legal threat", r"\b(lawyer|attorney|solicitor|legal action|we act for|sue\b|suing|court|lawsuit|small claims"
+                     r"|advokat|jurist|stamning|stamma|tingsratt|arn\b|allmanna reklamationsnamnden"
                      r"|konsumentverket|kronofogden|anmal(a|er)? (er|dig|bolaget))"),
     ("urgent", r"\b(urgent|urgently|asap|emergency|immediately|right now|critical|akut|brad(skande)?"
-               r"|omedelbart|snarast|genast|kritiskt?)"),
+               r"|omedelbart|omgaende|snarast|genast|kritiskt?|viktigt)"),
 )
 LOW = (
-    ("cosmetic", r"\b(typo|spelling|misspel|cosmetic|font|colou?r of|alignment|stavfel|felstavat|"
-                 r"kosmetisk|typsnitt)"),
-    ("how-to", r"\b(how (do|can|to) (i|we|you)|is it possible to|where (do|can) i find|hur (gor|kan|ska)"
-               r"|var hittar|gar det att)"),
-    ("suggestion", r"\b(suggestion|feature request|would be nice|it would be great if|wish(list)?"
-                   r"|forslag|onskemal|onskar|vore (bra|smidigt|kul))"),
+    ("cosmetic", r"\b(typo|spelling|misspel|cosmetic|font|colou?r of|alignment|404|broken link|out of date"
+                 r"|instead of|not a big deal|small thing|minor|fyi|stavfel|felstav|kosmetisk|typsnitt"
+                 r"|liten grej|smasak)"),
+    ("how-to", r"\b(how (do|can|should|to|often|long|much)|is there a (way|guide)|where (do|can) i"
+               r"|what s the (difference|best|weight)|step by step|can (i|we|you) (set|change|add|use|schedule)"
+               r"|hur\b|finns det (ett satt|nagon guide|en guide)|kan man\b|vad ar skillnaden|var hittar"
+               r"|gar det att)"),
+    ("suggestion", r"\b(suggestion|feature request|would be (nice|great)|it would be great if|could you add"
+                   r"|please add|wish(list)?|forslag|onskemal|onskar|vore (bra|smidigt|kul))"),
 )
 _HIGH = [(why, re.compile(p)) for why, p in HIGH]
 _LOW = [(why, re.compile(p)) for why, p in LOW]
