@@ -201,6 +201,9 @@ require_entitlement = true
 
 def test_case_priority_sets_its_sla_times(cli, tmp_path, sessions):
     (tmp_path / "ingest.toml").write_text('''
+[sources.mail]
+record_type = "case"
+
 [sla.high]
 first_response_hours = 2
 resolve_hours = 12
@@ -222,6 +225,7 @@ resolve_hours = 12
 
 
 def test_a_new_case_names_the_customers_other_active_cases(cli, tmp_path, sessions):
+    (tmp_path / "ingest.toml").write_text('[sources.mail]\nrecord_type = "case"\n', encoding="utf-8")
     land(cli, tmp_path, "mail", mail(1, "eva@kund.example", "First", "The app crashes"), name="a.jsonl")
     land(cli, tmp_path, "mail", mail(2, "eva@kund.example", "Second", "And the invoice is wrong"), name="b.jsonl")
     with sessions() as session:

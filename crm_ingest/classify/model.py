@@ -31,10 +31,15 @@ _SWEDISH_WORDS = frozenset("""
     och att det som en är på för med har jag inte av till den om ett vi kan men så var
     från ni er ert era hej tack mvh vänliga hälsningar hälsning vill skulle kunna också eller
     när här där min mitt mina vår vårt våra har hade blir blev fick får inte ingen något nån
+    sedan sen efter innan också bara nu då upp ut in än dem de dom deras sin sina sitt hos åt
+    vid under över mot utan genom allt alla några man mig dig sig oss er hon han vad vem vilken
     """.split())
 _ENGLISH_WORDS = frozenset("""
     the and to of a in is it you that for on with have are this be my we your can not but
     at from our hi hello thanks thank regards would could please there what when just was
+    since been has had does did will get got also any all some up out about then than them
+    they their its who which where why an as by or if so do am were me us he she his her
+    him i'm it's we're don't i've we've has been into over under after before again
     """.split())
 
 

@@ -68,18 +68,23 @@ class PipelineConfig:
 
 
 def builtin_sources(region: str) -> dict[str, SourceConfig]:
-    """Sources that exist without configuration, so the demo and a first import just work."""
+    """Sources that exist without configuration, so the demo and a first import just work.
+    Mail to a general address and posts are read by the classifier (lead, case or other; unsure
+    answers go to review); retweets and shares are ignored; forms make leads, lists leads."""
+    from .routing import Rule
+
+    shares = (Rule("ignore", name="shares", retweet=True, reason="a retweet or share"),)
     return {
         "list": SourceConfig("list", kind="row", record_type="lead", region=region,
                              lead_source="purchased_list"),
-        "mail": SourceConfig("mail", kind="email", record_type="case", region=region,
+        "mail": SourceConfig("mail", kind="email", record_type="auto", region=region,
                              case_origin="email", lead_source="email"),
         "web": SourceConfig("web", kind="form", record_type="lead", region=region,
                             lead_source="web"),
-        "twitter": SourceConfig("twitter", kind="post", record_type="case", region=region,
-                                case_origin="twitter", lead_source="social"),
-        "facebook": SourceConfig("facebook", kind="post", record_type="case", region=region,
-                                 case_origin="facebook", lead_source="social"),
+        "twitter": SourceConfig("twitter", kind="post", record_type="auto", region=region,
+                                case_origin="twitter", lead_source="social", rules=shares),
+        "facebook": SourceConfig("facebook", kind="post", record_type="auto", region=region,
+                                 case_origin="facebook", lead_source="social", rules=shares),
     }
 
 

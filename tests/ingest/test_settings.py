@@ -44,7 +44,8 @@ def test_defaults_when_there_is_no_file_and_an_empty_environment(in_empty_folder
     assert settings.pipeline == PipelineConfig()
     assert set(settings.sources) == {"list", "mail", "web", "twitter", "facebook"}
     assert settings.source("mail").kind == "email"
-    assert settings.source("mail").record_type == "case"
+    assert settings.source("mail").record_type == "auto"  # the classifier reads mail and posts
+    assert [rule.retweet for rule in settings.source("twitter").rules] == [True]  # shares are ignored
 
 
 def test_database_and_redis_urls_come_from_the_given_mapping(in_empty_folder):
