@@ -16,7 +16,8 @@ same run; and how fast it classifies.
   how many held-out answers fall under the default min_confidence (0.6) and would go to
   review, with the accuracy of the rest; the case priority detector (`ingest.priority`) on the
   held-out cases that carry a priority label; and throughput: texts/s for a batch of 500
-  (as the pipeline calls it) and for one text at a time, plus training time.
+  (as the pipeline calls it) and for one text at a time, plus training time; and the pipeline's
+  items/s for posts of a fixed-type source next to an 'auto' (classified) one, same run.
 Never a test.
 """
 from __future__ import annotations
@@ -95,6 +96,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--corpus", type=Path, default=None)
+    parser.add_argument("--skip-pipeline", action="store_true", help="skip the pipeline items/s comparison")
     args = parser.parse_args()
 
     examples = load_corpus(args.corpus)
@@ -188,6 +190,50 @@ def main() -> None:
     print(f"\nthroughput: batch of 500 with explanations {500 / statistics.median(runs):,.0f} texts/s "
           f"(median of 5); one at a time {1 / statistics.median(one):,.0f} texts/s; "
           f"training on {len(train)} messages {trained_s:.2f} s")
+    if not args.skip_pipeline:
+        from crm_ingest.classify.model import default_classifier
+
+        default_classifier()  # trained once a process, before the timing
+        rates = pipeline_rates(texts)
+        fixed, read = statistics.median(rates["case"]), statistics.median(rates["auto"])
+        print(f"pipeline, posts in-process on SQLite (3,000 items, batches of 500, median of 2): "
+              f"record_type case {fixed:,.0f} items/s, auto (classified) {read:,.0f} items/s "
+              f"= {read / fixed:.2f}x")
+
+
+def pipeline_rates(texts: list[str], items: int = 3000, rounds: int = 2) -> dict[str, list[float]]:
+    """Items/s of the pipeline (in-process `run_batch`, embedded SQLite, batches of 500) for posts
+    from a source whose record type is fixed ('case') and one the classifier decides ('auto')."""
+    import tempfile
+    import uuid
+    from dataclasses import replace
+
+    from crm_ingest.ingest.settings import from_toml
+    from crm_ingest.models import make_engine, make_session_factory
+    from crm_ingest.models.landing import NewItem, land_items
+    from crm_ingest.models.migrate import upgrade
+    from crm_ingest.workers.batch import run_batch
+
+    rates: dict[str, list[float]] = {"case": [], "auto": []}
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(rounds):
+            for record_type in rates:
+                url = f"sqlite:///{folder}/{uuid.uuid4().hex}.db"
+                upgrade(url)
+                settings = replace(from_toml({"sources": {"twitter": {"record_type": record_type}}}),
+                                   database_url=url)
+                sessions = make_session_factory(make_engine(url))
+                rnd = random.Random(1)
+                batch = [NewItem(f"p{i}", "post", {"post_id": f"p{i}", "network": "twitter",
+                                                   "handle": f"@user{i % 2000}", "author_name": "Alex Berg",
+                                                   "text": rnd.choice(texts)}) for i in range(items)]
+                with sessions.begin() as session:
+                    ids = land_items(session, "twitter", batch)
+                started = time.perf_counter()
+                for start in range(0, len(ids), 500):
+                    run_batch(sessions, ids[start:start + 500], settings)
+                rates[record_type].append(items / (time.perf_counter() - started))
+    return rates
 
 
 if __name__ == "__main__":

@@ -21,10 +21,13 @@ from functools import lru_cache
 from importlib import resources
 from typing import Iterable, Sequence
 
+import numpy as np
+
 LABELS = ("case", "lead", "other")
 LANGUAGES = ("en", "sv")
 MAX_CHARS = 5000  # longer texts are cut before classifying: the start says what a message wants
 CLASS_WEIGHTS = {"case": 1.5, "lead": 1.0, "other": 1.0}
+_EVIDENCE_FEATURES = 60  # the strongest features of a text, shared out among its words
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 _SWEDISH_WORDS = frozenset("""
@@ -155,27 +158,29 @@ class Classifier:
         features, and its character n-grams shared among the words that hold them."""
         direction = self._directions[label_index]
         contributions = row.data * direction[row.indices]
+        if len(contributions) > _EVIDENCE_FEATURES:  # the features that pushed most are enough
+            keep = np.argpartition(-contributions, _EVIDENCE_FEATURES)[:_EVIDENCE_FEATURES]
+            indices, contributions = row.indices[keep], contributions[keep]
+        else:
+            indices = row.indices
         n_words = len(self._word_names)
         weights: dict[str, float] = {}
         grams: list[tuple[str, float]] = []
-        for index, contribution in zip(row.indices.tolist(), contributions.tolist()):
+        for index, contribution in zip(indices.tolist(), contributions.tolist()):
+            if contribution <= 0:
+                continue
             if index < n_words:
                 words = self._words_of[index]
                 for word in words:
                     weights[word] = weights.get(word, 0.0) + contribution / len(words)
             else:
                 grams.append((self._char_names[index - n_words], contribution))
-        holders: dict[str, list[str]] = {}  # character n-gram -> the words of the text holding it
-        low, high = self.chars.ngram_range
-        for word in set(_WORD.findall(prepare(text))):
-            padded = f" {word} "
-            for n in range(low, high + 1):
-                for start in range(len(padded) - n + 1):
-                    holders.setdefault(padded[start:start + n], []).append(word)
-        for gram, contribution in grams:
-            words = holders.get(gram, ())
-            for word in words:
-                weights[word] = weights.get(word, 0.0) + contribution / len(words)
+        if grams:
+            padded = [f" {word} " for word in set(_WORD.findall(prepare(text)))]
+            for gram, contribution in grams:
+                holders = [word[1:-1] for word in padded if gram in word]
+                for word in holders:
+                    weights[word] = weights.get(word, 0.0) + contribution / len(holders)
         ranked = sorted(((w, round(v, 3)) for w, v in weights.items() if w not in _NOT_SHOWN and len(w) > 2),
                         key=lambda item: -item[1])
         return tuple((w, v) for w, v in ranked[:top] if v > 0)
