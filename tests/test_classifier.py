@@ -149,3 +149,23 @@ def test_a_reply_to_a_case_stays_with_it_whatever_its_text(cli, tmp_path, sessio
     got = routed(sessions_for, tmp_path)
     assert got["<a1@kund.example>"][:2] == ("created", "case")
     assert got["<a2@kund.example>"][:2] == ("appended", "case")
+
+
+def test_hostile_items_get_an_outcome_never_a_failure(cli, tmp_path, sessions_for):
+    # Given mail and posts with fields of the wrong type, enormous text and odd characters
+    land(cli, tmp_path, "twitter",
+         post(1, ["not", "text"]), post(2, "x" * 1_000_000), post(3, "\x00\ufeff@acme \u202e hjälp"),
+         post(4, "@acme help, my order is late", retweet={"x": 1}, public="maybe"))
+    path = tmp_path / "mail.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in [
+        {"message_id": "<h1@x>", "from_email": "a@kund.example", "to": 123, "cc": {"a": 1}, "subject": None,
+         "text": 5, "mailbox": ["INBOX"]},
+        {"message_id": "<h2@x>", "from_email": "b@kund.example", "subject": "Hej", "text": "ö" * 300_000}]))
+    assert cli("land", "--source", "mail", str(path)).exit_code == 0
+
+    # Then every one has an outcome (rejected, ignored, review or a record), none failed
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        rows = session.execute(select(RawItem.external_id, RawItem.state, RawItem.outcome)).all()
+    assert len(rows) == 6
+    assert {state for _, state, _ in rows} == {"done"}, rows
+    assert all(outcome in ("created", "merged", "rejected", "ignored", "review") for _, _, outcome in rows)

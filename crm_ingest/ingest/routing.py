@@ -35,6 +35,7 @@ from .errors import ConfigError
 from .matching import fold
 
 ACTIONS = ("lead", "case", "append", "ignore", "review", "classify")
+MAX_TEXT = 20_000  # of an item's text, for keywords and the classifier
 _LIST_CONDITIONS = ("to", "mailbox", "form", "keywords")
 _RULE_KEYS = {*_LIST_CONDITIONS, "public", "retweet", "sender", "language", "label", "action", "reason",
               "queue", "require_entitlement", "create_contact", "name"}
@@ -105,16 +106,17 @@ def facts_of(kind: str, payload: Mapping[str, Any]) -> Facts:
     """The rule-relevant facts of an item's payload."""
     fields = payload.get("fields") if isinstance(payload.get("fields"), Mapping) else {}
     if kind == "email":
-        text = " ".join(str(payload.get(k) or "") for k in ("subject", "text"))
+        text = " ".join(_text(payload.get(k)) for k in ("subject", "text"))
     elif kind == "post":
-        text = str(payload.get("text") or "")
+        text = _text(payload.get("text"))
     else:
-        text = " ".join(str(fields.get(k) or "") for k in ("subject", "topic", "message", "description"))
-    recipients = []
-    for key in ("to", "cc"):
+        text = " ".join(_text(fields.get(k)) for k in ("subject", "topic", "message", "description"))
+    recipients: list[str] = []
+    for key in ("to", "cc"):  # a list of addresses or one string of them; anything else is no address
         value = payload.get(key) or []
-        recipients += re.split(r"[,;\s]+", value) if isinstance(value, str) else list(value)
-    recipients = tuple(str(r).strip().strip("<>").lower() for r in recipients if str(r).strip())
+        values = re.split(r"[,;\s]+", value) if isinstance(value, str) else value if isinstance(value, list) else []
+        recipients += [v for v in values if isinstance(v, str)]
+    recipients = tuple(r.strip().strip("<>").lower()[:320] for r in recipients if r.strip())[:200]
     return Facts(kind=kind, text=text.strip(), recipients=recipients,
                  mailbox=_lower(payload.get("mailbox") or payload.get("folder")),
                  form=_lower(payload.get("form")),
@@ -125,7 +127,14 @@ def facts_of(kind: str, payload: Mapping[str, Any]) -> Facts:
 
 
 def _lower(value: Any) -> str | None:
-    return str(value).strip().lower() if value not in (None, "") else None
+    """A mailbox or form key to compare: text or a number; anything else is none."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value).strip().lower()[:300] or None
+
+
+def _text(value: Any) -> str:
+    return value[:MAX_TEXT] if isinstance(value, str) else str(value)[:MAX_TEXT] if isinstance(value, (int, float)) else ""
 
 
 def _flag(value: Any) -> bool:
