@@ -46,10 +46,11 @@ FUZZY_KINDS = ("name", "domain_name", "birth_initial")
 CANDIDATES_PER_KEY = 50  # 'anna|andersson' is shared by many: the 50 newest are read
 SCORED_PER_PERSON = 5  # those sharing the most keys with the new person are scored
 COMPARED = ("first_name", "last_name", "email", "phone", "company_name", "job_title")
-_PG_CANDIDATES = text(  # a bounded index scan per value, whatever its popularity
-    "SELECT k.scope, k.kind, v.value, k.record_id FROM unnest(CAST(:values AS TEXT[])) AS v(value) "
-    "CROSS JOIN LATERAL (SELECT scope, kind, record_id FROM match_keys m WHERE m.value = v.value "
-    "ORDER BY m.kind, m.scope, m.record_id DESC LIMIT :limit) AS k")
+_PG_CANDIDATES = text(  # per value and record type, a backward scan of ix_match_keys_lookup: bounded
+    "SELECT s.scope, k.kind, v.value, k.record_id FROM unnest(CAST(:values AS TEXT[])) AS v(value) "
+    "CROSS JOIN (VALUES ('contact'), ('lead')) AS s(scope) "
+    "CROSS JOIN LATERAL (SELECT kind, record_id FROM match_keys m WHERE m.value = v.value "
+    "AND m.scope = s.scope ORDER BY m.record_id DESC LIMIT :limit) AS k")
 
 
 @dataclass(frozen=True)
@@ -181,8 +182,9 @@ def _ordered(a: tuple[str, int], b: tuple[str, int]) -> tuple[tuple[str, int], t
 
 
 def _candidates(session: Session, values: set[str]) -> dict[tuple[str, str, str], list[int]]:
-    """Owners of the keys, at most CANDIDATES_PER_KEY (the newest) a key and kind: a key shared
-    by thousands (a common name) costs the same as a rare one."""
+    """Owners of the keys, at most CANDIDATES_PER_KEY (the newest) a value and record type, read
+    in index order: a key shared by thousands (a common name) costs the same as a rare one, and
+    50 contacts of one name do not hide its leads."""
     found: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     ordered = sorted(values)
     if session.get_bind().dialect.name == "postgresql":
@@ -193,11 +195,11 @@ def _candidates(session: Session, values: set[str]) -> dict[tuple[str, str, str]
                 for scope, kind, value, record_id in rows:
                     found[(scope, kind, value)].append(record_id)
         return found
-    for value in ordered:  # SQLite is in-process: a statement per value is cheap
-        for scope, kind, record_id in session.execute(
-                select(MatchKey.scope, MatchKey.kind, MatchKey.record_id).where(MatchKey.value == value)
-                .order_by(MatchKey.record_id.desc()).limit(CANDIDATES_PER_KEY * 4)):
-            if len(found[(scope, kind, value)]) < CANDIDATES_PER_KEY:
+    for value in ordered:  # SQLite is in-process: a statement per value and record type is cheap
+        for scope in ("contact", "lead"):
+            for kind, record_id in session.execute(
+                    select(MatchKey.kind, MatchKey.record_id).where(MatchKey.value == value, MatchKey.scope == scope)
+                    .order_by(MatchKey.record_id.desc()).limit(CANDIDATES_PER_KEY)):
                 found[(scope, kind, value)].append(record_id)
     return found
 

@@ -113,12 +113,13 @@ def array_literal(values: Iterable[Any]) -> str:
 
 
 def _pg_unnest(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
-               typed_as: Mapping[str, str] | None = None):
+               typed_as: Mapping[str, str] | None = None, arrays: Sequence[str] = ()):
     """FROM-clause `unnest(CAST(:c0 AS type[]), ...) AS u(c0, ...)` and its select list.
 
     A column holding one value in every row (a timestamp, a campaign, a source) travels as a
-    single parameter instead of an array. `typed_as` names, for a value that is not a column,
-    the column whose type it has.
+    single parameter instead of an array, except the `arrays` (a constant in a join condition
+    lets the planner estimate it alone, and at a rare value scan the table for it). `typed_as`
+    names, for a value that is not a column, the column whose type it has.
     """
     params, casts, aliases, select_list = {}, [], [], []
     for i, name in enumerate(columns):
@@ -126,7 +127,7 @@ def _pg_unnest(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str,
         sql_type = column.type.compile(dialect=_PG)
         values = [row[name] for row in rows]
         is_json = "JSON" in sql_type
-        if i and not is_json and _all_same(values):
+        if i and not is_json and name not in arrays and _all_same(values):
             value = values[0]
             params[f"c{i}"] = value.isoformat() if isinstance(value, datetime) else value
             select_list.append(f"CAST(:c{i} AS {sql_type})")
@@ -204,7 +205,7 @@ def update_rows(session: Session, model, rows: Sequence[Mapping[str, Any]], key:
             quote = _PG.identifier_preparer.quote
             unnested = columns + (["_expected"] if versioned else [])
             source, select_list, params = _pg_unnest(table, unnested, group, {"_expected": versioned[0]}
-                                                     if versioned else {})
+                                                     if versioned else {}, arrays=("_expected",))
             sets = ", ".join(f"{quote(name)} = {select_list[i]}" for i, name in enumerate(columns) if i)
             condition = f" AND t.{quote(versioned[0])} = {select_list[-1]}" if versioned else ""
             sql = (f"UPDATE {quote(table.name)} AS t SET {sets} FROM {source} "

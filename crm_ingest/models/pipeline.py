@@ -116,7 +116,8 @@ class CampaignMember(Base):
     """A lead or contact on a campaign's list: how an import links people it did not create."""
 
     __tablename__ = "campaign_members"
-    __table_args__ = (UniqueConstraint("campaign_id", "record_type", "record_id"),)
+    __table_args__ = (UniqueConstraint("campaign_id", "record_type", "record_id"),
+                      Index("ix_campaign_members_record", "record_type", "record_id"))  # a merge moves them
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
@@ -164,7 +165,8 @@ class MatchKey(Base):
 
     __tablename__ = "match_keys"
     __table_args__ = (
-        Index("ix_match_keys_value", "value", "kind", "scope"),
+        # candidates: the newest owners of a value in a record type, read in index order
+        Index("ix_match_keys_lookup", "value", "scope", "record_id"),
         Index("ix_match_keys_owner", "scope", "record_id"),
     )
 
@@ -183,6 +185,7 @@ class DuplicateReview(Base):
     __table_args__ = (
         UniqueConstraint("record_type", "record_id", "other_type", "other_id"),
         Index("ix_duplicate_reviews_state", "state"),
+        Index("ix_duplicate_reviews_other", "other_type", "other_id"),  # pairs naming a merged record
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
