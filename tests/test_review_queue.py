@@ -294,3 +294,24 @@ def test_auto_merge_is_read_per_record_pair_and_must_be_a_boolean():
     with pytest.raises(ConfigError) as error:
         rules_from_toml({"lead-lead": {"auto_merge": "no"}})
     assert error.value.key == "matching.lead-lead.auto_merge"
+
+
+def test_a_form_from_a_contacts_address_is_paired_with_the_contact_whatever_the_name(cli, tmp_path):
+    # Given a contact, and 60 namesakes that would crowd a name-only lookup
+    (tmp_path / "ingest.toml").write_text('[sources.crm]\nkind = "row"\nrecord_type = "contact"\n',
+                                          encoding="utf-8")
+    crm = tmp_path / "crm.jsonl"
+    crm.write_text("".join(json.dumps({"id": f"c{n}", "fields": {
+        "first_name": "Anna", "last_name": "Andersson", "email": f"anna{n}@firma{n}.example.se"}}) + "\n"
+        for n in range(61)), encoding="utf-8")
+    assert cli("land", "--source", "crm", str(crm)).exit_code == 0
+
+    # When the first of them writes through a web form from her address, signing only 'A.'
+    land_forms(cli, tmp_path, "f.jsonl", {"first_name": "A.", "email": "Anna0@Firma0.example.se",
+                                          "message": "Please call me about pricing"})
+
+    # Then the form's lead and that contact wait in review as a pair (a lead and a contact do
+    # not merge by themselves)
+    pairs = reviews(cli)
+    assert [(p["a"]["type"], p["a"]["email"], p["b"]["type"]) for p in pairs
+            if "anna0@" in (p["a"]["email"] or "").lower()] == [("contact", "anna0@firma0.example.se", "lead")]

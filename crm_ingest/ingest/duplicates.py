@@ -36,8 +36,16 @@ from crm_ingest.models import (
 from crm_ingest.models.bulk import array_literal, index_lookups, insert_rows
 from crm_ingest.models.landing import load_checkpoint, save_checkpoint
 
-from .identity import PERSON_MODELS, fill_blanks
-from .matching import DEFAULT_RULES, RuleSet, blocking_keys, score
+from .identity import PERSON_MODELS, fill_blanks, lookup_keys
+from .matching import (
+    DEFAULT_RULES,
+    RuleSet,
+    blocking_keys,
+    canonical_email,
+    email_keys,
+    is_role_address,
+    score,
+)
 
 # Kinds the exact identity keys do not already settle: shared by many records by nature.
 # 'name_initial' (a typo in the first name) is left out: with a common surname it makes
@@ -93,10 +101,11 @@ def flag_possible_duplicates(session: Session, people: list[NewPerson],
     keyed = {(p.scope, p.record_id): [k for k in blocking_keys(p.fields, p.scope) if k[0] in FUZZY_KINDS]
              for p in people}
     keyed = {owner: keys for owner, keys in keyed.items() if keys}
-    if not keyed:
+    same_address = _contacts_sharing_an_address(session, [p for p in people if p.scope == "lead"])
+    if not keyed and not same_address:
         return Flagged()
     # keys first, then the lookup: look-alikes within this batch find each other too
-    held = _held_keys(session, set(keyed))
+    held = _held_keys(session, set(keyed)) if keyed else set()
     insert_rows(session, MatchKey, [{"scope": scope, "kind": kind, "value": value, "record_id": record_id}
                                     for (scope, record_id), keys in keyed.items() for kind, value in keys
                                     if (scope, record_id, kind, value) not in held])
@@ -104,6 +113,8 @@ def flag_possible_duplicates(session: Session, people: list[NewPerson],
     pairs: dict[tuple, NewPerson] = {}
     for person in people:
         shared: Counter = Counter()  # candidate -> how many blocking keys it shares
+        for contact_id in same_address.get(person.record_id, ()) if person.scope == "lead" else ():
+            shared[("contact", contact_id)] += 10  # a contact with this very address: always compared
         for kind, value in keyed.get((person.scope, person.record_id), ()):
             for scope in ("contact", "lead") if person.scope == "lead" else ("contact",):
                 for other in candidates.get((scope, kind, value), ()):
@@ -159,6 +170,26 @@ def _merge_automatically(session: Session, row: dict[str, Any],
     entry = merge_records(session, scope, survivor_id, loser_id, raw_item_id=row["raw_item_id"])
     session.execute(update(DuplicateReview).where(DuplicateReview.id == review_id).values(merge_id=entry.id))
     return AutoMerge(survivor_id, review_id, entry.id, row["score"])
+
+
+def _contacts_sharing_an_address(session: Session, leads: list[NewPerson]) -> dict[int, set[int]]:
+    """New leads whose email (or the mailbox behind it) is a contact's: lead id -> contacts. A
+    form never joins a contact by its keys (it makes a lead for sales), so the pair is found
+    here and queued, never left to a name that 50 namesakes may crowd out."""
+    wanted: dict[tuple[str, str, str], set[int]] = defaultdict(set)
+    for lead in leads:
+        for key in email_keys(lead.fields):
+            if is_role_address(key):
+                continue
+            wanted[("contact", "email", key)].add(lead.record_id)
+            wanted[("contact", "email_canonical", canonical_email(key))].add(lead.record_id)
+    if not wanted:
+        return {}
+    found: dict[int, set[int]] = defaultdict(set)
+    for key, contact_id in lookup_keys(session, set(wanted)).items():
+        for lead_id in wanted[key]:
+            found[lead_id].add(contact_id)
+    return found
 
 
 def _held_keys(session: Session, owners: set[tuple[str, int]]) -> set[tuple[str, int, str, str]]:
