@@ -118,3 +118,30 @@ def test_a_company_created_by_two_transactions_at_once_ends_as_one_account(pg_ur
         assert set(session.scalars(select(Contact.account_id))) == {one[ids[0]]}
         assert session.scalar(select(func.count()).select_from(IdentityKey)
                               .where(IdentityKey.scope == "account")) == 2
+
+
+def test_a_company_name_with_a_typo_is_queued_as_a_possible_duplicate_account(cli, tmp_path, sessions_for):
+    # Given Ericsson's account, then a contact naming 'Ericson AB' from another domain
+    land_contacts(cli, tmp_path, "a.jsonl", {"first_name": "Eva", "email": "eva@ericsson.example",
+                                             "company": "Ericsson AB"})
+    land_contacts(cli, tmp_path, "b.jsonl", {"first_name": "Bo", "email": "bo@ericson-group.example",
+                                             "company": "Ericson AB"})
+
+    # Then two accounts for now, and the pair waits for a person with the account rules' reasons
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    pairs = json.loads(cli("review", "list", "--json").output)["reviews"]
+    assert [(p["a"]["type"], p["a"]["company_name"], p["b"]["company_name"]) for p in pairs] == [
+        ("account", "Ericsson AB", "Ericson AB")]
+
+    # When a person merges them, Bo's contact moves to Ericsson; an undo moves it back
+    assert cli("review", "merge", str(pairs[0]["id"])).exit_code == 0
+    assert set(accounts_of(sessions).values()) == {"Ericsson AB"}
+    assert cli("review", "undo", str(pairs[0]["id"])).exit_code == 0
+    assert accounts_of(sessions) == {"eva@ericsson.example": "Ericsson AB", "bo@ericson-group.example": "Ericson AB"}
+
+
+def test_namesake_companies_in_other_forms_are_not_queued(cli, tmp_path):
+    land_contacts(cli, tmp_path, "a.jsonl", {"email": "a@acme.example", "company": "Acme AB"},
+                  {"email": "b@acme-sverige.example", "company": "Acme Sverige Holding AB"},
+                  {"email": "c@nordic.example", "company": "Nordic Solutions"})
+    assert json.loads(cli("review", "list", "--json").output)["reviews"] == []

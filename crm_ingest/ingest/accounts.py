@@ -36,10 +36,13 @@ def account_keys(company_name: Any, email: Any) -> list[tuple[str, str]]:
     return keys
 
 
-def link_accounts(session: Session, contacts: Iterable[tuple[int, Mapping[str, Any]]]) -> dict[int, int]:
+def link_accounts(session: Session, contacts: Iterable[tuple[int, Mapping[str, Any]]],
+                  rules: Mapping[str, Any] | None = None) -> dict[int, int]:
     """Give each contact without an account the account of its company, creating those that do
-    not exist; `contacts` are (contact id, fields with company_name and email). Returns contact
-    id -> account id for the contacts linked."""
+    not exist; `contacts` are (contact id, fields with company_name and email). A new account is
+    compared with its look-alikes (a typo in a company's name) by the account-account `rules`:
+    merged or queued for review. Returns contact id -> account id for the contacts linked (an
+    account merged since names its survivor)."""
     fields = dict(contacts)
     if not fields:
         return {}
@@ -69,8 +72,7 @@ def link_accounts(session: Session, contacts: Iterable[tuple[int, Mapping[str, A
             if kind == "domain":
                 account["website_domain"] = account["website_domain"] or value
                 account["keys"].add(("domain", value))
-    if new:
-        _create(session, new, linked)
+    created = _create(session, new, linked) if new else []
     # contacts of this batch with only a domain, at a company created just now
     by_domain = {value: linked[account["contacts"][0]] for account in new.values()
                  for kind, value in account["keys"] if kind == "domain" and account["contacts"][0] in linked}
@@ -80,10 +82,20 @@ def link_accounts(session: Session, contacts: Iterable[tuple[int, Mapping[str, A
             if domain in by_domain:
                 linked[cid] = by_domain[domain]
     update_rows(session, Contact, [{"id": cid, "account_id": account_id} for cid, account_id in linked.items()])
+    if created:
+        from .duplicates import NewPerson, flag_possible_duplicate_accounts
+
+        merged = flag_possible_duplicate_accounts(session, [NewPerson("account", account_id, fields)
+                                                            for account_id, fields in created], rules).merged
+        linked = {cid: merged[("account", a)].survivor_id if ("account", a) in merged else a
+                  for cid, a in linked.items()}
     return linked
 
 
-def _create(session: Session, new: dict[str, dict[str, Any]], linked: dict[int, int]) -> None:
+def _create(session: Session, new: dict[str, dict[str, Any]], linked: dict[int, int]
+            ) -> list[tuple[int, dict[str, Any]]]:
+    """Insert the accounts; returns (id, fields) of those that stand (not lost to a concurrent
+    worker)."""
     ordered = [new[company] for company in sorted(new)]
     ids = allocate_ids(session, Account, len(ordered))
     source = "ingest"
@@ -112,3 +124,5 @@ def _create(session: Session, new: dict[str, dict[str, Any]], linked: dict[int, 
         dropped = sorted(replacement)
         session.execute(delete(IdentityKey).where(IdentityKey.scope == SCOPE, IdentityKey.record_id.in_(dropped)))
         session.execute(delete(Account).where(Account.id.in_(dropped)))
+    return [(account_id, {"company_name": account["name"], "website_domain": account["website_domain"]})
+            for account_id, account in zip(ids, ordered) if account_id not in replacement]

@@ -22,7 +22,10 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import (
+    Account,
     Activity,
+    Contact,
+    Entitlement,
     CampaignMember,
     Case,
     DuplicateReview,
@@ -39,6 +42,7 @@ from crm_ingest.models.landing import load_checkpoint, save_checkpoint
 from .identity import PERSON_MODELS, fill_blanks, lookup_keys
 from .matching import (
     DEFAULT_RULES,
+    normalize_company,
     RuleSet,
     blocking_keys,
     canonical_email,
@@ -54,9 +58,13 @@ FUZZY_KINDS = ("name", "domain_name", "birth_initial")
 CANDIDATES_PER_KEY = 50  # 'anna|andersson' is shared by many: the 50 newest are read
 SCORED_PER_PERSON = 5  # those sharing the most keys with the new person are scored
 COMPARED = ("first_name", "last_name", "email", "phone", "company_name", "job_title")
+# what the rules compare of an account, by the field names matching.py reads, and its column
+ACCOUNT_COMPARED = {"company_name": "name", "website_domain": "website_domain", "email": "email", "phone": "phone"}
+ACCOUNT_KINDS = ("company_word", "company_prefix", "domain_root")  # look-alike keys (exact ones: identity keys)
+MODELS = {**PERSON_MODELS, "account": Account}
 _PG_CANDIDATES = text(  # per value and record type, a backward scan of ix_match_keys_lookup: bounded
     "SELECT s.scope, k.kind, v.value, k.record_id FROM unnest(CAST(:values AS TEXT[])) AS v(value) "
-    "CROSS JOIN (VALUES ('contact'), ('lead')) AS s(scope) "
+    "CROSS JOIN unnest(CAST(:scopes AS TEXT[])) AS s(scope) "
     "CROSS JOIN LATERAL (SELECT kind, record_id FROM match_keys m WHERE m.value = v.value "
     "AND m.scope = s.scope ORDER BY m.record_id DESC LIMIT :limit) AS k")
 
@@ -71,7 +79,7 @@ class NewPerson:
 
 def pair_rules(rules: Mapping[str, RuleSet] | None, a: str, b: str) -> RuleSet:
     rules = rules or DEFAULT_RULES
-    name = "-".join(sorted((a, b), key=("lead", "contact").index))
+    name = "-".join(sorted((a, b), key=("lead", "contact", "account").index))
     return rules.get(name) or DEFAULT_RULES[name]
 
 
@@ -123,10 +131,16 @@ def flag_possible_duplicates(session: Session, people: list[NewPerson],
         best = sorted(shared.items(), key=lambda item: (-item[1], -item[0][1]))[:SCORED_PER_PERSON]
         for other, _ in best:
             pairs.setdefault(_ordered((person.scope, person.record_id), other), person)
+    return _decide_pairs(session, pairs, {(p.scope, p.record_id): dict(p.fields) for p in people}, rules)
+
+
+def _decide_pairs(session: Session, pairs: dict[tuple, NewPerson], known: dict[tuple[str, int], dict[str, Any]],
+                  rules: Mapping[str, RuleSet] | None) -> Flagged:
+    """Score each candidate pair: merge it (one record type, auto_merge), queue it, or leave it."""
     if not pairs:
         return Flagged()
     fields = _fields(session, {owner for pair in pairs for owner in pair})
-    fields.update({(p.scope, p.record_id): dict(p.fields) for p in people})
+    fields.update(known)
     rows, automatic = [], []
     for (a, b), person in sorted(pairs.items()):
         if a not in fields or b not in fields:
@@ -172,6 +186,55 @@ def _merge_automatically(session: Session, row: dict[str, Any],
     return AutoMerge(survivor_id, review_id, entry.id, row["score"])
 
 
+def account_keys_fuzzy(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """An account's look-alike keys: the first word of its normalized name ('acme' of 'ACME
+    Sverige AB') and that word's first four letters, and its web domain without the public
+    suffix ('acme' of acme.co.uk)."""
+    keys = []
+    name = normalize_company(fields.get("company_name")) if isinstance(fields.get("company_name"), str) else None
+    word = next((w for w in (name or "").split() if len(w) >= 3), None)
+    if word:
+        keys.append(("company_word", word))
+        if len(word) >= 5:  # a typo after the fourth letter: Ericsson, Ericson
+            keys.append(("company_prefix", word[:4]))
+    domain = fields.get("website_domain")
+    if isinstance(domain, str) and domain.strip():
+        labels = [label for label in domain.strip().lower().split(".") if label]
+        while len(labels) > 1 and (labels[-1] in _SUFFIXES or len(labels[-1]) <= 2):
+            labels.pop()
+        if labels and len(labels[-1]) >= 3:
+            keys.append(("domain_root", labels[-1]))
+    return keys
+
+
+_SUFFIXES = {"com", "org", "net", "edu", "gov", "co", "ac", "biz", "info", "nu"}
+
+
+def flag_possible_duplicate_accounts(session: Session, accounts: list[NewPerson],
+                                     rules: Mapping[str, RuleSet] | None = None) -> Flagged:
+    """Accounts the exact keys (domain, normalized name) did not join: indexed under their
+    look-alike keys, scored with the account-account rules; merged or queued like people."""
+    keyed = {account.record_id: account_keys_fuzzy(account.fields) for account in accounts}
+    keyed = {record_id: keys for record_id, keys in keyed.items() if keys}
+    if not keyed:
+        return Flagged()
+    held = _held_keys(session, {("account", record_id) for record_id in keyed})
+    insert_rows(session, MatchKey, [{"scope": "account", "kind": kind, "value": value, "record_id": record_id}
+                                    for record_id, keys in keyed.items() for kind, value in keys
+                                    if ("account", record_id, kind, value) not in held])
+    candidates = _candidates(session, {value for keys in keyed.values() for _, value in keys}, ("account",))
+    pairs: dict[tuple, NewPerson] = {}
+    for account in accounts:
+        shared: Counter = Counter()
+        for kind, value in keyed.get(account.record_id, ()):
+            for other in candidates.get(("account", kind, value), ()):
+                if other != account.record_id:
+                    shared[("account", other)] += 1
+        for other, _ in sorted(shared.items(), key=lambda item: (-item[1], -item[0][1]))[:SCORED_PER_PERSON]:
+            pairs.setdefault(_ordered(("account", account.record_id), other), account)
+    return _decide_pairs(session, pairs, {("account", a.record_id): dict(a.fields) for a in accounts}, rules)
+
+
 def _contacts_sharing_an_address(session: Session, leads: list[NewPerson]) -> dict[int, set[int]]:
     """New leads whose email (or the mailbox behind it) is a contact's: lead id -> contacts. A
     form never joins a contact by its keys (it makes a lead for sales), so the pair is found
@@ -208,11 +271,12 @@ def _held_keys(session: Session, owners: set[tuple[str, int]]) -> set[tuple[str,
 
 def _ordered(a: tuple[str, int], b: tuple[str, int]) -> tuple[tuple[str, int], tuple[str, int]]:
     """A pair in one order (contacts before leads, then by id), so it has one review row."""
-    rank = {"contact": 0, "lead": 1}
+    rank = {"account": 0, "contact": 1, "lead": 2}
     return (a, b) if (rank[a[0]], a[1]) <= (rank[b[0]], b[1]) else (b, a)
 
 
-def _candidates(session: Session, values: set[str]) -> dict[tuple[str, str, str], list[int]]:
+def _candidates(session: Session, values: set[str],
+                scopes: tuple[str, ...] = ("contact", "lead")) -> dict[tuple[str, str, str], list[int]]:
     """Owners of the keys, at most CANDIDATES_PER_KEY (the newest) a value and record type, read
     in index order: a key shared by thousands (a common name) costs the same as a rare one, and
     50 contacts of one name do not hide its leads."""
@@ -222,12 +286,12 @@ def _candidates(session: Session, values: set[str]) -> dict[tuple[str, str, str]
         with index_lookups(session):
             for start in range(0, len(ordered), 1000):
                 rows = session.execute(_PG_CANDIDATES, {"values": array_literal(ordered[start:start + 1000]),
-                                                        "limit": CANDIDATES_PER_KEY})
+                                                        "scopes": array_literal(scopes), "limit": CANDIDATES_PER_KEY})
                 for scope, kind, value, record_id in rows:
                     found[(scope, kind, value)].append(record_id)
         return found
     for value in ordered:  # SQLite is in-process: a statement per value and record type is cheap
-        for scope in ("contact", "lead"):
+        for scope in scopes:
             for kind, record_id in session.execute(
                     select(MatchKey.kind, MatchKey.record_id).where(MatchKey.value == value, MatchKey.scope == scope)
                     .order_by(MatchKey.record_id.desc()).limit(CANDIDATES_PER_KEY)):
@@ -241,12 +305,18 @@ def _fields(session: Session, owners: set[tuple[str, int]]) -> dict[tuple[str, i
         by_scope[scope].append(record_id)
     result = {}
     for scope, ids in by_scope.items():
-        model = PERSON_MODELS[scope]
-        columns = [getattr(model, name) for name in COMPARED]
+        model = MODELS[scope]
+        names = _compared(scope)
+        columns = [getattr(model, column) for column in names.values()]
         for start in range(0, len(ids), 1000):
             for row in session.execute(select(model.id, *columns).where(model.id.in_(ids[start:start + 1000]))):
-                result[(scope, row[0])] = dict(zip(COMPARED, row[1:]))
+                result[(scope, row[0])] = dict(zip(names, row[1:]))
     return result
+
+
+def _compared(scope: str) -> dict[str, str]:
+    """Field the rules compare -> its column, for a record type."""
+    return dict(ACCOUNT_COMPARED) if scope == "account" else {name: name for name in COMPARED}
 
 
 # -- the queue --------------------------------------------------------------------------------------
@@ -263,8 +333,8 @@ def review_rows(session: Session, state: str | None = "open", limit: int = 100) 
     merges = [r.merge_id for r in reviews if r.merge_id is not None]
     for entry in session.scalars(select(MergeLog).where(MergeLog.id.in_(merges))) if merges else ():
         gone = (entry.record_type, entry.merged_id)  # a merged record, as it was before the merge
-        fields.setdefault(gone, {name: (entry.filled or {}).get("merged_record", {}).get(name)
-                                 for name in COMPARED})
+        fields.setdefault(gone, {name: (entry.filled or {}).get("merged_record", {}).get(column)
+                                 for name, column in _compared(entry.record_type).items()})
     return [{"id": r.id, "state": r.state, "score": r.score, "suggested": r.suggested,
              "a": {"type": r.record_type, "id": r.record_id, **fields.get((r.record_type, r.record_id), {})},
              "b": {"type": r.other_type, "id": r.other_id, **fields.get((r.other_type, r.other_id), {})},
@@ -301,7 +371,7 @@ def merge_records(session: Session, scope: str, survivor_id: int, loser_id: int,
     other's where it has blanks, every contact point, case, opportunity, activity, campaign
     membership and item outcome; the other is deleted. The returned merge_log entry holds the
     deleted record and what moved, for `undo_merge`."""
-    model = PERSON_MODELS[scope]
+    model = MODELS[scope]
     first, second = (session.get(model, record_id, with_for_update=True)  # one lock order
                      for record_id in sorted((survivor_id, loser_id)))
     survivor, loser = (first, second) if first is not None and first.id == survivor_id else (second, first)
@@ -339,7 +409,7 @@ def undo_merge(session: Session, review_id: int) -> dict[str, Any]:
     if entry is None or entry.undone_at is not None:
         raise ValueError(f"the merge of review {review_id} was undone already")
     scope, survivor_id, loser_id = entry.record_type, entry.record_id, entry.merged_id
-    model = PERSON_MODELS[scope]
+    model = MODELS[scope]
     survivor = session.get(model, survivor_id, with_for_update=True)
     if survivor is None:
         raise LookupError(f"{scope} {survivor_id}, the record it was merged into, no longer exists")
@@ -389,6 +459,14 @@ def undo_merge(session: Session, review_id: int) -> dict[str, Any]:
 
 def _moved_columns(scope: str):
     """(name in merge_log 'moved', model, column naming the record, record type column or None)."""
+    if scope == "account":
+        return [("identity_keys", IdentityKey, IdentityKey.record_id, IdentityKey.scope),
+                ("match_keys", MatchKey, MatchKey.record_id, MatchKey.scope),
+                ("contacts", Contact, Contact.account_id, None),
+                ("cases", Case, Case.account_id, None),
+                ("opportunities", Opportunity, Opportunity.account_id, None),
+                ("entitlements", Entitlement, Entitlement.account_id, None),
+                ("merge_log", MergeLog, MergeLog.record_id, MergeLog.record_type)]
     person_column = Opportunity.contact_id if scope == "contact" else Opportunity.lead_id
     specs = [("identity_keys", IdentityKey, IdentityKey.record_id, IdentityKey.scope),
              ("match_keys", MatchKey, MatchKey.record_id, MatchKey.scope),
@@ -491,6 +569,18 @@ def recheck(session: Session, settings, *, limit: int = 5000, from_start: bool =
         result["checked"] += len(people)
         if rows:
             done[scope] = rows[-1][0]
+    accounts = session.execute(
+        select(Account.id, *[getattr(Account, column) for column in ACCOUNT_COMPARED.values()])
+        .where(Account.id > done.get("account", 0), Account.created_at < settled)
+        .order_by(Account.id).limit(limit)).all()
+    flagged = flag_possible_duplicate_accounts(
+        session, [NewPerson("account", row[0], dict(zip(ACCOUNT_COMPARED, row[1:]))) for row in accounts],
+        settings.matching)
+    result["queued"] += flagged.queued
+    result["merged"] += len(flagged.merged)
+    result["checked"] += len(accounts)
+    if accounts:
+        done["account"] = accounts[-1][0]
     save_checkpoint(session, RECHECK_CHECKPOINT, done)
     return result
 

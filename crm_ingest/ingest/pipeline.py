@@ -217,7 +217,7 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
         if plan.queue and plan.person is not None and plan.person.scope == "lead":
             plan.person.fields["queue"] = plan.queue
     people, merges = resolve_people(session, active, defaults)
-    link_accounts(session, _contacts_of(active, people, imports))  # before cases: entitlements are per account
+    link_accounts(session, _contacts_of(active, people, imports), rules)  # before cases: entitlements are per account
     parents.update(_open_cases_to_append_to(session, active, parents, people))
 
     new_cases = [p for p in active if p.case is not None and p.item_id not in parents]
