@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/ingest demo
 
 test: $(STAMP)
+	sh scripts/ensure-dovecot.sh
 	$(BIN)/python -m pytest
 
 test-unit: $(STAMP)

@@ -34,6 +34,7 @@ task_routes = {
     "crm_ingest.process_batch": {"queue": "process"},
     "crm_ingest.sweep": {"queue": "poll"},
     "crm_ingest.recheck_duplicates": {"queue": "poll"},
+    "crm_ingest.poll_mailbox": {"queue": "poll"},
 }
 beat_schedule = {
     "sweep": {
@@ -47,5 +48,10 @@ beat_schedule = {
         "options": {"expires": 300.0},
     },
 }
+for _name, _source in _settings.sources.items():  # each mailbox on its own interval, expiring, not piling up
+    if _source.imap is not None:
+        beat_schedule[f"poll-{_name}"] = {"task": "crm_ingest.poll_mailbox", "args": (_name,),
+                                          "schedule": _source.imap.poll_seconds,
+                                          "options": {"expires": _source.imap.poll_seconds}}
 worker_send_task_events = True  # Flower and `celery events` see our tasks
 task_send_sent_event = True

@@ -569,6 +569,33 @@ def import_mail(path: Path, source_name: str, wait: bool, as_json: bool) -> None
     Out(as_json).emit(result, _print_landing)
 
 
+@main.command()
+@click.argument("source_name")
+@wait_option
+@json_option
+def poll(source_name: str, wait: bool, as_json: bool) -> None:
+    """Poll a mailbox source once ([sources.NAME.imap]): land what arrived since its checkpoint
+    and queue it (or process it, embedded)."""
+    from crm_ingest.connectors.imap import ImapMailbox, MailboxError
+    from crm_ingest.workers.dispatch import dispatch, wait_for
+
+    rt = _runtime()
+    source = _check_source(rt, source_name)
+    if source.imap is None:
+        raise click.ClickException(f"source {source_name!r} has no mailbox: add [sources.{source_name}.imap]")
+    try:
+        connector = ImapMailbox(source.imap, source.name, rt.settings.secrets.get(source.imap.password_env))
+        result = run_connector(rt.sessions, connector)
+    except MailboxError as exc:
+        raise click.ClickException(str(exc)) from None
+    dispatch(rt.sessions, result.ids, rt.settings)
+    unfinished = wait_for(rt.sessions, result.ids) if wait and not rt.settings.embedded else 0
+    data = {"source": source.name, "received": result.received, "landed": len(result.ids),
+            "already_landed": result.received - len(result.ids), "queued": not rt.settings.embedded,
+            "unfinished": unfinished, **_outcomes_of(rt, result.ids)}
+    Out(as_json).emit(data, _print_landing)
+
+
 # -- classification and entitlements ------------------------------------------------------------
 
 @main.command()

@@ -40,6 +40,7 @@ class SourceConfig:
     rules: tuple = ()  # routing.Rule, in order; the first that matches decides
     min_confidence: float = 0.6  # a classifier answer less sure than this goes to review
     queue: str | None = None  # the queue the source's cases and leads are put in
+    imap: Any = None  # connectors.imap.ImapConfig: the mailbox this email source polls
 
     @property
     def reviews_duplicates(self) -> bool:
@@ -107,6 +108,9 @@ class Settings:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     matching: Mapping[str, Any] | None = None  # rule sets per record pair; None: the defaults
     sla: Mapping[str, SlaTerm] = field(default_factory=lambda: dict(DEFAULT_SLA))  # per case priority
+    # passwords named by the configuration (imap.password_env), read from the environment once;
+    # never printed (repr) and never logged
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     labels: Mapping[str, str] = field(default_factory=dict)  # record type -> its display name
 
     def label(self, record_type: str | None, plural: bool = False) -> str:
@@ -147,10 +151,12 @@ class Settings:
         elif explicit:
             raise ConfigError("INGEST_CONFIG", f"file {path} does not exist")
         settings = from_toml(data, config_path=path if path.exists() else None)
+        wanted = {source.imap.password_env for source in settings.sources.values() if source.imap}
         return replace(
             settings,
             database_url=env.get("DATABASE_URL") or "sqlite:///ingest.db",
             redis_url=env.get("REDIS_URL") or None,
+            secrets={name: env[name] for name in wanted if env.get(name)},
         )
 
 
@@ -200,7 +206,7 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
     prefix = f"sources.{name}."
     allowed = {f.name for f in fields(SourceConfig)} - {"name"}
     _only_keys(raw, prefix, allowed)
-    special = {"review_duplicates", "rules", "min_confidence"}
+    special = {"review_duplicates", "rules", "min_confidence", "imap"}
     values: dict[str, Any] = {key: _string(value, prefix + key) for key, value in raw.items()
                               if key not in special}
     if "review_duplicates" in raw:
@@ -211,6 +217,8 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
         from .routing import rules_from_toml as routing_rules
 
         values["rules"] = routing_rules(raw["rules"], prefix + "rules")
+    if "imap" in raw:
+        values["imap"] = _imap(_table(raw["imap"], prefix + "imap"), prefix + "imap")
     if "min_confidence" in raw:
         values["min_confidence"] = _number(raw["min_confidence"], prefix + "min_confidence", float)
         if not 0 <= values["min_confidence"] <= 1:
@@ -222,6 +230,8 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
         raise ConfigError(prefix + "kind", f"must be one of {', '.join(ITEM_KINDS)}")
     if source.record_type not in RECORD_TYPES:
         raise ConfigError(prefix + "record_type", f"must be one of {', '.join(RECORD_TYPES)}")
+    if source.imap is not None and source.kind != "email":
+        raise ConfigError(prefix + "imap", "only an email source (kind = \"email\") polls a mailbox")
     if source.case_origin is not None and source.case_origin not in CASE_ORIGINS:
         raise ConfigError(prefix + "case_origin", f"must be one of {', '.join(CASE_ORIGINS)}")
     if source.lead_source is not None and lead_source_key(source.lead_source) != source.lead_source:
@@ -229,6 +239,29 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
 
         raise ConfigError(prefix + "lead_source", f"must be one of {', '.join(LEAD_SOURCES)}")
     return source
+
+
+def _imap(raw: Mapping[str, Any], where: str):
+    from crm_ingest.connectors.imap import ImapConfig
+
+    if "password" in raw:
+        raise ConfigError(f"{where}.password", "never in the file: name the environment variable in password_env")
+    allowed = {f.name for f in fields(ImapConfig)}
+    _only_keys(raw, where + ".", allowed)
+    for key in ("host", "user", "password_env"):
+        if key not in raw:
+            raise ConfigError(f"{where}.{key}", "required")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "port":
+            values[key] = int(_number(value, f"{where}.port", int))
+        elif key in ("poll_seconds", "timeout_seconds"):
+            values[key] = _number(value, f"{where}.{key}", float)
+        else:
+            values[key] = _string(value, f"{where}.{key}")
+    config = ImapConfig(**values)
+    config.check(where)
+    return config
 
 
 def lead_source_key(text: Any) -> str | None:

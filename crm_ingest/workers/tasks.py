@@ -58,3 +58,24 @@ def recheck_duplicates() -> dict:
     rt = runtime()
     with rt.sessions.begin() as session:
         return recheck(session, rt.settings)
+
+
+@app.task(base=IngestTask, name="crm_ingest.poll_mailbox")
+def poll_mailbox(source_name: str) -> dict:
+    """Poll one mailbox source: land what arrived since its checkpoint and queue it. A mailbox
+    that cannot be read is logged with its error and waits for its next turn (beat's schedule,
+    never a tight retry loop), so one broken mailbox holds up no other source."""
+    from crm_ingest.connectors.base import run_connector
+    from crm_ingest.connectors.imap import ImapMailbox, MailboxError
+
+    rt = runtime()
+    source = rt.settings.source(source_name)
+    try:
+        landed = run_connector(rt.sessions, ImapMailbox(source.imap, source.name,
+                                                         rt.settings.secrets.get(source.imap.password_env)))
+    except MailboxError as exc:
+        log.error("mailbox %s: %s", source_name, exc)
+        return {"source": source_name, "error": str(exc), "credentials": exc.credentials}
+    if landed.ids:
+        enqueue(landed.ids, rt.settings)
+    return {"source": source_name, "received": landed.received, "landed": len(landed.ids)}

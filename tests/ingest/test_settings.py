@@ -304,3 +304,39 @@ def test_lead_sources_are_dynamics_options_and_ours(in_empty_folder):
     with pytest.raises(ConfigError) as error:
         Settings.load(config(in_empty_folder, '[sources.shop]\nlead_source = "webshop"\n'))
     assert error.value.key == "sources.shop.lead_source" and "trade_show" in error.value.reason
+
+
+IMAP = '[sources.support]\nkind = "email"\n[sources.support.imap]\nhost = "imap.example"\nuser = "support"\n'
+
+
+@pytest.mark.parametrize("extra, key, reason", [
+    ('password_env = "PW"\npassword = "hunter2"\n', "sources.support.imap.password", "never in the file"),
+    ("", "sources.support.imap.password_env", "required"),
+    ('password_env = "PW"\ntls = "maybe"\n', "sources.support.imap.tls", "ssl, starttls, none"),
+    ('password_env = "PW"\nafter = "move"\n', "sources.support.imap.move_to", "required"),
+    ('password_env = "PW"\nafter = "delete"\n', "sources.support.imap.after", "seen, move, none"),
+    ('password_env = "PW"\nport = 70000\n', "sources.support.imap.port", "TCP port"),
+])
+def test_a_bad_mailbox_names_its_key(in_empty_folder, extra, key, reason):
+    from crm_ingest.ingest.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        Settings.load(config(in_empty_folder, IMAP + extra))
+    assert error.value.key == key and reason in error.value.reason
+
+
+def test_a_mailbox_password_comes_from_the_environment_and_is_never_printed(in_empty_folder):
+    env = config(in_empty_folder, IMAP + 'password_env = "SUPPORT_PW"\n')
+    settings = Settings.load({**env, "SUPPORT_PW": "hunter2"})
+    assert settings.secrets == {"SUPPORT_PW": "hunter2"}
+    assert "hunter2" not in repr(settings)
+    assert settings.source("support").imap.folder == "INBOX"
+
+
+def test_only_an_email_source_polls_a_mailbox(in_empty_folder):
+    from crm_ingest.ingest.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        Settings.load(config(in_empty_folder, IMAP.replace('kind = "email"', 'kind = "form"')
+                             + 'password_env = "PW"\n'))
+    assert error.value.key == "sources.support.imap"

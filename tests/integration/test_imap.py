@@ -1,0 +1,240 @@
+"""The IMAP source against a real dovecot (started here, on a free port, in a temporary folder;
+scripts/ensure-dovecot.sh installs Debian's when missing): each message landed once, the
+checkpoint holds across polls and restarts, a new UIDVALIDITY lands no duplicates, and the
+after-fetch action (flag seen, move) happens only to landed mail."""
+from __future__ import annotations
+
+import imaplib
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from crm_ingest.models import RawItem
+
+pytestmark = pytest.mark.skipif(shutil.which("dovecot") is None,
+                                reason="dovecot is not installed (scripts/ensure-dovecot.sh installs it)")
+
+PASSWORD = "s3cret-imap"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Dovecot:
+    def __init__(self, root: Path) -> None:
+        self.root, self.port = root, _free_port()
+        for name in ("run", "state", "mail"):
+            (root / name).mkdir(parents=True, exist_ok=True)
+        (root / "mail").chmod(0o777)
+        (root / "users").write_text(f"support:{{PLAIN}}{PASSWORD}\n")
+        self.conf = root / "dovecot.conf"
+        self.conf.write_text(f"""
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 0
+mail_location = maildir:{root}/mail/%u
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/users
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={root}/mail/%u
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+default_internal_user = nobody
+default_login_user = nobody
+""")
+
+    def start(self) -> None:
+        # dovecot forks into the background: its output must not be a pipe run() waits on
+        subprocess.run(["dovecot", "-c", str(self.conf)], check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("dovecot did not start: " + (self.root / "dovecot.log").read_text()[-2000:])
+
+    def stop(self) -> None:
+        subprocess.run(["doveadm", "-c", str(self.conf), "stop"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+
+    def doveadm(self, *args: str) -> None:
+        subprocess.run(["doveadm", "-c", str(self.conf), *args], check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
+
+    def client(self, folder: str = "INBOX") -> imaplib.IMAP4:
+        conn = imaplib.IMAP4("127.0.0.1", self.port)
+        conn.login("support", PASSWORD)
+        conn.select(folder)
+        return conn
+
+
+@pytest.fixture
+def dovecot():
+    # not under pytest's own temporary folder: that is private to root, and dovecot reads its
+    # users file and writes mail as 'nobody'
+    root = Path(tempfile.mkdtemp(prefix="crm-ingest-dovecot-"))
+    root.chmod(0o755)
+    server = Dovecot(root)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def message(n: int, subject: str = "Cannot log in", body: str = "Since yesterday I cannot log in.",
+            message_id: bool = True) -> bytes:
+    headers = [f"From: Eva Lind <eva{n}@kund.example>", "To: support@acme.example", f"Subject: {subject} {n}",
+               "Date: Mon, 30 Nov 2026 09:00:00 +0100", "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8"]
+    if message_id:
+        headers.append(f"Message-ID: <m{n}@kund.example>")
+    return ("\r\n".join(headers) + "\r\n\r\n" + body + f" ({n})\r\n").encode()
+
+
+def deliver(server: Dovecot, *raws: bytes, folder: str = "INBOX") -> None:
+    conn = server.client(folder)
+    for raw in raws:
+        conn.append(folder, None, None, raw)
+    conn.logout()
+
+
+def configure(tmp_path: Path, port: int, monkeypatch, **imap: str) -> None:
+    extra = "".join(f'{k} = "{v}"\n' for k, v in imap.items())
+    (tmp_path / "ingest.toml").write_text(f"""
+[sources.support]
+kind = "email"
+record_type = "case"
+
+[sources.support.imap]
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+user = "support"
+password_env = "SUPPORT_IMAP_PASSWORD"
+{extra}""", encoding="utf-8")
+    monkeypatch.setenv("SUPPORT_IMAP_PASSWORD", PASSWORD)
+
+
+def poll(cli) -> dict:
+    result = cli("poll", "support", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def landed(sessions) -> list[str]:
+    with sessions() as session:
+        return list(session.scalars(select(RawItem.external_id).order_by(RawItem.id)))
+
+
+def test_new_mail_is_landed_once_and_the_checkpoint_holds(dovecot, cli, tmp_path, monkeypatch, sessions_for):
+    configure(tmp_path, dovecot.port, monkeypatch)
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    deliver(dovecot, message(1), message(2), message(3, message_id=False))
+
+    first = poll(cli)
+    assert (first["received"], first["landed"]) == (3, 3)
+    again = poll(cli)  # nothing new: the checkpoint (UIDVALIDITY, UID) holds
+    assert again["received"] == 0
+    deliver(dovecot, message(4))
+    assert poll(cli)["landed"] == 1
+    ids = landed(sessions)
+    assert ids[:2] == ["<m1@kund.example>", "<m2@kund.example>"] and ids[2].startswith("sha256:")
+    assert ids[3] == "<m4@kund.example>"
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(RawItem).where(RawItem.outcome == "created")) == 4
+        assert set(session.scalars(select(RawItem.payload["mailbox"].as_string()))) == {"INBOX"}
+
+    # landed mail is flagged seen by the next poll, never before it was landed
+    conn = dovecot.client()
+    unseen = conn.uid("SEARCH", None, "UNSEEN")[1][0].split()
+    conn.logout()
+    assert [int(u) for u in unseen] == [4]
+
+
+def test_a_new_uidvalidity_rereads_the_folder_without_duplicates(dovecot, cli, tmp_path, monkeypatch,
+                                                                 sessions_for):
+    configure(tmp_path, dovecot.port, monkeypatch)
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    deliver(dovecot, message(1), message(2, message_id=False))
+    assert poll(cli)["landed"] == 2
+
+    # When the folder is rebuilt (a new UIDVALIDITY) with the same messages and one new one
+    conn = dovecot.client()
+    validity = int(conn.response("UIDVALIDITY")[1][0])
+    conn.logout()
+    dovecot.doveadm("mailbox", "update", "-u", "support", "--uid-validity", str(validity + 7), "INBOX")
+    deliver(dovecot, message(3))
+
+    result = poll(cli)
+    # Then the folder is read again from the start and only the new message is landed
+    assert (result["received"], result["landed"]) == (3, 1)
+    assert len(landed(sessions)) == 3
+
+
+def test_landed_mail_is_moved_to_a_folder_on_the_next_poll(dovecot, cli, tmp_path, monkeypatch):
+    configure(tmp_path, dovecot.port, monkeypatch, after="move", move_to="Processed")
+    conn = dovecot.client()
+    conn.create("Processed")
+    conn.logout()
+    deliver(dovecot, message(1), message(2))
+    assert poll(cli)["landed"] == 2
+    deliver(dovecot, message(3))
+    assert poll(cli)["landed"] == 1
+
+    inbox, processed = dovecot.client("INBOX"), dovecot.client("Processed")
+    assert len(inbox.uid("SEARCH", None, "ALL")[1][0].split()) == 1  # the newest waits for the next poll
+    assert len(processed.uid("SEARCH", None, "ALL")[1][0].split()) == 2
+    inbox.logout()
+    processed.logout()
+
+
+def test_a_refused_login_is_a_clear_error_and_lands_nothing(dovecot, cli, tmp_path, monkeypatch, sessions_for):
+    configure(tmp_path, dovecot.port, monkeypatch)
+    monkeypatch.setenv("SUPPORT_IMAP_PASSWORD", "wrong")
+    deliver(dovecot, message(1))
+    result = cli("poll", "support")
+    assert result.exit_code != 0
+    assert "refused the login of support" in result.output and "wrong" not in result.output
+
+    monkeypatch.delenv("SUPPORT_IMAP_PASSWORD")
+    missing = cli("poll", "support")
+    assert missing.exit_code != 0 and "SUPPORT_IMAP_PASSWORD is not set" in missing.output
+
+
+def test_an_unreachable_server_is_a_clear_error(cli, tmp_path, monkeypatch):
+    configure(tmp_path, _free_port(), monkeypatch)
+    result = cli("poll", "support")
+    assert result.exit_code != 0 and "cannot reach 127.0.0.1" in result.output
