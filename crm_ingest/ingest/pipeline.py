@@ -10,7 +10,7 @@ from datetime import timedelta
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import (
@@ -31,6 +31,7 @@ from .duplicates import AutoMerge, NewPerson, flag_possible_duplicates
 from .identity import EMAIL_KINDS, lookup_keys, resolve_people
 from .plan import ItemPlan, plan_item
 from .routing import Route, decide, facts_of
+from .threads import ThreadingConfig, thread_parents
 from crm_ingest.classify.model import default_classifier
 
 from . import cases
@@ -97,7 +98,7 @@ def route_items(session: Session, items: Iterable[ItemRef], plans: list[ItemPlan
             todo.append((plan, item, source))
     if not todo:
         return plans
-    replies = _replies_to_cases(session, [plan for plan, _, _ in todo])
+    replies = _replies_to_cases(session, [plan for plan, _, _ in todo], settings.threading)
     routed = {}
     for plan, item, source in [t for t in todo if t[0].item_id in replies]:  # a reply stays with its case
         routed[plan.item_id] = _apply_route(plan, item, source, Route("case", "case", reason="reply to an existing case"),
@@ -114,17 +115,11 @@ def route_items(session: Session, items: Iterable[ItemRef], plans: list[ItemPlan
     return [routed.get(plan.item_id, plan) for plan in plans]
 
 
-def _replies_to_cases(session: Session, plans: list[ItemPlan]) -> set[int]:
-    """Items whose In-Reply-To or References name a message stored with a case."""
-    refs = {ref for plan in plans for ref in plan.thread_refs}
-    if not refs:
-        return set()
-    stored = set()
-    ordered = sorted(refs)
-    for start in range(0, len(ordered), 1000):
-        stored.update(session.scalars(select(Activity.message_id).where(
-            Activity.regarding_type == "case", Activity.message_id.in_(ordered[start:start + 1000]))))
-    return {plan.item_id for plan in plans if stored.intersection(plan.thread_refs)}
+def _replies_to_cases(session: Session, plans: list[ItemPlan], threading: ThreadingConfig | None) -> set[int]:
+    """Items that continue a stored case (by headers, case number or subject): they stay cases."""
+    as_cases = [replace(plan, case=plan.case or {}) for plan in plans]  # any plan may continue a case
+    return {item_id for item_id, parent in thread_parents(session, as_cases, threading).items()
+            if parent.case_id is not None}
 
 
 def _asks_classifier(source: SourceConfig) -> bool:
@@ -184,7 +179,8 @@ def describe_error(exc: BaseException) -> str:
 
 def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceConfig],
           imports: Mapping[int, ImportOptions] | None = None,
-          rules: Mapping[str, Any] | None = None, sla: Mapping[str, SlaTerm] | None = None) -> list[Outcome]:
+          rules: Mapping[str, Any] | None = None, sla: Mapping[str, SlaTerm] | None = None,
+          threading: ThreadingConfig | None = None) -> list[Outcome]:
     """Write the records the plans call for; return one outcome per plan.
 
     `imports` maps item ids of list-import rows to their import's options. A lead or contact
@@ -212,7 +208,7 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
                        and imports[plan.item_id].campaign_id else campaigns.get(plan.campaign)}
         for plan in active
     }
-    parents = _thread_parents(session, active)
+    parents, related = _thread_parents(session, active, threading)
     for plan in active:
         if plan.queue and plan.person is not None and plan.person.scope == "lead":
             plan.person.fields["queue"] = plan.queue
@@ -225,7 +221,7 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
     for item_id, reason in refused.items():
         outcomes[item_id] = Outcome(item_id, "review", reason=reason)
     new_cases = [p for p in new_cases if p.item_id not in refused]
-    case_ids = _insert_cases(session, new_cases, people, defaults, entitled, sla or DEFAULT_SLA)
+    case_ids = _insert_cases(session, new_cases, people, defaults, entitled, sla or DEFAULT_SLA, related)
     duplicates = _duplicates_in_file(session, people, imports)
     for plan in active:
         if plan.item_id in refused:
@@ -236,7 +232,10 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
                                              reason="added to the sender's active case" if plan.append_open
                                              and not plan.thread_refs else "reply to an existing case")
         elif case_id is not None:
-            outcomes[plan.item_id] = Outcome(plan.item_id, "created", "case", case_id, reason=plan.route_reason)
+            why = plan.route_reason
+            if plan.item_id in related:
+                why = f"a reply to case {related[plan.item_id]}, resolved longer ago than the reopen window"
+            outcomes[plan.item_id] = Outcome(plan.item_id, "created", "case", case_id, reason=why)
         else:
             person = people[plan.item_id]
             reason = duplicates.get(plan.item_id)
@@ -398,28 +397,28 @@ def campaign_ids(session: Session, names: set[str]) -> dict[str, int]:
     return dict(session.execute(select(Campaign.name, Campaign.id).where(Campaign.name.in_(names))).all())
 
 
-def _thread_parents(session: Session, plans: list[ItemPlan]) -> dict[int, int | tuple[str, int]]:
-    """Replies: item id -> existing case id, or ('item', id) of an earlier item in this batch."""
-    in_batch = {plan.activity.get("message_id"): plan.item_id for plan in plans
-                if plan.case is not None and plan.activity and plan.activity.get("message_id")}
-    refs = {ref for plan in plans if plan.case is not None for ref in plan.thread_refs}
-    stored = {}
-    if refs:
-        stored = dict(session.execute(
-            select(Activity.message_id, Activity.regarding_id)
-            .where(Activity.regarding_type == "case", Activity.message_id.in_(list(refs)[:1000]))).all())
+def _thread_parents(session: Session, plans: list[ItemPlan], threading: ThreadingConfig | None = None
+                    ) -> tuple[dict[int, int | tuple[str, int]], dict[int, int]]:
+    """Replies (threads.thread_parents): item id -> existing case id, or ('item', id) of an
+    earlier item in this batch; and item id -> the case resolved too long ago that the new case
+    the item opens names. Cases resolved within the reopen window are reopened here."""
+    found = thread_parents(session, plans, threading)
     parents: dict[int, int | tuple[str, int]] = {}
-    for plan in plans:
-        if plan.case is None:
-            continue
-        for ref in plan.thread_refs:
-            if ref in stored:
-                parents[plan.item_id] = stored[ref]
-                break
-            if in_batch.get(ref) not in (None, plan.item_id):
-                parents[plan.item_id] = ("item", in_batch[ref])
-                break
-    return parents
+    related: dict[int, int] = {}
+    reopen = set()
+    for item_id, parent in found.items():
+        if parent.after_resolved:
+            related[item_id] = parent.case_id
+        elif parent.case_id is not None:
+            parents[item_id] = parent.case_id
+            if parent.reopen:
+                reopen.add(parent.case_id)
+        else:
+            parents[item_id] = ("item", parent.item)
+    if reopen:
+        session.execute(update(Case).where(Case.id.in_(sorted(reopen))).values(status="active", resolved_at=None,
+                                                                             updated_at=utcnow()))
+    return parents, related
 
 
 def _parent_case(item_id: int, parents: Mapping[int, Any], case_ids: Mapping[int, int]) -> int | None:
@@ -432,7 +431,7 @@ def _parent_case(item_id: int, parents: Mapping[int, Any], case_ids: Mapping[int
 
 
 def _insert_cases(session: Session, plans: list[ItemPlan], people, defaults, entitled: Mapping[int, int],
-                  sla: Mapping[str, SlaTerm]) -> dict[int, int]:
+                  sla: Mapping[str, SlaTerm], related: Mapping[int, int] | None = None) -> dict[int, int]:
     """New cases with their ticket numbers, SLA times by priority, entitlement, queue and the
     customer's other active cases at the time."""
     if not plans:
@@ -452,6 +451,7 @@ def _insert_cases(session: Session, plans: list[ItemPlan], people, defaults, ent
                      "first_response_by": now + timedelta(hours=term.first_response_hours),
                      "resolve_by": now + timedelta(hours=term.resolve_hours),
                      "other_active_cases": others.get(contact_id) or None,
+                     "related_case_id": (related or {}).get(plan.item_id),
                      "source": defaults[plan.item_id]["source"], "origin_item_id": plan.item_id})
     insert_rows(session, Case, rows)
     return {plan.item_id: case_id for plan, case_id in zip(plans, ids)}

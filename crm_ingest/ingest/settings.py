@@ -111,6 +111,7 @@ class Settings:
     # passwords named by the configuration (imap.password_env), read from the environment once;
     # never printed (repr) and never logged
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    threading: Any = None  # threads.ThreadingConfig; None: its defaults
     labels: Mapping[str, str] = field(default_factory=dict)  # record type -> its display name
 
     def label(self, record_type: str | None, plural: bool = False) -> str:
@@ -161,7 +162,7 @@ class Settings:
 
 
 def from_toml(data: Mapping[str, Any], config_path: Path | None = None) -> Settings:
-    _only_keys(data, "", {"region", "sources", "pipeline", "matching", "sla", "labels"})
+    _only_keys(data, "", {"region", "sources", "pipeline", "matching", "sla", "labels", "threading"})
     region = _region(data.get("region", "SE"), "region")
 
     pipeline_data = _table(data.get("pipeline", {}), "pipeline")
@@ -197,8 +198,17 @@ def from_toml(data: Mapping[str, Any], config_path: Path | None = None) -> Setti
             raise ConfigError(f"labels.{record_type}", f"unknown record type; expected one of "
                                                        f"{', '.join(LABELLED_TYPES)}")
         labels[record_type] = _string(name, f"labels.{record_type}")[:40]
+    from .threads import ThreadingConfig
+
+    threading_data = _table(data.get("threading", {}), "threading")
+    _only_keys(threading_data, "threading.", {f.name for f in fields(ThreadingConfig)})
+    threading = ThreadingConfig(**{key: _number(value, f"threading.{key}", float)
+                                   for key, value in threading_data.items()})
+    for f in fields(ThreadingConfig):
+        if not getattr(threading, f.name) > 0:
+            raise ConfigError(f"threading.{f.name}", "must be greater than zero")
     return Settings(config_path=config_path, region=region, sources=sources, pipeline=pipeline,
-                    matching=matching, sla=sla, labels=labels)
+                    matching=matching, sla=sla, labels=labels, threading=threading)
 
 
 def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,

@@ -114,6 +114,7 @@ class Case(Provenance, Base):
     resolve_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
     entitlement_id: Mapped[int | None] = mapped_column(ForeignKey("entitlements.id"), index=True)
     other_active_cases: Mapped[list[str] | None] = mapped_column(Json)  # the customer's, when opened
+    related_case_id: Mapped[int | None] = mapped_column(BigId)  # a resolved case this one continues
 
 
 class Entitlement(Base):

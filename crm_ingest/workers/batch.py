@@ -148,7 +148,7 @@ def process_items(session: Session, items: list[ItemRef], settings: Settings
     sources = {item.id: settings.source(item.source) for item in items if item.id not in errors}
     jobs = import_options(session, {item.import_job_id for item in items if item.import_job_id})
     imports = {item.id: jobs[item.import_job_id] for item in items if item.import_job_id in jobs}
-    outcomes = store(session, plans, sources, imports, settings.matching, settings.sla)
+    outcomes = store(session, plans, sources, imports, settings.matching, settings.sla, settings.threading)
     attempts = {item.id: item.attempts for item in items}
     written = _finish(session, outcomes, attempts)
     if errors:
@@ -279,7 +279,7 @@ def decide_item(sessions: sessionmaker[Session], item_id: int, decision: str, se
                 raise ValueError(f"item {item_id} cannot be planned: {errors[item_id]}")
             for plan in plans:
                 plan.route_reason = f"decided in review: {reason or decision}"
-            outcomes = store(session, plans, {item_id: decided}, {}, settings.matching, settings.sla)
+            outcomes = store(session, plans, {item_id: decided}, {}, settings.matching, settings.sla, settings.threading)
         outcome = outcomes[0]
         row.outcome, row.outcome_reason = outcome.outcome, outcome.reason
         row.record_type, row.record_id, row.finished_at = outcome.record_type, outcome.record_id, utcnow()
