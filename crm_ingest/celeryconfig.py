@@ -35,6 +35,7 @@ task_routes = {
     "crm_ingest.sweep": {"queue": "poll"},
     "crm_ingest.recheck_duplicates": {"queue": "poll"},
     "crm_ingest.poll_mailbox": {"queue": "poll"},
+    "crm_ingest.send_acknowledgements": {"queue": "poll"},
 }
 beat_schedule = {
     "sweep": {
@@ -53,5 +54,8 @@ for _name, _source in _settings.sources.items():  # each mailbox on its own inte
         beat_schedule[f"poll-{_name}"] = {"task": "crm_ingest.poll_mailbox", "args": (_name,),
                                           "schedule": _source.imap.poll_seconds,
                                           "options": {"expires": _source.imap.poll_seconds}}
+if any(_source.acknowledge for _source in _settings.sources.values()):
+    beat_schedule["send-acknowledgements"] = {"task": "crm_ingest.send_acknowledgements", "schedule": 30.0,
+                                              "options": {"expires": 30.0}}
 worker_send_task_events = True  # Flower and `celery events` see our tasks
 task_send_sent_event = True

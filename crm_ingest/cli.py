@@ -142,10 +142,30 @@ def _land_and_dispatch(rt: Runtime, connectors: Sequence[Connector], *, wait: bo
     unfinished = 0
     if wait and not rt.settings.embedded:
         unfinished = wait_for(rt.sessions, landed)
+    _acknowledge_now(rt)
     return {"received": received, "landed": len(landed),
             "already_landed": received - len(landed),
             "queued": not rt.settings.embedded, "unfinished": unfinished,
             **_outcomes_of(rt, landed)}
+
+
+def _acknowledge_now(rt: Runtime) -> None:
+    """Embedded, nobody else sends the queued acknowledgements: send them before returning."""
+    if rt.settings.embedded and any(s.acknowledge for s in rt.settings.sources.values()):
+        from crm_ingest.ingest.acknowledge import send_pending
+
+        send_pending(rt.sessions, rt.settings)
+
+
+@main.command("acknowledge")
+@json_option
+def acknowledge_command(as_json: bool) -> None:
+    """Send the queued case-number acknowledgements now (beat does this every 30 s)."""
+    from crm_ingest.ingest.acknowledge import send_pending
+
+    rt = _runtime()
+    result = send_pending(rt.sessions, rt.settings, limit=10_000)
+    Out(as_json).emit(result, lambda d: console.print(f"sent {d['sent']}, failed {d['failed']}"))
 
 
 def _outcomes_of(rt: Runtime, ids: Sequence[int]) -> dict:
@@ -590,6 +610,7 @@ def poll(source_name: str, wait: bool, as_json: bool) -> None:
         raise click.ClickException(str(exc)) from None
     dispatch(rt.sessions, result.ids, rt.settings)
     unfinished = wait_for(rt.sessions, result.ids) if wait and not rt.settings.embedded else 0
+    _acknowledge_now(rt)
     data = {"source": source.name, "received": result.received, "landed": len(result.ids),
             "already_landed": result.received - len(result.ids), "queued": not rt.settings.embedded,
             "unfinished": unfinished, **_outcomes_of(rt, result.ids)}

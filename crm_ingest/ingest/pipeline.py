@@ -34,7 +34,7 @@ from .routing import Route, decide, facts_of
 from .threads import ThreadingConfig, thread_parents
 from crm_ingest.classify.model import default_classifier
 
-from . import cases
+from . import acknowledge, cases
 from .settings import DEFAULT_SLA, Settings, SlaTerm, SourceConfig
 
 
@@ -222,6 +222,9 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
         outcomes[item_id] = Outcome(item_id, "review", reason=reason)
     new_cases = [p for p in new_cases if p.item_id not in refused]
     case_ids = _insert_cases(session, new_cases, people, defaults, entitled, sla or DEFAULT_SLA, related)
+    acknowledge.queue(session, [(case_ids[p.item_id], ticket_number(case_ids[p.item_id]), sources[p.item_id].name, p)
+                                for p in new_cases if sources[p.item_id].acknowledge is not None
+                                and p.activity and p.activity.get("kind") == "email"])
     duplicates = _duplicates_in_file(session, people, imports)
     for plan in active:
         if plan.item_id in refused:

@@ -41,6 +41,7 @@ class SourceConfig:
     min_confidence: float = 0.6  # a classifier answer less sure than this goes to review
     queue: str | None = None  # the queue the source's cases and leads are put in
     imap: Any = None  # connectors.imap.ImapConfig: the mailbox this email source polls
+    acknowledge: Any = None  # acknowledge.AckConfig: reply with the case number (SMTP)
 
     @property
     def reviews_duplicates(self) -> bool:
@@ -153,6 +154,8 @@ class Settings:
             raise ConfigError("INGEST_CONFIG", f"file {path} does not exist")
         settings = from_toml(data, config_path=path if path.exists() else None)
         wanted = {source.imap.password_env for source in settings.sources.values() if source.imap}
+        wanted |= {source.acknowledge.password_env for source in settings.sources.values()
+                   if source.acknowledge and source.acknowledge.password_env}
         return replace(
             settings,
             database_url=env.get("DATABASE_URL") or "sqlite:///ingest.db",
@@ -216,7 +219,7 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
     prefix = f"sources.{name}."
     allowed = {f.name for f in fields(SourceConfig)} - {"name"}
     _only_keys(raw, prefix, allowed)
-    special = {"review_duplicates", "rules", "min_confidence", "imap"}
+    special = {"review_duplicates", "rules", "min_confidence", "imap", "acknowledge"}
     values: dict[str, Any] = {key: _string(value, prefix + key) for key, value in raw.items()
                               if key not in special}
     if "review_duplicates" in raw:
@@ -229,6 +232,9 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
         values["rules"] = routing_rules(raw["rules"], prefix + "rules")
     if "imap" in raw:
         values["imap"] = _imap(_table(raw["imap"], prefix + "imap"), prefix + "imap")
+    if "acknowledge" in raw:
+        values["acknowledge"] = _acknowledge(_table(raw["acknowledge"], prefix + "acknowledge"),
+                                             prefix + "acknowledge")
     if "min_confidence" in raw:
         values["min_confidence"] = _number(raw["min_confidence"], prefix + "min_confidence", float)
         if not 0 <= values["min_confidence"] <= 1:
@@ -240,6 +246,8 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
         raise ConfigError(prefix + "kind", f"must be one of {', '.join(ITEM_KINDS)}")
     if source.record_type not in RECORD_TYPES:
         raise ConfigError(prefix + "record_type", f"must be one of {', '.join(RECORD_TYPES)}")
+    if source.acknowledge is not None and source.kind != "email":
+        raise ConfigError(prefix + "acknowledge", "only an email source (kind = \"email\") acknowledges by mail")
     if source.imap is not None and source.kind != "email":
         raise ConfigError(prefix + "imap", "only an email source (kind = \"email\") polls a mailbox")
     if source.case_origin is not None and source.case_origin not in CASE_ORIGINS:
@@ -270,6 +278,32 @@ def _imap(raw: Mapping[str, Any], where: str):
         else:
             values[key] = _string(value, f"{where}.{key}")
     config = ImapConfig(**values)
+    config.check(where)
+    return config
+
+
+def _acknowledge(raw: Mapping[str, Any], where: str):
+    from .acknowledge import AckConfig
+
+    if "password" in raw:
+        raise ConfigError(f"{where}.password", "never in the file: name the environment variable in password_env")
+    _only_keys(raw, where + ".", {f.name for f in fields(AckConfig)})
+    for key in ("smtp_host", "from_address"):
+        if key not in raw:
+            raise ConfigError(f"{where}.{key}", "required")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "smtp_port":
+            values[key] = int(_number(value, f"{where}.{key}", int))
+        elif key == "timeout_seconds":
+            values[key] = _number(value, f"{where}.{key}", float)
+        elif key == "body":
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{where}.body", "must be a non-empty string")
+            values[key] = value
+        else:
+            values[key] = _string(value, f"{where}.{key}")
+    config = AckConfig(**values)
     config.check(where)
     return config
 

@@ -8,6 +8,7 @@ from .pipeline import (
     OUTCOMES,
     PENDING,
     PROCESSING,
+    Acknowledgement,
     CampaignMember,
     ConnectorCheckpoint,
     DuplicateReview,
@@ -35,7 +36,7 @@ from .records import (
 __all__ = [
     "Base", "utcnow", "make_engine", "make_session_factory",
     "STATES_ALL", "DONE", "FAILED", "OUTCOMES", "PENDING", "PROCESSING",
-    "CampaignMember", "ConnectorCheckpoint", "DuplicateReview", "IdentityKey", "ImportJob",
+    "Acknowledgement", "CampaignMember", "ConnectorCheckpoint", "DuplicateReview", "IdentityKey", "ImportJob",
     "MatchKey", "MergeLog", "RawItem",
     "Suppression",
     "CASE_ORIGIN", "CASE_PRIORITY", "RECORD_MODELS",

@@ -202,3 +202,21 @@ class DuplicateReview(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     decided_by: Mapped[str | None] = mapped_column(String(20))  # rules | person
     merge_id: Mapped[int | None] = mapped_column(BigId)  # the merge_log entry of a merged pair
+
+
+class Acknowledgement(Base):
+    """The reply that tells a sender their case number: one per case at most (unique case_id),
+    written with the case, sent afterwards (pending -> sent or failed)."""
+
+    __tablename__ = "acknowledgements"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    case_id: Mapped[int] = mapped_column(BigId, unique=True)
+    source: Mapped[str] = mapped_column(String(100))
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(998))
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sent | failed
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -79,3 +79,12 @@ def poll_mailbox(source_name: str) -> dict:
     if landed.ids:
         enqueue(landed.ids, rt.settings)
     return {"source": source_name, "received": landed.received, "landed": len(landed.ids)}
+
+
+@app.task(base=IngestTask, name="crm_ingest.send_acknowledgements")
+def send_acknowledgements() -> dict:
+    """Send the queued case-number replies (each at most once)."""
+    from crm_ingest.ingest.acknowledge import send_pending
+
+    rt = runtime()
+    return send_pending(rt.sessions, rt.settings)
