@@ -520,6 +520,16 @@ def review_recheck(from_start: bool, limit: int, as_json: bool) -> None:
         f"checked {d['checked']} records, queued {d['queued']} pairs, merged {d['merged']} records"))
 
 
+def _decide_pair(action: Callable[..., dict], review_id: int) -> dict:
+    """One decision on a queued pair, in its own transaction; a refusal is a clear error."""
+    rt = _runtime()
+    try:
+        with rt.sessions.begin() as session:
+            return action(session, review_id)
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @review.command("merge")
 @click.argument("review_id", type=int)
 @json_option
@@ -528,12 +538,7 @@ def review_merge(review_id: int, as_json: bool) -> None:
     cases, activities and campaign memberships."""
     from crm_ingest.ingest.duplicates import merge_pair
 
-    rt = _runtime()
-    try:
-        with rt.sessions.begin() as session:
-            result = merge_pair(session, review_id)
-    except (LookupError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    result = _decide_pair(merge_pair, review_id)
     Out(as_json).emit(result, lambda d: console.print(
         f"merged {shown(d['record_type'])} {d['merged']} into {d['survivor']}"
         + (f"; filled {', '.join(d['filled'])}" if d["filled"] else "")))
@@ -546,13 +551,11 @@ def review_keep_separate(review_id: int, as_json: bool) -> None:
     """Two people after all: remembered, the pair is not queued again."""
     from crm_ingest.ingest.duplicates import keep_separate
 
-    rt = _runtime()
-    try:
-        with rt.sessions.begin() as session:
-            review = keep_separate(session, review_id)
-            result = {"review": review.id, "state": review.state}
-    except (LookupError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    def decide(session, review_id: int) -> dict:
+        review = keep_separate(session, review_id)
+        return {"review": review.id, "state": review.state}
+
+    result = _decide_pair(decide, review_id)
     Out(as_json).emit(result, lambda d: console.print(f"review {d['review']}: kept separate"))
 
 
@@ -564,12 +567,7 @@ def review_undo(review_id: int, as_json: bool) -> None:
     cases, activities and item outcomes, and the pair is kept separate from then on."""
     from crm_ingest.ingest.duplicates import undo_merge
 
-    rt = _runtime()
-    try:
-        with rt.sessions.begin() as session:
-            result = undo_merge(session, review_id)
-    except (LookupError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    result = _decide_pair(undo_merge, review_id)
     Out(as_json).emit(result, lambda d: console.print(
         f"restored {shown(d['record_type'])} {d['restored']} from {d['survivor']}; the pair is kept separate"))
 

@@ -32,8 +32,6 @@ from .identity import EMAIL_KINDS, lookup_keys, resolve_people
 from .plan import ItemPlan, plan_item
 from .routing import Route, decide, facts_of
 from .threads import ThreadingConfig, thread_parents
-from crm_ingest.classify.model import default_classifier
-
 from . import acknowledge, cases
 from .settings import DEFAULT_SLA, Settings, SlaTerm, SourceConfig
 
@@ -129,6 +127,8 @@ def _asks_classifier(source: SourceConfig) -> bool:
 def _batch_classifier(texts: list[str]):
     """A `classify(text)` that answers from one batch prediction of the texts likely to need
     it (much faster than one at a time), and predicts any other text on demand."""
+    from crm_ingest.classify.model import default_classifier  # numpy and scikit-learn only where needed
+
     if not texts:
         return lambda text: default_classifier().predict(text, explain=5)
     classifier = default_classifier()
