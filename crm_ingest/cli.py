@@ -601,11 +601,17 @@ def poll(source_name: str, wait: bool, as_json: bool) -> None:
     source = _check_source(rt, source_name)
     if source.imap is None:
         raise click.ClickException(f"source {source_name!r} has no mailbox: add [sources.{source_name}.imap]")
+    from crm_ingest.connectors import health
+
     try:
         connector = ImapMailbox(source.imap, source.name, rt.settings.secrets.get(source.imap.password_env))
         result = run_connector(rt.sessions, connector)
     except MailboxError as exc:
+        with rt.sessions.begin() as session:
+            health.record_failure(session, source.name, str(exc), credentials=exc.credentials)
         raise click.ClickException(str(exc)) from None
+    with rt.sessions.begin() as session:
+        health.record_success(session, source.name, result.received)
     dispatch(rt.sessions, result.ids, rt.settings)
     unfinished = wait_for(rt.sessions, result.ids) if wait and not rt.settings.embedded else 0
     _acknowledge_now(rt)
@@ -613,6 +619,43 @@ def poll(source_name: str, wait: bool, as_json: bool) -> None:
             "already_landed": result.received - len(result.ids), "queued": not rt.settings.embedded,
             "unfinished": unfinished, **_outcomes_of(rt, result.ids)}
     Out(as_json).emit(data, _print_landing)
+
+
+@main.command()
+@json_option
+def sources(as_json: bool) -> None:
+    """Every configured source: its kind, what it makes, and, for polled ones, its health (last
+    success, last error, failures in a row)."""
+    from crm_ingest.connectors.health import healthy, next_poll
+    from crm_ingest.models import SourceHealth
+
+    rt = _runtime()
+    with rt.sessions() as session:
+        rows = {row.source: row for row in session.query(SourceHealth)}
+    result = []
+    for name, source in sorted(rt.settings.sources.items()):
+        row = rows.get(name)
+        polled = source.imap is not None
+        entry = {"source": name, "kind": source.kind, "record_type": source.record_type, "polled": polled,
+                 "mailbox": f"{source.imap.user}@{source.imap.host}/{source.imap.folder}" if polled else None,
+                 "healthy": healthy(row) if polled else None,
+                 "last_success_at": row.last_success_at if row else None,
+                 "last_error": row.last_error if row and row.failures else None,
+                 "failures": row.failures if row else 0,
+                 "credentials_failed": bool(row and row.credentials_failed),
+                 "next_try_after": next_poll(row, source.imap.poll_seconds) if polled else None}
+        result.append(entry)
+
+    def render(data: dict) -> None:
+        table = Table("source", "kind", "makes", "mailbox", "health", "last success", "last error", title="Sources")
+        for e in data["sources"]:
+            state = "" if not e["polled"] else "ok" if e["healthy"] else f"[red]failing ×{e['failures']}[/red]"
+            table.add_row(e["source"], e["kind"], shown(e["record_type"]) if e["record_type"] != "auto" else
+                          "classified", e["mailbox"] or "", state, str(e["last_success_at"] or ""),
+                          (e["last_error"] or "")[:80])
+        console.print(table)
+
+    Out(as_json).emit({"sources": result}, render)
 
 
 # -- classification and entitlements ------------------------------------------------------------

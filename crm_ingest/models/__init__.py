@@ -17,6 +17,7 @@ from .pipeline import (
     MatchKey,
     MergeLog,
     RawItem,
+    SourceHealth,
     Suppression,
 )
 from .records import (
@@ -37,7 +38,7 @@ __all__ = [
     "Base", "utcnow", "make_engine", "make_session_factory",
     "STATES_ALL", "DONE", "FAILED", "OUTCOMES", "PENDING", "PROCESSING",
     "Acknowledgement", "CampaignMember", "ConnectorCheckpoint", "DuplicateReview", "IdentityKey", "ImportJob",
-    "MatchKey", "MergeLog", "RawItem",
+    "MatchKey", "MergeLog", "RawItem", "SourceHealth",
     "Suppression",
     "CASE_ORIGIN", "CASE_PRIORITY", "RECORD_MODELS",
     "Account", "Activity", "Campaign", "Case", "Contact", "Entitlement", "Lead", "Opportunity",

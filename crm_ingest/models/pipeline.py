@@ -89,6 +89,21 @@ class ConnectorCheckpoint(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class SourceHealth(Base):
+    """How a polled source fares: last success, last error, failures in a row."""
+
+    __tablename__ = "source_health"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_received: Mapped[int] = mapped_column(default=0)  # items the last successful poll read
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failures: Mapped[int] = mapped_column(default=0)  # consecutive
+    credentials_failed: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
 class ImportJob(Base):
     """One campaign list import: the file, its options, and how far landing got (to resume)."""
 

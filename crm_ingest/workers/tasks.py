@@ -65,17 +65,27 @@ def poll_mailbox(source_name: str) -> dict:
     """Poll one mailbox source: land what arrived since its checkpoint and queue it. A mailbox
     that cannot be read is logged with its error and waits for its next turn (beat's schedule,
     never a tight retry loop), so one broken mailbox holds up no other source."""
+    from crm_ingest.connectors import health
     from crm_ingest.connectors.base import run_connector
     from crm_ingest.connectors.imap import ImapMailbox, MailboxError
+    from crm_ingest.models import SourceHealth, utcnow
 
     rt = runtime()
     source = rt.settings.source(source_name)
+    with rt.sessions() as session:
+        wait_until = health.next_poll(session.get(SourceHealth, source_name), source.imap.poll_seconds)
+    if wait_until is not None and utcnow() < wait_until:
+        return {"source": source_name, "skipped": f"failing; next try after {wait_until.isoformat()}"}
     try:
         landed = run_connector(rt.sessions, ImapMailbox(source.imap, source.name,
                                                          rt.settings.secrets.get(source.imap.password_env)))
     except MailboxError as exc:
         log.error("mailbox %s: %s", source_name, exc)
+        with rt.sessions.begin() as session:
+            health.record_failure(session, source_name, str(exc), credentials=exc.credentials)
         return {"source": source_name, "error": str(exc), "credentials": exc.credentials}
+    with rt.sessions.begin() as session:
+        health.record_success(session, source_name, landed.received)
     if landed.ids:
         enqueue(landed.ids, rt.settings)
     return {"source": source_name, "received": landed.received, "landed": len(landed.ids)}

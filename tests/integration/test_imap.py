@@ -154,3 +154,41 @@ def test_an_unreachable_server_is_a_clear_error(cli, tmp_path, monkeypatch):
     configure(tmp_path, free_port(), monkeypatch)
     result = cli("poll", "support")
     assert result.exit_code != 0 and "cannot reach 127.0.0.1" in result.output
+
+
+def test_a_failing_mailbox_shows_as_unhealthy_and_recovers(dovecot, cli, tmp_path, monkeypatch):
+    configure(tmp_path, dovecot.port, monkeypatch)
+    monkeypatch.setenv("SUPPORT_IMAP_PASSWORD", "wrong")
+    assert cli("poll", "support").exit_code != 0
+    listed = {s["source"]: s for s in json.loads(cli("sources", "--json").output)["sources"]}
+    support = listed["support"]
+    assert (support["healthy"], support["failures"], support["credentials_failed"]) == (False, 1, True)
+    assert "refused the login" in support["last_error"] and support["next_try_after"]
+    assert listed["web"]["polled"] is False  # other sources are not polled, and not affected
+
+    monkeypatch.setenv("SUPPORT_IMAP_PASSWORD", PASSWORD)
+    assert cli("poll", "support").exit_code == 0
+    support = {s["source"]: s for s in json.loads(cli("sources", "--json").output)["sources"]}["support"]
+    assert (support["healthy"], support["failures"], support["last_error"]) == (True, 0, None)
+
+
+def test_the_scheduled_poll_backs_off_a_refused_login(dovecot, tmp_path, monkeypatch):
+    from crm_ingest import runtime as runtime_module
+    from crm_ingest.workers.tasks import poll_mailbox
+
+    configure(tmp_path, dovecot.port, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("SUPPORT_IMAP_PASSWORD", "wrong")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    runtime_module._for_pid.cache_clear()
+    try:
+        from crm_ingest.models.migrate import upgrade
+
+        upgrade(f"sqlite:///{tmp_path / 'x.db'}")
+        first = poll_mailbox.run("support")
+        second = poll_mailbox.run("support")  # right away: not tried again
+    finally:
+        runtime_module._for_pid.cache_clear()
+    assert first["credentials"] is True and "refused the login" in first["error"]
+    assert "next try after" in second["skipped"]

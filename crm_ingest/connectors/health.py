@@ -1,0 +1,43 @@
+"""Source health: each poll records its success or its error, so a broken source shows as
+unhealthy with the reason, and a failing one backs off instead of being retried in a loop
+(doubling from its poll interval up to an hour; a refused login waits the full hour, as
+polling again cannot fix a password)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from crm_ingest.models import SourceHealth, utcnow
+
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def record_success(session: Session, source: str, received: int) -> None:
+    row = session.get(SourceHealth, source, with_for_update=True) or SourceHealth(source=source)
+    row.last_success_at, row.last_received = utcnow(), received
+    row.failures, row.credentials_failed = 0, False
+    session.add(row)
+
+
+def record_failure(session: Session, source: str, error: str, *, credentials: bool = False) -> None:
+    row = session.get(SourceHealth, source, with_for_update=True) or SourceHealth(source=source, failures=0,
+                                                                              last_received=0)
+    row.last_error, row.last_error_at = error[:2000], utcnow()
+    row.failures = (row.failures or 0) + 1
+    row.credentials_failed = credentials
+    session.add(row)
+
+
+def next_poll(row: SourceHealth | None, poll_seconds: float) -> datetime | None:
+    """When a failing source may be polled again (None: at its normal interval)."""
+    if row is None or not row.failures or row.last_error_at is None:
+        return None
+    if row.credentials_failed:
+        return row.last_error_at + MAX_BACKOFF
+    wait = timedelta(seconds=poll_seconds * 2 ** min(row.failures, 16))
+    return row.last_error_at + min(wait, MAX_BACKOFF)
+
+
+def healthy(row: SourceHealth | None) -> bool:
+    return row is None or not row.failures
