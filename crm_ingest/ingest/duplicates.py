@@ -14,7 +14,7 @@ everything moved from it in its merge_log entry, so `undo_merge` puts it back.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping
 
@@ -96,10 +96,7 @@ class AutoMerge:
 @dataclass
 class Flagged:
     queued: int = 0  # pairs sent to review
-    merged: dict[tuple[str, int], AutoMerge] = None  # (scope, merged record id) -> where it went
-
-    def __post_init__(self) -> None:
-        self.merged = self.merged or {}
+    merged: dict[tuple[str, int], AutoMerge] = field(default_factory=dict)  # (scope, merged id) -> where it went
 
 
 def flag_possible_duplicates(session: Session, people: list[NewPerson],

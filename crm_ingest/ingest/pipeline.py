@@ -115,8 +115,7 @@ def route_items(session: Session, items: Iterable[ItemRef], plans: list[ItemPlan
 
 def _replies_to_cases(session: Session, plans: list[ItemPlan], threading: ThreadingConfig | None) -> set[int]:
     """Items that continue a stored case (by headers, case number or subject): they stay cases."""
-    as_cases = [replace(plan, case=plan.case or {}) for plan in plans]  # any plan may continue a case
-    return {item_id for item_id, parent in thread_parents(session, as_cases, threading).items()
+    return {item_id for item_id, parent in thread_parents(session, plans, threading, cases_only=False).items()
             if parent.case_id is not None}
 
 

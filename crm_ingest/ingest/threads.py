@@ -54,11 +54,12 @@ def tickets_in(subject: str | None) -> list[str]:
     return [f"CAS-{int(number):05d}" for number in TICKET.findall(subject or "")]
 
 
-def thread_parents(session: Session, plans: Iterable[Any], config: ThreadingConfig | None = None
-                   ) -> dict[int, Parent]:
-    """Item id -> the case it continues, for the plans that make cases."""
+def thread_parents(session: Session, plans: Iterable[Any], config: ThreadingConfig | None = None,
+                   *, cases_only: bool = True) -> dict[int, Parent]:
+    """Item id -> the case it continues, for the plans that make cases (`cases_only=False`: for
+    any plan, as routing asks before it knows what an item becomes)."""
     config = config or ThreadingConfig()
-    plans = [p for p in plans if p.case is not None]
+    plans = [p for p in plans if p.case is not None or not cases_only]
     if not plans:
         return {}
     parents: dict[int, Parent] = {}
