@@ -658,6 +658,24 @@ def sources(as_json: bool) -> None:
     Out(as_json).emit({"sources": result}, render)
 
 
+@main.command("form-html")
+@click.argument("key")
+@click.option("--action", default=None, help="Where the form posts (default: /forms/KEY on this server).")
+def form_html_command(key: str, action: str | None) -> None:
+    """An embeddable HTML form for a configured form: labels, required fields, the honeypot and
+    the signed timestamp (valid a day: generate the page's form when the page is served)."""
+    from crm_ingest.api.forms import form_html
+
+    rt = _runtime()
+    form = rt.settings.forms.get(key)
+    if form is None:
+        raise click.ClickException(f"no form {key!r}; configured: {', '.join(sorted(rt.settings.forms)) or 'none'}")
+    secret = rt.settings.secrets.get(rt.settings.api.form_secret_env)
+    if not secret:
+        raise click.ClickException(f"set {rt.settings.api.form_secret_env} (the secret that signs form timestamps)")
+    click.echo(form_html(form, action or f"/forms/{key}", secret))
+
+
 # -- classification and entitlements ------------------------------------------------------------
 
 @main.command()

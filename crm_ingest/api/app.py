@@ -1,4 +1,5 @@
-"""The ASGI app served by `ingest serve`. This first cut answers health checks only."""
+"""The ASGI app served by `ingest serve`: health checks, public form intake, and the item lookup
+(bearer token)."""
 from __future__ import annotations
 
 from fastapi import FastAPI
@@ -7,7 +8,19 @@ from sqlalchemy import text
 
 from crm_ingest.runtime import runtime
 
+from .intake import router as intake_router
+
 app = FastAPI(title="crm-ingest", version="0.1.0")
+app.include_router(intake_router)
+
+
+@app.middleware("http")
+async def security_headers(request, call_next):
+    """No response is sniffed into HTML by a browser, and none is cached by a proxy."""
+    response = await call_next(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 @app.get("/health/live")

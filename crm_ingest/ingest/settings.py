@@ -113,6 +113,8 @@ class Settings:
     # never printed (repr) and never logged
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     threading: Any = None  # threads.ThreadingConfig; None: its defaults
+    forms: Mapping[str, Any] = field(default_factory=dict)  # api.forms.FormConfig by key
+    api: Any = None  # api.forms.ApiConfig; None: its defaults
     labels: Mapping[str, str] = field(default_factory=dict)  # record type -> its display name
 
     def label(self, record_type: str | None, plural: bool = False) -> str:
@@ -156,6 +158,8 @@ class Settings:
         wanted = {source.imap.password_env for source in settings.sources.values() if source.imap}
         wanted |= {source.acknowledge.password_env for source in settings.sources.values()
                    if source.acknowledge and source.acknowledge.password_env}
+        if settings.api is not None:
+            wanted |= {settings.api.tokens_env, settings.api.form_secret_env}
         return replace(
             settings,
             database_url=env.get("DATABASE_URL") or "sqlite:///ingest.db",
@@ -165,7 +169,8 @@ class Settings:
 
 
 def from_toml(data: Mapping[str, Any], config_path: Path | None = None) -> Settings:
-    _only_keys(data, "", {"region", "sources", "pipeline", "matching", "sla", "labels", "threading"})
+    _only_keys(data, "", {"region", "sources", "pipeline", "matching", "sla", "labels", "threading", "forms",
+                          "api"})
     region = _region(data.get("region", "SE"), "region")
 
     pipeline_data = _table(data.get("pipeline", {}), "pipeline")
@@ -210,8 +215,12 @@ def from_toml(data: Mapping[str, Any], config_path: Path | None = None) -> Setti
     for f in fields(ThreadingConfig):
         if not getattr(threading, f.name) > 0:
             raise ConfigError(f"threading.{f.name}", "must be greater than zero")
+    from crm_ingest.api.forms import api_from_toml, forms_from_toml
+
+    forms = forms_from_toml(_table(data.get("forms", {}), "forms"), sources)
+    api = api_from_toml(_table(data.get("api", {}), "api"))
     return Settings(config_path=config_path, region=region, sources=sources, pipeline=pipeline,
-                    matching=matching, sla=sla, labels=labels, threading=threading)
+                    matching=matching, sla=sla, labels=labels, threading=threading, forms=forms, api=api)
 
 
 def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,

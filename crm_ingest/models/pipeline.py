@@ -235,3 +235,15 @@ class Acknowledgement(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class IntakeCount(Base):
+    """Web form submissions by day, form and what became of them (landed, or why refused):
+    refused ones are counted here, never stored as items."""
+
+    __tablename__ = "intake_counts"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    form: Mapped[str] = mapped_column(String(100), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(40), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)

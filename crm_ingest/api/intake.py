@@ -1,0 +1,243 @@
+"""The public front door: `POST /forms/{key}` (urlencoded, multipart or JSON), and, behind a
+bearer token, `GET /items/{id}`.
+
+A genuine submission is landed, committed, then queued (or processed, embedded) before the
+answer: 303 to the form's thank-you page for a browser post, 202 with the item id for JSON.
+Missing or invalid fields: 422 naming each field, in the form's language. Before anything is
+read: the body size limit (413), the origin of a browser post (403), and per-IP and per-form
+rate limits and daily caps (429 with Retry-After). A filled honeypot, a missing or forged
+timestamp or a form sent faster than `min_fill_seconds` is refused without telling the bot:
+it gets the same answer as a person, and nothing is stored but a count.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from crm_ingest.ingest.errors import InvalidItem
+from crm_ingest.ingest.normalize import normalize_email
+from crm_ingest.models import IntakeCount, RawItem
+from crm_ingest.models.landing import NewItem, land_items
+from crm_ingest.runtime import runtime
+
+from .forms import MAX_FIELD_CHARS, MESSAGES, FormConfig, stamp_age
+from .limits import Counter, MemoryCounter, RedisCounter, over_limit
+
+router = APIRouter()
+_counter: Counter | None = None
+BROWSER_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
+def counter() -> Counter:
+    global _counter
+    if _counter is None:
+        url = runtime().settings.redis_url
+        _counter = RedisCounter(url) if url else MemoryCounter()
+    return _counter
+
+
+@router.post("/forms/{key}", summary="Submit a web form (public)", status_code=202)
+async def submit(key: str, request: Request) -> Response:
+    rt = runtime()
+    form: FormConfig | None = rt.settings.forms.get(key)
+    if form is None:
+        raise HTTPException(404, f"no form {key!r}")
+    api = rt.settings.api
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > api.max_body_bytes:
+        _count(key, "refused: too large")
+        raise HTTPException(413, f"the body is over {api.max_body_bytes} bytes")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    browser = content_type in BROWSER_TYPES
+    if browser and not _origin_allowed(form, request):
+        _count(key, "refused: origin")
+        raise HTTPException(403, "this form does not accept posts from that site")
+    ip = request.client.host if request.client else "unknown"
+    wait = over_limit(counter(), [(f"ip:{ip}", api.rate_per_ip_per_minute, 60),
+                                  (f"ip-day:{ip}", api.daily_cap_per_ip, 86400),
+                                  (f"form:{key}", form.rate_per_minute, 60),
+                                  (f"form-day:{key}", form.daily_cap, 86400)])
+    if wait is not None:
+        _count(key, "refused: rate limit")
+        return JSONResponse({"detail": "too many submissions; try again later"}, status_code=429,
+                            headers={"Retry-After": str(wait)})
+    body = await _read(request, api.max_body_bytes)
+    if body is None:
+        _count(key, "refused: too large")
+        raise HTTPException(413, f"the body is over {api.max_body_bytes} bytes")
+    values = await _values(request, content_type, body)
+    if values is None:
+        raise HTTPException(400, "the body is not a form or a JSON object")
+
+    secret = rt.settings.secrets.get(api.form_secret_env, "")
+    refusal = _bot(form, values, browser, secret)
+    if refusal:
+        _count(key, f"refused: {refusal}")
+        return _accepted(form, browser, None)  # the same answer a person gets: nothing to learn
+    errors = _errors(form, values)
+    if errors:
+        _count(key, "invalid")
+        return JSONResponse({"detail": "some fields are missing or invalid", "errors": errors}, status_code=422)
+
+    fields = {target: values[name].strip()[:MAX_FIELD_CHARS] for name, target in form.fields.items()
+              if isinstance(values.get(name), str) and values[name].strip()}
+    utm = {k: str(values.get(k) or request.query_params.get(k))[:200] for k in UTM
+           if values.get(k) or request.query_params.get(k)}
+    payload = {"form": key, "fields": fields, "utm": utm or None, "campaign": form.campaign,
+               "submitted_at": datetime.now(timezone.utc).isoformat(),
+               "page": (request.headers.get("referer") or "")[:500] or None}
+    external_id = _external_id(key, values)
+    with rt.sessions.begin() as session:
+        ids = land_items(session, form.source, [NewItem(external_id, "form", payload)])
+        if not ids:  # the same generated form sent twice (a double click): landed once
+            ids = list(session.scalars(select(RawItem.id).where(RawItem.source == form.source,
+                                                                RawItem.external_id == external_id)))
+    _count(key, "landed")
+    from crm_ingest.workers.dispatch import dispatch
+
+    dispatch(rt.sessions, ids, rt.settings)
+    return _accepted(form, browser, ids[0] if ids else None)
+
+
+@router.get("/items/{item_id}", summary="Where did this item go (token)")
+def item(item_id: int, request: Request) -> dict[str, Any]:
+    _require_token(request)
+    with runtime().sessions() as session:
+        row = session.get(RawItem, item_id)
+        if row is None:
+            raise HTTPException(404, f"no item {item_id}")
+        return {"id": row.id, "source": row.source, "kind": row.kind, "received_at": row.received_at,
+                "state": row.state, "outcome": row.outcome, "reason": row.outcome_reason,
+                "record_type": row.record_type, "record_label": runtime().settings.label(row.record_type) or None,
+                "record_id": row.record_id, "finished_at": row.finished_at}
+
+
+def _require_token(request: Request) -> None:
+    rt = runtime()
+    tokens = [t.strip() for t in rt.settings.secrets.get(rt.settings.api.tokens_env, "").split(",") if t.strip()]
+    given = request.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    if scheme.lower() != "bearer" or not token or not any(
+            hmac.compare_digest(token.encode(), known.encode()) for known in tokens):
+        raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+def _origin_allowed(form: FormConfig, request: Request) -> bool:
+    if not form.allowed_origins:
+        return True
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        referer = request.headers.get("referer")
+        if not referer:
+            return False
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    return origin.rstrip("/") in form.allowed_origins
+
+
+async def _read(request: Request, limit: int) -> bytes | None:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _values(request: Request, content_type: str, body: bytes) -> dict[str, Any] | None:
+    if content_type == "application/json":
+        try:
+            data = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        return {str(k): v if isinstance(v, str) else str(v) if isinstance(v, (int, float)) else None
+                for k, v in data.items()}
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=200))
+        except ValueError:
+            return None
+    if content_type == "multipart/form-data":
+        async def replay() -> dict:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            parsed = await Request(request.scope, replay).form(max_files=0, max_fields=200)
+        except Exception:  # noqa: BLE001 - a malformed multipart body is a bad request, not a crash
+            return None
+        return {k: v for k, v in parsed.items() if isinstance(v, str)}
+    return None
+
+
+def _bot(form: FormConfig, values: dict[str, Any], browser: bool, secret: str) -> str | None:
+    if (values.get(form.honeypot) or "").strip():
+        return "honeypot"
+    if browser and form.min_fill_seconds > 0:
+        age = stamp_age(form.key, values.get("_ts"), secret) if secret else None
+        if age is None:
+            return "no valid timestamp"
+        if age < form.min_fill_seconds:
+            return "sent too fast"
+    return None
+
+
+def _errors(form: FormConfig, values: dict[str, Any]) -> list[dict[str, str]]:
+    words = MESSAGES[form.language]
+    errors = []
+    for name, target in form.fields.items():
+        value = values.get(name)
+        label = form.labels.get(name, name)
+        if name in form.required and not (isinstance(value, str) and value.strip()):
+            errors.append({"field": name, "message": f"{label} {words['required']}"})
+        elif isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+            errors.append({"field": name, "message": f"{label} {words['too_long']}"})
+        elif target == "email" and isinstance(value, str) and value.strip():
+            try:
+                normalize_email(value, name)
+            except InvalidItem:
+                errors.append({"field": name, "message": f"{label} {words['email']}"})
+    return errors
+
+
+def _external_id(key: str, values: dict[str, Any]) -> str:
+    """A browser form's submission: its stamp and fields (a double click lands once); else new."""
+    if values.get("_ts"):
+        canonical = json.dumps(sorted((k, v) for k, v in values.items() if isinstance(v, str)), ensure_ascii=False)
+        return f"form:{key}:" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
+    return f"form:{key}:{uuid.uuid4().hex}"
+
+
+def _accepted(form: FormConfig, browser: bool, item_id: int | None) -> Response:
+    if browser:
+        if form.thank_you_url:
+            return RedirectResponse(form.thank_you_url, status_code=303)
+        thanks = "Tack! Vi hör av oss." if form.language == "sv" else "Thank you! We will be in touch."
+        return HTMLResponse(f"<!doctype html><p>{thanks}</p>", status_code=200)
+    return JSONResponse({"item": item_id, "status": "landed"}, status_code=202)
+
+
+def _count(form: str, outcome: str) -> None:
+    """Add one to today's count of this form's submissions with this outcome."""
+    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    with runtime().sessions.begin() as session:
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(IntakeCount).values(day=day, form=form[:100], outcome=outcome, count=1)
+        session.execute(stmt.on_conflict_do_update(index_elements=["day", "form", "outcome"],
+                                                   set_={"count": IntakeCount.count + 1}))

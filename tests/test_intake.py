@@ -1,0 +1,178 @@
+"""The public form intake and the token-guarded item lookup, through the ASGI app on the
+embedded database: what people get, what bots get, and what is stored."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from crm_ingest import runtime as runtime_module
+from crm_ingest.api import intake
+from crm_ingest.api.app import app
+from crm_ingest.api.forms import stamp
+from crm_ingest.models import IntakeCount, Lead, RawItem
+from crm_ingest.models.migrate import upgrade
+
+SECRET = "form-secret-for-tests"
+TOKEN = "support-token-123"
+CONFIG = '''
+[api]
+rate_per_ip_per_minute = 5
+daily_cap_per_ip = 50
+max_body_bytes = 4096
+
+[forms.contact]
+fields = { email = "email", name = "full_name", company = "company", message = "message" }
+required = ["email", "name"]
+labels = { email = "E-post", name = "Namn" }
+campaign = "Vår 2026"
+allowed_origins = ["https://www.acme.example"]
+thank_you_url = "https://www.acme.example/tack"
+language = "sv"
+min_fill_seconds = 3
+'''
+ORIGIN = {"origin": "https://www.acme.example"}
+
+
+@pytest.fixture
+def client(tmp_path, monkeypatch):
+    (tmp_path / "ingest.toml").write_text(CONFIG, encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("INGEST_FORM_SECRET", SECRET)
+    monkeypatch.setenv("INGEST_API_TOKENS", f"other-token,{TOKEN}")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("INGEST_CONFIG", raising=False)
+    upgrade(url)
+    runtime_module._for_pid.cache_clear()
+    intake._counter = None
+    yield TestClient(app, follow_redirects=False)
+    runtime_module._for_pid.cache_clear()
+    intake._counter = None
+
+
+def person(**extra) -> dict:
+    return {"email": "Anna.Ek@Kund.example", "name": "Anna Ek", "company": "Kund AB",
+            "message": "Ring mig om priser", "_ts": stamp("contact", SECRET, time.time() - 10), **extra}
+
+
+def leads(tmp_path) -> list[Lead]:
+    sessions = runtime_module.runtime().sessions
+    with sessions() as session:
+        return list(session.scalars(select(Lead)))
+
+
+def counts() -> dict[str, int]:
+    with runtime_module.runtime().sessions() as session:
+        return {row.outcome: row.count for row in session.scalars(select(IntakeCount))}
+
+
+def test_a_person_posting_the_form_lands_on_the_thank_you_page_and_becomes_a_lead(client, tmp_path):
+    response = client.post("/forms/contact?utm_source=newsletter&utm_campaign=spring", data=person(),
+                           headers=ORIGIN)
+    assert response.status_code == 303 and response.headers["location"] == "https://www.acme.example/tack"
+    [lead] = leads(tmp_path)
+    assert (lead.email, lead.first_name, lead.company_name) == ("Anna.Ek@kund.example", "Anna", "Kund AB")
+    assert lead.details["utm"] == {"utm_source": "newsletter", "utm_campaign": "spring"}
+    with runtime_module.runtime().sessions() as session:
+        assert session.get(type(lead), lead.id).campaign_id is not None
+    assert counts() == {"landed": 1}
+
+
+def test_multipart_and_json_land_too_and_json_gets_the_item_id(client, tmp_path):
+    multipart = client.post("/forms/contact", files={k: (None, v) for k, v in person(email="bo@kund.example").items()},
+                            headers=ORIGIN)
+    assert multipart.status_code == 303
+    as_json = client.post("/forms/contact", json={"email": "li@kund.example", "name": "Li Berg"})
+    assert as_json.status_code == 202
+    item_id = as_json.json()["item"]
+    assert {lead.email for lead in leads(tmp_path)} == {"bo@kund.example", "li@kund.example"}
+
+    # the item lookup wants a token
+    assert client.get(f"/items/{item_id}").status_code == 401
+    assert client.get(f"/items/{item_id}", headers={"authorization": "Bearer wrong"}).status_code == 401
+    found = client.get(f"/items/{item_id}", headers={"authorization": f"Bearer {TOKEN}"})
+    assert found.status_code == 200 and (found.json()["outcome"], found.json()["record_type"]) == ("created", "lead")
+
+
+def test_missing_and_invalid_fields_come_back_named_in_the_forms_language(client, tmp_path):
+    response = client.post("/forms/contact", json={"email": "not-an-address", "name": " "})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "email", "message": "E-post är inte en giltig e-postadress"},
+                                         {"field": "name", "message": "Namn måste fyllas i"}]
+    assert leads(tmp_path) == [] and counts() == {"invalid": 1}
+
+
+@pytest.mark.parametrize("change, why", [  # made when the test runs: stamps are about now
+    (lambda: {"website": "http://spam.example"}, "refused: honeypot"),
+    (lambda: {"_ts": stamp("contact", SECRET)}, "refused: sent too fast"),
+    (lambda: {"_ts": f"{int(time.time()) - 60}.forged"}, "refused: no valid timestamp"),
+    (lambda: {"_ts": stamp("other-form", SECRET, time.time() - 60)}, "refused: no valid timestamp"),
+    (lambda: {"_ts": stamp("contact", SECRET, time.time() - 3 * 86400)}, "refused: no valid timestamp"),
+])
+def test_a_bot_gets_the_same_answer_and_no_lead(client, tmp_path, change, why):
+    response = client.post("/forms/contact", data=person(**change()), headers=ORIGIN)
+    assert response.status_code == 303  # nothing to learn from the answer
+    assert leads(tmp_path) == [] and counts() == {why: 1}
+
+
+def test_a_double_click_lands_once(client, tmp_path):
+    form = person()
+    assert client.post("/forms/contact", data=form, headers=ORIGIN).status_code == 303
+    assert client.post("/forms/contact", data=form, headers=ORIGIN).status_code == 303
+    with runtime_module.runtime().sessions() as session:
+        assert len(session.scalars(select(RawItem)).all()) == 1
+
+
+def test_rate_limits_answer_429_with_retry_after(client, tmp_path):
+    answers = [client.post("/forms/contact", json={"email": f"p{n}@kund.example", "name": f"P {n}"}).status_code
+               for n in range(7)]
+    assert answers == [202] * 5 + [429] * 2
+    limited = client.post("/forms/contact", json={"email": "x@kund.example", "name": "X"})
+    assert 0 < int(limited.headers["retry-after"]) <= 61
+    assert len(leads(tmp_path)) == 5 and counts()["refused: rate limit"] == 3
+
+
+def test_an_oversize_body_and_a_foreign_origin_are_refused(client, tmp_path):
+    big = client.post("/forms/contact", json={"email": "a@kund.example", "name": "A", "message": "x" * 10_000})
+    assert big.status_code == 413
+    foreign = client.post("/forms/contact", data=person(), headers={"origin": "https://evil.example"})
+    assert foreign.status_code == 403
+    no_origin = client.post("/forms/contact", data=person())
+    assert no_origin.status_code == 403  # a browser post without Origin or Referer
+    referer = client.post("/forms/contact", data=person(), headers={"referer": "https://www.acme.example/kontakt"})
+    assert referer.status_code == 303
+    assert client.post("/forms/nope", json={}).status_code == 404
+    assert client.post("/forms/contact", content=b"[1,2]", headers={"content-type": "application/json"}).status_code == 400
+
+
+def test_injection_strings_are_stored_as_text(client, tmp_path):
+    hostile = "Robert'); DROP TABLE leads;-- <script>alert(1)</script>"
+    response = client.post("/forms/contact", json={"email": "r@kund.example", "name": hostile,
+                                                   "company": "=HYPERLINK(\"http://x\")"})
+    assert response.status_code == 202
+    [lead] = leads(tmp_path)
+    assert f"{lead.first_name} {lead.last_name}" == hostile and lead.company_name.startswith("=HYPERLINK")
+    item = client.get(f"/items/{response.json()['item']}", headers={"authorization": f"Bearer {TOKEN}"})
+    # it comes back as JSON data, which no browser is allowed to sniff into a page
+    assert item.headers["content-type"] == "application/json"
+    assert item.headers["x-content-type-options"] == "nosniff"
+    with runtime_module.runtime().sessions() as session:  # and every table is still there
+        assert session.scalars(select(Lead)).all()
+
+
+def test_form_html_has_labels_required_fields_the_honeypot_and_a_signed_timestamp(cli, tmp_path, monkeypatch):
+    (tmp_path / "ingest.toml").write_text(CONFIG, encoding="utf-8")
+    monkeypatch.setenv("INGEST_FORM_SECRET", SECRET)
+    result = cli("form-html", "contact", "--action", "https://crm.acme.example/forms/contact")
+    assert result.exit_code == 0, result.output
+    page = result.output
+    assert 'action="https://crm.acme.example/forms/contact"' in page
+    assert '<label for="f-email">E-post</label>' in page and 'name="email" type="email" required' in page
+    assert 'name="website"' in page and 'tabindex="-1"' in page and 'name="_ts"' in page
+    assert "Skicka" in page
+    monkeypatch.delenv("INGEST_FORM_SECRET")
+    assert cli("form-html", "contact").exit_code != 0
