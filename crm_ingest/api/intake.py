@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from crm_ingest.ingest.errors import InvalidItem
@@ -55,25 +56,25 @@ async def submit(key: str, request: Request) -> Response:
     api = rt.settings.api
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > api.max_body_bytes:
-        _count(key, "refused: too large")
+        await run_in_threadpool(_count, key, "refused: too large")
         raise HTTPException(413, f"the body is over {api.max_body_bytes} bytes")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     browser = content_type in BROWSER_TYPES
     if browser and not _origin_allowed(form, request):
-        _count(key, "refused: origin")
+        await run_in_threadpool(_count, key, "refused: origin")
         raise HTTPException(403, "this form does not accept posts from that site")
     ip = request.client.host if request.client else "unknown"
-    wait = over_limit(counter(), [(f"ip:{ip}", api.rate_per_ip_per_minute, 60),
+    wait = await run_in_threadpool(over_limit, counter(), [(f"ip:{ip}", api.rate_per_ip_per_minute, 60),
                                   (f"ip-day:{ip}", api.daily_cap_per_ip, 86400),
                                   (f"form:{key}", form.rate_per_minute, 60),
                                   (f"form-day:{key}", form.daily_cap, 86400)])
     if wait is not None:
-        _count(key, "refused: rate limit")
+        await run_in_threadpool(_count, key, "refused: rate limit")
         return JSONResponse({"detail": "too many submissions; try again later"}, status_code=429,
                             headers={"Retry-After": str(wait)})
     body = await _read(request, api.max_body_bytes)
     if body is None:
-        _count(key, "refused: too large")
+        await run_in_threadpool(_count, key, "refused: too large")
         raise HTTPException(413, f"the body is over {api.max_body_bytes} bytes")
     values = await _values(request, content_type, body)
     if values is None:
@@ -82,11 +83,11 @@ async def submit(key: str, request: Request) -> Response:
     secret = rt.settings.secrets.get(api.form_secret_env, "")
     refusal = _bot(form, values, browser, secret)
     if refusal:
-        _count(key, f"refused: {refusal}")
+        await run_in_threadpool(_count, key, f"refused: {refusal}")
         return _accepted(form, browser, None)  # the same answer a person gets: nothing to learn
     errors = _errors(form, values)
     if errors:
-        _count(key, "invalid")
+        await run_in_threadpool(_count, key, "invalid")
         return JSONResponse({"detail": "some fields are missing or invalid", "errors": errors}, status_code=422)
 
     fields = {target: values[name].strip()[:MAX_FIELD_CHARS] for name, target in form.fields.items()
@@ -96,17 +97,23 @@ async def submit(key: str, request: Request) -> Response:
     payload = {"form": key, "fields": fields, "utm": utm or None, "campaign": form.campaign,
                "submitted_at": datetime.now(timezone.utc).isoformat(),
                "page": (request.headers.get("referer") or "")[:500] or None}
-    external_id = _external_id(key, values)
+    ids = await run_in_threadpool(_land, form, key, _external_id(key, values), payload)
+    return _accepted(form, browser, ids[0] if ids else None)
+
+
+def _land(form: FormConfig, key: str, external_id: str, payload: dict[str, Any]) -> list[int]:
+    """Land the submission (committed before the answer), count it, and queue it."""
+    from crm_ingest.workers.dispatch import dispatch
+
+    rt = runtime()
     with rt.sessions.begin() as session:
         ids = land_items(session, form.source, [NewItem(external_id, "form", payload)])
         if not ids:  # the same generated form sent twice (a double click): landed once
             ids = list(session.scalars(select(RawItem.id).where(RawItem.source == form.source,
                                                                 RawItem.external_id == external_id)))
     _count(key, "landed")
-    from crm_ingest.workers.dispatch import dispatch
-
     dispatch(rt.sessions, ids, rt.settings)
-    return _accepted(form, browser, ids[0] if ids else None)
+    return ids
 
 
 @router.get("/items/{item_id}", summary="Where did this item go (token)")
