@@ -172,7 +172,7 @@ def test_land_with_an_unknown_source_exits_non_zero_naming_it(cli, tmp_path):
     # Then the command fails, naming the source and the ones that exist
     assert result.exit_code != 0
     assert "'unknown'" in result.output
-    assert "configured: facebook, list, mail, twitter, web" in result.output
+    assert "configured: facebook, facebook_leads, list, mail, twitter, web" in result.output
 
 
 def test_bad_ingest_toml_exits_non_zero_naming_the_key(cli, tmp_path):

@@ -67,6 +67,8 @@ class ApiConfig:
     max_body_bytes: int = 64 * 1024
     rate_per_ip_per_minute: int = 10
     daily_cap_per_ip: int = 100
+    facebook_verify_token_env: str = "FACEBOOK_VERIFY_TOKEN"  # the webhook handshake's token
+    facebook_app_secret_env: str = "FACEBOOK_APP_SECRET"  # checks X-Hub-Signature-256
 
 
 def forms_from_toml(raw: Mapping[str, Any], sources: Mapping[str, Any]) -> dict[str, FormConfig]:

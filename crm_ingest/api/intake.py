@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from sqlalchemy import select
 
@@ -248,3 +248,57 @@ def _count(form: str, outcome: str) -> None:
         stmt = insert(IntakeCount).values(day=day, form=form[:100], outcome=outcome, count=1)
         session.execute(stmt.on_conflict_do_update(index_elements=["day", "form", "outcome"],
                                                    set_={"count": IntakeCount.count + 1}))
+
+
+@router.get("/webhooks/facebook", summary="Facebook webhook verification handshake (public)")
+def facebook_handshake(request: Request) -> Response:
+    rt = runtime()
+    expected = rt.settings.secrets.get(rt.settings.api.facebook_verify_token_env, "")
+    query = request.query_params
+    given = query.get("hub.verify_token", "")
+    if query.get("hub.mode") == "subscribe" and expected and hmac.compare_digest(given.encode(), expected.encode()):
+        return PlainTextResponse(query.get("hub.challenge", "")[:200])
+    return PlainTextResponse("", status_code=403)
+
+
+@router.post("/webhooks/facebook", summary="Facebook Lead Ads webhook (public, signed)")
+async def facebook_leadgen(request: Request) -> Response:
+    """Each `leadgen` change is landed with its leadgen_id as the key (Meta retries for 36
+    hours, so a delivery seen before lands nothing) and queued; a body without a valid
+    X-Hub-Signature-256 of the app secret is refused unread."""
+    rt = runtime()
+    body = await _read(request, max(rt.settings.api.max_body_bytes, 256 * 1024))
+    if body is None:
+        raise HTTPException(413, "the body is too large")
+    secret = rt.settings.secrets.get(rt.settings.api.facebook_app_secret_env, "")
+    given = request.headers.get("x-hub-signature-256", "")
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not secret or not hmac.compare_digest(given.encode(), expected.encode()):
+        return PlainTextResponse("", status_code=403)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(400, "the body is not JSON") from None
+    items = []
+    for entry in data.get("entry", []) if isinstance(data, dict) else []:
+        for change in entry.get("changes", []) if isinstance(entry, dict) else []:
+            value = change.get("value") if isinstance(change, dict) else None
+            if change.get("field") != "leadgen" or not isinstance(value, dict) or not value.get("leadgen_id"):
+                continue
+            leadgen_id = str(value["leadgen_id"])[:40]
+            payload = {k: str(value[k])[:40] for k in ("leadgen_id", "form_id", "page_id", "ad_id", "adgroup_id")
+                       if value.get(k) is not None}
+            payload["created_time"] = value.get("created_time")
+            items.append(NewItem(f"leadgen:{leadgen_id}", "leadgen", payload))
+    ids = await run_in_threadpool(_land_leads, items) if items else []
+    return JSONResponse({"landed": len(ids), "received": len(items)})
+
+
+def _land_leads(items: list[NewItem]) -> list[int]:
+    from crm_ingest.workers.dispatch import dispatch
+
+    rt = runtime()
+    with rt.sessions.begin() as session:
+        ids = land_items(session, "facebook_leads", items)
+    dispatch(rt.sessions, ids, rt.settings)
+    return ids

@@ -251,4 +251,38 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else None
 
 
-_READERS = {"row": _read_row, "form": _read_form, "email": _read_email, "post": _read_post}
+# Lead Ads field names (Facebook's standard questions) -> ours
+_LEADGEN_FIELDS = {"email": "email", "full_name": "full_name", "first_name": "first_name", "last_name": "last_name",
+                   "phone_number": "phone", "company_name": "company", "job_title": "job_title",
+                   "work_email": "email", "work_phone_number": "phone"}
+
+
+def _read_leadgen(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
+    """A Facebook Lead Ads lead: the webhook lands its ids; the person's answers (field_data)
+    come from the Graph API. Until they are fetched the item waits in review, saying so."""
+    data = payload.get("field_data")
+    if not isinstance(data, list):
+        return ItemPlan(item_id, source.record_type, outcome="review",
+                        reason=f"Lead Ads lead {clean_text(payload.get('leadgen_id'), 40)}: its answers are not "
+                               "fetched from the Graph API yet (the Facebook connector fetches them)")
+    fields: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for entry in data:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("values"), list):
+            continue
+        name = clean_text(entry.get("name"), 100) or ""
+        value = ", ".join(clean_text(v, 500) or "" for v in entry["values"] if isinstance(v, (str, int, float)))
+        if name in _LEADGEN_FIELDS:
+            fields.setdefault(_LEADGEN_FIELDS[name], value)
+        elif name:
+            extra[name] = value
+    plan = _read_form(item_id, {"form": payload.get("form_id"), "fields": fields}, source)
+    if plan.person is not None:
+        plan.person.fields["details"] = {"leadgen_id": clean_text(payload.get("leadgen_id"), 40),
+                                         "form_id": clean_text(payload.get("form_id"), 40),
+                                         "ad_id": clean_text(payload.get("ad_id"), 40), "answers": extra or None}
+    return plan
+
+
+_READERS = {"row": _read_row, "form": _read_form, "email": _read_email, "post": _read_post,
+            "leadgen": _read_leadgen}

@@ -15,7 +15,7 @@ import phonenumbers
 
 from .errors import ConfigError
 
-ITEM_KINDS = ("row", "email", "form", "post")
+ITEM_KINDS = ("row", "email", "form", "post", "leadgen")  # leadgen: a Facebook Lead Ads lead
 RECORD_TYPES = ("lead", "contact", "case", "auto")  # auto: the text classifier decides lead, case or other
 LABELLED_TYPES = ("account", "contact", "lead", "opportunity", "case", "campaign", "activity")
 PRIORITIES = ("high", "normal", "low")
@@ -87,6 +87,8 @@ def builtin_sources(region: str) -> dict[str, SourceConfig]:
                                 case_origin="twitter", lead_source="social", rules=shares),
         "facebook": SourceConfig("facebook", kind="post", record_type="auto", region=region,
                                  case_origin="facebook", lead_source="social", rules=shares),
+        "facebook_leads": SourceConfig("facebook_leads", kind="leadgen", record_type="lead", region=region,
+                                       lead_source="social"),
     }
 
 
@@ -159,7 +161,8 @@ class Settings:
         wanted |= {source.acknowledge.password_env for source in settings.sources.values()
                    if source.acknowledge and source.acknowledge.password_env}
         if settings.api is not None:
-            wanted |= {settings.api.tokens_env, settings.api.form_secret_env}
+            wanted |= {settings.api.tokens_env, settings.api.form_secret_env,
+                       settings.api.facebook_verify_token_env, settings.api.facebook_app_secret_env}
         return replace(
             settings,
             database_url=env.get("DATABASE_URL") or "sqlite:///ingest.db",

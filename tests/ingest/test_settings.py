@@ -42,7 +42,7 @@ def test_defaults_when_there_is_no_file_and_an_empty_environment(in_empty_folder
     assert settings.config_path is None
     assert settings.region == "SE"
     assert settings.pipeline == PipelineConfig()
-    assert set(settings.sources) == {"list", "mail", "web", "twitter", "facebook"}
+    assert set(settings.sources) == {"list", "mail", "web", "twitter", "facebook", "facebook_leads"}
     assert settings.source("mail").kind == "email"
     assert settings.source("mail").record_type == "auto"  # the classifier reads mail and posts
     assert [rule.retweet for rule in settings.source("twitter").rules] == [True]  # shares are ignored
@@ -252,7 +252,7 @@ def test_unknown_source_is_a_config_error_listing_the_known_ones(in_empty_folder
     # Then the error names the option and the name, and lists every known source
     assert raised.value.key == "--source"
     assert "'nope'" in raised.value.reason
-    assert "configured: facebook, list, mail, shop, twitter, web" in raised.value.reason
+    assert "configured: facebook, facebook_leads, list, mail, shop, twitter, web" in raised.value.reason
 
 
 def test_settings_are_read_only(in_empty_folder):
