@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crm_ingest.classify.model import default_classifier, load_corpus  # noqa: E402
 from crm_ingest.connectors.base import run_connector  # noqa: E402
-from crm_ingest.connectors.imap import ImapConfig, ImapMailbox  # noqa: E402
+from crm_ingest.connectors.imap import ImapMailbox  # noqa: E402
+from crm_ingest.ingest.endpoints import ImapConfig  # noqa: E402
 from crm_ingest.ingest.settings import from_toml  # noqa: E402
 from crm_ingest.models import RawItem, make_engine, make_session_factory  # noqa: E402
 from crm_ingest.models.migrate import upgrade  # noqa: E402

@@ -30,7 +30,9 @@ from crm_ingest.models import IntakeCount, RawItem
 from crm_ingest.models.landing import NewItem, land_items
 from crm_ingest.runtime import runtime
 
-from .forms import MAX_FIELD_CHARS, MESSAGES, FormConfig, stamp_age
+from crm_ingest.ingest.endpoints import MAX_FIELD_CHARS, MESSAGES, FormConfig
+
+from .forms import stamp_age
 from .limits import Counter, MemoryCounter, RedisCounter, over_limit
 
 router = APIRouter()

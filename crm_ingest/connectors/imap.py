@@ -16,42 +16,16 @@ import imaplib
 import re
 import socket
 import ssl
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 from crm_ingest.connectors.base import NewItem
 from crm_ingest.connectors.mailparse import empty_payload, external_id_for, parse_message
-from crm_ingest.ingest.errors import ConfigError, IngestError
+from crm_ingest.ingest.endpoints import ImapConfig
+from crm_ingest.ingest.errors import IngestError
 
 FETCH_CHUNK = 100  # UIDs a FETCH command asks for
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024  # a larger message is landed as an error naming its size
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
-
-
-@dataclass(frozen=True)
-class ImapConfig:
-    host: str
-    user: str
-    password_env: str  # the environment variable holding the password (never the password)
-    port: int | None = None  # default: 993 with tls = "ssl", else 143
-    tls: str = "ssl"  # ssl | starttls | none
-    folder: str = "INBOX"
-    poll_seconds: float = 60.0
-    after: str = "seen"  # seen | move | none
-    move_to: str | None = None  # for after = "move"
-    timeout_seconds: float = 30.0
-
-    def check(self, where: str) -> None:
-        if self.tls not in ("ssl", "starttls", "none"):
-            raise ConfigError(f"{where}.tls", "must be one of ssl, starttls, none")
-        if self.after not in ("seen", "move", "none"):
-            raise ConfigError(f"{where}.after", "must be one of seen, move, none")
-        if self.after == "move" and not self.move_to:
-            raise ConfigError(f"{where}.move_to", "is required with after = \"move\"")
-        if self.port is not None and not 0 < self.port < 65536:
-            raise ConfigError(f"{where}.port", "must be a TCP port (1-65535)")
-        if not self.poll_seconds > 0 or not self.timeout_seconds > 0:
-            raise ConfigError(f"{where}.poll_seconds", "poll_seconds and timeout_seconds must be greater than zero")
 
 
 class MailboxError(IngestError):

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import phonenumbers
 
+from .endpoints import ImapConfig, api_from_toml, forms_from_toml
 from .errors import ConfigError
 
 ITEM_KINDS = ("row", "email", "form", "post", "leadgen")  # leadgen: a Facebook Lead Ads lead
@@ -40,7 +41,7 @@ class SourceConfig:
     rules: tuple = ()  # routing.Rule, in order; the first that matches decides
     min_confidence: float = 0.6  # a classifier answer less sure than this goes to review
     queue: str | None = None  # the queue the source's cases and leads are put in
-    imap: Any = None  # connectors.imap.ImapConfig: the mailbox this email source polls
+    imap: ImapConfig | None = None  # the mailbox this email source polls
     acknowledge: Any = None  # acknowledge.AckConfig: reply with the case number (SMTP)
 
     @property
@@ -115,8 +116,8 @@ class Settings:
     # never printed (repr) and never logged
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     threading: Any = None  # threads.ThreadingConfig; None: its defaults
-    forms: Mapping[str, Any] = field(default_factory=dict)  # api.forms.FormConfig by key
-    api: Any = None  # api.forms.ApiConfig; None: its defaults
+    forms: Mapping[str, Any] = field(default_factory=dict)  # endpoints.FormConfig by key
+    api: Any = None  # endpoints.ApiConfig; None: its defaults
     labels: Mapping[str, str] = field(default_factory=dict)  # record type -> its display name
 
     def label(self, record_type: str | None, plural: bool = False) -> str:
@@ -218,8 +219,6 @@ def from_toml(data: Mapping[str, Any], config_path: Path | None = None) -> Setti
     for f in fields(ThreadingConfig):
         if not getattr(threading, f.name) > 0:
             raise ConfigError(f"threading.{f.name}", "must be greater than zero")
-    from crm_ingest.api.forms import api_from_toml, forms_from_toml
-
     forms = forms_from_toml(_table(data.get("forms", {}), "forms"), sources)
     api = api_from_toml(_table(data.get("api", {}), "api"))
     return Settings(config_path=config_path, region=region, sources=sources, pipeline=pipeline,
@@ -243,10 +242,13 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
 
         values["rules"] = routing_rules(raw["rules"], prefix + "rules")
     if "imap" in raw:
-        values["imap"] = _imap(_table(raw["imap"], prefix + "imap"), prefix + "imap")
+        values["imap"] = _door(_table(raw["imap"], prefix + "imap"), prefix + "imap", ImapConfig,
+                               ("host", "user", "password_env"))
     if "acknowledge" in raw:
-        values["acknowledge"] = _acknowledge(_table(raw["acknowledge"], prefix + "acknowledge"),
-                                             prefix + "acknowledge")
+        from .acknowledge import AckConfig
+
+        values["acknowledge"] = _door(_table(raw["acknowledge"], prefix + "acknowledge"), prefix + "acknowledge",
+                                      AckConfig, ("smtp_host", "from_address"))
     if "min_confidence" in raw:
         values["min_confidence"] = _number(raw["min_confidence"], prefix + "min_confidence", float)
         if not 0 <= values["min_confidence"] <= 1:
@@ -271,51 +273,30 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
     return source
 
 
-def _imap(raw: Mapping[str, Any], where: str):
-    from crm_ingest.connectors.imap import ImapConfig
-
+def _door(raw: Mapping[str, Any], where: str, cls, required: tuple[str, ...]):
+    """A table of a door's configuration (a mailbox, an SMTP account) read into `cls`, checked:
+    a password is never in the file (its environment variable's name is), numbers by the
+    dataclass's field types, and `cls.check(where)` for the rest."""
     if "password" in raw:
         raise ConfigError(f"{where}.password", "never in the file: name the environment variable in password_env")
-    allowed = {f.name for f in fields(ImapConfig)}
-    _only_keys(raw, where + ".", allowed)
-    for key in ("host", "user", "password_env"):
+    kinds = {f.name: f.type for f in fields(cls)}
+    _only_keys(raw, where + ".", set(kinds))
+    for key in required:
         if key not in raw:
             raise ConfigError(f"{where}.{key}", "required")
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key == "port":
-            values[key] = int(_number(value, f"{where}.port", int))
-        elif key in ("poll_seconds", "timeout_seconds"):
-            values[key] = _number(value, f"{where}.{key}", float)
-        else:
-            values[key] = _string(value, f"{where}.{key}")
-    config = ImapConfig(**values)
-    config.check(where)
-    return config
-
-
-def _acknowledge(raw: Mapping[str, Any], where: str):
-    from .acknowledge import AckConfig
-
-    if "password" in raw:
-        raise ConfigError(f"{where}.password", "never in the file: name the environment variable in password_env")
-    _only_keys(raw, where + ".", {f.name for f in fields(AckConfig)})
-    for key in ("smtp_host", "from_address"):
-        if key not in raw:
-            raise ConfigError(f"{where}.{key}", "required")
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key == "smtp_port":
+        if "int" in str(kinds[key]):
             values[key] = int(_number(value, f"{where}.{key}", int))
-        elif key == "timeout_seconds":
+        elif "float" in str(kinds[key]):
             values[key] = _number(value, f"{where}.{key}", float)
-        elif key == "body":
+        elif key == "body":  # a message text keeps its own spacing
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError(f"{where}.body", "must be a non-empty string")
             values[key] = value
         else:
             values[key] = _string(value, f"{where}.{key}")
-    config = AckConfig(**values)
+    config = cls(**values)
     config.check(where)
     return config
 

@@ -1,0 +1,143 @@
+"""What the doors of the system are configured with: a mailbox to poll (IMAP), web forms and
+the HTTP API. Plain, checked data read from ingest.toml by `settings`; the connectors and the
+API use it. The config dataclasses of the doors live here so that the core never imports an edge.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    host: str
+    user: str
+    password_env: str  # the environment variable holding the password (never the password)
+    port: int | None = None  # default: 993 with tls = "ssl", else 143
+    tls: str = "ssl"  # ssl | starttls | none
+    folder: str = "INBOX"
+    poll_seconds: float = 60.0
+    after: str = "seen"  # seen | move | none
+    move_to: str | None = None  # for after = "move"
+    timeout_seconds: float = 30.0
+
+    def check(self, where: str) -> None:
+        if self.tls not in ("ssl", "starttls", "none"):
+            raise ConfigError(f"{where}.tls", "must be one of ssl, starttls, none")
+        if self.after not in ("seen", "move", "none"):
+            raise ConfigError(f"{where}.after", "must be one of seen, move, none")
+        if self.after == "move" and not self.move_to:
+            raise ConfigError(f"{where}.move_to", "is required with after = \"move\"")
+        if self.port is not None and not 0 < self.port < 65536:
+            raise ConfigError(f"{where}.port", "must be a TCP port (1-65535)")
+        if not self.poll_seconds > 0 or not self.timeout_seconds > 0:
+            raise ConfigError(f"{where}.poll_seconds", "poll_seconds and timeout_seconds must be greater than zero")
+
+
+FIELD_TARGETS = ("email", "phone", "first_name", "last_name", "full_name", "company", "job_title",
+                 "subject", "message", "twitter", "facebook", "lead_source")
+MESSAGES = {
+    "en": {"required": "is required", "email": "is not a valid email address", "too_long": "is too long"},
+    "sv": {"required": "måste fyllas i", "email": "är inte en giltig e-postadress", "too_long": "är för långt"},
+}
+MAX_FIELD_CHARS = 10_000
+
+
+@dataclass(frozen=True)
+class FormConfig:
+    key: str
+    source: str = "web"
+    fields: Mapping[str, str] = field(default_factory=lambda: {"email": "email", "name": "full_name",
+                                                               "phone": "phone", "company": "company",
+                                                               "message": "message"})
+    required: tuple[str, ...] = ("email",)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    campaign: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    thank_you_url: str | None = None
+    language: str = "en"
+    min_fill_seconds: float = 3.0
+    honeypot: str = "website"
+    rate_per_minute: int = 60
+    daily_cap: int = 5000
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    tokens_env: str = "INGEST_API_TOKENS"  # comma-separated bearer tokens
+    form_secret_env: str = "INGEST_FORM_SECRET"
+    max_body_bytes: int = 64 * 1024
+    rate_per_ip_per_minute: int = 10
+    daily_cap_per_ip: int = 100
+    facebook_verify_token_env: str = "FACEBOOK_VERIFY_TOKEN"  # the webhook handshake's token
+    facebook_app_secret_env: str = "FACEBOOK_APP_SECRET"  # checks X-Hub-Signature-256
+
+
+def forms_from_toml(raw: Mapping[str, Any], sources: Mapping[str, Any]) -> dict[str, FormConfig]:
+    forms = {}
+    for key, table in raw.items():
+        where = f"forms.{key}"
+        if not isinstance(table, Mapping):
+            raise ConfigError(where, "must be a table")
+        allowed = {f for f in FormConfig.__dataclass_fields__} - {"key"}
+        for name in table:
+            if name not in allowed:
+                raise ConfigError(f"{where}.{name}", f"unknown key; expected one of {', '.join(sorted(allowed))}")
+        values: dict[str, Any] = {"key": key}
+        for name, value in table.items():
+            at = f"{where}.{name}"
+            if name in ("fields", "labels"):
+                if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str)
+                                                            for k, v in value.items()):
+                    raise ConfigError(at, "must be a table of strings")
+                if name == "fields":
+                    bad = [v for v in value.values() if v not in FIELD_TARGETS]
+                    if bad:
+                        raise ConfigError(at, f"{bad[0]!r} is not a field; expected one of {', '.join(FIELD_TARGETS)}")
+                values[name] = dict(value)
+            elif name in ("required", "allowed_origins"):
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ConfigError(at, "must be a list of strings")
+                values[name] = tuple(v.rstrip("/") if name == "allowed_origins" else v for v in value)
+            elif name in ("min_fill_seconds",):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise ConfigError(at, "must be a number, zero or more")
+                values[name] = float(value)
+            elif name in ("rate_per_minute", "daily_cap"):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ConfigError(at, "must be a whole number, one or more")
+                values[name] = value
+            else:
+                if not isinstance(value, str) or not value.strip():
+                    raise ConfigError(at, "must be a non-empty string")
+                values[name] = value.strip()
+        form = FormConfig(**values)
+        if form.language not in MESSAGES:
+            raise ConfigError(f"{where}.language", f"must be one of {', '.join(MESSAGES)}")
+        if form.source not in sources or sources[form.source].kind != "form":
+            raise ConfigError(f"{where}.source", f"{form.source!r} is not a source of kind form")
+        missing = [name for name in form.required if name not in form.fields]
+        if missing:
+            raise ConfigError(f"{where}.required", f"{missing[0]!r} is not one of the form's fields")
+        if form.honeypot in form.fields:
+            raise ConfigError(f"{where}.honeypot", "must not be one of the form's fields")
+        forms[key] = form
+    return forms
+
+
+def api_from_toml(raw: Mapping[str, Any]) -> ApiConfig:
+    defaults = ApiConfig()
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        at = f"api.{name}"
+        if name not in ApiConfig.__dataclass_fields__:
+            raise ConfigError(at, f"unknown key; expected one of {', '.join(sorted(ApiConfig.__dataclass_fields__))}")
+        if isinstance(getattr(defaults, name), int):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(at, "must be a whole number, one or more")
+        elif not isinstance(value, str) or not value.strip():
+            raise ConfigError(at, "must be a non-empty string")
+        values[name] = value
+    return ApiConfig(**values)
