@@ -68,8 +68,12 @@ def leads(tmp_path) -> list[Lead]:
 
 
 def counts() -> dict[str, int]:
+    """Today's submissions by outcome, over every form."""
+    totals: dict[str, int] = {}
     with runtime_module.runtime().sessions() as session:
-        return {row.outcome: row.count for row in session.scalars(select(IntakeCount))}
+        for row in session.scalars(select(IntakeCount)):
+            totals[row.outcome] = totals.get(row.outcome, 0) + row.count
+    return totals
 
 
 def test_a_person_posting_the_form_lands_on_the_thank_you_page_and_becomes_a_lead(client, tmp_path):
@@ -176,6 +180,8 @@ def test_form_html_has_labels_required_fields_the_honeypot_and_a_signed_timestam
     assert '<label for="f-email">E-post</label>' in page and 'name="email" type="email" required' in page
     assert 'name="website"' in page and 'tabindex="-1"' in page and 'name="_ts"' in page
     assert "Skicka" in page
+    # the campaign link's UTM parameters ride along in hidden fields the page's address fills
+    assert '<input type="hidden" name="utm_source">' in page and "URLSearchParams(window.location.search)" in page
     monkeypatch.delenv("INGEST_FORM_SECRET")
     assert cli("form-html", "contact").exit_code != 0
 
@@ -233,3 +239,131 @@ def test_a_fetched_lead_becomes_a_lead_with_its_answers():
     plan = plan_item(1, "leadgen", {**lead, "leadgen_id": lead["id"]}, builtin_sources("SE")["facebook_leads"])
     assert plan.outcome is None and plan.person.scope == "lead"
     assert plan.person.fields["email"] and plan.person.fields["details"]["leadgen_id"] == lead["id"]
+
+
+def reconfigure(tmp_path, extra: str, api: str = "") -> None:
+    """The same app with more configuration (read again on the next request)."""
+    (tmp_path / "ingest.toml").write_text(CONFIG.replace("[api]\n", "[api]\n" + api) + extra, encoding="utf-8")
+    runtime_module._for_pid.cache_clear()
+    intake._counter = None
+
+
+def test_a_form_key_that_could_break_out_of_a_url_or_the_page_is_refused(client, tmp_path):
+    from crm_ingest.ingest.errors import ConfigError
+
+    reconfigure(tmp_path, '[forms."x\\"><script>"]\nfields = { email = "email" }\n')
+    with pytest.raises(ConfigError, match="letters, digits"):
+        runtime_module.runtime()
+
+
+def test_daily_caps_per_form_and_per_ip_answer_429_until_tomorrow(client, tmp_path):
+    reconfigure(tmp_path, '''
+[forms.small]
+fields = { email = "email" }
+rate_per_minute = 100
+daily_cap = 3
+''')
+    answers = [client.post("/forms/small", json={"email": f"s{n}@kund.example"}).status_code for n in range(4)]
+    assert answers == [202, 202, 202, 429]
+    capped = client.post("/forms/small", json={"email": "late@kund.example"})
+    assert 60 < int(capped.headers["retry-after"]) <= 86401  # the cap is per day, not per minute
+    # another form is not capped by this one's cap, but the per-IP rate (5 a minute) still counts
+    # every post this address made: five already
+    assert client.post("/forms/contact", json={"email": "x@kund.example", "name": "X"}).status_code == 429
+    assert counts() == {"landed": 3, "refused: rate limit": 3}
+
+
+def test_a_browser_post_with_an_invalid_field_gets_a_page_showing_the_value_escaped(client, tmp_path):
+    hostile = '"><script>alert(1)</script>'
+    response = client.post("/forms/contact", data=person(email=hostile), headers=ORIGIN)
+    assert response.status_code == 422 and response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "E-post är inte en giltig e-postadress" in page and 'lang="sv"' in page
+    assert leads(tmp_path) == []
+
+
+class LoopbackDns:
+    """A real DNS server on loopback (UDP), answering from a table: {name: {type: [rdata]}}.
+    A name missing from the table is NXDOMAIN; a name mapped to None is never answered."""
+
+    def __init__(self, table: dict[str, dict[str, list[str]] | None]) -> None:
+        import socket
+        import threading
+
+        self.table = {name.rstrip(".") + ".": records for name, records in table.items()}
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.asked: list[tuple[str, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import dns.message
+        import dns.rcode
+        import dns.rdatatype
+        import dns.rrset
+
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                continue
+            query = dns.message.from_wire(data)
+            question = query.question[0]
+            name, kind = question.name.to_text(), dns.rdatatype.to_text(question.rdtype)
+            self.asked.append((name, kind))
+            if name in self.table and self.table[name] is None:
+                continue  # silence: the resolver times out
+            answer = dns.message.make_response(query)
+            if name not in self.table:
+                answer.set_rcode(dns.rcode.NXDOMAIN)
+            elif kind in self.table[name]:
+                answer.answer.append(dns.rrset.from_text(name, 300, "IN", kind, *self.table[name][kind]))
+            self.sock.sendto(answer.to_wire(), peer)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+def test_the_mx_check_refuses_domains_that_take_no_mail_and_never_a_slow_answer(client, tmp_path):
+    from crm_ingest.api import mx
+
+    server = LoopbackDns({"kund.example": {"MX": ["10 mail.kund.example."]},
+                          "bara-a.example": {"A": ["93.184.215.14"]},  # no MX: the A fallback
+                          "ingen-post.example": {"MX": ["0 ."]},  # RFC 7505 null MX
+                          "lokal.example": {"A": ["10.1.2.3"]},  # only a private address
+                          "seg.example": None})  # never answers
+    try:
+        dns = f'dns_servers = ["127.0.0.1:{server.port}"]\ndns_timeout_seconds = 0.5\n'
+        reconfigure(tmp_path, '''
+[forms.mx]
+fields = { email = "email" }
+mx_check = true
+language = "sv"
+labels = { email = "E-post" }
+''', api=dns)
+        mx.forget()
+        posted = {domain: client.post("/forms/mx", json={"email": f"anna@{domain}"})
+                  for domain in ("kund.example", "bara-a.example", "ingen-post.example", "finns-inte.example",
+                                 "lokal.example")}
+        assert {d: r.status_code for d, r in posted.items()} == {
+            "kund.example": 202, "bara-a.example": 202, "ingen-post.example": 422,
+            "finns-inte.example": 422, "lokal.example": 422}
+        assert posted["finns-inte.example"].json()["errors"] == [
+            {"field": "email", "message": "E-post är en adress vars domän inte tar emot e-post"}]
+        intake._counter = None  # a new minute for the per-IP rate: five posts were made
+        assert client.post("/forms/mx", json={"email": "bo@seg.example"}).status_code == 202  # no answer: accepted
+        asked = len(server.asked)
+        assert client.post("/forms/mx", json={"email": "li@kund.example"}).status_code == 202
+        assert len(server.asked) == asked  # the verdict on kund.example was kept
+        assert {lead.email for lead in leads(tmp_path)} == {"anna@kund.example", "anna@bara-a.example",
+                                                            "bo@seg.example", "li@kund.example"}
+    finally:
+        server.close()
+        mx.forget()

@@ -16,6 +16,7 @@ A form in ingest.toml:
     honeypot = "website"                # a hidden field people leave empty
     rate_per_minute = 60                # per form; and per IP below, from [api]
     daily_cap = 5000
+    mx_check = false                    # true: refuse an address whose domain takes no mail (api/mx.py)
 
 The timestamp is `<unix seconds>.<HMAC-SHA256(secret, form key + seconds)>`, the secret from
 the environment variable named by `[api] form_secret_env`, so a bot cannot forge an old one.
@@ -30,6 +31,7 @@ import time
 from crm_ingest.ingest.endpoints import MAX_FIELD_CHARS, FormConfig
 
 TIMESTAMP_MAX_AGE = 24 * 3600
+UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
 
 # -- the signed timestamp ---------------------------------------------------------------------------
@@ -58,8 +60,11 @@ def _signature(form: str, seconds: int, secret: str) -> str:
 
 def form_html(form: FormConfig, action: str, secret: str) -> str:
     """An HTML form for the configured form: labels, required attributes, the honeypot (hidden
-    from people, not from bots) and the signed timestamp."""
+    from people, not from bots), the signed timestamp, and hidden UTM fields that a few lines of
+    script fill from the address of the page the form is embedded in (a campaign link's
+    utm_source=... lands with the lead; without script the form still works, without them)."""
     e = html.escape
+    form_id = f"crm-form-{form.key}"
     rows = []
     for name, target in form.fields.items():
         label = form.labels.get(name, name.replace("_", " ").capitalize())
@@ -71,7 +76,12 @@ def form_html(form: FormConfig, action: str, secret: str) -> str:
         rows.append(f'  <p><label for="f-{e(name)}">{e(label)}</label><br>{control}</p>')
     honeypot = (f'  <p style="position:absolute;left:-10000px" aria-hidden="true"><label>Leave this empty'
                 f'<input name="{e(form.honeypot)}" tabindex="-1" autocomplete="off"></label></p>')
+    utm = "".join(f'<input type="hidden" name="{k}">' for k in UTM)
+    names = ",".join(f'"{k}"' for k in UTM)
+    script = (f'<script>(function(){{var f=document.getElementById("{form_id}"),'
+              f'q=new URLSearchParams(window.location.search);[{names}].forEach(function(k){{'
+              f'var v=q.get(k);if(v)f.elements[k].value=v.slice(0,200);}});}})();</script>')
     send = "Skicka" if form.language == "sv" else "Send"
-    return "\n".join([f'<form method="post" action="{e(action)}" accept-charset="utf-8">', *rows, honeypot,
-                      f'  <input type="hidden" name="_ts" value="{e(stamp(form.key, secret))}">',
-                      f'  <p><button type="submit">{send}</button></p>', "</form>"])
+    return "\n".join([f'<form id="{e(form_id)}" method="post" action="{e(action)}" accept-charset="utf-8">', *rows,
+                      honeypot, f'  <input type="hidden" name="_ts" value="{e(stamp(form.key, secret))}">{utm}',
+                      f'  <p><button type="submit">{send}</button></p>', "</form>", script])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import json
 import uuid
 from datetime import datetime, timezone
@@ -30,15 +31,15 @@ from crm_ingest.models import IntakeCount, RawItem
 from crm_ingest.models.landing import NewItem, land_items
 from crm_ingest.runtime import runtime
 
-from crm_ingest.ingest.endpoints import MAX_FIELD_CHARS, MESSAGES, FormConfig
+from crm_ingest.ingest.endpoints import MAX_FIELD_CHARS, MESSAGES, ApiConfig, FormConfig
 
-from .forms import stamp_age
+from .forms import UTM, stamp_age
 from .limits import Counter, MemoryCounter, RedisCounter, over_limit
+from .mx import receives_mail
 
 router = APIRouter()
 _counter: Counter | None = None
 BROWSER_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
 
 def counter() -> Counter:
@@ -87,9 +88,11 @@ async def submit(key: str, request: Request) -> Response:
     if refusal:
         await run_in_threadpool(_count, key, f"refused: {refusal}")
         return _accepted(form, browser, None)  # the same answer a person gets: nothing to learn
-    errors = _errors(form, values)
+    errors = await run_in_threadpool(_errors, form, values, api) if form.mx_check else _errors(form, values, api)
     if errors:
         await run_in_threadpool(_count, key, "invalid")
+        if browser:
+            return HTMLResponse(_invalid_page(form, errors, values), status_code=422)
         return JSONResponse({"detail": "some fields are missing or invalid", "errors": errors}, status_code=422)
 
     fields = {target: values[name].strip()[:MAX_FIELD_CHARS] for name, target in form.fields.items()
@@ -203,7 +206,9 @@ def _bot(form: FormConfig, values: dict[str, Any], browser: bool, secret: str) -
     return None
 
 
-def _errors(form: FormConfig, values: dict[str, Any]) -> list[dict[str, str]]:
+def _errors(form: FormConfig, values: dict[str, Any], api: ApiConfig) -> list[dict[str, str]]:
+    """Each missing or invalid field, named, in the form's language (the MX check, when the form
+    asks for it, is a DNS lookup: the caller runs this in a thread then)."""
     words = MESSAGES[form.language]
     errors = []
     for name, target in form.fields.items():
@@ -215,10 +220,28 @@ def _errors(form: FormConfig, values: dict[str, Any]) -> list[dict[str, str]]:
             errors.append({"field": name, "message": f"{label} {words['too_long']}"})
         elif target == "email" and isinstance(value, str) and value.strip():
             try:
-                normalize_email(value, name)
+                address, _ = normalize_email(value, name)
             except InvalidItem:
                 errors.append({"field": name, "message": f"{label} {words['email']}"})
+                continue
+            if form.mx_check and not receives_mail(address, api):
+                errors.append({"field": name, "message": f"{label} {words['no_mail']}"})
     return errors
+
+
+def _invalid_page(form: FormConfig, errors: list[dict[str, str]], values: dict[str, Any]) -> str:
+    """A person's browser gets a page, not JSON: what to fix, each value they gave shown back as
+    text (escaped), and a way back to the form with what they typed still in it."""
+    e = html.escape
+    words = MESSAGES[form.language]
+    items = []
+    for error in errors:
+        given = values.get(error["field"])
+        shown = f": <q>{e(given[:200])}</q>" if isinstance(given, str) and given.strip() else ""
+        items.append(f"<li>{e(error['message'])}{shown}</li>")
+    return (f'<!doctype html><html lang="{e(form.language)}"><meta charset="utf-8">'
+            f"<title>{e(words['title'])}</title><h1>{e(words['title'])}</h1><ul>{''.join(items)}</ul>"
+            f'<p><a href="javascript:history.back()">{e(words["back"])}</a></p></html>')
 
 
 def _external_id(key: str, values: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ API use it. The config dataclasses of the doors live here so that the core never
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -39,10 +40,15 @@ class ImapConfig:
 FIELD_TARGETS = ("email", "phone", "first_name", "last_name", "full_name", "company", "job_title",
                  "subject", "message", "twitter", "facebook", "lead_source")
 MESSAGES = {
-    "en": {"required": "is required", "email": "is not a valid email address", "too_long": "is too long"},
-    "sv": {"required": "måste fyllas i", "email": "är inte en giltig e-postadress", "too_long": "är för långt"},
+    "en": {"required": "is required", "email": "is not a valid email address", "too_long": "is too long",
+           "no_mail": "is an address whose domain does not receive email", "title": "Please check the form",
+           "back": "Back to the form"},
+    "sv": {"required": "måste fyllas i", "email": "är inte en giltig e-postadress", "too_long": "är för långt",
+           "no_mail": "är en adress vars domän inte tar emot e-post", "title": "Kontrollera formuläret",
+           "back": "Tillbaka till formuläret"},
 }
 MAX_FIELD_CHARS = 10_000
+FORM_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ class FormConfig:
     honeypot: str = "website"
     rate_per_minute: int = 60
     daily_cap: int = 5000
+    mx_check: bool = False  # refuse an email whose domain does not accept mail (a DNS lookup)
 
 
 @dataclass(frozen=True)
@@ -73,12 +80,16 @@ class ApiConfig:
     daily_cap_per_ip: int = 100
     facebook_verify_token_env: str = "FACEBOOK_VERIFY_TOKEN"  # the webhook handshake's token
     facebook_app_secret_env: str = "FACEBOOK_APP_SECRET"  # checks X-Hub-Signature-256
+    dns_servers: tuple[str, ...] = ()  # for forms' mx_check: "host" or "host:port"; default the system's
+    dns_timeout_seconds: float = 3.0  # a lookup that takes longer accepts the address
 
 
 def forms_from_toml(raw: Mapping[str, Any], sources: Mapping[str, Any]) -> dict[str, FormConfig]:
     forms = {}
     for key, table in raw.items():
         where = f"forms.{key}"
+        if not FORM_KEY.fullmatch(key):  # it is part of URLs and of the generated page's script
+            raise ConfigError(where, "a form's key is letters, digits, - and _ (at most 64)")
         if not isinstance(table, Mapping):
             raise ConfigError(where, "must be a table")
         allowed = {f for f in FormConfig.__dataclass_fields__} - {"key"}
@@ -101,6 +112,10 @@ def forms_from_toml(raw: Mapping[str, Any], sources: Mapping[str, Any]) -> dict[
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     raise ConfigError(at, "must be a list of strings")
                 values[name] = tuple(v.rstrip("/") if name == "allowed_origins" else v for v in value)
+            elif name == "mx_check":
+                if not isinstance(value, bool):
+                    raise ConfigError(at, "must be true or false")
+                values[name] = value
             elif name in ("min_fill_seconds",):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                     raise ConfigError(at, "must be a number, zero or more")
@@ -134,7 +149,16 @@ def api_from_toml(raw: Mapping[str, Any]) -> ApiConfig:
         at = f"api.{name}"
         if name not in ApiConfig.__dataclass_fields__:
             raise ConfigError(at, f"unknown key; expected one of {', '.join(sorted(ApiConfig.__dataclass_fields__))}")
-        if isinstance(getattr(defaults, name), int):
+        default = getattr(defaults, name)
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+                raise ConfigError(at, "must be a list of strings")
+            value = tuple(v.strip() for v in value)
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(at, "must be a number greater than zero")
+            value = float(value)
+        elif isinstance(default, int):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(at, "must be a whole number, one or more")
         elif not isinstance(value, str) or not value.strip():
