@@ -34,7 +34,7 @@ task_routes = {
     "crm_ingest.process_batch": {"queue": "process"},
     "crm_ingest.sweep": {"queue": "poll"},
     "crm_ingest.recheck_duplicates": {"queue": "poll"},
-    "crm_ingest.poll_mailbox": {"queue": "poll"},
+    "crm_ingest.poll_source": {"queue": "poll"},
     "crm_ingest.send_acknowledgements": {"queue": "poll"},
 }
 beat_schedule = {
@@ -49,11 +49,11 @@ beat_schedule = {
         "options": {"expires": 300.0},
     },
 }
-for _name, _source in _settings.sources.items():  # each mailbox on its own interval, expiring, not piling up
-    if _source.imap is not None:
-        beat_schedule[f"poll-{_name}"] = {"task": "crm_ingest.poll_mailbox", "args": (_name,),
-                                          "schedule": _source.imap.poll_seconds,
-                                          "options": {"expires": _source.imap.poll_seconds}}
+for _name, _source in _settings.sources.items():  # each polled source on its own interval, expiring, not piling up
+    if _source.polled is not None:
+        beat_schedule[f"poll-{_name}"] = {"task": "crm_ingest.poll_source", "args": (_name,),
+                                          "schedule": _source.polled.poll_seconds,
+                                          "options": {"expires": _source.polled.poll_seconds}}
 if any(_source.acknowledge for _source in _settings.sources.values()):
     beat_schedule["send-acknowledgements"] = {"task": "crm_ingest.send_acknowledgements", "schedule": 30.0,
                                               "options": {"expires": 30.0}}

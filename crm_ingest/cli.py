@@ -592,32 +592,24 @@ def import_mail(path: Path, source_name: str, wait: bool, as_json: bool) -> None
 @wait_option
 @json_option
 def poll(source_name: str, wait: bool, as_json: bool) -> None:
-    """Poll a mailbox source once ([sources.NAME.imap]): land what arrived since its checkpoint
-    and queue it (or process it, embedded)."""
-    from crm_ingest.connectors.imap import ImapMailbox, MailboxError
+    """Poll a source once ([sources.NAME.imap], .twitter or .facebook), now, whatever its
+    backoff: land what arrived since its checkpoint and queue it (or process it, embedded)."""
+    from crm_ingest.connectors.polling import poll_once
     from crm_ingest.workers.dispatch import dispatch, wait_for
 
     rt = _runtime()
     source = _check_source(rt, source_name)
-    if source.imap is None:
-        raise click.ClickException(f"source {source_name!r} has no mailbox: add [sources.{source_name}.imap]")
-    from crm_ingest.connectors import health
-
-    try:
-        connector = ImapMailbox(source.imap, source.name, rt.settings.secrets.get(source.imap.password_env))
-        result = run_connector(rt.sessions, connector)
-    except MailboxError as exc:
-        with rt.sessions.begin() as session:
-            health.record_failure(session, source.name, str(exc), credentials=exc.credentials)
-        raise click.ClickException(str(exc)) from None
-    with rt.sessions.begin() as session:
-        health.record_success(session, source.name, result.received)
+    if source.polled is None:
+        raise click.ClickException(f"source {source_name!r} polls nothing: add [sources.{source_name}.imap], "
+                                   f".twitter or .facebook")
+    result = poll_once(rt.sessions, rt.settings, source.name)
     dispatch(rt.sessions, result.ids, rt.settings)
+    if result.error and not result.ids and result.retry_at is None:
+        raise click.ClickException(result.error)
     unfinished = wait_for(rt.sessions, result.ids) if wait and not rt.settings.embedded else 0
     _acknowledge_now(rt)
-    data = {"source": source.name, "received": result.received, "landed": len(result.ids),
-            "already_landed": result.received - len(result.ids), "queued": not rt.settings.embedded,
-            "unfinished": unfinished, **_outcomes_of(rt, result.ids)}
+    data = {**result.as_dict(), "already_landed": result.received - len(result.ids),
+            "queued": not rt.settings.embedded, "unfinished": unfinished, **_outcomes_of(rt, result.ids)}
     Out(as_json).emit(data, _print_landing)
 
 
@@ -635,27 +627,43 @@ def sources(as_json: bool) -> None:
     result = []
     for name, source in sorted(rt.settings.sources.items()):
         row = rows.get(name)
-        polled = source.imap is not None
+        door = source.polled
+        polled = door is not None
         entry = {"source": name, "kind": source.kind, "record_type": source.record_type, "polled": polled,
-                 "mailbox": f"{source.imap.user}@{source.imap.host}/{source.imap.folder}" if polled else None,
+                 "polls": _polls(source),
                  "healthy": healthy(row) if polled else None,
                  "last_success_at": row.last_success_at if row else None,
                  "last_error": row.last_error if row and row.failures else None,
                  "failures": row.failures if row else 0,
                  "credentials_failed": bool(row and row.credentials_failed),
-                 "next_try_after": next_poll(row, source.imap.poll_seconds) if polled else None}
+                 "rate_limited_until": row.resume_at if row and row.resume_at else None,
+                 "usage": row.usage if row else None,
+                 "next_try_after": next_poll(row, door.poll_seconds) if polled else None}
         result.append(entry)
 
     def render(data: dict) -> None:
-        table = Table("source", "kind", "makes", "mailbox", "health", "last success", "last error", title="Sources")
+        table = Table("source", "kind", "makes", "polls", "health", "last success", "last error", title="Sources")
         for e in data["sources"]:
             state = "" if not e["polled"] else "ok" if e["healthy"] else f"[red]failing ×{e['failures']}[/red]"
             table.add_row(e["source"], e["kind"], shown(e["record_type"]) if e["record_type"] != "auto" else
-                          "classified", e["mailbox"] or "", state, str(e["last_success_at"] or ""),
+                          "classified", e["polls"] or "", state, str(e["last_success_at"] or ""),
                           (e["last_error"] or "")[:80])
         console.print(table)
 
     Out(as_json).emit({"sources": result}, render)
+
+
+def _polls(source) -> str | None:
+    """What a polled source reads, in a few words (never its secret)."""
+    if source.imap:
+        return f"{source.imap.user}@{source.imap.host}/{source.imap.folder}"
+    if source.twitter:
+        return f"X mentions of {source.twitter.mentions_of}" if source.twitter.mentions_of else \
+            f"X search {source.twitter.search!r}"
+    if source.facebook:
+        return f"Facebook Page {source.facebook.page_id}" if source.facebook.page_id else \
+            f"Lead Ads forms {', '.join(source.facebook.form_ids)}"
+    return None
 
 
 @main.command("form-html")

@@ -29,17 +29,18 @@ class Landed:
 
 
 def run_connector(sessions: sessionmaker[Session], connector: Connector, *,
-                  chunk_size: int = 1000, checkpoint: bool = True) -> Landed:
+                  chunk_size: int = 1000, checkpoint: bool = True, into: Landed | None = None) -> Landed:
     """Land everything the connector yields, in chunks; each chunk's checkpoint in its transaction.
 
     `checkpoint=False` reads from the start and keeps no checkpoint: for files given on the
-    command line, where idempotent landing already makes a re-run add nothing.
+    command line, where idempotent landing already makes a re-run add nothing. `into` collects
+    what was landed even when the connector raises part way (a rate limit after two pages).
     """
     since = None
     if checkpoint:
         with sessions() as session:
             since = load_checkpoint(session, connector.source)
-    landed = Landed(0, [])
+    landed = into if into is not None else Landed(0, [])
     items = connector.fetch(since)
     while chunk := list(islice(items, chunk_size)):
         landed.received += len(chunk)

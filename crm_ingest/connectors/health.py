@@ -1,7 +1,8 @@
 """Source health: each poll records its success or its error, so a broken source shows as
 unhealthy with the reason, and a failing one backs off instead of being retried in a loop
-(doubling from its poll interval up to an hour; a refused login waits the full hour, as
-polling again cannot fix a password)."""
+(doubling from its poll interval up to an hour; a refused login or an expired token waits the
+full hour, as polling again cannot fix a password; `ingest poll SOURCE` tries at once after a
+fix). A rate-limited source waits until the time the other side gave (`resume_at`)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -16,7 +17,24 @@ MAX_BACKOFF = timedelta(hours=1)
 def record_success(session: Session, source: str, received: int) -> None:
     row = session.get(SourceHealth, source, with_for_update=True) or SourceHealth(source=source)
     row.last_success_at, row.last_received = utcnow(), received
-    row.failures, row.credentials_failed = 0, False
+    row.failures, row.credentials_failed, row.resume_at = 0, False, None
+    session.add(row)
+
+
+def record_rate_limit(session: Session, source: str, until: datetime, error: str) -> None:
+    """The other side said: not before `until`. Not a failure of the source."""
+    row = session.get(SourceHealth, source, with_for_update=True) or SourceHealth(source=source, failures=0,
+                                                                              last_received=0)
+    row.resume_at = until
+    row.last_error, row.last_error_at = error[:2000], utcnow()
+    session.add(row)
+
+
+def record_usage(session: Session, source: str, usage: dict) -> None:
+    """The API's own account of how much of its limits we use (shown by `ingest sources`)."""
+    row = session.get(SourceHealth, source, with_for_update=True) or SourceHealth(source=source, failures=0,
+                                                                              last_received=0)
+    row.usage = usage
     session.add(row)
 
 
@@ -30,8 +48,12 @@ def record_failure(session: Session, source: str, error: str, *, credentials: bo
 
 
 def next_poll(row: SourceHealth | None, poll_seconds: float) -> datetime | None:
-    """When a failing source may be polled again (None: at its normal interval)."""
-    if row is None or not row.failures or row.last_error_at is None:
+    """When a failing or rate-limited source may be polled again (None: at its normal interval)."""
+    if row is None:
+        return None
+    if row.resume_at is not None and row.resume_at > utcnow():
+        return row.resume_at
+    if not row.failures or row.last_error_at is None:
         return None
     if row.credentials_failed:
         return row.last_error_at + MAX_BACKOFF

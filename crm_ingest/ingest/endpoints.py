@@ -37,6 +37,66 @@ class ImapConfig:
             raise ConfigError(f"{where}.poll_seconds", "poll_seconds and timeout_seconds must be greater than zero")
 
 
+@dataclass(frozen=True)
+class TwitterConfig:
+    """A Twitter/X poll (tweepy, API v2): the mentions of one account, or one saved recent-search
+    query. One per source, so each has its own interval and its own since_id checkpoint."""
+
+    bearer_token_env: str = "TWITTER_BEARER_TOKEN"  # the environment variable holding the token
+    mentions_of: str | None = None  # a user id: poll its mentions
+    search: str | None = None  # or a recent-search query
+    own_user_id: str | None = None  # retweets of this account's posts are ignored (default: mentions_of)
+    include_own_retweets: bool = False
+    poll_seconds: float = 60.0
+    max_results: int = 100  # per page (5-100; 10-100 for search)
+    max_pages: int = 10  # per poll; the rest waits for the next poll (the cursor keeps the place)
+    timeout_seconds: float = 30.0
+
+    def check(self, where: str) -> None:
+        if (self.mentions_of is None) == (self.search is None):
+            raise ConfigError(where, "set exactly one of mentions_of (a user id) and search (a query)")
+        if self.mentions_of is not None and not self.mentions_of.isdigit():
+            raise ConfigError(f"{where}.mentions_of", "must be the account's numeric user id")
+        if not 5 <= self.max_results <= 100:
+            raise ConfigError(f"{where}.max_results", "must be between 5 and 100")
+        if not self.poll_seconds > 0 or not self.timeout_seconds > 0 or self.max_pages < 1:
+            raise ConfigError(f"{where}.poll_seconds", "poll_seconds, timeout_seconds and max_pages must be positive")
+
+    @property
+    def own_account(self) -> str | None:
+        return self.own_user_id or self.mentions_of
+
+
+@dataclass(frozen=True)
+class FacebookConfig:
+    """A Facebook poll through facebook-sdk's GraphAPI.request with an explicit Graph API version
+    (the library itself only knows versions up to 3.1): a Page's feed (posts and comments), or
+    the leads of Lead Ads forms (and single leads the webhook announced)."""
+
+    access_token_env: str = "FACEBOOK_PAGE_TOKEN"  # the environment variable holding the Page token
+    page_id: str | None = None  # poll this Page's feed
+    form_ids: tuple[str, ...] = ()  # or these Lead Ads forms' leads
+    graph_version: str = "v22.0"
+    field_map: Mapping[str, str] = field(default_factory=dict)  # field_data name -> lead field
+    poll_seconds: float = 300.0
+    page_size: int = 50
+    max_pages: int = 10  # per poll; newest first, then the backlog with what is left
+    timeout_seconds: float = 30.0
+
+    def check(self, where: str) -> None:
+        if (self.page_id is None) == (not self.form_ids):
+            raise ConfigError(where, "set exactly one of page_id (a Page's feed) and form_ids (Lead Ads forms)")
+        if not re.fullmatch(r"v\d{1,2}\.\d", self.graph_version):
+            raise ConfigError(f"{where}.graph_version", "must look like v22.0")
+        bad = [v for v in self.field_map.values() if v not in FIELD_TARGETS]
+        if bad:
+            raise ConfigError(f"{where}.field_map", f"{bad[0]!r} is not a field; expected one of {', '.join(FIELD_TARGETS)}")
+        if not self.poll_seconds > 0 or not self.timeout_seconds > 0 or not 1 <= self.page_size <= 100 \
+                or self.max_pages < 1:
+            raise ConfigError(f"{where}.poll_seconds",
+                              "poll_seconds, timeout_seconds, max_pages must be positive; page_size 1-100")
+
+
 FIELD_TARGETS = ("email", "phone", "first_name", "last_name", "full_name", "company", "job_title",
                  "subject", "message", "twitter", "facebook", "lead_source")
 MESSAGES = {

@@ -14,8 +14,22 @@ class RetriableError(IngestError):
         self.retry_after = retry_after
 
 
+class RateLimited(RetriableError):
+    """The other side's rate limit: nothing more until `retry_at` (a UTC datetime), which the
+    poll is rescheduled for; no worker sleeps on it."""
+
+    def __init__(self, message: str, retry_at) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
 class FatalError(IngestError):
     """Retrying will not help (bad credentials, bad configuration): a person must act."""
+
+
+class CredentialsFailed(FatalError):
+    """A token or password was refused or has expired: the source is unhealthy until fixed,
+    and is not retried in a loop."""
 
 
 class ConfigError(FatalError):

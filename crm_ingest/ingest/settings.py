@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import phonenumbers
 
-from .endpoints import ImapConfig, api_from_toml, forms_from_toml
+from .endpoints import FacebookConfig, ImapConfig, TwitterConfig, api_from_toml, forms_from_toml
 from .errors import ConfigError
 
 ITEM_KINDS = ("row", "email", "form", "post", "leadgen")  # leadgen: a Facebook Lead Ads lead
@@ -43,6 +43,22 @@ class SourceConfig:
     queue: str | None = None  # the queue the source's cases and leads are put in
     imap: ImapConfig | None = None  # the mailbox this email source polls
     acknowledge: Any = None  # acknowledge.AckConfig: reply with the case number (SMTP)
+    twitter: TwitterConfig | None = None  # the Twitter/X mentions or search this post source polls
+    facebook: FacebookConfig | None = None  # the Facebook Page feed or Lead Ads forms it polls
+
+    @property
+    def polled(self) -> ImapConfig | TwitterConfig | FacebookConfig | None:
+        """What this source polls on its own interval (`poll_seconds`), if anything."""
+        return self.imap or self.twitter or self.facebook
+
+    @property
+    def secret_envs(self) -> set[str]:
+        """The environment variables holding this source's passwords and tokens."""
+        names = {self.imap.password_env if self.imap else None,
+                 self.twitter.bearer_token_env if self.twitter else None,
+                 self.facebook.access_token_env if self.facebook else None,
+                 self.acknowledge.password_env if self.acknowledge else None}
+        return {name for name in names if name}
 
     @property
     def reviews_duplicates(self) -> bool:
@@ -158,9 +174,7 @@ class Settings:
         elif explicit:
             raise ConfigError("INGEST_CONFIG", f"file {path} does not exist")
         settings = from_toml(data, config_path=path if path.exists() else None)
-        wanted = {source.imap.password_env for source in settings.sources.values() if source.imap}
-        wanted |= {source.acknowledge.password_env for source in settings.sources.values()
-                   if source.acknowledge and source.acknowledge.password_env}
+        wanted = {name for source in settings.sources.values() for name in source.secret_envs}
         if settings.api is not None:
             wanted |= {settings.api.tokens_env, settings.api.form_secret_env,
                        settings.api.facebook_verify_token_env, settings.api.facebook_app_secret_env}
@@ -230,7 +244,7 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
     prefix = f"sources.{name}."
     allowed = {f.name for f in fields(SourceConfig)} - {"name"}
     _only_keys(raw, prefix, allowed)
-    special = {"review_duplicates", "rules", "min_confidence", "imap", "acknowledge"}
+    special = {"review_duplicates", "rules", "min_confidence", "imap", "acknowledge", "twitter", "facebook"}
     values: dict[str, Any] = {key: _string(value, prefix + key) for key, value in raw.items()
                               if key not in special}
     if "review_duplicates" in raw:
@@ -244,6 +258,11 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
     if "imap" in raw:
         values["imap"] = _door(_table(raw["imap"], prefix + "imap"), prefix + "imap", ImapConfig,
                                ("host", "user", "password_env"))
+    if "twitter" in raw:
+        values["twitter"] = _door(_table(raw["twitter"], prefix + "twitter"), prefix + "twitter", TwitterConfig, ())
+    if "facebook" in raw:
+        values["facebook"] = _door(_table(raw["facebook"], prefix + "facebook"), prefix + "facebook",
+                                   FacebookConfig, ())
     if "acknowledge" in raw:
         from .acknowledge import AckConfig
 
@@ -264,6 +283,15 @@ def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,
         raise ConfigError(prefix + "acknowledge", "only an email source (kind = \"email\") acknowledges by mail")
     if source.imap is not None and source.kind != "email":
         raise ConfigError(prefix + "imap", "only an email source (kind = \"email\") polls a mailbox")
+    if sum(door is not None for door in (source.imap, source.twitter, source.facebook)) > 1:
+        raise ConfigError(prefix + "imap", "a source polls one thing: imap, twitter or facebook")
+    if source.twitter is not None and source.kind != "post":
+        raise ConfigError(prefix + "twitter", "only a post source (kind = \"post\") polls Twitter/X")
+    if source.facebook is not None:
+        wanted_kind = "post" if source.facebook.page_id else "leadgen"
+        if source.kind != wanted_kind:
+            raise ConfigError(prefix + "facebook", f"a Page feed is polled by a kind = \"post\" source, Lead Ads "
+                                                   f"forms by a kind = \"leadgen\" source; this one is {source.kind!r}")
     if source.case_origin is not None and source.case_origin not in CASE_ORIGINS:
         raise ConfigError(prefix + "case_origin", f"must be one of {', '.join(CASE_ORIGINS)}")
     if source.lead_source is not None and lead_source_key(source.lead_source) != source.lead_source:
@@ -286,7 +314,22 @@ def _door(raw: Mapping[str, Any], where: str, cls, required: tuple[str, ...]):
             raise ConfigError(f"{where}.{key}", "required")
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if "int" in str(kinds[key]):
+        kind = str(kinds[key])
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}.{key}", "must be true or false")
+            values[key] = value
+        elif kind.startswith("tuple"):
+            if not isinstance(value, list) or not all(isinstance(v, (str, int)) and str(v).strip() for v in value):
+                raise ConfigError(f"{where}.{key}", "must be a list of strings")
+            values[key] = tuple(str(v).strip() for v in value)
+        elif kind.startswith("Mapping"):
+            if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+                raise ConfigError(f"{where}.{key}", "must be a table of strings")
+            values[key] = dict(value)
+        elif key.endswith("_id") and isinstance(value, int) and not isinstance(value, bool):
+            values[key] = str(value)  # an id written as a number
+        elif "int" in kind:
             values[key] = int(_number(value, f"{where}.{key}", int))
         elif "float" in str(kinds[key]):
             values[key] = _number(value, f"{where}.{key}", float)

@@ -101,6 +101,8 @@ class SourceHealth(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failures: Mapped[int] = mapped_column(default=0)  # consecutive
     credentials_failed: Mapped[bool] = mapped_column(default=False)
+    resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # rate-limited until
+    usage: Mapped[dict | None] = mapped_column(Json)  # the API's last reported usage of its limits
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 

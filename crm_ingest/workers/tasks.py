@@ -60,35 +60,35 @@ def recheck_duplicates() -> dict:
         return recheck(session, rt.settings)
 
 
-@app.task(base=IngestTask, name="crm_ingest.poll_mailbox")
-def poll_mailbox(source_name: str) -> dict:
-    """Poll one mailbox source: land what arrived since its checkpoint and queue it. A mailbox
-    that cannot be read is logged with its error and waits for its next turn (beat's schedule,
-    never a tight retry loop), so one broken mailbox holds up no other source."""
+@app.task(base=IngestTask, name="crm_ingest.poll_source")
+def poll_source(source_name: str) -> dict:
+    """Poll one source (a mailbox, a Twitter/X search or mentions, a Facebook Page or Lead Ads
+    forms): land what arrived since its checkpoint and queue it. A failing source is logged with
+    its error and waits for its turn (backing off, never a tight retry loop); a rate-limited one
+    is rescheduled for the reset time the other side gave, with no worker sleeping on it; so one
+    broken or throttled source holds up no other."""
+    from datetime import timedelta
+
     from crm_ingest.connectors import health
-    from crm_ingest.connectors.base import run_connector
-    from crm_ingest.connectors.imap import ImapMailbox, MailboxError
+    from crm_ingest.connectors.polling import poll_once
     from crm_ingest.models import SourceHealth, utcnow
 
     rt = runtime()
     source = rt.settings.source(source_name)
     with rt.sessions() as session:
-        wait_until = health.next_poll(session.get(SourceHealth, source_name), source.imap.poll_seconds)
+        wait_until = health.next_poll(session.get(SourceHealth, source_name), source.polled.poll_seconds)
     if wait_until is not None and utcnow() < wait_until:
-        return {"source": source_name, "skipped": f"failing; next try after {wait_until.isoformat()}"}
-    try:
-        landed = run_connector(rt.sessions, ImapMailbox(source.imap, source.name,
-                                                         rt.settings.secrets.get(source.imap.password_env)))
-    except MailboxError as exc:
-        log.error("mailbox %s: %s", source_name, exc)
-        with rt.sessions.begin() as session:
-            health.record_failure(session, source_name, str(exc), credentials=exc.credentials)
-        return {"source": source_name, "error": str(exc), "credentials": exc.credentials}
-    with rt.sessions.begin() as session:
-        health.record_success(session, source_name, landed.received)
-    if landed.ids:
-        enqueue(landed.ids, rt.settings)
-    return {"source": source_name, "received": landed.received, "landed": len(landed.ids)}
+        return {"source": source_name, "skipped": f"next try after {wait_until.isoformat()}"}
+    result = poll_once(rt.sessions, rt.settings, source_name)
+    if result.ids:
+        enqueue(result.ids, rt.settings)
+    if result.retry_at is not None:
+        log.warning("source %s: rate-limited until %s", source_name, result.retry_at.isoformat())
+        poll_source.apply_async((source_name,), eta=result.retry_at,
+                                expires=result.retry_at + timedelta(seconds=source.polled.poll_seconds))
+    elif result.error:
+        log.error("source %s: %s", source_name, result.error)
+    return result.as_dict()
 
 
 @app.task(base=IngestTask, name="crm_ingest.send_acknowledgements")

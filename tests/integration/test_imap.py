@@ -174,7 +174,7 @@ def test_a_failing_mailbox_shows_as_unhealthy_and_recovers(dovecot, cli, tmp_pat
 
 def test_the_scheduled_poll_backs_off_a_refused_login(dovecot, tmp_path, monkeypatch):
     from crm_ingest import runtime as runtime_module
-    from crm_ingest.workers.tasks import poll_mailbox
+    from crm_ingest.workers.tasks import poll_source
 
     configure(tmp_path, dovecot.port, monkeypatch)
     monkeypatch.chdir(tmp_path)
@@ -186,8 +186,8 @@ def test_the_scheduled_poll_backs_off_a_refused_login(dovecot, tmp_path, monkeyp
         from crm_ingest.models.migrate import upgrade
 
         upgrade(f"sqlite:///{tmp_path / 'x.db'}")
-        first = poll_mailbox.run("support")
-        second = poll_mailbox.run("support")  # right away: not tried again
+        first = poll_source.run("support")
+        second = poll_source.run("support")  # right away: not tried again
     finally:
         runtime_module._for_pid.cache_clear()
     assert first["credentials"] is True and "refused the login" in first["error"]
