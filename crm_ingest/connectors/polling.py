@@ -5,6 +5,11 @@ A rate limit lands what came before it (each chunk with its checkpoint) and sets
 to the time the other side gave; the caller reschedules the poll for then. Refused or expired
 credentials mark the source unhealthy (no retry storm); any other error of ours is recorded
 and the source backs off. Nothing here sleeps.
+
+A connector may have `after_landing(sessions, landed)`: called once the runner has landed what
+`fetch` yielded, for work that needs those items in the database (Facebook: a lead's fetched
+answers go to the item its webhook landed, which is processed again); it adds the ids it
+re-opens to `landed.ids`, to be queued, and raises our errors as `fetch` does.
 """
 from __future__ import annotations
 
@@ -62,6 +67,9 @@ def poll_once(sessions, settings: Settings, source_name: str) -> PollResult:
     try:
         connector = connector_for(source, settings)
         run_connector(sessions, connector, into=landed)
+        after_landing = getattr(connector, "after_landing", None)
+        if after_landing is not None:  # work on what is landed now; re-opened items join landed.ids
+            after_landing(sessions, landed)
     except RateLimited as exc:
         result.received, result.ids = landed.received, landed.ids
         result.error, result.retry_at = str(exc), exc.retry_at

@@ -204,8 +204,14 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
 
 
 def _read_post(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
+    """A post: its author (the handle is a contact point), and threading by post ids: a reply
+    names the post it answers and its conversation's first post, so it finds their case."""
+    if reason := clean_text(payload.get("ignore"), 200):  # the connector's verdict: a retweet of our own post
+        return ItemPlan(item_id, source.record_type, outcome="ignored", reason=reason)
     network = clean_text(payload.get("network"), 40) or source.name
-    handle = clean_text(payload.get("handle"), 100)
+    author_id = clean_text(payload.get("author_id"), 40)
+    # an author missing from the API's answer is still someone: known by the network's user id
+    handle = clean_text(payload.get("handle"), 100) or (f"id:{author_id}" if author_id else None)
     if not handle:
         raise InvalidItem("handle", "post without an author handle")
     text = clean_body(payload.get("text"), 10_000)
@@ -217,12 +223,23 @@ def _read_post(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -
     person = _person(fields, source, scope=_person_scope(source), handle=(network, handle))
     person.fields["topic"] = clean_text(text, 120)
     plan = ItemPlan(item_id, source.record_type, person=person)
+    message_id = _post_ref(network, payload.get("post_id"))
     plan.activity = {"kind": "post", "subject": clean_text(text, 120), "body": text,
-                     "sender": "@" + handle.lstrip("@"), "message_id": None,
+                     "sender": "@" + handle.lstrip("@"), "message_id": message_id,
                      "occurred_at": _parse_time(payload.get("created_at"))}
+    refs = (_post_ref(network, payload.get(key)) for key in ("in_reply_to_post_id", "conversation_id"))
+    plan.thread_refs = list(dict.fromkeys(ref for ref in refs if ref and ref != message_id))
     if source.record_type == "case":
         _with_case(plan, source, clean_text(text, 80), text, network if network in CASE_ORIGIN else "web")
     return plan
+
+
+def _post_ref(network: str, post_id: Any) -> str | None:
+    """A post's id as a message id ('twitter:post:1578516295611748353'), unique across networks."""
+    if isinstance(post_id, bool) or not isinstance(post_id, (str, int)):
+        return None
+    post_id = clean_text(str(post_id), 100)
+    return f"{network}:post:{post_id}" if post_id else None
 
 
 def _automatic_mail(payload: Mapping[str, Any]) -> str | None:
@@ -257,6 +274,14 @@ _LEADGEN_FIELDS = {"email": "email", "full_name": "full_name", "first_name": "fi
                    "work_email": "email", "work_phone_number": "phone"}
 
 
+def _leadgen_mapping(field_map: Any) -> Mapping[str, str]:
+    """Facebook's standard questions, with the form's own questions on top: the source's
+    `field_map` (question name -> our field), which the connector puts in the payload."""
+    if not isinstance(field_map, Mapping):
+        return _LEADGEN_FIELDS
+    return {**_LEADGEN_FIELDS, **{str(k): v for k, v in field_map.items() if isinstance(v, str)}}
+
+
 def _read_leadgen(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
     """A Facebook Lead Ads lead: the webhook lands its ids; the person's answers (field_data)
     come from the Graph API. Until they are fetched the item waits in review, saying so."""
@@ -265,6 +290,7 @@ def _read_leadgen(item_id: int, payload: Mapping[str, Any], source: SourceConfig
         return ItemPlan(item_id, source.record_type, outcome="review",
                         reason=f"Lead Ads lead {clean_text(payload.get('leadgen_id'), 40)}: its answers are not "
                                "fetched from the Graph API yet (the Facebook connector fetches them)")
+    mapping = _leadgen_mapping(payload.get("field_map"))
     fields: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for entry in data:
@@ -272,8 +298,8 @@ def _read_leadgen(item_id: int, payload: Mapping[str, Any], source: SourceConfig
             continue
         name = clean_text(entry.get("name"), 100) or ""
         value = ", ".join(clean_text(v, 500) or "" for v in entry["values"] if isinstance(v, (str, int, float)))
-        if name in _LEADGEN_FIELDS:
-            fields.setdefault(_LEADGEN_FIELDS[name], value)
+        if name in mapping:
+            fields.setdefault(mapping[name], value)
         elif name:
             extra[name] = value
     plan = _read_form(item_id, {"form": payload.get("form_id"), "fields": fields}, source)

@@ -5,12 +5,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .base import utcnow
 from .bulk import allocate_ids, insert_rows
-from .pipeline import PENDING, ConnectorCheckpoint, RawItem
+from .pipeline import DONE, FAILED, PENDING, ConnectorCheckpoint, RawItem
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,30 @@ def copy_items(session: Session, source: str, items: Sequence[NewItem], *,
                             json.dumps(without_nul(item.payload), ensure_ascii=False), now, now,
                             import_job_id, PENDING, 0))
     return ids
+
+
+def reopen_in_review(session: Session, item_id: int, payload: dict[str, Any]) -> bool:
+    """Give an item that waits in review what was missing (a Lead Ads lead's answers, fetched
+    after its webhook landed it) and make it pending again, to be processed with it; the caller
+    queues it. Only an item finished in review is touched, never one that made a record, so no
+    record is made twice; False when it no longer waits (a person decided it meanwhile)."""
+    return _update_in_review(session, item_id, payload=without_nul(payload), state=PENDING, attempts=0,
+                             outcome=None, outcome_reason=None, finished_at=None, queued_at=utcnow())
+
+
+def fail_in_review(session: Session, item_id: int, error: str) -> bool:
+    """An item in review that cannot be completed (the source refused its part) is set aside as
+    failed with the reason, like an item out of attempts; `ingest retry` tries it again."""
+    return _update_in_review(session, item_id, state=FAILED, outcome=None, outcome_reason=None,
+                             last_error=error, finished_at=utcnow())
+
+
+def _update_in_review(session: Session, item_id: int, **values: Any) -> bool:
+    stmt = (update(RawItem)
+            .where(RawItem.id == item_id, RawItem.state == DONE, RawItem.outcome == "review")
+            .values(record_type=None, record_id=None, lease_until=None, last_error=None)
+            .values(**values).execution_options(synchronize_session=False))
+    return session.execute(stmt).rowcount == 1
 
 
 def without_nul(value: Any) -> Any:
