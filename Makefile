@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-unit bench bench-import clean
+.PHONY: install demo test test-unit bench bench-import bench-intake clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	sh scripts/ensure-dovecot.sh
+	sh scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
 test-unit: $(STAMP)
@@ -30,6 +31,10 @@ bench: $(STAMP)
 bench-import: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/import_list.py --rows 1000000 --existing 200000
+
+bench-intake: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/intake.py --seconds 60
 
 clean:
 	rm -rf $(VENV) ingest.db ingest.db-wal ingest.db-shm celerybeat-schedule*

@@ -111,12 +111,12 @@ def _land(form: FormConfig, key: str, external_id: str, payload: dict[str, Any])
     from crm_ingest.workers.dispatch import dispatch
 
     rt = runtime()
-    with rt.sessions.begin() as session:
+    with rt.sessions.begin() as session:  # the submission and its count: one commit
         ids = land_items(session, form.source, [NewItem(external_id, "form", payload)])
         if not ids:  # the same generated form sent twice (a double click): landed once
             ids = list(session.scalars(select(RawItem.id).where(RawItem.source == form.source,
                                                                 RawItem.external_id == external_id)))
-    _count(key, "landed")
+        _count_in(session, key, "landed")
     dispatch(rt.sessions, ids, rt.settings)
     return ids
 
@@ -263,16 +263,20 @@ def _accepted(form: FormConfig, browser: bool, item_id: int | None) -> Response:
 
 def _count(form: str, outcome: str) -> None:
     """Add one to today's count of this form's submissions with this outcome."""
-    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     with runtime().sessions.begin() as session:
-        dialect = session.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(IntakeCount).values(day=day, form=form[:100], outcome=outcome, count=1)
-        session.execute(stmt.on_conflict_do_update(index_elements=["day", "form", "outcome"],
-                                                   set_={"count": IntakeCount.count + 1}))
+        _count_in(session, form, outcome)
+
+
+def _count_in(session, form: str, outcome: str) -> None:
+    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(IntakeCount).values(day=day, form=form[:100], outcome=outcome, count=1)
+    session.execute(stmt.on_conflict_do_update(index_elements=["day", "form", "outcome"],
+                                               set_={"count": IntakeCount.count + 1}))
 
 
 @router.get("/webhooks/facebook", summary="Facebook webhook verification handshake (public)")

@@ -11,6 +11,9 @@ class Counter(Protocol):
     def hit(self, key: str, window_seconds: int) -> tuple[int, int]:
         """Count one hit in the current window; (hits so far, seconds until the window ends)."""
 
+    def hit_many(self, keys: list[tuple[str, int]]) -> list[tuple[int, int]]:
+        """`hit` for each (key, window seconds), at once."""
+
 
 class MemoryCounter:
     def __init__(self) -> None:
@@ -27,6 +30,9 @@ class MemoryCounter:
             self._hits[(key, window)] = count
         return count, int((window + 1) * window_seconds - now) + 1
 
+    def hit_many(self, keys: list[tuple[str, int]]) -> list[tuple[int, int]]:
+        return [self.hit(key, window) for key, window in keys]
+
 
 class RedisCounter:
     def __init__(self, url: str) -> None:
@@ -35,21 +41,28 @@ class RedisCounter:
         self._redis = redis.Redis.from_url(url, socket_timeout=2)
 
     def hit(self, key: str, window_seconds: int) -> tuple[int, int]:
+        return self.hit_many([(key, window_seconds)])[0]
+
+    def hit_many(self, keys: list[tuple[str, int]]) -> list[tuple[int, int]]:
+        """Every counter in one round trip (a form post checks four)."""
         now = time.time()
-        window = int(now // window_seconds)
-        name = f"crm-ingest:limit:{key}:{window_seconds}:{window}"
-        pipe = self._redis.pipeline()
-        pipe.incr(name)
-        pipe.expire(name, window_seconds + 5)
-        count, _ = pipe.execute()
-        return int(count), int((window + 1) * window_seconds - now) + 1
+        pipe = self._redis.pipeline(transaction=False)
+        resets = []
+        for key, window_seconds in keys:
+            window = int(now // window_seconds)
+            name = f"crm-ingest:limit:{key}:{window_seconds}:{window}"
+            pipe.incr(name)
+            pipe.expire(name, window_seconds + 5)
+            resets.append(int((window + 1) * window_seconds - now) + 1)
+        counts = pipe.execute()[::2]
+        return [(int(count), reset) for count, reset in zip(counts, resets)]
 
 
 def over_limit(counter: Counter, limits: list[tuple[str, int, int]]) -> int | None:
     """Count a hit against each (key, limit, window seconds); seconds to wait when any is over."""
     wait = None
-    for key, limit, window in limits:
-        count, reset = counter.hit(key, window)
+    hits = counter.hit_many([(key, window) for key, _, window in limits])
+    for (_, limit, _), (count, reset) in zip(limits, hits):
         if count > limit:
             wait = max(wait or 0, reset)
     return wait
