@@ -4,6 +4,27 @@ from kombu import Exchange, Queue
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.workers.queues import QUEUES
 
+
+def beat_schedule_for(settings: Settings) -> dict[str, dict]:
+    """The periodic tasks: the sweeper, the duplicate re-check, each polled source on its own
+    interval, the acknowledgements. Each expires after its interval: a run that could not start
+    in time is dropped, not piled up behind the next."""
+    def every(seconds: float, task: str, *args: str) -> dict:
+        return {"task": task, "args": args, "schedule": seconds, "options": {"expires": seconds}}
+
+    schedule = {
+        "sweep": every(settings.pipeline.sweep_interval_seconds, "crm_ingest.sweep"),
+        "recheck-duplicates": every(300.0, "crm_ingest.recheck_duplicates"),  # slipped past the online check
+        "roll-up": every(60.0, "crm_ingest.roll_up"),  # per-minute counts for history, and the alert checks
+    }
+    for name, source in settings.sources.items():
+        if source.polled is not None:
+            schedule[f"poll-{name}"] = every(source.polled.poll_seconds, "crm_ingest.poll_source", name)
+    if any(source.acknowledge for source in settings.sources.values()):
+        schedule["send-acknowledgements"] = every(30.0, "crm_ingest.send_acknowledgements")
+    return schedule
+
+
 _settings = Settings.load()
 _pipeline = _settings.pipeline
 
@@ -36,26 +57,16 @@ task_routes = {
     "crm_ingest.recheck_duplicates": {"queue": "poll"},
     "crm_ingest.poll_source": {"queue": "poll"},
     "crm_ingest.send_acknowledgements": {"queue": "poll"},
+    "crm_ingest.roll_up": {"queue": "poll"},  # never behind the backlog it reports on
 }
-beat_schedule = {
-    "sweep": {
-        "task": "crm_ingest.sweep",
-        "schedule": _pipeline.sweep_interval_seconds,
-        "options": {"expires": _pipeline.sweep_interval_seconds},
-    },
-    "recheck-duplicates": {  # possible duplicates that slipped past the online check
-        "task": "crm_ingest.recheck_duplicates",
-        "schedule": 300.0,
-        "options": {"expires": 300.0},
-    },
-}
-for _name, _source in _settings.sources.items():  # each polled source on its own interval, expiring, not piling up
-    if _source.polled is not None:
-        beat_schedule[f"poll-{_name}"] = {"task": "crm_ingest.poll_source", "args": (_name,),
-                                          "schedule": _source.polled.poll_seconds,
-                                          "options": {"expires": _source.polled.poll_seconds}}
-if any(_source.acknowledge for _source in _settings.sources.values()):
-    beat_schedule["send-acknowledgements"] = {"task": "crm_ingest.send_acknowledgements", "schedule": 30.0,
-                                              "options": {"expires": 30.0}}
+beat_schedule = beat_schedule_for(_settings)
+# One beat acts however many run (crm_ingest.workers.scheduler): the lock holder renews its lock
+# every loop; a standby takes over once a dead holder's lock lapses.
+beat_scheduler = "crm_ingest.workers.scheduler:LeaderScheduler"
+beat_max_loop_interval = _settings.scheduler.max_loop_seconds
+redbeat_redis_url = _settings.redis_url  # the broker's database: a deployment's keys stay together
+redbeat_redis_options: dict = {}  # not the broker's transport options (RedBeat would borrow them)
+redbeat_key_prefix = _settings.scheduler.key_prefix
+redbeat_lock_timeout = _settings.scheduler.lock_timeout_seconds
 worker_send_task_events = True  # Flower and `celery events` see our tasks
 task_send_sent_event = True

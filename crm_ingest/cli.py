@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -100,30 +101,32 @@ def worker(ctx: click.Context, concurrency: int | None, queues: str) -> None:
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("--schedule", default="celerybeat-schedule", show_default=True,
-              help="File where beat keeps when each periodic task last ran.")
 @click.pass_context
-def beat(ctx: click.Context, schedule: str) -> None:
-    """Run the Celery beat scheduler (the sweeper and, later, source polls). Run one."""
+def beat(ctx: click.Context) -> None:
+    """Run the Celery beat scheduler (the sweeper, source polls, re-checks, acknowledgements).
+    Start one or more: the holder of a lock in Redis sends, the others stand by to take over
+    (the schedule lives in Redis, not in a file; extra arguments go to Celery)."""
     from crm_ingest.workers.app import app
 
     rt = _runtime()
     if rt.settings.embedded:
         raise click.ClickException("REDIS_URL is not set: beat needs a broker")
-    app.start(["beat", "--loglevel", "INFO", "--schedule", schedule, *ctx.args])
+    app.start(["beat", "--loglevel", "INFO", *ctx.args])
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int)
-def serve(host: str, port: int, workers: int) -> None:
-    """Serve the HTTP API (health checks for now) with uvicorn."""
+@click.option("--access-log/--no-access-log", default=False, show_default=True,
+              help="uvicorn's line per request (each costs a public form a little; off by default).")
+def serve(host: str, port: int, workers: int, access_log: bool) -> None:
+    """Serve the HTTP API with uvicorn: health, public form intake and webhooks, the item lookup."""
     import uvicorn
 
     _runtime()
     uvicorn.run("crm_ingest.api.app:app", host=host, port=port, workers=workers,
-                proxy_headers=False, server_header=False)
+                proxy_headers=False, server_header=False, access_log=access_log)
 
 
 # -- bringing things in -------------------------------------------------------------------------
@@ -616,14 +619,16 @@ def poll(source_name: str, wait: bool, as_json: bool) -> None:
 @main.command()
 @json_option
 def sources(as_json: bool) -> None:
-    """Every configured source: its kind, what it makes, and, for polled ones, its health (last
-    success, last error, failures in a row)."""
+    """Every configured source: its kind, what it makes, items landed in the last hour, and, for
+    polled ones, its health (last success, last error, failures in a row, refused credentials)."""
     from crm_ingest.connectors.health import healthy, next_poll
-    from crm_ingest.models import SourceHealth
+    from crm_ingest.models import SourceHealth, utcnow
+    from crm_ingest.ops.snapshot import recent_by_source
 
     rt = _runtime()
     with rt.sessions() as session:
         rows = {row.source: row for row in session.query(SourceHealth)}
+        recent = recent_by_source(session, utcnow())
     result = []
     for name, source in sorted(rt.settings.sources.items()):
         row = rows.get(name)
@@ -636,18 +641,25 @@ def sources(as_json: bool) -> None:
                  "last_error": row.last_error if row and row.failures else None,
                  "failures": row.failures if row else 0,
                  "credentials_failed": bool(row and row.credentials_failed),
+                 # no source learns when its token expires (a refused one shows above), so none
+                 # can warn ahead yet
+                 "credentials_expire_at": None,
+                 "landed_last_hour": recent.get(name, {}).get("landed_last_hour", 0),
                  "rate_limited_until": row.resume_at if row and row.resume_at else None,
                  "usage": row.usage if row else None,
                  "next_try_after": next_poll(row, door.poll_seconds) if polled else None}
         result.append(entry)
 
     def render(data: dict) -> None:
-        table = Table("source", "kind", "makes", "polls", "health", "last success", "last error", title="Sources")
+        table = Table("source", "kind", "makes", "polls", "health", "landed /h", "last success", "last error",
+                      title="Sources")
         for e in data["sources"]:
             state = "" if not e["polled"] else "ok" if e["healthy"] else f"[red]failing ×{e['failures']}[/red]"
+            if e["credentials_failed"]:
+                state += " [red]credentials refused[/red]"
             table.add_row(e["source"], e["kind"], shown(e["record_type"]) if e["record_type"] != "auto" else
-                          "classified", e["polls"] or "", state, str(e["last_success_at"] or ""),
-                          (e["last_error"] or "")[:80])
+                          "classified", e["polls"] or "", state, str(e["landed_last_hour"]),
+                          str(e["last_success_at"] or ""), (e["last_error"] or "")[:80])
         console.print(table)
 
     Out(as_json).emit({"sources": result}, render)
@@ -865,28 +877,49 @@ def _print_demo(result: dict) -> None:
 # -- looking at things --------------------------------------------------------------------------
 
 @main.command()
+@click.option("--watch", is_flag=True, help="A live view, refreshed every --interval seconds (Ctrl-C ends it).")
+@click.option("--interval", type=click.FloatRange(0.2, 3600), default=2.0, show_default=True,
+              help="Seconds between refreshes of --watch.")
+@click.option("--count", type=click.IntRange(1), default=None, help="With --watch: stop after this many refreshes.")
 @json_option
-def status(as_json: bool) -> None:
-    """Items by state and outcome, queue depth per queue, items/s over the last minute."""
-    from crm_ingest.ingest.report import item_counts, record_counts, throughput, top_errors
+def status(watch: bool, interval: float, count: int | None, as_json: bool) -> None:
+    """Items by source, record type, state and outcome; queue depth, in flight and workers online;
+    latency p50/p95; the oldest unfinished item; failures and their top errors; each source's
+    health. `--json` holds the numbers /metrics exposes; `--watch` keeps them on screen, with
+    each queue's rate of change."""
+    from crm_ingest.ops.snapshot import snapshot
 
+    if watch and as_json:
+        raise click.UsageError("--watch and --json do not go together")
     rt = _runtime()
-    with rt.sessions() as session:
-        result: dict[str, Any] = {
-            "items": item_counts(session), "records": record_counts(session),
-            "items_per_second_last_minute": round(throughput(session), 2),
-            "top_errors": [{"error": e, "items": n} for e, n in top_errors(session)],
-        }
-    result["queues"] = None
-    if not rt.settings.embedded:
-        from crm_ingest.workers.queues import queue_depths, unacked_count
+    _roll_up_embedded(rt)
+    if not watch:
+        Out(as_json).emit(snapshot(rt), _print_status)
+        return
+    from rich.live import Live
 
+    previous, shown_times = None, 0
+    with Live(console=console, auto_refresh=False, screen=False) as live:
         try:
-            result["queues"] = {"depth": queue_depths(rt.settings.redis_url),
-                                "unacked": unacked_count(rt.settings.redis_url)}
-        except Exception as exc:  # noqa: BLE001 - status must still show the database side
-            result["queues"] = {"error": f"broker unreachable: {type(exc).__name__}"}
-    Out(as_json).emit(result, _print_status)
+            while True:
+                current = snapshot(rt)
+                live.update(_status_view(current, previous), refresh=True)
+                previous, shown_times = current, shown_times + 1
+                if count is not None and shown_times >= count:
+                    break
+                time.sleep(interval)
+                _roll_up_embedded(rt)
+        except KeyboardInterrupt:
+            pass
+
+
+def _roll_up_embedded(rt: Runtime) -> None:
+    """Embedded, no beat rolls the per-minute history up: `status` does (idempotent, cheap)."""
+    if rt.settings.embedded:
+        from crm_ingest.ops.rollups import roll_up
+
+        with rt.sessions.begin() as session:
+            roll_up(session)
 
 
 def _print_status(result: dict) -> None:
@@ -899,17 +932,67 @@ def _print_status(result: dict) -> None:
     for outcome, count in items["by_outcome"].items():
         table.add_row(f"  {outcome}", str(count))
     console.print(table)
-    console.print(f"items/s over the last minute: {result['items_per_second_last_minute']}")
-    queues = result["queues"]
+    if result["processed"]:
+        processed = Table("source", "makes", "outcome", "items", title="Processed")
+        for row in result["processed"]:
+            processed.add_row(row["source"], shown(row["record_type"]) if row["record_type"] != "none" else "",
+                              row["outcome"], str(row["items"]))
+        console.print(processed)
+    console.print(_status_view(result, None))
+
+
+def _status_view(snap: dict, previous: dict | None):
+    """Queues (depth, and its change per second since `previous`), sources (throughput and
+    health), latency, the oldest unfinished item, failures with their top errors."""
+    from rich.console import Group
+
+    parts: list[Any] = []
+    latency = snap["latency_seconds"]
+    age = snap["oldest_unfinished_age_seconds"]
+    workers = snap["workers_online"]
+    parts.append(
+        f"[bold]{snap['at']:%Y-%m-%d %H:%M:%S} UTC[/bold]  items/s (last minute) {snap['items_per_second_last_minute']}"
+        f"  latency p50 {_seconds(latency['p50_last_hour'])} p95 {_seconds(latency['p95_last_hour'])} "
+        f"(last hour, {latency['processed_last_hour']} items)  oldest unfinished {_seconds(age)}"
+        + ("" if workers is None else f"  workers online {workers}"))
+    queues = snap["queues"]
     if queues is None:
-        console.print("queues: none (embedded mode, no broker)")
+        parts.append("queues: none (embedded mode, no broker)")
     elif "error" in queues:
-        console.print(f"queues: {queues['error']}", style="red")
+        parts.append(f"[red]queues: {queues['error']}[/red]")
     else:
-        console.print("queue depth: " + ", ".join(f"{q} {n}" for q, n in queues["depth"].items())
-                      + f"; in flight (unacked) {queues['unacked']}")
-    for error in result["top_errors"]:
-        console.print(f"[red]{error['items']}×[/red] {error['error']}")
+        table = Table("queue", "depth", "change/s", title="Queues")
+        elapsed = (snap["at"] - previous["at"]).total_seconds() if previous else 0
+        before = (previous or {}).get("queues") or {}
+        for queue, depth in queues["depth"].items():
+            rate = ""
+            if elapsed > 0 and "depth" in before:
+                rate = f"{(depth - before['depth'].get(queue, depth)) / elapsed:+.1f}"
+            table.add_row(queue, str(depth), rate)
+        table.add_row("in flight (unacked)", str(queues["unacked"]), "")
+        parts.append(table)
+    active = [s for s in snap["sources"] if s["polled"] or s["landed_last_hour"] or s["processed_last_hour"]
+              or s["failed_last_hour"]]
+    sources = Table("source", "health", "in/min", "in/h", "done/min", "done/h", "failed/h", "last error",
+                    title="Sources (polled, or active in the last hour)")
+    for s in active:
+        health = ("" if not s["polled"] else "[red]credentials refused[/red]" if s["credentials_failed"]
+                  else "ok" if s["healthy"] else f"[red]failing ×{s['failures']}[/red]")
+        sources.add_row(s["source"], health, str(s["landed_last_minute"]), str(s["landed_last_hour"]),
+                        str(s["processed_last_minute"]), str(s["processed_last_hour"]), str(s["failed_last_hour"]),
+                        (s["last_error"] or "")[:60])
+    parts.append(sources if active else "sources: none polled, none active in the last hour")
+    failed = snap["items"]["by_state"].get("failed", 0)
+    parts.append(f"failed items: {failed}" + (" (`ingest retry` queues them again)" if failed else ""))
+    for error in snap["top_errors"]:
+        parts.append(f"[red]{error['items']}×[/red] {error['error'][:200]}")
+    return Group(*parts)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
 
 
 @main.command()

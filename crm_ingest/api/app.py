@@ -1,5 +1,5 @@
-"""The ASGI app served by `ingest serve`: health checks, public form intake, and the item lookup
-(bearer token)."""
+"""The ASGI app served by `ingest serve`: health checks, public form intake, and, behind a
+bearer token, the item lookup and /metrics."""
 from __future__ import annotations
 
 from fastapi import FastAPI
@@ -9,9 +9,11 @@ from sqlalchemy import text
 from crm_ingest.runtime import runtime
 
 from .intake import router as intake_router
+from .ops import router as ops_router
 
 app = FastAPI(title="crm-ingest", version="0.1.0")
 app.include_router(intake_router)
+app.include_router(ops_router)
 
 
 @app.middleware("http")

@@ -86,6 +86,47 @@ class PipelineConfig:
                               "task's items would be handed to a second worker while it still runs")
 
 
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Beat's leader lock: of any number of `ingest beat` processes the lock's holder alone sends;
+    it renews the lock every loop, and a standby takes over once a dead holder's lock lapses."""
+
+    max_loop_seconds: float = 5.0  # beat wakes at least this often, renewing the lock each time
+    lock_timeout_seconds: int = 15  # a holder that stopped renewing loses the lock after this
+    key_prefix: str = "crm_ingest:beat:"  # its keys (lock, entries) in the broker's Redis database
+
+    def check(self) -> None:
+        if not self.max_loop_seconds > 0:
+            raise ConfigError("scheduler.max_loop_seconds", "must be greater than zero")
+        if self.lock_timeout_seconds < 2 * self.max_loop_seconds:
+            raise ConfigError("scheduler.lock_timeout_seconds",
+                              "must be at least twice scheduler.max_loop_seconds: the holder renews the lock "
+                              "once a loop, and a lock that lapses between two renewals lets a second beat in")
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """The webhook told when a polled source turns unhealthy (`source_failures` failures in a
+    row, or refused credentials at once) or a queue stays above `queue_threshold` messages for
+    `queue_minutes`; and again when that is over. No URL: no alerts."""
+
+    webhook_url: str | None = None
+    webhook_url_env: str | None = None  # or the environment variable holding it (a Slack URL is a secret)
+    queue_threshold: int = 1000
+    queue_minutes: float = 10.0
+    source_failures: int = 3
+    timeout_seconds: float = 5.0
+
+    def check(self) -> None:
+        if self.webhook_url and self.webhook_url_env:
+            raise ConfigError("alerts.webhook_url", "give webhook_url or webhook_url_env, not both")
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise ConfigError("alerts.webhook_url", "must be an http:// or https:// URL")
+        for name in ("queue_threshold", "queue_minutes", "source_failures", "timeout_seconds"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"alerts.{name}", "must be greater than zero")
+
+
 def builtin_sources(region: str) -> dict[str, SourceConfig]:
     """Sources that exist without configuration, so the demo and a first import just work.
     Mail to a general address and posts are read by the classifier (lead, case or other; unsure
@@ -126,6 +167,8 @@ class Settings:
     region: str = "SE"
     sources: Mapping[str, SourceConfig] = field(default_factory=lambda: builtin_sources("SE"))
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     matching: Mapping[str, Any] | None = None  # rule sets per record pair; None: the defaults
     sla: Mapping[str, SlaTerm] = field(default_factory=lambda: dict(DEFAULT_SLA))  # per case priority
     # passwords named by the configuration (imap.password_env), read from the environment once;
@@ -175,6 +218,8 @@ class Settings:
             raise ConfigError("INGEST_CONFIG", f"file {path} does not exist")
         settings = from_toml(data, config_path=path if path.exists() else None)
         wanted = {name for source in settings.sources.values() for name in source.secret_envs}
+        if settings.alerts.webhook_url_env:
+            wanted.add(settings.alerts.webhook_url_env)
         if settings.api is not None:
             wanted |= {settings.api.tokens_env, settings.api.form_secret_env,
                        settings.api.facebook_verify_token_env, settings.api.facebook_app_secret_env}
@@ -187,8 +232,8 @@ class Settings:
 
 
 def from_toml(data: Mapping[str, Any], config_path: Path | None = None) -> Settings:
-    _only_keys(data, "", {"region", "sources", "pipeline", "matching", "sla", "labels", "threading", "forms",
-                          "api"})
+    _only_keys(data, "", {"region", "sources", "pipeline", "scheduler", "matching", "sla", "labels", "threading",
+                          "forms", "api", "alerts"})
     region = _region(data.get("region", "SE"), "region")
 
     pipeline_data = _table(data.get("pipeline", {}), "pipeline")
@@ -199,6 +244,8 @@ def from_toml(data: Mapping[str, Any], config_path: Path | None = None) -> Setti
         for key, value in pipeline_data.items()
     })
     pipeline.check()
+    scheduler = _scheduler(_table(data.get("scheduler", {}), "scheduler"))
+    alerts = _alerts(_table(data.get("alerts", {}), "alerts"))
 
     sources = builtin_sources(region)
     for name, raw in _table(data.get("sources", {}), "sources").items():
@@ -236,7 +283,34 @@ def from_toml(data: Mapping[str, Any], config_path: Path | None = None) -> Setti
     forms = forms_from_toml(_table(data.get("forms", {}), "forms"), sources)
     api = api_from_toml(_table(data.get("api", {}), "api"))
     return Settings(config_path=config_path, region=region, sources=sources, pipeline=pipeline,
-                    matching=matching, sla=sla, labels=labels, threading=threading, forms=forms, api=api)
+                    scheduler=scheduler, alerts=alerts, matching=matching, sla=sla, labels=labels,
+                    threading=threading, forms=forms, api=api)
+
+
+def _scheduler(raw: Mapping[str, Any]) -> SchedulerConfig:
+    _only_keys(raw, "scheduler.", {f.name for f in fields(SchedulerConfig)})
+    defaults = SchedulerConfig()
+    values: dict[str, Any] = {key: _number(value, f"scheduler.{key}", type(getattr(defaults, key)))
+                              for key, value in raw.items() if key != "key_prefix"}
+    if "key_prefix" in raw:  # RedBeat appends names straight to it: keep its separator
+        values["key_prefix"] = _string(raw["key_prefix"], "scheduler.key_prefix").rstrip(":") + ":"
+    scheduler = replace(defaults, **values)
+    scheduler.check()
+    return scheduler
+
+
+def _alerts(raw: Mapping[str, Any]) -> AlertsConfig:
+    _only_keys(raw, "alerts.", {f.name for f in fields(AlertsConfig)})
+    defaults = AlertsConfig()
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ("webhook_url", "webhook_url_env"):
+            values[key] = _string(value, f"alerts.{key}")
+        else:
+            values[key] = _number(value, f"alerts.{key}", type(getattr(defaults, key)))
+    alerts = replace(defaults, **values)
+    alerts.check()
+    return alerts
 
 
 def _source(name: str, raw: Mapping[str, Any], base: SourceConfig | None,

@@ -21,6 +21,7 @@ from .pipeline import (
     SourceHealth,
     Suppression,
 )
+from .ops import FINISHED, LANDED, AlertState, ThroughputMinute
 from .records import (
     CASE_ORIGIN,
     CASE_PRIORITY,
@@ -40,7 +41,7 @@ __all__ = [
     "STATES_ALL", "DONE", "FAILED", "OUTCOMES", "PENDING", "PROCESSING",
     "Acknowledgement", "CampaignMember", "ConnectorCheckpoint", "DuplicateReview", "IdentityKey", "ImportJob",
     "IntakeCount", "MatchKey", "MergeLog", "RawItem", "SourceHealth",
-    "Suppression",
+    "Suppression", "AlertState", "ThroughputMinute", "FINISHED", "LANDED",
     "CASE_ORIGIN", "CASE_PRIORITY", "RECORD_MODELS",
     "Account", "Activity", "Campaign", "Case", "Contact", "Entitlement", "Lead", "Opportunity",
 ]

@@ -36,6 +36,8 @@ class RawItem(Base):
         # throughput ("finished in the last minute"): rows finish roughly in heap order, and a
         # BRIN summary costs next to nothing per write (a b-tree here cost every outcome a write)
         Index("ix_raw_items_finished_at", "finished_at", postgresql_using="brin"),
+        # the same for landing time: per-minute rollups and "landed in the last hour"
+        Index("ix_raw_items_received_at", "received_at", postgresql_using="brin"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -98,3 +98,17 @@ def send_acknowledgements() -> dict:
 
     rt = runtime()
     return send_pending(rt.sessions, rt.settings)
+
+
+@app.task(base=IngestTask, name="crm_ingest.roll_up")
+def roll_up() -> dict:
+    """Every minute: fold the closed minutes into per-minute throughput rows (idempotent), then
+    tell the alert webhook what changed (a source turning unhealthy, a queue backed up)."""
+    from crm_ingest.ops.alerts import check_alerts
+    from crm_ingest.ops.rollups import roll_up as roll_up_minutes
+
+    rt = runtime()
+    with rt.sessions.begin() as session:
+        rows = roll_up_minutes(session)
+    sent = check_alerts(rt)
+    return {"rows": rows, "alerts": [alert["summary"] for alert in sent]}

@@ -1,0 +1,23 @@
+"""GET /metrics: the pipeline in Prometheus' text format, behind the API's bearer token.
+
+Prometheus sends the token with `authorization: {type: Bearer, credentials_file: ...}` in its
+scrape config (see README, "Metrics and alerts")."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from crm_ingest.runtime import runtime
+
+from .intake import _require_token
+
+router = APIRouter()
+
+
+@router.get("/metrics", summary="Prometheus metrics (bearer token)", response_class=Response)
+def metrics(request: Request) -> Response:
+    from crm_ingest.ops.metrics import CONTENT_TYPE, render
+    from crm_ingest.ops.snapshot import snapshot
+
+    _require_token(request)
+    return Response(render(snapshot(runtime())), media_type=CONTENT_TYPE)

@@ -1,0 +1,152 @@
+"""Per-minute throughput rollups: items landed by source, and finished by source, record type
+and outcome, with their summed latency, kept in `throughput_minutes` so the history (the /ops
+charts of the last hour and day) survives restarts and needs no scan of raw_items.
+
+A roll-up recomputes whole closed minutes from raw_items and upserts them: running it twice,
+or from two processes at once, writes the same rows. The newest minutes are recomputed again
+at each run for a while (`settle`), because an item's timestamps are taken before its
+transaction commits (a batch may take minutes), so a minute fills up a little after it closed.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, delete, func, literal_column, select
+from sqlalchemy.orm import Session
+
+from crm_ingest.models import DONE, FAILED, FINISHED, LANDED, OUTCOMES, RawItem, ThroughputMinute, utcnow
+
+from .latency import latency_seconds
+
+SETTLE = timedelta(minutes=10)  # longer than a batch's time limit plus its commit
+BACKFILL = timedelta(days=1)  # how far back a first roll-up (or one after a long stop) reaches
+
+Key = tuple[datetime, str, str, str, str]  # minute, source, event, record_type, outcome
+
+
+def floor_minute(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(second=0, microsecond=0)
+
+
+def roll_up(session: Session, now: datetime | None = None, *, settle: timedelta = SETTLE,
+            backfill: timedelta = BACKFILL) -> int:
+    """Recompute the closed minutes not yet settled and upsert them; returns the rows written.
+    Starts `settle` before the newest minute already rolled up (filling any gap since), never
+    more than `backfill` ago, and stops before the current, unfinished minute."""
+    end = floor_minute(now or utcnow())
+    newest = session.scalar(select(func.max(ThroughputMinute.minute)))
+    if newest is None:
+        oldest = session.scalar(select(func.min(RawItem.received_at)))
+        start = floor_minute(oldest) if oldest else end
+    else:
+        start = min(newest - settle, end - settle)
+    start = max(start, end - backfill)
+    if start >= end:
+        return 0
+    rows = _landed(session, start, end) | _finished(session, start, end)
+    _upsert(session, rows)
+    stale = {tuple(row) for row in session.execute(
+        select(ThroughputMinute.minute, ThroughputMinute.source, ThroughputMinute.event,
+               ThroughputMinute.record_type, ThroughputMinute.outcome)
+        .where(ThroughputMinute.minute >= start, ThroughputMinute.minute < end))} - set(rows)
+    for minute, source, event, record_type, outcome in stale:  # an item retried since: its minute moved
+        session.execute(delete(ThroughputMinute).where(
+            ThroughputMinute.minute == minute, ThroughputMinute.source == source, ThroughputMinute.event == event,
+            ThroughputMinute.record_type == record_type, ThroughputMinute.outcome == outcome))
+    return len(rows)
+
+
+def _minute(session: Session, column):
+    """The minute a timestamp falls in, as SQL (a literal unit: PostgreSQL must see the same
+    expression in SELECT and GROUP BY, which it cannot for two bind parameters)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date_trunc(literal_column("'minute'"), column)
+    return func.strftime(literal_column("'%Y-%m-%d %H:%M'"), column)
+
+
+def _as_minute(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite's strftime
+        return datetime.strptime(value, "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
+    return floor_minute(value)
+
+
+def _landed(session: Session, start: datetime, end: datetime) -> dict[Key, tuple[int, float]]:
+    minute = _minute(session, RawItem.received_at)
+    query = (select(minute, RawItem.source, func.count())
+             .where(RawItem.received_at >= start, RawItem.received_at < end)
+             .group_by(minute, RawItem.source))
+    return {(_as_minute(m), source, LANDED, "", ""): (count, 0.0) for m, source, count in session.execute(query)}
+
+
+def _finished(session: Session, start: datetime, end: datetime) -> dict[Key, tuple[int, float]]:
+    """Items with an outcome by it, and items set aside as outcome 'failed' (latency summed
+    over the ones with an outcome only)."""
+    minute = _minute(session, RawItem.finished_at)
+    query = (select(minute, RawItem.source, RawItem.state, RawItem.record_type, RawItem.outcome, func.count(),
+                    func.sum(latency_seconds(session)))
+             .where(RawItem.finished_at >= start, RawItem.finished_at < end, RawItem.state.in_((DONE, FAILED)))
+             .group_by(minute, RawItem.source, RawItem.state, RawItem.record_type, RawItem.outcome))
+    rows: dict[Key, tuple[int, float]] = {}
+    for m, source, state, record_type, outcome, count, total in session.execute(query):
+        if state == FAILED:
+            key, total = (_as_minute(m), source, FINISHED, "", "failed"), 0.0
+        else:
+            key = (_as_minute(m), source, FINISHED, record_type or "", outcome or "")
+        items, summed = rows.get(key, (0, 0.0))
+        rows[key] = (items + count, summed + float(total or 0.0))
+    return rows
+
+
+def _upsert(session: Session, rows: dict[Key, tuple[int, float]]) -> None:
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    values = [{"minute": m, "source": s, "event": e, "record_type": r, "outcome": o,
+               "items": items, "latency_seconds_sum": total}
+              for (m, s, e, r, o), (items, total) in sorted(rows.items())]  # one lock order for all
+    for start in range(0, len(values), 1000):
+        stmt = insert(ThroughputMinute).values(values[start:start + 1000])
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=["minute", "source", "event", "record_type", "outcome"],
+            set_={"items": stmt.excluded["items"], "latency_seconds_sum": stmt.excluded["latency_seconds_sum"]}))
+
+
+def history(session: Session, since: datetime, step: int = 60, until: datetime | None = None,
+            source: str | None = None) -> list[dict[str, Any]]:
+    """Throughput from `since` to `until` (default: now) in steps of `step` seconds (a multiple
+    of 60), every step present (zeros where nothing happened), oldest first: items landed,
+    processed (an outcome), failed (set aside), by outcome, and the average latency."""
+    if step < 60 or step % 60:
+        raise ValueError("step must be a whole number of minutes, in seconds")
+    since, until = floor_minute(since), floor_minute(until or utcnow())
+    width = timedelta(seconds=step)
+    points = []
+    moment = since
+    while moment < until:
+        points.append({"at": moment, "landed": 0, "processed": 0, "failed": 0,
+                       "by_outcome": dict.fromkeys(OUTCOMES, 0), "latency_seconds_sum": 0.0})
+        moment += width
+    query = (select(ThroughputMinute.minute, ThroughputMinute.event, ThroughputMinute.outcome,
+                    func.sum(ThroughputMinute.items), func.sum(ThroughputMinute.latency_seconds_sum))
+             .where(and_(ThroughputMinute.minute >= since, ThroughputMinute.minute < until))
+             .group_by(ThroughputMinute.minute, ThroughputMinute.event, ThroughputMinute.outcome))
+    if source is not None:
+        query = query.where(ThroughputMinute.source == source)
+    for minute, event, outcome, items, total in session.execute(query):
+        point = points[int((_as_minute(minute) - since) / width)]
+        if event == LANDED:
+            point["landed"] += items
+        elif outcome == "failed":
+            point["failed"] += items
+        else:
+            point["processed"] += items
+            point["by_outcome"][outcome] = point["by_outcome"].get(outcome, 0) + items
+            point["latency_seconds_sum"] += total or 0.0
+    for point in points:
+        total = point.pop("latency_seconds_sum")
+        point["latency_seconds_avg"] = round(total / point["processed"], 3) if point["processed"] else None
+    return points
