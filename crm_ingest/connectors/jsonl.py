@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
+from crm_ingest.ingest.errors import ConfigError
+
 from .base import NewItem
 
 ID_FIELDS = ("external_id", "id", "message_id", "post_id", "leadgen_id")
@@ -19,7 +21,11 @@ class JsonLines:
         self.kind = kind
 
     def fetch(self, since: dict[str, Any] | None = None) -> Iterator[NewItem]:
-        with self.path.open("rb") as lines:
+        try:
+            lines = self.path.open("rb")
+        except OSError as exc:
+            raise ConfigError("path", f"cannot read {self.path}: {exc.strerror or exc}") from None
+        with lines:
             for number, raw in enumerate(lines, start=1):
                 if not raw.strip():
                     continue

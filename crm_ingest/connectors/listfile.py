@@ -385,9 +385,12 @@ class ListFile:
         self.sheet = sheet
         self.columns: list[tuple[str, str | None]] | None = None
         self.header_row: int | None = None
-        with self.path.open("rb") as f:
-            head = f.read(ENCODING_SAMPLE_BYTES)
-            whole = not f.read(1)
+        try:
+            with self.path.open("rb") as f:
+                head = f.read(ENCODING_SAMPLE_BYTES)
+                whole = not f.read(1)
+        except OSError as exc:
+            raise ConfigError("file", f"cannot read {self.path}: {exc.strerror or exc}") from None
         if _is_workbook(self.path, head):
             self.format, self.encoding, self.encoding_guessed = "xlsx", None, False
             self.delimiter = None
@@ -407,9 +410,12 @@ class ListFile:
     @cached_property
     def sha256(self) -> str:
         digest = hashlib.sha256()
-        with self.path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 16), b""):
-                digest.update(block)
+        try:
+            with self.path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 16), b""):
+                    digest.update(block)
+        except OSError as exc:  # removed or unreadable since it was opened for its sample
+            raise ConfigError("file", f"cannot read {self.path}: {exc.strerror or exc}") from None
         return digest.hexdigest()
 
     def read_header(self) -> list[tuple[str, str | None]]:

@@ -24,8 +24,11 @@ class MailFiles:
 
     def fetch(self, since: dict[str, Any] | None = None) -> Iterator[NewItem]:
         """Yield one item per message, reading them one at a time; `since` is ignored."""
-        for origin, read in _stored_messages(self.path):
-            yield _item(origin, read)
+        try:
+            for origin, read in _stored_messages(self.path):
+                yield _item(origin, read)
+        except OSError as exc:  # the file or folder went away or cannot be read
+            raise ConfigError("path", f"cannot read {exc.filename or self.path}: {exc.strerror or exc}") from None
 
 
 def _stored_messages(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:

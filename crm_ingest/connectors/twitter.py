@@ -184,7 +184,7 @@ class TwitterSource:
         a 429; the poll goes on from here after the reset."""
         if self.usage.get("remaining") == 0:
             at = self._reset_time()
-            raise RateLimited(f"X rate limit used up ({self.usage.get('limit')} requests per window); "
+            raise RateLimited(f"source {self.source}: X rate limit used up ({self.usage.get('limit')} requests per window); "
                               f"the rest is read after {at.isoformat()}", retry_at=at)
 
     def _ours(self, exc: Exception) -> IngestError:
@@ -192,18 +192,18 @@ class TwitterSource:
         env, name = self.config.bearer_token_env, self.source
         if isinstance(exc, tweepy.TooManyRequests):
             at = self._reset_time(exc.response)
-            return RateLimited(f"X answered 429 Too Many Requests; polling resumes at {at.isoformat()}", retry_at=at)
+            return RateLimited(f"source {name}: X answered 429 Too Many Requests; polling resumes at {at.isoformat()}", retry_at=at)
         if isinstance(exc, tweepy.Unauthorized):
-            return CredentialsFailed(f"X refused the bearer token in {env} (401 Unauthorized): it is invalid, "
+            return CredentialsFailed(f"source {name}: X refused the bearer token in {env} (401 Unauthorized): it is invalid, "
                                      f"revoked or expired. Put a valid token in {env}, then run `ingest poll {name}`")
         problem = _problem(exc.response) if isinstance(exc, tweepy.HTTPException) else {}
         if isinstance(exc, tweepy.Forbidden) and _refuses_app(problem):
-            return CredentialsFailed(f"X refused the app behind the token in {env} (403 {problem.get('title')}): "
+            return CredentialsFailed(f"source {name}: X refused the app behind the token in {env} (403 {problem.get('title')}): "
                                      f"{problem.get('detail')} Fix the app or the token, then run `ingest poll {name}`")
         if isinstance(exc, tweepy.HTTPException):
             detail = problem.get("detail") or "; ".join(exc.api_messages) or exc.response.reason
-            return RetriableError(f"X answered {exc.response.status_code}: {detail}")
-        return RetriableError(f"X could not be reached: {exc}")
+            return RetriableError(f"source {name}: X answered {exc.response.status_code}: {detail}")
+        return RetriableError(f"source {name}: X could not be reached: {exc}")
 
 
 class _WithTimeout(HTTPAdapter):
