@@ -1,4 +1,5 @@
-"""GET /metrics: the pipeline in Prometheus' text format, behind the API's bearer token.
+"""GET /metrics: the pipeline in Prometheus' text format, behind the API's bearer token; and
+/ops, the dashboard for people (see `dashboard`).
 
 Prometheus sends the token with `authorization: {type: Bearer, credentials_file: ...}` in its
 scrape config (see README, "Metrics and alerts")."""
@@ -9,9 +10,11 @@ from fastapi.responses import Response
 
 from crm_ingest.runtime import runtime
 
+from .dashboard import router as dashboard_router
 from .intake import _require_token
 
 router = APIRouter()
+router.include_router(dashboard_router)
 
 
 @router.get("/metrics", summary="Prometheus metrics (bearer token)", response_class=Response)

@@ -21,7 +21,7 @@ from .pipeline import (
     SourceHealth,
     Suppression,
 )
-from .ops import FINISHED, LANDED, AlertState, ThroughputMinute
+from .ops import FINISHED, LANDED, AlertState, QueueDepthMinute, ThroughputMinute
 from .records import (
     CASE_ORIGIN,
     CASE_PRIORITY,
@@ -41,7 +41,7 @@ __all__ = [
     "STATES_ALL", "DONE", "FAILED", "OUTCOMES", "PENDING", "PROCESSING",
     "Acknowledgement", "CampaignMember", "ConnectorCheckpoint", "DuplicateReview", "IdentityKey", "ImportJob",
     "IntakeCount", "MatchKey", "MergeLog", "RawItem", "SourceHealth",
-    "Suppression", "AlertState", "ThroughputMinute", "FINISHED", "LANDED",
+    "Suppression", "AlertState", "QueueDepthMinute", "ThroughputMinute", "FINISHED", "LANDED",
     "CASE_ORIGIN", "CASE_PRIORITY", "RECORD_MODELS",
     "Account", "Activity", "Campaign", "Case", "Contact", "Entitlement", "Lead", "Opportunity",
 ]

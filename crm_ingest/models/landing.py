@@ -81,6 +81,16 @@ def copy_items(session: Session, source: str, items: Sequence[NewItem], *,
     return ids
 
 
+def requeue_failed(session: Session, ids: Sequence[int] | None) -> list[int]:
+    """Failed items (these, or all with None) made pending with a fresh set of attempts, as
+    `ingest retry` does; ids of items that are not failed are passed over."""
+    query = update(RawItem).where(RawItem.state == FAILED)
+    if ids is not None:
+        query = query.where(RawItem.id.in_(list(ids)))
+    return list(session.scalars(query.values(state=PENDING, attempts=0, finished_at=None, lease_until=None)
+                                .returning(RawItem.id)))
+
+
 def reopen_in_review(session: Session, item_id: int, payload: dict[str, Any]) -> bool:
     """Give an item that waits in review what was missing (a Lead Ads lead's answers, fetched
     after its webhook landed it) and make it pending again, to be processed with it; the caller

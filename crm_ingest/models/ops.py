@@ -38,3 +38,15 @@ class AlertState(Base):
     firing: Mapped[bool] = mapped_column(default=False)
     since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class QueueDepthMinute(Base):
+    """How deep a queue was at a minute, sampled by each roll-up: 'unfinished' is the items
+    landed and not yet finished (pending or processing) in the database, the only depth the
+    embedded path has. Kept so the /ops queue chart of the last day outlives restarts."""
+
+    __tablename__ = "queue_depth_minutes"
+
+    minute: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(100), primary_key=True)
+    depth: Mapped[int] = mapped_column(default=0)

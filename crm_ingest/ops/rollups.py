@@ -6,16 +6,20 @@ A roll-up recomputes whole closed minutes from raw_items and upserts them: runni
 or from two processes at once, writes the same rows. The newest minutes are recomputed again
 at each run for a while (`settle`), because an item's timestamps are taken before its
 transaction commits (a batch may take minutes), so a minute fills up a little after it closed.
+
+Each roll-up also samples how many items are unfinished (pending or processing) into
+`queue_depth_minutes`: a depth cannot be recomputed later, so it is kept as it is seen.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Mapping
 
 from sqlalchemy import and_, delete, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from crm_ingest.models import DONE, FAILED, FINISHED, LANDED, OUTCOMES, RawItem, ThroughputMinute, utcnow
+from crm_ingest.models import (DONE, FAILED, FINISHED, LANDED, OUTCOMES, PENDING, PROCESSING, QueueDepthMinute,
+                               RawItem, ThroughputMinute, utcnow)
 
 from .latency import latency_seconds
 
@@ -23,6 +27,7 @@ SETTLE = timedelta(minutes=10)  # longer than a batch's time limit plus its comm
 BACKFILL = timedelta(days=1)  # how far back a first roll-up (or one after a long stop) reaches
 
 Key = tuple[datetime, str, str, str, str]  # minute, source, event, record_type, outcome
+UNFINISHED = "unfinished"  # the depth sampled from the database: items pending or processing
 
 
 def floor_minute(moment: datetime) -> datetime:
@@ -30,11 +35,13 @@ def floor_minute(moment: datetime) -> datetime:
 
 
 def roll_up(session: Session, now: datetime | None = None, *, settle: timedelta = SETTLE,
-            backfill: timedelta = BACKFILL) -> int:
+            backfill: timedelta = BACKFILL, depths: Mapping[str, int] | None = None) -> int:
     """Recompute the closed minutes not yet settled and upsert them; returns the rows written.
     Starts `settle` before the newest minute already rolled up (filling any gap since), never
-    more than `backfill` ago, and stops before the current, unfinished minute."""
+    more than `backfill` ago, and stops before the current, unfinished minute. Samples the
+    queue depths of this minute too (the unfinished items, and the broker's `depths` if given)."""
     end = floor_minute(now or utcnow())
+    sample_depths(session, end, depths)
     newest = session.scalar(select(func.max(ThroughputMinute.minute)))
     if newest is None:
         oldest = session.scalar(select(func.min(RawItem.received_at)))
@@ -98,13 +105,31 @@ def _finished(session: Session, start: datetime, end: datetime) -> dict[Key, tup
     return rows
 
 
-def _upsert(session: Session, rows: dict[Key, tuple[int, float]]) -> None:
-    if not rows:
-        return
+def sample_depths(session: Session, minute: datetime, depths: Mapping[str, int] | None = None) -> None:
+    """Keep the unfinished items' count (and any broker queue depths) as this minute's depth;
+    a second sample in the same minute replaces the first."""
+    unfinished = session.scalar(select(func.count()).select_from(RawItem)
+                                .where(RawItem.state.in_((PENDING, PROCESSING)))) or 0
+    values = [{"minute": minute, "queue": queue, "depth": int(depth)}
+              for queue, depth in sorted({UNFINISHED: unfinished, **(depths or {})}.items())]
+    stmt = _insert(session)(QueueDepthMinute).values(values)
+    session.execute(stmt.on_conflict_do_update(index_elements=["minute", "queue"],
+                                               set_={"depth": stmt.excluded["depth"]}))
+
+
+def _insert(session: Session):
+    """The dialect's INSERT, the one with ON CONFLICT DO UPDATE."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def _upsert(session: Session, rows: dict[Key, tuple[int, float]]) -> None:
+    if not rows:
+        return
+    insert = _insert(session)
     values = [{"minute": m, "source": s, "event": e, "record_type": r, "outcome": o,
                "items": items, "latency_seconds_sum": total}
               for (m, s, e, r, o), (items, total) in sorted(rows.items())]  # one lock order for all
@@ -149,4 +174,27 @@ def history(session: Session, since: datetime, step: int = 60, until: datetime |
     for point in points:
         total = point.pop("latency_seconds_sum")
         point["latency_seconds_avg"] = round(total / point["processed"], 3) if point["processed"] else None
+    return points
+
+
+def depth_history(session: Session, since: datetime, step: int = 60, until: datetime | None = None,
+                  queue: str = UNFINISHED) -> list[dict[str, Any]]:
+    """A queue's depth from `since` to `until` in steps of `step` seconds, oldest first: the
+    deepest sample in each step (a peak must not vanish in a long step), None where no roll-up
+    ran (nothing was seen, which is not the same as an empty queue)."""
+    if step < 60 or step % 60:
+        raise ValueError("step must be a whole number of minutes, in seconds")
+    since, until = floor_minute(since), floor_minute(until or utcnow())
+    width = timedelta(seconds=step)
+    points: list[dict[str, Any]] = []
+    moment = since
+    while moment < until:
+        points.append({"at": moment, "depth": None})
+        moment += width
+    query = (select(QueueDepthMinute.minute, QueueDepthMinute.depth)
+             .where(QueueDepthMinute.queue == queue, QueueDepthMinute.minute >= since,
+                    QueueDepthMinute.minute < until))
+    for minute, depth in session.execute(query):
+        point = points[int((_as_minute(minute) - since) / width)]
+        point["depth"] = depth if point["depth"] is None else max(point["depth"], depth)
     return points

@@ -5,6 +5,7 @@ queue depths from the broker, workers from a ping."""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from crm_ingest.runtime import Runtime
 from .latency import BUCKETS, latency_seconds
 
 HOUR, MINUTE = timedelta(hours=1), timedelta(minutes=1)
-PING_TIMEOUT = 0.5  # seconds to wait for workers' replies; a live worker answers in milliseconds
+PING_TIMEOUT = 1.0  # seconds a worker has to answer the ping; a busy box needs more than a quiet one
 NO_RECORD = "none"  # the record_type label of an outcome without a record (rejected, ignored)
 
 
@@ -175,11 +176,19 @@ def broker_state(settings: Settings, ping_timeout: float = PING_TIMEOUT) -> tupl
 
 
 def workers_online(redis_url: str, timeout: float = PING_TIMEOUT) -> int | None:
-    """Workers that answer a broadcast ping within `timeout` (None: the ping itself failed)."""
-    from crm_ingest.workers.app import app
+    """Workers that answer a broadcast ping within `timeout` (None: the ping itself failed).
 
+    The ping goes through a small Celery app of its own on `redis_url`: a broadcast publishes
+    through its app's producer pool, whatever connection it is handed, and the worker app's
+    pool is bound to the broker it was configured with at import."""
     try:
-        with app.connection_for_write(redis_url) as connection:
-            return len(app.control.ping(timeout=timeout, connection=connection) or [])
+        return len(_pinger(redis_url).control.ping(timeout=timeout) or [])
     except Exception:  # noqa: BLE001 - unknown, not zero
         return None
+
+
+@lru_cache(maxsize=4)
+def _pinger(redis_url: str):
+    from celery import Celery
+
+    return Celery("crm_ingest-ping", broker=redis_url, set_as_current=False)

@@ -108,7 +108,15 @@ def roll_up() -> dict:
     from crm_ingest.ops.rollups import roll_up as roll_up_minutes
 
     rt = runtime()
+    depths = None
+    if not rt.settings.embedded:
+        from crm_ingest.workers.queues import queue_depths
+
+        try:
+            depths = queue_depths(rt.settings.redis_url)  # the broker's queues, kept per minute too
+        except Exception:  # noqa: BLE001 - the database's counts are still rolled up
+            log.warning("roll-up: broker queue depths unavailable")
     with rt.sessions.begin() as session:
-        rows = roll_up_minutes(session)
+        rows = roll_up_minutes(session, depths=depths)
     sent = check_alerts(rt)
     return {"rows": rows, "alerts": [alert["summary"] for alert in sent]}

@@ -94,7 +94,9 @@ queue_minutes = 1
         deadline = time.monotonic() + 30
         while True:  # the last message is acked just after its items commit
             text, samples = scrape(api)
-            if samples[("crm_ingest_queue_unacked", frozenset())] == 0 or time.monotonic() > deadline:
+            settled = (samples[("crm_ingest_queue_unacked", frozenset())] == 0
+                       and samples[("crm_ingest_workers_online", frozenset())] >= 1)  # a ping can miss on a busy box
+            if settled or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
 
