@@ -25,6 +25,7 @@ from crm_ingest.models import (
     Account,
     Activity,
     Contact,
+    Lead,
     Entitlement,
     CampaignMember,
     Case,
@@ -463,12 +464,14 @@ def _moved_columns(scope: str):
                 ("cases", Case, Case.account_id, None),
                 ("opportunities", Opportunity, Opportunity.account_id, None),
                 ("entitlements", Entitlement, Entitlement.account_id, None),
+                ("qualified_leads", Lead, Lead.account_id, None),  # a qualified lead's account
                 ("merge_log", MergeLog, MergeLog.record_id, MergeLog.record_type)]
     person_column = Opportunity.contact_id if scope == "contact" else Opportunity.lead_id
     specs = [("identity_keys", IdentityKey, IdentityKey.record_id, IdentityKey.scope),
              ("match_keys", MatchKey, MatchKey.record_id, MatchKey.scope),
              ("campaign_members", CampaignMember, CampaignMember.record_id, CampaignMember.record_type),
              ("cases", Case, Case.contact_id, None) if scope == "contact" else None,
+             ("qualified_leads", Lead, Lead.contact_id, None) if scope == "contact" else None,
              ("opportunities", Opportunity, person_column, None),
              ("activities", Activity, Activity.regarding_id, Activity.regarding_type),
              ("items", RawItem, RawItem.record_id, RawItem.record_type),

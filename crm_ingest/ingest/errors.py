@@ -48,3 +48,17 @@ class InvalidItem(IngestError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class NotFound(IngestError):
+    """No record of that type with that id: nothing was changed."""
+
+    def __init__(self, record_type: str, record_id: int) -> None:
+        super().__init__(f"no {record_type} {record_id}")
+        self.record_type = record_type
+        self.record_id = record_id
+
+
+class InvalidState(IngestError):
+    """The record's state does not allow the action (qualifying a disqualified lead, reopening an
+    open case): nothing was changed."""

@@ -80,6 +80,10 @@ class Lead(Provenance, Base):
     do_not_contact: Mapped[bool] = mapped_column(default=False)
     details: Mapped[dict[str, Any] | None] = mapped_column(Json)
     queue: Mapped[str | None] = mapped_column(String(100))
+    # what it was qualified into (Dynamics' parentaccountid, parentcontactid); no foreign key, so
+    # merging that account or contact away never fails on a lead naming it
+    account_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    contact_id: Mapped[int | None] = mapped_column(BigId, index=True)
 
 
 class Opportunity(Provenance, Base):
@@ -93,6 +97,7 @@ class Opportunity(Provenance, Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"))
+    lead_source: Mapped[str | None] = mapped_column(String(50))  # its lead's, when qualified from one
 
 
 class Case(Provenance, Base):
