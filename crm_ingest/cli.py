@@ -13,12 +13,12 @@ from typing import Any, Callable, Iterable, Sequence
 import click
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from crm_ingest.connectors.base import Connector, run_connector
 from crm_ingest.ingest.errors import ConfigError, FatalError
 from crm_ingest.ingest.settings import Settings
-from crm_ingest.models import FAILED, PENDING, RECORD_MODELS, RawItem
+from crm_ingest.models import RECORD_MODELS, RawItem
 from crm_ingest.models.migrate import is_current, upgrade
 from crm_ingest.runtime import Runtime, runtime
 
@@ -611,7 +611,7 @@ def poll(source_name: str, wait: bool, as_json: bool) -> None:
         raise click.ClickException(result.error)
     unfinished = wait_for(rt.sessions, result.ids) if wait and not rt.settings.embedded else 0
     _acknowledge_now(rt)
-    data = {**result.as_dict(), "already_landed": result.received - len(result.ids),
+    data = {**result.as_dict(), "already_landed": max(0, result.received - len(result.ids)),
             "queued": not rt.settings.embedded, "unfinished": unfinished, **_outcomes_of(rt, result.ids)}
     Out(as_json).emit(data, _print_landing)
 
@@ -1027,12 +1027,11 @@ def retry(as_json: bool) -> None:
     """Re-queue every failed item with a fresh set of attempts."""
     from crm_ingest.workers.dispatch import dispatch
 
+    from crm_ingest.models.landing import requeue_failed
+
     rt = _runtime()
     with rt.sessions.begin() as session:
-        ids = list(session.scalars(update(RawItem).where(RawItem.state == FAILED)
-                                   .values(state=PENDING, attempts=0, finished_at=None,
-                                           lease_until=None)
-                                   .returning(RawItem.id)))
+        ids = requeue_failed(session, None)
     dispatch(rt.sessions, ids, rt.settings)
     Out(as_json).emit({"requeued": len(ids)}, lambda d: console.print(f"re-queued {d['requeued']} items"))
 
@@ -1108,5 +1107,6 @@ def excel_safe(value: Any) -> str:
     return text
 
 
+from crm_ingest import cli_records  # noqa: E402,F401 - registers `lead`, `case`, `assign`
 if __name__ == "__main__":
     main()

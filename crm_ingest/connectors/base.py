@@ -19,7 +19,10 @@ class Connector(Protocol):
     source: str
 
     def fetch(self, since: dict[str, Any] | None) -> Iterator[NewItem]:
-        """Yield items oldest first; an item's `cursor` is where to resume after it."""
+        """Yield what arrived since `since`; an item's `cursor` is where to resume after it, and
+        must be safe to save after any item (no gap, no repeat beyond what landing ignores).
+        Mostly oldest first; a source that reads newest first (a Facebook feed) says how its
+        cursor stays safe."""
         ...
 
 
