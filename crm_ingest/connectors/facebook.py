@@ -147,7 +147,8 @@ class FacebookSource:
 
     def _lead_payload(self, lead: dict) -> dict[str, Any]:
         payload = {"leadgen_id": str(lead.get("id")), "form_id": lead.get("form_id"), "ad_id": lead.get("ad_id"),
-                   "created_time": lead.get("created_time"), "field_map": dict(self.config.field_map)}
+                   "created_time": lead.get("created_time"),
+                   "field_map": self.config.field_map_for(lead.get("form_id"))}
         if isinstance(lead.get("field_data"), list):
             payload["field_data"] = lead["field_data"]
         return payload

@@ -77,7 +77,13 @@ class FacebookConfig:
     page_id: str | None = None  # poll this Page's feed
     form_ids: tuple[str, ...] = ()  # or these Lead Ads forms' leads
     graph_version: str = "v22.0"
-    field_map: Mapping[str, str] = field(default_factory=dict)  # field_data name -> lead field
+
+    def field_map_for(self, form_id: str | None) -> dict[str, str]:
+        """The questions of this form -> lead fields: the source's map, then the form's own."""
+        return {**self.field_map, **self.form_field_maps.get(str(form_id or ""), {})}
+
+    field_map: Mapping[str, str] = field(default_factory=dict)  # field_data name -> lead field, every form
+    form_field_maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # form id -> its own map
     poll_seconds: float = 300.0
     page_size: int = 50
     max_pages: int = 10  # per poll; newest first, then the backlog with what is left
@@ -88,9 +94,13 @@ class FacebookConfig:
             raise ConfigError(where, "set exactly one of page_id (a Page's feed) and form_ids (Lead Ads forms)")
         if not re.fullmatch(r"v\d{1,2}\.\d", self.graph_version):
             raise ConfigError(f"{where}.graph_version", "must look like v22.0")
-        bad = [v for v in self.field_map.values() if v not in FIELD_TARGETS]
-        if bad:
-            raise ConfigError(f"{where}.field_map", f"{bad[0]!r} is not a field; expected one of {', '.join(FIELD_TARGETS)}")
+        for key, mapping in [("field_map", self.field_map),
+                             *((f"form_field_maps.{form}", m) for form, m in self.form_field_maps.items())]:
+            bad = [v for v in mapping.values() if v not in FIELD_TARGETS]
+            if bad:
+                raise ConfigError(f"{where}.{key}", f"{bad[0]!r} is not a field; expected one of {', '.join(FIELD_TARGETS)}")
+        if any(not form.isdigit() for form in self.form_field_maps):
+            raise ConfigError(f"{where}.form_field_maps", "is keyed by the Lead Ads form's numeric id")
         if not self.poll_seconds > 0 or not self.timeout_seconds > 0 or not 1 <= self.page_size <= 100 \
                 or self.max_pages < 1:
             raise ConfigError(f"{where}.poll_seconds",

@@ -397,6 +397,12 @@ def _door(raw: Mapping[str, Any], where: str, cls, required: tuple[str, ...]):
             if not isinstance(value, list) or not all(isinstance(v, (str, int)) and str(v).strip() for v in value):
                 raise ConfigError(f"{where}.{key}", "must be a list of strings")
             values[key] = tuple(str(v).strip() for v in value)
+        elif kind.startswith("Mapping[str, Mapping"):  # a table of tables of strings, e.g. per form
+            if not isinstance(value, Mapping) or not all(
+                    isinstance(inner, Mapping) and all(isinstance(v, str) for v in inner.values())
+                    for inner in value.values()):
+                raise ConfigError(f"{where}.{key}", "must be a table of tables of strings")
+            values[key] = {str(k): dict(inner) for k, inner in value.items()}
         elif kind.startswith("Mapping"):
             if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
                 raise ConfigError(f"{where}.{key}", "must be a table of strings")

@@ -37,6 +37,9 @@ page_size = 3
 form_ids = ["{FORM}"]
 page_size = 3
 field_map = {{ "what_type_of_bike_are_you_interested_in?" = "subject", firma = "company" }}
+
+[sources.facebook_leads.facebook.form_field_maps."{FORM}"]
+butik = "company"   # this form's own question; the source's map still applies to the rest
 '''
 
 
@@ -375,6 +378,7 @@ def test_a_form_is_read_page_by_page_and_the_next_poll_asks_only_for_newer_leads
     assert [i.external_id for i in landed] == [f"leadgen:{n}" for n in LEAD_IDS]
     assert landed[2].payload["ad_id"] is None  # an organic lead has no ad
     assert landed[0].payload["field_map"]["firma"] == "company"
+    assert landed[0].payload["field_map"]["butik"] == "company"  # the form's own map
     newest = epoch(LEADS1["data"][0]["created_time"])
     assert checkpoint("facebook_leads") == {LEADS: {"newest": newest, "at_newest": [LEAD_IDS[0]], "walks": []}}
 
@@ -465,3 +469,18 @@ def test_a_waiting_lead_is_read_by_its_id_and_one_the_graph_refuses_fails_with_i
     with responses.RequestsMock() as rsps:
         answer(rsps, "leads_form_leads_page1", url=f"{GRAPH}/777/leads", body={"data": []})
         assert poll("facebook_leads").error is None
+
+
+def test_a_forms_own_map_applies_to_that_form_only():
+    import tomllib
+
+    from crm_ingest.ingest.errors import ConfigError
+    from crm_ingest.ingest.settings import from_toml
+
+    config = from_toml(tomllib.loads(CONFIG)).sources["facebook_leads"].facebook
+    assert config.field_map_for(FORM)["butik"] == "company"
+    assert "butik" not in config.field_map_for("999") and config.field_map_for("999")["firma"] == "company"
+    with pytest.raises(ConfigError, match="form_field_maps"):
+        from_toml(tomllib.loads(CONFIG.replace('butik = "company"', 'butik = "budget"')))
+    with pytest.raises(ConfigError, match="table of tables"):
+        from_toml(tomllib.loads('[sources.facebook_leads.facebook]\nform_ids = ["1"]\nform_field_maps = { 1 = "x" }\n'))
