@@ -30,7 +30,9 @@ from crm_ingest.ingest.errors import CredentialsFailed, IngestError, RateLimited
 from .base import NewItem
 
 EXPANSIONS = ["author_id", "referenced_tweets.id", "referenced_tweets.id.author_id", "in_reply_to_user_id"]
-TWEET_FIELDS = ["created_at", "conversation_id", "lang", "referenced_tweets", "author_id", "in_reply_to_user_id"]
+# note_tweet: a post longer than 280 characters comes whole only there (`text` is cut)
+TWEET_FIELDS = ["created_at", "conversation_id", "lang", "referenced_tweets", "author_id", "in_reply_to_user_id",
+                "note_tweet"]
 USER_FIELDS = ["username", "name"]
 RATE_WINDOW = timedelta(minutes=15)  # X's rate-limit window, when a 429 names no reset time
 MIN_WAIT = timedelta(minutes=1)  # a reset already past (clock skew) still waits this long
@@ -148,7 +150,7 @@ class TwitterSource:
         by_type = {ref["type"]: ref["id"] for ref in refs}
         payload = {
             "post_id": tweet["id"], "network": "twitter", "handle": handle, "author_name": author.get("name"),
-            "author_id": tweet.get("author_id"), "text": tweet.get("text"), "created_at": tweet.get("created_at"),
+            "author_id": tweet.get("author_id"), "text": _full_text(tweet), "created_at": tweet.get("created_at"),
             "lang": tweet.get("lang"), "conversation_id": tweet.get("conversation_id"),
             "in_reply_to_post_id": by_type.get("replied_to"), "in_reply_to_user_id": tweet.get("in_reply_to_user_id"),
             "referenced": refs, "retweet": "retweeted" in by_type, "quote": "quoted" in by_type, "public": True,
@@ -204,6 +206,14 @@ class TwitterSource:
             detail = problem.get("detail") or "; ".join(exc.api_messages) or exc.response.reason
             return RetriableError(f"source {name}: X answered {exc.response.status_code}: {detail}")
         return RetriableError(f"source {name}: X could not be reached: {exc}")
+
+
+def _full_text(tweet: dict) -> str | None:
+    """The whole post: a long one's text is in note_tweet, `text` holding only its start."""
+    note = tweet.get("note_tweet")
+    if isinstance(note, dict) and isinstance(note.get("text"), str) and note["text"].strip():
+        return note["text"]
+    return tweet.get("text")
 
 
 class _WithTimeout(HTTPAdapter):

@@ -414,3 +414,11 @@ def test_a_post_plan_threads_by_post_ids():
     ignored = plan_item(10, "post", {"post_id": "12", "handle": "pelle", "text": "RT", "ignore": "retweet of our own post"},
                         source)
     assert (ignored.outcome, ignored.reason) == ("ignored", "retweet of our own post")
+
+
+def test_a_long_post_lands_whole_from_its_note_tweet():
+    config = TwitterConfig(mentions_of=BRAND)
+    with SYNTHETIC.use_cassette(str(FIXTURES / "synthetic_mentions_two_pages.yaml"), allow_playback_repeats=True):
+        items = list(TwitterSource(config, "twitter", TOKEN).fetch(None))
+    status = next(i for i in items if i.external_id == "2129130151080887827")
+    assert len(status.payload["text"]) > 280 and status.payload["text"].endswith("the number in our account.")
