@@ -18,7 +18,7 @@ from sqlalchemy import select
 from crm_ingest.connectors.base import Connector, run_connector
 from crm_ingest.ingest.errors import ConfigError, FatalError
 from crm_ingest.ingest.settings import Settings
-from crm_ingest.models import RECORD_MODELS, RawItem
+from crm_ingest.models import RawItem
 from crm_ingest.models.migrate import is_current, upgrade
 from crm_ingest.runtime import Runtime, runtime
 
@@ -1054,38 +1054,6 @@ def sweep(as_json: bool) -> None:
     Out(as_json).emit({"requeued": len(ids)}, lambda d: console.print(f"re-queued {d['requeued']} items"))
 
 
-@main.command()
-@click.argument("record_type")
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File to write (default: standard output).")
-def export(record_type: str, fmt: str, output: Path | None) -> None:
-    """Export every record of a type (account, contact, lead, ... or its configured label) as
-    CSV (safe to open in Excel) or JSON Lines."""
-    rt = _runtime()
-    model = RECORD_MODELS[_record_type(record_type)]
-    columns = list(model.__table__.columns.keys())
-    stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
-    try:
-        with rt.sessions() as session:
-            rows = session.execute(select(*model.__table__.columns).order_by(model.id)
-                                   .execution_options(yield_per=2000))
-            write_rows(stream, fmt, columns, (row._asdict() for row in rows))
-    finally:
-        if output:
-            stream.close()
-
-
-def _record_type(name: str) -> str:
-    """The canonical record type of a name people use: 'account', or its label 'company(s)'."""
-    wanted = name.strip().lower()
-    for record_type in RECORD_MODELS:
-        if wanted in (record_type, shown(record_type).lower(), shown(record_type, plural=True).lower()):
-            return record_type
-    choices = ", ".join(shown(t) for t in sorted(RECORD_MODELS))
-    raise click.BadParameter(f"{name!r} is not a record type; choose one of {choices}", param_hint="RECORD_TYPE")
-
-
 def write_rows(stream, fmt: str, columns: list[str], rows: Iterable[dict]) -> None:
     if fmt == "jsonl":
         for row in rows:
@@ -1108,5 +1076,6 @@ def excel_safe(value: Any) -> str:
 
 
 from crm_ingest import cli_records  # noqa: E402,F401 - registers `lead`, `case`, `assign`
+from crm_ingest import cli_read  # noqa: E402,F401 - registers `list`, `show`, `export`
 if __name__ == "__main__":
     main()
