@@ -1077,5 +1077,9 @@ def excel_safe(value: Any) -> str:
 
 from crm_ingest import cli_records  # noqa: E402,F401 - registers `lead`, `case`, `assign`
 from crm_ingest import cli_read  # noqa: E402,F401 - registers `list`, `show`, `export`
-if __name__ == "__main__":
-    main()
+
+if __name__ == "__main__":  # `python -m crm_ingest.cli`: this file runs as a second copy of the
+    # module; the command modules extend the imported one's group, so run that
+    from crm_ingest.cli import main as imported_main
+
+    imported_main()

@@ -182,16 +182,5 @@ def export(record_type: str, fmt: str, output: Path | None, **given: Any) -> Non
             stream.close()
 
 
-def _groups() -> list[click.Group]:
-    """`ingest`, and under `python -m crm_ingest.cli` also the copy run as __main__ (as in
-    cli_records; not imported from there, which is still half-loaded when this module loads)."""
-    entry = sys.modules.get("__main__")
-    spec = getattr(entry, "__spec__", None)
-    if spec is not None and spec.name == "crm_ingest.cli" and isinstance(getattr(entry, "main", None), click.Group):
-        return [main] if entry.main is main else [main, entry.main]
-    return [main]
-
-
-for _group in _groups():
-    for _command in (list_command, show, export):
-        _group.add_command(_command)
+for _command in (list_command, show, export):
+    main.add_command(_command)

@@ -3,7 +3,6 @@ its own transaction (ingest/lifecycle.py decides; this edge opens, commits and p
 configured display names)."""
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -139,16 +138,5 @@ def queued_type(name: str) -> str:
     raise click.BadParameter(f"{name!r} does not sit in a queue; choose one of {choices}", param_hint="RECORD_TYPE")
 
 
-def _groups() -> list[click.Group]:
-    """`ingest` itself, and, under `python -m crm_ingest.cli`, the copy of it run as __main__
-    (another object than crm_ingest.cli.main)."""
-    entry = sys.modules.get("__main__")
-    spec = getattr(entry, "__spec__", None)
-    if spec is not None and spec.name == "crm_ingest.cli" and isinstance(getattr(entry, "main", None), click.Group):
-        return [main] if entry.main is main else [main, entry.main]
-    return [main]
-
-
-for _group in _groups():
-    for _command in (lead, case, assign):
-        _group.add_command(_command)
+for _command in (lead, case, assign):
+    main.add_command(_command)
