@@ -620,8 +620,9 @@ def poll(source_name: str, wait: bool, as_json: bool) -> None:
 @json_option
 def sources(as_json: bool) -> None:
     """Every configured source: its kind, what it makes, items landed in the last hour, and, for
-    polled ones, its health (last success, last error, failures in a row, refused credentials)."""
-    from crm_ingest.connectors.health import healthy, next_poll
+    polled ones, its health (last success, last error, failures in a row, refused credentials,
+    when they expire: Facebook's token; flagged within a week)."""
+    from crm_ingest.connectors.health import credentials_expire_at, credentials_expiring, healthy, next_poll
     from crm_ingest.models import SourceHealth, utcnow
     from crm_ingest.ops.snapshot import recent_by_source
 
@@ -629,10 +630,11 @@ def sources(as_json: bool) -> None:
     with rt.sessions() as session:
         rows = {row.source: row for row in session.query(SourceHealth)}
         recent = recent_by_source(session, utcnow())
-    result = []
+    result, now = [], utcnow()
     for name, source in sorted(rt.settings.sources.items()):
         row = rows.get(name)
         door = source.polled
+        expire_at = credentials_expire_at(row)
         polled = door is not None
         entry = {"source": name, "kind": source.kind, "record_type": source.record_type, "polled": polled,
                  "polls": _polls(source),
@@ -641,9 +643,8 @@ def sources(as_json: bool) -> None:
                  "last_error": row.last_error if row and row.failures else None,
                  "failures": row.failures if row else 0,
                  "credentials_failed": bool(row and row.credentials_failed),
-                 # no source learns when its token expires (a refused one shows above), so none
-                 # can warn ahead yet
-                 "credentials_expire_at": None,
+                 "credentials_expire_at": expire_at,  # known to sources that ask (Facebook)
+                 "credentials_expiring": credentials_expiring(expire_at, now),
                  "landed_last_hour": recent.get(name, {}).get("landed_last_hour", 0),
                  "rate_limited_until": row.resume_at if row and row.resume_at else None,
                  "usage": row.usage if row else None,
@@ -657,6 +658,8 @@ def sources(as_json: bool) -> None:
             state = "" if not e["polled"] else "ok" if e["healthy"] else f"[red]failing ×{e['failures']}[/red]"
             if e["credentials_failed"]:
                 state += " [red]credentials refused[/red]"
+            elif e["credentials_expiring"]:
+                state += f" [yellow]credentials expire {e['credentials_expire_at']:%Y-%m-%d %H:%M} UTC[/yellow]"
             table.add_row(e["source"], e["kind"], shown(e["record_type"]) if e["record_type"] != "auto" else
                           "classified", e["polls"] or "", state, str(e["landed_last_hour"]),
                           str(e["last_success_at"] or ""), (e["last_error"] or "")[:80])

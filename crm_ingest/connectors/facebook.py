@@ -19,11 +19,19 @@ all its comments, a lead): saved after any landed chunk, the checkpoint skips no
 re-reads nothing (at worst, the rest of a post cut by a chunk's end is read again, and landing
 ignores what it has). What no item carries (the empty last page of a walk) is saved once the
 runner has landed everything, by `after_landing`.
+
+When the token expires: after a successful poll, at most once a day (TOKEN_CHECK_EVERY), the
+token inspects itself through `GET /debug_token?input_token=TOKEN`; `expires_at` and
+`data_access_expires_at` (Unix seconds, 0 = never) go into `usage` as ISO UTC times
+(`token_expires_at`, `token_data_access_expires_at`, None for never), with `token_valid` and
+`token_checked_at`; between checks the last answer is carried over. A failed check is logged and
+skipped: it never fails the poll.
 """
 from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -39,7 +47,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_ingest.connectors.base import Landed, NewItem
 from crm_ingest.ingest.endpoints import FacebookConfig
 from crm_ingest.ingest.errors import CredentialsFailed, IngestError, RateLimited, RetriableError
-from crm_ingest.models import DONE, RawItem, utcnow
+from crm_ingest.models import DONE, RawItem, SourceHealth, utcnow
 from crm_ingest.models.landing import fail_in_review, reopen_in_review, save_checkpoint
 
 FEED_FIELDS = "id,message,created_time,from,permalink_url,comments{id,message,created_time,from}"
@@ -52,6 +60,10 @@ GRAPH_ID = re.compile(r"[0-9_]{1,40}")
 WINDOW = timedelta(hours=1)  # usage percentages are of a rolling hour
 SAFE_USAGE = 80.0  # percent of a limit: back here, a poll has room
 MIN_WAIT, UNKNOWN_WAIT = timedelta(minutes=5), timedelta(minutes=15)
+TOKEN_CHECK_EVERY = timedelta(days=1)  # debug_token at most this often (an answer is good for a day)
+TOKEN_KEYS = ("token_expires_at", "token_data_access_expires_at", "token_valid", "token_checked_at")
+
+log = logging.getLogger(__name__)
 
 
 class GraphRefused(RetriableError):
@@ -190,6 +202,8 @@ class FacebookSource:
         if self.config.form_ids:
             self._give_answers(sessions, landed)
             self._read_waiting_leads(sessions, landed)
+        if self.config.check_token_expiry:
+            self._check_token(sessions)
 
     def _give_answers(self, sessions: sessionmaker[Session], landed: Landed) -> None:
         """Leads this poll read whose webhook item waits without its answers: give them theirs
@@ -234,6 +248,29 @@ class FacebookSource:
         rows = ((row.id, row.external_id, row.payload) for row in session.execute(stmt)
                 if isinstance(row.payload, dict) and not isinstance(row.payload.get("field_data"), list))
         return list(islice(rows, limit))
+
+    # -- when the token expires ----------------------------------------------------------------
+
+    def _check_token(self, sessions: sessionmaker[Session]) -> None:
+        """The token's expiry into `usage`: asked of debug_token when the last answer (kept in
+        source health) is a day old or missing, else carried over. Never fails the poll."""
+        with sessions() as session:
+            row = session.get(SourceHealth, self.source)
+            before = dict(row.usage) if row is not None and isinstance(row.usage, dict) else {}
+        known = {k: before[k] for k in TOKEN_KEYS if k in before}
+        now = utcnow()
+        checked = _iso_time(known.get("token_checked_at"))
+        if checked is None or now - checked >= TOKEN_CHECK_EVERY:
+            try:
+                data = self._get("debug_token", {"input_token": self._token}).get("data")
+                if not isinstance(data, dict):
+                    raise RetriableError(f"{self.source}: debug_token answered without data")
+                known = token_expiry(data, now)
+            except IngestError as exc:
+                log.warning("%s: cannot tell when the token expires (kept the last answer): %s", self.source, exc)
+        if known:
+            headers = self.usage or {k: v for k, v in before.items() if k in USAGE_HEADERS}
+            self.usage = {**headers, **known}
 
     # -- the Graph API -------------------------------------------------------------------------
 
@@ -314,6 +351,28 @@ def rate_limit_until(usage: dict[str, Any], now: datetime) -> datetime:
     if peak <= 0:
         return now + UNKNOWN_WAIT
     return now + min(max(WINDOW * (1 - SAFE_USAGE / peak), MIN_WAIT), WINDOW)
+
+
+def token_expiry(data: dict, now: datetime) -> dict[str, Any]:
+    """debug_token's `data` as kept in `usage`: its expiry times as ISO UTC (None: never)."""
+    valid = data.get("is_valid")
+    return {"token_expires_at": _unix_iso(data.get("expires_at")),
+            "token_data_access_expires_at": _unix_iso(data.get("data_access_expires_at")),
+            "token_valid": valid if isinstance(valid, bool) else None, "token_checked_at": now.isoformat()}
+
+
+def _unix_iso(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:  # 0: never expires
+        return None
+    return datetime.fromtimestamp(value, timezone.utc).isoformat()
+
+
+def _iso_time(value: Any) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
 def _number(value: Any) -> float:

@@ -2,16 +2,22 @@
 unhealthy with the reason, and a failing one backs off instead of being retried in a loop
 (doubling from its poll interval up to an hour; a refused login or an expired token waits the
 full hour, as polling again cannot fix a password; `ingest poll SOURCE` tries at once after a
-fix). A rate-limited source waits until the time the other side gave (`resume_at`)."""
+fix). A rate-limited source waits until the time the other side gave (`resume_at`).
+
+A source that learns when its credentials expire (Facebook: its token, through debug_token)
+keeps it in `usage`; `credentials_expire_at` reads it back, and within CREDENTIALS_WARN of it
+the credentials count as expiring (`ingest sources`, /metrics, the alert)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import SourceHealth, utcnow
 
 MAX_BACKOFF = timedelta(hours=1)
+CREDENTIALS_WARN = timedelta(days=7)  # credentials expiring this soon are shown and alerted on
+EXPIRY_KEYS = ("token_expires_at", "token_data_access_expires_at")  # ISO UTC in `usage`; None: never
 
 
 def record_success(session: Session, source: str, received: int) -> None:
@@ -63,3 +69,23 @@ def next_poll(row: SourceHealth | None, poll_seconds: float) -> datetime | None:
 
 def healthy(row: SourceHealth | None) -> bool:
     return row is None or not row.failures
+
+
+def credentials_expire_at(row: SourceHealth | None) -> datetime | None:
+    """When the source's credentials stop working, as far as it knows: the earlier of the token's
+    own expiry and its data-access expiry (after either a person must renew it); None: unknown
+    or never."""
+    usage = row.usage if row is not None and isinstance(row.usage, dict) else {}
+    times = []
+    for key in EXPIRY_KEYS:
+        try:
+            at = datetime.fromisoformat(usage[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+        times.append(at if at.tzinfo else at.replace(tzinfo=timezone.utc))
+    return min(times, default=None)
+
+
+def credentials_expiring(expire_at: datetime | None, now: datetime) -> bool:
+    """Expired or expiring within CREDENTIALS_WARN."""
+    return expire_at is not None and expire_at - now <= CREDENTIALS_WARN

@@ -88,6 +88,7 @@ class FacebookConfig:
     page_size: int = 50
     max_pages: int = 10  # per poll; newest first, then the backlog with what is left
     timeout_seconds: float = 30.0
+    check_token_expiry: bool = True  # ask debug_token (once a day) when the token expires
 
     def check(self, where: str) -> None:
         if (self.page_id is None) == (not self.form_ids):

@@ -1,6 +1,8 @@
 """The alerting hook: a JSON POST to `[alerts] webhook_url` when a polled source turns unhealthy
 (`source_failures` failed polls in a row, or refused credentials at once) or a queue stays above
-`queue_threshold` messages for `queue_minutes`, and one more when that is over.
+`queue_threshold` messages for `queue_minutes`, and one more when that is over. A source whose
+credentials expire within CREDENTIALS_WARN (Facebook's token, as debug_token told) has its own
+alert, `credentials_expiring`, resolved once a renewed token is seen.
 
 Each condition's state lives in `alert_states`, so a change is told once, not at every check,
 also when checks run in several processes: a change is decided under the row's lock and
@@ -31,7 +33,7 @@ Post = Callable[[str, dict[str, Any], float], None]
 
 @dataclass(frozen=True)
 class Condition:
-    key: str  # 'source:NAME' or 'queue:NAME'
+    key: str  # 'source:NAME', 'credentials:NAME' or 'queue:NAME'
     holds: bool  # the bad state is there now
     details: dict[str, Any]
 
@@ -75,11 +77,16 @@ def check_alerts(rt: Runtime, now: datetime | None = None, post: Post | None = N
 
 def source_conditions(session: Session, settings: Settings, now: datetime) -> list[Condition]:
     threshold = settings.alerts.source_failures
+    sources = [s for s in source_health(session, settings, now, recent={}) if s["polled"]]
     return [Condition(f"source:{s['source']}", s["credentials_failed"] or s["failures"] >= threshold,
                       {"source": s["source"], "failures": s["failures"], "last_error": s["last_error"],
                        "credentials_failed": s["credentials_failed"],
                        "last_success_at": s["last_success_at"].isoformat() if s["last_success_at"] else None})
-            for s in source_health(session, settings, now, recent={}) if s["polled"]]
+            for s in sources] + [
+        Condition(f"credentials:{s['source']}", s["credentials_expiring"],
+                  {"source": s["source"], "expire_at": s["credentials_expire_at"].isoformat()
+                   if s["credentials_expire_at"] else None})
+        for s in sources]  # every polled source: a token renewed to never expire resolves it too
 
 
 def queue_conditions(depths: dict[str, int], alerts: AlertsConfig) -> list[Condition]:
@@ -120,6 +127,11 @@ def _body(condition: Condition, firing: bool, since: datetime | None, now: datet
         why = "credentials refused" if d["credentials_failed"] else f"{d['failures']} failed polls in a row"
         summary = (f"crm-ingest: source {name} is unhealthy ({why}): {d['last_error'] or ''}".rstrip(": ")
                    if firing else f"crm-ingest: source {name} is healthy again")
+    elif kind == "credentials":
+        alert, kind = "credentials_expiring", "source"
+        summary = (f"crm-ingest: source {name}'s credentials expire at {d['expire_at']}, renew them"
+                   if firing else f"crm-ingest: source {name}'s credentials are renewed"
+                   f" (now expire {d['expire_at'] or 'never'})")
     else:
         alert = "queue_backlog"
         summary = (f"crm-ingest: queue {name} holds {d['depth']} messages, above {d['threshold']} "

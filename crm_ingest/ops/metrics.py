@@ -80,13 +80,18 @@ class SnapshotCollector:
                                         "1 when the source refused our credentials.", labels=["source"])
         success = GaugeMetricFamily(PREFIX + "source_last_success_timestamp_seconds",
                                     "Unix time of the source's last successful poll.", labels=["source"])
+        expiry = GaugeMetricFamily(PREFIX + "source_credentials_expiry_timestamp_seconds",
+                                   "Unix time the source's credentials expire (only sources that know it).",
+                                   labels=["source"])
         for s in polled:
+            if s.get("credentials_expire_at") is not None:
+                expiry.add_metric([s["source"]], s["credentials_expire_at"].timestamp())
             healthy.add_metric([s["source"]], 1 if s["healthy"] else 0)
             failures.add_metric([s["source"]], s["failures"])
             credentials.add_metric([s["source"]], 1 if s["credentials_failed"] else 0)
             if s["last_success_at"] is not None:
                 success.add_metric([s["source"]], s["last_success_at"].timestamp())
-        yield from (healthy, failures, credentials, success)
+        yield from (healthy, failures, credentials, success, expiry)
 
     def _broker(self, snap: dict[str, Any]) -> Iterator[Metric]:
         queues = snap["queues"]

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from crm_ingest.connectors.health import healthy, next_poll
+from crm_ingest.connectors.health import credentials_expire_at, credentials_expiring, healthy, next_poll
 from crm_ingest.ingest.report import record_counts, top_errors
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import (DONE, FAILED, OUTCOMES, PENDING, PROCESSING, STATES_ALL, RawItem, SourceHealth,
@@ -134,7 +134,8 @@ def latency_quantiles(session: Session, now: datetime) -> dict[str, Any]:
 def source_health(session: Session, settings: Settings, now: datetime,
                   recent: dict[str, dict[str, int]] | None = None) -> list[dict[str, Any]]:
     """Every configured source (and any other that landed items lately): health for polled ones
-    (last success, last error, failures in a row, refused credentials, rate limit), and items
+    (last success, last error, failures in a row, refused credentials, when they expire and
+    whether that is within CREDENTIALS_WARN, rate limit), and items
     landed, processed and failed in the last minute and hour."""
     rows = {row.source: row for row in session.scalars(select(SourceHealth))}
     recent = recent_by_source(session, now) if recent is None else recent
@@ -145,6 +146,7 @@ def source_health(session: Session, settings: Settings, now: datetime,
         door = source.polled if source else None
         row = rows.get(name)
         failing = bool(row and row.failures)
+        expire_at = credentials_expire_at(row)
         result.append({
             "source": name, "kind": source.kind if source else None, "polled": door is not None,
             "healthy": healthy(row) if door is not None else None,
@@ -153,6 +155,8 @@ def source_health(session: Session, settings: Settings, now: datetime,
             "last_error_at": row.last_error_at if failing else None,
             "failures": row.failures if row else 0,
             "credentials_failed": bool(row and row.credentials_failed),
+            "credentials_expire_at": expire_at,
+            "credentials_expiring": credentials_expiring(expire_at, now),
             "rate_limited_until": row.resume_at if row and row.resume_at and row.resume_at > now else None,
             "next_try_after": next_poll(row, door.poll_seconds) if door is not None else None,
             **empty, **recent.get(name, {}),

@@ -1,7 +1,8 @@
 """The Facebook source driven through facebook-sdk at the HTTP layer (`responses`; the library is
 not mocked), with the Graph API shapes in tests/fixtures/facebook, on the embedded database:
 checkpoints across polls, new posts before a backlog, Lead Ads leads stored once however they
-arrive, rate limits, a refused token and a lead the Graph API will not give."""
+arrive, rate limits, a refused token, a lead the Graph API will not give, and when the token
+expires (debug_token)."""
 from __future__ import annotations
 
 import base64
@@ -32,10 +33,12 @@ CONFIG = f'''
 [sources.facebook.facebook]
 page_id = "{PAGE}"
 page_size = 3
+check_token_expiry = false  # the tests of the token's expiry turn it on
 
 [sources.facebook_leads.facebook]
 form_ids = ["{FORM}"]
 page_size = 3
+check_token_expiry = false
 field_map = {{ "what_type_of_bike_are_you_interested_in?" = "subject", firma = "company" }}
 
 [sources.facebook_leads.facebook.form_field_maps."{FORM}"]
@@ -484,3 +487,94 @@ def test_a_forms_own_map_applies_to_that_form_only():
         from_toml(tomllib.loads(CONFIG.replace('butik = "company"', 'butik = "budget"')))
     with pytest.raises(ConfigError, match="table of tables"):
         from_toml(tomllib.loads('[sources.facebook_leads.facebook]\nform_ids = ["1"]\nform_field_maps = { 1 = "x" }\n'))
+
+
+# -- when the token expires (debug_token) ------------------------------------------------------------
+
+CHECKED = CONFIG.replace("check_token_expiry = false", "check_token_expiry = true") + \
+    '\n[alerts]\nwebhook_url = "http://alerts.invalid/hook"\n'
+DEBUG = fixture("debug_token")["response"]["body"]
+
+
+def no_new_leads(rsps) -> None:
+    answer(rsps, "leads_form_leads_page1", body={"data": []})
+
+
+def test_a_poll_records_when_the_token_expires_and_asks_again_only_a_day_later(env):
+    env(CHECKED)
+    with responses.RequestsMock() as rsps:
+        form_leads(rsps)
+        answer(rsps, "debug_token", input_token=TOKEN, access_token=TOKEN)
+        first = poll("facebook_leads")
+    assert first.error is None and first.received == 4
+    usage = health("facebook_leads").usage
+    assert (usage["token_expires_at"], usage["token_data_access_expires_at"], usage["token_valid"]) == \
+        ("2025-05-13T09:00:00+00:00", "2025-06-12T09:00:00+00:00", True)
+    assert "x-business-use-case-usage" in usage  # the usage headers stay beside it
+
+    # The next poll within the day does not ask again (no debug_token answer is registered) and keeps it
+    with responses.RequestsMock() as rsps:
+        no_new_leads(rsps)
+        assert poll("facebook_leads").error is None
+    assert health("facebook_leads").usage["token_expires_at"] == "2025-05-13T09:00:00+00:00"
+
+
+def test_a_token_expiring_in_three_days_shows_as_expiring_and_alerts_once(env):
+    from click.testing import CliRunner
+
+    from crm_ingest.cli import main
+    from crm_ingest.ops.alerts import check_alerts
+    from crm_ingest.ops.metrics import render
+    from crm_ingest.ops.snapshot import snapshot
+
+    rt = env(CHECKED)
+    soon = utcnow().replace(microsecond=0) + timedelta(days=3)
+    with responses.RequestsMock() as rsps:
+        no_new_leads(rsps)
+        answer(rsps, "debug_token", body={"data": {**DEBUG["data"], "expires_at": int(soon.timestamp()),
+                                                   "data_access_expires_at": 0}})
+        assert poll("facebook_leads").error is None
+
+    listed = {s["source"]: s for s in snapshot(rt)["sources"]}
+    assert (listed["facebook_leads"]["credentials_expire_at"], listed["facebook_leads"]["credentials_expiring"]) \
+        == (soon, True)
+    assert (listed["facebook"]["credentials_expire_at"], listed["facebook"]["credentials_expiring"]) == (None, False)
+    result = CliRunner().invoke(main, ["sources", "--json"])
+    assert result.exit_code == 0, result.output
+    shown = {s["source"]: s for s in json.loads(result.output)["sources"]}
+    assert shown["facebook_leads"]["credentials_expiring"] is True
+    assert datetime.fromisoformat(shown["facebook_leads"]["credentials_expire_at"]) == soon
+    assert shown["facebook"]["credentials_expiring"] is False
+    table = CliRunner().invoke(main, ["sources"], env={"COLUMNS": "300"})
+    assert table.exit_code == 0 and f"credentials expire {soon:%Y-%m-%d %H:%M} UTC" in table.output
+    gauges = {line.split(" ")[0]: float(line.split(" ")[1]) for line in render(snapshot(rt)).decode().splitlines()
+              if line.startswith("crm_ingest_source_credentials_expiry_timestamp_seconds")}
+    assert gauges == {'crm_ingest_source_credentials_expiry_timestamp_seconds{source="facebook_leads"}':
+                      soon.timestamp()}  # only the source that knows it
+
+    # The alert fires once, and resolves once a renewed token is seen
+    sent: list[dict] = []
+    post = lambda url, body, timeout: sent.append(body)  # noqa: E731
+    check_alerts(rt, post=post), check_alerts(rt, post=post)
+    assert [(a["alert"], a["status"], a["source"]) for a in sent] == \
+        [("credentials_expiring", "firing", "facebook_leads")]
+    with rt.sessions.begin() as session:
+        row = session.get(SourceHealth, "facebook_leads")
+        row.usage = {**row.usage, "token_expires_at": None}  # renewed: a token that never expires
+    check_alerts(rt, post=post)
+    assert [(a["alert"], a["status"]) for a in sent] == [("credentials_expiring", "firing"),
+                                                        ("credentials_expiring", "resolved")]
+
+
+def test_a_debug_token_error_leaves_the_poll_successful(env):
+    env(CHECKED)
+    refused = {"error": {"message": "(#100) You must provide an app access token, or a user access token that "
+                                    "is an owner or developer of the app", "type": "OAuthException", "code": 100,
+                         "fbtrace_id": "AbCdTraceForDebugToken"}}  # the error envelope of the fixtures
+    with responses.RequestsMock() as rsps:
+        form_leads(rsps)
+        rsps.add(responses.GET, f"{GRAPH}/debug_token", json=refused, status=400)
+        result = poll("facebook_leads")
+    assert (result.error, result.received, result.credentials) == (None, 4, False)
+    row = health("facebook_leads")
+    assert row.failures == 0 and not row.credentials_failed and "token_expires_at" not in row.usage
