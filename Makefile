@@ -37,4 +37,4 @@ bench-intake: $(STAMP)
 	$(BIN)/python bench/intake.py --seconds 60
 
 clean:
-	rm -rf $(VENV) ingest.db ingest.db-wal ingest.db-shm celerybeat-schedule*
+	rm -rf $(VENV) ingest.db ingest.db-wal ingest.db-shm

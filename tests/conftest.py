@@ -115,7 +115,7 @@ class Processes:
                                   "--without-gossip", "--without-mingle"], ready="ready.")
 
     def beat(self, name: str = "beat") -> subprocess.Popen:
-        return self._start(name, ["beat", "--schedule", str(self.folder / "beat-schedule")],
+        return self._start(name, ["beat"],
                            ready="beat: Starting")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
