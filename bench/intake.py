@@ -33,6 +33,10 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+# The process and database helpers of the import benchmark, its sibling (bench/ is on sys.path
+# when a script in it runs).
+from import_list import _claim_redis_db, _kill_group, _tree, _vm_hwm
+
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # Database 10: the tests use 7, bench/pipeline.py 8, bench/import_list.py 9.
@@ -167,21 +171,8 @@ def child_generate(spec_json: str) -> None:
 
 # -- processes, memory and CPU ---------------------------------------------------------------------
 
-def _kill_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
-def _tree(pid: int) -> list:
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
 
 
 def _cpu_seconds(procs) -> float:
@@ -275,14 +266,6 @@ class PeakRss:
         return out
 
 
-def _vm_hwm(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
 class Stack:
@@ -390,14 +373,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _claim_redis_db(client) -> None:
-    """Flush our Redis database, unless someone else (another run) is connected to it."""
-    me = str(client.client_id())
-    others = [c for c in client.client_list() if int(c.get("db", -1)) == REDIS_DB and c.get("id") != me]
-    if others:
-        raise RuntimeError(f"{len(others)} other connection(s) use Redis database {REDIS_DB} "
-                           "(another run of this benchmark?): not flushing it")
-    client.flushdb()
 
 
 # -- one phase of load -----------------------------------------------------------------------------

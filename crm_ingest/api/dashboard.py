@@ -28,7 +28,7 @@ from crm_ingest.models import FAILED, PENDING, PROCESSING, DuplicateReview, RawI
 from crm_ingest.models.landing import requeue_failed
 from crm_ingest.runtime import runtime
 
-from .intake import _require_token
+from .auth import api_tokens, known_token, require_token
 
 router = APIRouter()
 
@@ -40,9 +40,6 @@ HOUR, DAY, QUARTER = timedelta(hours=1), timedelta(days=1), timedelta(minutes=15
 
 # -- who is asking -----------------------------------------------------------------------------
 
-def _tokens() -> list[str]:
-    rt = runtime()
-    return [t.strip() for t in rt.settings.secrets.get(rt.settings.api.tokens_env, "").split(",") if t.strip()]
 
 
 def _mac(token: str, *parts: object) -> str:
@@ -50,13 +47,6 @@ def _mac(token: str, *parts: object) -> str:
     return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
 
 
-def _known_token(given: str) -> str | None:
-    """The configured token equal to `given` (compared in constant time), or None."""
-    found = None
-    for token in _tokens():
-        if hmac.compare_digest(given.encode(), token.encode()):
-            found = token
-    return found
 
 
 def new_session(token: str, now: float | None = None) -> str:
@@ -72,7 +62,7 @@ def session_token(value: str, now: float | None = None) -> str | None:
     if not (expires.isdigit() and nonce and signature) or int(expires) < (now or time.time()):
         return None
     found = None
-    for token in _tokens():
+    for token in api_tokens():
         if hmac.compare_digest(signature.encode(), _mac(token, "ops-session", expires, nonce).encode()):
             found = token
     return found
@@ -99,7 +89,7 @@ class Viewer:
 def viewer(request: Request) -> Viewer | None:
     if request.headers.get("authorization"):
         try:
-            _require_token(request)
+            require_token(request)
         except HTTPException:
             return None
         _, _, token = request.headers["authorization"].partition(" ")
@@ -129,7 +119,7 @@ def ops_page(request: Request, retried: int | None = None) -> Response:
 
 @router.post("/ops/login", response_class=HTMLResponse, include_in_schema=False)
 def ops_login(request: Request, token: str = Form("")) -> Response:
-    known = _known_token(token.strip())
+    known = known_token(token.strip())
     if known is None:
         return _page("Log in", LOGIN_FORM.format(message='<p class="error">That token is not valid.</p>'),
                      status=401)

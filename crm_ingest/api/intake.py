@@ -33,6 +33,7 @@ from crm_ingest.runtime import runtime
 
 from crm_ingest.ingest.endpoints import MAX_FIELD_CHARS, MESSAGES, ApiConfig, FormConfig
 
+from .auth import require_token
 from .forms import UTM, stamp_age
 from .limits import Counter, MemoryCounter, RedisCounter, over_limit
 from .mx import receives_mail
@@ -123,7 +124,7 @@ def _land(form: FormConfig, key: str, external_id: str, payload: dict[str, Any])
 
 @router.get("/items/{item_id}", summary="Where did this item go (token)")
 def item(item_id: int, request: Request) -> dict[str, Any]:
-    _require_token(request)
+    require_token(request)
     with runtime().sessions() as session:
         row = session.get(RawItem, item_id)
         if row is None:
@@ -134,14 +135,6 @@ def item(item_id: int, request: Request) -> dict[str, Any]:
                 "record_id": row.record_id, "finished_at": row.finished_at}
 
 
-def _require_token(request: Request) -> None:
-    rt = runtime()
-    tokens = [t.strip() for t in rt.settings.secrets.get(rt.settings.api.tokens_env, "").split(",") if t.strip()]
-    given = request.headers.get("authorization", "")
-    scheme, _, token = given.partition(" ")
-    if scheme.lower() != "bearer" or not token or not any(
-            hmac.compare_digest(token.encode(), known.encode()) for known in tokens):
-        raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
 
 def _origin_allowed(form: FormConfig, request: Request) -> bool:

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from crm_ingest.runtime import runtime
 
 from .dashboard import router as dashboard_router
-from .intake import _require_token
+from .auth import require_token
 
 router = APIRouter()
 router.include_router(dashboard_router)
@@ -22,5 +22,5 @@ def metrics(request: Request) -> Response:
     from crm_ingest.ops.metrics import CONTENT_TYPE, render
     from crm_ingest.ops.snapshot import snapshot
 
-    _require_token(request)
+    require_token(request)
     return Response(render(snapshot(runtime())), media_type=CONTENT_TYPE)

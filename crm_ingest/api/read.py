@@ -19,9 +19,9 @@ from crm_ingest.ingest import overview, query
 from crm_ingest.ingest.errors import InvalidItem, NotFound
 from crm_ingest.runtime import runtime
 
-from .intake import _require_token
+from .auth import require_token
 
-router = APIRouter(tags=["read"], dependencies=[Depends(_require_token)])
+router = APIRouter(tags=["read"], dependencies=[Depends(require_token)])
 
 PLURALS = {"account": "accounts", "contact": "contacts", "lead": "leads", "opportunity": "opportunities",
            "case": "cases", "campaign": "campaigns", "activity": "activities", "entitlement": "entitlements"}

@@ -18,7 +18,7 @@ from crm_ingest.ingest import lifecycle
 from crm_ingest.ingest.errors import InvalidItem, InvalidState, NotFound
 from crm_ingest.runtime import runtime
 
-from .intake import _require_token
+from .auth import require_token
 
 router = APIRouter(tags=["records"])
 
@@ -88,7 +88,7 @@ async def assign(record_type: str, record_id: int, request: Request) -> dict:
 
 async def _body(request: Request, model: type[_Body], required: bool = False) -> Any:
     """The token first, then the JSON body (an empty one takes the defaults, unless required)."""
-    _require_token(request)
+    require_token(request)
     raw = await request.body()
     if not raw.strip():
         raw = b"{}" if not required else raw
