@@ -117,6 +117,15 @@ def serve_api(env: dict[str, str], folder: Path, port: int) -> subprocess.Popen:
         time.sleep(0.2)
 
 
+def stop_api(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("browser-form")
@@ -146,12 +155,7 @@ def site(folder, database_url):
             company.start()
             yield company
         finally:
-            api.terminate()
-            try:
-                api.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                api.kill()
-                api.wait()
+            stop_api(api)
     finally:
         company.stop()
 

@@ -6,7 +6,6 @@ session refused, no state change without the CSRF value, hostile error text esca
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -21,13 +20,11 @@ from crm_ingest.api.dashboard import SESSION_COOKIE, SESSION_SECONDS, csrf_value
 from crm_ingest.models import FAILED, PENDING, QueueDepthMinute, RawItem, utcnow
 from crm_ingest.models.migrate import upgrade
 from crm_ingest.ops.rollups import UNFINISHED, depth_history, roll_up
+from tests.test_browser_form import CHROMIUM, CHROMIUM_ARGS, serve_api, stop_api
 from tests.test_ops_metrics import known_run, write_jsonl
 
 TOKEN = "dashboard-token-4711"
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def sessions():
@@ -190,7 +187,6 @@ def test_the_dashboard_in_chromium_shows_the_run_and_retries_a_failed_item(cli, 
     from playwright.sync_api import sync_playwright
 
     from tests.dovecot_server import free_port
-    from tests.test_browser_form import serve_api
 
     # Given a known run, rolled up, in the database the app serves
     upgrade(f"sqlite:///{tmp_path / 'x.db'}")
@@ -267,9 +263,4 @@ def test_the_dashboard_in_chromium_shows_the_run_and_retries_a_failed_item(cli, 
         browser.close()
     finally:
         playwright.stop()
-        api.terminate()
-        try:
-            api.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            api.kill()
-            api.wait()
+        stop_api(api)
