@@ -1,12 +1,11 @@
 """Counts that answer 'where did everything go': items by state and outcome, records by type."""
 from __future__ import annotations
 
-from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from crm_ingest.models import OUTCOMES, RECORD_MODELS, STATES_ALL, RawItem, utcnow
+from crm_ingest.models import OUTCOMES, RECORD_MODELS, STATES_ALL, RawItem
 
 
 def item_counts(session: Session, source: str | None = None) -> dict:
@@ -26,12 +25,6 @@ def record_counts(session: Session) -> dict[str, int]:
     return {name: session.scalar(select(func.count()).select_from(model)) or 0
             for name, model in RECORD_MODELS.items()}
 
-
-def throughput(session: Session, seconds: int = 60) -> float:
-    """Items finished per second over the last `seconds`."""
-    since = utcnow() - timedelta(seconds=seconds)
-    done = session.scalar(select(func.count()).select_from(RawItem).where(RawItem.finished_at >= since))
-    return (done or 0) / seconds
 
 
 def top_errors(session: Session, limit: int = 5) -> list[tuple[str, int]]:
