@@ -1,7 +1,6 @@
 """Landing: insert raw items or ignore the ones already there, and advance a checkpoint with them."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -9,6 +8,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from . import jsonfast
 from .base import utcnow
 from .bulk import allocate_ids, insert_rows
 from .pipeline import DONE, FAILED, PENDING, ConnectorCheckpoint, RawItem
@@ -70,15 +70,39 @@ def copy_items(session: Session, source: str, items: Sequence[NewItem], *,
     """
     if not items:
         return []
-    now = utcnow()
+    now = utcnow().isoformat()
     ids = allocate_ids(session, RawItem, len(items))
+    # COPY's text format written here, a whole chunk at once: psycopg's write_row formats
+    # each field in Python, which was a sixth of the landing process's time
+    job = "\\N" if import_job_id is None else str(int(import_job_id))
+    tail = f"\t{now}\t{now}\t{job}\t{PENDING}\t0\n".encode()
+    source_field = _copy_text(source)
+    lines = []
+    for item_id, item in zip(ids, items):
+        lines.append(b"%d\t%s\t%s\t%s\t%s%s" % (
+            item_id, source_field, _copy_text(item.external_id[:500]), _copy_text(item.kind),
+            _copy_json(item.payload), tail))
     cursor = session.connection().connection.driver_connection.cursor()
     with cursor.copy(f"COPY raw_items ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
-        for item_id, item in zip(ids, items):
-            copy.write_row((item_id, source, item.external_id[:500], item.kind,
-                            json.dumps(without_nul(item.payload), ensure_ascii=False), now, now,
-                            import_job_id, PENDING, 0))
+        copy.write(b"".join(lines))
     return ids
+
+
+def _copy_text(value: str) -> bytes:
+    """A text field in COPY's text format (NUL dropped: PostgreSQL text cannot hold it)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value or "\x00" in value:
+        value = (value.replace("\x00", "").replace("\\", "\\\\").replace("\t", "\\t")
+                 .replace("\n", "\\n").replace("\r", "\\r"))
+    return value.encode()
+
+
+def _copy_json(payload: dict[str, Any]) -> bytes:
+    """The payload as JSON in a COPY text field. JSON text holds no raw tab, newline or
+    control character (all escaped), so only its backslashes need doubling."""
+    data = jsonfast.dumps_bytes(payload)
+    if b"\\u0000" in data:  # a NUL somewhere (or the text "\\u0000"): the careful way
+        data = jsonfast.dumps_bytes(without_nul(payload))
+    return data.replace(b"\\", b"\\\\")
 
 
 def requeue_failed(session: Session, ids: Sequence[int] | None) -> list[int]:

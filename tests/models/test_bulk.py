@@ -77,3 +77,25 @@ def test_key_lookups_use_the_index_even_before_the_table_has_statistics(pg_url, 
     # Then the plan probes the unique index instead of reading every key, and the setting is back
     assert "uq_identity_keys_value_kind_scope" in plan and "Seq Scan" not in plan, plan
     assert after == "on"
+
+
+def test_copy_landing_keeps_every_value_and_drops_only_nul(pg_url, sessions_for):
+    """The hand-written COPY text of a list import: tabs, newlines, backslashes, quotes, JSON
+    escapes, NUL and huge numbers land as they were (NUL removed: PostgreSQL cannot hold it)."""
+    from crm_ingest.models import RawItem
+    from crm_ingest.models.landing import NewItem, copy_items
+
+    sessions = sessions_for(pg_url)
+    tricky = NASTY + ["nul\x00inside", "the text \\u0000 itself", "\\N", "cr\rlf\r\n", "ctl\x01\x1f"]
+    items = [NewItem(f"row:{n}\t{text}", "row", {"value": text, "n": n, "big": 2 ** 70, "k\tey": [text]})
+             for n, text in enumerate(tricky)]
+    with sessions.begin() as session:
+        ids = copy_items(session, "list", items, import_job_id=None)
+    with sessions() as session:
+        rows = {row.id: row for row in session.scalars(select(RawItem).where(RawItem.id.in_(ids)))}
+    clean = [text.replace("\x00", "") for text in tricky]
+    assert [rows[i].payload["value"] for i in ids] == clean
+    assert [rows[i].payload["k\tey"] for i in ids] == [[t] for t in clean]
+    assert [rows[i].external_id for i in ids] == [f"row:{n}\t{t}" for n, t in enumerate(clean)]
+    assert {rows[i].payload["big"] for i in ids} == {2 ** 70}
+    assert {(rows[i].state, rows[i].attempts, rows[i].import_job_id) for i in ids} == {("pending", 0, None)}
