@@ -26,11 +26,20 @@ def clean_text(value: object, limit: int = 300) -> str | None:
     """Trimmed single-spaced text without control characters, capped; None when blank."""
     if value is None:
         return None
-    text = str(value)
+    if type(value) is str and len(value) <= 200:
+        return _clean_short(value, limit)
+    return _clean(str(value), limit)
+
+
+def _clean(text: str, limit: int) -> str | None:
     if not text.isprintable():  # the common case skips the per-character scan
         text = _printable(text)
     text = _SPACE.sub(" ", text).strip()
     return text[:limit].rstrip() or None
+
+
+# Lists repeat the same short values (titles, cities, countries, companies) row after row.
+_clean_short = lru_cache(maxsize=1 << 16)(_clean)
 
 
 def clean_body(value: object, limit: int = 100_000) -> str | None:

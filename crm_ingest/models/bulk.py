@@ -114,7 +114,19 @@ def _element(value: Any) -> str:
 def array_literal(values: Iterable[Any]) -> str:
     """A PostgreSQL array literal. Sent as one text parameter: psycopg would otherwise dump a
     list element by element in Python, the largest client cost of a bulk write."""
-    return "{" + ",".join(map(_element, values)) + "}"
+    parts = []
+    append = parts.append
+    for value in values:  # strings and ints inline: a call per element was 7% of a worker's time
+        kind = type(value)
+        if kind is str:
+            if "\\" in value or '"' in value:
+                value = value.replace("\\", "\\\\").replace('"', '\\"')
+            append('"' + value + '"')
+        elif kind is int:
+            append(str(value))
+        else:
+            append(_element(value))
+    return "{" + ",".join(parts) + "}"
 
 
 def _pg_unnest(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
