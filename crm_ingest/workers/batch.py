@@ -26,8 +26,8 @@ from crm_ingest.ingest.pipeline import (
     store,
 )
 from crm_ingest.ingest.settings import Settings
-from crm_ingest.models import DONE, FAILED, PENDING, PROCESSING, ImportJob, RawItem, utcnow
-from crm_ingest.models.bulk import plain_index_scans, update_rows
+from crm_ingest.models import DONE, FAILED, PENDING, PROCESSING, ImportJob, RawItem, jsonfast, utcnow
+from crm_ingest.models.bulk import array_literal, plain_index_scans, update_rows
 
 from .backoff import retry_delay
 
@@ -54,9 +54,21 @@ def due_items(session: Session, ids: Sequence[int]) -> list[ItemRef]:
     may plan a scan of every pending row (the partial state index; statistics lag behind a
     fast import) instead of the primary-key lookups."""
     now = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        # The ids written into the statement, the payload read as text and decoded by orjson:
+        # 7.7 us a row against 27 for the same select built by SQLAlchemy with a bound
+        # parameter per id (psycopg re-parses a long statement of placeholders every time).
+        # Still a plain IN list, not an id array (see git log: a scan under stale statistics).
+        listed = ",".join(str(int(item_id)) for item_id in ids)
+        rows = session.connection().exec_driver_sql(
+            "SELECT id, source, kind, payload::text, import_job_id, attempts, state, lease_until "
+            f"FROM raw_items WHERE id IN ({listed}) ORDER BY id").all() if listed else []
+        return [ItemRef(item_id, source, kind, jsonfast.loads(payload), job_id, attempts)
+                for item_id, source, kind, payload, job_id, attempts, state, lease_until in rows
+                if state == PENDING and (lease_until is None or lease_until <= now)]
     stmt = (select(RawItem.id, RawItem.source, RawItem.kind, RawItem.payload, RawItem.import_job_id,
                    RawItem.attempts, RawItem.state, RawItem.lease_until)
-            .where(RawItem.id.in_(list(ids)))  # a plain IN list (see git log)
+            .where(RawItem.id.in_(list(ids)))
             .order_by(RawItem.id))
     return [ItemRef(row.id, row.source, row.kind, row.payload, row.import_job_id, row.attempts)
             for row in session.execute(stmt)
@@ -167,8 +179,31 @@ def import_options(session: Session, job_ids: set[int]) -> dict[int, ImportOptio
     return {row.id: ImportOptions(row.id, row.campaign_id, row.consent, row.upsert_by) for row in rows}
 
 
+_PG_FINISH = text(
+    "UPDATE raw_items AS t SET state = 'done', outcome = u.outcome, outcome_reason = u.reason, "
+    "record_type = u.record_type, record_id = u.record_id, finished_at = CAST(:now AS TIMESTAMPTZ), "
+    "attempts = u.attempts + 1, lease_until = NULL, last_error = NULL "
+    "FROM unnest(CAST(:ids AS BIGINT[]), CAST(:outcomes AS TEXT[]), CAST(:reasons AS TEXT[]), "
+    "CAST(:record_types AS TEXT[]), CAST(:record_ids AS BIGINT[]), CAST(:attempts AS INTEGER[])) "
+    "AS u(id, outcome, reason, record_type, record_id, attempts) "
+    "WHERE t.id = u.id AND t.attempts = u.attempts")
+
+
 def _finish(session: Session, outcomes: Iterable[Outcome], attempts: dict[int, int]) -> int:
     now = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        # update_rows' statement written out: its generic row dicts and per-column checks
+        # were most of a batch's outcome-writing time
+        outcomes = list(outcomes)
+        if not outcomes:
+            return 0
+        return session.execute(_PG_FINISH, {
+            "now": now.isoformat(), "ids": array_literal(o.item_id for o in outcomes),
+            "outcomes": array_literal(o.outcome for o in outcomes),
+            "reasons": array_literal(o.reason for o in outcomes),
+            "record_types": array_literal(o.record_type for o in outcomes),
+            "record_ids": array_literal(o.record_id for o in outcomes),
+            "attempts": array_literal(attempts[o.item_id] for o in outcomes)}).rowcount
     rows = [{"id": o.item_id, "state": DONE, "outcome": o.outcome, "outcome_reason": o.reason,
              "record_type": o.record_type, "record_id": o.record_id, "finished_at": now,
              "attempts": attempts[o.item_id] + 1, "lease_until": None, "last_error": None}
