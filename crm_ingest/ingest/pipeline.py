@@ -307,8 +307,8 @@ def _apply_import(plan: ItemPlan, options: ImportOptions) -> None:
     plan.person.fields["details"] = details
 
 
-_PG_SUPPRESSED = text(  # `= ANY` keeps both columns in the index condition (see identity.py)
-    "SELECT kind, value FROM suppressions WHERE kind = :kind AND value = ANY(CAST(:values AS TEXT[]))")
+_PG_SUPPRESSED = text(  # the unique index leads with the value: every kind in one statement
+    "SELECT kind, value FROM suppressions WHERE value = ANY(CAST(:values AS TEXT[]))")
 
 
 def suppressed(session: Session, plans: list[ItemPlan]) -> dict[int, str]:
@@ -325,20 +325,17 @@ def suppressed(session: Session, plans: list[ItemPlan]) -> dict[int, str]:
     if not wanted:
         return {}
     found: set[tuple[str, str]] = set()
-    by_kind: dict[str, list[str]] = {}
-    for kind, value in wanted:
-        by_kind.setdefault(kind, []).append(value)
+    values = sorted({value for _, value in wanted})
     pg = session.get_bind().dialect.name == "postgresql"
     with index_lookups(session):
-        for kind, values in by_kind.items():
-            for start in range(0, len(values), 1000):
-                chunk = values[start:start + 1000]
-                if pg:  # one array parameter joined by index, as identity lookups do
-                    rows = session.execute(_PG_SUPPRESSED, {"kind": kind, "values": array_literal(chunk)})
-                else:
-                    rows = session.execute(select(Suppression.kind, Suppression.value).where(
-                        Suppression.kind == kind, Suppression.value.in_(chunk)))
-                found.update(tuple(row) for row in rows)
+        for start in range(0, len(values), 2000):
+            chunk = values[start:start + 2000]
+            if pg:  # one array parameter, as identity lookups do
+                rows = session.execute(_PG_SUPPRESSED, {"values": array_literal(chunk)})
+            else:
+                rows = session.execute(select(Suppression.kind, Suppression.value)
+                                       .where(Suppression.value.in_(chunk)))
+            found.update(key for key in map(tuple, rows) if key in wanted)
     reasons: dict[int, str] = {}
     for kind, value in sorted(found):
         for item_id in wanted[(kind, value)]:
@@ -355,10 +352,17 @@ def _duplicates_in_file(session: Session, people: Mapping[int, Any],
         return {}
     rows = {}
     ids = sorted(set(origins.values()))
+    pg = session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(ids), 1000):
-        rows.update({row.id: row for row in session.execute(
-            select(RawItem.id, RawItem.import_job_id, RawItem.external_id)
-            .where(RawItem.id.in_(ids[start:start + 1000])))})
+        chunk = ids[start:start + 1000]
+        if pg:  # ids written into the statement (see batch.due_items)
+            found = session.connection().exec_driver_sql(
+                "SELECT id, import_job_id, external_id FROM raw_items WHERE id IN "
+                f"({','.join(str(int(i)) for i in chunk)})")
+        else:
+            found = session.execute(select(RawItem.id, RawItem.import_job_id, RawItem.external_id)
+                                    .where(RawItem.id.in_(chunk)))
+        rows.update({row.id: row for row in found})
     reasons = {}
     for item_id, origin in origins.items():
         row = rows.get(origin)
