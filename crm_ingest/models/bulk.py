@@ -53,6 +53,29 @@ def with_defaults(table: Table, rows: Iterable[Mapping[str, Any]]) -> list[dict[
     return filled
 
 
+def _columns_of(table: Table, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, list[Any]]]:
+    """with_defaults by column: the column names in table order (the id last, when the rows
+    carry one) and each column's values, without a full dict per row."""
+    names = set().union(*rows)
+    columns, values_of = [], {}
+    for column in table.columns:
+        name = column.name
+        if column.primary_key:
+            continue
+        if name in names:  # a row without it: None, as with_defaults gives
+            values_of[name] = [row.get(name) for row in rows]
+        elif column.default is not None:
+            value = column.default.arg(None) if column.default.is_callable else column.default.arg
+            values_of[name] = [value] * len(rows)
+        else:
+            values_of[name] = [None] * len(rows)
+        columns.append(name)
+    if "id" in names:
+        columns.append("id")
+        values_of["id"] = [row.get("id") for row in rows]
+    return columns, values_of
+
+
 def allocate_ids(session: Session, model, count: int) -> list[int]:
     """Primary keys for rows about to be inserted, so related rows can name them first.
 
@@ -129,7 +152,7 @@ def array_literal(values: Iterable[Any]) -> str:
     return "{" + ",".join(parts) + "}"
 
 
-def _pg_unnest(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]],
+def _pg_unnest(table: Table, columns: Sequence[str], values_of: Mapping[str, Sequence[Any]],
                typed_as: Mapping[str, str] | None = None, arrays: Sequence[str] = ()):
     """FROM-clause `unnest(CAST(:c0 AS type[]), ...) AS u(c0, ...)` and its select list.
 
@@ -142,7 +165,7 @@ def _pg_unnest(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str,
     for i, name in enumerate(columns):
         column = table.c[(typed_as or {}).get(name, name)]
         sql_type = column.type.compile(dialect=_PG)
-        values = [row[name] for row in rows]
+        values = values_of[name]
         is_json = "JSON" in sql_type
         if i and not is_json and name not in arrays and _all_same(values):
             value = values[0]
@@ -177,11 +200,10 @@ def insert_rows(session: Session, model, rows: Sequence[Mapping[str, Any]], *,
     if not rows:
         return []
     table = _table(model)
-    full = with_defaults(table, rows)
-    columns = list(full[0])
     if _is_pg(session):
+        columns, values_of = _columns_of(table, rows)
         quote = _PG.identifier_preparer.quote
-        source, select_list, params = _pg_unnest(table, columns, full)
+        source, select_list, params = _pg_unnest(table, columns, values_of)
         sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
                f"SELECT {', '.join(select_list)} FROM {source}")
         if on_conflict_do_nothing:
@@ -191,6 +213,7 @@ def insert_rows(session: Session, model, rows: Sequence[Mapping[str, Any]], *,
             return [tuple(row) for row in session.execute(text(sql), params)]
         session.execute(text(sql), params)
         return []
+    full = with_defaults(table, rows)
     stmt = sqlite.insert(table)
     if on_conflict_do_nothing:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(on_conflict_do_nothing))
@@ -221,7 +244,8 @@ def update_rows(session: Session, model, rows: Sequence[Mapping[str, Any]], key:
         if _is_pg(session):
             quote = _PG.identifier_preparer.quote
             unnested = columns + (["_expected"] if versioned else [])
-            source, select_list, params = _pg_unnest(table, unnested, group, {"_expected": versioned[0]}
+            source, select_list, params = _pg_unnest(table, unnested, {n: [row[n] for row in group] for n in unnested},
+                                                     {"_expected": versioned[0]}
                                                      if versioned else {}, arrays=("_expected",))
             sets = ", ".join(f"{quote(name)} = {select_list[i]}" for i, name in enumerate(columns) if i)
             condition = f" AND t.{quote(versioned[0])} = {select_list[-1]}" if versioned else ""
