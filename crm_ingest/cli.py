@@ -592,12 +592,17 @@ def import_mail(path: Path, source_name: str, wait: bool, as_json: bool) -> None
 
 @main.command()
 @click.argument("source_name")
+@click.option("--from-start", is_flag=True,
+              help="Forget the saved checkpoint first (a cursor the source no longer accepts, e.g. an "
+                   "expired X since_id or Graph paging cursor): read again as far back as the API offers. "
+                   "What landed before is recognised and not landed twice.")
 @wait_option
 @json_option
-def poll(source_name: str, wait: bool, as_json: bool) -> None:
+def poll(source_name: str, from_start: bool, wait: bool, as_json: bool) -> None:
     """Poll a source once ([sources.NAME.imap], .twitter or .facebook), now, whatever its
     backoff: land what arrived since its checkpoint and queue it (or process it, embedded)."""
     from crm_ingest.connectors.polling import poll_once
+    from crm_ingest.models.landing import forget_checkpoint
     from crm_ingest.workers.dispatch import dispatch, wait_for
 
     rt = _runtime()
@@ -605,6 +610,10 @@ def poll(source_name: str, wait: bool, as_json: bool) -> None:
     if source.polled is None:
         raise click.ClickException(f"source {source_name!r} polls nothing: add [sources.{source_name}.imap], "
                                    f".twitter or .facebook")
+    forgotten = None
+    if from_start:
+        with rt.sessions.begin() as session:
+            forgotten = forget_checkpoint(session, source.name)
     result = poll_once(rt.sessions, rt.settings, source.name)
     dispatch(rt.sessions, result.ids, rt.settings)
     if result.error and not result.ids and result.retry_at is None:
@@ -613,6 +622,8 @@ def poll(source_name: str, wait: bool, as_json: bool) -> None:
     _acknowledge_now(rt)
     data = {**result.as_dict(), "already_landed": max(0, result.received - len(result.ids)),
             "queued": not rt.settings.embedded, "unfinished": unfinished, **_outcomes_of(rt, result.ids)}
+    if from_start:
+        data["checkpoint_forgotten"] = forgotten
     Out(as_json).emit(data, _print_landing)
 
 

@@ -34,8 +34,11 @@ def sessions():
 @pytest.fixture
 def client(cli, tmp_path, monkeypatch):
     """A migrated SQLite file in the `cli` fixture's folder, the API token set, a test client."""
+    from crm_ingest.api import intake
+
     upgrade(f"sqlite:///{tmp_path / 'x.db'}")
     monkeypatch.setenv("INGEST_API_TOKENS", TOKEN)
+    monkeypatch.setattr(intake, "_counter", None)  # fresh rate-limit counters (logins too)
     runtime_module._for_pid.cache_clear()
     return TestClient(app)
 
@@ -102,6 +105,18 @@ def test_a_wrong_token_gets_no_session_and_a_forged_or_expired_one_is_refused(cl
     monkeypatch.setenv("INGEST_API_TOKENS", "a-new-token")
     runtime_module._for_pid.cache_clear()
     assert client.get("/ops").status_code == 401
+
+
+def test_login_attempts_are_rate_limited_per_address(client):
+    # Given someone guessing tokens from one address: ten attempts a minute are answered
+    for _ in range(10):
+        assert log_in(client, "guess").status_code == 401
+
+    # Then the eleventh is refused before the token is even compared, the right one too
+    refused = log_in(client)
+    assert refused.status_code == 429 and "set-cookie" not in refused.headers
+    assert 1 <= int(refused.headers["retry-after"]) <= 61
+    assert "Too many attempts" in refused.text
 
 
 def test_the_session_cookie_is_http_only_strict_and_holds_no_token(client):

@@ -119,6 +119,19 @@ def ops_page(request: Request, retried: int | None = None) -> Response:
 
 @router.post("/ops/login", response_class=HTMLResponse, include_in_schema=False)
 def ops_login(request: Request, token: str = Form("")) -> Response:
+    from .intake import counter
+    from .limits import over_limit
+
+    api = runtime().settings.api
+    ip = request.client.host if request.client else "unknown"
+    wait = over_limit(counter(), [(f"login:{ip}", api.logins_per_ip_per_minute, 60),
+                                  (f"login-day:{ip}", api.logins_per_ip_per_day, 86400)])
+    if wait is not None:  # guessing tokens is slow whatever the guesser's speed
+        answer = _page("Log in", LOGIN_FORM.format(
+            message=f'<p class="error">Too many attempts from your address: try again in {wait} s.</p>'),
+            status=429)
+        answer.headers["Retry-After"] = str(wait)
+        return answer
     known = known_token(token.strip())
     if known is None:
         return _page("Log in", LOGIN_FORM.format(message='<p class="error">That token is not valid.</p>'),

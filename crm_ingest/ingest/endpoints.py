@@ -149,6 +149,8 @@ class ApiConfig:
     max_body_bytes: int = 64 * 1024
     rate_per_ip_per_minute: int = 10
     daily_cap_per_ip: int = 100
+    logins_per_ip_per_minute: int = 10  # POST /ops/login attempts, right or wrong
+    logins_per_ip_per_day: int = 200
     facebook_verify_token_env: str = "FACEBOOK_VERIFY_TOKEN"  # the webhook handshake's token
     facebook_app_secret_env: str = "FACEBOOK_APP_SECRET"  # checks X-Hub-Signature-256
     dns_servers: tuple[str, ...] = ()  # for forms' mx_check: "host" or "host:port"; default the system's

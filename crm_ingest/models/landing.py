@@ -155,6 +155,16 @@ def load_checkpoint(session: Session, source: str) -> dict[str, Any] | None:
     return None if row is None else dict(row.cursor)
 
 
+def forget_checkpoint(session: Session, source: str) -> dict[str, Any] | None:
+    """Drop the source's saved cursor (one its API no longer accepts); returns what it was."""
+    row = session.get(ConnectorCheckpoint, source)
+    if row is None:
+        return None
+    cursor = dict(row.cursor)
+    session.delete(row)
+    return cursor
+
+
 def save_checkpoint(session: Session, source: str, cursor: dict[str, Any]) -> None:
     stmt = _insert_for(session, ConnectorCheckpoint).values(source=source, cursor=cursor,
                                                               updated_at=utcnow())

@@ -370,6 +370,26 @@ def test_ingest_poll_lands_and_classifies_posts(cli, tmp_path, monkeypatch):
     assert outcomes["oskarberg_nw"][:2] == ("created", "lead")
 
 
+def test_poll_from_start_forgets_a_refused_cursor_and_lands_nothing_twice(cli, tmp_path, monkeypatch):
+    # Given a source polled once, whose saved since_id the API would now refuse
+    monkeypatch.setenv("TWITTER_BEARER_TOKEN", TOKEN)
+    (tmp_path / "ingest.toml").write_text(MENTIONS, encoding="utf-8")
+    with SYNTHETIC.use_cassette(str(FIXTURES / "synthetic_mentions_two_pages.yaml"), allow_playback_repeats=True):
+        assert cli("poll", "twitter", "--json").exit_code == 0
+        saved = checkpoint(runtime_module.runtime())
+
+        # When it is polled --from-start
+        result = cli("poll", "twitter", "--from-start", "--json")
+
+    # Then the API is read again without the cursor, the posts are recognised, none lands twice
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert saved and data["checkpoint_forgotten"] == saved
+    assert (data["received"], data["landed"], data["already_landed"]) == (5, 0, 5)
+    assert len(landed_ids(runtime_module.runtime())) == 5
+    assert checkpoint(runtime_module.runtime()) == saved  # the newest post seen is the cursor again
+
+
 def test_a_reply_in_a_conversation_with_a_case_is_appended_to_it(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("TWITTER_BEARER_TOKEN", TOKEN)
     (tmp_path / "ingest.toml").write_text(MENTIONS, encoding="utf-8")
