@@ -41,13 +41,14 @@ class BatchReport:
     failed: int = 0  # attempts that raised; the item waits for a retry or is set aside
     skipped: int = 0  # already finished, or not due yet
     raced: int = 0  # times another worker finished some of the batch first (redone without them)
+    coalesced: int = 0  # other waiting items processed with these (run_batch's `coalesce`)
 
     def as_dict(self) -> dict:
         return {"claimed": self.claimed, "outcomes": dict(self.outcomes), "failed": self.failed,
-                "skipped": self.skipped, "raced": self.raced}
+                "skipped": self.skipped, "raced": self.raced, "coalesced": self.coalesced}
 
 
-def due_items(session: Session, ids: Sequence[int]) -> list[ItemRef]:
+def due_items(session: Session, ids: Sequence[int], skip_locked: bool = False) -> list[ItemRef]:
     """The given items that are waiting and due (not in a retry's backoff), in id order.
 
     Looked up by id alone, the state tested here: given `state = 'pending'` too, PostgreSQL
@@ -62,7 +63,8 @@ def due_items(session: Session, ids: Sequence[int]) -> list[ItemRef]:
         listed = ",".join(str(int(item_id)) for item_id in ids)
         rows = session.connection().exec_driver_sql(
             "SELECT id, source, kind, payload::text, import_job_id, attempts, state, lease_until "
-            f"FROM raw_items WHERE id IN ({listed}) ORDER BY id").all() if listed else []
+            f"FROM raw_items WHERE id IN ({listed}) ORDER BY id"
+            + (" FOR UPDATE SKIP LOCKED" if skip_locked else "")).all() if listed else []
         return [ItemRef(item_id, source, kind, jsonfast.loads(payload), job_id, attempts)
                 for item_id, source, kind, payload, job_id, attempts, state, lease_until in rows
                 if state == PENDING and (lease_until is None or lease_until <= now)]
@@ -75,16 +77,84 @@ def due_items(session: Session, ids: Sequence[int]) -> list[ItemRef]:
             if row.state == PENDING and (row.lease_until is None or row.lease_until <= now)]
 
 
+COALESCED = "coalesced"  # raw_items.claim_token of an item taken along by another message's batch
+_PG_TAKE_ALONG = (
+    "UPDATE raw_items SET claim_token = :mark WHERE id IN ("
+    " SELECT id FROM raw_items WHERE state = 'pending' AND import_job_id IS NULL AND claim_token IS NULL"
+    " AND (lease_until IS NULL OR lease_until <= CAST(:now AS TIMESTAMPTZ)) {exclude}"
+    " LIMIT :n FOR UPDATE SKIP LOCKED) RETURNING id")
+
+
+def take_along(sessions: sessionmaker[Session], limit: int, exclude: set[int]) -> list[int]:
+    """Mark (and commit) up to `limit` other waiting, due items that are not list-import rows
+    (forms, mail, posts: each arrives with a message of its own) to be processed with a batch.
+
+    An item is taken along once: the mark stays until it is finished, so an item whose batch
+    failed, or killed its worker, is processed alone by its own message afterwards, and one
+    poison item cannot fail or kill every batch that comes along. Rows another worker is
+    marking are skipped. Read through the partial index of unfinished rows, whose
+    `import_job_id IS NULL` entries are exactly these, however large an import is waiting."""
+    if limit <= 0:
+        return []
+    now = utcnow()
+    with sessions.begin() as session:
+        _commit_without_waiting_for_disk(session)  # a lost mark only means processed alone
+        if session.get_bind().dialect.name == "postgresql":
+            plain_index_scans(session)
+            listed = ",".join(str(int(item_id)) for item_id in exclude)
+            sql = _PG_TAKE_ALONG.format(exclude=f"AND id NOT IN ({listed})" if listed else "")
+            ids = [row[0] for row in session.execute(
+                text(sql), {"mark": COALESCED, "now": now.isoformat(), "n": limit})]
+        else:
+            ids = list(session.scalars(
+                select(RawItem.id).where(RawItem.state == PENDING, RawItem.import_job_id.is_(None),
+                                         RawItem.claim_token.is_(None), RawItem.id.not_in(exclude),
+                                         or_(RawItem.lease_until.is_(None), RawItem.lease_until <= now))
+                .order_by(RawItem.id).limit(limit)))
+            session.execute(update(RawItem).where(RawItem.id.in_(ids)).values(claim_token=COALESCED)
+                            .execution_options(synchronize_session=False))
+    return sorted(ids)
+
+
 class RaceLost(Exception):
     """Another worker wrote the outcome of some of these items first (a message delivered
     twice): this transaction's records must not stand."""
 
 
-def run_batch(sessions: sessionmaker[Session], ids: Sequence[int], settings: Settings) -> BatchReport:
+def run_batch(sessions: sessionmaker[Session], ids: Sequence[int], settings: Settings,
+              coalesce: int = 0) -> BatchReport:
     """Process the given items exactly once each; safe to call twice with the same ids, at the
-    same time too."""
+    same time too.
+
+    `coalesce`: take up to that many items in all, adding other waiting items that are not
+    list rows (the worker's task does this for a message of a few items: a form post or a
+    mail arrives with a message of its own, and one transaction for hundreds of them is many
+    times cheaper than one each). Their own messages then find them finished. Such a batch
+    locks what it reads, and skips what another worker's batch holds; when it fails as a
+    whole, its items are processed one by one, as any failed batch's are."""
     report = BatchReport()
     wanted = len(set(ids))
+    if coalesce > wanted:
+        extras = take_along(sessions, coalesce - wanted, set(ids))
+        if extras:
+            try:
+                report.claimed = _process(sessions, ids, settings, report, extras=extras)
+                report.skipped = wanted - report.claimed
+                return report
+            except RetriableError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one by one below, the culprit's failure recorded
+                log.warning("batch of %d (%d taken along) failed as a whole (%s); processing its items "
+                            "one by one", wanted + len(extras), len(extras), describe_error(exc))
+                report = BatchReport()
+                for item_id in sorted(set(ids) | set(extras)):
+                    done = _isolated(sessions, item_id, settings, report)
+                    if item_id in extras:
+                        report.coalesced += done
+                    else:
+                        report.claimed += done
+                report.skipped = wanted - report.claimed
+                return report
     try:
         report.claimed = _process(sessions, ids, settings, report)
     except RetriableError:
@@ -114,7 +184,8 @@ def _isolated(sessions, item_id: int, settings: Settings, report: BatchReport) -
         return failed
 
 
-def _process(sessions, ids: Sequence[int], settings: Settings, report: BatchReport) -> int:
+def _process(sessions, ids: Sequence[int], settings: Settings, report: BatchReport,
+             extras: Sequence[int] = ()) -> int:
     """One transaction: read the due items, write their records and outcomes together.
     Returns how many items it processed.
 
@@ -126,7 +197,10 @@ def _process(sessions, ids: Sequence[int], settings: Settings, report: BatchRepo
     for _ in range(3):
         try:
             with sessions.begin() as session:
-                items = due_items(session, ids)
+                items = due_items(session, ids, skip_locked=bool(extras))
+                own = len(items)
+                if extras:  # skipped when another worker holds them (their own message, say)
+                    items = sorted(items + due_items(session, extras, skip_locked=True), key=lambda item: item.id)
                 if not items:
                     return 0
                 _commit_without_waiting_for_disk(session)
@@ -138,7 +212,8 @@ def _process(sessions, ids: Sequence[int], settings: Settings, report: BatchRepo
             raise RetriableError(f"database unavailable or contended: {exc.orig!r}") from exc
         report.outcomes.update(outcome.outcome for outcome in outcomes)
         report.failed += len(errors)
-        return len(items)
+        report.coalesced += len(items) - own
+        return own
     raise RetriableError("another worker kept finishing items of this batch first")
 
 
@@ -182,7 +257,7 @@ def import_options(session: Session, job_ids: set[int]) -> dict[int, ImportOptio
 _PG_FINISH = text(
     "UPDATE raw_items AS t SET state = 'done', outcome = u.outcome, outcome_reason = u.reason, "
     "record_type = u.record_type, record_id = u.record_id, finished_at = CAST(:now AS TIMESTAMPTZ), "
-    "attempts = u.attempts + 1, lease_until = NULL, last_error = NULL "
+    "attempts = u.attempts + 1, lease_until = NULL, last_error = NULL, claim_token = NULL "
     "FROM unnest(CAST(:ids AS BIGINT[]), CAST(:outcomes AS TEXT[]), CAST(:reasons AS TEXT[]), "
     "CAST(:record_types AS TEXT[]), CAST(:record_ids AS BIGINT[]), CAST(:attempts AS INTEGER[])) "
     "AS u(id, outcome, reason, record_type, record_id, attempts) "
@@ -206,7 +281,7 @@ def _finish(session: Session, outcomes: Iterable[Outcome], attempts: dict[int, i
             "attempts": array_literal(attempts[o.item_id] for o in outcomes)}).rowcount
     rows = [{"id": o.item_id, "state": DONE, "outcome": o.outcome, "outcome_reason": o.reason,
              "record_type": o.record_type, "record_id": o.record_id, "finished_at": now,
-             "attempts": attempts[o.item_id] + 1, "lease_until": None, "last_error": None}
+             "attempts": attempts[o.item_id] + 1, "lease_until": None, "last_error": None, "claim_token": None}
             for o in outcomes]
     # Optimistic: `attempts` is the row's version (every outcome, failure and counted
     # re-delivery moves it on), so a row another transaction finished is not overwritten.

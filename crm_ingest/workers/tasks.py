@@ -33,10 +33,14 @@ class IngestTask(Task):
             raise self.retry(exc=exc, countdown=countdown)
 
 
+COALESCE_BELOW = 50  # a message with fewer items takes other waiting items along (run_batch)
+
+
 @app.task(base=IngestTask, name="crm_ingest.process_batch")
 def process_batch(ids: list[int]) -> dict:
     rt = runtime()
-    return run_batch(rt.sessions, ids, rt.settings).as_dict()
+    size = rt.settings.pipeline.batch_size
+    return run_batch(rt.sessions, ids, rt.settings, coalesce=size if len(ids) < COALESCE_BELOW else 0).as_dict()
 
 
 @app.task(base=IngestTask, name="crm_ingest.sweep")
