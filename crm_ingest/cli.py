@@ -250,7 +250,8 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
         mapping = MapFile.load(map_file) if map_file else None
         list_file = ListFile(file, source_name, encoding=encoding, mapping=mapping, sheet=sheet)
     except (FatalError, LookupError, ValueError) as exc:
-        raise click.ClickException(f"{file}: {exc}") from None
+        said = str(exc)
+        raise click.ClickException(said if said.startswith(f"{file.name}:") else f"{file}: {said}") from None
     if preview:
         Out(as_json).emit(preview_rows(list_file), _print_preview)
         return

@@ -214,6 +214,33 @@ def _text_encoding(head: bytes, is_sample_whole_file: bool) -> tuple[str, bool]:
         return _legacy_encoding(sample), True
 
 
+_SIGNATURES = ((b"%PDF", "a PDF document"), (b"\x1f\x8b", "a gzip archive"), (b"\x89PNG", "a PNG image"),
+               (b"GIF8", "a GIF image"), (b"\xff\xd8\xff", "a JPEG image"), (b"7z\xbc\xaf", "a 7-Zip archive"),
+               (b"Rar!", "a RAR archive"), (b"BZh", "a bzip2 archive"), (b"\xfd7zXZ", "an xz archive"))
+# control characters, and U+FFFD for bytes the codec could not decode
+_CONTROL = {chr(c) for c in range(32)} - set("\t\n\r\f\v") | {"\x7f", "\ufffd"}
+_CONTROL_BYTES = bytes(sorted({c for c in range(32)} - set(b"\t\n\r\f\v") | {0x7f}))
+
+
+def _refuse_binary(path: Path, head: bytes, sample: str, codec: str) -> None:
+    """A PDF, an image or an archive read as text becomes hundreds of rejected 'rows' of
+    garbage: refused up front instead, saying what it looks like. Text with a stray control
+    character here and there (a NUL in a cell) is a list all the same. Control bytes are
+    counted in the bytes too: a multi-byte codec (cp949, say) can decode noise 'cleanly'."""
+    for signature, what in _SIGNATURES:
+        if head.startswith(signature):
+            raise FatalError(f"{path.name}: {what}, not a list; save the list as CSV, TSV or .xlsx")
+    controls = sum(1 for char in sample if char in _CONTROL)
+    if not codecs.lookup(codec).name.startswith(("utf-16", "utf-32")):  # whose text is half NUL bytes
+        raw = head[:SNIFF_SAMPLE_CHARS]
+        controls = max(controls, len(raw) - len(raw.translate(None, _CONTROL_BYTES)))
+        sample = sample if len(sample) >= len(raw) else raw
+    if sample and controls > max(8, 0.03 * len(sample)):  # noise has ~11%
+        raise FatalError(f"{path.name}: binary data, not a text list ({controls} control or undecodable "
+                         f"characters in its first {len(sample)}); save the list as CSV, TSV or .xlsx, or name its encoding "
+                         "with --encoding if it is text")
+
+
 def _bomless_utf16(sample: bytes) -> str | None:
     """UTF-16 without a BOM: most bytes on one side of each pair are NUL, few on the other."""
     half = len(sample) // 2
@@ -404,7 +431,10 @@ class ListFile:
         else:
             self.encoding, self.encoding_guessed = _text_encoding(head, whole)
         with self._text() as f:
-            self.delimiter = _sniff_delimiter(f.read(SNIFF_SAMPLE_CHARS))
+            sample = f.read(SNIFF_SAMPLE_CHARS)
+        if not encoding:  # a named --encoding says it is text
+            _refuse_binary(self.path, head, sample, self.encoding)
+        self.delimiter = _sniff_delimiter(sample)
         self.format = "tsv" if self.delimiter == "\t" else "csv"
 
     @cached_property

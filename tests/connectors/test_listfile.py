@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 import tracemalloc
 from datetime import date, datetime
 from pathlib import Path
@@ -387,6 +388,34 @@ def test_old_excel_and_other_archives_are_refused_with_a_reason(tmp_path, head, 
     path.write_bytes(head)
     with pytest.raises(FatalError, match=message):
         ListFile(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "a PDF document"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(200), "a PNG image"),
+    (b"\x1f\x8b\x08\x00" + bytes(200), "a gzip archive"),
+    (random.Random(7).randbytes(20000), "binary data"),
+])
+def test_documents_images_and_binary_data_are_refused_before_any_row(tmp_path, content, message):
+    path = tmp_path / "list.csv"
+    path.write_bytes(content)
+    with pytest.raises(FatalError, match=message):
+        ListFile(path)
+
+
+def test_a_stray_control_character_in_a_cell_does_not_make_a_list_binary(tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_bytes(b"Email,Name\n" + b"".join(b"p%d@example.se,Per%sOlsson\n" % (i, b"\x00" if i % 10 == 0 else b" ")
+                                                for i in range(50)))
+    assert len(list(ListFile(path).fetch())) == 50
+
+
+def test_a_named_encoding_reads_a_list_full_of_control_characters_as_text(tmp_path):
+    path = tmp_path / "list.csv"  # a fixed-width export padded with NUL bytes, say
+    path.write_bytes(b"Email,Name\n" + b"".join(b"p%d@example.se,Per\x00\x00\x00\n" % i for i in range(50)))
+    with pytest.raises(FatalError, match="--encoding"):
+        ListFile(path)
+    assert len(list(ListFile(path, encoding="utf-8").fetch())) == 50
 
 
 def test_a_sheet_is_only_for_workbooks(tmp_path):
