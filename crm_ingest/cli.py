@@ -17,13 +17,13 @@ from sqlalchemy import select
 
 from crm_ingest.connectors.base import Connector, run_connector
 from crm_ingest.ingest.errors import ConfigError, FatalError
+from crm_ingest.ingest.importjobs import EXPORT_LIMIT_CELL, excel_safe  # noqa: F401 - export's cells
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import RawItem
 from crm_ingest.models.migrate import is_current, upgrade
 from crm_ingest.runtime import Runtime, runtime
 
 console = Console()
-EXPORT_LIMIT_CELL = 32_000
 _SHOWN = Settings()  # display names of record types ([labels]); set from the runtime's settings
 
 
@@ -385,7 +385,7 @@ def _print_job(summary: dict) -> None:
 @json_option
 def import_report(job_id: int, rejected_file: Path | None, as_json: bool) -> None:
     """An import job's counts; optionally its rejected rows with reasons."""
-    from crm_ingest.ingest.importjobs import job_summary, reason_with_columns, rejected_rows
+    from crm_ingest.ingest.importjobs import job_summary, rejected_csv_rows
     from crm_ingest.models import ImportJob
 
     rt = _runtime()
@@ -395,30 +395,15 @@ def import_report(job_id: int, rejected_file: Path | None, as_json: bool) -> Non
             raise click.ClickException(f"no import job {job_id}")
         summary = job_summary(session, job)
         if rejected_file:
-            columns = [tuple(pair) for pair in (job.options or {}).get("columns", [])]
-            headers = [header for header, _ in columns]
-            written = 0
             with rejected_file.open("w", encoding="utf-8-sig", newline="") as out:
                 writer = csv.writer(out)
-                writer.writerow(["row", "reason", *headers])
-                for row, reason, payload in rejected_rows(session, job_id):
-                    values = _original_values(payload, columns)
-                    writer.writerow([row, excel_safe(reason_with_columns(reason, columns)),
-                                     *[excel_safe(values.get(h)) for h in headers]])
+                written = -1  # the header
+                for row in rejected_csv_rows(session, job):
+                    writer.writerow(row)
                     written += 1
             summary["rejected_file"] = str(rejected_file)
             summary["rejected_written"] = written
     Out(as_json).emit(summary, _print_job)
-
-
-def _original_values(payload: dict, columns: list[tuple[str, str | None]]) -> dict[str, Any]:
-    """The row's cells by the file's headers, from the landed payload (fields and extra)."""
-    fields = payload.get("fields") or {}
-    values = dict(payload.get("extra") or {})
-    for header, field_name in columns:
-        if field_name and field_name in fields and header not in values:
-            values[header] = fields[field_name]
-    return values
 
 
 @main.command("import-revert")
@@ -1080,14 +1065,6 @@ def write_rows(stream, fmt: str, columns: list[str], rows: Iterable[dict]) -> No
         writer.writerow([excel_safe(row[name]) for name in columns])
 
 
-def excel_safe(value: Any) -> str:
-    """A cell Excel will not run as a formula: leading = + - @ (and tab, CR) get a quote."""
-    if value is None:
-        return ""
-    text = str(value)[:EXPORT_LIMIT_CELL]
-    if text and text[0] in "=+-@\t\r":
-        return "'" + text
-    return text
 
 
 from crm_ingest import cli_records  # noqa: E402,F401 - registers `lead`, `case`, `assign`

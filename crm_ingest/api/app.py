@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from crm_ingest.runtime import runtime
 
+from .imports import router as imports_router
 from .intake import router as intake_router
 from .ops import router as ops_router
 from .read import router as read_router
@@ -15,6 +16,7 @@ from .records import router as records_router
 
 app = FastAPI(title="crm-ingest", version="0.1.0")
 app.include_router(intake_router)
+app.include_router(imports_router)
 app.include_router(ops_router)
 app.include_router(records_router)
 app.include_router(read_router)

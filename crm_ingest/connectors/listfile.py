@@ -410,6 +410,7 @@ class ListFile:
         self.source = source
         self.mapping = mapping or MapFile()
         self.sheet = sheet
+        self.display_name: str | None = None  # the name a person knows it by (an upload's), if not the path's
         self.columns: list[tuple[str, str | None]] | None = None
         self.header_row: int | None = None
         try:

@@ -151,6 +151,9 @@ class ApiConfig:
     daily_cap_per_ip: int = 100
     logins_per_ip_per_minute: int = 10  # POST /ops/login attempts, right or wrong
     logins_per_ip_per_day: int = 200
+    max_import_bytes: int = 1 << 30  # POST /imports: the file, streamed to import_dir
+    imports_per_ip_per_hour: int = 60
+    import_dir: str | None = None  # where uploads wait until landed; default <temp>/crm-ingest-imports
     facebook_verify_token_env: str = "FACEBOOK_VERIFY_TOKEN"  # the webhook handshake's token
     facebook_app_secret_env: str = "FACEBOOK_APP_SECRET"  # checks X-Hub-Signature-256
     dns_servers: tuple[str, ...] = ()  # for forms' mx_check: "host" or "host:port"; default the system's

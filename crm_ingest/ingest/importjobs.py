@@ -89,6 +89,40 @@ def reason_with_columns(reason: str, columns: Iterable[tuple[str, str | None]]) 
     return f"{named}: {rest}"
 
 
+EXPORT_LIMIT_CELL = 32_000  # Excel's limit on a cell is 32,767 characters
+
+
+def excel_safe(value: Any) -> str:
+    """A cell Excel will not run as a formula: leading = + - @ (and tab, CR) get a quote."""
+    if value is None:
+        return ""
+    text = str(value)[:EXPORT_LIMIT_CELL]
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text
+
+
+def original_values(payload: dict, columns: list[tuple[str, str | None]]) -> dict[str, Any]:
+    """The row's cells by the file's headers, from the landed payload (fields and extra)."""
+    fields = payload.get("fields") or {}
+    values = dict(payload.get("extra") or {})
+    for header, field_name in columns:
+        if field_name and field_name in fields and header not in values:
+            values[header] = fields[field_name]
+    return values
+
+
+def rejected_csv_rows(session: Session, job: ImportJob) -> Iterator[list[str]]:
+    """The rejected-rows report as CSV rows (header first): row number, the reason naming the
+    file's column, and the row's cells as in the file, every cell safe to open in Excel."""
+    columns = [tuple(pair) for pair in (job.options or {}).get("columns", [])]
+    headers = [header for header, _ in columns]
+    yield ["row", "reason", *headers]
+    for row, reason, payload in rejected_rows(session, job.id):
+        values = original_values(payload, columns)
+        yield [str(row), excel_safe(reason_with_columns(reason, columns)), *[excel_safe(values.get(h)) for h in headers]]
+
+
 def revert_job(session: Session, job_id: int) -> dict[str, int]:
     """Undo an import: delete the records it created with their keys and links, take back what
     it filled in on records it merged into, and drop its raw items; the job stays, 'reverted'."""

@@ -48,7 +48,7 @@ def find_or_start_job(session: Session, list_file, request: ImportRequest) -> Im
     if job is not None:
         return job
     campaign_id = campaign_ids(session, {request.campaign})[request.campaign] if request.campaign else None
-    job = ImportJob(source=request.source, file_name=str(list_file.path.name),
+    job = ImportJob(source=request.source, file_name=getattr(list_file, "display_name", None) or list_file.path.name,
                     file_sha256=list_file.sha256, campaign_id=campaign_id, consent=request.consent,
                     upsert_by=request.upsert_by, state="landing",
                     options={"format": list_file.format, "encoding": list_file.encoding,

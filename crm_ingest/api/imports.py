@@ -1,0 +1,226 @@
+"""List imports over HTTP, behind the bearer token: what `ingest import` does, for a script or
+a web page that uploads the file.
+
+    POST /imports?campaign=NAME[&source=list][&upsert_by=email|phone|none][&consent=TEXT]
+                 [&encoding=CODEC][&sheet=NAME][&file_name=list.csv][&preview=true]
+         body: the file itself (CSV, TSV or .xlsx), e.g. `curl --data-binary @list.csv`
+    GET  /imports                      the latest jobs, newest first
+    GET  /imports/{id}                 a job's state and counts (as `ingest import-report`)
+    GET  /imports/{id}/rejected        its rejected rows with reasons, as CSV safe for Excel
+    POST /imports/{id}/revert          as `ingest import-revert`
+
+The body is streamed to a file under `[api] import_dir` (never held in memory) and refused
+past `[api] max_import_bytes`; then the job is created and answered (202 with its id), and the
+file is landed in the background by this server process, chunk by chunk as the CLI does
+(processed by the workers, or here when embedded). The same file posted again is the same job:
+finished, it adds nothing; interrupted (a restart), it resumes where it stopped.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import select
+
+from crm_ingest.ingest.errors import ConfigError, FatalError
+from crm_ingest.runtime import runtime
+
+from .auth import require_token
+from .limits import over_limit
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["imports"])
+UPSERT_BY = ("email", "phone", "none")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _import_dir() -> Path:
+    import tempfile
+
+    configured = runtime().settings.api.import_dir
+    folder = Path(configured) if configured else Path(tempfile.gettempdir()) / "crm-ingest-imports"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder
+
+
+@router.post("/imports", summary="Import a campaign list (the file is the body)", status_code=202)
+async def create_import(request: Request, campaign: str | None = None, source: str = "list",
+                        upsert_by: str = "email", consent: str | None = None, encoding: str | None = None,
+                        sheet: str | None = None, file_name: str = "upload.csv", preview: bool = False) -> Any:
+    require_token(request)
+    from .intake import counter
+
+    rt = runtime()
+    api = rt.settings.api
+    ip = request.client.host if request.client else "unknown"
+    wait = await run_in_threadpool(over_limit, counter(), [(f"imports:{ip}", api.imports_per_ip_per_hour, 3600)])
+    if wait is not None:
+        return JSONResponse({"detail": "too many imports from this address; try again later"}, status_code=429,
+                            headers={"Retry-After": str(wait)})
+    if upsert_by not in UPSERT_BY:
+        raise HTTPException(422, f"upsert_by: one of {', '.join(UPSERT_BY)}, not {upsert_by!r}")
+    try:
+        source_config = rt.settings.source(source)
+    except ConfigError as exc:
+        raise HTTPException(422, f"source: {exc}") from None
+    if source_config.kind != "row":
+        raise HTTPException(422, f"source: {source!r} takes {source_config.kind} items, not list rows")
+    for name, value, limit in (("campaign", campaign, 200), ("consent", consent, 500), ("file_name", file_name, 200)):
+        if value is not None and (len(value) > limit or not value.strip()):
+            raise HTTPException(422, f"{name}: 1 to {limit} characters")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type.startswith("multipart/") or content_type == "application/x-www-form-urlencoded":
+        raise HTTPException(415, "send the file itself as the body (e.g. curl --data-binary @list.csv), not a form")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > api.max_import_bytes:
+        raise HTTPException(413, f"the file is over {api.max_import_bytes} bytes")
+
+    folder = _import_dir()
+    suffix = Path(file_name).suffix.lower() if Path(file_name).suffix.lower() in (".csv", ".tsv", ".txt", ".xlsx", ".xlsm") else ""
+    path = folder / f"{uuid.uuid4().hex}-{_SAFE_NAME.sub('_', Path(file_name).stem)[:80] or 'upload'}{suffix}"
+    size = 0
+    try:
+        with path.open("wb") as out:
+            async for block in request.stream():
+                size += len(block)
+                if size > api.max_import_bytes:
+                    raise HTTPException(413, f"the file is over {api.max_import_bytes} bytes")
+                out.write(block)
+        if size == 0:
+            raise HTTPException(422, "the body is empty: send the file as the body")
+        answer = await run_in_threadpool(_start, path, file_name, source_config.name, campaign, consent, upsert_by,
+                                         encoding, sheet, preview)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return answer
+
+
+def _start(path: Path, file_name: str, source: str, campaign: str | None, consent: str | None, upsert_by: str,
+           encoding: str | None, sheet: str | None, preview: bool) -> JSONResponse:
+    from crm_ingest.connectors.listfile import ListFile
+    from crm_ingest.connectors.listfile import preview as preview_rows
+    from crm_ingest.ingest.importjobs import job_summary
+    from crm_ingest.workers.imports import ImportRequest, find_or_start_job
+
+    rt = runtime()
+    try:
+        list_file = ListFile(path, source, encoding=encoding, sheet=sheet)
+        if preview:
+            data = preview_rows(list_file)
+            path.unlink(missing_ok=True)
+            return JSONResponse(jsonable_encoder(data), status_code=200)
+        list_file.display_name = Path(file_name).name
+        request = ImportRequest(source, campaign, consent, upsert_by)
+        with rt.sessions.begin() as session:
+            job = find_or_start_job(session, list_file, request)
+            job_id, state = job.id, job.state
+            if state != "landing":  # imported before: nothing new
+                summary = job_summary(session, job)
+    except (FatalError, ConfigError, LookupError, ValueError) as exc:
+        path.unlink(missing_ok=True)
+        said = str(exc).replace(path.name, Path(file_name).name)
+        raise HTTPException(422, said) from None
+    if state != "landing":
+        path.unlink(missing_ok=True)
+        return JSONResponse(jsonable_encoder({**summary, "already_imported": True}), status_code=200)
+    threading.Thread(target=_land, args=(path, list_file, request), name=f"import-{job_id}", daemon=True).start()
+    return JSONResponse({"job": job_id, "state": "landing", "status_url": f"/imports/{job_id}"}, status_code=202)
+
+
+def _land(path: Path, list_file, request) -> None:
+    """Land (and, embedded, process) the file; the upload is removed once it is landed."""
+    from crm_ingest.workers.imports import ConcurrentImport, land_list
+
+    rt = runtime()
+    try:
+        land_list(rt.sessions, list_file, request, rt.settings)
+    except ConcurrentImport as exc:  # the same file posted twice at once: the other one lands it
+        log.info("%s", exc)
+    except Exception:  # noqa: BLE001 - the job keeps its cursor: posting the file again resumes
+        log.exception("landing the upload %s failed; post the same file again to resume", path.name)
+        return
+    path.unlink(missing_ok=True)
+
+
+@router.get("/imports", summary="The latest import jobs, newest first")
+def list_imports(request: Request, limit: int = 50) -> Any:
+    require_token(request)
+    from crm_ingest.models import ImportJob
+
+    rt = runtime()
+    with rt.sessions() as session:
+        jobs = session.scalars(select(ImportJob).order_by(ImportJob.id.desc()).limit(max(1, min(limit, 500))))
+        return jsonable_encoder({"imports": [
+            {"job": job.id, "state": job.state, "file": job.file_name, "source": job.source,
+             "campaign_id": job.campaign_id, "rows_read": job.rows_read, "rows_landed": job.rows_landed,
+             "created_at": job.created_at, "finished_at": job.finished_at} for job in jobs]})
+
+
+def _job(session, job_id: int):
+    from crm_ingest.models import ImportJob
+
+    job = session.get(ImportJob, job_id)
+    if job is None:
+        raise HTTPException(404, f"no import job {job_id}")
+    return job
+
+
+@router.get("/imports/{job_id}", summary="An import job's state and counts")
+def get_import(job_id: int, request: Request) -> Any:
+    require_token(request)
+    from crm_ingest.ingest.importjobs import job_summary
+
+    with runtime().sessions.begin() as session:
+        return jsonable_encoder(job_summary(session, _job(session, job_id)))
+
+
+@router.get("/imports/{job_id}/rejected", summary="An import's rejected rows with reasons (CSV, safe for Excel)")
+def get_rejected(job_id: int, request: Request) -> StreamingResponse:
+    require_token(request)
+    with runtime().sessions() as session:
+        _job(session, job_id)
+
+    def lines() -> Iterator[bytes]:
+        import csv
+        import io
+
+        from crm_ingest.ingest.importjobs import rejected_csv_rows
+
+        yield "\ufeff".encode()  # Excel reads UTF-8 only with its mark
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        with runtime().sessions() as session:
+            for number, row in enumerate(rejected_csv_rows(session, _job(session, job_id))):
+                writer.writerow(row)
+                if number % 500 == 0:
+                    yield buffer.getvalue().encode()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue().encode()
+
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="import-{job_id}-rejected.csv"'})
+
+
+@router.post("/imports/{job_id}/revert", summary="Undo an import (as ingest import-revert)")
+def revert_import(job_id: int, request: Request) -> Any:
+    require_token(request)
+    from crm_ingest.ingest.importjobs import revert_job
+
+    with runtime().sessions.begin() as session:
+        job = _job(session, job_id)
+        if job.state == "landing":
+            raise HTTPException(409, f"import job {job_id} is still landing; revert it once it is landed")
+        try:
+            return jsonable_encoder({"job": job_id, **revert_job(session, job_id)})
+        except LookupError as exc:
+            raise HTTPException(409, str(exc)) from None

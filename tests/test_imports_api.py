@@ -1,0 +1,125 @@
+"""POST /imports and its reads, on the embedded database through the real app: the upload is a
+job answered at once and landed in the background, with the same counts, report and revert as
+`ingest import`; the token, sizes, rates and bad files are refused with reasons."""
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from crm_ingest import runtime as runtime_module
+from crm_ingest.api import intake
+from crm_ingest.api.app import app
+from crm_ingest.models import Lead, RawItem
+from crm_ingest.models.migrate import upgrade
+from tests.test_imports import SAMPLE
+
+TOKEN = "imports-token-0815"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def client(cli, tmp_path, monkeypatch):
+    upgrade(f"sqlite:///{tmp_path / 'x.db'}")
+    (tmp_path / "ingest.toml").write_text(f'[api]\nimport_dir = "{tmp_path / "uploads"}"\nmax_import_bytes = 100000\n'
+                                          "imports_per_ip_per_hour = 5\n", encoding="utf-8")
+    monkeypatch.setenv("INGEST_API_TOKENS", TOKEN)
+    monkeypatch.setattr(intake, "_counter", None)
+    runtime_module._for_pid.cache_clear()
+    return TestClient(app)
+
+
+def finished(client, job_id: int, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = client.get(f"/imports/{job_id}", headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        if answer.json()["state"] == "done" or time.monotonic() > deadline:
+            return answer.json()
+        time.sleep(0.1)
+
+
+def upload(client, content: bytes, **params):
+    return client.post("/imports", params={"file_name": "lista.csv", **params}, content=content,
+                       headers={**AUTH, "content-type": "text/csv"})
+
+
+def test_an_uploaded_list_becomes_a_job_with_the_same_outcomes_as_the_cli(client, tmp_path, sessions_for):
+    # When the sample list is posted
+    answer = upload(client, SAMPLE.read_bytes(), campaign="Nordic Expo", consent="legitimate interest")
+
+    # Then a job is answered at once and, landed in the background, accounts for every row
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["job"]
+    assert answer.json()["status_url"] == f"/imports/{job_id}"
+    job = finished(client, job_id)
+    assert job["state"] == "done" and job["file"] == "lista.csv"
+    counts = job["counts"]
+    assert (counts["created"], counts["duplicate_in_file"], counts["rejected"], counts["rows"]) == (19, 3, 3, 25)
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Lead)) == 19
+        assert session.scalar(select(func.count()).select_from(RawItem)) == 25
+    assert list((tmp_path / "uploads").iterdir()) == []  # the upload is gone once landed
+
+    # And it is listed, and posting the same file again is the same job, adding nothing
+    assert client.get("/imports", headers=AUTH).json()["imports"][0]["job"] == job_id
+    again = upload(client, SAMPLE.read_bytes(), campaign="Nordic Expo")
+    assert again.status_code == 200 and again.json()["already_imported"] and again.json()["job"] == job_id
+
+    # And its rejected rows come as CSV safe for Excel, then a revert removes what it made
+    report = client.get(f"/imports/{job_id}/rejected", headers=AUTH)
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(report.content.decode("utf-8-sig"))))
+    assert len(rows) == 3 and all(row["reason"] for row in rows)
+    reverted = client.post(f"/imports/{job_id}/revert", headers=AUTH)
+    assert reverted.status_code == 200 and reverted.json()["records_deleted"] == 19
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Lead)) == 0
+
+
+def test_preview_reads_the_upload_without_storing_anything(client, tmp_path):
+    answer = upload(client, SAMPLE.read_bytes(), preview="true")
+    assert answer.status_code == 200
+    data = answer.json()
+    assert {"header": "E-post", "field": "email"} in data["columns"] and len(data["rows"]) == 10
+    assert client.get("/imports", headers=AUTH).json()["imports"] == []
+    assert list((tmp_path / "uploads").iterdir()) == []
+
+
+def test_every_import_route_needs_the_token(client):
+    assert client.post("/imports", content=SAMPLE.read_bytes()).status_code == 401
+    assert client.post("/imports", content=b"x", headers={"authorization": "Bearer wrong"}).status_code == 401
+    for path in ("/imports", "/imports/1", "/imports/1/rejected"):
+        assert client.get(path).status_code == 401, path
+    assert client.post("/imports/1/revert").status_code == 401
+
+
+@pytest.mark.parametrize("content, params, headers, status, says", [
+    (b"%PDF-1.7\n1 0 obj", {}, {}, 422, "a PDF document, not a list"),
+    (b"", {}, {}, 422, "empty"),
+    (b"Email\na@b.se\n" * 10000, {}, {}, 413, "over 100000 bytes"),
+    (b"Email\na@b.se\n", {"upsert_by": "name"}, {}, 422, "upsert_by"),
+    (b"Email\na@b.se\n", {"source": "nowhere"}, {}, 422, "source"),
+    (b"--b\r\nContent-Disposition: form-data; name=file\r\n\r\nEmail\r\n--b--", {},
+     {"content-type": "multipart/form-data; boundary=b"}, 415, "not a form"),
+])
+def test_bad_uploads_are_refused_with_the_reason_and_leave_nothing(client, tmp_path, content, params, headers,
+                                                                   status, says):
+    answer = client.post("/imports", params={"file_name": "lista.csv", **params}, content=content,
+                         headers={**AUTH, "content-type": "text/csv", **headers})
+    assert answer.status_code == status, answer.text
+    assert says in answer.json()["detail"]
+    assert client.get("/imports", headers=AUTH).json()["imports"] == []
+    assert not (tmp_path / "uploads").exists() or list((tmp_path / "uploads").iterdir()) == []
+
+
+def test_imports_are_rate_limited_per_address(client):
+    for n in range(5):
+        assert upload(client, b"Email\nr%d@example.se\n" % n, preview="true").status_code == 200
+    refused = upload(client, b"Email\nr9@example.se\n")
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
