@@ -173,3 +173,19 @@ def cli(tmp_path, monkeypatch):
     except Exception:  # noqa: BLE001 - a test may have left a bad config behind on purpose
         pass
     runtime_module._for_pid.cache_clear()
+
+
+def guard_leads(session, name: str, plpgsql: str) -> None:
+    """A BEFORE INSERT trigger on leads running `plpgsql` (PostgreSQL), as a DBA's might: how
+    tests make the database refuse one lead, or all of them, the way production can."""
+    from sqlalchemy import text
+
+    session.execute(text(f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN {plpgsql} RETURN NEW; END "
+                         "$$ LANGUAGE plpgsql"))
+    session.execute(text(f"CREATE TRIGGER {name} BEFORE INSERT ON leads FOR EACH ROW EXECUTE FUNCTION {name}()"))
+
+
+def refuse_lead(session, email: str) -> None:
+    """The database refuses the lead with this email ('poison lead refused')."""
+    guard_leads(session, "refuse_poison",
+                f"IF NEW.email = '{email}' THEN RAISE EXCEPTION 'poison lead refused'; END IF;")

@@ -8,10 +8,10 @@ import time
 
 import pytest
 import redis
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from crm_ingest.models import DONE, FAILED, IdentityKey, Lead, RawItem
-from tests.conftest import INGEST, run_cli, write_config
+from tests.conftest import INGEST, refuse_lead, run_cli, write_config
 from tests.integration.workload import batch_in_flight, people_with_duplicates, split, write_jsonl
 
 pytestmark = pytest.mark.integration
@@ -129,14 +129,7 @@ def test_poison_item_is_set_aside_after_max_attempts_rest_of_batch_stored(tmp_pa
     env = {**os.environ, "DATABASE_URL": pg_url, "REDIS_URL": redis_url, "INGEST_CONFIG": str(config)}
     sessions = sessions_for(pg_url)
     with sessions.begin() as session:
-        session.execute(text("""
-            CREATE FUNCTION refuse_poison() RETURNS trigger AS $$
-            BEGIN
-              IF NEW.email = 'poison@example.com' THEN RAISE EXCEPTION 'poison lead refused'; END IF;
-              RETURN NEW;
-            END $$ LANGUAGE plpgsql"""))
-        session.execute(text("CREATE TRIGGER poison BEFORE INSERT ON leads "
-                             "FOR EACH ROW EXECUTE FUNCTION refuse_poison()"))
+        refuse_lead(session, "poison@example.com")
     rows = [{"external_id": f"ok{i}", "fields": {"email": f"ok{i}@example.com"}} for i in range(200)]
     rows.insert(100, {"external_id": "poison", "fields": {"email": "poison@example.com"}})
     source = write_jsonl(tmp_path / "items.jsonl", rows)

@@ -10,6 +10,7 @@ from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import PENDING, IdentityKey, Lead, RawItem
 from crm_ingest.models.landing import NewItem, land_items
 from crm_ingest.workers.batch import due_items, process_items, run_batch
+from tests.conftest import guard_leads
 
 pytestmark = pytest.mark.integration
 
@@ -19,12 +20,7 @@ def test_a_serialization_failure_gives_the_batch_back_and_costs_no_attempt(pg_ur
     sessions = sessions_for(pg_url)
     settings = Settings(database_url=pg_url)
     with sessions.begin() as session:
-        session.execute(text("""
-            CREATE FUNCTION contended() RETURNS trigger AS $$
-            BEGIN RAISE EXCEPTION 'could not serialize' USING ERRCODE = 'serialization_failure'; END
-            $$ LANGUAGE plpgsql"""))
-        session.execute(text("CREATE TRIGGER contended BEFORE INSERT ON leads "
-                             "FOR EACH ROW EXECUTE FUNCTION contended()"))
+        guard_leads(session, "contended", "RAISE EXCEPTION 'could not serialize' USING ERRCODE = 'serialization_failure';")
         ids = land_items(session, "list", [NewItem(f"r{i}", "row", {"fields": {"email": f"r{i}@example.com"}})
                                            for i in range(20)])
 

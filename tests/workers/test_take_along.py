@@ -4,12 +4,13 @@ then goes alone; two workers taking along at once never take the same item."""
 import threading
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import DONE, FAILED, PENDING, ImportJob, Lead, RawItem
 from crm_ingest.models.landing import NewItem, land_items
 from crm_ingest.workers.batch import COALESCED, run_batch
+from tests.conftest import refuse_lead
 
 
 def land(sessions, n: int, prefix: str = "w", job_id: int | None = None) -> list[int]:
@@ -73,13 +74,7 @@ def test_a_poison_item_fails_the_batch_once_then_goes_alone_and_the_rest_is_stor
     sessions = sessions_for(pg_url)
     settings = Settings(database_url=pg_url)
     with sessions.begin() as session:
-        session.execute(text("""
-            CREATE FUNCTION refuse_poison() RETURNS trigger AS $$
-            BEGIN
-              IF NEW.email = 'w7@example.com' THEN RAISE EXCEPTION 'poison lead refused'; END IF;
-              RETURN NEW;
-            END $$ LANGUAGE plpgsql"""))
-        session.execute(text("CREATE TRIGGER poison BEFORE INSERT ON leads FOR EACH ROW EXECUTE FUNCTION refuse_poison()"))
+        refuse_lead(session, "w7@example.com")
     ids = land(sessions, 20)
 
     # When a message takes it along
