@@ -137,7 +137,9 @@ def _start(path: Path, file_name: str, source: str, campaign: str | None, consen
 
 
 def _land(path: Path, list_file, request) -> None:
-    """Land (and, embedded, process) the file; the upload is removed once it is landed."""
+    """Land (and, embedded, process) the file, then remove the upload. If landing fails, the
+    job keeps its cursor and the same file posted again resumes it (a new upload: this one
+    would never be read again, so it is removed all the same)."""
     from crm_ingest.workers.imports import ConcurrentImport, land_list
 
     rt = runtime()
@@ -145,10 +147,10 @@ def _land(path: Path, list_file, request) -> None:
         land_list(rt.sessions, list_file, request, rt.settings)
     except ConcurrentImport as exc:  # the same file posted twice at once: the other one lands it
         log.info("%s", exc)
-    except Exception:  # noqa: BLE001 - the job keeps its cursor: posting the file again resumes
+    except Exception:  # noqa: BLE001 - logged; the job shows how far it got
         log.exception("landing the upload %s failed; post the same file again to resume", path.name)
-        return
-    path.unlink(missing_ok=True)
+    finally:
+        path.unlink(missing_ok=True)
 
 
 @router.get("/imports", summary="The latest import jobs, newest first")
