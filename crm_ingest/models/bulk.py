@@ -33,36 +33,24 @@ def with_defaults(table: Table, rows: Iterable[Mapping[str, Any]]) -> list[dict[
     """Every row with every column named, Python-side defaults applied (text SQL skips them).
     A callable default (a timestamp) is called once for the whole statement."""
     rows = list(rows)
-    names = set().union(*rows) if rows else set()
-    defaults: dict[str, Any] = {}
-    for column in table.columns:
-        if column.name in names or column.primary_key:
-            continue
-        default = column.default
-        if default is None:
-            defaults[column.name] = None
-        else:
-            defaults[column.name] = default.arg(None) if default.is_callable else default.arg
-    order = [c.name for c in table.columns if not c.primary_key and (c.name in names or c.name in defaults)]
-    filled = []
-    for row in rows:
-        full = {name: row[name] if name in row else defaults.get(name) for name in order}
-        if "id" in row:
-            full["id"] = row["id"]
-        filled.append(full)
-    return filled
+    if not rows:
+        return []
+    columns, values_of = _columns_of(table, rows)
+    return [{name: values_of[name][i] for name in columns} for i in range(len(rows))]
 
 
 def _columns_of(table: Table, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, list[Any]]]:
-    """with_defaults by column: the column names in table order (the id last, when the rows
-    carry one) and each column's values, without a full dict per row."""
+    """The column names in table order (the id last, when the rows carry one) and each
+    column's values, defaults applied: a column no row names gets its default (a callable one
+    called once), a row without a column some rows name gets None. By column, so PostgreSQL's
+    arrays need no full dict per row."""
     names = set().union(*rows)
     columns, values_of = [], {}
     for column in table.columns:
         name = column.name
         if column.primary_key:
             continue
-        if name in names:  # a row without it: None, as with_defaults gives
+        if name in names:
             values_of[name] = [row.get(name) for row in rows]
         elif column.default is not None:
             value = column.default.arg(None) if column.default.is_callable else column.default.arg
