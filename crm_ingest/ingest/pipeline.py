@@ -24,7 +24,7 @@ from crm_ingest.models import (
     Suppression,
     utcnow,
 )
-from crm_ingest.models.bulk import allocate_ids, array_literal, index_lookups, insert_rows
+from crm_ingest.models.bulk import allocate_ids, array_literal, id_list, index_lookups, insert_rows
 
 from .accounts import link_accounts
 from .duplicates import AutoMerge, NewPerson, flag_possible_duplicates
@@ -355,10 +355,9 @@ def _duplicates_in_file(session: Session, people: Mapping[int, Any],
     pg = session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(ids), 1000):
         chunk = ids[start:start + 1000]
-        if pg:  # ids written into the statement (see batch.due_items)
+        if pg:
             found = session.connection().exec_driver_sql(
-                "SELECT id, import_job_id, external_id FROM raw_items WHERE id IN "
-                f"({','.join(str(int(i)) for i in chunk)})")
+                f"SELECT id, import_job_id, external_id FROM raw_items WHERE id IN ({id_list(chunk)})")
         else:
             found = session.execute(select(RawItem.id, RawItem.import_job_id, RawItem.external_id)
                                     .where(RawItem.id.in_(chunk)))

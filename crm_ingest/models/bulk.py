@@ -122,6 +122,13 @@ def _element(value: Any) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def id_list(ids: Iterable[int]) -> str:
+    """Ids for `IN (...)` written into a statement: on PostgreSQL several times cheaper than a
+    bound parameter each (psycopg re-parses a long statement of placeholders every time), and
+    still planned as the index lookups a plain IN list gets. Ints only, so nothing to escape."""
+    return ",".join(str(int(item_id)) for item_id in ids)
+
+
 def array_literal(values: Iterable[Any]) -> str:
     """A PostgreSQL array literal. Sent as one text parameter: psycopg would otherwise dump a
     list element by element in Python, the largest client cost of a bulk write."""

@@ -27,7 +27,7 @@ from crm_ingest.ingest.pipeline import (
 )
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import DONE, FAILED, PENDING, PROCESSING, ImportJob, RawItem, jsonfast, utcnow
-from crm_ingest.models.bulk import array_literal, plain_index_scans, update_rows
+from crm_ingest.models.bulk import array_literal, id_list, plain_index_scans, update_rows
 
 from .backoff import retry_delay
 
@@ -57,10 +57,9 @@ def due_items(session: Session, ids: Sequence[int], skip_locked: bool = False) -
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
         # The ids written into the statement, the payload read as text and decoded by orjson:
-        # 7.7 us a row against 27 for the same select built by SQLAlchemy with a bound
-        # parameter per id (psycopg re-parses a long statement of placeholders every time).
-        # Still a plain IN list, not an id array (see git log: a scan under stale statistics).
-        listed = ",".join(str(int(item_id)) for item_id in ids)
+        # 7.7 us a row against 27 for the same select built by SQLAlchemy. Still a plain IN
+        # list, not an id array (see git log: a scan under stale statistics).
+        listed = id_list(ids)
         rows = session.connection().exec_driver_sql(
             "SELECT id, source, kind, payload::text, import_job_id, attempts, state, lease_until "
             f"FROM raw_items WHERE id IN ({listed}) ORDER BY id"
@@ -101,7 +100,7 @@ def take_along(sessions: sessionmaker[Session], limit: int, exclude: set[int]) -
         _commit_without_waiting_for_disk(session)  # a lost mark only means processed alone
         if session.get_bind().dialect.name == "postgresql":
             plain_index_scans(session)
-            listed = ",".join(str(int(item_id)) for item_id in exclude)
+            listed = id_list(exclude)
             sql = _PG_TAKE_ALONG.format(exclude=f"AND id NOT IN ({listed})" if listed else "")
             ids = [row[0] for row in session.execute(
                 text(sql), {"mark": COALESCED, "now": now.isoformat(), "n": limit})]
