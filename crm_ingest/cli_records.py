@@ -98,11 +98,17 @@ def case() -> None:
 @case.command("resolve")
 @click.argument("case_id", type=int)
 @click.option("--resolution", default=None, help="What solved it (kept as the case's resolution activity).")
+@click.option("--hours", default=None, help="Time the case took; taken from an hours entitlement it is under.")
 @json_option
-def case_resolve(case_id: int, resolution: str | None, as_json: bool) -> None:
+def case_resolve(case_id: int, resolution: str | None, hours: str | None, as_json: bool) -> None:
     """Resolve an active case; a reply within the reopen window reopens it."""
-    Out(as_json).emit(_act(lifecycle.resolve_case, case_id, resolution), lambda d: console.print(
-        f"{shown('case')} {d['ticket_number'] or d['case']} resolved: {d['resolution']}"))
+    def said(d: dict) -> None:
+        console.print(f"{shown('case')} {d['ticket_number'] or d['case']} resolved: {d['resolution']}"
+                      + (f" ({d['hours']} h)" if d["hours"] is not None else "")
+                      + (f"; entitlement {d['entitlement_id']} has {d['entitlement_hours_remaining']} h left"
+                         if d["entitlement_hours_remaining"] is not None else ""))
+
+    Out(as_json).emit(_act(lifecycle.resolve_case, case_id, resolution, hours), said)
 
 
 @case.command("reopen")

@@ -23,6 +23,7 @@ from crm_ingest.models import (
     Campaign,
     Case,
     Contact,
+    Entitlement,
     IdentityKey,
     Lead,
     Opportunity,
@@ -247,6 +248,32 @@ def test_resolving_a_case_makes_a_reply_reopen_it_and_reopen_refuses_an_active_c
     assert refused.exit_code != 0 and "is active: there is nothing to reopen" in refused.output
 
 
+def test_resolving_with_hours_takes_them_from_an_hours_entitlement(ingest, env):
+    # Given a case opened under an entitlement of 10 hours (and none of cases)
+    [first] = land(ingest, env, "support", {"email": "kim@kund.example", "subject": "Charger broken"})
+    contact_id = get(Case, first).contact_id
+    added = ingest("entitlement", "add", "--contact", str(contact_id), "--hours", "10", "--json")
+    [case_id] = land(ingest, env, "support", {"email": "kim@kund.example", "subject": "Screen flickers"})
+    entitlement_id = get(Case, case_id).entitlement_id
+    assert entitlement_id == added["entitlement"]
+
+    # When it is resolved after 2.5 hours of work
+    resolved = ingest("case", "resolve", str(case_id), "--resolution", "New cable", "--hours", "2.5", "--json")
+
+    # Then the entitlement has 7.5 hours left, and the resolution keeps the time
+    assert (resolved["hours"], resolved["entitlement_hours_remaining"]) == (2.5, 7.5)
+    assert float(get(Entitlement, entitlement_id).hours_remaining) == 7.5
+    with runtime_module.runtime().sessions() as session:
+        assert session.scalar(select(Activity.body).where(Activity.regarding_id == case_id,
+                                                          Activity.kind == "resolution")) == "time spent: 2.50 h"
+    # A case under no entitlement keeps its time only; a negative time is refused, naming the field
+    assert ingest("case", "resolve", str(first), "--hours", "1", "--json")["entitlement_hours_remaining"] is None
+    refused = ingest("case", "reopen", str(case_id), "--json") and ingest("case", "resolve", str(case_id),
+                                                                           "--hours", "-1", ok=False)
+    assert refused.exit_code != 0 and "hours: '-1': hours are from 0 to 10000" in refused.output
+    assert float(get(Entitlement, entitlement_id).hours_remaining) == 7.5
+
+
 def test_assign_puts_a_lead_or_case_in_a_queue(ingest, env):
     [case_id] = land(ingest, env, "support", {"email": "kim@kund.example", "subject": "Invoice"})
     [lead_id] = land(ingest, env, "list", LEAD)
@@ -316,6 +343,11 @@ def test_the_api_resolves_reopens_and_assigns_a_case(ingest, env, api):
     assert api.post(f"/cases/{case_id}/resolve", headers=AUTH).status_code == 409
     assert api.post(f"/cases/{case_id}/reopen", headers=AUTH).json()["status"] == "active"
     assert api.post(f"/cases/{case_id}/reopen", headers=AUTH).status_code == 409
+    refused = api.post(f"/cases/{case_id}/resolve", json={"hours": -2}, headers=AUTH)
+    assert refused.status_code == 422 and "hours" in refused.text
+    timed = api.post(f"/cases/{case_id}/resolve", json={"hours": 1.25}, headers=AUTH).json()
+    assert (timed["status"], timed["hours"]) == ("resolved", 1.25)
+    assert api.post(f"/cases/{case_id}/reopen", headers=AUTH).status_code == 200
     assigned = api.post(f"/cases/{case_id}/assign", json={"queue": "Billing"}, headers=AUTH).json()
     assert (assigned["queue"], assigned["record_label"]) == ("Billing", "case")
     assert api.post(f"/cases/{case_id}/assign", json={"queue": "  "}, headers=AUTH).status_code == 422

@@ -43,6 +43,7 @@ class DisqualifyOptions(_Body):
 
 class ResolveOptions(_Body):
     resolution: str | None = None
+    hours: float | None = None  # the time the case took; taken from an hours entitlement
 
 
 class AssignOptions(_Body):
@@ -71,7 +72,7 @@ async def close(lead_id: int, request: Request) -> dict:
 @router.post("/cases/{case_id}/resolve", summary="Resolve a case (token)")
 async def resolve(case_id: int, request: Request) -> dict:
     options = await _body(request, ResolveOptions)
-    return await _act(lifecycle.resolve_case, case_id, options.resolution)
+    return await _act(lifecycle.resolve_case, case_id, options.resolution, options.hours)
 
 
 @router.post("/cases/{case_id}/reopen", summary="Reopen a resolved or cancelled case (token)")

@@ -11,6 +11,7 @@ its keys, so later ingestion finds it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, update
@@ -20,6 +21,7 @@ from crm_ingest.models import (
     Activity,
     Case,
     Contact,
+    Entitlement,
     IdentityKey,
     Lead,
     Opportunity,
@@ -216,9 +218,14 @@ def _opportunity_name(lead: Lead) -> str:
 
 # -- cases --------------------------------------------------------------------------------------
 
-def resolve_case(session: Session, case_id: int, resolution: str | None = None) -> dict[str, Any]:
+def resolve_case(session: Session, case_id: int, resolution: str | None = None,
+                 hours: float | Decimal | str | None = None) -> dict[str, Any]:
     """Resolve an active case: resolved now (the reopen window of a reply counts from this), with
-    the resolution as an activity on it, as Dynamics' case resolution is."""
+    the resolution as an activity on it, as Dynamics' case resolution is. `hours`, the time the
+    case took, is kept on the resolution and taken from the hours left on the case's
+    entitlement when that counts hours (as Dynamics decrements a time-based entitlement at
+    resolution); it may go below zero, which shows the overuse."""
+    spent = _hours(hours)
     case = _locked(session, Case, "case", case_id)
     if case.status != CASE_ACTIVE:
         raise InvalidState(f"case {_ticket(case)} is {case.status}: only an active case can be resolved")
@@ -226,10 +233,30 @@ def resolve_case(session: Session, case_id: int, resolution: str | None = None) 
     subject = clean_text(resolution, 998) or "Resolved"
     case.status, case.resolved_at, case.updated_at = "resolved", now, now
     session.add(Activity(kind="resolution", regarding_type="case", regarding_id=case.id, subject=subject,
-                         occurred_at=now))
+                         body=f"time spent: {spent} h" if spent is not None else None, occurred_at=now))
+    left = None
+    if spent is not None and case.entitlement_id is not None:
+        entitlement = session.get(Entitlement, case.entitlement_id, with_for_update=True)
+        if entitlement is not None and entitlement.hours_remaining is not None:
+            entitlement.hours_remaining = Decimal(entitlement.hours_remaining) - spent
+            left = entitlement.hours_remaining
     session.flush()
     return {"case": case.id, "ticket_number": case.ticket_number, "status": case.status,
-            "resolved_at": case.resolved_at, "resolution": subject}
+            "resolved_at": case.resolved_at, "resolution": subject,
+            "hours": None if spent is None else float(spent), "entitlement_id": case.entitlement_id,
+            "entitlement_hours_remaining": None if left is None else float(left)}
+
+
+def _hours(value: float | Decimal | str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        hours = Decimal(str(value))
+    except ArithmeticError:
+        raise InvalidItem("hours", f"{value!r} is not a number of hours") from None
+    if not hours.is_finite() or hours < 0 or hours > 10_000:
+        raise InvalidItem("hours", f"{value!r}: hours are from 0 to 10000")
+    return hours.quantize(Decimal("0.01"))
 
 
 def reopen_case(session: Session, case_id: int) -> dict[str, Any]:
