@@ -123,3 +123,35 @@ def test_imports_are_rate_limited_per_address(client):
         assert upload(client, b"Email\nr%d@example.se\n" % n, preview="true").status_code == 200
     refused = upload(client, b"Email\nr9@example.se\n")
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+
+
+@pytest.mark.integration
+def test_an_upload_is_landed_by_the_server_and_processed_by_a_real_worker(cluster, tmp_path, pg_url):
+    """PostgreSQL + Redis: `ingest serve` lands the upload and a real Celery worker processes it."""
+    import json
+    import urllib.request
+
+    from tests.dovecot_server import free_port
+    from tests.test_browser_form import serve_api, stop_api
+
+    env = {**cluster.env, "INGEST_API_TOKENS": TOKEN}
+    cluster.worker("w1")
+    port = free_port()
+    api = serve_api(env, tmp_path, port)
+    try:
+        def call(method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method,
+                                             headers={**AUTH, "content-type": "text/csv"})
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, json.loads(answer.read())
+
+        status, started = call("POST", "/imports?campaign=Nordic%20Expo&file_name=lista.csv", SAMPLE.read_bytes())
+        assert status == 202, started
+        deadline = time.monotonic() + 120
+        while (job := call("GET", f"/imports/{started['job']}")[1])["state"] != "done" and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        stop_api(api)
+    counts = job["counts"]
+    assert job["state"] == "done", job
+    assert (counts["created"], counts["duplicate_in_file"], counts["rejected"], counts["rows"]) == (19, 3, 3, 25)
