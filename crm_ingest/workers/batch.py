@@ -132,42 +132,27 @@ def run_batch(sessions: sessionmaker[Session], ids: Sequence[int], settings: Set
     locks what it reads, and skips what another worker's batch holds; when it fails as a
     whole, its items are processed one by one, as any failed batch's are."""
     report = BatchReport()
-    wanted = len(set(ids))
-    if coalesce > wanted:
-        extras = take_along(sessions, coalesce - wanted, set(ids))
-        if extras:
-            try:
-                report.claimed = _process(sessions, ids, settings, report, extras=extras)
-                report.skipped = wanted - report.claimed
-                return report
-            except RetriableError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one by one below, the culprit's failure recorded
-                log.warning("batch of %d (%d taken along) failed as a whole (%s); processing its items "
-                            "one by one", wanted + len(extras), len(extras), describe_error(exc))
-                report = BatchReport()
-                for item_id in sorted(set(ids) | set(extras)):
-                    done = _isolated(sessions, item_id, settings, report)
-                    if item_id in extras:
-                        report.coalesced += done
-                    else:
-                        report.claimed += done
-                report.skipped = wanted - report.claimed
-                return report
+    own = set(ids)
+    wanted = len(own)
+    extras = take_along(sessions, coalesce - wanted, own) if coalesce > wanted else []
     try:
-        report.claimed = _process(sessions, ids, settings, report)
+        report.claimed = _process(sessions, ids, settings, report, extras)
     except RetriableError:
         raise
     except Exception as exc:  # noqa: BLE001 - an item that breaks the write is isolated below
-        if wanted == 1:
+        if wanted == 1 and not extras:
             report.failed += _record_failures(sessions, {ids[0]: describe_error(exc)}, settings)
             report.claimed = report.failed
         else:
             # Something in the batch breaks the write: isolate it, store the rest.
-            log.warning("batch of %d failed as a whole (%s); processing its items one by one",
-                        wanted, describe_error(exc))
-            report.claimed = sum(_isolated(sessions, item_id, settings, report)
-                                 for item_id in sorted(set(ids)))
+            log.warning("batch of %d (%d taken along) failed as a whole (%s); processing its items one by one",
+                        wanted + len(extras), len(extras), describe_error(exc))
+            for item_id in sorted(own | set(extras)):
+                done = _isolated(sessions, item_id, settings, report)
+                if item_id in own:
+                    report.claimed += done
+                else:
+                    report.coalesced += done
     report.skipped = wanted - report.claimed
     return report
 
@@ -193,13 +178,13 @@ def _process(sessions, ids: Sequence[int], settings: Settings, report: BatchRepo
     worker finished any of them first, the whole transaction is rolled back and the rest done
     again. A database that is down or contended raises RetriableError.
     """
+    mine = set(ids)
     for _ in range(3):
         try:
             with sessions.begin() as session:
-                items = due_items(session, ids, skip_locked=bool(extras))
-                own = len(items)
-                if extras:  # skipped when another worker holds them (their own message, say)
-                    items = sorted(items + due_items(session, extras, skip_locked=True), key=lambda item: item.id)
+                # taking others along, rows another worker holds are skipped (their own message, say)
+                items = due_items(session, [*ids, *extras], skip_locked=bool(extras))
+                own = sum(item.id in mine for item in items)
                 if not items:
                     return 0
                 _commit_without_waiting_for_disk(session)
