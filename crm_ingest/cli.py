@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from crm_ingest.connectors.base import Connector, run_connector
 from crm_ingest.ingest.errors import ConfigError, FatalError
-from crm_ingest.ingest.importjobs import EXPORT_LIMIT_CELL, excel_safe  # noqa: F401 - export's cells
+from crm_ingest.ingest.importjobs import EXPORT_LIMIT_CELL, UPSERT_BY, excel_safe  # noqa: F401 - export's cells
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import RawItem
 from crm_ingest.models.migrate import is_current, upgrade
@@ -228,7 +228,7 @@ def land(source_name: str, file: Path, wait: bool, as_json: bool) -> None:
               help="A configured row source, e.g. purchased_list or trade_show.")
 @click.option("--map", "map_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="TOML map: [columns], [values.FIELD], [defaults].")
-@click.option("--upsert-by", type=click.Choice(["email", "phone", "none"]), default="email",
+@click.option("--upsert-by", type=click.Choice(UPSERT_BY), default="email",
               show_default=True, help="Which contact point finds an existing lead or contact.")
 @click.option("--consent", default=None, help="Consent basis given for the list (kept on each lead).")
 @click.option("--encoding", default=None, help="Text encoding, when the detected one is wrong.")

@@ -32,13 +32,13 @@ from sqlalchemy import select
 
 from crm_ingest.ingest.errors import ConfigError, FatalError
 from crm_ingest.runtime import runtime
+from crm_ingest.ingest.importjobs import UPSERT_BY
 
 from .auth import require_token
 from .limits import over_limit
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["imports"])
-UPSERT_BY = ("email", "phone", "none")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 

@@ -28,6 +28,7 @@ from .matching import email_variants
 from .normalize import normalize_email, normalize_phone
 
 PEOPLE = {"lead": Lead, "contact": Contact}
+UPSERT_BY = ("email", "phone", "none")  # which contact point of a row finds an existing person
 
 
 def job_counts(session: Session, job_id: int) -> dict[str, int]:
