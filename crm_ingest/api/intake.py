@@ -115,8 +115,9 @@ def _land(form: FormConfig, key: str, external_id: str, payload: dict[str, Any])
     with rt.sessions.begin() as session:  # the submission and its count: one commit
         ids = land_items(session, form.source, [NewItem(external_id, "form", payload)])
         if not ids:  # the same generated form sent twice (a double click): landed once
-            ids = list(session.scalars(select(RawItem.id).where(RawItem.source == form.source,
-                                                                RawItem.external_id == external_id)))
+            ids = list(session.scalars(select(RawItem.id).where(  # the unique index's own terms
+                RawItem.source == form.source, RawItem.external_id == external_id,
+                RawItem.import_job_id.is_(None))))
         _count_in(session, key, "landed")
     dispatch(rt.sessions, ids, rt.settings)
     return ids

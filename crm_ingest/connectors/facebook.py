@@ -244,7 +244,8 @@ class FacebookSource:
         if external_ids is not None:
             if not external_ids:
                 return []
-            stmt = stmt.where(RawItem.external_id.in_(external_ids))
+            # with import_job_id IS NULL, the unique (source, external_id) index's own terms
+            stmt = stmt.where(RawItem.external_id.in_(external_ids), RawItem.import_job_id.is_(None))
         rows = ((row.id, row.external_id, row.payload) for row in session.execute(stmt)
                 if isinstance(row.payload, dict) and not isinstance(row.payload.get("field_data"), list))
         return list(islice(rows, limit))

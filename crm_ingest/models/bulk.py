@@ -188,10 +188,11 @@ def _all_same(values: Sequence[Any]) -> bool:
 
 
 def insert_rows(session: Session, model, rows: Sequence[Mapping[str, Any]], *,
-                on_conflict_do_nothing: Sequence[str] | None = None,
+                on_conflict_do_nothing: Sequence[str] | None = None, conflict_where: str | None = None,
                 returning: Sequence[str] = ()) -> list[tuple]:
     """Insert the rows (one statement on PostgreSQL); returns the `returning` columns of the
-    rows actually inserted (with a conflict target, those that did not conflict)."""
+    rows actually inserted (with a conflict target, those that did not conflict).
+    `conflict_where`: the predicate of a partial unique index that is the conflict target."""
     if not rows:
         return []
     table = _table(model)
@@ -202,7 +203,8 @@ def insert_rows(session: Session, model, rows: Sequence[Mapping[str, Any]], *,
         sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
                f"SELECT {', '.join(select_list)} FROM {source}")
         if on_conflict_do_nothing:
-            sql += f" ON CONFLICT ({', '.join(quote(c) for c in on_conflict_do_nothing)}) DO NOTHING"
+            sql += (f" ON CONFLICT ({', '.join(quote(c) for c in on_conflict_do_nothing)})"
+                    + (f" WHERE {conflict_where}" if conflict_where else "") + " DO NOTHING")
         if returning:
             sql += f" RETURNING {', '.join(quote(c) for c in returning)}"
             return [tuple(row) for row in session.execute(text(sql), params)]
@@ -211,7 +213,8 @@ def insert_rows(session: Session, model, rows: Sequence[Mapping[str, Any]], *,
     full = with_defaults(table, rows)
     stmt = sqlite.insert(table)
     if on_conflict_do_nothing:
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(on_conflict_do_nothing))
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(on_conflict_do_nothing),
+                                           index_where=text(conflict_where) if conflict_where else None)
     if returning:
         stmt = stmt.returning(*[table.c[c] for c in returning])
         return [tuple(row) for row in session.execute(stmt, full)]

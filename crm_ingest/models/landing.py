@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from . import jsonfast
 from .base import utcnow
 from .bulk import allocate_ids, insert_rows
-from .pipeline import DONE, FAILED, PENDING, ConnectorCheckpoint, RawItem
+from .pipeline import DONE, FAILED, LANDED_BY_CONNECTORS, PENDING, ConnectorCheckpoint, RawItem
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def land_items(session: Session, source: str, items: Sequence[NewItem], *,
         for item in items
     ]
     inserted = insert_rows(session, RawItem, rows, on_conflict_do_nothing=("source", "external_id"),
-                           returning=("external_id", "id"))
+                           conflict_where=LANDED_BY_CONNECTORS, returning=("external_id", "id"))
     landed = dict(inserted)
     return list(dict.fromkeys(landed[row["external_id"]] for row in rows if row["external_id"] in landed))
 
@@ -64,8 +64,8 @@ def copy_items(session: Session, source: str, items: Sequence[NewItem], *,
     """Land items that are surely new with PostgreSQL's COPY; return their ids in input order.
 
     The fast path of a list import, whose rows are new by construction: the job's cursor moves
-    in the same transaction, so a row is never landed twice (a duplicate external id would
-    fail the whole transaction on the unique index rather than land twice). Several times
+    in the same transaction, under a lock on the job, so a row is never landed twice (which is
+    why the unique (source, external_id) index leaves import rows out). Several times
     cheaper than an insert that must check each row for a conflict and return it.
     """
     if not items:

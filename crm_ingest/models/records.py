@@ -5,7 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -65,6 +65,9 @@ class Contact(Provenance, Base):
 
 class Lead(Provenance, Base):
     __tablename__ = "leads"
+    # only qualified leads name an account or contact: the rest (every imported lead) stay out
+    __table_args__ = tuple(Index(f"ix_leads_{column}", column, postgresql_where=text(f"{column} IS NOT NULL"),
+                                 sqlite_where=text(f"{column} IS NOT NULL")) for column in ("account_id", "contact_id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     topic: Mapped[str | None] = mapped_column(String(300))
@@ -82,8 +85,8 @@ class Lead(Provenance, Base):
     queue: Mapped[str | None] = mapped_column(String(100))
     # what it was qualified into (Dynamics' parentaccountid, parentcontactid); no foreign key, so
     # merging that account or contact away never fails on a lead naming it
-    account_id: Mapped[int | None] = mapped_column(BigId, index=True)
-    contact_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    account_id: Mapped[int | None] = mapped_column(BigId)
+    contact_id: Mapped[int | None] = mapped_column(BigId)
 
 
 class Opportunity(Provenance, Base):
