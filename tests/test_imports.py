@@ -51,7 +51,10 @@ def test_the_sample_list_is_accounted_for_row_by_row(cli, tmp_path, sessions_for
         assert {lead.campaign_id for lead in leads} == {job["campaign_id"]}
         assert all(lead.details["consent"] == "legitimate interest" and lead.details["import_job"] == job["job"]
                    and lead.details["file"] == "purchased_list.csv" and lead.details["row"] for lead in leads)
-        assert len(session.scalars(select(CampaignMember)).all()) == 19
+        # on the campaign by their own campaign_id (the source campaign), with no member rows
+        assert session.scalars(select(CampaignMember)).all() == []
+    listed = run_json(cli, "list", "lead", "--campaign", "Nordic Expo", "--limit", "100")
+    assert len(listed["records"]) == 19
 
     # And running the same file again adds nothing
     again = run_json(cli, "import", str(SAMPLE), "--campaign", "Nordic Expo")

@@ -315,3 +315,32 @@ def test_a_form_from_a_contacts_address_is_paired_with_the_contact_whatever_the_
     pairs = reviews(cli)
     assert [(p["a"]["type"], p["a"]["email"], p["b"]["type"]) for p in pairs
             if "anna0@" in (p["a"]["email"] or "").lower()] == [("contact", "anna0@firma0.example.se", "lead")]
+
+
+def campaign_leads(cli, campaign: str) -> list[tuple[str, str]]:
+    result = cli("list", "lead", "--campaign", campaign, "--json")
+    assert result.exit_code == 0, result.output
+    return sorted((row["first_name"], row["email"]) for row in json.loads(result.output)["records"])
+
+
+def test_a_merged_lead_keeps_the_campaign_it_came_in_on_and_an_undo_gives_it_back(cli, tmp_path):
+    # Given Bob's form on one campaign and Robert's on another, each lead on its campaign by
+    # its own source campaign
+    for name, form, campaign in (("a.jsonl", BOB, "Spring Webinar"), ("b.jsonl", ROBERT_PRIVATE, "Autumn Fair")):
+        (tmp_path / name).write_text(json.dumps({"id": name, "form": "contact", "campaign": campaign,
+                                                 "fields": form}) + "\n", encoding="utf-8")
+        assert cli("land", "--source", "web", str(tmp_path / name)).exit_code == 0
+    assert campaign_leads(cli, "Autumn Fair") == [("Robert", "robert.smith@gmail.com")]
+
+    # When a person merges Robert's lead into Bob's
+    pair = reviews(cli)[0]
+    assert cli("review", "merge", str(pair["id"])).exit_code == 0
+
+    # Then the lead that is left is on both campaigns
+    bob = [("Bob", "bob@acme.example.com")]
+    assert campaign_leads(cli, "Spring Webinar") == bob and campaign_leads(cli, "Autumn Fair") == bob
+
+    # And undoing the merge puts each lead back on its own campaign only
+    assert cli("review", "undo", str(pair["id"])).exit_code == 0
+    assert campaign_leads(cli, "Spring Webinar") == bob
+    assert campaign_leads(cli, "Autumn Fair") == [("Robert", "robert.smith@gmail.com")]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping
 
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import (
@@ -383,6 +383,7 @@ def merge_records(session: Session, scope: str, survivor_id: int, loser_id: int,
         setattr(survivor, name, value)
     survivor.updated_at = utcnow()
     moved = _repoint(session, scope, loser_id, survivor_id)
+    moved["campaign_members_implied"] = _keep_own_campaign(session, scope, survivor, loser)
     session.delete(loser)
     entry = MergeLog(raw_item_id=raw_item_id, record_type=scope, record_id=survivor_id, merged_id=loser_id,
                      filled={"merged_record": {"id": loser_id, **snapshot},
@@ -390,6 +391,23 @@ def merge_records(session: Session, scope: str, survivor_id: int, loser_id: int,
     session.add(entry)
     session.flush()
     return entry
+
+
+def _keep_own_campaign(session: Session, scope: str, survivor, loser) -> list[int]:
+    """A lead is on its own campaign by its campaign_id, with no member row (pipeline.
+    _link_campaign_members); merged into a lead of another campaign, the survivor joins the
+    merged lead's campaign as a member. Returns the new member row's id (for the undo)."""
+    if scope != "lead" or loser.campaign_id is None or loser.campaign_id == survivor.campaign_id:
+        return []
+    if session.scalar(select(CampaignMember.id).where(
+            CampaignMember.campaign_id == loser.campaign_id, CampaignMember.record_type == scope,
+            CampaignMember.record_id == survivor.id)) is not None:
+        return []
+    member = CampaignMember(campaign_id=loser.campaign_id, record_type=scope, record_id=survivor.id,
+                            raw_item_id=loser.origin_item_id, created_at=utcnow())
+    session.add(member)
+    session.flush()
+    return [member.id]
 
 
 def undo_merge(session: Session, review_id: int) -> dict[str, Any]:
@@ -440,6 +458,9 @@ def undo_merge(session: Session, review_id: int) -> dict[str, Any]:
         session.execute(update(RawItem).where(RawItem.id == origin, RawItem.record_type == scope,
                                               RawItem.record_id == loser_id, RawItem.outcome == "merged")
                         .values(outcome="created", outcome_reason=f"merge into {scope} {survivor_id} undone"))
+    joined = moved.get("campaign_members_implied") or []
+    if joined:  # the merged lead is back on its own campaign by its campaign_id
+        session.execute(delete(CampaignMember).where(CampaignMember.id.in_(joined)))
     for row in moved.get("campaign_members_dropped") or []:
         session.add(CampaignMember(**{**row, "record_id": loser_id,
                                       "created_at": _restore(CampaignMember, "created_at", row["created_at"])}))

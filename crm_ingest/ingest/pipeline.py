@@ -257,7 +257,7 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
                   if (m.record_type, m.record_id) in flagged.merged else m for m in merges]
     _insert_activities(session, active, outcomes)
     _log_merges(session, merges)
-    _link_campaign_members(session, active, outcomes, defaults, imports)
+    _link_campaign_members(session, active, outcomes, defaults, imports, people)
     return [outcomes[plan.item_id] for plan in plans]
 
 
@@ -377,17 +377,26 @@ def _log_merges(session: Session, merges) -> None:
 
 
 def _link_campaign_members(session: Session, plans: list[ItemPlan], outcomes: Mapping[int, Outcome],
-                           defaults: Mapping[int, dict[str, Any]],
-                           imports: Mapping[int, ImportOptions]) -> None:
+                           defaults: Mapping[int, dict[str, Any]], imports: Mapping[int, ImportOptions],
+                           people: Mapping[int, Any]) -> None:
+    """Put the records these items reached on the items' campaigns. A lead created on its
+    campaign is on it by its own campaign_id (Dynamics' source campaign; the record queries
+    read both), so neither it nor a repeat of it in the same batch gets a member row: the row
+    would repeat it, and was a sixth of a list import's database writes."""
     rows = []
     for plan in plans:
         campaign_id = defaults[plan.item_id]["campaign_id"]
         outcome = outcomes[plan.item_id]
-        if campaign_id and outcome.record_type in ("lead", "contact"):
-            job = imports.get(plan.item_id)
-            rows.append({"campaign_id": campaign_id, "record_type": outcome.record_type,
-                         "record_id": outcome.record_id, "raw_item_id": plan.item_id,
-                         "import_job_id": job.job_id if job else None})
+        if not campaign_id or outcome.record_type not in ("lead", "contact"):
+            continue
+        person = people.get(plan.item_id)
+        origin = person.origin_item_id if person is not None and person.record_id == outcome.record_id else None
+        if outcome.record_type == "lead" and origin in defaults and defaults[origin]["campaign_id"] == campaign_id:
+            continue  # a lead this batch created on this campaign (by this item, or one before it)
+        job = imports.get(plan.item_id)
+        rows.append({"campaign_id": campaign_id, "record_type": outcome.record_type,
+                     "record_id": outcome.record_id, "raw_item_id": plan.item_id,
+                     "import_job_id": job.job_id if job else None})
     rows.sort(key=lambda r: (r["campaign_id"], r["record_type"], r["record_id"]))
     insert_rows(session, CampaignMember, rows,
                 on_conflict_do_nothing=("campaign_id", "record_type", "record_id"))
