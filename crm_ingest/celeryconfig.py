@@ -53,6 +53,7 @@ task_default_exchange = "process"
 task_default_routing_key = "process"
 task_routes = {
     "crm_ingest.process_batch": {"queue": "process"},
+    "crm_ingest.process_chunk": {"queue": "process"},
     "crm_ingest.sweep": {"queue": "poll"},
     "crm_ingest.recheck_duplicates": {"queue": "poll"},
     "crm_ingest.poll_source": {"queue": "poll"},

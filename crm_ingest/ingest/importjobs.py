@@ -14,6 +14,7 @@ from crm_ingest.models import (
     CampaignMember,
     Contact,
     IdentityKey,
+    ImportChunk,
     ImportJob,
     Lead,
     MergeLog,
@@ -22,6 +23,7 @@ from crm_ingest.models import (
     utcnow,
 )
 from crm_ingest.models.bulk import insert_rows
+from crm_ingest.models.landing import waiting_chunk_rows
 
 from .errors import InvalidItem
 from .matching import email_variants
@@ -47,6 +49,7 @@ def job_counts(session: Session, job_id: int) -> dict[str, int]:
     for name, count in session.execute(select(kind, func.count()).where(RawItem.import_job_id == job_id)
                                        .group_by(kind)):
         counts[name] = counts.get(name, 0) + count
+    counts["pending"] += waiting_chunk_rows(session, job_id)  # landed in chunks, not yet processed
     counts["rows"] = sum(counts.values())
     return counts
 
@@ -175,6 +178,8 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
     result["links_removed"] += session.execute(
         delete(CampaignMember).where(CampaignMember.import_job_id == job_id)).rowcount
     result["raw_items_removed"] = session.execute(delete(RawItem).where(RawItem.import_job_id == job_id)).rowcount
+    result["raw_items_removed"] += waiting_chunk_rows(session, job_id)  # rows never processed
+    session.execute(delete(ImportChunk).where(ImportChunk.import_job_id == job_id))
     job.state = "reverted"
     job.finished_at = utcnow()
     job.options = {**(job.options or {}), "reverted": result}

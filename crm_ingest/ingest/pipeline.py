@@ -179,8 +179,12 @@ def describe_error(exc: BaseException) -> str:
 def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceConfig],
           imports: Mapping[int, ImportOptions] | None = None,
           rules: Mapping[str, Any] | None = None, sla: Mapping[str, SlaTerm] | None = None,
-          threading: ThreadingConfig | None = None) -> list[Outcome]:
+          threading: ThreadingConfig | None = None, external_ids: Mapping[int, str] | None = None
+          ) -> list[Outcome]:
     """Write the records the plans call for; return one outcome per plan.
+
+    `external_ids`: of items not in raw_items yet (an import chunk's rows are written there
+    with their outcomes), for naming the row a duplicate repeats.
 
     `imports` maps item ids of list-import rows to their import's options. A lead or contact
     created by an item of a source that reviews duplicates (forms, mail, posts by default) is
@@ -224,7 +228,7 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
     acknowledge.queue(session, [(case_ids[p.item_id], ticket_number(case_ids[p.item_id]), sources[p.item_id].name, p)
                                 for p in new_cases if sources[p.item_id].acknowledge is not None
                                 and p.activity and p.activity.get("kind") == "email"])
-    duplicates = _duplicates_in_file(session, people, imports)
+    duplicates = _duplicates_in_file(session, people, imports, external_ids or {})
     for plan in active:
         if plan.item_id in refused:
             continue
@@ -343,15 +347,16 @@ def suppressed(session: Session, plans: list[ItemPlan]) -> dict[int, str]:
     return reasons
 
 
-def _duplicates_in_file(session: Session, people: Mapping[int, Any],
-                        imports: Mapping[int, ImportOptions]) -> dict[int, str]:
+def _duplicates_in_file(session: Session, people: Mapping[int, Any], imports: Mapping[int, ImportOptions],
+                        external_ids: Mapping[int, str]) -> dict[int, str]:
     """Merged import rows whose record an earlier row of the same file created."""
     origins = {item_id: r.origin_item_id for item_id, r in people.items()
                if item_id in imports and not r.created and r.origin_item_id}
     if not origins:
         return {}
-    rows = {}
-    ids = sorted(set(origins.values()))
+    rows = {origin: _Origin(origin, imports[origin].job_id, external_ids[origin])
+            for item_id, origin in origins.items() if origin in external_ids and origin in imports}
+    ids = sorted(set(origins.values()) - set(rows))
     pg = session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(ids), 1000):
         chunk = ids[start:start + 1000]
@@ -368,6 +373,13 @@ def _duplicates_in_file(session: Session, people: Mapping[int, Any],
         if row is not None and row.import_job_id == imports[item_id].job_id:
             reasons[item_id] = f"duplicate of row {row.external_id.rpartition(':')[2]} in this file"
     return reasons
+
+
+@dataclass(frozen=True)
+class _Origin:
+    id: int
+    import_job_id: int | None
+    external_id: str
 
 
 def _log_merges(session: Session, merges) -> None:

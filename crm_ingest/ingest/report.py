@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from crm_ingest.models import OUTCOMES, RECORD_MODELS, STATES_ALL, RawItem
+from crm_ingest.models import OUTCOMES, PENDING, RECORD_MODELS, STATES_ALL, RawItem
+from crm_ingest.models.landing import waiting_chunk_rows_by_source
 
 
 def item_counts(session: Session, source: str | None = None) -> dict:
@@ -18,6 +19,8 @@ def item_counts(session: Session, source: str | None = None) -> dict:
         by_state[state] = by_state.get(state, 0) + count
         if outcome:
             by_outcome[outcome] = by_outcome.get(outcome, 0) + count
+    waiting = waiting_chunk_rows_by_source(session)  # import rows landed in chunks, not processed yet
+    by_state[PENDING] += waiting.get(source, 0) if source else sum(waiting.values())
     return {"received": sum(by_state.values()), "by_state": by_state, "by_outcome": by_outcome}
 
 

@@ -13,6 +13,7 @@ from .pipeline import (
     ConnectorCheckpoint,
     DuplicateReview,
     IdentityKey,
+    ImportChunk,
     ImportJob,
     IntakeCount,
     MatchKey,
@@ -39,7 +40,7 @@ from .records import (
 __all__ = [
     "Base", "utcnow", "make_engine", "make_session_factory",
     "STATES_ALL", "DONE", "FAILED", "OUTCOMES", "PENDING", "PROCESSING",
-    "Acknowledgement", "CampaignMember", "ConnectorCheckpoint", "DuplicateReview", "IdentityKey", "ImportJob",
+    "Acknowledgement", "CampaignMember", "ConnectorCheckpoint", "DuplicateReview", "IdentityKey", "ImportChunk", "ImportJob",
     "IntakeCount", "MatchKey", "MergeLog", "RawItem", "SourceHealth",
     "Suppression", "AlertState", "QueueDepthMinute", "ThroughputMinute", "FINISHED", "LANDED",
     "CASE_ORIGIN", "CASE_PRIORITY", "RECORD_MODELS",

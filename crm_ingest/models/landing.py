@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Sequence
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import jsonfast
 from .base import utcnow
 from .bulk import allocate_ids, insert_rows
-from .pipeline import DONE, FAILED, LANDED_BY_CONNECTORS, PENDING, ConnectorCheckpoint, RawItem
+from .pipeline import DONE, FAILED, LANDED_BY_CONNECTORS, PENDING, ConnectorCheckpoint, ImportChunk, RawItem
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def _insert_for(session: Session, table):
 
 
 def land_items(session: Session, source: str, items: Sequence[NewItem], *,
-               import_job_id: int | None = None) -> list[int]:
+               import_job_id: int | None = None, received_at: datetime | None = None) -> list[int]:
     """Insert the items not landed before; return the ids of those newly landed, in input order.
 
     Idempotent on (source, external_id): a re-landed item is ignored and not processed again.
@@ -42,7 +43,7 @@ def land_items(session: Session, source: str, items: Sequence[NewItem], *,
     """
     if not items:
         return []
-    now = utcnow()
+    now = received_at or utcnow()
     rows = [
         {"source": source, "external_id": item.external_id[:500], "kind": item.kind,
          "payload": without_nul(item.payload), "received_at": now, "queued_at": now,
@@ -60,7 +61,7 @@ _COPY_COLUMNS = ("id", "source", "external_id", "kind", "payload", "received_at"
 
 
 def copy_items(session: Session, source: str, items: Sequence[NewItem], *,
-               import_job_id: int | None = None) -> list[int]:
+               import_job_id: int | None = None, received_at: datetime | None = None) -> list[int]:
     """Land items that are surely new with PostgreSQL's COPY; return their ids in input order.
 
     The fast path of a list import, whose rows are new by construction: the job's cursor moves
@@ -70,7 +71,7 @@ def copy_items(session: Session, source: str, items: Sequence[NewItem], *,
     """
     if not items:
         return []
-    now = utcnow().isoformat()
+    now = (received_at or utcnow()).isoformat()
     ids = allocate_ids(session, RawItem, len(items))
     # COPY's text format written here, a whole chunk at once: psycopg's write_row formats
     # each field in Python, which was a sixth of the landing process's time
@@ -86,6 +87,90 @@ def copy_items(session: Session, source: str, items: Sequence[NewItem], *,
     with cursor.copy(f"COPY raw_items ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
         copy.write(b"".join(lines))
     return ids
+
+
+def land_chunk(session: Session, source: str, items: Sequence[NewItem], *, import_job_id: int) -> int:
+    """Land a list import's rows as one chunk (one row of import_chunks, the rows as JSON);
+    returns its id. See ImportChunk: each row becomes a raw item once it has its outcome."""
+    now = utcnow()
+    rows = jsonfast.dumps([[item.external_id[:500], item.kind, item.payload] for item in items])
+    chunk = ImportChunk(import_job_id=import_job_id, source=source, row_count=len(items), rows=rows,
+                        received_at=now, queued_at=now, state=PENDING, attempts=0)
+    session.add(chunk)
+    session.flush()
+    return chunk.id
+
+
+def chunk_items(chunk: ImportChunk) -> list[NewItem]:
+    return [NewItem(external_id, kind, payload) for external_id, kind, payload in jsonfast.loads(chunk.rows or "[]")]
+
+
+def waiting_chunks(session: Session, job_id: int) -> list[int]:
+    """Ids of the job's chunks still waiting to be processed."""
+    return list(session.scalars(select(ImportChunk.id).where(ImportChunk.import_job_id == job_id,
+                                                             ImportChunk.state == PENDING)
+                                .order_by(ImportChunk.id)))
+
+
+def waiting_chunk_rows(session: Session, job_id: int | None = None) -> int:
+    """Rows of import chunks still waiting (of one job, or of all): landed, not yet raw items."""
+    query = select(func.coalesce(func.sum(ImportChunk.row_count), 0)).where(ImportChunk.state == PENDING)
+    if job_id is not None:
+        query = query.where(ImportChunk.import_job_id == job_id)
+    return int(session.scalar(query) or 0)
+
+
+def waiting_chunk_rows_by_source(session: Session, since: datetime | None = None) -> dict[str, int]:
+    """Rows of waiting import chunks by source (landed at or after `since`, if given): they
+    count as pending items, landed when their chunk was, until they are raw items."""
+    query = (select(ImportChunk.source, func.sum(ImportChunk.row_count)).where(ImportChunk.state == PENDING)
+             .group_by(ImportChunk.source))
+    if since is not None:
+        query = query.where(ImportChunk.received_at >= since)
+    return {source: int(count or 0) for source, count in session.execute(query)}
+
+
+_FINISHED_COLUMNS = ("id", "source", "external_id", "kind", "payload", "received_at", "queued_at",
+                     "import_job_id", "state", "attempts", "lease_until", "last_error", "outcome",
+                     "outcome_reason", "record_type", "record_id", "finished_at")
+
+
+def write_items(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert raw items written once, as they stand after processing (state, outcome and all):
+    the rows of an import chunk. Each row names every column of _FINISHED_COLUMNS."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        insert_rows(session, RawItem, [{**row, "payload": without_nul(row["payload"])} for row in rows])
+        return
+    # COPY's text format written out, as in copy_items; the columns' types are known, and the
+    # timestamps (one per chunk, mostly) are formatted once each
+    moments: dict[datetime, bytes] = {}
+
+    def moment(value: datetime | None) -> bytes:
+        if value is None:
+            return b"\\N"
+        text = moments.get(value)
+        if text is None:
+            text = moments[value] = value.isoformat().encode()
+        return text
+
+    def maybe(value: str | None) -> bytes:
+        return b"\\N" if value is None else _copy_text(value)
+
+    lines = []
+    for row in rows:
+        record_id = row["record_id"]
+        lines.append(b"\t".join((
+            b"%d" % row["id"], _copy_text(row["source"]), _copy_text(row["external_id"]), _copy_text(row["kind"]),
+            _copy_json(row["payload"]), moment(row["received_at"]), moment(row["queued_at"]),
+            b"\\N" if row["import_job_id"] is None else b"%d" % row["import_job_id"], _copy_text(row["state"]),
+            b"%d" % row["attempts"], moment(row["lease_until"]), maybe(row["last_error"]), maybe(row["outcome"]),
+            maybe(row["outcome_reason"]), maybe(row["record_type"]),
+            b"\\N" if record_id is None else b"%d" % record_id, moment(row["finished_at"]))) + b"\n")
+    cursor = session.connection().connection.driver_connection.cursor()
+    with cursor.copy(f"COPY raw_items ({', '.join(_FINISHED_COLUMNS)}) FROM STDIN") as copy:
+        copy.write(b"".join(lines))
 
 
 def _copy_text(value: str) -> bytes:

@@ -138,6 +138,36 @@ class ImportJob(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+WAITING = "state = 'pending'"
+
+
+class ImportChunk(Base):
+    """Rows of a list import landed together (thousands), waiting for one worker's transaction.
+
+    The chunk holds the rows until they are processed; then each row is written to raw_items
+    once, with its outcome, and the chunk keeps only its counts. (A row landed as a raw item
+    of its own would be written twice, landed and finished, each write with its index entries:
+    most of a large import's database time.) A chunk that fails as a whole is split: its rows
+    become raw items waiting on their own, and a bad row is isolated as any item is."""
+
+    __tablename__ = "import_chunks"
+    __table_args__ = (Index("ix_import_chunks_waiting", "import_job_id",
+                            postgresql_where=text(WAITING), sqlite_where=text(WAITING)),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    import_job_id: Mapped[int] = mapped_column(ForeignKey("import_jobs.id"), index=True)
+    source: Mapped[str] = mapped_column(String(100))
+    row_count: Mapped[int] = mapped_column()
+    rows: Mapped[str | None] = mapped_column(Text)  # JSON [[external_id, kind, payload], ...] until processed
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # pending -> done (its rows are raw items with outcomes) | split (its rows wait as raw items)
+    state: Mapped[str] = mapped_column(String(12), default=PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)  # deliveries begun
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class CampaignMember(Base):
     """A lead or contact on a campaign's list: how an import links people it did not create."""
 

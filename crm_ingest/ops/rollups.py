@@ -18,8 +18,9 @@ from typing import Any, Mapping
 from sqlalchemy import and_, delete, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from crm_ingest.models import (DONE, FAILED, FINISHED, LANDED, OUTCOMES, PENDING, PROCESSING, QueueDepthMinute,
-                               RawItem, ThroughputMinute, utcnow)
+from crm_ingest.models import (DONE, FAILED, FINISHED, LANDED, OUTCOMES, PENDING, PROCESSING, ImportChunk,
+                               QueueDepthMinute, RawItem, ThroughputMinute, utcnow)
+from crm_ingest.models.landing import waiting_chunk_rows
 
 from .latency import latency_seconds
 
@@ -83,7 +84,17 @@ def _landed(session: Session, start: datetime, end: datetime) -> dict[Key, tuple
     query = (select(minute, RawItem.source, func.count())
              .where(RawItem.received_at >= start, RawItem.received_at < end)
              .group_by(minute, RawItem.source))
-    return {(_as_minute(m), source, LANDED, "", ""): (count, 0.0) for m, source, count in session.execute(query)}
+    rows = {(_as_minute(m), source, LANDED, "", ""): (count, 0.0) for m, source, count in session.execute(query)}
+    # import rows waiting in chunks landed when their chunk did (processed, they are raw items
+    # with that landing time, counted above instead)
+    minute = _minute(session, ImportChunk.received_at)
+    waiting = (select(minute, ImportChunk.source, func.sum(ImportChunk.row_count))
+               .where(ImportChunk.state == PENDING, ImportChunk.received_at >= start, ImportChunk.received_at < end)
+               .group_by(minute, ImportChunk.source))
+    for m, source, count in session.execute(waiting):
+        key = (_as_minute(m), source, LANDED, "", "")
+        rows[key] = (rows.get(key, (0, 0.0))[0] + int(count or 0), 0.0)
+    return rows
 
 
 def _finished(session: Session, start: datetime, end: datetime) -> dict[Key, tuple[int, float]]:
@@ -108,8 +119,8 @@ def _finished(session: Session, start: datetime, end: datetime) -> dict[Key, tup
 def sample_depths(session: Session, minute: datetime, depths: Mapping[str, int] | None = None) -> None:
     """Keep the unfinished items' count (and any broker queue depths) as this minute's depth;
     a second sample in the same minute replaces the first."""
-    unfinished = session.scalar(select(func.count()).select_from(RawItem)
-                                .where(RawItem.state.in_((PENDING, PROCESSING)))) or 0
+    unfinished = (session.scalar(select(func.count()).select_from(RawItem)
+                                 .where(RawItem.state.in_((PENDING, PROCESSING)))) or 0) + waiting_chunk_rows(session)
     values = [{"minute": minute, "queue": queue, "depth": int(depth)}
               for queue, depth in sorted({UNFINISHED: unfinished, **(depths or {})}.items())]
     stmt = _insert(session)(QueueDepthMinute).values(values)

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from crm_ingest.connectors.health import credentials_expire_at, credentials_expiring, healthy, next_poll
 from crm_ingest.ingest.report import record_counts, top_errors
 from crm_ingest.ingest.settings import Settings
-from crm_ingest.models import (DONE, FAILED, OUTCOMES, PENDING, PROCESSING, STATES_ALL, RawItem, SourceHealth,
+from crm_ingest.models import (DONE, FAILED, OUTCOMES, PENDING, PROCESSING, STATES_ALL, ImportChunk, RawItem, SourceHealth,
                                utcnow)
+from crm_ingest.models.landing import waiting_chunk_rows_by_source
 from crm_ingest.runtime import Runtime
 
 from .latency import BUCKETS, latency_seconds
@@ -73,6 +74,10 @@ def totals(session: Session) -> dict[str, Any]:
         entry["below"] = [a + (b or 0) for a, b in zip(entry["below"], below)]
         entry["count"] += count
         entry["sum"] += float(latency_sum or 0.0)
+    for source, count in waiting_chunk_rows_by_source(session).items():  # import rows not processed yet
+        by_state[PENDING] += count
+        landed[source] = landed.get(source, 0) + count
+        failed.setdefault(source, 0)
     return {
         "items": {"received": sum(by_state.values()), "by_state": by_state, "by_outcome": by_outcome},
         "landed_by_source": dict(sorted(landed.items())),
@@ -99,6 +104,9 @@ def recent_by_source(session: Session, now: datetime) -> dict[str, dict[str, int
               .where(RawItem.received_at >= hour_ago).group_by(RawItem.source))
     for source, hour, minute in session.execute(landed):
         entry(source).update(landed_last_hour=hour, landed_last_minute=minute or 0)
+    for span, since in (("hour", hour_ago), ("minute", minute_ago)):  # import rows waiting in chunks
+        for source, count in waiting_chunk_rows_by_source(session, since).items():
+            entry(source)[f"landed_last_{span}"] += count
     finished = (select(RawItem.source, RawItem.state, func.count(),
                        func.sum(case((RawItem.finished_at >= minute_ago, 1), else_=0)))
                 .where(RawItem.finished_at >= hour_ago, RawItem.state.in_((DONE, FAILED)))
@@ -111,7 +119,10 @@ def recent_by_source(session: Session, now: datetime) -> dict[str, dict[str, int
 
 def oldest_unfinished_age(session: Session, now: datetime) -> float | None:
     """Seconds since the oldest item still pending or processing arrived (None: there is none)."""
-    oldest = session.scalar(select(func.min(RawItem.received_at)).where(RawItem.state.in_((PENDING, PROCESSING))))
+    oldest = min((moment for moment in (
+        session.scalar(select(func.min(RawItem.received_at)).where(RawItem.state.in_((PENDING, PROCESSING)))),
+        session.scalar(select(func.min(ImportChunk.received_at)).where(ImportChunk.state == PENDING)))
+        if moment is not None), default=None)
     return None if oldest is None else round(max((now - oldest).total_seconds(), 0.0), 3)
 
 

@@ -214,12 +214,7 @@ def process_items(session: Session, items: list[ItemRef], settings: Settings
                   ) -> tuple[list[Outcome], dict[int, str]]:
     """Plan and store the items, and write their outcomes; raises RaceLost when another
     transaction wrote an outcome of one of them first."""
-    plans, errors = plan_items(items, settings)
-    plans = route_items(session, [item for item in items if item.id not in errors], plans, settings)
-    sources = {item.id: settings.source(item.source) for item in items if item.id not in errors}
-    jobs = import_options(session, {item.import_job_id for item in items if item.import_job_id})
-    imports = {item.id: jobs[item.import_job_id] for item in items if item.import_job_id in jobs}
-    outcomes = store(session, plans, sources, imports, settings.matching, settings.sla, settings.threading)
+    outcomes, errors = plan_and_store(session, items, settings)
     attempts = {item.id: item.attempts for item in items}
     written = _finish(session, outcomes, attempts)
     if errors:
@@ -227,6 +222,20 @@ def process_items(session: Session, items: list[ItemRef], settings: Settings
                          settings)
     if written != len(items):
         raise RaceLost(f"{len(items) - written} of {len(items)} items were finished by another worker")
+    return outcomes, errors
+
+
+def plan_and_store(session: Session, items: list[ItemRef], settings: Settings,
+                   external_ids: dict[int, str] | None = None) -> tuple[list[Outcome], dict[int, str]]:
+    """Plan the items and write their records; returns the outcomes, and the errors of items
+    that could not be planned (item id -> error). Writes no outcome."""
+    plans, errors = plan_items(items, settings)
+    plans = route_items(session, [item for item in items if item.id not in errors], plans, settings)
+    sources = {item.id: settings.source(item.source) for item in items if item.id not in errors}
+    jobs = import_options(session, {item.import_job_id for item in items if item.import_job_id})
+    imports = {item.id: jobs[item.import_job_id] for item in items if item.import_job_id in jobs}
+    outcomes = store(session, plans, sources, imports, settings.matching, settings.sla, settings.threading,
+                     external_ids=external_ids)
     return outcomes, errors
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import PENDING, PROCESSING, RawItem
 from crm_ingest.models.bulk import plain_index_scans
+from crm_ingest.models.landing import waiting_chunk_rows
 
 from .batch import BatchReport, run_batch, sweep
 
@@ -43,8 +44,55 @@ def process_now(sessions, ids: Sequence[int], settings: Settings,
 
 
 def run_due(sessions, settings: Settings) -> BatchReport:
-    """Embedded mode's sweeper: process whatever is pending and due (e.g. retries)."""
-    return process_now(sessions, sweep(sessions, settings), settings)
+    """Embedded mode's sweeper: process whatever is pending and due (e.g. retries), import
+    chunks left waiting (an import interrupted) included."""
+    from .chunks import sweep_chunks
+
+    total = BatchReport()
+    for chunk_id in sweep_chunks(sessions, settings):
+        _add(total, process_chunk_now(sessions, chunk_id, settings))
+    _add(total, process_now(sessions, sweep(sessions, settings), settings))
+    return total
+
+
+def _add(total: BatchReport, report: BatchReport) -> None:
+    total.claimed += report.claimed
+    total.skipped += report.skipped
+    total.failed += report.failed
+    total.outcomes.update(report.outcomes)
+
+
+def dispatch_chunk(sessions: sessionmaker[Session], chunk_id: int, settings: Settings,
+                   on_batch: Callable[[BatchReport], None] | None = None) -> None:
+    """Queue an import chunk with a broker configured; otherwise process it before returning."""
+    if settings.embedded:
+        report = process_chunk_now(sessions, chunk_id, settings)
+        if on_batch:
+            on_batch(report)
+    else:
+        enqueue_chunks([chunk_id], settings)
+
+
+def process_chunk_now(sessions, chunk_id: int, settings: Settings) -> BatchReport:
+    """Process a chunk here; a chunk that had to be split has its items processed here too."""
+    from .chunks import run_chunk
+
+    report, split = run_chunk(sessions, chunk_id, settings)
+    if split:
+        _add(report, process_now(sessions, split, settings))
+    return report
+
+
+def enqueue_chunks(chunk_ids: Sequence[int], settings: Settings) -> int:
+    """Publish one message per import chunk to the `process` queue."""
+    from .app import app
+    from .tasks import process_chunk
+
+    with app.producer_or_acquire() as producer:
+        _ensure_queues(producer.channel)
+        for chunk_id in chunk_ids:
+            process_chunk.apply_async(args=[chunk_id], producer=producer)
+    return len(chunk_ids)
 
 
 def enqueue(ids: Sequence[int], settings: Settings) -> int:
@@ -108,8 +156,9 @@ def wait_for(sessions, ids: Sequence[int], timeout: float | None = None, poll: f
 def wait_for_job(sessions, job_id: int, timeout: float | None = None, poll: float = 2.0,
                  on_progress: Callable[[int, int], None] | None = None) -> int:
     """Block until every row of an import job has an outcome (or is set aside); returns how
-    many are unfinished. Polls only the unfinished rows (through the partial index of them),
-    never the whole job: a million-row job would otherwise be counted every poll."""
+    many are unfinished. Polls only the waiting chunks and the unfinished rows (through the
+    partial indexes of them), never the whole job: a million-row job would otherwise be
+    counted every poll."""
     from crm_ingest.models import ImportJob
 
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -118,9 +167,9 @@ def wait_for_job(sessions, job_id: int, timeout: float | None = None, poll: floa
         with sessions() as session:
             plain_index_scans(session)
             total = session.scalar(select(ImportJob.rows_landed).where(ImportJob.id == job_id)) or 0
-            unfinished = session.scalar(
+            unfinished = waiting_chunk_rows(session, job_id) + (session.scalar(
                 select(func.count()).select_from(RawItem)
-                .where(RawItem.state.in_([PENDING, PROCESSING]), RawItem.import_job_id == job_id)) or 0
+                .where(RawItem.state.in_([PENDING, PROCESSING]), RawItem.import_job_id == job_id)) or 0)
         if on_progress:
             on_progress(total - unfinished, total)
         if unfinished == 0 or (deadline and time.monotonic() > deadline):

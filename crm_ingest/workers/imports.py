@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_ingest.ingest.pipeline import campaign_ids
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import PENDING, ImportJob, RawItem, utcnow
-from crm_ingest.models.landing import copy_items, land_items
+from crm_ingest.models.landing import land_chunk, waiting_chunks
 
 from .batch import BatchReport
-from .dispatch import dispatch
+from .dispatch import dispatch, dispatch_chunk
 
-CHUNK_ROWS = 5000  # rows landed per transaction, then handed to the workers
+CHUNK_ROWS = 5000  # rows landed per transaction as one chunk, then processed by one worker
 
 
 @dataclass
@@ -85,16 +85,13 @@ def land_list(sessions: sessionmaker[Session], list_file, request: ImportRequest
     while chunk := list(islice(rows, CHUNK_ROWS)):
         with sessions.begin() as session:
             _hold(session, job_id, progress.rows_read)
-            if session.get_bind().dialect.name == "postgresql":
-                ids = copy_items(session, request.source, chunk, import_job_id=job_id)
-            else:
-                ids = land_items(session, request.source, chunk, import_job_id=job_id)
+            chunk_id = land_chunk(session, request.source, chunk, import_job_id=job_id)
             session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
                 cursor=chunk[-1].cursor, rows_read=ImportJob.rows_read + len(chunk),
-                rows_landed=ImportJob.rows_landed + len(ids)))
+                rows_landed=ImportJob.rows_landed + len(chunk)))
         progress.rows_read += len(chunk)
-        progress.rows_landed += len(ids)
-        dispatch(sessions, ids, settings, on_batch=count)
+        progress.rows_landed += len(chunk)
+        dispatch_chunk(sessions, chunk_id, settings, on_batch=count)
         if settings.embedded:
             progress.outcomes = outcomes
         if on_chunk:
@@ -124,8 +121,13 @@ def _hold(session: Session, job_id: int, rows_read: int) -> None:
 
 
 def _dispatch_unfinished(sessions, job_id: int, settings: Settings) -> None:
+    """The job's chunks still waiting, and its rows waiting as raw items (a chunk split, or
+    landed by a version before chunks), sent on again."""
     with sessions() as session:
+        chunk_ids = waiting_chunks(session, job_id)
         ids = list(session.scalars(select(RawItem.id).where(
             RawItem.import_job_id == job_id, RawItem.state == PENDING).order_by(RawItem.id)))
+    for chunk_id in chunk_ids:
+        dispatch_chunk(sessions, chunk_id, settings)
     if ids:
         dispatch(sessions, ids, settings)

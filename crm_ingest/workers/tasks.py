@@ -11,7 +11,8 @@ from crm_ingest.runtime import runtime
 from .app import app
 from .backoff import retry_delay
 from .batch import run_batch, sweep as sweep_items
-from .dispatch import enqueue
+from .chunks import run_chunk, sweep_chunks
+from .dispatch import enqueue, enqueue_chunks
 from .queues import process_queue_empty
 
 log = logging.getLogger(__name__)
@@ -43,15 +44,30 @@ def process_batch(ids: list[int]) -> dict:
     return run_batch(rt.sessions, ids, rt.settings, coalesce=size if len(ids) < COALESCE_BELOW else 0).as_dict()
 
 
+@app.task(base=IngestTask, name="crm_ingest.process_chunk")
+def process_chunk(chunk_id: int) -> dict:
+    """One chunk of a list import; a chunk that had to be split has its items queued."""
+    rt = runtime()
+    report, split = run_chunk(rt.sessions, chunk_id, rt.settings)
+    if split:
+        enqueue(split, rt.settings)
+    return report.as_dict()
+
+
 @app.task(base=IngestTask, name="crm_ingest.sweep")
 def sweep() -> int:
     """Re-queue what was landed but not finished: lost messages, dead workers, retries due."""
     rt = runtime()
-    ids = sweep_items(rt.sessions, rt.settings, queue_empty=process_queue_empty(rt.settings.redis_url))
+    queue_empty = process_queue_empty(rt.settings.redis_url)
+    chunks = sweep_chunks(rt.sessions, rt.settings, queue_empty=queue_empty)
+    if chunks:
+        enqueue_chunks(chunks, rt.settings)
+        log.info("sweeper re-queued %d import chunks", len(chunks))
+    ids = sweep_items(rt.sessions, rt.settings, queue_empty=queue_empty)
     if ids:
         enqueue(ids, rt.settings)
         log.info("sweeper re-queued %d items", len(ids))
-    return len(ids)
+    return len(ids) + len(chunks)
 
 
 @app.task(base=IngestTask, name="crm_ingest.recheck_duplicates")
