@@ -94,6 +94,9 @@ def land_chunk(session: Session, source: str, items: Sequence[NewItem], *, impor
     returns its id. See ImportChunk: each row becomes a raw item once it has its outcome."""
     now = utcnow()
     rows = jsonfast.dumps([[item.external_id[:500], item.kind, item.payload] for item in items])
+    if "\\u0000" in rows:  # a NUL somewhere (or the text "\\u0000"): PostgreSQL text cannot hold it
+        rows = jsonfast.dumps([[item.external_id[:500].replace("\x00", ""), item.kind, without_nul(item.payload)]
+                               for item in items])
     chunk = ImportChunk(import_job_id=import_job_id, source=source, row_count=len(items), rows=rows,
                         received_at=now, queued_at=now, state=PENDING, attempts=0)
     session.add(chunk)

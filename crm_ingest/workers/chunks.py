@@ -38,12 +38,18 @@ def run_chunk(sessions: sessionmaker[Session], chunk_id: int, settings: Settings
     Returns the report, and the ids of raw items to process when the chunk was split instead:
     because it failed as a whole, or because it was delivered more than `max_attempts` times
     (a row that kills its worker). The caller processes or queues those."""
+    try:
+        return _run(sessions, chunk_id, settings)
+    except OperationalError as exc:  # counting the attempt, or splitting
+        raise RetriableError(f"database unavailable or contended: {exc.orig!r}") from exc
+
+
+def _run(sessions: sessionmaker[Session], chunk_id: int, settings: Settings) -> tuple[BatchReport, list[int]]:
     report = BatchReport()
     attempt = _begin_attempt(sessions, chunk_id)
     if attempt is None:
         return report, []
-    pipeline = settings.pipeline
-    if attempt > pipeline.max_attempts:
+    if attempt > settings.pipeline.max_attempts:
         return report, split_chunk(sessions, chunk_id, f"not finished after {attempt - 1} deliveries: "
                                                        "its worker died, or its message was lost")
     try:

@@ -182,3 +182,23 @@ def test_revert_removes_rows_still_waiting_in_chunks(url_fixture, request, sessi
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(ImportChunk)) == 0
         assert job_counts(session, job_id)["rows"] == 0
+
+
+@pytest.mark.parametrize("url_fixture", URLS)
+def test_a_nul_in_a_row_is_dropped_at_landing_and_the_row_is_stored(url_fixture, request, sessions_for):
+    # Given a row with a NUL in a name (binary junk a vendor's export left in a cell)
+    url = request.getfixturevalue(url_fixture)
+    sessions = sessions_for(url)
+    with sessions.begin() as session:
+        job = ImportJob(source="list", file_name="x.csv", file_sha256="1" * 64, state="landed")
+        session.add(job)
+        session.flush()
+        chunk_id = land_chunk(session, "list", [NewItem("x:2", "row", {"fields": {
+            "email": "anna@example.com", "first_name": "An\x00na"}, "row": 2})], import_job_id=job.id)
+
+    # When it is processed, Then the lead and the raw item hold the name without it
+    report, split = run_chunk(sessions, chunk_id, settings_for(url))
+    assert (report.outcomes, split) == ({"created": 1}, [])
+    with sessions() as session:
+        assert session.scalar(select(Lead.first_name)) == "Anna"
+        assert session.scalar(select(RawItem.payload))["fields"]["first_name"] == "Anna"
