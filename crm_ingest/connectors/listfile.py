@@ -489,8 +489,8 @@ class ListFile:
     def _checked(self, reader: Iterator[list[str]]) -> Iterator[list[str]]:
         """Rows with huge cells cut to MAX_CELL_CHARS; csv's errors become ours, with the line."""
         try:
-            for row in reader:
-                yield [cell[:MAX_CELL_CHARS] for cell in row]
+            for row in reader:  # lengths measured in C; a row is copied only when a cell is cut
+                yield [cell[:MAX_CELL_CHARS] for cell in row] if max(map(len, row), default=0) > MAX_CELL_CHARS else row
         except csv.Error as exc:
             line = getattr(reader, "line_num", "?")
             raise FatalError(f"{self.path.name}: unreadable near line {line}: {exc}") from exc

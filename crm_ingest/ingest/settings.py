@@ -8,12 +8,19 @@ import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
 import phonenumbers
 
-from .endpoints import FacebookConfig, ImapConfig, TwitterConfig, api_from_toml, forms_from_toml
+from .endpoints import (
+    FacebookConfig,
+    ImapConfig,
+    TwitterConfig,
+    api_from_toml,
+    forms_from_toml,
+)
 from .errors import ConfigError
 
 ITEM_KINDS = ("row", "email", "form", "post", "leadgen")  # leadgen: a Facebook Lead Ads lead
@@ -424,21 +431,29 @@ def _door(raw: Mapping[str, Any], where: str, cls, required: tuple[str, ...]):
     return config
 
 
+_LEAD_SOURCE_SYNONYMS = {
+    "list": "purchased_list", "purchased": "purchased_list", "köpt lista": "purchased_list",
+    "mässa": "trade_show", "massa": "trade_show", "tradeshow": "trade_show", "website": "web",
+    "webb": "web", "webbplats": "web", "referral": "external_referral", "seminarium": "seminar",
+    "annons": "advertisement", "ad": "advertisement", "ads": "advertisement",
+    "twitter": "social", "facebook": "social", "linkedin": "social", "e_post": "email",
+    "e_mail": "email", "mail": "email"}
+
+
 def lead_source_key(text: Any) -> str | None:
     """A lead source as its option key: 'Trade Show' and 'trade-show' are 'trade_show'; a value
     Dynamics and we do not know is 'other'; nothing is None."""
-    from crm_ingest.models.records import LEAD_SOURCES
-
     if not isinstance(text, str) or not text.strip():
         return None
+    return _lead_source_key(text)
+
+
+@lru_cache(maxsize=4096)  # a list repeats a handful of values on every row
+def _lead_source_key(text: str) -> str:
+    from crm_ingest.models.records import LEAD_SOURCES
+
     key = "_".join(text.strip().lower().replace("-", " ").replace("_", " ").split())
-    synonyms = {"list": "purchased_list", "purchased": "purchased_list", "köpt lista": "purchased_list",
-                "mässa": "trade_show", "massa": "trade_show", "tradeshow": "trade_show", "website": "web",
-                "webb": "web", "webbplats": "web", "referral": "external_referral", "seminarium": "seminar",
-                "annons": "advertisement", "ad": "advertisement", "ads": "advertisement",
-                "twitter": "social", "facebook": "social", "linkedin": "social", "e_post": "email",
-                "e_mail": "email", "mail": "email"}
-    key = synonyms.get(key.replace("_", " "), synonyms.get(key, key))
+    key = _LEAD_SOURCE_SYNONYMS.get(key.replace("_", " "), _LEAD_SOURCE_SYNONYMS.get(key, key))
     return key if key in LEAD_SOURCES else "other"
 
 
