@@ -302,3 +302,29 @@ def test_a_bad_alerts_table_names_its_key(cli, tmp_path):
     (tmp_path / "ingest.toml").write_text("[alerts]\nqueue_minutes = 0\n", encoding="utf-8")
     result = cli("status")
     assert result.exit_code != 0 and "alerts.queue_minutes" in result.output
+
+
+def test_the_roll_up_summarizes_new_brin_ranges_so_time_windows_read_only_recent_blocks(pg_url, sessions_for):
+    # Given items processed (raw_items grown past what any vacuum summarized; autovacuum may be off)
+    from sqlalchemy import text
+
+    from crm_ingest.ops.rollups import roll_up
+
+    sessions = sessions_for(pg_url)
+    with sessions.begin() as session:  # a few block ranges' worth (128 pages each)
+        session.execute(text(
+            "INSERT INTO raw_items (source, external_id, kind, payload, received_at, queued_at, state, attempts, "
+            "outcome, finished_at) SELECT 'web', 'f' || g, 'form', '{\"fields\": {\"email\": \"x@example.com\"}}', "
+            "now(), now(), 'done', 1, 'ignored', now() FROM generate_series(1, 12000) g"))
+
+    # When the minute's roll-up runs
+    with sessions.begin() as session:
+        roll_up(session)
+
+    # Then every BRIN index of raw_items has all its block ranges summarized: none left new
+    with sessions.begin() as session:
+        left = session.execute(text(
+            "SELECT c.relname, brin_summarize_new_values(i.indexrelid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam "
+            "WHERE a.amname = 'brin' AND i.indrelid = 'raw_items'::regclass")).all()
+    assert len(left) == 3 and all(count == 0 for _, count in left), left

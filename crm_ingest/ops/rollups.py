@@ -12,10 +12,12 @@ Each roll-up also samples how many items are unfinished (pending or processing) 
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from sqlalchemy import and_, delete, func, literal_column, select
+from sqlalchemy import and_, delete, func, literal_column, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import (DONE, FAILED, FINISHED, LANDED, OUTCOMES, PENDING, PROCESSING, ImportChunk,
@@ -23,6 +25,8 @@ from crm_ingest.models import (DONE, FAILED, FINISHED, LANDED, OUTCOMES, PENDING
 from crm_ingest.models.landing import waiting_chunk_rows
 
 from .latency import latency_seconds
+
+log = logging.getLogger(__name__)
 
 SETTLE = timedelta(minutes=10)  # longer than a batch's time limit plus its commit
 BACKFILL = timedelta(days=1)  # how far back a first roll-up (or one after a long stop) reaches
@@ -42,6 +46,7 @@ def roll_up(session: Session, now: datetime | None = None, *, settle: timedelta 
     more than `backfill` ago, and stops before the current, unfinished minute. Samples the
     queue depths of this minute too (the unfinished items, and the broker's `depths` if given)."""
     end = floor_minute(now or utcnow())
+    summarize_new_ranges(session)
     sample_depths(session, end, depths)
     newest = session.scalar(select(func.max(ThroughputMinute.minute)))
     if newest is None:
@@ -63,6 +68,26 @@ def roll_up(session: Session, now: datetime | None = None, *, settle: timedelta 
             ThroughputMinute.minute == minute, ThroughputMinute.source == source, ThroughputMinute.event == event,
             ThroughputMinute.record_type == record_type, ThroughputMinute.outcome == outcome))
     return len(rows)
+
+
+_BRIN_OF_RAW_ITEMS = text(
+    "SELECT brin_summarize_new_values(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+    "JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'brin' AND i.indrelid = 'raw_items'::regclass")
+
+
+def summarize_new_ranges(session: Session) -> None:
+    """Summarize the block ranges filled since the last time in raw_items' BRIN indexes (time
+    windows, an import's rows). PostgreSQL does it only when it vacuums the table, and a range
+    not summarized is read whole by every query: with autovacuum off, or behind a fast import,
+    "finished in the last hour" read the whole table (450 ms at a million items, 11 ms once
+    summarized). Only the new ranges are read, so once a minute costs next to nothing."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    try:
+        with session.begin_nested():
+            session.execute(_BRIN_OF_RAW_ITEMS)
+    except DBAPIError as exc:  # e.g. not the table's owner: the summaries wait for a vacuum
+        log.warning("roll-up: BRIN ranges not summarized: %s", exc.orig)
 
 
 def _minute(session: Session, column):

@@ -9,7 +9,7 @@ from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from crm_ingest.connectors.health import credentials_expire_at, credentials_expiring, healthy, next_poll
@@ -49,16 +49,23 @@ def totals(session: Session) -> dict[str, Any]:
     histogram of processed items by source (cumulative bucket counts, as Prometheus wants them)."""
     latency = latency_seconds(session)
     done = RawItem.state == DONE
-    columns = [RawItem.source, RawItem.state, RawItem.record_type, RawItem.outcome, func.count(),
-               func.sum(case((done, latency), else_=0.0))]
-    columns += [func.sum(case((and_(done, latency <= bound), 1), else_=0)) for bound in BUCKETS]
-    query = select(*columns).group_by(RawItem.source, RawItem.state, RawItem.record_type, RawItem.outcome)
+    # each processed item's histogram bucket, computed once (PostgreSQL's width_bucket over the
+    # negated bounds is "latency <= bound"); one CASE per bound per row was most of the query
+    if session.get_bind().dialect.name == "postgresql":
+        bounds = ", ".join(repr(-float(bound)) for bound in reversed(BUCKETS))
+        bucket = len(BUCKETS) - func.width_bucket(-latency, literal_column(f"ARRAY[{bounds}]::float8[]"))
+    else:
+        bucket = case(*[(latency <= bound, index) for index, bound in enumerate(BUCKETS)], else_=len(BUCKETS))
+    bucket = case((done, bucket), else_=None)
+    query = (select(RawItem.source, RawItem.state, RawItem.record_type, RawItem.outcome, bucket, func.count(),
+                    func.sum(case((done, latency), else_=0.0)))
+             .group_by(RawItem.source, RawItem.state, RawItem.record_type, RawItem.outcome, bucket))
     by_state, by_outcome = dict.fromkeys(STATES_ALL, 0), dict.fromkeys(OUTCOMES, 0)
     landed: dict[str, int] = {}
     failed: dict[str, int] = {}
     processed: dict[tuple[str, str, str], int] = {}
     histogram: dict[str, dict[str, Any]] = {}
-    for source, state, record_type, outcome, count, latency_sum, *below in session.execute(query):
+    for source, state, record_type, outcome, index, count, latency_sum in session.execute(query):
         by_state[state] = by_state.get(state, 0) + count
         landed[source] = landed.get(source, 0) + count
         failed.setdefault(source, 0)
@@ -71,7 +78,8 @@ def totals(session: Session) -> dict[str, Any]:
         key = (source, record_type or NO_RECORD, outcome or "")
         processed[key] = processed.get(key, 0) + count
         entry = histogram.setdefault(source, {"below": [0] * len(BUCKETS), "count": 0, "sum": 0.0})
-        entry["below"] = [a + (b or 0) for a, b in zip(entry["below"], below)]
+        for at_or_above in range(len(BUCKETS) if index is None else int(index), len(BUCKETS)):  # cumulative
+            entry["below"][at_or_above] += count
         entry["count"] += count
         entry["sum"] += float(latency_sum or 0.0)
     for source, count in waiting_chunk_rows_by_source(session).items():  # import rows not processed yet

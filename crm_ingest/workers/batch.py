@@ -97,7 +97,7 @@ def take_along(sessions: sessionmaker[Session], limit: int, exclude: set[int]) -
         return []
     now = utcnow()
     with sessions.begin() as session:
-        _commit_without_waiting_for_disk(session)  # a lost mark only means processed alone
+        commit_without_waiting_for_disk(session)  # a lost mark only means processed alone
         if session.get_bind().dialect.name == "postgresql":
             plain_index_scans(session)
             listed = id_list(exclude)
@@ -187,7 +187,7 @@ def _process(sessions, ids: Sequence[int], settings: Settings, report: BatchRepo
                 own = sum(item.id in mine for item in items)
                 if not items:
                     return 0
-                _commit_without_waiting_for_disk(session)
+                commit_without_waiting_for_disk(session)
                 outcomes, errors = process_items(session, items, settings)
         except RaceLost:
             report.raced += 1
@@ -201,7 +201,7 @@ def _process(sessions, ids: Sequence[int], settings: Settings, report: BatchRepo
     raise RetriableError("another worker kept finishing items of this batch first")
 
 
-def _commit_without_waiting_for_disk(session: Session) -> None:
+def commit_without_waiting_for_disk(session: Session) -> None:
     """A processing transaction need not wait for its WAL to reach the disk: if the server
     crashes before it does, the records and the outcomes vanish together, the items are
     pending again, and the sweeper has them processed again. (Landing, which is the promise

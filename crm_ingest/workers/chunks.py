@@ -23,7 +23,7 @@ from crm_ingest.models.bulk import allocate_ids
 from crm_ingest.models.landing import chunk_items, copy_items, land_items, write_items
 
 from .backoff import retry_delay
-from .batch import BatchReport, _commit_without_waiting_for_disk, plan_and_store
+from .batch import BatchReport, commit_without_waiting_for_disk, plan_and_store
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def _run(sessions: sessionmaker[Session], chunk_id: int, settings: Settings) -> 
                                    .with_for_update(skip_locked=True))
             if chunk is None:
                 return report, []
-            _commit_without_waiting_for_disk(session)
+            commit_without_waiting_for_disk(session)
             outcomes, errors = process_chunk(session, chunk, settings)
     except RetriableError:
         raise

@@ -34,10 +34,7 @@ def process_now(sessions, ids: Sequence[int], settings: Settings,
     total = BatchReport()
     for batch in chunks(ids, settings.pipeline.batch_size):
         report = run_batch(sessions, batch, settings)
-        total.claimed += report.claimed
-        total.skipped += report.skipped
-        total.failed += report.failed
-        total.outcomes.update(report.outcomes)
+        _add(total, report)
         if on_batch:
             on_batch(report)
     return total

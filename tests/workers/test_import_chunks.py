@@ -202,3 +202,4 @@ def test_a_nul_in_a_row_is_dropped_at_landing_and_the_row_is_stored(url_fixture,
     with sessions() as session:
         assert session.scalar(select(Lead.first_name)) == "Anna"
         assert session.scalar(select(RawItem.payload))["fields"]["first_name"] == "Anna"
+
