@@ -43,10 +43,11 @@ def land_items(session: Session, source: str, items: Sequence[NewItem], *,
     """
     if not items:
         return []
-    now = received_at or utcnow()
+    now = utcnow()  # queued now; received then (a split chunk's rows keep their landing time)
+    received_at = received_at or now
     rows = [
         {"source": source, "external_id": item.external_id[:500], "kind": item.kind,
-         "payload": without_nul(item.payload), "received_at": now, "queued_at": now,
+         "payload": without_nul(item.payload), "received_at": received_at, "queued_at": now,
          "import_job_id": import_job_id}
         for item in items
     ]
@@ -71,12 +72,13 @@ def copy_items(session: Session, source: str, items: Sequence[NewItem], *,
     """
     if not items:
         return []
-    now = (received_at or utcnow()).isoformat()
+    now = utcnow()  # queued now; received then (a split chunk's rows keep their landing time)
+    received = (received_at or now).isoformat()
     ids = allocate_ids(session, RawItem, len(items))
     # COPY's text format written here, a whole chunk at once: psycopg's write_row formats
     # each field in Python, which was a sixth of the landing process's time
     job = "\\N" if import_job_id is None else str(int(import_job_id))
-    tail = f"\t{now}\t{now}\t{job}\t{PENDING}\t0\n".encode()
+    tail = f"\t{received}\t{now.isoformat()}\t{job}\t{PENDING}\t0\n".encode()
     source_field = _copy_text(source)
     lines = []
     for item_id, item in zip(ids, items):

@@ -136,6 +136,10 @@ def test_a_chunk_delivered_more_than_max_attempts_times_is_split_into_items(url_
     with sessions() as session:
         chunk = session.get(ImportChunk, chunk_id)
         assert chunk.state == SPLIT and "after 3 deliveries" in chunk.last_error
+        # landed when the chunk was, queued now: the sweeper does not take them for lost messages
+        moments = session.execute(select(func.min(RawItem.received_at), func.max(RawItem.received_at),
+                                         func.min(RawItem.queued_at))).one()
+        assert moments[0] == moments[1] == chunk.received_at and moments[2] >= chunk.queued_at
     process_now(sessions, split, settings)
     assert outcomes(sessions, job_id) == {(DONE, "created"): 12}
 
