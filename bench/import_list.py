@@ -225,10 +225,13 @@ def reset_peaks(pids: list[int]) -> None:
 class Sampler:
     """Every SAMPLE_SECONDS: RSS of every process under the roots; peaks per process and of the sum."""
 
-    def __init__(self, roots: dict[str, int]) -> None:
+    def __init__(self, roots: dict[str, int], database: str | None = None) -> None:
         self.roots = roots
+        self.database = database  # PostgreSQL backends serving this database count as "PostgreSQL"
         self.peaks: dict[int, list] = {}  # pid -> [label, peak bytes]
         self.sum_peak = 0
+        self.cpu: dict[int, list] = {}  # pid -> [label, CPU seconds when first seen, CPU seconds last seen]
+        self._samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -240,7 +243,7 @@ class Sampler:
         self._stop.set()
         self._thread.join()
 
-    def sample(self) -> None:
+    def sample(self, backends: bool = False) -> None:
         import psutil
 
         total = 0
@@ -253,7 +256,34 @@ class Sampler:
                 total += rss
                 entry = self.peaks.setdefault(proc.pid, [label, proc.pid == root, 0])
                 entry[2] = max(entry[2], rss)
+                self._cpu(proc, label)
         self.sum_peak = max(self.sum_peak, total)
+        if self.database and (backends or self._samples % 5 == 0):  # the backends, about once a second
+            for proc in psutil.process_iter(["name", "cmdline"]):
+                if proc.info["name"] == "postgres" and f" {self.database} " in " ".join(proc.info["cmdline"] or ()):
+                    self._cpu(proc, "PostgreSQL")
+        self._samples += 1
+
+    def _cpu(self, proc, label: str) -> None:
+        """CPU seconds of a process since the sampling began (or since it started, if later)."""
+        import psutil
+
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            return
+        used = times.user + times.system
+        entry = self.cpu.setdefault(proc.pid, [label, used if self._samples == 0 else 0.0, used])
+        entry[2] = used
+
+    def cpu_seconds(self, exact: dict[str, float] | None = None) -> dict[str, float]:
+        """CPU seconds by label (a root and its children together; PostgreSQL's backends);
+        `exact` replaces a label's figure (a root's own from wait4, with its children's)."""
+        out: dict[str, float] = {}
+        for label, start, last in self.cpu.values():
+            out[label] = out.get(label, 0.0) + last - start
+        out.update(exact or {})
+        return {label: round(seconds, 1) for label, seconds in out.items()}
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -289,7 +319,7 @@ class Sampler:
 
 
 def run_measured(cmd: list[str], env: dict, timeout: float, log: Path, label: str,
-                 others: dict[str, int] | None = None) -> dict:
+                 others: dict[str, int] | None = None, database: str | None = None) -> dict:
     """Run cmd in its own session; wall time until it exits, peak RSS of it (exact, from wait4)
     and of every process under it and under `others` (sampled, and VmHWM where alive)."""
     start = time.perf_counter()
@@ -299,11 +329,12 @@ def run_measured(cmd: list[str], env: dict, timeout: float, log: Path, label: st
         timer = threading.Timer(timeout, lambda: _kill_group(proc.pid, signal.SIGKILL))
         timer.start()
         try:
-            with Sampler({label: proc.pid, **(others or {})}) as sampler:
+            with Sampler({label: proc.pid, **(others or {})}, database) as sampler:
                 _, status, usage = os.wait4(proc.pid, 0)
                 seconds = time.perf_counter() - start
                 timer.cancel()
                 proc.returncode = os.waitstatus_to_exitcode(status)
+            sampler.sample(backends=True)  # the CPU of every process still alive, as it ends
             sampler.include_hwm()
             sampler.set_root_peak(label, usage.ru_maxrss * 1024)  # KiB on Linux: the exact peak
         finally:
@@ -320,7 +351,8 @@ def run_measured(cmd: list[str], env: dict, timeout: float, log: Path, label: st
                            f"{' (timed out after %.0f s)' % timeout if timed_out else ''}:\n"
                            f"{stdout[-2000:]}\n{tail}")
     return {"seconds": seconds, "stdout": stdout, "peaks": sampler.per_process_mb(),
-            "sum_peak_mb": round(sampler.sum_peak / MB, 1)}
+            "sum_peak_mb": round(sampler.sum_peak / MB, 1),
+            "cpu": sampler.cpu_seconds({label: usage.ru_utime + usage.ru_stime})}
 
 
 def _kill_group(pid: int, sig: int) -> None:
@@ -440,7 +472,7 @@ def run_ours(csv_path: Path, contacts: Path, folder: Path, rows: int, timeout: f
         reset_peaks(list(workers.pids().values()))
         result = run_measured([*cli, "import", str(csv_path), "--campaign", "Bench 2026", "--wait",
                                "--json"], env, timeout, folder / f"{name}-import.log",
-                              "ingest import (CLI)", workers.pids())
+                              "ingest import (CLI)", workers.pids(), database=name)
         with psycopg.connect(url, connect_timeout=10) as conn:
             sanity = {
                 "leads": conn.execute("SELECT count(*) FROM leads").fetchone()[0],
@@ -450,7 +482,7 @@ def run_ours(csv_path: Path, contacts: Path, folder: Path, rows: int, timeout: f
                         "SELECT source, state, coalesce(outcome, '-'), count(*) FROM raw_items "
                         "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")},
             }
-        return {"method": "ours", "seconds": result["seconds"], "rows": rows,
+        return {"method": "ours", "seconds": result["seconds"], "rows": rows, "cpu": result["cpu"],
                 "peaks": result["peaks"], "sum_peak_mb": result["sum_peak_mb"],
                 "output": _json_from(result["stdout"]), "sanity": sanity,
                 "seeded": {k: seeded.get(k) for k in ("received", "landed", "outcomes")}}
@@ -469,12 +501,12 @@ def run_baseline(kind: str, csv_path: Path, contacts: Path, folder: Path, rows: 
         args = [sys.executable, str(Path(__file__).resolve()), f"--_run-{kind}", str(csv_path),
                 str(contacts), url, str(folder / f"dlt-{name}")]
         env = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"}
-        result = run_measured(args, env, timeout, folder / f"{name}-{kind}.log", kind)
+        result = run_measured(args, env, timeout, folder / f"{name}-{kind}.log", kind, database=name)
         report = _json_from(result["stdout"])
         peaks = result["peaks"]
         if report.get("peak_rss_mb"):  # the child's own VmHWM, reset after its untimed seeding
             peaks[kind] = report["peak_rss_mb"]
-        return {"method": kind, "seconds": report["seconds"], "rows": rows, "peaks": peaks,
+        return {"method": kind, "seconds": report["seconds"], "rows": rows, "peaks": peaks, "cpu": result["cpu"],
                 "sum_peak_mb": result["sum_peak_mb"], "output": report}
     finally:
         drop_database(name)
@@ -587,6 +619,12 @@ def _print_run(result: dict) -> None:
           flush=True)
     print("   peak RSS per process (MB): " + ", ".join(f"{k} {v}" for k, v in result["peaks"].items())
           + f"; sum of the tree at its peak {result['sum_peak_mb']} MB")
+    cpu = result.get("cpu") or {}
+    if cpu:
+        total = sum(cpu.values())
+        print("   CPU seconds: " + ", ".join(f"{k} {v}" for k, v in cpu.items())
+              + f"; total {total:.1f} = {total / result['seconds']:.2f} cores over the wall time"
+              + ("" if result["method"] == "ours" else " (the baseline's untimed seeding included)"))
     if result["method"] == "ours":
         print("   seeding (untimed): " + json.dumps(result["seeded"]))
         print("   ingest import --json:")
