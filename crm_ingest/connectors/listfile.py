@@ -125,7 +125,8 @@ class MapFile:
         return self._columns.get(_loose(header))
 
     def stored_value(self, field_name: str, raw: str) -> str:
-        return self._values.get(field_name, {}).get(_loose(raw), raw)
+        table = self._values.get(field_name)  # most fields have none: no folding of every cell
+        return table.get(_loose(raw), raw) if table else raw
 
     @classmethod
     def load(cls, path: Path) -> MapFile:
