@@ -34,7 +34,10 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    data = text.encode() if isinstance(text, str) else bytes(text)
+    try:
+        data = text.encode() if isinstance(text, str) else bytes(text)
+    except UnicodeEncodeError:  # a lone surrogate: not UTF-8, so not orjson's to read
+        return json.loads(text)
     if _LONG_RUN in data.translate(_DIGIT_MARKS):
         return json.loads(data)
     try:

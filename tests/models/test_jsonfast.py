@@ -33,3 +33,7 @@ def test_non_ascii_and_escapes_round_trip():
 def test_eighteen_digits_go_through_orjson_and_stay_exact():
     value = {"n": 999999999999999999, "m": 9223372036854775807 // 10}
     assert jsonfast.loads(jsonfast.dumps(value)) == value
+
+
+def test_text_with_a_lone_surrogate_is_read_by_the_standard_library():
+    assert jsonfast.loads('{"a": "x\ud800y"}') == {"a": "x\ud800y"}
