@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
-from typing import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Sequence
 
 from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import OperationalError
@@ -284,21 +284,25 @@ def _finish(session: Session, outcomes: Iterable[Outcome], attempts: dict[int, i
 def _fail(session: Session, errors: dict[int, tuple[int, str]], settings: Settings) -> int:
     """An attempt failed: wait for a retry with backoff, or be set aside after the last attempt.
     `errors` maps item id -> (attempts before this one, error)."""
-    pipeline = settings.pipeline
     now = utcnow()
     written = 0
     for item_id, (before, error) in errors.items():
-        attempts = before + 1
-        give_up = attempts >= pipeline.max_attempts
-        delay = retry_delay(attempts, pipeline.retry_backoff_seconds, pipeline.retry_backoff_max_seconds)
-        written += session.execute(
-            update(RawItem).where(RawItem.id == item_id, RawItem.attempts == before)
-            .values(state=FAILED if give_up else PENDING, attempts=attempts, last_error=error,
-                    queued_at=None, finished_at=now if give_up else None,
-                    lease_until=None if give_up else now + timedelta(seconds=delay))).rowcount
-        log.warning("item %s failed (attempt %s of %s): %s", item_id, attempts,
-                    pipeline.max_attempts, error)
+        written += session.execute(update(RawItem).where(RawItem.id == item_id, RawItem.attempts == before)
+                                   .values(failed_attempt(item_id, before, error, settings, now))).rowcount
     return written
+
+
+def failed_attempt(item_id: int, before: int, error: str, settings: Settings, now: datetime) -> dict[str, Any]:
+    """An item's columns after an attempt that failed (`before` attempts earlier): waiting for a
+    retry with backoff, or set aside after the last attempt; logged."""
+    pipeline = settings.pipeline
+    attempts = before + 1
+    give_up = attempts >= pipeline.max_attempts
+    delay = retry_delay(attempts, pipeline.retry_backoff_seconds, pipeline.retry_backoff_max_seconds)
+    log.warning("item %s failed (attempt %s of %s): %s", item_id, attempts, pipeline.max_attempts, error)
+    return {"state": FAILED if give_up else PENDING, "attempts": attempts, "last_error": error, "queued_at": None,
+            "finished_at": now if give_up else None,
+            "lease_until": None if give_up else now + timedelta(seconds=delay)}
 
 
 def _record_failures(sessions, errors: dict[int, str], settings: Settings) -> int:

@@ -18,12 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_ingest.ingest.errors import RetriableError
 from crm_ingest.ingest.pipeline import ItemRef, describe_error
 from crm_ingest.ingest.settings import Settings
-from crm_ingest.models import DONE, FAILED, PENDING, ImportChunk, RawItem, utcnow
+from crm_ingest.models import DONE, PENDING, ImportChunk, RawItem, utcnow
 from crm_ingest.models.bulk import allocate_ids
 from crm_ingest.models.landing import chunk_items, copy_items, land_items, write_items
 
-from .backoff import retry_delay
-from .batch import BatchReport, commit_without_waiting_for_disk, plan_and_store
+from .batch import BatchReport, commit_without_waiting_for_disk, failed_attempt, plan_and_store
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ def run_chunk(sessions: sessionmaker[Session], chunk_id: int, settings: Settings
     (a row that kills its worker). The caller processes or queues those."""
     try:
         return _run(sessions, chunk_id, settings)
-    except OperationalError as exc:  # counting the attempt, or splitting
+    except OperationalError as exc:  # the database down or contended, at any step
         raise RetriableError(f"database unavailable or contended: {exc.orig!r}") from exc
 
 
@@ -59,11 +58,9 @@ def _run(sessions: sessionmaker[Session], chunk_id: int, settings: Settings) -> 
             if chunk is None:
                 return report, []
             commit_without_waiting_for_disk(session)
-            outcomes, errors = process_chunk(session, chunk, settings)
-    except RetriableError:
+            outcomes, errors = store_chunk(session, chunk, settings)
+    except (RetriableError, OperationalError):  # retried as a whole (run_chunk says retriable)
         raise
-    except OperationalError as exc:
-        raise RetriableError(f"database unavailable or contended: {exc.orig!r}") from exc
     except Exception as exc:  # noqa: BLE001 - a row that breaks the write is isolated by splitting
         log.warning("import chunk %s failed as a whole (%s); splitting it into items", chunk_id, describe_error(exc))
         return report, split_chunk(sessions, chunk_id, describe_error(exc))
@@ -73,7 +70,7 @@ def _run(sessions: sessionmaker[Session], chunk_id: int, settings: Settings) -> 
     return report, []
 
 
-def process_chunk(session: Session, chunk: ImportChunk, settings: Settings):
+def store_chunk(session: Session, chunk: ImportChunk, settings: Settings):
     """Plan and store the chunk's rows, write each as a raw item with its outcome (a row that
     could not be planned waits for a retry, or is set aside, as any failed item), and mark the
     chunk done, its rows dropped (they are raw items now). Returns (outcomes, errors)."""
@@ -85,7 +82,6 @@ def process_chunk(session: Session, chunk: ImportChunk, settings: Settings):
                                       {item_id: entry.external_id for item_id, entry in zip(ids, entries)})
     now = utcnow()
     by_item = {outcome.item_id: outcome for outcome in outcomes}
-    pipeline = settings.pipeline
     rows = []
     for item_id, entry in zip(ids, entries):
         row: dict[str, Any] = {
@@ -97,13 +93,9 @@ def process_chunk(session: Session, chunk: ImportChunk, settings: Settings):
             row.update(state=DONE, lease_until=None, last_error=None, outcome=outcome.outcome,
                        outcome_reason=outcome.reason, record_type=outcome.record_type,
                        record_id=outcome.record_id, finished_at=now)
-        else:  # as batch._fail does for a first attempt that raised
-            give_up = 1 >= pipeline.max_attempts
-            delay = retry_delay(1, pipeline.retry_backoff_seconds, pipeline.retry_backoff_max_seconds)
-            row.update(state=FAILED if give_up else PENDING, queued_at=None, last_error=errors[item_id],
-                       lease_until=None if give_up else now + timedelta(seconds=delay), outcome=None,
-                       outcome_reason=None, record_type=None, record_id=None, finished_at=now if give_up else None)
-            log.warning("item %s failed (attempt 1 of %s): %s", item_id, pipeline.max_attempts, errors[item_id])
+        else:  # its first attempt raised: as any item's would
+            row.update(failed_attempt(item_id, 0, errors[item_id], settings, now), outcome=None,
+                       outcome_reason=None, record_type=None, record_id=None)
         rows.append(row)
     write_items(session, rows)
     chunk.state, chunk.rows, chunk.finished_at = DONE, None, now
