@@ -15,6 +15,7 @@ from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_ingest.gcpause import collector_paused
 from crm_ingest.ingest.errors import RetriableError
 from crm_ingest.ingest.pipeline import (
     ImportOptions,
@@ -131,6 +132,12 @@ def run_batch(sessions: sessionmaker[Session], ids: Sequence[int], settings: Set
     times cheaper than one each). Their own messages then find them finished. Such a batch
     locks what it reads, and skips what another worker's batch holds; when it fails as a
     whole, its items are processed one by one, as any failed batch's are."""
+    with collector_paused():  # a batch is bounded bulk work (see gcpause)
+        return _run_batch(sessions, ids, settings, coalesce)
+
+
+def _run_batch(sessions: sessionmaker[Session], ids: Sequence[int], settings: Settings,
+               coalesce: int) -> BatchReport:
     report = BatchReport()
     own = set(ids)
     wanted = len(own)

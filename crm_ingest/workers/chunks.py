@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_ingest.gcpause import collector_paused
 from crm_ingest.ingest.errors import RetriableError
 from crm_ingest.ingest.pipeline import ItemRef, describe_error
 from crm_ingest.ingest.settings import Settings
@@ -38,7 +39,8 @@ def run_chunk(sessions: sessionmaker[Session], chunk_id: int, settings: Settings
     because it failed as a whole, or because it was delivered more than `max_attempts` times
     (a row that kills its worker). The caller processes or queues those."""
     try:
-        return _run(sessions, chunk_id, settings)
+        with collector_paused():
+            return _run(sessions, chunk_id, settings)
     except OperationalError as exc:  # the database down or contended, at any step
         raise RetriableError(f"database unavailable or contended: {exc.orig!r}") from exc
 

@@ -8,6 +8,7 @@ from typing import Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_ingest.gcpause import collector_paused
 from crm_ingest.ingest.pipeline import campaign_ids
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import PENDING, ImportJob, RawItem, utcnow
@@ -82,13 +83,17 @@ def land_list(sessions: sessionmaker[Session], list_file, request: ImportRequest
             outcomes[name] = outcomes.get(name, 0) + number
 
     rows = list_file.fetch(cursor)
-    while chunk := list(islice(rows, CHUNK_ROWS)):
-        with sessions.begin() as session:
-            _hold(session, job_id, progress.rows_read)
-            chunk_id = land_chunk(session, request.source, chunk, import_job_id=job_id)
-            session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
-                cursor=chunk[-1].cursor, rows_read=ImportJob.rows_read + len(chunk),
-                rows_landed=ImportJob.rows_landed + len(chunk)))
+    while True:
+        with collector_paused():  # one chunk's rows at a time (see gcpause)
+            chunk = list(islice(rows, CHUNK_ROWS))
+            if not chunk:
+                break
+            with sessions.begin() as session:
+                _hold(session, job_id, progress.rows_read)
+                chunk_id = land_chunk(session, request.source, chunk, import_job_id=job_id)
+                session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
+                    cursor=chunk[-1].cursor, rows_read=ImportJob.rows_read + len(chunk),
+                    rows_landed=ImportJob.rows_landed + len(chunk)))
         progress.rows_read += len(chunk)
         progress.rows_landed += len(chunk)
         dispatch_chunk(sessions, chunk_id, settings, on_batch=count)
