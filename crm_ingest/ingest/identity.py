@@ -242,19 +242,48 @@ def _insert_keys(session: Session, people: list[Person]) -> set[Key]:
 
 
 def _insert_sorted_keys(session: Session, people: list[Person]) -> set[Key]:
-    rows = sorted(
-        ({"scope": key[0], "kind": key[1], "value": key[2], "record_id": person.record_id}
-         for person in people for key in person.new_keys),
-        key=lambda row: (row["scope"], row["kind"], row["value"]),
-    )
-    if not rows:
+    keys = sorted((key, person.record_id) for person in people for key in person.new_keys)
+    if not keys:
         return set()
+    if session.get_bind().dialect.name == "postgresql":
+        return _pg_insert_sorted_keys(session, keys)
+    rows = [{"scope": scope, "kind": kind, "value": value, "record_id": record_id}
+            for (scope, kind, value), record_id in keys]
     won: set[Key] = set()
     for start in range(0, len(rows), _CHUNK):
         won.update(insert_rows(session, IdentityKey, rows[start:start + _CHUNK],
                                on_conflict_do_nothing=("scope", "kind", "value"),
                                returning=("scope", "kind", "value")))
-    return {(r["scope"], r["kind"], r["value"]) for r in rows} - won
+    return {key for key, _ in keys} - won
+
+
+# One statement for a chunk's keys, in the sorted order (unnest keeps it, so every
+# transaction takes the key locks in the same order). No RETURNING: a concurrent worker
+# seldom owns one already, so the row count says whether any key was lost, and only then
+# are the owners read back (returning every inserted key cost a round of 1,000s of rows).
+_PG_INSERT_KEYS = text(
+    "INSERT INTO identity_keys (scope, kind, value, record_id, created_at) "
+    "SELECT u.scope, u.kind, u.value, u.record_id, CAST(:now AS TIMESTAMPTZ) "
+    "FROM unnest(CAST(:scopes AS TEXT[]), CAST(:kinds AS TEXT[]), CAST(:values AS TEXT[]), "
+    "CAST(:record_ids AS BIGINT[])) AS u(scope, kind, value, record_id) "
+    "ON CONFLICT (value, kind, scope) DO NOTHING")
+_PG_KEYS_CHUNK = 5000
+
+
+def _pg_insert_sorted_keys(session: Session, keys: list[tuple[Key, int]]) -> set[Key]:
+    lost: set[Key] = set()
+    now = utcnow().isoformat()
+    for start in range(0, len(keys), _PG_KEYS_CHUNK):
+        part = keys[start:start + _PG_KEYS_CHUNK]
+        inserted = session.execute(_PG_INSERT_KEYS, {
+            "now": now, "scopes": array_literal(key[0] for key, _ in part),
+            "kinds": array_literal(key[1] for key, _ in part),
+            "values": array_literal(key[2] for key, _ in part),
+            "record_ids": array_literal(record_id for _, record_id in part)}).rowcount
+        if inserted < len(part):  # owned already: by another record (a key is offered once a batch)
+            owners = lookup_keys(session, [key for key, _ in part])
+            lost.update(key for key, record_id in part if owners.get(key) != record_id)
+    return lost
 
 
 def _redirect_losers(session: Session, new: list[Person], lost: set[Key]) -> None:

@@ -1,5 +1,7 @@
 """Identity resolution when a concurrent worker wins a key first."""
-from crm_ingest.ingest.identity import Person, _insert_records, _redirect_losers
+import pytest
+
+from crm_ingest.ingest.identity import Person, _insert_keys, _insert_records, _redirect_losers
 from crm_ingest.ingest.plan import ItemPlan, PersonPlan
 from crm_ingest.models import IdentityKey, Lead
 from crm_ingest.models.bulk import insert_rows
@@ -51,3 +53,25 @@ def test_a_phone_lost_to_a_concurrent_worker_merges_only_the_same_name(sqlite_ur
         assert olle.created and olle.record_id != 1
         assert (eva.record_id, eva.created) == (1, False)
         assert session.get(Lead, olle.record_id) is not None
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_keys_another_record_owns_already_are_reported_lost_and_the_rest_are_won(
+        database, sqlite_url, pg_url, sessions_for):
+    sessions = sessions_for(sqlite_url if database == "sqlite" else pg_url)
+    with sessions.begin() as session:
+        # Given Anna's lead, whose phone a concurrent worker stored first
+        insert_rows(session, Lead, [{"id": 1, "first_name": "Anna"}, {"id": 2, "first_name": "Bo"}])
+        insert_rows(session, IdentityKey, [{"scope": "lead", "kind": "phone", "value": "+4681234567", "record_id": 1}])
+    with sessions.begin() as session:
+        # When Bo's new lead offers its email and that phone, and a lead of its own an email
+        bo = Person("lead", record_id=2, new_keys=[("lead", "email", "bo@firma.se"), ("lead", "phone", "+4681234567")])
+        cia = Person("lead", record_id=3, new_keys=[("lead", "email", "cia@firma.se")])
+        lost = _insert_keys(session, [bo, cia])
+        # Then only the phone is lost, and what each won is its own
+        assert lost == {("lead", "phone", "+4681234567")}
+        assert bo.won_keys == [("lead", "email", "bo@firma.se")]
+        assert cia.won_keys == [("lead", "email", "cia@firma.se")]
+    with sessions() as session:
+        owners = {(k.kind, k.value): k.record_id for k in session.query(IdentityKey)}
+    assert owners == {("phone", "+4681234567"): 1, ("email", "bo@firma.se"): 2, ("email", "cia@firma.se"): 3}
