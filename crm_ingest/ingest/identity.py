@@ -174,21 +174,18 @@ def _group(plans: list[ItemPlan], owners: dict[Key, int],
     by_key: dict[Key, Person] = {}  # (scope, kind, value): a case's contact never joins a lead
     existing: dict[tuple[str, int], Person] = {}
     for plan in plans:
-        keys = list(plan.person.keys)
-        finding = [k for k in keys if plan.person.match_kinds is None or k[0] in plan.person.match_kinds]
-        fields = plan.person.fields
+        keys, fields, kinds = plan.person.keys, plan.person.fields, plan.person.match_kinds
+        finding = keys if kinds is None else [k for k in keys if k[0] in kinds]
         scopes = _scopes(plan)
         person = None
         if plan.person.match:
-            person = next((by_key[(scope, *k)] for scope in scopes for k in finding if (scope, *k) in by_key
-                           and _may_join(k, fields, by_key[(scope, *k)].fields)), None)
+            person = _sharing_a_key(by_key, scopes, finding, fields)
             for scope in scopes if person is None else ():
-                owned = next(((scope, *k) for k in finding if (scope, *k) in owners and _may_join(
-                    k, fields, names.get((scope, owners[(scope, *k)]), {}))), None)
-                if owned is not None:
-                    slot = (scope, owners[owned])
+                record_id = _owner(owners, names, scope, finding, fields)
+                if record_id is not None:
+                    slot = (scope, record_id)
                     if slot not in existing:
-                        existing[slot] = Person(scope, record_id=owners[owned])
+                        existing[slot] = Person(scope, record_id=record_id)
                         people.append(existing[slot])
                     person = existing[slot]
                     break
@@ -206,8 +203,33 @@ def _group(plans: list[ItemPlan], owners: dict[Key, int],
     return people
 
 
+def _sharing_a_key(by_key: dict[Key, Person], scopes: tuple[str, ...], finding: list[tuple[str, str]],
+                   fields: dict[str, Any]) -> Person | None:
+    """The person of the batch that has one of these keys first (scope by scope), if any may be joined."""
+    for scope in scopes:
+        for kind, value in finding:
+            other = by_key.get((scope, kind, value))
+            if other is not None and _may_join((kind, value), fields, other.fields):
+                return other
+    return None
+
+
+def _owner(owners: dict[Key, int], names: dict[tuple[str, int], dict], scope: str,
+           finding: list[tuple[str, str]], fields: dict[str, Any]) -> int | None:
+    """The existing record of the scope that owns one of these keys first, if it may be joined."""
+    for kind, value in finding:
+        record_id = owners.get((scope, kind, value))
+        if record_id is not None and _may_join((kind, value), fields, names.get((scope, record_id), {})):
+            return record_id
+    return None
+
+
 def fill_blanks(target: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """Survivorship: a value fills a blank, never overwrites one. Returns what changed."""
+    if not target:  # a new person's first item: every value that is not blank
+        changed = {name: value for name, value in values.items() if value is not None and value != ""}
+        target.update(changed)
+        return changed
     changed = {}
     for name, value in values.items():
         if value not in (None, "") and target.get(name) in (None, ""):

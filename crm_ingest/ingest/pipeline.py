@@ -6,6 +6,7 @@ worker commits records and outcomes together, so an item's effects happen exactl
 from __future__ import annotations
 
 import traceback
+from collections import defaultdict
 from datetime import timedelta
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
@@ -317,15 +318,18 @@ _PG_SUPPRESSED = text(  # the unique index leads with the value: every kind in o
 
 def suppressed(session: Session, plans: list[ItemPlan]) -> dict[int, str]:
     """Plans whose email, phone or email domain is on the do-not-contact list: item id -> reason."""
-    wanted: dict[tuple[str, str], list[int]] = {}
+    wanted: dict[tuple[str, str], list[int]] = defaultdict(list)
     for plan in plans:
-        for kind, value in plan.person.keys if plan.person else ():
-            if kind in ("email", "phone"):
-                wanted.setdefault((kind, value), []).append(plan.item_id)
-            if kind == "email_canonical":  # suppressions hold the canonical mailbox too
-                wanted.setdefault(("email", value), []).append(plan.item_id)
+        if plan.person is None:
+            continue
+        for kind, value in plan.person.keys:
             if kind == "email":
-                wanted.setdefault(("domain", value.rpartition("@")[2]), []).append(plan.item_id)
+                wanted[("email", value)].append(plan.item_id)
+                wanted[("domain", value.rpartition("@")[2])].append(plan.item_id)
+            elif kind == "phone":
+                wanted[("phone", value)].append(plan.item_id)
+            elif kind == "email_canonical":  # suppressions hold the canonical mailbox too
+                wanted[("email", value)].append(plan.item_id)
     if not wanted:
         return {}
     found: set[tuple[str, str]] = set()
