@@ -279,16 +279,18 @@ def _insert_sorted_keys(session: Session, people: list[Person]) -> set[Key]:
     return {key for key, _ in keys} - won
 
 
-# One statement for a chunk's keys, in the sorted order (unnest keeps it, so every
-# transaction takes the key locks in the same order). No RETURNING: a concurrent worker
-# seldom owns one already, so the row count says whether any key was lost, and only then
-# are the owners read back (returning every inserted key cost a round of 1,000s of rows).
+# One statement for a chunk's keys, in the sorted order (a CTE scan keeps the array order,
+# so every transaction takes the key locks in the same order), answering with the keys it
+# could not insert: those a concurrent worker's record owns already. PostgreSQL compares what
+# went in with what was offered; returning every inserted key to Python cost a round of
+# thousands of rows a chunk.
 _PG_INSERT_KEYS = text(
-    "INSERT INTO identity_keys (scope, kind, value, record_id, created_at) "
-    "SELECT u.scope, u.kind, u.value, u.record_id, CAST(:now AS TIMESTAMPTZ) "
-    "FROM unnest(CAST(:scopes AS TEXT[]), CAST(:kinds AS TEXT[]), CAST(:values AS TEXT[]), "
-    "CAST(:record_ids AS BIGINT[])) AS u(scope, kind, value, record_id) "
-    "ON CONFLICT (value, kind, scope) DO NOTHING")
+    "WITH u AS MATERIALIZED (SELECT * FROM unnest(CAST(:scopes AS TEXT[]), CAST(:kinds AS TEXT[]), "
+    "CAST(:values AS TEXT[]), CAST(:record_ids AS BIGINT[])) AS u(scope, kind, value, record_id)), "
+    "ins AS (INSERT INTO identity_keys (scope, kind, value, record_id, created_at) "
+    "SELECT scope, kind, value, record_id, CAST(:now AS TIMESTAMPTZ) FROM u "
+    "ON CONFLICT (value, kind, scope) DO NOTHING RETURNING scope, kind, value) "
+    "SELECT scope, kind, value FROM u EXCEPT SELECT scope, kind, value FROM ins")
 _PG_KEYS_CHUNK = 5000
 
 
@@ -297,14 +299,11 @@ def _pg_insert_sorted_keys(session: Session, keys: list[tuple[Key, int]]) -> set
     now = utcnow().isoformat()
     for start in range(0, len(keys), _PG_KEYS_CHUNK):
         part = keys[start:start + _PG_KEYS_CHUNK]
-        inserted = session.execute(_PG_INSERT_KEYS, {
+        lost.update(map(tuple, session.execute(_PG_INSERT_KEYS, {
             "now": now, "scopes": array_literal(key[0] for key, _ in part),
             "kinds": array_literal(key[1] for key, _ in part),
             "values": array_literal(key[2] for key, _ in part),
-            "record_ids": array_literal(record_id for _, record_id in part)}).rowcount
-        if inserted < len(part):  # owned already: by another record (a key is offered once a batch)
-            owners = lookup_keys(session, [key for key, _ in part])
-            lost.update(key for key, record_id in part if owners.get(key) != record_id)
+            "record_ids": array_literal(record_id for _, record_id in part)})))
     return lost
 
 
