@@ -79,7 +79,7 @@ class Lead(Provenance, Base):
     company_name: Mapped[str | None] = mapped_column(String(300))
     lead_source: Mapped[str | None] = mapped_column(String(50))
     status: Mapped[str] = mapped_column(String(20), default="new")
-    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(BigId, index=True)  # no foreign key: see RawItem.import_job_id
     do_not_contact: Mapped[bool] = mapped_column(default=False)
     details: Mapped[dict[str, Any] | None] = mapped_column(Json)
     queue: Mapped[str | None] = mapped_column(String(100))
