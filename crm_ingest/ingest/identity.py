@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import Contact, IdentityKey, Lead, utcnow
-from crm_ingest.models.bulk import allocate_ids, array_literal, index_lookups, insert_rows, update_rows
+from crm_ingest.models.bulk import allocate_ids, array_literal, copy_rows, index_lookups, insert_rows, update_rows
 
 from .matching import is_role_address, same_person_names
 from .plan import ItemPlan
@@ -252,7 +252,7 @@ def _insert_records(session: Session, new: list[Person], record_defaults: dict[i
         for person, row, record_id in zip(batch, rows, ids):
             row["id"] = record_id
             person.record_id, person.created = record_id, True
-        insert_rows(session, model, rows)
+        copy_rows(session, model, rows)  # new ids: nothing to conflict with
 
 
 def _insert_keys(session: Session, people: list[Person]) -> set[Key]:
@@ -264,19 +264,22 @@ def _insert_keys(session: Session, people: list[Person]) -> set[Key]:
 
 
 def _insert_sorted_keys(session: Session, people: list[Person]) -> set[Key]:
-    keys = sorted((key, person.record_id) for person in people for key in person.new_keys)
-    if not keys:
+    # flat (scope, kind, value, record_id) rows: sorting nested (key, record_id) pairs compared
+    # a tuple inside a tuple at every step
+    rows = sorted([(scope, kind, value, person.record_id)
+                   for person in people for scope, kind, value in person.new_keys])
+    if not rows:
         return set()
     if session.get_bind().dialect.name == "postgresql":
-        return _pg_insert_sorted_keys(session, keys)
-    rows = [{"scope": scope, "kind": kind, "value": value, "record_id": record_id}
-            for (scope, kind, value), record_id in keys]
+        return _pg_insert_sorted_keys(session, rows)
+    named = [{"scope": scope, "kind": kind, "value": value, "record_id": record_id}
+             for scope, kind, value, record_id in rows]
     won: set[Key] = set()
-    for start in range(0, len(rows), _CHUNK):
-        won.update(insert_rows(session, IdentityKey, rows[start:start + _CHUNK],
+    for start in range(0, len(named), _CHUNK):
+        won.update(insert_rows(session, IdentityKey, named[start:start + _CHUNK],
                                on_conflict_do_nothing=("scope", "kind", "value"),
                                returning=("scope", "kind", "value")))
-    return {key for key, _ in keys} - won
+    return {row[:3] for row in rows} - won
 
 
 # One statement for a chunk's keys, in the sorted order (a CTE scan keeps the array order,
@@ -294,16 +297,14 @@ _PG_INSERT_KEYS = text(
 _PG_KEYS_CHUNK = 5000
 
 
-def _pg_insert_sorted_keys(session: Session, keys: list[tuple[Key, int]]) -> set[Key]:
+def _pg_insert_sorted_keys(session: Session, rows: list[tuple[str, str, str, int]]) -> set[Key]:
     lost: set[Key] = set()
     now = utcnow().isoformat()
-    for start in range(0, len(keys), _PG_KEYS_CHUNK):
-        part = keys[start:start + _PG_KEYS_CHUNK]
+    for start in range(0, len(rows), _PG_KEYS_CHUNK):
+        scopes, kinds, values, record_ids = zip(*rows[start:start + _PG_KEYS_CHUNK])
         lost.update(map(tuple, session.execute(_PG_INSERT_KEYS, {
-            "now": now, "scopes": array_literal(key[0] for key, _ in part),
-            "kinds": array_literal(key[1] for key, _ in part),
-            "values": array_literal(key[2] for key, _ in part),
-            "record_ids": array_literal(record_id for _, record_id in part)})))
+            "now": now, "scopes": array_literal(scopes), "kinds": array_literal(kinds),
+            "values": array_literal(values), "record_ids": array_literal(record_ids)})))
     return lost
 
 

@@ -12,7 +12,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Iterable, Mapping, Sequence
 
+import psycopg
 from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -220,6 +222,86 @@ def insert_rows(session: Session, model, rows: Sequence[Mapping[str, Any]], *,
         return [tuple(row) for row in session.execute(stmt, full)]
     session.execute(stmt, full)
     return []
+
+
+def copy_text(value: str) -> bytes:
+    """A text field in COPY's text format (NUL dropped: PostgreSQL text cannot hold it)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value or "\x00" in value:
+        value = (value.replace("\x00", "").replace("\\", "\\\\").replace("\t", "\\t")
+                 .replace("\n", "\\n").replace("\r", "\\r"))
+    return value.encode()
+
+
+def copy_json(payload: dict[str, Any]) -> bytes:
+    """The payload as JSON in a COPY text field. JSON text holds no raw tab, newline or
+    control character (all escaped), so only its backslashes need doubling."""
+    data = jsonfast.dumps_bytes(payload)
+    if b"\\u0000" in data:  # a NUL somewhere (or the text "\\u0000"): the careful way
+        data = jsonfast.dumps_bytes(without_nul(payload))
+    return data.replace(b"\\", b"\\\\")
+
+
+def without_nul(value: Any) -> Any:
+    """PostgreSQL text and JSONB cannot hold NUL; it carries no meaning in what we ingest."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_nul(v) for v in value]
+    return value
+
+
+def copy_rows(session: Session, model, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows that cannot conflict (their ids allocated, no other unique key) with
+    PostgreSQL's COPY, or as insert_rows does elsewhere. COPY writes a page of rows at a time
+    and parses no arrays: a chunk's new leads cost the database a third less than through
+    `unnest` (the largest insert of a list import after its keys and raw items)."""
+    if not rows:
+        return
+    if not _is_pg(session):
+        insert_rows(session, model, rows)
+        return
+    table = _table(model)
+    columns, values_of = _columns_of(table, rows)
+    formats = [_copy_format(table.c[name].type.compile(dialect=_PG)) for name in columns]
+    fields = [[fmt(value) for value in values_of[name]] for name, fmt in zip(columns, formats)]
+    data = b"".join(b"\t".join(line) + b"\n" for line in zip(*fields))
+    quote = _PG.identifier_preparer.quote
+    copy_in(session, f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN", data)
+
+
+def copy_in(session: Session, sql: str, data: bytes) -> None:
+    """Run `COPY ... FROM STDIN` with the data on the session's connection. A failure raises
+    SQLAlchemy's exception for it, as any statement's would (an OperationalError for a
+    serialization failure or a lost connection, which the workers retry), not the driver's."""
+    cursor = session.connection().connection.driver_connection.cursor()
+    try:
+        with cursor.copy(sql) as copy:
+            copy.write(data)
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, psycopg.Error) from exc
+
+
+def _copy_format(sql_type: str):
+    """A function writing a value of this column type as a COPY text field."""
+    if "JSON" in sql_type:
+        return lambda value: b"\\N" if value is None else copy_json(value)
+
+    def field(value: Any) -> bytes:
+        if value is None:
+            return b"\\N"
+        kind = type(value)
+        if kind is str:
+            return copy_text(value)
+        if kind is bool:
+            return b"t" if value else b"f"
+        if kind is int:
+            return b"%d" % value
+        if isinstance(value, datetime):
+            return value.isoformat().encode()
+        return copy_text(str(value))
+    return field
 
 
 def update_rows(session: Session, model, rows: Sequence[Mapping[str, Any]], key: str = "id",

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from . import jsonfast
 from .base import utcnow
-from .bulk import allocate_ids, insert_rows
+from .bulk import allocate_ids, copy_in, copy_json as _copy_json, copy_text as _copy_text, insert_rows, without_nul
 from .pipeline import DONE, FAILED, LANDED_BY_CONNECTORS, PENDING, ConnectorCheckpoint, ImportChunk, RawItem
 
 
@@ -85,9 +85,7 @@ def copy_items(session: Session, source: str, items: Sequence[NewItem], *,
         lines.append(b"%d\t%s\t%s\t%s\t%s%s" % (
             item_id, source_field, _copy_text(item.external_id[:500]), _copy_text(item.kind),
             _copy_json(item.payload), tail))
-    cursor = session.connection().connection.driver_connection.cursor()
-    with cursor.copy(f"COPY raw_items ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
-        copy.write(b"".join(lines))
+    copy_in(session, f"COPY raw_items ({', '.join(_COPY_COLUMNS)}) FROM STDIN", b"".join(lines))
     return ids
 
 
@@ -173,26 +171,7 @@ def write_items(session: Session, rows: Sequence[dict[str, Any]]) -> None:
             b"%d" % row["attempts"], moment(row["lease_until"]), maybe(row["last_error"]), maybe(row["outcome"]),
             maybe(row["outcome_reason"]), maybe(row["record_type"]),
             b"\\N" if record_id is None else b"%d" % record_id, moment(row["finished_at"]))) + b"\n")
-    cursor = session.connection().connection.driver_connection.cursor()
-    with cursor.copy(f"COPY raw_items ({', '.join(_FINISHED_COLUMNS)}) FROM STDIN") as copy:
-        copy.write(b"".join(lines))
-
-
-def _copy_text(value: str) -> bytes:
-    """A text field in COPY's text format (NUL dropped: PostgreSQL text cannot hold it)."""
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value or "\x00" in value:
-        value = (value.replace("\x00", "").replace("\\", "\\\\").replace("\t", "\\t")
-                 .replace("\n", "\\n").replace("\r", "\\r"))
-    return value.encode()
-
-
-def _copy_json(payload: dict[str, Any]) -> bytes:
-    """The payload as JSON in a COPY text field. JSON text holds no raw tab, newline or
-    control character (all escaped), so only its backslashes need doubling."""
-    data = jsonfast.dumps_bytes(payload)
-    if b"\\u0000" in data:  # a NUL somewhere (or the text "\\u0000"): the careful way
-        data = jsonfast.dumps_bytes(without_nul(payload))
-    return data.replace(b"\\", b"\\\\")
+    copy_in(session, f"COPY raw_items ({', '.join(_FINISHED_COLUMNS)}) FROM STDIN", b"".join(lines))
 
 
 def requeue_failed(session: Session, ids: Sequence[int] | None) -> list[int]:
@@ -227,17 +206,6 @@ def _update_in_review(session: Session, item_id: int, **values: Any) -> bool:
             .values(record_type=None, record_id=None, lease_until=None, last_error=None)
             .values(**values).execution_options(synchronize_session=False))
     return session.execute(stmt).rowcount == 1
-
-
-def without_nul(value: Any) -> Any:
-    """PostgreSQL text and JSONB cannot hold NUL; it carries no meaning in what we ingest."""
-    if isinstance(value, str):
-        return value.replace("\x00", "") if "\x00" in value else value
-    if isinstance(value, dict):
-        return {without_nul(k): without_nul(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [without_nul(v) for v in value]
-    return value
 
 
 def load_checkpoint(session: Session, source: str) -> dict[str, Any] | None:

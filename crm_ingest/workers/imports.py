@@ -114,9 +114,9 @@ class ConcurrentImport(RuntimeError):
 def _hold(session: Session, job_id: int, rows_read: int) -> None:
     """Lock the job for this chunk's transaction and check nobody else moved its cursor.
 
-    FOR NO KEY UPDATE, not FOR UPDATE: the workers' foreign-key checks on the job (campaign
-    members of its rows) take KEY SHARE locks on it, which FOR UPDATE would make wait for the
-    whole landing transaction of every chunk."""
+    FOR NO KEY UPDATE, not FOR UPDATE: it excludes another landing process, and nothing a
+    worker does on the job (a foreign key to it, if one is ever added, takes KEY SHARE) has
+    to wait for the landing transaction of every chunk."""
     now_read = session.scalar(select(ImportJob.rows_read).where(ImportJob.id == job_id)
                               .with_for_update(key_share=True))
     if now_read != rows_read:

@@ -99,3 +99,56 @@ def test_copy_landing_keeps_every_value_and_drops_only_nul(pg_url, sessions_for)
     assert [rows[i].external_id for i in ids] == [f"row:{n}\t{t}" for n, t in enumerate(clean)]
     assert {rows[i].payload["big"] for i in ids} == {2 ** 70}
     assert {(rows[i].state, rows[i].attempts, rows[i].import_job_id) for i in ids} == {("pending", 0, None)}
+
+
+@pytest.mark.parametrize("url_fixture", ["pg_url", "sqlite_url"])
+def test_rows_copied_in_keep_every_value(url_fixture, request, sessions_for):
+    """copy_rows (new records through COPY on PostgreSQL): text with tabs, newlines,
+    backslashes and quotes, JSON, booleans, NULLs and timestamps come back as written."""
+    from decimal import Decimal
+
+    from crm_ingest.models import Opportunity
+    from crm_ingest.models.bulk import copy_rows
+
+    sessions = sessions_for(request.getfixturevalue(url_fixture))
+    when = datetime(2026, 11, 29, 12, 30, 15, 123456, tzinfo=timezone.utc)
+    texts = NASTY + ["\\N", "cr\rlf\r\n"]
+    with sessions.begin() as session:
+        ids = allocate_ids(session, Lead, len(texts))
+        copy_rows(session, Lead, [
+            {"id": i, "first_name": text, "last_name": None, "do_not_contact": n % 2 == 0,
+             "details": {"text": text, "n": n, "nested": [text, None]} if n % 3 else None, "created_at": when}
+            for n, (i, text) in enumerate(zip(ids, texts))])
+        [opportunity_id] = allocate_ids(session, Opportunity, 1)
+        copy_rows(session, Opportunity, [{"id": opportunity_id, "name": "tab\there", "estimated_value": Decimal("1234.50")}])
+    with sessions() as session:
+        leads = session.scalars(select(Lead).order_by(Lead.id)).all()
+        opportunity = session.get(Opportunity, opportunity_id)
+    clean = texts
+    assert [lead.id for lead in leads] == ids
+    assert [lead.first_name for lead in leads] == clean
+    assert {lead.last_name for lead in leads} == {None}
+    assert [lead.details for lead in leads] == [{"text": t, "n": n, "nested": [t, None]} if n % 3 else None
+                                                for n, t in enumerate(clean)]
+    assert [lead.do_not_contact for lead in leads] == [n % 2 == 0 for n in range(len(texts))]
+    assert {lead.created_at for lead in leads} == {when}
+    assert {lead.status for lead in leads} == {"new"}  # the column's default, applied
+    assert (opportunity.name, opportunity.estimated_value) == ("tab\there", Decimal("1234.50"))
+
+
+def test_a_copy_the_database_refuses_raises_sqlalchemys_error(pg_url, sessions_for):
+    """A COPY runs on the driver's cursor; its failure still arrives as SQLAlchemy's error
+    for it, so a serialization failure is an OperationalError the workers retry."""
+    from sqlalchemy.exc import OperationalError
+
+    from crm_ingest.models.bulk import copy_rows
+    from tests.conftest import guard_leads
+
+    sessions = sessions_for(pg_url)
+    with sessions.begin() as session:
+        guard_leads(session, "contended", "RAISE EXCEPTION 'could not serialize' USING ERRCODE = 'serialization_failure';")
+    with pytest.raises(OperationalError, match="could not serialize"):
+        with sessions.begin() as session:
+            copy_rows(session, Lead, [{"id": i, "first_name": "x"} for i in allocate_ids(session, Lead, 3)])
+    with sessions() as session:
+        assert session.scalars(select(Lead)).all() == []

@@ -7,8 +7,9 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
+from crm_ingest.ingest.errors import RetriableError
 from crm_ingest.ingest.importjobs import job_counts, revert_job
 from crm_ingest.ingest.report import item_counts
 from crm_ingest.ingest.settings import Settings
@@ -18,7 +19,7 @@ from crm_ingest.ops.rollups import sample_depths
 from crm_ingest.ops.snapshot import oldest_unfinished_age, totals
 from crm_ingest.workers.chunks import SPLIT, run_chunk, sweep_chunks
 from crm_ingest.workers.dispatch import process_now, wait_for_job
-from tests.conftest import refuse_lead
+from tests.conftest import guard_leads, refuse_lead
 
 URLS = ["pg_url", "sqlite_url"]
 
@@ -116,6 +117,31 @@ def test_a_chunk_the_database_refuses_is_split_and_only_the_bad_row_is_set_aside
         assert poison.payload["fields"]["email"] == "poison@example.com"
         assert "poison lead refused" in poison.last_error
         assert job_counts(session, job_id)["rows"] == 41
+
+
+def test_a_chunk_that_meets_a_serialization_failure_is_retried_whole_not_split(pg_url, sessions_for):
+    # Given a chunk, and PostgreSQL refusing leads with a serialization failure (as under
+    # contention); the new leads go in with COPY, on the driver's own cursor
+    sessions = sessions_for(pg_url)
+    settings = settings_for(pg_url)
+    with sessions.begin() as session:
+        guard_leads(session, "contended", "RAISE EXCEPTION 'could not serialize' USING ERRCODE = 'serialization_failure';")
+    job_id, chunk_id = land_job(sessions, [f"s{n}@example.com" for n in range(15)])
+
+    # When it is processed, the worker is told to retry it (not to split it into items)
+    with pytest.raises(RetriableError):
+        run_chunk(sessions, chunk_id, settings)
+    with sessions() as session:
+        chunk = session.get(ImportChunk, chunk_id)
+        assert (chunk.state, chunk.rows is not None, chunk.last_error) == (PENDING, True, None)
+        assert outcomes(sessions, job_id) == {}
+
+    # And once the contention is gone, the retry stores every row
+    with sessions.begin() as session:
+        session.execute(text("DROP TRIGGER contended ON leads"))
+    report, split = run_chunk(sessions, chunk_id, settings)
+    assert (report.outcomes, split) == ({"created": 15}, [])
+    assert outcomes(sessions, job_id) == {(DONE, "created"): 15}
 
 
 @pytest.mark.parametrize("url_fixture", URLS)
