@@ -91,6 +91,57 @@ def test_preview_reads_the_upload_without_storing_anything(client, tmp_path):
     assert list((tmp_path / "uploads").iterdir()) == []
 
 
+MAP = """
+[columns]
+"Kontaktväg" = "email"
+"Vem" = "full_name"
+"Ursprung" = "lead_source"
+"Intern kod" = ""
+[values.lead_source]
+"Vårmässan 2026" = "trade_show"
+[defaults]
+job_title = "Mässbesökare"
+"""
+# no synonym knows these headers, and "Vårmässan 2026" alone would be lead source 'other'
+MAPPED = ("Kontaktväg;Vem;Intern kod;Ursprung\nanna@nordvik.se;Anna Berg;X-1;Vårmässan 2026\n"
+          "per@nordvik.se;Per Ek;X-2;Vårmässan 2026\n").encode()
+
+
+def test_a_map_sent_with_the_upload_maps_columns_values_and_defaults(client, sessions_for, tmp_path):
+    # Given a list whose headers no synonym knows, and the map a marketer wrote for it
+    # When the preview is asked for with the map, then it reads the columns the map names
+    answer = upload(client, MAPPED, preview="true", map=MAP)
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    assert {"header": "Kontaktväg", "field": "email"} in data["columns"]
+    assert {"header": "Intern kod", "field": None} in data["columns"]
+    assert data["rows"][0]["fields"]["email"] == "anna@nordvik.se"
+
+    # And imported with it, the rows become leads with the map's values and defaults
+    job = finished(client, upload(client, MAPPED, campaign="Mässan", map=MAP).json()["job"])
+    assert job["counts"]["created"] == 2, job
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        leads = session.scalars(select(Lead).order_by(Lead.id)).all()
+        assert [(lead.email, lead.first_name, lead.last_name) for lead in leads] == [
+            ("anna@nordvik.se", "Anna", "Berg"), ("per@nordvik.se", "Per", "Ek")]
+        assert {(lead.lead_source, lead.job_title) for lead in leads} == {("trade_show", "Mässbesökare")}
+        assert all("X-1" not in str(lead.details) for lead in leads)  # the ignored column is not kept
+
+
+@pytest.mark.parametrize("sent, says", [
+    ('[columns]\n"Vem" = "mail_address"\n', "map: columns.Vem: unknown field 'mail_address'"),
+    ("[columns\n", "map: syntax:"),
+    ("[colums]\n", "map: colums: unknown section"),
+    ("# " + "x" * 5000, "map: at most 4000 characters"),
+])
+def test_a_bad_map_is_refused_naming_the_key_and_nothing_is_kept(client, tmp_path, sent, says):
+    answer = upload(client, MAPPED, map=sent)
+    assert answer.status_code == 422, answer.text
+    assert says in answer.json()["detail"]
+    assert client.get("/imports", headers=AUTH).json()["imports"] == []
+    assert not (tmp_path / "uploads").exists() or list((tmp_path / "uploads").iterdir()) == []
+
+
 def test_every_import_route_needs_the_token(client):
     assert client.post("/imports", content=SAMPLE.read_bytes()).status_code == 401
     assert client.post("/imports", content=b"x", headers={"authorization": "Bearer wrong"}).status_code == 401

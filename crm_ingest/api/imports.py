@@ -2,8 +2,12 @@
 a web page that uploads the file.
 
     POST /imports?campaign=NAME[&source=list][&upsert_by=email|phone|none][&consent=TEXT]
-                 [&encoding=CODEC][&sheet=NAME][&file_name=list.csv][&preview=true]
-         body: the file itself (CSV, TSV or .xlsx), e.g. `curl --data-binary @list.csv`
+                 [&encoding=CODEC][&sheet=NAME][&file_name=list.csv][&preview=true][&map=TOML]
+         body: the file itself (CSV, TSV or .xlsx), e.g.
+               `curl -H "Content-Type: text/csv" --data-binary @list.csv` (curl's default
+               type is a form's, which is refused)
+         map: the text of a map file (`ingest import --map`), in the query, e.g.
+              `curl --url-query map@map.toml` (curl 7.87+); at most MAX_MAP_CHARS characters
     GET  /imports                      the latest jobs, newest first
     GET  /imports/{id}                 a job's state and counts (as `ingest import-report`)
     GET  /imports/{id}/rejected        its rejected rows with reasons, as CSV safe for Excel
@@ -40,6 +44,8 @@ from .limits import over_limit
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["imports"])
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+# a query string, percent-encoded: servers and proxies refuse a request head much past 8-16 KB
+MAX_MAP_CHARS = 4000
 
 
 def _import_dir() -> Path:
@@ -54,7 +60,8 @@ def _import_dir() -> Path:
 @router.post("/imports", summary="Import a campaign list (the file is the body)", status_code=202)
 async def create_import(request: Request, campaign: str | None = None, source: str = "list",
                         upsert_by: str = "email", consent: str | None = None, encoding: str | None = None,
-                        sheet: str | None = None, file_name: str = "upload.csv", preview: bool = False) -> Any:
+                        sheet: str | None = None, file_name: str = "upload.csv", preview: bool = False,
+                        map: str | None = None) -> Any:
     require_token(request)
     from .intake import counter
 
@@ -76,9 +83,11 @@ async def create_import(request: Request, campaign: str | None = None, source: s
     for name, value, limit in (("campaign", campaign, 200), ("consent", consent, 500), ("file_name", file_name, 200)):
         if value is not None and (len(value) > limit or not value.strip()):
             raise HTTPException(422, f"{name}: 1 to {limit} characters")
+    mapping = _mapping(map)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type.startswith("multipart/") or content_type == "application/x-www-form-urlencoded":
-        raise HTTPException(415, "send the file itself as the body (e.g. curl --data-binary @list.csv), not a form")
+        raise HTTPException(415, "send the file itself as the body with its own Content-Type, not a form "
+                                 "(curl: -H 'Content-Type: text/csv' --data-binary @list.csv)")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > api.max_import_bytes:
         raise HTTPException(413, f"the file is over {api.max_import_bytes} bytes")
@@ -97,15 +106,30 @@ async def create_import(request: Request, campaign: str | None = None, source: s
         if size == 0:
             raise HTTPException(422, "the body is empty: send the file as the body")
         answer = await run_in_threadpool(_start, path, file_name, source_config.name, campaign, consent, upsert_by,
-                                         encoding, sheet, preview)
+                                         encoding, sheet, preview, mapping)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return answer
 
 
+def _mapping(text: str | None):
+    """The map sent with an upload, read as `ingest import --map` reads its file; 422 names
+    the key that is wrong."""
+    from crm_ingest.connectors.listfile import MapFile
+
+    if text is None:
+        return None
+    if len(text) > MAX_MAP_CHARS:
+        raise HTTPException(422, f"map: at most {MAX_MAP_CHARS} characters")
+    try:
+        return MapFile.parse(text, origin="syntax")
+    except ConfigError as exc:
+        raise HTTPException(422, f"map: {exc}") from None
+
+
 def _start(path: Path, file_name: str, source: str, campaign: str | None, consent: str | None, upsert_by: str,
-           encoding: str | None, sheet: str | None, preview: bool) -> JSONResponse:
+           encoding: str | None, sheet: str | None, preview: bool, mapping=None) -> JSONResponse:
     from crm_ingest.connectors.listfile import ListFile
     from crm_ingest.connectors.listfile import preview as preview_rows
     from crm_ingest.ingest.importjobs import job_summary
@@ -113,7 +137,7 @@ def _start(path: Path, file_name: str, source: str, campaign: str | None, consen
 
     rt = runtime()
     try:
-        list_file = ListFile(path, source, encoding=encoding, sheet=sheet)
+        list_file = ListFile(path, source, encoding=encoding, sheet=sheet, mapping=mapping)
         if preview:
             data = preview_rows(list_file)
             path.unlink(missing_ok=True)

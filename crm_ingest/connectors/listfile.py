@@ -132,9 +132,19 @@ class MapFile:
     def load(cls, path: Path) -> MapFile:
         """Read a TOML map file; ConfigError names the dotted key that is wrong."""
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            text = Path(path).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(str(path), str(exc)) from exc
+        return cls.parse(text, str(path))
+
+    @classmethod
+    def parse(cls, text: str, origin: str = "map") -> MapFile:
+        """A map from its TOML text (a file's, or one sent with an upload); ConfigError names
+        the dotted key that is wrong (or `origin`, when the text is not TOML)."""
+        try:
+            data = tomllib.loads(text.removeprefix("\ufeff"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(origin, str(exc)) from exc
         if unknown := sorted(data.keys() - {"columns", "values", "defaults"}):
             raise ConfigError(unknown[0], "unknown section; expected columns, values, defaults")
         columns = {header: _known_field(f"columns.{header}", _string(f"columns.{header}", target))
