@@ -80,6 +80,30 @@ def test_rejected_rows_report_names_the_column_and_neutralizes_formulas(cli, tmp
     assert rows[0]["Företag"] == "'+Corp" and rows[1]["Företag"] == "'@Firma"
 
 
+def test_a_row_takes_its_first_valid_number_and_a_bad_one_is_named_by_its_column(cli, tmp_path, sessions_for):
+    # Given a list with a landline and a mobile column, as trade-show lists often have
+    listing = write_list(tmp_path / "numbers.csv", [
+        ["Eva", "Ek", "", "ej nummer", "070-765 43 21"],     # the landline is junk, the mobile good
+        ["Bo", "Ny", "", "", "inget"],                         # only a junk mobile, no email
+        ["Al", "Ås", "Al Ås <al@as.example.se>", "", "fel"],   # a junk mobile, but an email
+    ], header=["Förnamn", "Efternamn", "E-post", "Telefon", "Mobil"])
+
+    # When it is imported
+    job = run_json(cli, "import", str(listing))
+
+    # Then the first row is a lead with the mobile, the second is rejected naming the mobile
+    # column, and the third is a lead found by its email (the address read out of the name form)
+    assert (job["counts"]["created"], job["counts"]["rejected"]) == (2, 1)
+    cli("import-report", str(job["job"]), "--rejected", str(tmp_path / "rejected.csv"))
+    with (tmp_path / "rejected.csv").open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["row"], row["reason"][:20]) for row in rows] == [("2", "Mobil: invalid phone")]
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        leads = {lead.first_name: lead for lead in session.scalars(select(Lead))}
+    assert leads["Eva"].phone == "+46707654321"
+    assert (leads["Al"].email, leads["Al"].phone) == ("al@as.example.se", "fel")
+
+
 def test_suppressed_people_never_become_leads_whatever_list_they_come_back_in(cli, tmp_path, sessions_for):
     # Given a lead from an earlier list, then a do-not-contact list with its email, a phone and a domain
     first = write_list(tmp_path / "first.csv", [["Eva", "Ek", "eva@ek.example.se", "", ""]])

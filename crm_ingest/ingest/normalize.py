@@ -73,7 +73,12 @@ def normalize_email(value: str, field: str = "email") -> tuple[str, str]:
 
     Syntax only: no DNS in bulk. Raises InvalidItem naming the field.
     """
-    text = value.strip().strip("<>").strip()
+    text = value.strip()
+    if text.endswith(">") and "<" in text:  # "Anna Berg <anna@berg.se>", as mail programs copy it
+        text = text[text.rindex("<") + 1:]
+    text = text.strip("<>").strip()
+    if text[:7].lower() == "mailto:":  # a link's address, as web pages copy it
+        text = text[7:].split("?", 1)[0].strip()
     plain = _plain_email(text)
     if plain is not None:
         return plain, plain.lower()

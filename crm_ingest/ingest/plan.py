@@ -87,7 +87,6 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
     if not (first or last):
         first, last = split_name(fields.get("full_name") or fields.get("name"))
     raw_email = clean_text(fields.get("email"), 400)
-    raw_phone = clean_text(fields.get("phone") or fields.get("mobile_phone"), 64)
     keys: list[tuple[str, str]] = []
     email = phone = None
     if raw_email:
@@ -95,14 +94,9 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         keys.append(("email", email_key))
         # the mailbox behind it (Gmail ignores dots and +tags): a.svensson@ is asvensson+news@
         keys.extend(("email_canonical", variant) for variant in email_variants(email_key)[1:])
-    if raw_phone:
-        try:
-            phone = normalize_phone(raw_phone, source.region)
-            keys.append(("phone", phone))
-        except InvalidItem:
-            if not keys:
-                raise
-            phone = raw_phone  # kept as entered; the email identifies the person
+    phone, valid = _phone(fields, source, identified=bool(keys))
+    if valid:
+        keys.append(("phone", phone))
     if handle:
         keys.append(("handle", normalize_handle(*handle)))
     for network in ("twitter", "facebook"):  # a form or list row naming the person's profiles
@@ -136,6 +130,26 @@ def _with_case(plan: ItemPlan, source: SourceConfig, title: str | None, body: st
 
 def _person_scope(source: SourceConfig) -> str:
     return "lead" if source.record_type == "lead" else "contact"
+
+
+def _phone(fields: Mapping[str, Any], source: SourceConfig, identified: bool) -> tuple[str | None, bool]:
+    """(number, valid): the first valid number of the phone and mobile phone fields, in E.164.
+    When neither is valid: the first kept as entered if an email identifies the person, or else
+    the item is invalid, the reason naming the field the number was in."""
+    first_bad: tuple[str, InvalidItem] | None = None
+    for name in ("phone", "mobile_phone"):
+        raw = clean_text(fields.get(name), 64)
+        if not raw:
+            continue
+        try:
+            return normalize_phone(raw, source.region, name), True
+        except InvalidItem as exc:
+            first_bad = first_bad or (raw, exc)
+    if first_bad is None:
+        return None, False
+    if not identified:
+        raise first_bad[1]
+    return first_bad[0], False  # kept as entered; the email identifies the person
 
 
 def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:

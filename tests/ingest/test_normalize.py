@@ -22,6 +22,10 @@ from crm_ingest.ingest.normalize import (
     "  asa.jonsson@example.com\t",
     "ASA.JONSSON@EXAMPLE.COM",
     "<asa.jonsson@example.com>",
+    "Åsa Jonsson <asa.jonsson@example.com>",  # as a mail program copies it
+    '"Jonsson, Åsa" <Asa.Jonsson@example.com> ',
+    "mailto:asa.jonsson@example.com",  # as a web page's link copies it
+    "MAILTO:Asa.Jonsson@Example.com?subject=Hej",
 ])
 def test_email_written_with_other_case_or_padding_gives_the_same_key(entered):
     # Given one address written several ways
