@@ -84,7 +84,7 @@ def test_a_row_takes_its_first_valid_number_and_a_bad_one_is_named_by_its_column
     # Given a list with a landline and a mobile column, as trade-show lists often have
     listing = write_list(tmp_path / "numbers.csv", [
         ["Eva", "Ek", "", "ej nummer", "070-765 43 21"],     # the landline is junk, the mobile good
-        ["Bo", "Ny", "", "", "inget"],                         # only a junk mobile, no email
+        ["Bo", "Ny", "", "", "ring växeln"],                   # only a junk mobile, no email
         ["Al", "Ås", "Al Ås <al@as.example.se>", "", "fel"],   # a junk mobile, but an email
     ], header=["Förnamn", "Efternamn", "E-post", "Telefon", "Mobil"])
 
@@ -102,6 +102,37 @@ def test_a_row_takes_its_first_valid_number_and_a_bad_one_is_named_by_its_column
         leads = {lead.first_name: lead for lead in session.scalars(select(Lead))}
     assert leads["Eva"].phone == "+46707654321"
     assert (leads["Al"].email, leads["Al"].phone) == ("al@as.example.se", "fel")
+
+
+def test_placeholders_are_blank_and_a_cell_of_several_addresses_gives_each(cli, tmp_path, sessions_for):
+    # Given a list as people fill them in: '-' and 'N/A' for no email, two addresses in a
+    # cell, an address ending a sentence
+    listing = write_list(tmp_path / "filled.csv", [
+        ["Anna", "Sund", "-", "070-123 45 67", ""],
+        ["Bo", "Ek", "N/A", "", ""],                                   # nothing at all, really
+        ["Cia", "Berg", "cia@berg.se; Cia.Berg@gmail.com", "", ""],
+        ["Dan", "Ahl", "dan@ahl.se.", "", ""],
+        ["Cia", "Berg", "cia.berg@GMAIL.com", "", "Berg AB"],         # her second address, later
+        ["Eva", "Ek", "eva@@ek.se, eva@", "", ""],                     # several, none valid
+    ], header=["Förnamn", "Efternamn", "E-post", "Telefon", "Företag"])
+
+    # When it is imported
+    job = run_json(cli, "import", str(listing))
+
+    # Then a placeholder is a blank cell: Anna is a lead by her phone, Bo has nothing to be
+    # found by; Cia is one lead found again by her second address; Dan's full stop is not his
+    counts = job["counts"]
+    assert (counts["created"], counts["duplicate_in_file"], counts["rejected"]) == (3, 1, 2)
+    cli("import-report", str(job["job"]), "--rejected", str(tmp_path / "rejected.csv"))
+    with (tmp_path / "rejected.csv").open(encoding="utf-8-sig", newline="") as handle:
+        reasons = {row["row"]: row["reason"] for row in csv.DictReader(handle)}
+    assert reasons["2"] == "E-post/Telefon: no email and no phone"
+    assert reasons["6"].startswith("E-post: invalid email 'eva@@ek.se'")
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        leads = {lead.first_name: lead for lead in session.scalars(select(Lead))}
+    assert (leads["Anna"].email, leads["Anna"].phone) == (None, "+46701234567")
+    assert (leads["Cia"].email, leads["Cia"].company_name) == ("cia@berg.se", "Berg AB")
+    assert leads["Dan"].email == "dan@ahl.se"
 
 
 def test_suppressed_people_never_become_leads_whatever_list_they_come_back_in(cli, tmp_path, sessions_for):

@@ -68,17 +68,25 @@ def _plain_email(text: str) -> str | None:
     return text[: text.index("@") + 1] + domain
 
 
-def normalize_email(value: str, field: str = "email") -> tuple[str, str]:
-    """Return (address as stored, match key). The key is the whole address in lower case.
-
-    Syntax only: no DNS in bulk. Raises InvalidItem naming the field.
-    """
+def tidy_email(value: str) -> str:
+    """The address in what was entered: out of 'Name <address>' (as mail programs copy it) or
+    'mailto:address' (as web pages do), without padding or trailing punctuation."""
     text = value.strip()
     if text.endswith(">") and "<" in text:  # "Anna Berg <anna@berg.se>", as mail programs copy it
         text = text[text.rindex("<") + 1:]
     text = text.strip("<>").strip()
     if text[:7].lower() == "mailto:":  # a link's address, as web pages copy it
         text = text[7:].split("?", 1)[0].strip()
+    text = text.rstrip(".,;:")  # a sentence's or a list's punctuation after it: never the address's
+    return text
+
+
+def normalize_email(value: str, field: str = "email") -> tuple[str, str]:
+    """Return (address as stored, match key). The key is the whole address in lower case.
+
+    Syntax only: no DNS in bulk. Raises InvalidItem naming the field.
+    """
+    text = tidy_email(value)
     plain = _plain_email(text)
     if plain is not None:
         return plain, plain.lower()

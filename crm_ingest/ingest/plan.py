@@ -5,6 +5,7 @@ activity to create, or an outcome decided up front (rejected, ignored).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping  # not typing's: isinstance with it is several times slower
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -86,14 +87,16 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
     first, last = clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200)
     if not (first or last):
         first, last = split_name(fields.get("full_name") or fields.get("name"))
-    raw_email = clean_text(fields.get("email"), 400)
+    raw_email = _given(clean_text(fields.get("email"), 400))
     keys: list[tuple[str, str]] = []
     email = phone = None
     if raw_email:
-        email, email_key = normalize_email(raw_email, email_field)
-        keys.append(("email", email_key))
-        # the mailbox behind it (Gmail ignores dots and +tags): a.svensson@ is asvensson+news@
-        keys.extend(("email_canonical", variant) for variant in email_variants(email_key)[1:])
+        addresses = _emails(raw_email, email_field)
+        email = addresses[0][0]
+        for _, email_key in addresses:
+            keys.append(("email", email_key))
+            # the mailbox behind it (Gmail ignores dots and +tags): a.svensson@ is asvensson+news@
+            keys.extend(("email_canonical", variant) for variant in email_variants(email_key)[1:])
     phone, valid = _phone(fields, source, identified=bool(keys))
     if valid:
         keys.append(("phone", phone))
@@ -132,13 +135,45 @@ def _person_scope(source: SourceConfig) -> str:
     return "lead" if source.record_type == "lead" else "contact"
 
 
+# What lists write in a cell that has no value: such a cell is blank, not an invalid address
+_PLACEHOLDERS = frozenset({"-", "--", "---", "\u2013", "\u2014", ".", "?", "x", "0", "n/a", "na", "n.a.", "none",
+                           "null", "nil", "unknown", "tbd", "saknas", "okänd", "ingen", "inget", "ej"})
+_SEVERAL = re.compile(r"[\s,;|/]+")
+_SEVERAL_NAMED = re.compile(r"[,;|]+")  # 'Anna <a@x.se>; Bo <b@y.se>': names hold spaces
+
+
+def _given(value: str | None) -> str | None:
+    return None if value is None or value.lower() in _PLACEHOLDERS else value
+
+
+def _emails(raw: str, field: str) -> list[tuple[str, str]]:
+    """(address as stored, match key) of the cell's address; of each valid one, first first,
+    when the cell lists several ('anna@x.se; anna.berg@gmail.com'). InvalidItem when none is."""
+    if raw.count("@") < 2:
+        return [normalize_email(raw, field)]
+    found, first_error = [], None
+    for part in (_SEVERAL_NAMED if "<" in raw else _SEVERAL).split(raw):
+        if "@" not in part:
+            continue
+        try:
+            address = normalize_email(part, field)
+        except InvalidItem as exc:
+            first_error = first_error or exc
+            continue
+        if address[1] not in (key for _, key in found):
+            found.append(address)
+    if not found:
+        raise first_error or InvalidItem(field, f"invalid email {raw[:80]!r}")
+    return found
+
+
 def _phone(fields: Mapping[str, Any], source: SourceConfig, identified: bool) -> tuple[str | None, bool]:
     """(number, valid): the first valid number of the phone and mobile phone fields, in E.164.
     When neither is valid: the first kept as entered if an email identifies the person, or else
     the item is invalid, the reason naming the field the number was in."""
     first_bad: tuple[str, InvalidItem] | None = None
     for name in ("phone", "mobile_phone"):
-        raw = clean_text(fields.get(name), 64)
+        raw = _given(clean_text(fields.get(name), 64))
         if not raw:
             continue
         try:

@@ -6,7 +6,7 @@ import pytest
 from email_validator import EmailNotValidError, validate_email
 
 from crm_ingest.ingest.errors import InvalidItem
-from crm_ingest.ingest.normalize import _plain_email, normalize_email
+from crm_ingest.ingest.normalize import _plain_email, normalize_email, tidy_email
 
 PIECES = ["anna", "Anna.Svensson", "a", "x" * 64, "x" * 65, "o'brien", "first+tag", "-", "_",
           ".lead", "trail.", "do..ts", "ÅSA", "名", "a b", '"q"', "Ex-ample", "ex_ample", "-bad",
@@ -30,11 +30,11 @@ def addresses(count: int, seed: int = 5):
     "a@" + ".".join(["b" * 63] * 4) + ".com",
 ])
 def test_fast_path_agrees_with_email_validator(address):
-    try:
-        expected = validate_email(address, check_deliverability=False).normalized
+    try:  # of the address as tidied (padding, 'mailto:', a trailing comma taken off)
+        expected = validate_email(tidy_email(address), check_deliverability=False).normalized
     except EmailNotValidError:
         expected = None
-    plain = _plain_email(address)
+    plain = _plain_email(tidy_email(address))
     if plain is not None:  # the fast path only answers when it is sure
         assert plain == expected
     try:
