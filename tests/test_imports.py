@@ -135,6 +135,30 @@ def test_placeholders_are_blank_and_a_cell_of_several_addresses_gives_each(cli, 
     assert leads["Dan"].email == "dan@ahl.se"
 
 
+@pytest.mark.parametrize("first, then", [("cia.berg@gmail.com", "ciaberg@gmail.com"),
+                                          ("ciaberg@gmail.com", "Cia.Berg+expo@gmail.com")])
+def test_one_gmail_mailbox_spelled_two_ways_is_one_person_in_a_file_and_across_files(
+        cli, tmp_path, sessions_for, first, then):
+    # Given one mailbox written with and without dots (or a +tag), in one file and in two
+    header = ["Förnamn", "Efternamn", "E-post", "Telefon", "Företag"]
+    one_file = write_list(tmp_path / "one.csv", [["Cia", "Berg", first, "", ""], ["Cia", "Berg", then, "", "Berg AB"]],
+                          header=header)
+    later = write_list(tmp_path / "later.csv", [["Cia", "Berg", then, "", "Berg AB"], ["Bo", "Ek", "bo@ek.se", "", ""]],
+                       header=header)
+
+    # When both files are imported
+    in_file = run_json(cli, "import", str(one_file))
+    across = run_json(cli, "import", str(later))
+
+    # Then the second spelling is the first one's lead: a repeat in the file, merged across files
+    assert (in_file["counts"]["created"], in_file["counts"]["duplicate_in_file"]) == (1, 1)
+    assert (across["counts"]["created"], across["counts"]["merged"]) == (1, 1)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        leads = session.scalars(select(Lead).order_by(Lead.id)).all()
+    assert [(lead.first_name, lead.email, lead.company_name) for lead in leads] == [
+        ("Cia", first, "Berg AB"), ("Bo", "bo@ek.se", None)]
+
+
 def test_suppressed_people_never_become_leads_whatever_list_they_come_back_in(cli, tmp_path, sessions_for):
     # Given a lead from an earlier list, then a do-not-contact list with its email, a phone and a domain
     first = write_list(tmp_path / "first.csv", [["Eva", "Ek", "eva@ek.example.se", "", ""]])

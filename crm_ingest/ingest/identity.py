@@ -116,6 +116,7 @@ def lookup_keys(session: Session, keys: Iterable[Key]) -> dict[Key, int]:
     """Owners of the given keys. The unique index leads with the value, so one statement looks
     up every value of the batch at once, whatever its scope and kind."""
     wanted = set(keys)
+    wanted.update((scope, TWIN_KIND[kind], value) for scope, kind, value in list(wanted) if kind in TWIN_KIND)
     values = sorted({value for _, _, value in wanted})
     owners: dict[Key, int] = {}
     pg = session.get_bind().dialect.name == "postgresql"
@@ -134,6 +135,9 @@ def lookup_keys(session: Session, keys: Iterable[Key]) -> dict[Key, int]:
 
 
 EMAIL_KINDS = ("email", "email_canonical")
+# One mailbox as either kind: a list's ciaberg@gmail.com is the cia.berg@gmail.com of an
+# earlier one (whose canonical mailbox it is); the lookup by value returns both kinds anyway
+TWIN_KIND = {"email": "email_canonical", "email_canonical": "email"}
 
 
 def _is_shared(kind: str, value: str) -> bool:
@@ -209,6 +213,8 @@ def _sharing_a_key(by_key: dict[Key, Person], scopes: tuple[str, ...], finding: 
     for scope in scopes:
         for kind, value in finding:
             other = by_key.get((scope, kind, value))
+            if other is None and kind in TWIN_KIND:
+                other = by_key.get((scope, TWIN_KIND[kind], value))
             if other is not None and _may_join((kind, value), fields, other.fields):
                 return other
     return None
@@ -219,6 +225,8 @@ def _owner(owners: dict[Key, int], names: dict[tuple[str, int], dict], scope: st
     """The existing record of the scope that owns one of these keys first, if it may be joined."""
     for kind, value in finding:
         record_id = owners.get((scope, kind, value))
+        if record_id is None and kind in TWIN_KIND:
+            record_id = owners.get((scope, TWIN_KIND[kind], value))
         if record_id is not None and _may_join((kind, value), fields, names.get((scope, record_id), {})):
             return record_id
     return None
