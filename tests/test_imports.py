@@ -159,6 +159,31 @@ def test_one_gmail_mailbox_spelled_two_ways_is_one_person_in_a_file_and_across_f
         ("Cia", first, "Berg AB"), ("Bo", "bo@ek.se", None)]
 
 
+def test_a_rows_country_is_the_region_of_its_numbers_and_its_address_is_kept(cli, tmp_path, sessions_for):
+    # Given an international list (the source's region is Sweden) with a country column
+    listing = write_list(tmp_path / "intl.csv", [
+        ["Hans", "Meier", "hans@meier.de", "030 1234567", "Berlin", "Deutschland"],
+        ["Ole", "Hansen", "ole@hansen.no", "412 34 567", "Oslo", "NO"],
+        ["Amy", "Ng", "amy@ng.co.uk", "020 7946 0018", "London", "United Kingdom"],
+        ["Eva", "Ek", "eva@ek.se", "08-123 456 78", "Stockholm", "Sverige"],
+        ["Kim", "Li", "kim@li.se", "070-123 45 67", "", "Atlantis"],  # no country we know: Sweden's
+    ], header=["Förnamn", "Efternamn", "E-post", "Telefon", "Ort", "Land"])
+
+    # When it is imported
+    job = run_json(cli, "import", str(listing))
+
+    # Then each number is read in its row's country (a Berlin number is not a Swedish one),
+    # and the city and country stay on the lead
+    assert job["counts"]["created"] == 5
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        leads = {lead.first_name: lead for lead in session.scalars(select(Lead))}
+    assert {name: lead.phone for name, lead in leads.items()} == {
+        "Hans": "+49301234567", "Ole": "+4741234567", "Amy": "+442079460018", "Eva": "+46812345678",
+        "Kim": "+46701234567"}
+    assert leads["Hans"].details["fields"] == {"city": "Berlin", "country": "Deutschland"}
+    assert leads["Kim"].details["fields"] == {"country": "Atlantis"}
+
+
 def test_suppressed_people_never_become_leads_whatever_list_they_come_back_in(cli, tmp_path, sessions_for):
     # Given a lead from an earlier list, then a do-not-contact list with its email, a phone and a domain
     first = write_list(tmp_path / "first.csv", [["Eva", "Ek", "eva@ek.example.se", "", ""]])

@@ -97,6 +97,39 @@ def normalize_email(value: str, field: str = "email") -> tuple[str, str]:
     return result.normalized, result.normalized.lower()
 
 
+# Country names as lists write them, in the languages our lists come in: the row's country
+# is the region its phone numbers are read in (a German '030 1234567' is not Swedish)
+_COUNTRY_LOCALES = ("en", "sv", "de", "nb", "nn", "da", "fi", "fr", "es", "nl", "it", "pl")
+_COUNTRY_ALIASES = {"uk": "GB", "england": "GB", "scotland": "GB", "wales": "GB", "northern ireland": "GB",
+                    "great britain": "GB", "britain": "GB", "skottland": "GB", "usa": "US", "u.s.a.": "US",
+                    "u.s.": "US", "united states of america": "US", "america": "US", "holland": "NL",
+                    "uae": "AE"}
+
+
+@lru_cache(maxsize=1)
+def _country_codes() -> dict[str, str]:
+    from babel import Locale
+
+    codes: dict[str, str] = {}
+    for locale in _COUNTRY_LOCALES:
+        for code, name in Locale(locale).territories.items():
+            if len(code) == 2 and code.isalpha():
+                codes.setdefault(name.casefold(), code)
+    for code in phonenumbers.SUPPORTED_REGIONS:
+        codes.setdefault(code.casefold(), code)
+    codes.update(_COUNTRY_ALIASES)
+    return codes
+
+
+@lru_cache(maxsize=4096)
+def country_region(value: str | None) -> str | None:
+    """The ISO region of a country as written ('Sverige', 'Germany', 'UK', 'de'); None when
+    it is not one we know (the caller keeps its default)."""
+    if not value:
+        return None
+    return _country_codes().get(" ".join(value.split()).casefold())
+
+
 def normalize_phone(value: str, region: str, field: str = "phone") -> str:
     """E.164 by the source's region; raises InvalidItem naming the field."""
     return _e164(value.strip(), region, field)

@@ -18,6 +18,7 @@ from .matching import email_variants
 from .normalize import (
     clean_body,
     clean_text,
+    country_region,
     normalize_email,
     normalize_handle,
     normalize_phone,
@@ -168,16 +169,19 @@ def _emails(raw: str, field: str) -> list[tuple[str, str]]:
 
 
 def _phone(fields: Mapping[str, Any], source: SourceConfig, identified: bool) -> tuple[str | None, bool]:
-    """(number, valid): the first valid number of the phone and mobile phone fields, in E.164.
+    """(number, valid): the first valid number of the phone and mobile phone fields, in E.164,
+    read in the row's country when it names one we know (else in the source's region).
     When neither is valid: the first kept as entered if an email identifies the person, or else
     the item is invalid, the reason naming the field the number was in."""
     first_bad: tuple[str, InvalidItem] | None = None
+    country = fields.get("country")
+    region = (country_region(country) if type(country) is str else None) or source.region
     for name in ("phone", "mobile_phone"):
         raw = _given(clean_text(fields.get(name), 64))
         if not raw:
             continue
         try:
-            return normalize_phone(raw, source.region, name), True
+            return normalize_phone(raw, region, name), True
         except InvalidItem as exc:
             first_bad = first_bad or (raw, exc)
     if first_bad is None:
@@ -185,6 +189,11 @@ def _phone(fields: Mapping[str, Any], source: SourceConfig, identified: bool) ->
     if not identified:
         raise first_bad[1]
     return first_bad[0], False  # kept as entered; the email identifies the person
+
+
+# A list's fields that no lead column holds: kept in its details, never dropped
+_KEPT_FIELDS = (("street", 300), ("postal_code", 20), ("city", 100), ("country", 100), ("website", 300),
+                ("notes", 2000))
 
 
 def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
@@ -198,7 +207,9 @@ def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) ->
         if lead_source:
             plan.person.fields["lead_source"] = lead_source
         extra = payload.get("extra")
+        kept = {name: value for name, limit in _KEPT_FIELDS if (value := clean_text(fields.get(name), limit))}
         details = {"row": payload.get("row"), "file": clean_text(payload.get("file"), 300),
+                   "fields": kept or None,
                    "extra": {clean_text(k, 100): clean_text(v, 1000) for k, v in extra.items()}
                    if isinstance(extra, Mapping) and extra else None}
         plan.person.fields["details"] = {k: v for k, v in details.items() if v is not None} or None

@@ -243,3 +243,15 @@ def test_handle_is_network_qualified_lower_case_without_at(network, handle):
 
 def test_same_handle_on_different_networks_gives_different_keys():
     assert normalize_handle("twitter", "asaj") != normalize_handle("facebook", "asaj")
+
+
+@pytest.mark.parametrize("written, region", [
+    ("Sverige", "SE"), ("sweden", "SE"), ("SE", "SE"), ("Deutschland", "DE"), ("Tyskland", "DE"),
+    ("Germany", "DE"), ("United Kingdom", "GB"), ("Storbritannien", "GB"), ("UK", "GB"), ("England", "GB"),
+    ("Norge", "NO"), ("no", "NO"), ("Suomi", "FI"), ("Finland", "FI"), ("Danmark", "DK"), ("USA", "US"),
+    ("  united   states ", "US"), ("Atlantis", None), ("", None), (None, None),
+])
+def test_a_country_as_lists_write_it_gives_its_region(written, region):
+    from crm_ingest.ingest.normalize import country_region
+
+    assert country_region(written) == region
