@@ -1,9 +1,11 @@
 """Field normalizers: values as entered become match keys. Pure functions, no I/O."""
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -97,28 +99,12 @@ def normalize_email(value: str, field: str = "email") -> tuple[str, str]:
     return result.normalized, result.normalized.lower()
 
 
-# Country names as lists write them, in the languages our lists come in: the row's country
-# is the region its phone numbers are read in (a German '030 1234567' is not Swedish)
-_COUNTRY_LOCALES = ("en", "sv", "de", "nb", "nn", "da", "fi", "fr", "es", "nl", "it", "pl")
-_COUNTRY_ALIASES = {"uk": "GB", "england": "GB", "scotland": "GB", "wales": "GB", "northern ireland": "GB",
-                    "great britain": "GB", "britain": "GB", "skottland": "GB", "usa": "US", "u.s.a.": "US",
-                    "u.s.": "US", "united states of america": "US", "america": "US", "holland": "NL",
-                    "uae": "AE"}
-
-
+# Country names as lists write them, in the languages our lists come in (CLDR's, written by
+# scripts/country_names.py): the row's country is the region its phone numbers are read in
+# (a German '030 1234567' is not Swedish)
 @lru_cache(maxsize=1)
 def _country_codes() -> dict[str, str]:
-    from babel import Locale
-
-    codes: dict[str, str] = {}
-    for locale in _COUNTRY_LOCALES:
-        for code, name in Locale(locale).territories.items():
-            if len(code) == 2 and code.isalpha():
-                codes.setdefault(name.casefold(), code)
-    for code in phonenumbers.SUPPORTED_REGIONS:
-        codes.setdefault(code.casefold(), code)
-    codes.update(_COUNTRY_ALIASES)
-    return codes
+    return json.loads((Path(__file__).parent / "data" / "country_names.json").read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=4096)

@@ -152,19 +152,20 @@ def _emails(raw: str, field: str) -> list[tuple[str, str]]:
     when the cell lists several ('anna@x.se; anna.berg@gmail.com'). InvalidItem when none is."""
     if raw.count("@") < 2:
         return [normalize_email(raw, field)]
-    found, first_error = [], None
+    found: list[tuple[str, str]] = []
+    first_error: str | None = None
     for part in (_SEVERAL_NAMED if "<" in raw else _SEVERAL).split(raw):
         if "@" not in part:
             continue
         try:
             address = normalize_email(part, field)
         except InvalidItem as exc:
-            first_error = first_error or exc
+            first_error = first_error or exc.reason  # not the error: see _phone
             continue
         if address[1] not in (key for _, key in found):
             found.append(address)
     if not found:
-        raise first_error or InvalidItem(field, f"invalid email {raw[:80]!r}")
+        raise InvalidItem(field, first_error or f"invalid email {raw[:80]!r}")
     return found
 
 
@@ -173,7 +174,7 @@ def _phone(fields: Mapping[str, Any], source: SourceConfig, identified: bool) ->
     read in the row's country when it names one we know (else in the source's region).
     When neither is valid: the first kept as entered if an email identifies the person, or else
     the item is invalid, the reason naming the field the number was in."""
-    first_bad: tuple[str, InvalidItem] | None = None
+    first_bad: tuple[str, str, str] | None = None
     country = fields.get("country")
     region = (country_region(country) if type(country) is str else None) or source.region
     for name in ("phone", "mobile_phone"):
@@ -183,11 +184,14 @@ def _phone(fields: Mapping[str, Any], source: SourceConfig, identified: bool) ->
         try:
             return normalize_phone(raw, region, name), True
         except InvalidItem as exc:
-            first_bad = first_bad or (raw, exc)
+            # its words, not the error: the error's context holds the frames it was raised in,
+            # and they hold this one (a cycle per bad number, freed only by the collector,
+            # which a chunk runs without)
+            first_bad = first_bad or (raw, exc.field, exc.reason)
     if first_bad is None:
         return None, False
     if not identified:
-        raise first_bad[1]
+        raise InvalidItem(first_bad[1], first_bad[2])
     return first_bad[0], False  # kept as entered; the email identifies the person
 
 

@@ -272,3 +272,25 @@ def test_blank_campaign_in_the_payload_falls_back_to_the_sources():
 
 def test_no_campaign_anywhere_is_none():
     assert plan_item(1, "row", {"email": "a@example.com"}, LIST).campaign is None
+
+
+def test_planning_bad_numbers_and_addresses_leaves_no_cyclic_garbage():
+    """A chunk is planned with the garbage collector paused (gcpause), so whatever cycles it
+    makes pile up until the chunk is done. A caught error kept with its traceback is one:
+    the traceback holds the frame that holds the error."""
+    import gc
+
+    rows = [{"email": "ok@example.se", "phone": "ej nummer", "mobile_phone": "fel"},  # kept as entered
+            {"email": "a@@x.se; b@", "phone": "070-123 45 67"},                        # no valid address
+            {"phone": "ring mig"},                                                     # rejected
+            {"email": "eva@ek.se, eva.ek@gmail.com", "country": "Tyskland", "phone": "030 1234567"}]
+    gc.collect()
+    gc.disable()
+    try:
+        plans = [plan_item(n, "row", {"fields": fields}, LIST) for n, fields in enumerate(rows)]
+        assert [plan.outcome for plan in plans] == [None, "rejected", "rejected", None]
+        assert plans[3].person.keys[-1] == ("phone", "+49301234567")
+        del plans
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
