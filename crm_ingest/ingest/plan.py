@@ -90,7 +90,7 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         first, last = split_name(fields.get("full_name") or fields.get("name"))
     raw_email = _given(clean_text(fields.get("email"), 400))
     keys: list[tuple[str, str]] = []
-    email = phone = None
+    email = None
     if raw_email:
         addresses = _emails(raw_email, email_field)
         email = addresses[0][0]
