@@ -255,8 +255,8 @@ def without_nul(value: Any) -> Any:
 def copy_rows(session: Session, model, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert rows that cannot conflict (their ids allocated, no other unique key) with
     PostgreSQL's COPY, or as insert_rows does elsewhere. COPY writes a page of rows at a time
-    and parses no arrays: a chunk's new leads cost the database a third less than through
-    `unnest` (the largest insert of a list import after its keys and raw items)."""
+    and parses no arrays (a chunk's new leads: the largest insert of a list import after its
+    keys and raw items; the 1M import's total CPU fell ~4% with it, not measured alone)."""
     if not rows:
         return
     if not _is_pg(session):
