@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import case, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import Contact, IdentityKey, Lead, utcnow
@@ -323,19 +323,27 @@ def _redirect_losers(session: Session, new: list[Person], lost: set[Key]) -> Non
     whose owner has another name, just stays with its owner."""
     winners = lookup_keys(session, lost)
     names = _names_behind_shared_keys(session, winners)
+    moved: dict[str, dict[int, int]] = defaultdict(dict)  # scope -> provisional record -> winner
     for person in new:
         taken = [key for key in person.new_keys if key in lost
                  and (person.match_kinds is None or key[1] in person.match_kinds)
                  and _may_join(key[1:], person.fields, names.get((key[0], winners[key]), {}))]
-        if not taken:
-            continue
-        provisional, winner = person.record_id, winners[taken[0]]
-        model = PERSON_MODELS[person.scope]
-        session.execute(delete(model).where(model.id == provisional))
-        session.execute(update(IdentityKey)
-                        .where(IdentityKey.scope == person.scope, IdentityKey.record_id == provisional)
-                        .values(record_id=winner))
-        person.record_id, person.created = winner, False
+        if taken:
+            moved[person.scope][person.record_id] = winners[taken[0]]
+            person.record_id, person.created = winners[taken[0]], False
+    # a few statements for all of them: two a person were most of an early chunk's time, when
+    # the rows repeating the first chunk's people meet it still uncommitted in the other worker
+    for scope, winner_of in moved.items():
+        model = PERSON_MODELS[scope]
+        provisional = sorted(winner_of)
+        for start in range(0, len(provisional), _CHUNK):
+            part = provisional[start:start + _CHUNK]
+            session.execute(delete(model).where(model.id.in_(part)))
+            session.execute(update(IdentityKey)
+                            .where(IdentityKey.scope == scope, IdentityKey.record_id.in_(part))
+                            .values(record_id=case({record_id: winner_of[record_id] for record_id in part},
+                                                   value=IdentityKey.record_id))
+                            .execution_options(synchronize_session=False))
 
 
 def _merge_into_existing(session: Session, people: list[Person]) -> None:

@@ -75,3 +75,34 @@ def test_keys_another_record_owns_already_are_reported_lost_and_the_rest_are_won
     with sessions() as session:
         owners = {(k.kind, k.value): k.record_id for k in session.query(IdentityKey)}
     assert owners == {("phone", "+4681234567"): 1, ("email", "bo@firma.se"): 2, ("email", "cia@firma.se"): 3}
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_people_redirected_together_each_go_to_their_own_winner_with_the_keys_they_won(
+        database, sqlite_url, pg_url, sessions_for):
+    sessions = sessions_for(sqlite_url if database == "sqlite" else pg_url)
+    with sessions.begin() as session:
+        # Given Anna's and Bo's leads, stored by a concurrent worker with their emails
+        insert_rows(session, Lead, [{"id": 9001, "first_name": "Anna"}, {"id": 9002, "first_name": "Bo"}])
+        insert_rows(session, IdentityKey, [
+            {"scope": "lead", "kind": "email", "value": "anna@firma.se", "record_id": 9001},
+            {"scope": "lead", "kind": "email", "value": "bo@firma.se", "record_id": 9002}])
+    with sessions.begin() as session:
+        # When our new Anna, Bo and Cia offer their keys and Anna's and Bo's emails are lost
+        anna = _new_person(session, "anna@firma.se", "+46701111111", None, name="Anna")
+        bo = _new_person(session, "bo@firma.se", "+46702222222", None, name="Bo")
+        cia = _new_person(session, "cia@firma.se", "+46703333333", None, name="Cia")
+        provisional = {anna.record_id, bo.record_id}
+        lost = _insert_keys(session, [anna, bo, cia])
+        _redirect_losers(session, [anna, bo, cia], lost)
+        # Then each is the winner's record, and only Cia's is new
+        assert [(p.record_id, p.created) for p in (anna, bo)] == [(9001, False), (9002, False)]
+        assert cia.created and cia.record_id not in (9001, 9002)
+    with sessions() as session:
+        # the provisional records are gone, and the phones they won went with them to the winners
+        assert {lead.id for lead in session.query(Lead)} == {9001, 9002, cia.record_id}
+        assert not provisional & {lead.id for lead in session.query(Lead)}
+        owners = {(k.kind, k.value): k.record_id for k in session.query(IdentityKey)}
+    assert owners == {("email", "anna@firma.se"): 9001, ("email", "bo@firma.se"): 9002,
+                      ("phone", "+46701111111"): 9001, ("phone", "+46702222222"): 9002,
+                      ("email", "cia@firma.se"): cia.record_id, ("phone", "+46703333333"): cia.record_id}
