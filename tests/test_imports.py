@@ -388,3 +388,54 @@ def test_people_sharing_a_switchboard_number_stay_apart_unless_their_names_agree
     ])
     job = run_json(cli, "import", str(listing))
     assert (job["counts"]["created"], job["counts"]["duplicate_in_file"]) == (3, 1)
+
+
+def test_contact_exports_of_google_and_outlook_import_with_their_emails_and_phones(cli, tmp_path, sessions_for):
+    # Given a Google Contacts export (numbered 'E-mail 1 - Value' columns, several numbers in
+    # one cell joined by ' ::: ') and an Outlook export (Title is the salutation, a second
+    # address in 'E-mail 2 Address'), as they are written
+    google = write_list(tmp_path / "contacts.csv", [
+        ["Anna", "Svensson", "* Work", "anna.svensson@foretag.se", "Home", "anna.s@gmail.com",
+         "Mobile", "+46 70 123 45 67 ::: +46 8 123 45 67", "Företag AB", "VD"],
+        ["John", "Smith", "* Work", "", "", "", "Work", "+1 (212) 555-0147", "Acme Inc", "CTO"],
+    ], header=["First Name", "Last Name", "E-mail 1 - Label", "E-mail 1 - Value", "E-mail 2 - Label",
+               "E-mail 2 - Value", "Phone 1 - Label", "Phone 1 - Value", "Organization Name",
+               "Organization Title"], delimiter=",")
+    outlook = write_list(tmp_path / "outlook.csv", [
+        ["Bo", "Ek", "Mr.", "Inköpschef", "Ek AB", "08-123 456 78", "bo@ek.se", "SMTP", "bo.ek@gmail.com"],
+        ["Anna", "Svensson", "Ms.", "", "", "", "anna.s@gmail.com", "SMTP", ""],
+    ], header=["First Name", "Last Name", "Title", "Job Title", "Company", "Business Phone",
+               "E-mail Address", "E-mail Type", "E-mail 2 Address"], delimiter=",")
+
+    # When both are imported, one after the other
+    first = run_json(cli, "import", str(google), "--campaign", "Kontakter")
+    second = run_json(cli, "import", str(outlook), "--campaign", "Kontakter")
+
+    # Then nobody is rejected: every row has the email and phone its export gave it, and Anna,
+    # known in the second file by the address from the first file's second column, is one lead
+    assert (first["counts"]["created"], first["counts"]["rejected"]) == (2, 0)
+    assert (second["counts"]["created"], second["counts"]["merged"], second["counts"]["rejected"]) == (1, 1, 0)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        leads = {lead.first_name: lead for lead in session.scalars(select(Lead))}
+    assert len(leads) == 3
+    assert (leads["Anna"].email, leads["Anna"].phone, leads["Anna"].job_title) == (
+        "anna.svensson@foretag.se", "+46701234567", "VD")
+    assert (leads["John"].email, leads["John"].phone) == (None, "+12125550147")
+    assert (leads["Bo"].email, leads["Bo"].phone, leads["Bo"].job_title) == ("bo@ek.se", "+46812345678", "Inköpschef")
+
+
+def test_a_swedish_excel_list_with_its_own_column_names_imports(cli, tmp_path, sessions_for):
+    # Given a list saved by Swedish Excel: semicolons, Windows-1252, and names of its own
+    path = tmp_path / "kommuner.csv"
+    path.write_bytes("Förnamn;Efternamn;Mailadress;Mobilnr;Telefonnr;Organisation;Postadress;Postnr;Ort\r\n"
+                     "Åsa;Öberg;asa.oberg@umea.se;070-111 22 33;;Umeå kommun;Box 12;901 84;Umeå\r\n"
+                     "Örjan;Ås;;;090-16 10 00;Umeå kommun;;;Umeå\r\n".encode("cp1252"))
+    # When it is imported
+    job = run_json(cli, "import", str(path))
+    # Then both are leads with their contact points and address
+    assert (job["counts"]["created"], job["counts"]["rejected"]) == (2, 0)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        leads = {lead.first_name: lead for lead in session.scalars(select(Lead))}
+    assert (leads["Åsa"].email, leads["Åsa"].phone) == ("asa.oberg@umea.se", "+46701112233")
+    assert leads["Åsa"].details["fields"] == {"street": "Box 12", "postal_code": "901 84", "city": "Umeå"}
+    assert leads["Örjan"].phone == "+4690161000"

@@ -5,6 +5,7 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 import tomllib
 import unicodedata
 import warnings
@@ -25,31 +26,35 @@ from crm_ingest.ingest.errors import ConfigError, FatalError
 
 __all__ = ["HEADER_SYNONYMS", "ListFile", "MapFile", "map_header", "preview"]
 
+# Each field's names, the most specific first: when two columns name one field, the earlier
+# name wins it (Outlook's 'Title' is Mr/Ms beside its 'Job Title'), and the other is kept in
+# `extra` (a second email column instead joins the first: its address finds the person too).
 HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "first_name": ("First Name", "Firstname", "Given Name", "Forename", "Förnamn", "Tilltalsnamn"),
     "last_name": ("Last Name", "Lastname", "Surname", "Family Name", "Efternamn"),
     "full_name": ("Name", "Full Name", "Contact", "Contact Name", "Contact Person", "Namn",
                   "Fullständigt namn", "Kontakt", "Kontaktperson"),
     "email": ("Email", "E-mail", "Email Address", "E-mail Address", "Mail", "Email 1", "E-post",
-              "E-postadress", "Epost", "Mejl", "Mejladress"),
+              "E-postadress", "Epost", "Mejl", "Mejladress", "Mailadress", "Mail Address"),
     "phone": ("Phone", "Phone Number", "Telephone", "Tel", "Business Phone", "Work Phone",
               "Office Phone", "Telefon", "Telefonnummer", "Tfn", "Arbetstelefon", "Direktnummer",
-              "Växel"),
+              "Växel", "Home Phone", "Hemtelefon"),
     "mobile_phone": ("Mobile", "Mobile Phone", "Mobile Number", "Cell", "Cell Phone", "Mobil",
                      "Mobiltelefon", "Mobilnummer", "Mobiltel"),
     "company": ("Company", "Company Name", "Organization", "Organisation", "Organization Name",
                 "Account", "Account Name", "Employer", "Företag", "Företagsnamn", "Bolag",
                 "Organisationsnamn", "Arbetsgivare"),
-    "job_title": ("Title", "Job Title", "Position", "Role", "Befattning", "Titel", "Roll",
-                  "Yrkesroll", "Tjänst"),
+    "job_title": ("Job Title", "Title", "Position", "Role", "Befattning", "Titel", "Roll",
+                  "Yrkesroll", "Tjänst", "Organization Title", "Yrkestitel"),
     "topic": ("Topic", "Subject", "Interest", "Area of Interest", "Ämne", "Intresse",
               "Intresseområde"),
-    "website": ("Website", "Web Site", "Web", "URL", "Homepage", "Webbplats", "Webbsida",
-                "Hemsida"),
-    "street": ("Street", "Address", "Street Address", "Address 1", "Address Line 1", "Adress",
-               "Gatuadress", "Besöksadress", "Utdelningsadress"),
+    "website": ("Website", "Web Site", "Web", "URL", "Homepage", "Web Page", "Webbplats", "Webbsida",
+                "Hemsida", "Webb"),
+    "street": ("Street", "Address", "Street Address", "Address 1", "Address Line 1", "Street 1",
+               "Adress", "Gatuadress", "Besöksadress", "Utdelningsadress", "Postadress"),
     "city": ("City", "Town", "Ort", "Stad", "Postort"),
-    "postal_code": ("Postal Code", "Postcode", "Zip", "Zip Code", "Postnummer", "Postnr"),
+    "postal_code": ("Postal Code", "Postcode", "Zip", "Zip Code", "Zip/Postal Code", "Postnummer",
+                    "Postnr"),
     "country": ("Country", "Country/Region", "Land"),
     "twitter": ("Twitter", "Twitter Handle", "X", "X Handle", "X (Twitter)", "Twitter/X"),
     "facebook": ("Facebook", "Facebook Profile", "Facebook ID"),
@@ -81,16 +86,64 @@ def _header_key(name: str) -> str:
     return "".join(ch for ch in decomposed if ch.isalnum() and not unicodedata.combining(ch))
 
 
-_FIELD_BY_KEY: dict[str, str] = {
-    _header_key(synonym): field
-    for field, synonyms in HEADER_SYNONYMS.items()
-    for synonym in (field, *synonyms)
-}
+_RANK_BY_KEY: dict[str, tuple[str, int]] = {}
+for _field, _synonyms in HEADER_SYNONYMS.items():
+    for _rank, _synonym in enumerate((_field, *_synonyms)):
+        _RANK_BY_KEY.setdefault(_header_key(_synonym), (_field, _rank))
+
+# How exports name a field they qualify: 'E-mail 1 - Value' (Google), 'Business City'
+# (Outlook), 'Mobile Phone Number' (HubSpot), 'Mobilnr', 'Company / Account' (Salesforce).
+_WORDS = re.compile(r"[^\W_]+")
+_QUALIFIERS = frozenset({
+    "business", "work", "office", "home", "private", "personal", "primary", "main", "mailing",
+    "billing", "shipping", "other", "contact", "company", "organization", "organisation",
+    "address", "customer", "lead", "person", "arbete", "arbets", "privat", "hem", "direkt",
+    "kontakt", "kontaktperson", "kund", "foretag", "foretags"})
+_NOISE = frozenset({"value", "values"})
+_SUFFIXES = ("number", "nummer", "nr", "no", "url", "address", "adress", "link", "lank")
+# A column about a field rather than holding it: 'E-mail 1 - Label', 'Email Opt Out', 'E-mail
+# Display Name', 'Phone Type', 'Email Status'
+_ABOUT = frozenset({
+    "label", "type", "status", "opt", "optout", "optin", "out", "verified", "verification",
+    "bounce", "bounced", "bounces", "date", "time", "count", "domain", "format", "subscribed",
+    "unsubscribed", "display", "id", "owner", "rating", "score", "ip", "quality", "valid",
+    "validation", "confirmed", "hash", "md5", "sha256", "permission", "preference",
+    "preferences", "frequency", "changed", "created", "modified", "updated", "source",
+    "phonetic", "yomi", "typ", "datum", "tid", "giltig"})
+_FUZZY_RANK = 100  # a field named loosely loses to a column that names it exactly
+
+
+def _header_match(name: str) -> tuple[str, int] | None:
+    """(field, rank) a column header stands for, the lower rank the more specific; None when
+    we do not know it."""
+    found = _RANK_BY_KEY.get(_header_key(name))
+    if found is not None:
+        return found
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    words = _WORDS.findall("".join(ch for ch in decomposed if not unicodedata.combining(ch)))
+    if not words or _ABOUT.intersection(words):
+        return None
+    words = [w for w in words if not w.isdigit() and w not in _NOISE]
+    while len(words) > 1 and words[0] in _QUALIFIERS:
+        words = words[1:]
+    key = "".join(words)
+    found = _RANK_BY_KEY.get(key)
+    for suffix in _SUFFIXES if found is None else ():
+        if key.endswith(suffix) and len(key) > len(suffix):
+            found = _RANK_BY_KEY.get(key[:-len(suffix)])
+            if found is not None:
+                break
+    if found is None and len(words) > 1:  # alternatives of one field: 'Company / Account'
+        fields = {(_RANK_BY_KEY.get(word) or ("", 0))[0] for word in words}
+        if len(fields) == 1 and "" not in fields:
+            found = (fields.pop(), 0)
+    return None if found is None else (found[0], _FUZZY_RANK + found[1])
 
 
 def map_header(name: str) -> str | None:
     """The canonical field a column header stands for, or None when we do not know it."""
-    return _FIELD_BY_KEY.get(_header_key(name))
+    found = _header_match(name)
+    return None if found is None else found[0]
 
 
 # -- the map file: what a person says about one vendor's columns -------------------------------
@@ -361,21 +414,32 @@ class _Layout:
     mapping: MapFile
 
     @classmethod
-    def of(cls, header: list[str], mapping: MapFile) -> _Layout:
-        """Map-file columns first, then synonyms; a field's second column lands in `extra`."""
+    def of(cls, header: list[str], mapping: MapFile, sample: list[list[str]] = ()) -> _Layout:
+        """Map-file columns first, then synonyms, the most specific name winning a field; a
+        field's other columns land in `extra`, except further email columns, which add their
+        addresses to the row's (unless the map file names the email column). With no column named as the email, a column whose sampled
+        cells are mostly addresses is the email column."""
         names = [_clean(name) for name in header]
         fields: list[str | None] = [mapping.field_for(name) for name in names]
         taken: set[str] = set()
         for index in range(len(names)):
-            if fields[index] in taken:
+            if fields[index] in taken and fields[index] != "email":
                 fields[index] = None
             elif fields[index] is not None:
                 taken.add(fields[index])
-        for index, name in enumerate(names):
-            synonym = None if mapping.lists(name) else map_header(name)
-            if synonym is not None and synonym not in taken:
+        by_map = set(taken)  # a field the map file names is its column's alone
+        candidates = sorted((match[1], index, match[0]) for index, name in enumerate(names)
+                            if fields[index] is None and not mapping.lists(name)
+                            and (match := _header_match(name)) is not None)
+        for _, index, synonym in candidates:
+            if synonym not in taken or (synonym == "email" and synonym not in by_map):
                 fields[index] = synonym
                 taken.add(synonym)
+        if "email" not in taken:
+            index = _email_column(sample, [i for i, name in enumerate(names)
+                                           if fields[i] is None and not mapping.lists(name)])
+            if index is not None:
+                fields[index] = "email"
         unique: list[str] = []  # 'column N' when empty, ' (N)' when repeated
         for number, name in enumerate(names, start=1):
             name = name or f"column {number}"
@@ -395,12 +459,31 @@ class _Layout:
             if index >= len(self.columns):
                 extra[f"column {index + 1}"] = value
             elif (field_name := self.columns[index][1]) is not None:
-                fields[field_name] = self.mapping.stored_value(field_name, value)
+                if field_name == "email" and "email" in fields:  # a second address of the person
+                    fields["email"] += "; " + value
+                else:
+                    fields[field_name] = self.mapping.stored_value(field_name, value)
             elif (name := self.extra_names[index]) is not None:
                 extra[name] = value
         for field_name, value in self.mapping.defaults.items():
             fields.setdefault(field_name, value)
         return {"fields": fields, "extra": extra}
+
+
+_LOOKS_LIKE_EMAIL = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]{2,}")
+EMAIL_SAMPLE_ROWS = 50
+
+
+def _email_column(sample: list[list[str]], unmapped: list[int]) -> int | None:
+    """Of the unmapped columns, the one whose sampled cells are mostly email addresses (at
+    least 3 of them, and 80% of its filled cells), if any."""
+    best: tuple[int, int] | None = None
+    for index in unmapped:
+        filled = [cell for row in sample if index < len(row) and (cell := _clean(row[index]))]
+        hits = sum(1 for cell in filled if _LOOKS_LIKE_EMAIL.search(cell))
+        if hits >= 3 and hits >= 0.8 * len(filled) and (best is None or hits > best[0]):
+            best = (hits, index)
+    return None if best is None else best[1]
 
 
 # -- the connector -----------------------------------------------------------------------------
@@ -482,7 +565,9 @@ class ListFile:
         """(data row number, payload) of the non-blank rows under the header, blank ones counted."""
         with self._rows() as rows:
             index, header, data = _split_header(rows)
-            layout = _Layout.of(header, self.mapping)
+            sample = list(islice(data, EMAIL_SAMPLE_ROWS))  # read again below: the rows stream on
+            layout = _Layout.of(header, self.mapping, sample)
+            data = chain(sample, data)
             self.header_row, self.columns = index + 1, layout.columns
             yield ((number, layout.payload(row))
                    for number, row in enumerate(data, start=1) if not _is_blank(row))

@@ -140,7 +140,8 @@ def _person_scope(source: SourceConfig) -> str:
 _PLACEHOLDERS = frozenset({"-", "--", "---", "\u2013", "\u2014", ".", "?", "x", "0", "n/a", "na", "n.a.", "none",
                            "null", "nil", "unknown", "tbd", "saknas", "okänd", "ingen", "inget", "ej"})
 _SEVERAL = re.compile(r"[\s,;|/]+")
-_SEVERAL_NAMED = re.compile(r"[,;|]+")  # 'Anna <a@x.se>; Bo <b@y.se>': names hold spaces
+_SEVERAL_NAMED = re.compile(r"[,;|]+")
+_SEVERAL_NUMBERS = re.compile(r"\s*(?:[,;|/]|:::|\b(?:or|eller)\b)\s*", re.IGNORECASE)  # 'Anna <a@x.se>; Bo <b@y.se>': names hold spaces
 
 
 def _given(value: str | None) -> str | None:
@@ -188,11 +189,25 @@ def _phone(fields: Mapping[str, Any], source: SourceConfig, identified: bool) ->
             # and they hold this one (a cycle per bad number, freed only by the collector,
             # which a chunk runs without)
             first_bad = first_bad or (raw, exc.field, exc.reason)
+        for part in _numbers_in(raw):
+            try:  # a cell of several numbers ('070-123 45 67 / 08-12 34 56', Google's ' ::: ')
+                return normalize_phone(part, region, name), True
+            except InvalidItem:
+                continue
     if first_bad is None:
         return None, False
     if not identified:
         raise InvalidItem(first_bad[1], first_bad[2])
     return first_bad[0], False  # kept as entered; the email identifies the person
+
+
+def _numbers_in(raw: str) -> list[str]:
+    """The numbers of a cell listing several, each of at least six digits; none when it does
+    not (a '/' inside one number, as in '030/1234567', splits off no number of its own)."""
+    if not _SEVERAL_NUMBERS.search(raw):
+        return []
+    parts = [part for part in _SEVERAL_NUMBERS.split(raw) if sum(ch.isdigit() for ch in part) >= 6]
+    return parts if len(parts) >= 2 else []
 
 
 # A list's fields that no lead column holds: kept in its details, never dropped

@@ -57,6 +57,60 @@ def test_map_header_returns_none_for_unknown_headers(header):
     assert map_header(header) is None
 
 
+@pytest.mark.parametrize("header, field", [
+    ("E-mail 1 - Value", "email"), ("Phone 1 - Value", "phone"),           # Google Contacts
+    ("Organization Title", "job_title"), ("Address 1 - City", "city"),
+    ("Business City", "city"), ("Business Country/Region", "country"),     # Outlook
+    ("E-mail 2 Address", "email"), ("Home Phone", "phone"), ("Web Page", "website"),
+    ("Mobile Phone Number", "mobile_phone"), ("Website URL", "website"),   # HubSpot
+    ("Company / Account", "company"), ("Zip/Postal Code", "postal_code"),  # Salesforce
+    ("Street 1", "street"), ("Work Email", "email"), ("Contact Email", "email"),
+    ("Mailadress", "email"), ("Mobilnr", "mobile_phone"), ("Telefonnr", "phone"),
+    ("Postadress", "street"), ("Privat e-post", "email"),
+])
+def test_map_header_reads_the_names_exports_give_a_field(header, field):
+    assert map_header(header) == field
+
+
+@pytest.mark.parametrize("header", [
+    "E-mail 1 - Label", "Phone 1 - Type", "E-mail Type", "E-mail Display Name", "Email Opt Out",
+    "Email Status", "Lead Owner", "Phonetic First Name", "Middle Name", "Record ID", "Telefon typ",
+])
+def test_map_header_leaves_columns_about_a_field_unmapped(header):
+    assert map_header(header) is None
+
+
+def test_a_title_column_beside_a_job_title_column_is_not_the_job_title(tmp_path):
+    # Given Outlook's export, whose 'Title' is the salutation and comes first
+    text = "First Name,Title,Job Title,E-mail Address\nAnna,Ms.,Säljchef,anna@example.com\n"
+    [payload] = rows(write(tmp_path, text))
+    assert payload["fields"]["job_title"] == "Säljchef"
+    assert payload["extra"] == {"Title": "Ms."}
+
+
+def test_an_unnamed_column_of_addresses_is_the_email_column(tmp_path):
+    # Given a list whose email column has a header no synonym knows, beside a notes column
+    # that mentions an address now and then
+    lines = ["Namn,Kontaktuppgift,Övrigt"]
+    lines += [f"Person {n},person{n}@example.se,{'ring först' if n % 3 else 'cc: chef@example.se'}"
+              for n in range(10)]
+    lines += ["Person X,,inget"]
+    connector = ListFile(write(tmp_path, "\n".join(lines) + "\n"))
+    payloads = [item.payload for item in connector.fetch()]
+    # Then the column of addresses is read as the email, and the notes stay notes
+    assert connector.columns == [("Namn", "full_name"), ("Kontaktuppgift", "email"), ("Övrigt", "notes")]
+    assert payloads[0]["fields"]["email"] == "person0@example.se"
+    assert "email" not in payloads[-1]["fields"]
+
+
+def test_a_column_with_a_few_addresses_among_other_text_is_not_taken_for_the_email(tmp_path):
+    lines = ["Namn,Telefon,Info"] + [f"P{n},070-123 45 6{n},{'p@example.se' if n < 3 else 'mässa'}"
+                                     for n in range(8)]
+    connector = ListFile(write(tmp_path, "\n".join(lines) + "\n"))
+    list(connector.fetch())
+    assert ("Info", None) in connector.columns
+
+
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
 def test_sniffs_the_delimiter(tmp_path, delimiter):
     # Given a list whose cells contain the other candidate delimiters' neighbours (spaces, dots)
@@ -166,14 +220,26 @@ def test_fetch_from_a_checkpoint_of_the_same_file_resumes_after_it(tmp_path):
 
 
 def test_unmapped_and_duplicate_columns_go_to_extra(tmp_path):
-    text = ("Email,Shoe size,E-post,Notes,,Shoe size\n"
-            "anna@example.com,38,anna.privat@example.com,,ja,39\n")
+    text = ("Email,Shoe size,Företag,Notes,,Shoe size,Company\n"
+            "anna@example.com,38,Firma AB,,ja,39,Firma Holding AB\n")
     connector = ListFile(write(tmp_path, text))
     [payload] = [item.payload for item in connector.fetch()]
-    assert payload["fields"] == {"email": "anna@example.com"}
-    assert payload["extra"] == {"Shoe size": "38", "E-post": "anna.privat@example.com",
+    assert payload["fields"] == {"email": "anna@example.com", "company": "Firma Holding AB"}
+    assert payload["extra"] == {"Shoe size": "38", "Företag": "Firma AB",
                                 "column 5": "ja", "Shoe size (6)": "39"}
-    assert connector.columns[2] == ("E-post", None)
+    assert connector.columns[2] == ("Företag", None)  # 'Company' names the field more exactly
+
+
+def test_a_second_email_column_adds_its_address_to_the_rows(tmp_path):
+    # Given Outlook's export: a person's second address in a column of its own
+    text = ("E-mail Address,E-mail Type,E-mail Display Name,E-mail 2 Address\n"
+            "anna@example.com,SMTP,Anna (anna@example.com),anna.privat@example.com\n"
+            "bo@example.com,SMTP,Bo,\n")
+    payloads = rows(write(tmp_path, text))
+    # Then both addresses are the row's (the first is the lead's email), the rest is kept
+    assert [p["fields"] for p in payloads] == [{"email": "anna@example.com; anna.privat@example.com"},
+                                               {"email": "bo@example.com"}]
+    assert payloads[0]["extra"] == {"E-mail Type": "SMTP", "E-mail Display Name": "Anna (anna@example.com)"}
 
 
 def test_cells_past_the_header_are_kept_in_extra(tmp_path):

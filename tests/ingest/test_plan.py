@@ -294,3 +294,19 @@ def test_planning_bad_numbers_and_addresses_leaves_no_cyclic_garbage():
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("cell, country, phone, valid", [
+    ("070-123 45 67 / 08-123 45 67", None, "+46701234567", True),     # two numbers: the first valid
+    ("ring växeln / 08-123 45 67", None, "+4681234567", True),       # junk, then a number
+    ("+46 70 123 45 67 ::: +46 8 123 45 67", None, "+46701234567", True),  # Google's joined values
+    ("070-123 45 67 eller 070-765 43 21", None, "+46701234567", True),
+    ("030/12345678", "Tyskland", "+493012345678", True),             # '/' inside one number
+    ("030/12345678", None, "030/12345678", False),                  # not split into a wrong one
+])
+def test_a_phone_cell_listing_several_numbers_gives_the_first_valid(cell, country, phone, valid):
+    source = SourceConfig("list", record_type="lead")
+    fields = {"email": "anna@example.se", "phone": cell, **({"country": country} if country else {})}
+    plan = plan_item(1, "row", {"fields": fields}, source)
+    assert plan.person.fields["phone"] == phone
+    assert (("phone", phone) in plan.person.keys) is valid
