@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from crm_ingest.connectors.listfile import ListFile
+from crm_ingest.connectors.listfile import REPEATED_HEADER, ListFile
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import CampaignMember, Contact, Lead
 from crm_ingest.workers.imports import ImportRequest, land_list
@@ -439,3 +439,23 @@ def test_a_swedish_excel_list_with_its_own_column_names_imports(cli, tmp_path, s
     assert (leads["Åsa"].email, leads["Åsa"].phone) == ("asa.oberg@umea.se", "+46701112233")
     assert leads["Åsa"].details["fields"] == {"street": "Box 12", "postal_code": "901 84", "city": "Umeå"}
     assert leads["Örjan"].phone == "+4690161000"
+
+
+def test_a_repeated_header_is_ignored_and_annotated_numbers_are_read(cli, tmp_path, sessions_for):
+    # Given a list pasted together from two exports (the header again in the middle), with
+    # numbers as people annotate them
+    listing = write_list(tmp_path / "pages.csv", [
+        ["Eva", "Ek", "", "070-765 43 21 (mobil)", ""],
+        HEADER,
+        ["Bo", "Ny", "", "08-123 456 78 ankn. 12", "Ny AB"],
+    ])
+    # When it is imported
+    job = run_json(cli, "import", str(listing))
+    # Then the repeated header is accounted for as ignored, not rejected, and both are leads
+    counts = job["counts"]
+    assert (counts["created"], counts["ignored"], counts["rejected"], counts["rows"]) == (2, 1, 0, 3)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        phones = {lead.first_name: lead.phone for lead in session.scalars(select(Lead))}
+        reasons = [row[0] for row in session.execute(text("SELECT outcome_reason FROM raw_items WHERE outcome = 'ignored'"))]
+    assert phones == {"Eva": "+46707654321", "Bo": "+46812345678"}
+    assert reasons == [REPEATED_HEADER]

@@ -486,6 +486,26 @@ def _email_column(sample: list[list[str]], unmapped: list[int]) -> int | None:
     return None if best is None else best[1]
 
 
+REPEATED_HEADER = "the header row repeated (as exports of several pages write it), not a person"
+
+
+def _payload(layout: _Layout, header: list[str], row: list[str]) -> dict[str, Any]:
+    payload = layout.payload(row)
+    if row and header and row[0] == header[0] and _is_header(row, header):
+        payload["ignore"] = REPEATED_HEADER
+    return payload
+
+
+def _is_header(row: list[str], header: list[str]) -> bool:
+    cells = [_clean(cell).casefold() for cell in row]
+    named = [_clean(cell).casefold() for cell in header]
+    while cells and not cells[-1]:
+        cells.pop()
+    while named and not named[-1]:
+        named.pop()
+    return cells == named
+
+
 # -- the connector -----------------------------------------------------------------------------
 
 class ListFile:
@@ -569,7 +589,7 @@ class ListFile:
             layout = _Layout.of(header, self.mapping, sample)
             data = chain(sample, data)
             self.header_row, self.columns = index + 1, layout.columns
-            yield ((number, layout.payload(row))
+            yield ((number, _payload(layout, header, row))
                    for number, row in enumerate(data, start=1) if not _is_blank(row))
 
     @contextmanager

@@ -215,6 +215,12 @@ _KEPT_FIELDS = (("street", 300), ("postal_code", 20), ("city", 100), ("country",
                 ("notes", 2000))
 
 
+def _read_list_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
+    if reason := clean_text(payload.get("ignore"), 200):  # the list reader's verdict: a repeated header
+        return ItemPlan(item_id, source.record_type, outcome="ignored", reason=reason)
+    return _read_row(item_id, payload, source)
+
+
 def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
     fields = _fields_of(payload)
     plan = ItemPlan(item_id, source.record_type,
@@ -390,5 +396,5 @@ def _read_leadgen(item_id: int, payload: Mapping[str, Any], source: SourceConfig
     return plan
 
 
-_READERS = {"row": _read_row, "form": _read_form, "email": _read_email, "post": _read_post,
+_READERS = {"row": _read_list_row, "form": _read_form, "email": _read_email, "post": _read_post,
             "leadgen": _read_leadgen}

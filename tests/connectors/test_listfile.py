@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from crm_ingest.connectors.listfile import MAX_CELL_CHARS, ListFile, MapFile, map_header, preview
+from crm_ingest.connectors.listfile import MAX_CELL_CHARS, REPEATED_HEADER, ListFile, MapFile, map_header, preview
 from crm_ingest.ingest.errors import ConfigError, FatalError
 
 SAMPLE = Path(__file__).parents[2] / "crm_ingest" / "samples" / "purchased_list.csv"
@@ -599,3 +599,12 @@ def test_memory_stays_flat_over_a_200k_row_file(tmp_path):
     # Then all rows arrive and memory never holds more than a sample
     assert count == 200_000
     assert peak < 20 * 1024 * 1024
+
+
+def test_a_repeated_header_row_is_landed_as_a_row_to_ignore(tmp_path):
+    # Given an export of several pages, each starting with the header again
+    text = "Namn;E-post\nAnna;anna@example.se\nNamn;E-post;\nErik;erik@example.se\n"
+    payloads = rows(write(tmp_path, text))
+    # Then every row is landed, the repeated header marked as not a person
+    assert [p.get("ignore") for p in payloads] == [None, REPEATED_HEADER, None]
+    assert payloads[2]["fields"] == {"full_name": "Erik", "email": "erik@example.se"}

@@ -116,6 +116,16 @@ def test_same_national_digits_mean_different_numbers_in_different_regions():
     assert normalize_phone("020 7183 8750", "GB") == "+442071838750"
 
 
+@pytest.mark.parametrize("entered, number", [
+    ("070-123 45 67 (mobil)", "+46701234567"), ("08-123 456 78 (växel)", "+46812345678"),
+    ("08-123 456 78 ankn. 123", "+46812345678"), ("08-123 456 78 anknytning 12", "+46812345678"),
+    ("+1 (212) 555-0147 (work)", "+12125550147"), ("(08) 123 456 78", "+46812345678"),
+    ("+46 (0)70-123 45 67", "+46701234567"),
+])
+def test_a_number_annotated_as_people_write_it_is_read_without_its_words(entered, number):
+    assert normalize_phone(entered, "SE") == number
+
+
 @pytest.mark.parametrize("entered", ["abc", "", "12", "070-12", "+46 70 123 45 67 89 01 23"])
 def test_invalid_phone_raises_invalid_item_naming_the_field(entered):
     # Given something that is not a valid number
