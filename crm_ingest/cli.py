@@ -232,7 +232,7 @@ def land(source_name: str, file: Path, wait: bool, as_json: bool) -> None:
               show_default=True, help="Which contact point finds an existing lead or contact.")
 @click.option("--consent", default=None, help="Consent basis given for the list (kept on each lead).")
 @click.option("--encoding", default=None, help="Text encoding, when the detected one is wrong.")
-@click.option("--sheet", default=None, help="XLSX: the sheet to read (default: the first).")
+@click.option("--sheet", default=None, help="XLSX: the sheet to read (default: the first with a header we know, else the first).")
 @click.option("--preview", is_flag=True, help="Show how the first rows are read and mapped; store nothing.")
 @wait_option
 @json_option
@@ -337,6 +337,7 @@ def _print_preview(data: dict) -> None:
     console.print(f"format {data['format']}, encoding {data['encoding']}"
                   + (" (guessed: override with --encoding)" if data.get("encoding_guessed") else "")
                   + (f", delimiter {data['delimiter']!r}" if data.get("delimiter") else "")
+                  + (f", sheet {data['sheet']!r}" if data.get("sheet") else "")
                   + f", header on row {data['header_row']}", highlight=False)
     table = Table(title="Columns")
     table.add_column("column in file")

@@ -538,6 +538,8 @@ class ListFile:
             self.delimiter = None
             if sheet is not None and sheet not in (names := _sheet_names(self.path)):
                 raise ConfigError("sheet", f"no sheet {sheet!r} in {self.path.name}: {names}")
+            if sheet is None:  # the first sheet holding a list, not an 'Instructions' page before it
+                self.sheet = self._sheet_with_a_header()
             return
         if sheet is not None:
             raise ConfigError("sheet", f"{self.path.name} is a text file, not an Excel workbook")
@@ -615,8 +617,20 @@ class ListFile:
         """The file as text; undecodable bytes become U+FFFD instead of stopping the import."""
         return self.path.open(encoding=self.encoding, errors="replace", newline="")
 
+    def _sheet_with_a_header(self) -> str | None:
+        """The first sheet with a header row we can map in its first rows; None (the first
+        sheet) when no sheet has one."""
+        with self._workbook() as workbook:
+            if len(workbook.worksheets) < 2:
+                return None
+            for sheet in workbook.worksheets:
+                top = islice(sheet.iter_rows(values_only=True, max_row=HEADER_SEARCH_ROWS), HEADER_SEARCH_ROWS)
+                if any(sum(map_header(_cell_text(value)) is not None for value in row) >= 2 for row in top):
+                    return sheet.title
+        return None
+
     @contextmanager
-    def _sheet_rows(self) -> Iterator[Iterator[list[str]]]:
+    def _workbook(self):
         from openpyxl import load_workbook
 
         with self.path.open("rb") as f:
@@ -627,12 +641,17 @@ class ListFile:
             except Exception as exc:  # openpyxl raises whatever its zip and XML layers raise
                 raise FatalError(f"{self.path.name}: not a readable Excel workbook: {exc}") from exc
             try:
-                sheet = workbook[self.sheet] if self.sheet else workbook.worksheets[0]
-                sheet.reset_dimensions()  # some writers record a wrong size: read all rows
-                yield ([_cell_text(value)[:MAX_CELL_CHARS] for value in row]
-                       for row in sheet.iter_rows(values_only=True))
+                yield workbook
             finally:
                 workbook.close()
+
+    @contextmanager
+    def _sheet_rows(self) -> Iterator[Iterator[list[str]]]:
+        with self._workbook() as workbook:
+            sheet = workbook[self.sheet] if self.sheet else workbook.worksheets[0]
+            sheet.reset_dimensions()  # some writers record a wrong size: read all rows
+            yield ([_cell_text(value)[:MAX_CELL_CHARS] for value in row]
+                   for row in sheet.iter_rows(values_only=True))
 
 
 def preview(list_file: ListFile, rows: int = 10) -> dict[str, Any]:
@@ -641,6 +660,7 @@ def preview(list_file: ListFile, rows: int = 10) -> dict[str, Any]:
         shown = [{"row": number, **payload} for number, payload in islice(data, rows)]
     return {"format": list_file.format, "encoding": list_file.encoding,
             "encoding_guessed": list_file.encoding_guessed, "delimiter": list_file.delimiter,
+            "sheet": list_file.sheet,
             "header_row": list_file.header_row,
             "columns": [{"header": header, "field": field_name}
                         for header, field_name in list_file.columns or []],

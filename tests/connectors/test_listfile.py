@@ -422,10 +422,26 @@ def test_reads_the_named_sheet_and_refuses_an_unknown_one(tmp_path):
                                                                  ["Anna", "anna@example.se"]]})
     assert [i.payload["fields"] for i in ListFile(path, sheet="Leads").fetch()] == [
         {"full_name": "Anna", "email": "anna@example.se"}]
-    assert [i.payload["extra"] for i in ListFile(path).fetch()] == []
     with pytest.raises(ConfigError) as error:
         ListFile(path, sheet="Nope")
     assert error.value.key == "sheet"
+
+
+def test_without_a_sheet_named_the_first_sheet_holding_a_list_is_read(tmp_path):
+    # Given a workbook whose first sheet is instructions, and whose list has a title above it
+    path = workbook(tmp_path, {"Instruktioner": [["Så här fyller du i listan"], ["En person per rad"]],
+                               "Kontakter": [["Mässkontakter 2026"], [], ["Namn", "E-post"],
+                                             ["Anna", "anna@example.se"]],
+                               "Blad3": [["Namn", "E-post"], ["Bo", "bo@example.se"]]})
+    connector = ListFile(path)
+    # Then the list is read, from the first sheet that has one, and said so
+    assert [i.payload["fields"] for i in connector.fetch()] == [{"full_name": "Anna", "email": "anna@example.se"}]
+    assert (connector.sheet, connector.header_row) == ("Kontakter", 3)
+    assert preview(connector)["sheet"] == "Kontakter"
+    # and a workbook with no sheet we can read a header in is read from its first sheet
+    plain = workbook(tmp_path, {"A": [["Kolumn1", "Kolumn2"], ["1", "2"]], "B": [["z"]]}, name="plain.xlsx")
+    assert ListFile(plain).sheet is None
+    assert [i.payload["extra"] for i in ListFile(plain).fetch()] == [{"Kolumn1": "1", "Kolumn2": "2"}]
 
 
 def test_a_workbook_is_known_by_its_content_not_its_name(tmp_path):
@@ -569,7 +585,7 @@ def test_preview_shows_what_an_import_would_make_of_the_first_rows(tmp_path):
     text = "Mässlista\n\nFörnamn;E-post;Skostorlek\nÅsa;asa@example.se;38\n\nErik;;\nMaja;m@x.se;\n"
     connector = ListFile(write(tmp_path, text, encoding="cp1252"))
     assert preview(connector, rows=2) == {
-        "format": "csv", "encoding": "cp1252", "encoding_guessed": True, "delimiter": ";",
+        "format": "csv", "encoding": "cp1252", "encoding_guessed": True, "delimiter": ";", "sheet": None,
         "header_row": 3,
         "columns": [{"header": "Förnamn", "field": "first_name"},
                     {"header": "E-post", "field": "email"},
