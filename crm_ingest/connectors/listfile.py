@@ -275,7 +275,26 @@ def _text_encoding(head: bytes, is_sample_whole_file: bool) -> tuple[str, bool]:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=is_sample_whole_file)
         return "utf-8", False
     except UnicodeDecodeError:
-        return _legacy_encoding(sample), True
+        pass
+    text = sample.decode("utf-8", errors="replace")
+    if sum(1 for char in text if char > "\x7f" and char != "\ufffd") > text.count("\ufffd"):
+        return "utf-8", True  # mostly UTF-8, a few legacy lines (files pasted together): see _MIXED
+    return _legacy_encoding(sample), True
+
+
+# Bytes that are not UTF-8 in a UTF-8 list are read as Windows-1252, the legacy encoding of
+# the lists we meet: a file pasted together from a UTF-8 export and an Excel one keeps both
+# 'Åsa's, where one codec for the whole file garbles one half
+_MIXED = "crm-ingest-utf8-else-cp1252"
+
+
+def _as_cp1252(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return error.object[error.start:error.end].decode("cp1252", errors="replace"), error.end
+
+
+codecs.register_error(_MIXED, _as_cp1252)
 
 
 _SIGNATURES = ((b"%PDF", "a PDF document"), (b"\x1f\x8b", "a gzip archive"), (b"\x89PNG", "a PNG image"),
@@ -614,8 +633,10 @@ class ListFile:
             raise FatalError(f"{self.path.name}: unreadable near line {line}: {exc}") from exc
 
     def _text(self):
-        """The file as text; undecodable bytes become U+FFFD instead of stopping the import."""
-        return self.path.open(encoding=self.encoding, errors="replace", newline="")
+        """The file as text; undecodable bytes become U+FFFD instead of stopping the import (in
+        UTF-8, Windows-1252 letters)."""
+        utf8 = codecs.lookup(self.encoding).name in ("utf-8", "utf-8-sig")
+        return self.path.open(encoding=self.encoding, errors=_MIXED if utf8 else "replace", newline="")
 
     def _sheet_with_a_header(self) -> str | None:
         """The first sheet with a header row we can map in its first rows; None (the first

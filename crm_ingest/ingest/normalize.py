@@ -83,6 +83,9 @@ def tidy_email(value: str) -> str:
     return text
 
 
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
+
+
 def normalize_email(value: str, field: str = "email") -> tuple[str, str]:
     """Return (address as stored, match key). The key is the whole address in lower case.
 
@@ -90,6 +93,9 @@ def normalize_email(value: str, field: str = "email") -> tuple[str, str]:
     """
     text = tidy_email(value)
     plain = _plain_email(text)
+    if plain is None and (visible := text.translate(_INVISIBLE)) != text:
+        text = visible  # a zero-width space or soft hyphen pasted along from a web page or a PDF
+        plain = _plain_email(text)
     if plain is not None:
         return plain, plain.lower()
     try:
@@ -374,11 +380,26 @@ def normalize_handle(network: str, handle: str) -> str:
     return f"{_NETWORKS.get(network, network)}:{text.lstrip('@').lower()}"
 
 
+_NOTE_IN_NAME = re.compile(r"\s*\([^)]*\)")  # 'Anna Svensson (VD)', 'Bo Ek (slutat)'
+_HONORIFICS = frozenset({"dr", "mr", "mrs", "ms", "miss", "mx", "prof", "professor", "sir", "herr", "fru",
+                         "fröken", "frk"})
+
+
 def split_name(full_name: str | None) -> tuple[str | None, str | None]:
     """'Åsa Jönsson' -> ('Åsa', 'Jönsson'); 'Jönsson, Åsa' -> ('Åsa', 'Jönsson')."""
     name = clean_text(full_name, 400)
+    if name and "(" in name:
+        name = clean_text(_NOTE_IN_NAME.sub(" ", name), 400) or name
     if not name:
         return None, None
+    words = name.split(" ")
+    titled = False
+    while len(words) > 1 and words[0].rstrip(".").casefold() in _HONORIFICS:  # 'Dr. Anna Svensson'
+        words, titled = words[1:], True
+    if titled:
+        if len(words) == 1 and "," not in name:  # 'Mr. Smith'
+            return None, words[0]
+        name = " ".join(words)
     if "," in name:
         last, _, first = name.partition(",")
         return clean_text(first, 200), clean_text(last, 200)

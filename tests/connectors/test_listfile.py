@@ -341,7 +341,7 @@ def test_cyrillic_8_bit_text_is_detected(tmp_path):
     assert [item.payload["extra"]["Город"] for item in connector.fetch()] == ["Москва", "Самара"]
 
 
-def test_a_non_utf8_line_after_the_sample_is_replaced_not_fatal(tmp_path):
+def test_a_non_utf8_line_after_the_sample_is_read_as_windows_1252_not_fatal(tmp_path):
     # Given a file that is UTF-8 for its first MiB and has one cp1252 line further down
     line = "Åsa Öberg;asa@example.se\n"
     count = (1 << 20) // len(line.encode()) + 100
@@ -351,10 +351,24 @@ def test_a_non_utf8_line_after_the_sample_is_replaced_not_fatal(tmp_path):
     # When it is read
     connector = ListFile(path)
     payloads = [item.payload for item in connector.fetch()]
-    # Then the encoding is UTF-8 from the sample, every row lands, the bad byte is replaced
+    # Then the encoding is UTF-8 from the sample, every row lands, the legacy line as Excel wrote it
     assert (connector.encoding, connector.encoding_guessed) == ("utf-8", False)
     assert len(payloads) == count + 1
-    assert payloads[-1]["fields"] == {"full_name": "G\ufffdran", "email": "goran@example.se"}
+    assert payloads[-1]["fields"] == {"full_name": "Göran", "email": "goran@example.se"}
+
+
+def test_a_list_pasted_together_from_utf8_and_windows_1252_keeps_both_halves(tmp_path):
+    # Given a UTF-8 export with an Excel (Windows-1252) export's rows pasted in the middle
+    path = tmp_path / "pasted.csv"
+    path.write_bytes("Namn;E-post;Ort\nÅsa Öberg;asa@example.se;Umeå\nÄrla Ek;arla@example.se;Gävle\n".encode()
+                     + "Örjan Ås;orjan@example.se;Skellefteå\n".encode("cp1252")
+                     + "Märta Lö;marta@example.se;Malmö\n".encode())
+    # When it is read
+    connector = ListFile(path)
+    # Then every name and town is read as written, whichever half it came from
+    assert (connector.encoding, connector.encoding_guessed) == ("utf-8", True)
+    assert [(p["fields"]["full_name"], p["fields"]["city"]) for p in (i.payload for i in connector.fetch())] == [
+        ("Åsa Öberg", "Umeå"), ("Ärla Ek", "Gävle"), ("Örjan Ås", "Skellefteå"), ("Märta Lö", "Malmö")]
 
 
 @pytest.mark.parametrize("delimiter, fmt", [(",", "csv"), (";", "csv"), ("|", "csv"),

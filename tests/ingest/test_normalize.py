@@ -163,6 +163,11 @@ def test_possible_but_unassigned_number_is_rejected_with_the_region_in_the_reaso
     ("Berg, Anna Maria", ("Anna Maria", "Berg")),
     ("Madonna", ("Madonna", None)),
     ("Jönsson,", (None, "Jönsson")),
+    ("ANNA SVENSSON (VD)", ("ANNA", "SVENSSON")),           # a note in brackets is not a name
+    ("Dr. Anna Svensson", ("Anna", "Svensson")), ("Herr Bo Ek", ("Bo", "Ek")),
+    ("Prof. Dr. Hans Meier", ("Hans", "Meier")), ("Mr. Smith", (None, "Smith")),
+    ("Fru Berg, Anna", ("Anna", "Berg")), ("Frida Ek", ("Frida", "Ek")),   # Frida is no 'Fru'
+    ("Herr", ("Herr", None)),
     ("", (None, None)),
     ("   ", (None, None)),
     (None, (None, None)),
@@ -265,3 +270,8 @@ def test_a_country_as_lists_write_it_gives_its_region(written, region):
     from crm_ingest.ingest.normalize import country_region
 
     assert country_region(written) == region
+
+
+@pytest.mark.parametrize("entered", ["anna\u200b@example.se", "an\u00adna@example.se", "\ufeffanna@example.se"])
+def test_invisible_characters_pasted_into_an_address_are_dropped(entered):
+    assert normalize_email(entered) == ("anna@example.se", "anna@example.se")
