@@ -380,7 +380,7 @@ def normalize_handle(network: str, handle: str) -> str:
     return f"{_NETWORKS.get(network, network)}:{text.lstrip('@').lower()}"
 
 
-_NOTE_IN_NAME = re.compile(r"\s*\([^)]*\)")  # 'Anna Svensson (VD)', 'Bo Ek (slutat)'
+_NOTE_IN_NAME = re.compile(r"\s+\([^()]*\)$")  # 'Anna Svensson (VD)', 'Bo Ek (slutat)'
 _HONORIFICS = frozenset({"dr", "mr", "mrs", "ms", "miss", "mx", "prof", "professor", "sir", "herr", "fru",
                          "fröken", "frk"})
 
@@ -388,8 +388,8 @@ _HONORIFICS = frozenset({"dr", "mr", "mrs", "ms", "miss", "mx", "prof", "profess
 def split_name(full_name: str | None) -> tuple[str | None, str | None]:
     """'Åsa Jönsson' -> ('Åsa', 'Jönsson'); 'Jönsson, Åsa' -> ('Åsa', 'Jönsson')."""
     name = clean_text(full_name, 400)
-    if name and "(" in name:
-        name = clean_text(_NOTE_IN_NAME.sub(" ", name), 400) or name
+    if name and name[-1] == ")":
+        name = clean_text(_NOTE_IN_NAME.sub("", name), 400) or name
     if not name:
         return None, None
     words = name.split(" ")
