@@ -338,7 +338,8 @@ def _print_preview(data: dict) -> None:
                   + (" (guessed: override with --encoding)" if data.get("encoding_guessed") else "")
                   + (f", delimiter {data['delimiter']!r}" if data.get("delimiter") else "")
                   + (f", sheet {data['sheet']!r}" if data.get("sheet") else "")
-                  + f", header on row {data['header_row']}", highlight=False)
+                  + (f", header on row {data['header_row']}" if data['header_row'] else ", no header row"),
+                  highlight=False)
     table = Table(title="Columns")
     table.add_column("column in file")
     table.add_column("read as")

@@ -409,7 +409,9 @@ def _split_header(rows: Iterator[list[str]]) -> tuple[int, list[str], Iterator[l
     """(0-based index of the header row, the header, the data rows after it).
 
     The header is the first of the first rows with two cells we can map (title lines and blank
-    rows above it are skipped); failing that, the first non-empty row.
+    rows above it are skipped); failing that, the first non-empty row, unless it holds an email
+    address: then the file has no header (its columns are 'column 1', 'column 2', ...), and
+    that row is its first data row.
     """
     seen: list[list[str]] = []
     for row in rows:
@@ -420,6 +422,8 @@ def _split_header(rows: Iterator[list[str]]) -> tuple[int, list[str], Iterator[l
             break
     for index, row in enumerate(seen):
         if not _is_blank(row):
+            if any(_LOOKS_LIKE_EMAIL.fullmatch(_clean(cell)) for cell in row):  # data, not a header
+                return index - 1, [f"column {n}" for n in range(1, len(row) + 1)], chain(seen[index:], rows)
             return index, row, chain(seen[index + 1:], rows)
     return 0, [], iter(())
 

@@ -638,3 +638,19 @@ def test_a_repeated_header_row_is_landed_as_a_row_to_ignore(tmp_path):
     # Then every row is landed, the repeated header marked as not a person
     assert [p.get("ignore") for p in payloads] == [None, REPEATED_HEADER, None]
     assert payloads[2]["fields"] == {"full_name": "Erik", "email": "erik@example.se"}
+
+
+def test_a_list_without_a_header_loses_no_row_and_its_addresses_are_found(tmp_path):
+    # Given a list saved without its header row
+    path = write(tmp_path, "Anna;Svensson;anna@example.se\nBo;Ek;bo@example.se\nCia;Berg;cia@example.se\n")
+    connector = ListFile(path)
+    payloads = [item.payload for item in connector.fetch()]
+    # Then its first line is a row like the others, and the column of addresses is the email
+    assert connector.header_row == 0
+    assert connector.columns == [("column 1", None), ("column 2", None), ("column 3", "email")]
+    assert [p["fields"]["email"] for p in payloads] == ["anna@example.se", "bo@example.se", "cia@example.se"]
+    assert payloads[0]["extra"] == {"column 1": "Anna", "column 2": "Svensson"}
+    # and a map file can name its columns by number
+    mapping = MapFile.parse('[columns]\n"column 1" = "first_name"\n"column 2" = "last_name"\n')
+    named = [item.payload["fields"] for item in ListFile(path, mapping=mapping).fetch()]
+    assert named[0] == {"first_name": "Anna", "last_name": "Svensson", "email": "anna@example.se"}
