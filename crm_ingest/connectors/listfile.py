@@ -440,8 +440,8 @@ class _Layout:
     def of(cls, header: list[str], mapping: MapFile, sample: list[list[str]] = ()) -> _Layout:
         """Map-file columns first, then synonyms, the most specific name winning a field; a
         field's other columns land in `extra`, except further email columns, which add their
-        addresses to the row's (unless the map file names the email column). With no column named as the email, a column whose sampled
-        cells are mostly addresses is the email column."""
+        addresses to the row's (unless the map file names the email column). With no column
+        named as the email, a column whose sampled cells are mostly addresses is the email."""
         names = [_clean(name) for name in header]
         fields: list[str | None] = [mapping.field_for(name) for name in names]
         taken: set[str] = set()
@@ -649,7 +649,11 @@ class ListFile:
             if len(workbook.worksheets) < 2:
                 return None
             for sheet in workbook.worksheets:
-                top = islice(sheet.iter_rows(values_only=True, max_row=HEADER_SEARCH_ROWS), HEADER_SEARCH_ROWS)
+                try:
+                    top = list(islice(sheet.iter_rows(values_only=True, max_row=HEADER_SEARCH_ROWS),
+                                      HEADER_SEARCH_ROWS))
+                except Exception:  # noqa: BLE001 - a sheet openpyxl cannot read is not the list
+                    continue
                 if any(sum(map_header(_cell_text(value)) is not None for value in row) >= 2 for row in top):
                     return sheet.title
         return None

@@ -79,8 +79,24 @@ def tidy_email(value: str) -> str:
     text = text.strip("<>").strip()
     if text[:7].lower() == "mailto:":  # a link's address, as web pages copy it
         text = text[7:].split("?", 1)[0].strip()
-    text = text.rstrip(".,;:")  # a sentence's or a list's punctuation after it: never the address's
+    if text and not text[-1].isalnum() and text[-1] != "]":  # a domain ends in a letter or digit
+        text = _AFTER_DOMAIN.sub("", text)  # a sentence's punctuation, a quote, a bracket: never the address's
+    if text and not (text[0].isalnum() or text[0] == '"'):  # (a quoted local part starts with one)
+        text = _BEFORE_ADDRESS.sub("", text)  # '(anna@x.se', "'anna@x.se"
     return text
+
+
+_AFTER_DOMAIN = re.compile(r"[^\w\]@]+$")
+# an address with a label before it or a note after it: 'E-post: anna@x.se', 'anna@x.se (privat)',
+# 'anna@x.se / jobb'; not 'anna svensson@x.se', whose space may be a typing error in the address
+_LABELLED = re.compile(r"^[^@]*:\s+(\S+@\S+)$")
+_NOTED = re.compile(r"^(\S+@\S+)\s+[(/\-–,;].*$")
+
+
+def _noted_address(text: str) -> str | None:
+    found = _LABELLED.match(text) or _NOTED.match(text)
+    return None if found is None else tidy_email(found.group(1))
+_BEFORE_ADDRESS = re.compile(r"^[(\[{'´`‘’“”«»]+")
 
 
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
@@ -98,6 +114,15 @@ def normalize_email(value: str, field: str = "email") -> tuple[str, str]:
         plain = _plain_email(text)
     if plain is not None:
         return plain, plain.lower()
+    if text.count("@") == 1 and (word := _noted_address(text)) is not None:
+        plain = _plain_email(word)
+        if plain is not None:
+            return plain, plain.lower()
+        try:
+            result = validate_email(word, check_deliverability=False)
+            return result.normalized, result.normalized.lower()
+        except EmailNotValidError:
+            pass  # the whole cell's error says more
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:

@@ -89,6 +89,10 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
     if not (first or last):
         first, last = split_name(fields.get("full_name") or fields.get("name"))
     raw_email = _given(clean_text(fields.get("email"), 400))
+    if not (first or last) and raw_email and "<" in raw_email:  # 'Anna Berg <anna@berg.se>': her name
+        display = raw_email[:raw_email.index("<")].strip(" \"'")
+        if display and "@" not in display:
+            first, last = split_name(display)
     keys: list[tuple[str, str]] = []
     email = None
     if raw_email:

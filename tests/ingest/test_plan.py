@@ -310,3 +310,16 @@ def test_a_phone_cell_listing_several_numbers_gives_the_first_valid(cell, countr
     plan = plan_item(1, "row", {"fields": fields}, source)
     assert plan.person.fields["phone"] == phone
     assert (("phone", phone) in plan.person.keys) is valid
+
+
+@pytest.mark.parametrize("fields, name", [
+    ({"email": "Anna Berg <anna@berg.se>"}, ("Anna", "Berg")),
+    ({"email": '"Berg, Anna" <anna@berg.se>; Bo <bo@ek.se>'}, ("Anna", "Berg")),
+    ({"email": "Anna Berg <anna@berg.se>", "first_name": "Annie"}, ("Annie", None)),  # a name given wins
+    ({"email": "<anna@berg.se>"}, (None, None)),
+    ({"email": "anna@berg.se <anna@berg.se>"}, (None, None)),
+])
+def test_the_name_an_address_is_written_with_fills_a_missing_name(fields, name):
+    plan = plan_item(1, "row", {"fields": fields}, SourceConfig("list", record_type="lead"))
+    assert (plan.person.fields["first_name"], plan.person.fields["last_name"]) == name
+    assert plan.person.fields["email"] == "anna@berg.se"
