@@ -55,10 +55,13 @@ def test_a_phone_lost_to_a_concurrent_worker_merges_only_the_same_name(sqlite_ur
         assert session.get(Lead, olle.record_id) is not None
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_keys_another_record_owns_already_are_reported_lost_and_the_rest_are_won(
-        database, sqlite_url, pg_url, sessions_for):
-    sessions = sessions_for(sqlite_url if database == "sqlite" else pg_url)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def both_databases(request, sqlite_url, pg_url, sessions_for):
+    return sessions_for(sqlite_url if request.param == "sqlite" else pg_url)
+
+
+def test_keys_another_record_owns_already_are_reported_lost_and_the_rest_are_won(both_databases):
+    sessions = both_databases
     with sessions.begin() as session:
         # Given Anna's lead, whose phone a concurrent worker stored first
         insert_rows(session, Lead, [{"id": 1, "first_name": "Anna"}, {"id": 2, "first_name": "Bo"}])
@@ -77,10 +80,8 @@ def test_keys_another_record_owns_already_are_reported_lost_and_the_rest_are_won
     assert owners == {("phone", "+4681234567"): 1, ("email", "bo@firma.se"): 2, ("email", "cia@firma.se"): 3}
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_people_redirected_together_each_go_to_their_own_winner_with_the_keys_they_won(
-        database, sqlite_url, pg_url, sessions_for):
-    sessions = sessions_for(sqlite_url if database == "sqlite" else pg_url)
+def test_people_redirected_together_each_go_to_their_own_winner_with_the_keys_they_won(both_databases):
+    sessions = both_databases
     with sessions.begin() as session:
         # Given Anna's and Bo's leads, stored by a concurrent worker with their emails
         insert_rows(session, Lead, [{"id": 9001, "first_name": "Anna"}, {"id": 9002, "first_name": "Bo"}])
