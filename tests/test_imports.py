@@ -459,3 +459,25 @@ def test_a_repeated_header_is_ignored_and_annotated_numbers_are_read(cli, tmp_pa
         reasons = [row[0] for row in session.execute(text("SELECT outcome_reason FROM raw_items WHERE outcome = 'ignored'"))]
     assert phones == {"Eva": "+46707654321", "Bo": "+46812345678"}
     assert reasons == [REPEATED_HEADER]
+
+
+def test_a_row_the_list_marks_opted_out_is_suppressed_and_a_rows_consent_is_kept(cli, tmp_path, sessions_for):
+    # Given a CRM export with an opt-out column and a consent column
+    listing = write_list(tmp_path / "export.csv", [
+        ["Anna", "Ek", "anna@ek.se", "1", ""],
+        ["Bo", "Ny", "bo@ny.se", "0", "Ja, mässan 2026"],
+        ["Cia", "Ås", "cia@as.se", "Ja", "Nej"],
+    ], header=["First Name", "Last Name", "Email", "Email Opt Out", "Samtycke"], delimiter=",")
+    # When it is imported
+    job = run_json(cli, "import", str(listing), "--campaign", "Export")
+    # Then the opted-out rows become no lead, counted as suppressed with the reason; the
+    # rest keep what their row said about consent
+    counts = job["counts"]
+    assert (counts["created"], counts["suppressed"], counts["rows"]) == (1, 2, 3)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        leads = session.scalars(select(Lead)).all()
+        reasons = sorted(row[0] for row in session.execute(
+            text("SELECT outcome_reason FROM raw_items WHERE outcome = 'ignored'")))
+    assert [(lead.first_name, lead.details["fields"]) for lead in leads] == [("Bo", {"consent": "Ja, mässan 2026"})]
+    assert reasons == ["suppressed: the list marks the person opted out ('1')",
+                       "suppressed: the list marks the person opted out ('Ja')"]

@@ -59,7 +59,11 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "twitter": ("Twitter", "Twitter Handle", "X", "X Handle", "X (Twitter)", "Twitter/X"),
     "facebook": ("Facebook", "Facebook Profile", "Facebook ID"),
     "lead_source": ("Lead Source", "Källa", "Leadkälla"),
-    "consent": ("Consent", "Samtycke"),
+    "consent": ("Consent", "Samtycke", "Consent Given", "Marketing Consent", "GDPR Consent",
+                "Opt In", "Opted In", "Samtycke marknadsföring"),
+    "opt_out": ("Opt Out", "Email Opt Out", "Opted Out", "Do Not Email", "Do Not Contact",
+                "Do Not Allow Bulk Emails", "Unsubscribed", "Avregistrerad", "Avanmäld", "Spärrad",
+                "Får ej kontaktas"),
     "notes": ("Notes", "Note", "Comment", "Comments", "Description", "Anteckningar", "Anteckning",
               "Kommentar", "Kommentarer", "Övrigt", "Beskrivning"),
 }

@@ -215,14 +215,25 @@ def _numbers_in(raw: str) -> list[str]:
 
 
 # A list's fields that no lead column holds: kept in its details, never dropped
-_KEPT_FIELDS = (("street", 300), ("postal_code", 20), ("city", 100), ("country", 100), ("website", 300),
-                ("notes", 2000))
+_KEPT_FIELDS = (("consent", 200), ("street", 300), ("postal_code", 20), ("city", 100), ("country", 100),
+                ("website", 300), ("notes", 2000))
 
 
 def _read_list_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
     if reason := clean_text(payload.get("ignore"), 200):  # the list reader's verdict: a repeated header
         return ItemPlan(item_id, source.record_type, outcome="ignored", reason=reason)
-    return _read_row(item_id, payload, source)
+    plan = _read_row(item_id, payload, source)
+    opted_out = clean_text(_fields_of(payload).get("opt_out"), 100)
+    if opted_out and plan.outcome is None and opted_out.casefold() in _YES:
+        # the list itself says this person must not be contacted: no lead, no link
+        return ItemPlan(item_id, source.record_type, outcome="ignored",
+                        reason=f"suppressed: the list marks the person opted out ({opted_out!r})")
+    return plan
+
+
+# What a list writes in an opt-out column for 'yes, opted out'
+_YES = frozenset({"1", "true", "yes", "y", "ja", "j", "x", "sant", "✓", "✔", "opted out", "opt out", "opt-out",
+                  "unsubscribed", "avregistrerad", "avanmäld", "spärrad"})
 
 
 def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:

@@ -67,13 +67,15 @@ def test_map_header_returns_none_for_unknown_headers(header):
     ("Street 1", "street"), ("Work Email", "email"), ("Contact Email", "email"),
     ("Mailadress", "email"), ("Mobilnr", "mobile_phone"), ("Telefonnr", "phone"),
     ("Postadress", "street"), ("Privat e-post", "email"),
+    ("Email Opt Out", "opt_out"), ("Do Not Email", "opt_out"), ("Avregistrerad", "opt_out"),
+    ("Marketing Consent", "consent"),
 ])
 def test_map_header_reads_the_names_exports_give_a_field(header, field):
     assert map_header(header) == field
 
 
 @pytest.mark.parametrize("header", [
-    "E-mail 1 - Label", "Phone 1 - Type", "E-mail Type", "E-mail Display Name", "Email Opt Out",
+    "E-mail 1 - Label", "Phone 1 - Type", "E-mail Type", "E-mail Display Name", "Email Opt-Out Date",
     "Email Status", "Lead Owner", "Phonetic First Name", "Middle Name", "Record ID", "Telefon typ",
 ])
 def test_map_header_leaves_columns_about_a_field_unmapped(header):
