@@ -87,6 +87,7 @@ def tidy_email(value: str) -> str:
 
 
 _AFTER_DOMAIN = re.compile(r"[^\w\]@]+$")
+_BEFORE_ADDRESS = re.compile(r"^[(\[{'´`‘’“”«»]+")
 # an address with a label before it or a note after it: 'E-post: anna@x.se', 'anna@x.se (privat)',
 # 'anna@x.se / jobb'; not 'anna svensson@x.se', whose space may be a typing error in the address
 _LABELLED = re.compile(r"^[^@]*:\s+(\S+@\S+)$")
@@ -96,7 +97,6 @@ _NOTED = re.compile(r"^(\S+@\S+)\s+[(/\-–,;].*$")
 def _noted_address(text: str) -> str | None:
     found = _LABELLED.match(text) or _NOTED.match(text)
     return None if found is None else tidy_email(found.group(1))
-_BEFORE_ADDRESS = re.compile(r"^[(\[{'´`‘’“”«»]+")
 
 
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))

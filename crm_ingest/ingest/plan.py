@@ -144,8 +144,8 @@ def _person_scope(source: SourceConfig) -> str:
 _PLACEHOLDERS = frozenset({"-", "--", "---", "\u2013", "\u2014", ".", "?", "x", "0", "n/a", "na", "n.a.", "none",
                            "null", "nil", "unknown", "tbd", "saknas", "okänd", "ingen", "inget", "ej"})
 _SEVERAL = re.compile(r"[\s,;|/]+")
-_SEVERAL_NAMED = re.compile(r"[,;|]+")
-_SEVERAL_NUMBERS = re.compile(r"\s*(?:[,;|/]|:::|\b(?:or|eller)\b)\s*", re.IGNORECASE)  # 'Anna <a@x.se>; Bo <b@y.se>': names hold spaces
+_SEVERAL_NAMED = re.compile(r"[,;|]+")  # 'Anna <a@x.se>; Bo <b@y.se>': names hold spaces
+_SEVERAL_NUMBERS = re.compile(r"\s*(?:[,;|/]|:::|\b(?:or|eller)\b)\s*", re.IGNORECASE)
 
 
 def _given(value: str | None) -> str | None:
@@ -222,13 +222,13 @@ _KEPT_FIELDS = (("consent", 200), ("street", 300), ("postal_code", 20), ("city",
 def _read_list_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
     if reason := clean_text(payload.get("ignore"), 200):  # the list reader's verdict: a repeated header
         return ItemPlan(item_id, source.record_type, outcome="ignored", reason=reason)
-    plan = _read_row(item_id, payload, source)
     opted_out = clean_text(_fields_of(payload).get("opt_out"), 100)
-    if opted_out and plan.outcome is None and opted_out.casefold() in _YES:
-        # the list itself says this person must not be contacted: no lead, no link
+    if opted_out and opted_out.casefold() in _YES:
+        # the list itself says this person must not be contacted: no lead, no link, whatever
+        # else the row holds
         return ItemPlan(item_id, source.record_type, outcome="ignored",
                         reason=f"suppressed: the list marks the person opted out ({opted_out!r})")
-    return plan
+    return _read_row(item_id, payload, source)
 
 
 # What a list writes in an opt-out column for 'yes, opted out'
