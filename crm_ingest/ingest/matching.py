@@ -188,6 +188,18 @@ def canonical_email(email_key: str) -> str:
     return f"{local}@{domain}" if local else key
 
 
+def mailbox_keys(email_key: str) -> list[str]:
+    """The canonical-mailbox key of an address: when it differs from the address, and for a
+    Gmail address always (ciaberg@gmail.com is the mailbox of every dotted spelling, so two
+    workers storing cia.berg@ and ciaberg@ at once meet on one key instead of making two
+    people). Any other address has none."""
+    key = email_key.strip().lower()
+    canonical = canonical_email(key)
+    if canonical != key or canonical.rpartition("@")[2] in _IGNORES_DOTS:
+        return [canonical]
+    return []
+
+
 def email_variants(email_key: str) -> list[str]:
     """The address key, then its canonical mailbox key when that differs."""
     key = email_key.strip().lower()

@@ -14,7 +14,7 @@ from typing import Any
 from crm_ingest.models.records import CASE_ORIGIN, CASE_PRIORITY
 
 from .errors import InvalidItem
-from .matching import email_variants
+from .matching import mailbox_keys
 from .normalize import (
     clean_body,
     clean_text,
@@ -101,7 +101,7 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         for _, email_key in addresses:
             keys.append(("email", email_key))
             # the mailbox behind it (Gmail ignores dots and +tags): a.svensson@ is asvensson+news@
-            keys.extend(("email_canonical", variant) for variant in email_variants(email_key)[1:])
+            keys.extend(("email_canonical", mailbox) for mailbox in mailbox_keys(email_key))
     phone, valid = _phone(fields, source, identified=bool(keys))
     if valid:
         keys.append(("phone", phone))

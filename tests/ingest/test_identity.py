@@ -2,7 +2,8 @@
 import pytest
 
 from crm_ingest.ingest.identity import Person, _insert_keys, _insert_records, _redirect_losers
-from crm_ingest.ingest.plan import ItemPlan, PersonPlan
+from crm_ingest.ingest.plan import ItemPlan, PersonPlan, plan_item
+from crm_ingest.ingest.settings import SourceConfig
 from crm_ingest.models import IdentityKey, Lead
 from crm_ingest.models.bulk import insert_rows
 
@@ -107,3 +108,26 @@ def test_people_redirected_together_each_go_to_their_own_winner_with_the_keys_th
     assert owners == {("email", "anna@firma.se"): 9001, ("email", "bo@firma.se"): 9002,
                       ("phone", "+46701111111"): 9001, ("phone", "+46702222222"): 9002,
                       ("email", "cia@firma.se"): cia.record_id, ("phone", "+46703333333"): cia.record_id}
+
+
+def test_two_spellings_of_one_gmail_mailbox_stored_at_once_are_one_lead(both_databases):
+    sessions = both_databases
+    source = SourceConfig("list", record_type="lead")
+    dotted = plan_item(1, "row", {"fields": {"email": "cia.berg@gmail.com"}}, source)
+    dotless = plan_item(2, "row", {"fields": {"email": "ciaberg@gmail.com"}}, source)
+    with sessions.begin() as session:
+        # Given a concurrent worker's new lead for cia.berg@gmail.com, stored with its keys
+        # (committed after our lookup: we did not see it)
+        insert_rows(session, Lead, [{"id": 9001, "email": "cia.berg@gmail.com"}])
+        insert_rows(session, IdentityKey, [{"scope": "lead", "kind": kind, "value": value, "record_id": 9001}
+                                           for kind, value in dotted.person.keys])
+    with sessions.begin() as session:
+        # When our new lead for the dotless spelling offers its keys
+        ours = Person("lead", plans=[dotless], fields=dict(dotless.person.fields),
+                      new_keys=[("lead", *key) for key in dotless.person.keys])
+        _insert_records(session, [ours], {})
+        _redirect_losers(session, [ours], _insert_keys(session, [ours]))
+        # Then the two meet on the mailbox's key, and ours is the other worker's lead
+        assert (ours.record_id, ours.created) == (9001, False)
+    with sessions() as session:
+        assert [lead.id for lead in session.query(Lead)] == [9001]
