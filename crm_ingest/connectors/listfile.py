@@ -439,6 +439,7 @@ class _Layout:
     columns: list[tuple[str, str | None]]
     extra_names: list[str | None]  # None: the column is mapped to a field, or ignored
     mapping: MapFile
+    header: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, header: list[str], mapping: MapFile, sample: list[list[str]] = ()) -> _Layout:
@@ -473,28 +474,60 @@ class _Layout:
             unique.append(f"{name} ({number})" if name in unique else name)
         extra_names = [None if field_name or (mapping.lists(name) and not mapping.field_for(name))
                        else extra for name, field_name, extra in zip(names, fields, unique)]
-        return cls(list(zip(names, fields)), extra_names, mapping)
+        return cls(list(zip(names, fields)), extra_names, mapping, list(header))
+
+    @cached_property
+    def _stored_as(self) -> list[tuple[str, dict[str, str] | None] | None]:
+        """Per column: the key its value is stored under (a further email column's its own,
+        joined after), and the field's value table; None for a column of no field."""
+        stored: list[tuple[str, dict[str, str] | None] | None] = []
+        emails = 0
+        for _, field_name in self.columns:
+            if field_name == "email":
+                emails += 1
+                stored.append((f"email {emails}" if emails > 1 else "email", None))
+            else:
+                stored.append(None if field_name is None else (field_name, self.mapping._values.get(field_name)))
+        return stored
+
+    @cached_property
+    def _stored_as_one_email(self) -> list | None:
+        """_stored_as itself when the layout has at most one email column (nothing to join)."""
+        return self._stored_as if sum(field_name == "email" for _, field_name in self.columns) <= 1 else None
 
     def payload(self, row: list[str]) -> dict[str, Any]:
-        """Non-empty cells by field, values translated, defaults filled; the rest in `extra`."""
+        """Non-empty cells by field, values translated, defaults filled; the rest in `extra`. A
+        row repeating the header is marked to be ignored."""
         fields: dict[str, str] = {}
         extra: dict[str, str] = {}
+        stored_as, width = self._stored_as, len(self.columns)
         for index, cell in enumerate(row):
             value = _clean(cell)
             if not value:
                 continue
-            if index >= len(self.columns):
+            if index >= width:
                 extra[f"column {index + 1}"] = value
-            elif (field_name := self.columns[index][1]) is not None:
-                if field_name == "email" and "email" in fields:  # a second address of the person
-                    fields["email"] += "; " + value
-                else:
-                    fields[field_name] = self.mapping.stored_value(field_name, value)
+            elif (stored := stored_as[index]) is not None:
+                key, table = stored
+                fields[key] = table.get(_loose(value), value) if table else value
             elif (name := self.extra_names[index]) is not None:
                 extra[name] = value
+        if stored_as is not self._stored_as_one_email:
+            _join_emails(fields)
         for field_name, value in self.mapping.defaults.items():
             fields.setdefault(field_name, value)
-        return {"fields": fields, "extra": extra}
+        payload = {"fields": fields, "extra": extra}
+        if self.header and row[0] == self.header[0] and _is_header(row, self.header):
+            payload["ignore"] = REPEATED_HEADER
+        return payload
+
+
+def _join_emails(fields: dict[str, str]) -> None:
+    """A row's further email columns' addresses after its first ('a@x.se; b@y.se'), one field."""
+    more = sorted((int(key[6:]), key) for key in fields if key.startswith("email "))
+    addresses = ([fields.pop("email")] if "email" in fields else []) + [fields.pop(key) for _, key in more]
+    if addresses:
+        fields["email"] = "; ".join(addresses)
 
 
 _LOOKS_LIKE_EMAIL = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]{2,}")
@@ -514,13 +547,6 @@ def _email_column(sample: list[list[str]], unmapped: list[int]) -> int | None:
 
 
 REPEATED_HEADER = "the header row repeated (as exports of several pages write it), not a person"
-
-
-def _payload(layout: _Layout, header: list[str], row: list[str]) -> dict[str, Any]:
-    payload = layout.payload(row)
-    if row and header and row[0] == header[0] and _is_header(row, header):
-        payload["ignore"] = REPEATED_HEADER
-    return payload
 
 
 def _is_header(row: list[str], header: list[str]) -> bool:
@@ -618,7 +644,7 @@ class ListFile:
             layout = _Layout.of(header, self.mapping, sample)
             data = chain(sample, data)
             self.header_row, self.columns = index + 1, layout.columns
-            yield ((number, _payload(layout, header, row))
+            yield ((number, layout.payload(row))
                    for number, row in enumerate(data, start=1) if not _is_blank(row))
 
     @contextmanager
