@@ -181,9 +181,10 @@ class MapFile:
         """The field the map gives this header; None when it says to ignore it (or is silent)."""
         return self._columns.get(_loose(header))
 
-    def stored_value(self, field_name: str, raw: str) -> str:
-        table = self._values.get(field_name)  # most fields have none: no folding of every cell
-        return table.get(_loose(raw), raw) if table else raw
+    def value_table(self, field_name: str) -> dict[str, str] | None:
+        """The field's values as stored, by their loosely folded spelling (see _loose); None for
+        a field the map translates no value of (most: no folding of every cell)."""
+        return self._values.get(field_name) or None
 
     @classmethod
     def load(cls, path: Path) -> MapFile:
@@ -487,7 +488,7 @@ class _Layout:
                 emails += 1
                 stored.append((f"email {emails}" if emails > 1 else "email", None))
             else:
-                stored.append(None if field_name is None else (field_name, self.mapping._values.get(field_name)))
+                stored.append(None if field_name is None else (field_name, self.mapping.value_table(field_name)))
         return stored
 
     @cached_property
