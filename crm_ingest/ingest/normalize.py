@@ -144,7 +144,11 @@ def country_region(value: str | None) -> str | None:
     it is not one we know (the caller keeps its default)."""
     if not value:
         return None
-    return _country_codes().get(" ".join(value.split()).casefold())
+    name = " ".join(value.split()).casefold()
+    found = _country_codes().get(name)
+    if found is None and name.startswith("the "):  # 'The Netherlands', 'the United Kingdom'
+        found = _country_codes().get(name[4:])
+    return found
 
 
 def normalize_phone(value: str, region: str, field: str = "phone") -> str:

@@ -268,7 +268,8 @@ def test_same_handle_on_different_networks_gives_different_keys():
     ("Sverige", "SE"), ("sweden", "SE"), ("SE", "SE"), ("Deutschland", "DE"), ("Tyskland", "DE"),
     ("Germany", "DE"), ("United Kingdom", "GB"), ("Storbritannien", "GB"), ("UK", "GB"), ("England", "GB"),
     ("Norge", "NO"), ("no", "NO"), ("Suomi", "FI"), ("Finland", "FI"), ("Danmark", "DK"), ("USA", "US"),
-    ("  united   states ", "US"), ("Atlantis", None), ("", None), (None, None),
+    ("  united   states ", "US"), ("The Netherlands", "NL"), ("the United Kingdom", "GB"),
+    ("Atlantis", None), ("The", None), ("", None), (None, None),
 ])
 def test_a_country_as_lists_write_it_gives_its_region(written, region):
     from crm_ingest.ingest.normalize import country_region
