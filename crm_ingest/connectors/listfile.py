@@ -547,6 +547,31 @@ def _email_column(sample: list[list[str]], unmapped: list[int]) -> int | None:
     return None if best is None else best[1]
 
 
+def _unswallowed(rows: Iterator[list[str]], delimiter: str, width: int) -> Iterator[list[str]]:
+    """The rows, with those a stray quote swallowed given back. A cell opened by a quote that
+    is never closed ('"Bo Ek;bo@x.se') runs on, in the csv module, over the following lines,
+    to the next quote or the end of the file: every person on them would become one cell. A
+    cell whose further lines mostly read as whole rows is such a runaway, and its lines are
+    read again as the rows they are (the stray quote dropped)."""
+    least = max(2, width - 1)
+    for row in rows:
+        if "\n" not in "".join(row):  # nearly every row: one scan in C
+            yield row
+            continue
+        spilled = next((i for i, cell in enumerate(row) if "\n" in cell and delimiter in cell), None)
+        if spilled is None:
+            yield row
+            continue
+        lines = row[spilled].replace("\r\n", "\n").split("\n")
+        parsed = [next(csv.reader([line], delimiter=delimiter), []) for line in lines]
+        if sum(len(cells) >= least for cells in parsed[1:]) * 2 < len(parsed) - 1 or len(parsed[1]) < least:
+            yield row  # a cell of several lines, as notes and addresses are
+            continue
+        parsed[0] = row[:spilled] + parsed[0]
+        parsed[-1] = parsed[-1] + row[spilled + 1:]
+        yield from (cells for cells in parsed if cells)
+
+
 REPEATED_HEADER = "the header row repeated (as exports of several pages write it), not a person"
 
 
@@ -641,6 +666,8 @@ class ListFile:
         """(data row number, payload) of the non-blank rows under the header, blank ones counted."""
         with self._rows() as rows:
             index, header, data = _split_header(rows)
+            if self.delimiter is not None:
+                data = _unswallowed(data, self.delimiter, len(header))
             sample = list(islice(data, EMAIL_SAMPLE_ROWS))  # read again below: the rows stream on
             layout = _Layout.of(header, self.mapping, sample)
             data = chain(sample, data)

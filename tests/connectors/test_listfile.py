@@ -656,3 +656,21 @@ def test_a_list_without_a_header_loses_no_row_and_its_addresses_are_found(tmp_pa
     mapping = MapFile.parse('[columns]\n"column 1" = "first_name"\n"column 2" = "last_name"\n')
     named = [item.payload["fields"] for item in ListFile(path, mapping=mapping).fetch()]
     assert named[0] == {"first_name": "Anna", "last_name": "Svensson", "email": "anna@example.se"}
+
+
+def test_a_stray_quote_does_not_swallow_the_rows_after_it(tmp_path):
+    # Given a list where one cell opens a quote it never closes, and cells of several lines
+    # that are real (a note, one with the delimiter in it)
+    text = ('Namn;E-post;Anteckning\n'
+            'Anna;anna@example.se;"Ring på måndag\nsedan offert"\n'
+            'Bo;bo@example.se;"rad 1; med semikolon\nrad 2"\n'
+            '"Cia Berg;cia@example.se;x\n'
+            'Dan;dan@example.se;y\n'
+            'Eva;eva@example.se;z\n')
+    payloads = rows(write(tmp_path, text))
+    # Then every person is a row of their own, and the real notes keep their lines
+    assert [(p["fields"]["full_name"], p["fields"]["email"]) for p in payloads] == [
+        ("Anna", "anna@example.se"), ("Bo", "bo@example.se"), ("Cia Berg", "cia@example.se"),
+        ("Dan", "dan@example.se"), ("Eva", "eva@example.se")]
+    assert payloads[0]["fields"]["notes"] == "Ring på måndag\nsedan offert"
+    assert payloads[1]["fields"]["notes"] == "rad 1; med semikolon\nrad 2"
