@@ -84,10 +84,15 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and password-protected .xlsx
 
 
+def _folded(name: str) -> str:
+    """Case and accents folded away: 'E-Postadress Å' -> 'e-postadress a'."""
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 def _header_key(name: str) -> str:
     """Case, accents, whitespace and punctuation folded away: 'E-postadress' -> 'epostadress'."""
-    decomposed = unicodedata.normalize("NFKD", name.casefold())
-    return "".join(ch for ch in decomposed if ch.isalnum() and not unicodedata.combining(ch))
+    return "".join(ch for ch in _folded(name) if ch.isalnum())
 
 
 _RANK_BY_KEY: dict[str, tuple[str, int]] = {}
@@ -123,8 +128,7 @@ def _header_match(name: str) -> tuple[str, int] | None:
     found = _RANK_BY_KEY.get(_header_key(name))
     if found is not None:
         return found
-    decomposed = unicodedata.normalize("NFKD", name.casefold())
-    words = _WORDS.findall("".join(ch for ch in decomposed if not unicodedata.combining(ch)))
+    words = _WORDS.findall(_folded(name))
     if not words or _ABOUT.intersection(words):
         return None
     words = [w for w in words if not w.isdigit() and w not in _NOISE]
@@ -410,6 +414,11 @@ def _is_blank(row: list[str]) -> bool:
     return not any(_clean(cell) for cell in row)
 
 
+def _names_a_header(row: list[str]) -> bool:
+    """A row with two cells we can map: a header, not a title line or a person."""
+    return sum(map_header(cell) is not None for cell in row) >= 2
+
+
 def _split_header(rows: Iterator[list[str]]) -> tuple[int, list[str], Iterator[list[str]]]:
     """(0-based index of the header row, the header, the data rows after it).
 
@@ -421,7 +430,7 @@ def _split_header(rows: Iterator[list[str]]) -> tuple[int, list[str], Iterator[l
     seen: list[list[str]] = []
     for row in rows:
         seen.append(row)
-        if sum(map_header(cell) is not None for cell in row) >= 2:
+        if _names_a_header(row):
             return len(seen) - 1, row, rows
         if len(seen) == HEADER_SEARCH_ROWS:
             break
@@ -492,9 +501,9 @@ class _Layout:
         return stored
 
     @cached_property
-    def _stored_as_one_email(self) -> list | None:
-        """_stored_as itself when the layout has at most one email column (nothing to join)."""
-        return self._stored_as if sum(field_name == "email" for _, field_name in self.columns) <= 1 else None
+    def _joins_emails(self) -> bool:
+        """Has the layout several email columns, whose addresses a row joins?"""
+        return sum(field_name == "email" for _, field_name in self.columns) > 1
 
     def payload(self, row: list[str]) -> dict[str, Any]:
         """Non-empty cells by field, values translated, defaults filled; the rest in `extra`. A
@@ -513,7 +522,7 @@ class _Layout:
                 fields[key] = table.get(_loose(value), value) if table else value
             elif (name := self.extra_names[index]) is not None:
                 extra[name] = value
-        if stored_as is not self._stored_as_one_email:
+        if self._joins_emails:
             _join_emails(fields)
         for field_name, value in self.mapping.defaults.items():
             fields.setdefault(field_name, value)
@@ -712,7 +721,7 @@ class ListFile:
                                       HEADER_SEARCH_ROWS))
                 except Exception:  # noqa: BLE001 - a sheet openpyxl cannot read is not the list
                     continue
-                if any(sum(map_header(_cell_text(value)) is not None for value in row) >= 2 for row in top):
+                if any(_names_a_header([_cell_text(value) for value in row]) for row in top):
                     return sheet.title
         return None
 

@@ -26,7 +26,7 @@ from crm_ingest.models.bulk import insert_rows
 from crm_ingest.models.landing import waiting_chunk_rows
 
 from .errors import InvalidItem
-from .matching import email_variants
+from .matching import mailbox_keys
 from .normalize import normalize_email, normalize_phone
 
 PEOPLE = {"lead": Lead, "contact": Contact}
@@ -207,7 +207,7 @@ def add_suppressions(session: Session, values: Iterable[str], *, region: str, so
             kind, key = parse_suppression(value, region)
             entries[(kind, key)] = None
             if kind == "email":  # and the mailbox behind it: a.b+x@gmail.com is ab@gmail.com
-                entries.update(dict.fromkeys(("email", v) for v in email_variants(key)[1:]))
+                entries.update(dict.fromkeys(("email", v) for v in mailbox_keys(key)))
         except InvalidItem as exc:
             invalid.append({"line": number, "value": value.strip()[:200], "reason": str(exc)})
     rows = [{"kind": kind, "value": val, "reason": reason, "source": source} for kind, val in entries]

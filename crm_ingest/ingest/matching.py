@@ -200,13 +200,6 @@ def mailbox_keys(email_key: str) -> list[str]:
     return []
 
 
-def email_variants(email_key: str) -> list[str]:
-    """The address key, then its canonical mailbox key when that differs."""
-    key = email_key.strip().lower()
-    canonical = canonical_email(key)
-    return [key] if canonical == key else [key, canonical]
-
-
 FREE_MAIL = frozenset({
     "gmail.com", "googlemail.com", "msn.com", "icloud.com", "me.com", "mac.com", "aol.com",
     "aim.com", "web.de", "protonmail.com", "protonmail.ch", "proton.me", "pm.me", "mail.ru",
