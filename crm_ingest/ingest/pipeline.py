@@ -6,7 +6,6 @@ worker commits records and outcomes together, so an item's effects happen exactl
 from __future__ import annotations
 
 import traceback
-from collections import defaultdict
 from datetime import timedelta
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
@@ -318,37 +317,53 @@ _PG_SUPPRESSED = text(  # the unique index leads with the value: every kind in o
 
 def suppressed(session: Session, plans: list[ItemPlan]) -> dict[int, str]:
     """Plans whose email, phone or email domain is on the do-not-contact list: item id -> reason."""
-    wanted: dict[tuple[str, str], list[int]] = defaultdict(list)
+    values: set[str] = set()  # looked up first, by value alone; which plan a hit is worked out after
     for plan in plans:
-        if plan.person is None:
-            continue
-        for kind, value in plan.person.keys:
-            if kind == "email":
-                wanted[("email", value)].append(plan.item_id)
-                wanted[("domain", value.rpartition("@")[2])].append(plan.item_id)
-            elif kind == "phone":
-                wanted[("phone", value)].append(plan.item_id)
-            elif kind == "email_canonical":  # suppressions hold the canonical mailbox too
-                wanted[("email", value)].append(plan.item_id)
-    if not wanted:
+        if plan.person is not None:
+            for kind, value in plan.person.keys:
+                if kind == "email":
+                    values.add(value)
+                    values.add(value.rpartition("@")[2])
+                elif kind == "phone" or kind == "email_canonical":  # suppressions hold the canonical mailbox too
+                    values.add(value)
+    if not values:
         return {}
     found: set[tuple[str, str]] = set()
-    values = sorted({value for _, value in wanted})
+    ordered = sorted(values)
     pg = session.get_bind().dialect.name == "postgresql"
     with index_lookups(session):
-        for start in range(0, len(values), 2000):
-            chunk = values[start:start + 2000]
+        for start in range(0, len(ordered), 2000):
+            chunk = ordered[start:start + 2000]
             if pg:  # one array parameter, as identity lookups do
                 rows = session.execute(_PG_SUPPRESSED, {"values": array_literal(chunk)})
             else:
                 rows = session.execute(select(Suppression.kind, Suppression.value)
                                        .where(Suppression.value.in_(chunk)))
-            found.update(key for key in map(tuple, rows) if key in wanted)
+            found.update(map(tuple, rows))
+    if not found:
+        return {}
     reasons: dict[int, str] = {}
-    for kind, value in sorted(found):
-        for item_id in wanted[(kind, value)]:
-            reasons.setdefault(item_id, f"suppressed: {kind} {value} is on the do-not-contact list")
+    for plan in plans:
+        if plan.person is None:
+            continue
+        hits = [hit for hit in _suppression_keys(plan.person.keys) if hit in found]
+        if hits:
+            kind, value = min(hits)
+            reasons[plan.item_id] = f"suppressed: {kind} {value} is on the do-not-contact list"
     return reasons
+
+
+def _suppression_keys(keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The suppression entries that would name a person with these identity keys."""
+    entries = []
+    for kind, value in keys:
+        if kind == "email":
+            entries += [("email", value), ("domain", value.rpartition("@")[2])]
+        elif kind == "phone":
+            entries.append(("phone", value))
+        elif kind == "email_canonical":
+            entries.append(("email", value))
+    return entries
 
 
 def _duplicates_in_file(session: Session, people: Mapping[int, Any], imports: Mapping[int, ImportOptions],

@@ -265,10 +265,22 @@ def copy_rows(session: Session, model, rows: Sequence[Mapping[str, Any]]) -> Non
     table = _table(model)
     columns, values_of = _columns_of(table, rows)
     formats = [_copy_format(table.c[name].type.compile(dialect=_PG)) for name in columns]
-    fields = [[fmt(value) for value in values_of[name]] for name, fmt in zip(columns, formats)]
+    fields = [_formatted(values_of[name], fmt) for name, fmt in zip(columns, formats)]
     data = b"".join(b"\t".join(line) + b"\n" for line in zip(*fields))
     quote = _PG.identifier_preparer.quote
     copy_in(session, f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN", data)
+
+
+def _formatted(values: list[Any], fmt) -> list[bytes]:
+    """A column's COPY fields; a value every row shares (a chunk's source, status, campaign,
+    timestamps) is formatted once: half of a chunk's columns are such, and formatting them per
+    row was most of writing its new leads."""
+    first = values[0]
+    kind = type(first)
+    if values.count(first) == len(values) and (  # == holds across bool and int: 1 == True
+            kind is not bool and kind is not int or all(type(value) is kind for value in values)):
+        return [fmt(first)] * len(values)
+    return [fmt(value) for value in values]
 
 
 def copy_in(session: Session, sql: str, data: bytes) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -104,8 +104,17 @@ def land_chunk(session: Session, source: str, items: Sequence[NewItem], *, impor
     return chunk.id
 
 
-def chunk_items(chunk: ImportChunk) -> list[NewItem]:
-    return [NewItem(external_id, kind, payload) for external_id, kind, payload in jsonfast.loads(chunk.rows or "[]")]
+class ChunkRow(NamedTuple):
+    """A row of an import chunk: what landing functions read of a NewItem, made several times
+    faster than a frozen dataclass (5,000 a chunk)."""
+
+    external_id: str
+    kind: str
+    payload: dict[str, Any]
+
+
+def chunk_items(chunk: ImportChunk) -> list[ChunkRow]:
+    return [ChunkRow._make(row) for row in jsonfast.loads(chunk.rows or "[]")]
 
 
 def waiting_chunks(session: Session, job_id: int) -> list[int]:
@@ -138,39 +147,39 @@ _FINISHED_COLUMNS = ("id", "source", "external_id", "kind", "payload", "received
                      "outcome_reason", "record_type", "record_id", "finished_at")
 
 
-def write_items(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+def write_items(session: Session, rows: Sequence[tuple]) -> None:
     """Insert raw items written once, as they stand after processing (state, outcome and all):
-    the rows of an import chunk. Each row names every column of _FINISHED_COLUMNS."""
+    the rows of an import chunk. Each row is a tuple of the columns of _FINISHED_COLUMNS, in
+    that order (a dict a row, built and read again, was a tenth of writing them)."""
     if not rows:
         return
     if session.get_bind().dialect.name != "postgresql":
-        insert_rows(session, RawItem, [{**row, "payload": without_nul(row["payload"])} for row in rows])
+        insert_rows(session, RawItem, [{**dict(zip(_FINISHED_COLUMNS, row)), "payload": without_nul(row[4])}
+                                       for row in rows])
         return
     # COPY's text format written out, as in copy_items; the columns' types are known, and the
-    # timestamps (one per chunk, mostly) are formatted once each
-    moments: dict[datetime, bytes] = {}
+    # timestamps and the words that repeat (one per chunk, mostly) are formatted once each
+    known: dict[Any, bytes] = {None: b"\\N"}
 
-    def moment(value: datetime | None) -> bytes:
-        if value is None:
-            return b"\\N"
-        text = moments.get(value)
+    def once(value: Any) -> bytes:
+        text = known.get(value)
         if text is None:
-            text = moments[value] = value.isoformat().encode()
+            text = known[value] = (value.isoformat().encode() if isinstance(value, datetime)
+                                   else b"%d" % value if type(value) is int else _copy_text(value))
         return text
 
     def maybe(value: str | None) -> bytes:
         return b"\\N" if value is None else _copy_text(value)
 
     lines = []
-    for row in rows:
-        record_id = row["record_id"]
-        lines.append(b"\t".join((
-            b"%d" % row["id"], _copy_text(row["source"]), _copy_text(row["external_id"]), _copy_text(row["kind"]),
-            _copy_json(row["payload"]), moment(row["received_at"]), moment(row["queued_at"]),
-            b"\\N" if row["import_job_id"] is None else b"%d" % row["import_job_id"], _copy_text(row["state"]),
-            b"%d" % row["attempts"], moment(row["lease_until"]), maybe(row["last_error"]), maybe(row["outcome"]),
-            maybe(row["outcome_reason"]), maybe(row["record_type"]),
-            b"\\N" if record_id is None else b"%d" % record_id, moment(row["finished_at"]))) + b"\n")
+    append = lines.append
+    for (item_id, source, external_id, kind, payload, received_at, queued_at, job_id, state, attempts,
+         lease_until, last_error, outcome, reason, record_type, record_id, finished_at) in rows:
+        append(b"\t".join((
+            b"%d" % item_id, once(source), _copy_text(external_id), once(kind), _copy_json(payload),
+            once(received_at), once(queued_at), once(job_id), once(state), once(attempts), once(lease_until),
+            maybe(last_error), once(outcome), maybe(reason), once(record_type),
+            b"\\N" if record_id is None else b"%d" % record_id, once(finished_at))) + b"\n")
     copy_in(session, f"COPY raw_items ({', '.join(_FINISHED_COLUMNS)}) FROM STDIN", b"".join(lines))
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
-
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -84,21 +82,19 @@ def store_chunk(session: Session, chunk: ImportChunk, settings: Settings):
                                       {item_id: entry.external_id for item_id, entry in zip(ids, entries)})
     now = utcnow()
     by_item = {outcome.item_id: outcome for outcome in outcomes}
+    source, job_id, received, queued = chunk.source, chunk.import_job_id, chunk.received_at, chunk.queued_at
     rows = []
-    for item_id, entry in zip(ids, entries):
-        row: dict[str, Any] = {
-            "id": item_id, "source": chunk.source, "external_id": entry.external_id, "kind": entry.kind,
-            "payload": entry.payload, "received_at": chunk.received_at, "queued_at": chunk.queued_at,
-            "import_job_id": chunk.import_job_id, "attempts": 1}
+    for item_id, entry in zip(ids, entries):  # in write_items' column order: a tuple a row, no dict
         outcome = by_item.get(item_id)
         if outcome is not None:
-            row.update(state=DONE, lease_until=None, last_error=None, outcome=outcome.outcome,
-                       outcome_reason=outcome.reason, record_type=outcome.record_type,
-                       record_id=outcome.record_id, finished_at=now)
+            rows.append((item_id, source, entry.external_id, entry.kind, entry.payload, received, queued, job_id,
+                         DONE, 1, None, None, outcome.outcome, outcome.reason, outcome.record_type,
+                         outcome.record_id, now))
         else:  # its first attempt raised: as any item's would
-            row.update(failed_attempt(item_id, 0, errors[item_id], settings, now), outcome=None,
-                       outcome_reason=None, record_type=None, record_id=None)
-        rows.append(row)
+            failed = failed_attempt(item_id, 0, errors[item_id], settings, now)
+            rows.append((item_id, source, entry.external_id, entry.kind, entry.payload, received, failed["queued_at"],
+                         job_id, failed["state"], failed["attempts"], failed["lease_until"], failed["last_error"],
+                         None, None, None, None, failed["finished_at"]))
     write_items(session, rows)
     chunk.state, chunk.rows, chunk.finished_at = DONE, None, now
     return outcomes, errors
