@@ -88,15 +88,23 @@ def tidy_email(value: str) -> str:
 
 _AFTER_DOMAIN = re.compile(r"[^\w\]@]+$")
 _BEFORE_ADDRESS = re.compile(r"^[(\[{'´`‘’“”«»]+")
-# an address with a label before it or a note after it: 'E-post: anna@x.se', 'anna@x.se (privat)',
-# 'anna@x.se / jobb'; not 'anna svensson@x.se', whose space may be a typing error in the address
-_LABELLED = re.compile(r"^[^@]*:\s+(\S+@\S+)$")
-_NOTED = re.compile(r"^(\S+@\S+)\s+[(/\-–,;].*$")
+# an address with a label before it or a note after it, or both: 'E-post: anna@x.se',
+# 'E-post:anna@x.se', 'Mejl - anna@x.se', 'anna@x.se (privat)', 'anna@x.se / jobb', 'Mail: anna@x.se / privat';
+# not 'anna svensson@x.se', whose space may be a typing error in the address
+_ADDRESS_WORD = re.compile(r"[^\s:;,<>()\[\]/]+@[^\s:;,<>()\[\]/]+")
+_NOTE_START = "([/-–,;"  # what starts a note after an address
 
 
 def _noted_address(text: str) -> str | None:
-    found = _LABELLED.match(text) or _NOTED.match(text)
-    return None if found is None else tidy_email(found.group(1))
+    found = _ADDRESS_WORD.search(text)
+    if found is None:
+        return None
+    before, after = text[:found.start()].rstrip(), text[found.end():]
+    if before and before[-1] != ":" and not before.endswith(("(", "<", "[", " -", " –")):
+        return None  # a word glued on by a space: part of the address, mistyped
+    if after.strip(" \t)>].,;:!?") and after.lstrip()[0] not in _NOTE_START:
+        return None  # 'anna@x.co m': a word after a space may be the address's own, mistyped
+    return tidy_email(found.group())
 
 
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
