@@ -581,6 +581,58 @@ def _unswallowed(rows: Iterator[list[str]], delimiter: str, width: int) -> Itera
         yield from (cells for cells in parsed if cells)
 
 
+class _Rejoined(list):
+    """A row read again with cells an unquoted delimiter had split joined; `joined` says which."""
+
+    joined: str = ""
+
+
+def _rows_fit(sample: list[list[str]], width: int) -> bool:
+    """Do most rows have no more cells than the header? (Else the file has unnamed columns.)"""
+    rows = [row for row in sample if not _is_blank(row)]
+    return sum(len(_trimmed(row, width)) > width for row in rows) * 2 < len(rows)
+
+
+def _trimmed(row: list[str], width: int) -> list[str]:
+    """The row without the empty cells past the header's width (a trailing delimiter)."""
+    end = len(row)
+    while end > width and not row[end - 1].strip():
+        end -= 1
+    return row if end == len(row) else row[:end]
+
+
+def _rejoined(rows: Iterator[list[str]], delimiter: str, width: int) -> Iterator[list[str]]:
+    """The rows, each with more cells than the header read as meant where a value holding the
+    delimiter was written unquoted ('Svensson, Anna' or 'Acme, Inc.' in a comma file, which
+    shifts every later cell of the row one column on): a cell starting with a space after the
+    delimiter joins the cell before it, when the row has exactly as many such cells as cells
+    too many. Any other row is left as it is (its surplus cells kept as extra columns)."""
+    for row in rows:
+        if len(row) <= width:
+            yield row
+            continue
+        cells = _trimmed(row, width)
+        surplus = len(cells) - width
+        joins = [i for i in range(1, len(cells)) if cells[i][:1] == " " and cells[i].strip() and cells[i - 1].strip()]
+        if surplus <= 0 or len(joins) != surplus:
+            yield row
+            continue
+        fixed = _Rejoined(cells)
+        for i in reversed(joins):
+            fixed[i - 1:i + 1] = [fixed[i - 1] + delimiter + fixed[i]]
+        fixed.joined = "; ".join(f"{cells[i - 1]!r} and {cells[i]!r} read as one value, {fixed_cell!r}: "
+                                 f"its {delimiter!r} was not quoted"
+                                 for i, fixed_cell in zip(joins, (cells[i - 1] + delimiter + cells[i] for i in joins)))
+        yield fixed
+
+
+def _payload(layout: "_Layout", row: list[str]) -> dict[str, Any]:
+    payload = layout.payload(row)
+    if type(row) is _Rejoined:
+        payload["rejoined"] = row.joined
+    return payload
+
+
 REPEATED_HEADER = "the header row repeated (as exports of several pages write it), not a person"
 
 
@@ -678,10 +730,13 @@ class ListFile:
             if self.delimiter is not None:
                 data = _unswallowed(data, self.delimiter, len(header))
             sample = list(islice(data, EMAIL_SAMPLE_ROWS))  # read again below: the rows stream on
+            if self.delimiter not in (None, "\t") and _rows_fit(sample, len(header)):
+                sample, data = list(_rejoined(sample, self.delimiter, len(header))), \
+                    _rejoined(data, self.delimiter, len(header))
             layout = _Layout.of(header, self.mapping, sample)
             data = chain(sample, data)
             self.header_row, self.columns = index + 1, layout.columns
-            yield ((number, layout.payload(row))
+            yield ((number, _payload(layout, row))
                    for number, row in enumerate(data, start=1) if not _is_blank(row))
 
     @contextmanager

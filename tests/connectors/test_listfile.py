@@ -658,6 +658,44 @@ def test_a_list_without_a_header_loses_no_row_and_its_addresses_are_found(tmp_pa
     assert named[0] == {"first_name": "Anna", "last_name": "Svensson", "email": "anna@example.se"}
 
 
+def test_a_value_holding_an_unquoted_comma_is_read_as_one_cell(tmp_path):
+    # Given a comma list written by hand, where a name and a company hold a comma nobody quoted
+    # (every later cell of those rows one column on), and a row ending in a stray comma
+    text = ('Name,E-mail,Company,City\n'
+            '"Berg, Bo",bo@berg.se,Acme AB,Stockholm\n'
+            'Svensson, Anna,anna@svensson.se,Nordvik Bygg AB,Göteborg\n'
+            'Eva Ek,eva@ek.se,Acme, Inc.,Malmö\n'
+            'Olle Ny,olle@ny.se,Solberga AB,Uppsala,\n'
+            'Karl Ek,karl@ek.se,Granit AB,Lund\n')
+    payloads = rows(write(tmp_path, text))
+    # Then each row is read as meant: the split value whole, the cells after it in their columns
+    assert [(p["fields"]["full_name"], p["fields"]["email"], p["fields"]["company"], p["fields"]["city"])
+            for p in payloads] == [
+        ("Berg, Bo", "bo@berg.se", "Acme AB", "Stockholm"),
+        ("Svensson, Anna", "anna@svensson.se", "Nordvik Bygg AB", "Göteborg"),
+        ("Eva Ek", "eva@ek.se", "Acme, Inc.", "Malmö"),
+        ("Olle Ny", "olle@ny.se", "Solberga AB", "Uppsala"),
+        ("Karl Ek", "karl@ek.se", "Granit AB", "Lund")]
+    # And a row read again says so, naming the cells it joined; the others say nothing
+    assert "'Svensson' and ' Anna' read as one value" in payloads[1]["rejoined"]
+    assert [bool(p.get("rejoined")) for p in payloads] == [False, True, True, False, False]
+    assert not any(p["extra"] for p in payloads)
+
+
+def test_surplus_cells_are_left_alone_when_which_value_was_split_is_not_clear(tmp_path):
+    # Given a list whose rows all hold one cell more than its header names (an unnamed column),
+    # and in another list a row with one cell too many and two cells after a ', '
+    unnamed = ('Name,E-mail\n' 'Anna, Berg,anna@x.se,1\n' 'Bo Ek,bo@x.se, 2\n' 'Cia,cia@x.se,3\n')
+    ambiguous = ('Name,E-mail,Company\n' 'Anna, Berg,anna@x.se, Acme AB\n' 'Bo Ek,bo@x.se,Granit AB\n'
+                 'Cia,cia@x.se,Solberga AB\n')
+    # Then no row is read again: the surplus cells stay extra columns, as they were
+    for text in (unnamed, ambiguous):
+        payloads = rows(write(tmp_path, text))
+        assert not any(p.get("rejoined") for p in payloads)
+        assert payloads[0]["extra"]
+    assert rows(write(tmp_path, unnamed))[1]["extra"] == {"column 3": "2"}
+
+
 def test_a_stray_quote_does_not_swallow_the_rows_after_it(tmp_path):
     # Given a list where one cell opens a quote it never closes, and cells of several lines
     # that are real (a note, one with the delimiter in it)
