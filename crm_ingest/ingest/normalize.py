@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from difflib import get_close_matches
 from functools import lru_cache
 from pathlib import Path
 
@@ -136,6 +137,41 @@ def normalize_email(value: str, field: str = "email") -> tuple[str, str]:
     except EmailNotValidError as exc:
         raise InvalidItem(field, f"invalid email {text[:80]!r}: {exc}") from None
     return result.normalized, result.normalized.lower()
+
+
+# Where lists' addresses mostly are: a domain beside one of these by a typing error is named in
+# the reason a row is rejected ('dan@gmail.con': did you mean gmail.com?)
+_COMMON_DOMAINS = ("gmail.com", "hotmail.com", "outlook.com", "yahoo.com", "icloud.com", "live.com", "msn.com",
+                   "aol.com", "me.com", "protonmail.com", "gmx.com", "gmx.de", "web.de", "hotmail.se", "live.se",
+                   "outlook.se", "yahoo.se", "telia.com", "bredband.net", "comhem.se", "hotmail.co.uk",
+                   "yahoo.co.uk", "btinternet.com")
+_COMMON_TLDS = ("com", "se", "net", "org", "nu", "uk", "de", "eu", "io", "fi", "no", "dk")
+
+
+@lru_cache(maxsize=1)
+def _suffixes():
+    from publicsuffixlist import PublicSuffixList  # the list it ships, read once, offline
+
+    return PublicSuffixList(only_icann=True)
+
+
+@lru_cache(maxsize=4096)
+def _is_tld(label: str) -> bool:
+    # 'example' is reserved for documentation (RFC 2606) and email-validator takes it: demo lists
+    return label == "example" or _suffixes().publicsuffix(label, accept_unknown=False) is not None
+
+
+def unknown_tld(address: str) -> str | None:
+    """Why the address cannot be delivered, when its top-level domain is none the DNS root
+    holds ('dan@gmail.con'); None for every other address (syntax is normalize_email's)."""
+    domain = address.rpartition("@")[2].lower()
+    tld = domain.rpartition(".")[2]
+    if not tld or domain.endswith("]") or _is_tld(tld):  # an address literal ('[192.0.2.1]') has none
+        return None
+    guess = (get_close_matches(domain, _COMMON_DOMAINS, n=1, cutoff=0.85)
+             or [f"{domain.rpartition('.')[0]}.{tld_guess}" for tld_guess in
+                 get_close_matches(tld, _COMMON_TLDS, n=1, cutoff=0.6)])
+    return f"{tld!r} is not a top-level domain" + (f" (did you mean {guess[0]}?)" if guess else "")
 
 
 # Country names as lists write them, in the languages our lists come in (CLDR's, written by

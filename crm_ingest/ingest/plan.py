@@ -23,6 +23,7 @@ from .normalize import (
     normalize_handle,
     normalize_phone,
     split_name,
+    unknown_tld,
 )
 from .priority import case_priority
 from .settings import SourceConfig, lead_source_key
@@ -83,7 +84,7 @@ def _fields_of(payload: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
-            email_field: str = "email", handle: tuple[str, str] | None = None) -> PersonPlan:
+            email_field: str = "email", handle: tuple[str, str] | None = None, listed: bool = False) -> PersonPlan:
     """Person fields and identity keys; a valid email or phone or handle is required."""
     first, last = clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200)
     if not (first or last):
@@ -96,7 +97,10 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
     keys: list[tuple[str, str]] = []
     email = None
     if raw_email:
-        addresses = _emails(raw_email, email_field)
+        # a list's address must exist to be marketed to ('dan@gmail.con' is a typing error to
+        # fix and import again); one that wrote to us is kept whatever its domain (a reply may
+        # still reach a sender's server, and the case matters more than the address)
+        addresses = _emails(raw_email, email_field, deliverable=listed)
         email = addresses[0][0]
         for _, email_key in addresses:
             keys.append(("email", email_key))
@@ -152,18 +156,19 @@ def _given(value: str | None) -> str | None:
     return None if value is None or value.lower() in _PLACEHOLDERS else value
 
 
-def _emails(raw: str, field: str) -> list[tuple[str, str]]:
+def _emails(raw: str, field: str, deliverable: bool = False) -> list[tuple[str, str]]:
     """(address as stored, match key) of the cell's address; of each valid one, first first,
-    when the cell lists several ('anna@x.se; anna.berg@gmail.com'). InvalidItem when none is."""
+    when the cell lists several ('anna@x.se; anna.berg@gmail.com'). InvalidItem when none is.
+    `deliverable`: an address on a top-level domain that does not exist is not valid either."""
     if raw.count("@") < 2:
-        return [normalize_email(raw, field)]
+        return [_address(raw, field, deliverable)]
     found: list[tuple[str, str]] = []
     first_error: str | None = None
     for part in (_SEVERAL_NAMED if "<" in raw else _SEVERAL).split(raw):
         if "@" not in part:
             continue
         try:
-            address = normalize_email(part, field)
+            address = _address(part, field, deliverable)
         except InvalidItem as exc:
             first_error = first_error or exc.reason  # not the error: see _phone
             continue
@@ -172,6 +177,13 @@ def _emails(raw: str, field: str) -> list[tuple[str, str]]:
     if not found:
         raise InvalidItem(field, first_error or f"invalid email {raw[:80]!r}")
     return found
+
+
+def _address(text: str, field: str, deliverable: bool) -> tuple[str, str]:
+    address = normalize_email(text, field)
+    if deliverable and (why := unknown_tld(address[0])) is not None:
+        raise InvalidItem(field, f"invalid email {address[0][:80]!r}: {why}")
+    return address
 
 
 def _phone(fields: Mapping[str, Any], source: SourceConfig, identified: bool) -> tuple[str | None, bool]:
@@ -228,7 +240,7 @@ def _read_list_row(item_id: int, payload: Mapping[str, Any], source: SourceConfi
         # else the row holds
         return ItemPlan(item_id, source.record_type, outcome="ignored",
                         reason=f"suppressed: the list marks the person opted out ({opted_out!r})")
-    return _read_row(item_id, payload, source)
+    return _read_row(item_id, payload, source, listed=True)
 
 
 # What a list writes in an opt-out column for 'yes, opted out'
@@ -236,10 +248,10 @@ _YES = frozenset({"1", "true", "yes", "y", "ja", "j", "x", "sant", "✓", "✔",
                   "unsubscribed", "avregistrerad", "avanmäld", "spärrad"})
 
 
-def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
+def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig, listed: bool = False) -> ItemPlan:
     fields = _fields_of(payload)
     plan = ItemPlan(item_id, source.record_type,
-                    person=_person(fields, source, scope=_person_scope(source)))
+                    person=_person(fields, source, scope=_person_scope(source), listed=listed))
     if source.record_type == "lead":
         plan.marketing = True
         plan.person.also_scopes = ("contact",)

@@ -323,3 +323,33 @@ def test_the_name_an_address_is_written_with_fills_a_missing_name(fields, name):
     plan = plan_item(1, "row", {"fields": fields}, SourceConfig("list", record_type="lead"))
     assert (plan.person.fields["first_name"], plan.person.fields["last_name"]) == name
     assert plan.person.fields["email"] == "anna@berg.se"
+
+
+# -- addresses on top-level domains that do not exist ---------------------------------------------
+
+
+@pytest.mark.parametrize(("address", "hint"), [
+    ("dan@gmail.con", "did you mean gmail.com?"), ("Eva.Berg@Hotmail.cmo", "did you mean hotmail.com?"),
+    ("bo@nordvikbygg.sw", None), ("anna@firma.ocm", "did you mean firma.com?")])
+def test_a_list_row_whose_address_has_no_real_top_level_domain_is_rejected_with_a_hint(address, hint):
+    # Given a list row whose address was mistyped at its end, a phone beside it
+    plan = plan_item(1, "row", {"email": address, "phone": "070-123 45 67"}, LIST)
+    # Then it is rejected, naming the field, the domain that does not exist, and a likely fix
+    assert plan.outcome == "rejected"
+    tld = address.rpartition(".")[2].lower()
+    assert plan.reason.startswith(f"email: invalid email {address.split('@')[0] + '@' + address.split('@')[1].lower()!r}: "
+                                  f"{tld!r} is not a top-level domain")
+    assert (hint in plan.reason) if hint else ("did you mean" not in plan.reason)
+
+
+@pytest.mark.parametrize("address", ["anna@firma.se", "bo@acme.co.uk", "info@bücher.de", "eva@shop.xn--p1ai",
+                                     "olle@gmail.co", "demo@acme.example", "x@museum.museum"])
+def test_a_list_row_on_any_real_top_level_domain_is_kept(address):
+    assert plan_item(1, "row", {"email": address}, LIST).outcome is None
+
+
+def test_a_web_form_keeps_an_address_whose_top_level_domain_does_not_exist():
+    # Given someone who mistyped their address in a web form, and wrote their phone too
+    plan = plan_item(1, "form", {"fields": {"email": "dan@gmail.con", "phone": "070-123 45 67"}}, WEB)
+    # Then the request is not rejected for it: they wrote to us, and their phone reaches them
+    assert plan.outcome is None and plan.person.fields["email"] == "dan@gmail.con"
