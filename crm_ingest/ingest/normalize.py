@@ -132,11 +132,29 @@ def normalize_email(value: str, field: str = "email") -> tuple[str, str]:
             return result.normalized, result.normalized.lower()
         except EmailNotValidError:
             pass  # the whole cell's error says more
+    if "@" not in text and (spelled := _spelled_out(text)) is not None:
+        try:
+            return normalize_email(spelled, field)
+        except InvalidItem:
+            pass  # the cell's own error says more
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidItem(field, f"invalid email {text[:80]!r}: {exc}") from None
     return result.normalized, result.normalized.lower()
+
+
+# An address written against harvesting, as web pages and scraped lists have it: 'anna(at)firma.se',
+# 'anna [at] firma [dot] se', 'anna at firma dot se', 'anna(snabel-a)firma.se'
+_SPELLED_AT = re.compile(r"\s*[(\[{]\s*(?:at|snabel-a)\s*[)\]}]\s*|\s+(?:at|snabel-a)\s+", re.IGNORECASE)
+_SPELLED_DOT = re.compile(r"\s*[(\[{]\s*(?:dot|punkt)\s*[)\]}]\s*|\s+(?:dot|punkt)\s+", re.IGNORECASE)
+
+
+def _spelled_out(text: str) -> str | None:
+    """The address in a cell that spells its @ (and dots) out; None when it does not, once."""
+    if len(_SPELLED_AT.findall(text)) != 1:
+        return None
+    return _SPELLED_DOT.sub(".", _SPELLED_AT.sub("@", text))
 
 
 # Where lists' addresses mostly are: a domain beside one of these by a typing error is named in
