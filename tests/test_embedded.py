@@ -152,7 +152,7 @@ def test_rejected_and_ignored_items_carry_their_reason(sqlite_url, sessions_for)
     settings = settings_for(sqlite_url)
     with sessions.begin() as session:
         ids = land_items(session, "list", [
-            NewItem("bad-email", "row", {"fields": {"email": "anna(at)example.se"}}),
+            NewItem("bad-email", "row", {"fields": {"email": "anna.example.se"}}),
             NewItem("nothing", "row", {"fields": {"first_name": "Anna"}}),
             NewItem("bad-phone", "row", {"fields": {"phone": "12"}}),
         ])
