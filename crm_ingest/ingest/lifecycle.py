@@ -38,7 +38,7 @@ from .duplicates import (
 )
 from .errors import InvalidItem, InvalidState, NotFound
 from .identity import lookup_keys, resolve_people
-from .matching import mailbox_keys
+from .matching import address_keys
 from .normalize import clean_text, normalize_email, normalize_phone
 from .plan import ItemPlan, PersonPlan
 from .settings import Settings
@@ -168,7 +168,7 @@ def _person_keys(session: Session, settings: Settings, lead: Lead) -> list[tuple
     if lead.email:
         try:
             _, email_key = normalize_email(lead.email)
-            keys += [("email", email_key)] + [("email_canonical", v) for v in mailbox_keys(email_key)]
+            keys += address_keys(email_key)
         except InvalidItem:
             pass
     if lead.phone:

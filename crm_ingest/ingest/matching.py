@@ -200,6 +200,17 @@ def mailbox_keys(email_key: str) -> list[str]:
     return []
 
 
+def address_keys(email_key: str) -> list[tuple[str, str]]:
+    """The identity keys of an address (its lower-cased key): the address, and the mailbox
+    behind it. A mailbox other than the address is keyed as an address ('email') too, for it
+    is one: two spellings of it stored by two workers at once (anna+news@outlook.com and
+    anna@outlook.com, cia.berg@gmail.com and ciaberg@gmail.com) then meet on one key and are
+    one person. A Gmail address that is its own mailbox also carries it as 'email_canonical'."""
+    keys = [("email", email_key)]
+    keys += [("email" if mailbox != email_key else "email_canonical", mailbox) for mailbox in mailbox_keys(email_key)]
+    return keys
+
+
 FREE_MAIL = frozenset({
     "gmail.com", "googlemail.com", "msn.com", "icloud.com", "me.com", "mac.com", "aol.com",
     "aim.com", "web.de", "protonmail.com", "protonmail.ch", "proton.me", "pm.me", "mail.ru",

@@ -14,7 +14,7 @@ from typing import Any
 from crm_ingest.models.records import CASE_ORIGIN, CASE_PRIORITY
 
 from .errors import InvalidItem
-from .matching import mailbox_keys
+from .matching import address_keys
 from .normalize import (
     clean_body,
     clean_text,
@@ -103,9 +103,8 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         addresses = _emails(raw_email, email_field, deliverable=listed)
         email = addresses[0][0]
         for _, email_key in addresses:
-            keys.append(("email", email_key))
-            # the mailbox behind it (Gmail ignores dots and +tags): a.svensson@ is asvensson+news@
-            keys.extend(("email_canonical", mailbox) for mailbox in mailbox_keys(email_key))
+            # and the mailbox behind it (Gmail ignores dots and +tags): a.svensson@ is asvensson+news@
+            keys.extend(key for key in address_keys(email_key) if key not in keys)
     phone, valid = _phone(fields, source, identified=bool(keys))
     if valid:
         keys.append(("phone", phone))

@@ -131,3 +131,29 @@ def test_two_spellings_of_one_gmail_mailbox_stored_at_once_are_one_lead(both_dat
         assert (ours.record_id, ours.created) == (9001, False)
     with sessions() as session:
         assert [lead.id for lead in session.query(Lead)] == [9001]
+
+
+@pytest.mark.parametrize(("theirs", "ours"), [("anna@outlook.com", "Anna+news@outlook.com"),
+                                              ("anna+news@outlook.com", "anna@outlook.com"),
+                                              ("anna+crm@hotmail.com", "anna+news@hotmail.com")])
+def test_two_spellings_of_one_tagged_mailbox_stored_at_once_are_one_lead(both_databases, theirs, ours):
+    sessions = both_databases
+    source = SourceConfig("list", record_type="lead")
+    their_plan = plan_item(1, "row", {"fields": {"email": theirs}}, source)
+    our_plan = plan_item(2, "row", {"fields": {"email": ours}}, source)
+    with sessions.begin() as session:
+        # Given a concurrent worker's new lead for one spelling, stored with its keys (committed
+        # after our lookup: we did not see it)
+        insert_rows(session, Lead, [{"id": 9001, "email": theirs}])
+        insert_rows(session, IdentityKey, [{"scope": "lead", "kind": kind, "value": value, "record_id": 9001}
+                                           for kind, value in their_plan.person.keys])
+    with sessions.begin() as session:
+        # When our new lead for another spelling of the mailbox offers its keys
+        new = Person("lead", plans=[our_plan], fields=dict(our_plan.person.fields),
+                     new_keys=[("lead", *key) for key in our_plan.person.keys])
+        _insert_records(session, [new], {})
+        _redirect_losers(session, [new], _insert_keys(session, [new]))
+        # Then the two meet on the mailbox's key, and ours is the other worker's lead
+        assert (new.record_id, new.created) == (9001, False)
+    with sessions() as session:
+        assert [lead.id for lead in session.query(Lead)] == [9001]
