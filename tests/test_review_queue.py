@@ -317,6 +317,23 @@ def test_a_form_from_a_contacts_address_is_paired_with_the_contact_whatever_the_
             if "anna0@" in (p["a"]["email"] or "").lower()] == [("contact", "anna0@firma0.example.se", "lead")]
 
 
+@pytest.mark.parametrize(("contact", "form"), [("anna+crm@outlook.com", "anna+web@outlook.com"),
+                                              ("anna+crm@outlook.com", "anna@outlook.com"),
+                                              ("anna@outlook.com", "Anna+web@outlook.com")])
+def test_a_form_from_another_spelling_of_a_contacts_mailbox_is_paired_with_the_contact(cli, tmp_path, contact, form):
+    # Given a contact known by one spelling of a mailbox that ignores +tags
+    (tmp_path / "ingest.toml").write_text('[sources.crm]\nkind = "row"\nrecord_type = "contact"\n',
+                                          encoding="utf-8")
+    crm = tmp_path / "crm.jsonl"
+    crm.write_text(json.dumps({"id": "c1", "fields": {"first_name": "Anna", "last_name": "Berg", "email": contact}})
+                   + "\n", encoding="utf-8")
+    assert cli("land", "--source", "crm", str(crm)).exit_code == 0
+    # When she writes through a web form from another spelling of it
+    land_forms(cli, tmp_path, "f.jsonl", {"first_name": "Anna", "email": form, "message": "Call me"})
+    # Then her form's lead and the contact wait in review as a pair
+    assert [(p["a"]["type"], p["b"]["type"]) for p in reviews(cli)] == [("contact", "lead")]
+
+
 def campaign_leads(cli, campaign: str) -> list[tuple[str, str]]:
     result = cli("list", "lead", "--campaign", campaign, "--json")
     assert result.exit_code == 0, result.output

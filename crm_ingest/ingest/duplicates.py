@@ -40,7 +40,7 @@ from crm_ingest.models import (
 from crm_ingest.models.bulk import array_literal, index_lookups, insert_rows
 from crm_ingest.models.landing import load_checkpoint, save_checkpoint
 
-from .identity import PERSON_MODELS, fill_blanks, lookup_keys
+from .identity import PERSON_MODELS, TWIN_KIND, fill_blanks, lookup_keys
 from .matching import (
     DEFAULT_RULES,
     normalize_company,
@@ -247,8 +247,9 @@ def _contacts_sharing_an_address(session: Session, leads: list[NewPerson]) -> di
     if not wanted:
         return {}
     found: dict[int, set[int]] = defaultdict(set)
-    for key, contact_id in lookup_keys(session, set(wanted)).items():
-        for lead_id in wanted[key]:
+    for (scope, kind, value), contact_id in lookup_keys(session, set(wanted)).items():
+        # found as asked, or as its twin kind (the mailbox keyed as an address, or the reverse)
+        for lead_id in wanted.get((scope, kind, value), set()) | wanted.get((scope, TWIN_KIND[kind], value), set()):
             found[lead_id].add(contact_id)
     return found
 
