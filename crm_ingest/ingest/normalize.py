@@ -151,7 +151,8 @@ _SPELLED_DOT = re.compile(r"\s*[(\[{]\s*(?:dot|punkt)\s*[)\]}]\s*|\s+(?:dot|punk
 
 
 def _spelled_out(text: str) -> str | None:
-    """The address in a cell that spells its @ (and dots) out; None when it does not, once."""
+    """The address in a cell that spells its @ out exactly once (and its dots, if it does);
+    None for any other cell."""
     if len(_SPELLED_AT.findall(text)) != 1:
         return None
     return _SPELLED_DOT.sub(".", _SPELLED_AT.sub("@", text))
