@@ -135,8 +135,9 @@ def person(seed: int, number: int, *, allow_invalid: bool = True) -> dict[str, s
                         f"{l}.{f}{n}"])
     email = f"{local}@{domain}"
     if allow_invalid and rng.random() < 0.005:  # what purchased lists always have a few of
-        email = rng.choice([f"{local}(at){domain}", f"{local}@", f"{local}@{domain.split('.')[0]}",
-                            f"{local} {domain}"])
+        # ('name(at)domain' is read as the address now: a domain that does not exist instead)
+        email = rng.choice([f"{local}@{domain.rsplit('.', 1)[0]}.con", f"{local}@",
+                            f"{local}@{domain.split('.')[0]}", f"{local} {domain}"])
         invalid = True
     else:
         invalid = False
