@@ -110,33 +110,11 @@ def test_people_redirected_together_each_go_to_their_own_winner_with_the_keys_th
                       ("email", "cia@firma.se"): cia.record_id, ("phone", "+46703333333"): cia.record_id}
 
 
-def test_two_spellings_of_one_gmail_mailbox_stored_at_once_are_one_lead(both_databases):
-    sessions = both_databases
-    source = SourceConfig("list", record_type="lead")
-    dotted = plan_item(1, "row", {"fields": {"email": "cia.berg@gmail.com"}}, source)
-    dotless = plan_item(2, "row", {"fields": {"email": "ciaberg@gmail.com"}}, source)
-    with sessions.begin() as session:
-        # Given a concurrent worker's new lead for cia.berg@gmail.com, stored with its keys
-        # (committed after our lookup: we did not see it)
-        insert_rows(session, Lead, [{"id": 9001, "email": "cia.berg@gmail.com"}])
-        insert_rows(session, IdentityKey, [{"scope": "lead", "kind": kind, "value": value, "record_id": 9001}
-                                           for kind, value in dotted.person.keys])
-    with sessions.begin() as session:
-        # When our new lead for the dotless spelling offers its keys
-        ours = Person("lead", plans=[dotless], fields=dict(dotless.person.fields),
-                      new_keys=[("lead", *key) for key in dotless.person.keys])
-        _insert_records(session, [ours], {})
-        _redirect_losers(session, [ours], _insert_keys(session, [ours]))
-        # Then the two meet on the mailbox's key, and ours is the other worker's lead
-        assert (ours.record_id, ours.created) == (9001, False)
-    with sessions() as session:
-        assert [lead.id for lead in session.query(Lead)] == [9001]
-
-
-@pytest.mark.parametrize(("theirs", "ours"), [("anna@outlook.com", "Anna+news@outlook.com"),
+@pytest.mark.parametrize(("theirs", "ours"), [("cia.berg@gmail.com", "ciaberg@gmail.com"),
+                                              ("anna@outlook.com", "Anna+news@outlook.com"),
                                               ("anna+news@outlook.com", "anna@outlook.com"),
                                               ("anna+crm@hotmail.com", "anna+news@hotmail.com")])
-def test_two_spellings_of_one_tagged_mailbox_stored_at_once_are_one_lead(both_databases, theirs, ours):
+def test_two_spellings_of_one_mailbox_stored_at_once_are_one_lead(both_databases, theirs, ours):
     sessions = both_databases
     source = SourceConfig("list", record_type="lead")
     their_plan = plan_item(1, "row", {"fields": {"email": theirs}}, source)
