@@ -354,6 +354,10 @@ def _print_preview(data: dict) -> None:
     for row in data["rows"]:
         rows.add_row(str(row["row"]), *[str(row["fields"].get(name, "")) for name in fields])
     console.print(rows)
+    for row in data["rows"]:  # what the reader repaired or set aside, said where it did it
+        for note in (row.get("rejoined"), row.get("ignore")):
+            if note:
+                console.print(f"row {row['row']}: {note}", highlight=False, markup=False)
 
 
 def _print_job(summary: dict) -> None:

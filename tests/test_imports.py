@@ -481,3 +481,17 @@ def test_a_row_the_list_marks_opted_out_is_suppressed_and_a_rows_consent_is_kept
     assert [(lead.first_name, lead.details["fields"]) for lead in leads] == [("Bo", {"consent": "Ja, mässan 2026"})]
     assert reasons == ["suppressed: the list marks the person opted out ('1')",
                        "suppressed: the list marks the person opted out ('Ja')"]
+
+
+def test_the_preview_says_which_rows_the_reader_repaired_or_sets_aside(cli, tmp_path):
+    # Given a hand-written list with an unquoted comma in a name, and its header repeated
+    listing = tmp_path / "hand.csv"
+    listing.write_text("Name,E-mail,City\nSvensson, Anna,anna@svensson.se,Göteborg\nName,E-mail,City\n"
+                       "Bo Ek,bo@ek.se,Lund\n", encoding="utf-8")
+    # When it is previewed
+    result = cli("import", str(listing), "--preview")
+    # Then each such row is named with what was done, below the rows as read
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "row 1: 'Svensson' and ' Anna' read as one value, 'Svensson, Anna'" in text
+    assert "row 2: the header row repeated" in text
