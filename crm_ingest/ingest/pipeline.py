@@ -317,15 +317,9 @@ _PG_SUPPRESSED = text(  # the unique index leads with the value: every kind in o
 
 def suppressed(session: Session, plans: list[ItemPlan]) -> dict[int, str]:
     """Plans whose email, phone or email domain is on the do-not-contact list: item id -> reason."""
-    values: set[str] = set()  # looked up first, by value alone; which plan a hit is worked out after
-    for plan in plans:
-        if plan.person is not None:
-            for kind, value in plan.person.keys:
-                if kind == "email":
-                    values.add(value)
-                    values.add(value.rpartition("@")[2])
-                elif kind == "phone" or kind == "email_canonical":  # suppressions hold the canonical mailbox too
-                    values.add(value)
+    # looked up by value alone first; which plan a hit names is worked out after (hits are rare)
+    values = {value for plan in plans if plan.person is not None
+              for _, value in _suppression_keys(plan.person.keys)}
     if not values:
         return {}
     found: set[tuple[str, str]] = set()
@@ -361,7 +355,7 @@ def _suppression_keys(keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
             entries += [("email", value), ("domain", value.rpartition("@")[2])]
         elif kind == "phone":
             entries.append(("phone", value))
-        elif kind == "email_canonical":
+        elif kind == "email_canonical":  # suppressions hold the canonical mailbox too
             entries.append(("email", value))
     return entries
 

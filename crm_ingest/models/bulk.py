@@ -273,8 +273,7 @@ def copy_rows(session: Session, model, rows: Sequence[Mapping[str, Any]]) -> Non
 
 def _formatted(values: list[Any], fmt) -> list[bytes]:
     """A column's COPY fields; a value every row shares (a chunk's source, status, campaign,
-    timestamps) is formatted once: half of a chunk's columns are such, and formatting them per
-    row was most of writing its new leads."""
+    timestamps: about half of a new lead's columns) is formatted once, not once a row."""
     first = values[0]
     kind = type(first)
     if values.count(first) == len(values) and (  # == holds across bool and int: 1 == True
