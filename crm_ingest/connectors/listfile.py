@@ -450,6 +450,9 @@ class _Layout:
     extra_names: list[str | None]  # None: the column is mapped to a field, or ignored
     mapping: MapFile
     header: list[str] = field(default_factory=list)
+    # (column, field): a further phone column, kept in `extra`, whose number is the row's phone
+    # when the column that won the field is empty ('Telefon' beside 'Telefon', 'Business Phone 2')
+    spare_phones: tuple[tuple[int, str], ...] = ()
 
     @classmethod
     def of(cls, header: list[str], mapping: MapFile, sample: list[list[str]] = ()) -> _Layout:
@@ -469,10 +472,13 @@ class _Layout:
         candidates = sorted((match[1], index, match[0]) for index, name in enumerate(names)
                             if fields[index] is None and not mapping.lists(name)
                             and (match := _header_match(name)) is not None)
+        spare_phones = []
         for _, index, synonym in candidates:
             if synonym not in taken or (synonym == "email" and synonym not in by_map):
                 fields[index] = synonym
                 taken.add(synonym)
+            elif synonym in _PHONE_FIELDS:
+                spare_phones.append((index, synonym))
         if "email" not in taken:
             index = _email_column(sample, [i for i, name in enumerate(names)
                                            if fields[i] is None and not mapping.lists(name)])
@@ -484,7 +490,8 @@ class _Layout:
             unique.append(f"{name} ({number})" if name in unique else name)
         extra_names = [None if field_name or (mapping.lists(name) and not mapping.field_for(name))
                        else extra for name, field_name, extra in zip(names, fields, unique)]
-        return cls(list(zip(names, fields)), extra_names, mapping, list(header))
+        return cls(list(zip(names, fields)), extra_names, mapping, list(header),
+                   tuple((index, name) for index, name in spare_phones if extra_names[index] is not None))
 
     @cached_property
     def _stored_as(self) -> list[tuple[str, dict[str, str] | None] | None]:
@@ -524,12 +531,18 @@ class _Layout:
                 extra[name] = value
         if self._joins_emails:
             _join_emails(fields)
+        for index, field_name in self.spare_phones:  # the first filled column of the field, in file order
+            if field_name not in fields and (value := extra.pop(self.extra_names[index], None)):
+                fields[field_name] = value
         for field_name, value in self.mapping.defaults.items():
             fields.setdefault(field_name, value)
         payload = {"fields": fields, "extra": extra}
         if self.header and row[0] == self.header[0] and _is_header(row, self.header):
             payload["ignore"] = REPEATED_HEADER
         return payload
+
+
+_PHONE_FIELDS = frozenset({"phone", "mobile_phone"})
 
 
 def _join_emails(fields: dict[str, str]) -> None:

@@ -658,6 +658,26 @@ def test_a_list_without_a_header_loses_no_row_and_its_addresses_are_found(tmp_pa
     assert named[0] == {"first_name": "Anna", "last_name": "Svensson", "email": "anna@example.se"}
 
 
+def test_a_further_phone_column_gives_the_phone_when_the_first_is_empty(tmp_path):
+    # Given lists with two columns of one phone field: Swedish 'Telefon' twice, Outlook's
+    # 'Business Phone' and 'Business Phone 2'
+    twice = ("Namn;E-post;Telefon;Telefon\n" "Anna;;;070-123 45 67\n" "Bo;bo@x.se;08-123 456 78;070-765 43 21\n"
+             "Cia;cia@x.se;;\n")
+    outlook = ("Name,E-mail Address,Business Phone,Business Phone 2,Mobile Phone\n"
+               "Dan,,,08-555 666 77,\n" "Eva,eva@x.se,08-111 222 33,08-999 888 77,070-111 22 33\n")
+    first, second, third = rows(write(tmp_path, twice))
+    dan, eva = rows(write(tmp_path, outlook, name="outlook.csv"))
+    # Then a row whose first column is empty has the further column's number as its phone (a
+    # person with no email is not rejected for 'no phone'), and a row with both keeps the first
+    # as its phone and the other as an extra column, as before
+    assert (first["fields"].get("phone"), first["extra"]) == ("070-123 45 67", {})
+    assert (second["fields"]["phone"], second["extra"]) == ("08-123 456 78", {"Telefon (4)": "070-765 43 21"})
+    assert "phone" not in third["fields"]
+    assert (dan["fields"]["phone"], dan["extra"]) == ("08-555 666 77", {})
+    assert (eva["fields"]["phone"], eva["fields"]["mobile_phone"], eva["extra"]) == (
+        "08-111 222 33", "070-111 22 33", {"Business Phone 2": "08-999 888 77"})
+
+
 def test_a_value_holding_an_unquoted_comma_is_read_as_one_cell(tmp_path):
     # Given a comma list written by hand, where a name and a company hold a comma nobody quoted
     # (every later cell of those rows one column on), and a row ending in a stray comma
