@@ -477,7 +477,7 @@ class _Layout:
             if synonym not in taken or (synonym == "email" and synonym not in by_map):
                 fields[index] = synonym
                 taken.add(synonym)
-            elif synonym in _PHONE_FIELDS:
+            elif synonym in _PHONE_FIELDS and synonym not in by_map:  # a map naming it is the person's word
                 spare_phones.append((index, synonym))
         if "email" not in taken:
             index = _email_column(sample, [i for i, name in enumerate(names)
@@ -539,6 +539,8 @@ class _Layout:
         payload = {"fields": fields, "extra": extra}
         if self.header and row[0] == self.header[0] and _is_header(row, self.header):
             payload["ignore"] = REPEATED_HEADER
+        if type(row) is _Rejoined:
+            payload["rejoined"] = row.joined
         return payload
 
 
@@ -633,17 +635,10 @@ def _rejoined(rows: Iterator[list[str]], delimiter: str, width: int) -> Iterator
         fixed = _Rejoined(cells)
         for i in reversed(joins):
             fixed[i - 1:i + 1] = [fixed[i - 1] + delimiter + fixed[i]]
-        fixed.joined = "; ".join(f"{cells[i - 1]!r} and {cells[i]!r} read as one value, {fixed_cell!r}: "
-                                 f"its {delimiter!r} was not quoted"
-                                 for i, fixed_cell in zip(joins, (cells[i - 1] + delimiter + cells[i] for i in joins)))
+        fixed.joined = "; ".join(f"{cells[i - 1]!r} and {cells[i]!r} read as one value, "
+                                 f"{cells[i - 1] + delimiter + cells[i]!r}: its {delimiter!r} was not quoted"
+                                 for i in joins)
         yield fixed
-
-
-def _payload(layout: "_Layout", row: list[str]) -> dict[str, Any]:
-    payload = layout.payload(row)
-    if type(row) is _Rejoined:
-        payload["rejoined"] = row.joined
-    return payload
 
 
 REPEATED_HEADER = "the header row repeated (as exports of several pages write it), not a person"
@@ -749,7 +744,7 @@ class ListFile:
             layout = _Layout.of(header, self.mapping, sample)
             data = chain(sample, data)
             self.header_row, self.columns = index + 1, layout.columns
-            yield ((number, _payload(layout, row))
+            yield ((number, layout.payload(row))
                    for number, row in enumerate(data, start=1) if not _is_blank(row))
 
     @contextmanager

@@ -676,6 +676,11 @@ def test_a_further_phone_column_gives_the_phone_when_the_first_is_empty(tmp_path
     assert (dan["fields"]["phone"], dan["extra"]) == ("08-555 666 77", {})
     assert (eva["fields"]["phone"], eva["fields"]["mobile_phone"], eva["extra"]) == (
         "08-111 222 33", "070-111 22 33", {"Business Phone 2": "08-999 888 77"})
+    # But when a map file names the phone column, that is the phone, whatever else is filled
+    (tmp_path / "map.toml").write_text('[columns]\n"Telefon" = "phone"\n', encoding="utf-8")
+    mapped = rows(write(tmp_path, "Namn;Telefon;Tel 2\nAnna;;070-123 45 67\n", name="mapped.csv"),
+                  mapping=MapFile.load(tmp_path / "map.toml"))
+    assert ("phone" not in mapped[0]["fields"], mapped[0]["extra"]) == (True, {"Tel 2": "070-123 45 67"})
 
 
 def test_a_value_holding_an_unquoted_comma_is_read_as_one_cell(tmp_path):
