@@ -58,3 +58,16 @@ def test_the_migrations_build_exactly_the_models(pg_url, sqlite_url):
         with engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == [], url
         engine.dispose()
+
+
+def test_keys_are_compared_bytewise_on_postgresql(pg_url):
+    """Identity and match keys carry collation "C" whatever the database's (autogenerate's
+    comparison above does not look at collations)."""
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        collations = dict(conn.execute(text(
+            "SELECT table_name || '.' || column_name, collation_name FROM information_schema.columns "
+            "WHERE table_name IN ('identity_keys', 'match_keys') AND data_type = 'character varying'")).all())
+    engine.dispose()
+    assert collations == {f"{table}.{column}": "C" for table in ("identity_keys", "match_keys")
+                          for column in ("scope", "kind", "value")}

@@ -161,7 +161,7 @@ def _pg_unnest(table: Table, columns: Sequence[str], values_of: Mapping[str, Seq
     params, casts, aliases, select_list = {}, [], [], []
     for i, name in enumerate(columns):
         column = table.c[(typed_as or {}).get(name, name)]
-        sql_type = column.type.compile(dialect=_PG)
+        sql_type = _sql_type(column)
         values = values_of[name]
         is_json = "JSON" in sql_type
         if i and not is_json and name not in arrays and _all_same(values):
@@ -180,6 +180,13 @@ def _pg_unnest(table: Table, columns: Sequence[str], values_of: Mapping[str, Seq
             casts.append(f"CAST(CAST(:c{i} AS TEXT) AS {sql_type}[])")
             select_list.append(f"u.c{i}")
     return f"unnest({', '.join(casts)}) AS u({', '.join(aliases)})", select_list, params
+
+
+def _sql_type(column) -> str:
+    """The column's type as a cast names it: without its collation (keys are "C"; a value
+    stored takes the column's collation anyway, and `CAST(x AS VARCHAR(20) COLLATE "C"[])`
+    is no SQL)."""
+    return column.type.compile(dialect=_PG).split(" COLLATE ", 1)[0]
 
 
 def _all_same(values: Sequence[Any]) -> bool:
@@ -264,7 +271,7 @@ def copy_rows(session: Session, model, rows: Sequence[Mapping[str, Any]]) -> Non
         return
     table = _table(model)
     columns, values_of = _columns_of(table, rows)
-    formats = [_copy_format(table.c[name].type.compile(dialect=_PG)) for name in columns]
+    formats = [_copy_format(_sql_type(table.c[name])) for name in columns]
     fields = [_formatted(values_of[name], fmt) for name, fmt in zip(columns, formats)]
     data = b"".join(b"\t".join(line) + b"\n" for line in zip(*fields))
     quote = _PG.identifier_preparer.quote

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, BigId, UTCDateTime, utcnow
+from .base import Base, BigId, UTCDateTime, key_text, utcnow
 from .records import Json
 
 # Raw item states: landed and waiting, claimed by a worker under a lease, finished with an
@@ -84,9 +84,9 @@ class IdentityKey(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    scope: Mapped[str] = mapped_column(String(20))  # the record type the key identifies
-    kind: Mapped[str] = mapped_column(String(20))  # email, phone, ...
-    value: Mapped[str] = mapped_column(String(320))
+    scope: Mapped[str] = mapped_column(key_text(20))  # the record type the key identifies
+    kind: Mapped[str] = mapped_column(key_text(20))  # email, phone, ...
+    value: Mapped[str] = mapped_column(key_text(320))
     record_id: Mapped[int] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -230,9 +230,9 @@ class MatchKey(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    scope: Mapped[str] = mapped_column(String(20))
-    kind: Mapped[str] = mapped_column(String(20))
-    value: Mapped[str] = mapped_column(String(320))
+    scope: Mapped[str] = mapped_column(key_text(20))
+    kind: Mapped[str] = mapped_column(key_text(20))
+    value: Mapped[str] = mapped_column(key_text(320))
     record_id: Mapped[int] = mapped_column(BigId)
 
 
