@@ -90,10 +90,25 @@ def tidy_email(value: str) -> str:
 _AFTER_DOMAIN = re.compile(r"[^\w\]@]+$")
 _BEFORE_ADDRESS = re.compile(r"^[(\[{'´`‘’“”«»]+")
 # an address with a label before it or a note after it, or both: 'E-post: anna@x.se',
-# 'E-post:anna@x.se', 'Mejl - anna@x.se', 'anna@x.se (privat)', 'anna@x.se / jobb', 'Mail: anna@x.se / privat';
-# not 'anna svensson@x.se', whose space may be a typing error in the address
+# 'E-post:anna@x.se', 'Mejl - anna@x.se', 'anna@x.se (privat)', 'anna@x.se / jobb', 'Mail: anna@x.se / privat',
+# 'anna@x.se privat'; not 'anna svensson@x.se', whose space may be a typing error in the address
 _ADDRESS_WORD = re.compile(r"[^\s:;,<>()\[\]/]+@[^\s:;,<>()\[\]/]+")
 _NOTE_START = "([/-–,;"  # what starts a note after an address
+# Words people write beside an address with nothing but a space between, in Swedish and English
+# ('anna@x.se privat', 'jobb anna@x.se', 'E-post anna@x.se'): such a word is a note, never a
+# mistyped piece of the address, as an unknown word may be ('anna@x.co m', 'Bo och anna@x.se')
+_NOTE_WORDS = frozenset("""
+    privat priv personlig hem hemma jobb arbete arb kontor tjänst tjänstemail gammal ny nya gamla
+    endast bara huvud huvudadress alt alternativ alternativt fakturor faktura
+    e-post epost e-postadress epostadress mejl mail e-mail email adress
+    private personal home work business office old new main primary secondary other only
+    invoices billing address
+""".split())
+
+
+def _note_words(text: str) -> bool:
+    words = text.lower().strip(" \t.,;:!?()[]<>").split()
+    return bool(words) and all(word.strip(".,;:!?()") in _NOTE_WORDS for word in words)
 
 
 def _noted_address(text: str) -> str | None:
@@ -101,9 +116,11 @@ def _noted_address(text: str) -> str | None:
     if found is None:
         return None
     before, after = text[:found.start()].rstrip(), text[found.end():]
-    if before and before[-1] != ":" and not before.endswith(("(", "<", "[", " -", " –")):
+    if (before and before[-1] != ":" and not before.endswith(("(", "<", "[", " -", " –"))
+            and not _note_words(before)):
         return None  # a word glued on by a space: part of the address, mistyped
-    if after.strip(" \t)>].,;:!?") and after.lstrip()[0] not in _NOTE_START:
+    if (after.strip(" \t)>].,;:!?") and after.lstrip()[0] not in _NOTE_START
+            and not _note_words(after)):
         return None  # 'anna@x.co m': a word after a space may be the address's own, mistyped
     return tidy_email(found.group())
 

@@ -33,6 +33,8 @@ from crm_ingest.ingest.normalize import (
     "Mejl - asa.jonsson@example.com", "E-post: asa.jonsson@example.com (jobb)",
     "asa.jonsson(at)example.com", "asa.jonsson [at] example [dot] com",  # spelled out against harvesting
     "Asa.Jonsson at example dot com", "asa.jonsson(snabel-a)example.com",
+    "asa.jonsson@example.com privat", "asa.jonsson@example.com Work", "Jobb asa.jonsson@example.com",
+    "E-post asa.jonsson@example.com", "asa.jonsson@example.com (gammal adress)", "asa.jonsson@example.com ny",
 ])
 def test_email_written_with_other_case_or_padding_gives_the_same_key(entered):
     # Given one address written several ways
@@ -64,6 +66,7 @@ def test_email_with_an_idn_domain_in_punycode_or_unicode_gives_the_same_key():
 @pytest.mark.parametrize("entered", ["not-an-email", "a@b", "a@@b.se", "asa@", "@example.com", "", "   ",
                                      "asa @example.com", "asa@ example.com", "asa@example", "asa jonsson@example.com",
                                      "asa@example.co m", "Bo och asa@example.com", "meet at noon",
+                                     "asa@example.com privat m", "asa@example.se hemma hos Bo",
                                      "asa at example", "a (at) b (at) example.com"])
 def test_invalid_email_raises_invalid_item_naming_the_default_field(entered):
     # Given something that is not an address
