@@ -72,6 +72,8 @@ SNIFF_DELIMITERS = ",;\t|"
 SNIFF_SAMPLE_CHARS = 64 * 1024
 ENCODING_SAMPLE_BYTES = 1 << 20
 HEADER_SEARCH_ROWS = 20
+SHEET_COUNT_ROWS = 1000  # rows counted of each sheet that may hold the list (see _sheet_with_a_header)
+_NOT_THE_LIST = re.compile(r"instru|anvisning|example|exempel|read ?me|l[äa]s ?mig|hj[äa]lp|\bhelp\b", re.IGNORECASE)
 CSV_FIELD_LIMIT = 10 * (1 << 20)
 MAX_CELL_CHARS = 1 << 20
 
@@ -773,20 +775,32 @@ class ListFile:
         return self.path.open(encoding=self.encoding, errors=_MIXED if utf8 else "replace", newline="")
 
     def _sheet_with_a_header(self) -> str | None:
-        """The first sheet with a header row we can map in its first rows; None (the first
-        sheet) when no sheet has one."""
+        """The sheet holding the list: of the visible sheets with a header row we can map in
+        their first rows, the one with the most rows below it (counted up to SHEET_COUNT_ROWS),
+        a sheet named as instructions or an example last, the first of equals; None (the
+        first sheet) when no sheet has one. A template's 'Instruktioner' sheet often shows
+        the header with an example row: it is not the list beside it."""
         with self._workbook() as workbook:
             if len(workbook.worksheets) < 2:
                 return None
+            best: tuple[tuple[bool, int], str] | None = None
             for sheet in workbook.worksheets:
+                if getattr(sheet, "sheet_state", "visible") != "visible":
+                    continue  # a hidden sheet holds a template's value lists, not the list
                 try:
-                    top = list(islice(sheet.iter_rows(values_only=True, max_row=HEADER_SEARCH_ROWS),
-                                      HEADER_SEARCH_ROWS))
+                    rows = ([_cell_text(value) for value in row]
+                            for row in sheet.iter_rows(values_only=True, max_row=HEADER_SEARCH_ROWS + SHEET_COUNT_ROWS))
+                    top = list(islice(rows, HEADER_SEARCH_ROWS))
+                    header = next((i for i, row in enumerate(top) if _names_a_header(row)), None)
+                    if header is None:
+                        continue
+                    below = sum(any(row) for row in chain(top[header + 1:], rows))
                 except Exception:  # noqa: BLE001 - a sheet openpyxl cannot read is not the list
                     continue
-                if any(_names_a_header([_cell_text(value) for value in row]) for row in top):
-                    return sheet.title
-        return None
+                rank = (bool(_NOT_THE_LIST.search(sheet.title)), -below)
+                if best is None or rank < best[0]:
+                    best = (rank, sheet.title)
+        return None if best is None else best[1]
 
     @contextmanager
     def _workbook(self):

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 
 from crm_ingest.connectors.listfile import MAX_CELL_CHARS, REPEATED_HEADER, ListFile, MapFile, map_header, preview
 from crm_ingest.ingest.errors import ConfigError, FatalError
@@ -458,6 +458,29 @@ def test_without_a_sheet_named_the_first_sheet_holding_a_list_is_read(tmp_path):
     plain = workbook(tmp_path, {"A": [["Kolumn1", "Kolumn2"], ["1", "2"]], "B": [["z"]]}, name="plain.xlsx")
     assert ListFile(plain).sheet is None
     assert [i.payload["extra"] for i in ListFile(plain).fetch()] == [{"Kolumn1": "1", "Kolumn2": "2"}]
+
+
+def test_a_templates_instructions_sheet_with_an_example_row_is_not_taken_for_the_list(tmp_path):
+    # Given a template workbook: instructions showing the header with an example row, the list
+    # on the second sheet, and a hidden sheet of value lists (a header, many rows)
+    header = ["Förnamn", "Efternamn", "E-post"]
+    path = workbook(tmp_path, {
+        "Instruktioner": [["Fyll i en person per rad"], header, ["Exempel", "Exempelsson", "exempel@example.se"]],
+        "Kontakter": [header, ["Anna", "Berg", "anna@example.se"], ["Bo", "Ek", "bo@example.se"]],
+        "Listor": [header] + [[f"v{n}", "x", f"v{n}@example.se"] for n in range(20)]})
+    book = load_workbook(path)
+    book["Listor"].sheet_state = "hidden"
+    book.save(path)
+    # When it is read without a sheet named
+    connector = ListFile(path)
+    # Then the list is the visible sheet with the most rows under its header
+    assert connector.sheet == "Kontakter"
+    assert [i.payload["fields"]["email"] for i in connector.fetch()] == ["anna@example.se", "bo@example.se"]
+    # and a sheet named as instructions loses even with more rows
+    path = workbook(tmp_path, {
+        "Read me": [header] + [[f"e{n}", "x", f"e{n}@example.se"] for n in range(5)],
+        "Data": [header, ["Anna", "Berg", "anna@example.se"]]}, name="readme.xlsx")
+    assert ListFile(path).sheet == "Data"
 
 
 def test_a_workbook_is_known_by_its_content_not_its_name(tmp_path):
