@@ -351,13 +351,29 @@ def _legacy_encoding(sample: bytes) -> str:
     (cp1250 for Swedish 'å'); detection for mostly-8-bit text (Cyrillic, Greek...)."""
     high = len(sample.translate(None, _ASCII))
     if high <= 0.3 * len(sample.strip()):
-        return "cp1252"
+        # or Mac OS Roman (Excel for Mac's 'CSV'), whose åäö are cp1252's Œ Š š, or a DOS
+        # export's cp850: whichever reads the most like names (the first of equals)
+        return max(_LEGACY, key=lambda codec: _letters(sample, codec))
     from charset_normalizer import from_bytes
 
     candidates = [match.encoding for match in from_bytes(sample)]
     if not candidates or any(candidate in _WESTERN for candidate in candidates):
         return "cp1252"
     return codecs.lookup(candidates[0]).name
+
+
+# The 8-bit encodings Western lists come in, the likeliest first; told apart by how their
+# readings of the bytes beyond ASCII look: the common letters of Nordic, German and French
+# names count most, other accented letters less, anything else (Œ, Š, ‰, ÷, an undefined byte)
+# against the reading that gives it
+_LEGACY = ("cp1252", "mac_roman", "cp850")
+_NAME_LETTER_WEIGHT = {**dict.fromkeys("åäöüæøéèàçêÅÄÖÜÆØÉ", 2), **dict.fromkeys("ëáâíìîóòôúùûñßÿ", 1)}
+
+
+def _letters(sample: bytes, codec: str) -> int:
+    """How much the sample's characters beyond ASCII look like letters of names, read in codec."""
+    text = sample.decode(codec, errors="replace")
+    return sum(_NAME_LETTER_WEIGHT.get(char, -2) for char in text if not char.isascii())
 
 
 def _resolve_codec(encoding: str, head: bytes) -> str:

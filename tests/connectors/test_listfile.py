@@ -288,6 +288,8 @@ SWEDISH_FIELDS = [{"first_name": "Åsa", "last_name": "Öberg", "city": "Götebo
     ("utf-16", SWEDISH.replace(";", "\t").replace("\n", "\r\n"), "utf-16", False, "tsv"),
     ("cp1252", SWEDISH, "cp1252", True, "csv"),
     ("utf-16-le", SWEDISH.replace(";", "\t"), "utf-16-le", True, "tsv"),
+    ("mac_roman", SWEDISH.replace("\n", "\r"), "mac_roman", True, "csv"),  # Excel for Mac 2011's CSV
+    ("cp850", SWEDISH, "cp850", True, "csv"),  # a DOS-era export
 ])
 def test_reads_swedish_text_in_each_encoding(tmp_path, written, text, encoding, guessed, fmt):
     # Given the same list saved by Excel and vendors in different encodings
@@ -311,14 +313,14 @@ def test_an_empty_file_has_no_rows(tmp_path):
 
 
 def test_explicit_encoding_wins_over_the_guess(tmp_path):
-    # Given a DOS-era export in cp850, which the cp1252 guess misreads
-    path = write(tmp_path, SWEDISH, encoding="cp850")
-    assert ListFile(path).encoding == "cp1252"
+    # Given a list in Windows-1250 (Central European), which the guess takes for Western
+    path = write(tmp_path, "Imię;Nazwisko\nŁukasz;Wójcik\nŻaneta;Kowalczyk\n", encoding="cp1250")
+    assert ListFile(path).encoding != "cp1250"
     # When the encoding is given
-    connector = ListFile(path, encoding="cp850")
+    connector = ListFile(path, encoding="cp1250")
     # Then it is used, and is not a guess
-    assert (connector.encoding, connector.encoding_guessed) == ("cp850", False)
-    assert [item.payload["fields"] for item in connector.fetch()] == SWEDISH_FIELDS
+    assert (connector.encoding, connector.encoding_guessed) == ("cp1250", False)
+    assert [item.payload["extra"]["Imię"] for item in connector.fetch()] == ["Łukasz", "Żaneta"]
 
 
 def test_explicit_latin_1_is_resolved_to_its_codec_name(tmp_path):
