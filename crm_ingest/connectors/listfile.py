@@ -43,7 +43,8 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
                      "Mobiltelefon", "Mobilnummer", "Mobiltel"),
     "company": ("Company", "Company Name", "Organization", "Organisation", "Organization Name",
                 "Account", "Account Name", "Employer", "Företag", "Företagsnamn", "Bolag",
-                "Organisationsnamn", "Arbetsgivare"),
+                "Organisationsnamn", "Arbetsgivare", "Org.namn", "Firma", "Firmanamn", "Vendor",
+                "Supplier", "Leverantör"),
     "job_title": ("Job Title", "Title", "Position", "Role", "Befattning", "Titel", "Roll",
                   "Yrkesroll", "Tjänst", "Organization Title", "Yrkestitel"),
     "topic": ("Topic", "Subject", "Interest", "Area of Interest", "Ämne", "Intresse",
@@ -108,8 +109,12 @@ _WORDS = re.compile(r"[^\W_]+")
 _QUALIFIERS = frozenset({
     "business", "work", "office", "home", "private", "personal", "primary", "main", "mailing",
     "billing", "shipping", "other", "contact", "company", "organization", "organisation",
-    "address", "customer", "lead", "person", "arbete", "arbets", "privat", "hem", "direkt",
-    "kontakt", "kontaktperson", "kund", "foretag", "foretags"})
+    "address", "customer", "lead", "person", "arbete", "arbets", "arb", "jobb", "privat", "hem",
+    "hemma", "direkt", "kontakt", "kontaktperson", "kund", "foretag", "foretags"})
+# A column qualified so loses to one that is not, or is qualified as work: a business list's
+# 'Business City' is the person's city, the 'Home City' beside it (Outlook has both) is not
+_PRIVATE = frozenset({"home", "private", "personal", "other", "privat", "hem", "hemma"})
+_PRIVATE_RANK = 50
 _NOISE = frozenset({"value", "values"})
 _SUFFIXES = ("number", "nummer", "nr", "no", "url", "address", "adress", "link", "lank")
 # A column about a field rather than holding it: 'E-mail 1 - Label', 'Email Opt Out', 'E-mail
@@ -134,8 +139,10 @@ def _header_match(name: str) -> tuple[str, int] | None:
     if not words or _ABOUT.intersection(words):
         return None
     words = [w for w in words if not w.isdigit() and w not in _NOISE]
-    while len(words) > 1 and words[0] in _QUALIFIERS:
-        words = words[1:]
+    private = False
+    while len(words) > 1 and (words[0] in _QUALIFIERS or words[-1] in _QUALIFIERS):  # 'Tel. arb' too
+        qualifier = words.pop(0 if words[0] in _QUALIFIERS else -1)
+        private = private or qualifier in _PRIVATE
     key = "".join(words)
     found = _RANK_BY_KEY.get(key)
     for suffix in _SUFFIXES if found is None else ():
@@ -147,7 +154,7 @@ def _header_match(name: str) -> tuple[str, int] | None:
         fields = {(_RANK_BY_KEY.get(word) or ("", 0))[0] for word in words}
         if len(fields) == 1 and "" not in fields:
             found = (fields.pop(), 0)
-    return None if found is None else (found[0], _FUZZY_RANK + found[1])
+    return None if found is None else (found[0], _FUZZY_RANK + _PRIVATE_RANK * private + found[1])
 
 
 def map_header(name: str) -> str | None:
@@ -468,9 +475,10 @@ class _Layout:
     extra_names: list[str | None]  # None: the column is mapped to a field, or ignored
     mapping: MapFile
     header: list[str] = field(default_factory=list)
-    # (column, field): a further phone column, kept in `extra`, whose number is the row's phone
-    # when the column that won the field is empty ('Telefon' beside 'Telefon', 'Business Phone 2')
-    spare_phones: tuple[tuple[int, str], ...] = ()
+    # (column, field): a further column of a field, kept in `extra`, whose value is the row's
+    # when the column that won the field is empty ('Telefon' beside 'Telefon', 'Business Phone 2',
+    # Outlook's 'Home City' beside its empty 'Business City')
+    spares: tuple[tuple[int, str], ...] = ()
 
     @classmethod
     def of(cls, header: list[str], mapping: MapFile, sample: list[list[str]] = ()) -> _Layout:
@@ -490,13 +498,13 @@ class _Layout:
         candidates = sorted((match[1], index, match[0]) for index, name in enumerate(names)
                             if fields[index] is None and not mapping.lists(name)
                             and (match := _header_match(name)) is not None)
-        spare_phones = []
+        spares = []
         for _, index, synonym in candidates:
             if synonym not in taken or (synonym == "email" and synonym not in by_map):
                 fields[index] = synonym
                 taken.add(synonym)
-            elif synonym in _PHONE_FIELDS and synonym not in by_map:  # a map naming it is the person's word
-                spare_phones.append((index, synonym))
+            elif synonym in _SPARE_FIELDS and synonym not in by_map:  # a map naming it is the person's word
+                spares.append((index, synonym))
         if "email" not in taken:
             index = _email_column(sample, [i for i, name in enumerate(names)
                                            if fields[i] is None and not mapping.lists(name)])
@@ -509,7 +517,7 @@ class _Layout:
         extra_names = [None if field_name or (mapping.lists(name) and not mapping.field_for(name))
                        else extra for name, field_name, extra in zip(names, fields, unique)]
         return cls(list(zip(names, fields)), extra_names, mapping, list(header),
-                   tuple((index, name) for index, name in spare_phones if extra_names[index] is not None))
+                   tuple((index, name) for index, name in spares if extra_names[index] is not None))
 
     @cached_property
     def _stored_as(self) -> list[tuple[str, dict[str, str] | None] | None]:
@@ -549,7 +557,7 @@ class _Layout:
                 extra[name] = value
         if self._joins_emails:
             _join_emails(fields)
-        for index, field_name in self.spare_phones:  # the first filled column of the field, in file order
+        for index, field_name in self.spares:  # the best-named filled column of the field
             if field_name not in fields and (value := extra.pop(self.extra_names[index], None)):
                 fields[field_name] = value
         for field_name, value in self.mapping.defaults.items():
@@ -562,7 +570,9 @@ class _Layout:
         return payload
 
 
-_PHONE_FIELDS = frozenset({"phone", "mobile_phone"})
+# Fields a further column fills when the column that won them is empty: a person's number and
+# address are the same facts wherever a list keeps them
+_SPARE_FIELDS = frozenset({"phone", "mobile_phone", "street", "city", "postal_code", "country"})
 
 
 def _join_emails(fields: dict[str, str]) -> None:

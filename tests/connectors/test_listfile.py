@@ -708,6 +708,26 @@ def test_a_further_phone_column_gives_the_phone_when_the_first_is_empty(tmp_path
     assert ("phone" not in mapped[0]["fields"], mapped[0]["extra"]) == (True, {"Tel 2": "070-123 45 67"})
 
 
+def test_a_work_address_wins_over_a_home_address_and_fills_from_it_when_empty(tmp_path):
+    # Given Outlook's layout: the home address columns before the business ones
+    text = ("First Name,E-mail Address,Home City,Home Country,Business City,Business Country\n"
+            "Anna,anna@x.se,Uppsala,Sverige,Göteborg,Sverige\n"
+            "Bo,bo@x.se,Linköping,Sverige,,\n")
+    anna, bo = rows(write(tmp_path, text))
+    # Then the business city is the city, the home one kept beside it; and a row with no
+    # business address has its home address rather than none
+    assert (anna["fields"]["city"], anna["extra"]) == ("Göteborg", {"Home City": "Uppsala", "Home Country": "Sverige"})
+    assert (bo["fields"]["city"], bo["fields"]["country"], bo["extra"]) == ("Linköping", "Sverige", {})
+
+
+@pytest.mark.parametrize("header, field", [
+    ("Tel. arb", "phone"), ("Telefon hem", "phone"), ("Phone (Work)", "phone"), ("Org.namn", "company"),
+    ("Leverantör", "company"), ("Vendor", "company"), ("Postnummer hem", "postal_code"), ("Org.nr", None),
+])
+def test_headers_with_a_qualifier_after_the_field_or_abbreviated_are_known(header, field):
+    assert map_header(header) == field
+
+
 def test_a_value_holding_an_unquoted_comma_is_read_as_one_cell(tmp_path):
     # Given a comma list written by hand, where a name and a company hold a comma nobody quoted
     # (every later cell of those rows one column on), and a row ending in a stray comma
