@@ -567,6 +567,8 @@ class _Layout:
             payload["ignore"] = REPEATED_HEADER
         if type(row) is _Rejoined:
             payload["rejoined"] = row.joined
+        elif type(row) is _Footer:
+            payload["ignore"] = BELOW_THE_TABLE
         return payload
 
 
@@ -624,6 +626,45 @@ def _unswallowed(rows: Iterator[list[str]], delimiter: str, width: int) -> Itera
         yield from (cells for cells in parsed if cells)
 
 
+class _Footer(list):
+    """A line under the table at the end of the file: a report's footer, a total."""
+
+
+FOOTER_MAX_LINES = 20
+
+
+def _below_the_table(numbered: Iterator[tuple[int, list[str]]], width: int) -> Iterator[tuple[int, list[str]]]:
+    """The non-blank rows, the lines under the table marked _Footer: after a blank row, at the
+    end of the file, lines of one cell of text each in a table of three or more columns
+    (Salesforce's report footer, 'Totalt: 7 leads' under a workbook's list). Such lines are
+    held until the file ends or a row of the table follows (then they are rows after all)."""
+    held: list[tuple[int, list[str]]] = []
+    after_blank = False
+    for number, row in numbered:
+        if _is_blank(row):
+            after_blank = True
+            continue
+        if after_blank and width >= 3 and len(held) < FOOTER_MAX_LINES and _a_line_of_text(row):
+            held.append((number, row))
+            continue
+        if held:
+            yield from held
+            held = []
+        after_blank = False
+        yield number, row
+    for number, row in held:
+        yield number, _Footer(row)
+
+
+def _a_line_of_text(row: list[str]) -> bool:
+    """One filled cell, holding neither an address nor (mostly digits) a number."""
+    filled = [cell for cell in row if _clean(cell)]
+    if len(filled) != 1 or "@" in filled[0]:
+        return False
+    text = "".join(filled[0].split())
+    return sum(ch.isdigit() for ch in text) * 2 < len(text)
+
+
 class _Rejoined(list):
     """A row read again with cells an unquoted delimiter had split joined; `joined` says which."""
 
@@ -670,6 +711,7 @@ def _rejoined(rows: Iterator[list[str]], delimiter: str, width: int) -> Iterator
 
 
 REPEATED_HEADER = "the header row repeated (as exports of several pages write it), not a person"
+BELOW_THE_TABLE = "a line under the list at the end of the file (a report's footer, a total), not a person"
 
 
 def _is_header(row: list[str], header: list[str]) -> bool:
@@ -773,7 +815,7 @@ class ListFile:
             data = chain(sample, data)
             self.header_row, self.columns = index + 1, layout.columns
             yield ((number, layout.payload(row))
-                   for number, row in enumerate(data, start=1) if not _is_blank(row))
+                   for number, row in _below_the_table(enumerate(data, start=1), len(header)))
 
     @contextmanager
     def _rows(self) -> Iterator[Iterator[list[str]]]:
