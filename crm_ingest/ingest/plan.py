@@ -89,7 +89,7 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
     first, last = clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200)
     if not (first or last):
         first, last = split_name(fields.get("full_name") or fields.get("name"))
-    raw_email = _given(clean_text(fields.get("email"), 400))
+    raw_email = _given(_without_directory_names(clean_text(fields.get("email"), 400)))
     if not (first or last) and raw_email and "<" in raw_email:  # 'Anna Berg <anna@berg.se>': her name
         display = raw_email[:raw_email.index("<")].strip(" \"'")
         if display and "@" not in display:
@@ -149,6 +149,17 @@ _PLACEHOLDERS = frozenset({"-", "--", "---", "\u2013", "\u2014", ".", "?", "x", 
 _SEVERAL = re.compile(r"[\s,;|/]+")
 _SEVERAL_NAMED = re.compile(r"[,;|]+")  # 'Anna <a@x.se>; Bo <b@y.se>': names hold spaces
 _SEVERAL_NUMBERS = re.compile(r"\s*(?:[,;|/]|:::|\b(?:or|eller)\b)\s*", re.IGNORECASE)
+
+
+# An Exchange address book's name for a person (Outlook's contacts export writes it in 'E-mail
+# Address' for a colleague, with 'E-mail Type' EX): not an address, and not a typing error
+_DIRECTORY_NAME = re.compile(r"\s*/o=[^;,|]*", re.IGNORECASE)
+
+
+def _without_directory_names(value: str | None) -> str | None:
+    if value is None or ("/o=" not in value and "/O=" not in value):
+        return value
+    return _DIRECTORY_NAME.sub("", value).strip(" ;,|") or None
 
 
 def _given(value: str | None) -> str | None:

@@ -353,3 +353,19 @@ def test_a_web_form_keeps_an_address_whose_top_level_domain_does_not_exist():
     plan = plan_item(1, "form", {"fields": {"email": "dan@gmail.con", "phone": "070-123 45 67"}}, WEB)
     # Then the request is not rejected for it: they wrote to us, and their phone reaches them
     assert plan.outcome is None and plan.person.fields["email"] == "dan@gmail.con"
+
+
+EXCHANGE_NAME = "/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=3f2a-asa.nystrom"
+
+
+@pytest.mark.parametrize("email, kept", [
+    (f"{EXCHANGE_NAME}; asa.nystrom@ostkust.se", "asa.nystrom@ostkust.se"),  # 'E-mail Address' and 'E-mail 2 Address'
+    (EXCHANGE_NAME, None),
+])
+def test_an_exchange_directory_name_in_the_email_column_is_no_address(email, kept):
+    # Given Outlook's contacts export of a colleague: 'E-mail Address' holds the Exchange
+    # directory's name for her (its 'E-mail Type' EX), her address, if any, in 'E-mail 2 Address'
+    plan = plan_item(1, "row", {"email": email, "phone": "070-174 06 20"}, LIST)
+    # Then she is a lead, by her address where she has one, else by her phone; not rejected
+    assert plan.outcome is None
+    assert (plan.person.fields["email"], plan.person.fields["phone"]) == (kept, "+46701740620")
