@@ -494,6 +494,13 @@ _HONORIFICS = frozenset({"dr", "mr", "mrs", "ms", "miss", "mx", "prof", "profess
                          "fröken", "frk"})
 
 
+_NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "mba", "esq", "msc", "bsc", "jun", "sen"})
+
+
+def _is_suffix(word: str) -> bool:
+    return word.replace(".", "").strip().casefold() in _NAME_SUFFIXES
+
+
 def split_name(full_name: str | None) -> tuple[str | None, str | None]:
     """'Åsa Jönsson' -> ('Åsa', 'Jönsson'); 'Jönsson, Åsa' -> ('Åsa', 'Jönsson')."""
     name = clean_text(full_name, 400)
@@ -509,6 +516,10 @@ def split_name(full_name: str | None) -> tuple[str | None, str | None]:
         if len(words) == 1 and "," not in name:  # 'Mr. Smith'
             return None, words[0]
         name = " ".join(words)
+    if "," in name and _is_suffix(name.rpartition(",")[2]):  # 'John Smith, Jr.', 'Anna Berg, PhD'
+        name = name.rpartition(",")[0].strip()
+    elif len(words) > 2 and _is_suffix(words[-1]):  # 'John Smith Jr.', 'Carl Bonde III'
+        name = " ".join(words[:-1])
     if "," in name:
         last, _, first = name.partition(",")
         return clean_text(first, 200), clean_text(last, 200)

@@ -181,6 +181,9 @@ def test_possible_but_unassigned_number_is_rejected_with_the_region_in_the_reaso
     ("Prof. Dr. Hans Meier", ("Hans", "Meier")), ("Mr. Smith", (None, "Smith")),
     ("Fru Berg, Anna", ("Anna", "Berg")), ("Frida Ek", ("Frida", "Ek")),   # Frida is no 'Fru'
     ("Herr", ("Herr", None)),
+    ("John Smith Jr.", ("John", "Smith")), ("John Smith, Jr.", ("John", "Smith")),  # a suffix is no name
+    ("Margaret O'Neill, PhD", ("Margaret", "O'Neill")), ("Carl Bonde III", ("Carl", "Bonde")),
+    ("Yo-Yo Ma", ("Yo-Yo", "Ma")), ("Berg, Anna", ("Anna", "Berg")),
     ("", (None, None)),
     ("   ", (None, None)),
     (None, (None, None)),
