@@ -856,6 +856,7 @@ class ListFile:
                 if getattr(sheet, "sheet_state", "visible") != "visible":
                     continue  # a hidden sheet holds a template's value lists, not the list
                 try:
+                    sheet.reset_dimensions()  # a size some writers record wrong would cut the rows short
                     rows = ([_cell_text(value) for value in row]
                             for row in sheet.iter_rows(values_only=True, max_row=HEADER_SEARCH_ROWS + SHEET_COUNT_ROWS))
                     top = list(islice(rows, HEADER_SEARCH_ROWS))
