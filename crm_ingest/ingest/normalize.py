@@ -494,7 +494,7 @@ _HONORIFICS = frozenset({"dr", "mr", "mrs", "ms", "miss", "mx", "prof", "profess
                          "fröken", "frk"})
 
 
-_NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "mba", "esq", "msc", "bsc", "jun", "sen"})
+_NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "mba", "esq", "msc", "bsc"})
 
 
 def _is_suffix(word: str) -> bool:

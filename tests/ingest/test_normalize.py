@@ -183,7 +183,7 @@ def test_possible_but_unassigned_number_is_rejected_with_the_region_in_the_reaso
     ("Herr", ("Herr", None)),
     ("John Smith Jr.", ("John", "Smith")), ("John Smith, Jr.", ("John", "Smith")),  # a suffix is no name
     ("Margaret O'Neill, PhD", ("Margaret", "O'Neill")), ("Carl Bonde III", ("Carl", "Bonde")),
-    ("Yo-Yo Ma", ("Yo-Yo", "Ma")), ("Berg, Anna", ("Anna", "Berg")),
+    ("Yo-Yo Ma", ("Yo-Yo", "Ma")), ("Anna Maria Sen", ("Anna Maria", "Sen")), ("Smith, John Jr.", ("John", "Smith")),
     ("", (None, None)),
     ("   ", (None, None)),
     (None, (None, None)),
