@@ -857,16 +857,15 @@ class ListFile:
                     continue  # a hidden sheet holds a template's value lists, not the list
                 try:
                     sheet.reset_dimensions()  # a size some writers record wrong would cut the rows short
-                    rows = ([_cell_text(value) for value in row]
-                            for row in sheet.iter_rows(values_only=True, max_row=HEADER_SEARCH_ROWS + SHEET_COUNT_ROWS))
-                    top = list(islice(rows, HEADER_SEARCH_ROWS))
-                    header = next((i for i, row in enumerate(top) if _names_a_header(row)), None)
-                    if header is None:
+                    _, header, below = _split_header([_cell_text(value) for value in row] for row in
+                                                     sheet.iter_rows(values_only=True,
+                                                                     max_row=HEADER_SEARCH_ROWS + SHEET_COUNT_ROWS))
+                    if not _names_a_header(header):  # the first line of a sheet we cannot read a list in
                         continue
-                    below = sum(any(row) for row in chain(top[header + 1:], rows))
+                    count = sum(not _is_blank(row) for row in below)
                 except Exception:  # noqa: BLE001 - a sheet openpyxl cannot read is not the list
                     continue
-                rank = (bool(_NOT_THE_LIST.search(sheet.title)), -below)
+                rank = (bool(_NOT_THE_LIST.search(sheet.title)), -count)
                 if best is None or rank < best[0]:
                     best = (rank, sheet.title)
         return None if best is None else best[1]
