@@ -264,9 +264,40 @@ def test_upsert_by_chooses_what_finds_an_existing_lead(cli, tmp_path, sessions_f
     assert job["counts"]["created" if upsert_by == "none" else "merged"] == 1
 
 
+def test_a_lead_keeps_both_numbers_and_a_later_list_finds_it_by_either(cli, tmp_path, sessions_for):
+    # Given a trade-show list with a switchboard number and a mobile for each person
+    first = write_list(tmp_path / "first.csv", [["Eva", "Ek", "eva@ek.se", "08-123 456 78", "070-765 43 21"],
+                                                ["Bo", "Berg", "bo@berg.se", "08-123 456 78", ""]],
+                       header=["Förnamn", "Efternamn", "E-post", "Telefon", "Mobil"])
+    run_json(cli, "import", str(first))
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    before = snapshot(sessions)
+
+    # When a second list names Eva by her mobile alone, and Bo by a mobile he did not have
+    second = write_list(tmp_path / "second.csv", [["Eva", "Ek", "", "", "+46 70 765 43 21"],
+                                                  ["Bo", "Berg", "bo@berg.se", "", "070-111 22 33"]],
+                        header=["Förnamn", "Efternamn", "E-post", "Telefon", "Mobil"])
+    job = run_json(cli, "import", str(second))
+
+    # Then both numbers were on Eva's lead, and the mobile finds her; Bo's blank mobile is filled
+    assert (job["counts"]["merged"], job["counts"]["created"]) == (2, 0)
+    with sessions() as session:
+        leads = {lead.first_name: lead for lead in session.scalars(select(Lead))}
+        keys = set(session.execute(text("SELECT kind, value, record_id FROM identity_keys WHERE kind = 'phone'")))
+    assert len(leads) == 2
+    assert (leads["Eva"].phone, leads["Eva"].mobile_phone) == ("+46812345678", "+46707654321")
+    assert (leads["Bo"].phone, leads["Bo"].mobile_phone) == ("+46812345678", "+46701112233")
+    assert ("phone", "+46707654321", leads["Eva"].id) in keys and ("phone", "+46701112233", leads["Bo"].id) in keys
+
+    # And reverting the second list takes Bo's mobile and its key away again
+    run_json(cli, "import-revert", str(job["job"]))
+    assert snapshot(sessions) == before
+
+
 SNAPSHOT = {
-    "leads": "SELECT id, first_name, last_name, email, phone, company_name, campaign_id, do_not_contact, details FROM leads",
-    "contacts": "SELECT id, first_name, last_name, email, phone FROM contacts",
+    "leads": "SELECT id, first_name, last_name, email, phone, mobile_phone, company_name, campaign_id, do_not_contact, "
+             "details FROM leads",
+    "contacts": "SELECT id, first_name, last_name, email, phone, mobile_phone FROM contacts",
     "identity_keys": "SELECT scope, kind, value, record_id FROM identity_keys",
     "campaign_members": "SELECT campaign_id, record_type, record_id FROM campaign_members",
     "merge_log": "SELECT raw_item_id, record_type, record_id FROM merge_log",

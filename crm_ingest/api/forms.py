@@ -68,7 +68,7 @@ def form_html(form: FormConfig, action: str, secret: str) -> str:
     rows = []
     for name, target in form.fields.items():
         label = form.labels.get(name, name.replace("_", " ").capitalize())
-        kind = "email" if target == "email" else "tel" if target == "phone" else "text"
+        kind = "email" if target == "email" else "tel" if target in ("phone", "mobile_phone") else "text"
         required = " required" if name in form.required else ""
         control = (f'<textarea id="f-{e(name)}" name="{e(name)}"{required} maxlength="{MAX_FIELD_CHARS}"></textarea>'
                    if target == "message" else

@@ -58,7 +58,7 @@ from .matching import (
 FUZZY_KINDS = ("name", "domain_name", "birth_initial")
 CANDIDATES_PER_KEY = 50  # 'anna|andersson' is shared by many: the 50 newest are read
 SCORED_PER_PERSON = 5  # those sharing the most keys with the new person are scored
-COMPARED = ("first_name", "last_name", "email", "phone", "company_name", "job_title")
+COMPARED = ("first_name", "last_name", "email", "phone", "mobile_phone", "company_name", "job_title")
 # what the rules compare of an account, by the field names matching.py reads, and its column
 ACCOUNT_COMPARED = {"company_name": "name", "website_domain": "website_domain", "email": "email", "phone": "phone"}
 ACCOUNT_KINDS = ("company_word", "company_prefix", "domain_root")  # look-alike keys (exact ones: identity keys)

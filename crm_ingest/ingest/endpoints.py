@@ -108,7 +108,7 @@ class FacebookConfig:
                               "poll_seconds, timeout_seconds, max_pages must be positive; page_size 1-100")
 
 
-FIELD_TARGETS = ("email", "phone", "first_name", "last_name", "full_name", "company", "job_title",
+FIELD_TARGETS = ("email", "phone", "mobile_phone", "first_name", "last_name", "full_name", "company", "job_title",
                  "subject", "message", "twitter", "facebook", "lead_source")
 MESSAGES = {
     "en": {"required": "is required", "email": "is not a valid email address", "too_long": "is too long",

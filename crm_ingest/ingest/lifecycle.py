@@ -51,7 +51,7 @@ LEAD_DISQUALIFIED = ("lost", "cannot_contact", "no_longer_interested", "canceled
 CASE_ACTIVE = "active"
 CASE_CLOSED = ("resolved", "cancelled", "closed")
 QUEUED = {"lead": Lead, "case": Case}  # record types that sit in a queue
-CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "job_title", "company_name")
+CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "mobile_phone", "job_title", "company_name")
 
 
 def lead_state(status: str | None) -> str:
@@ -171,11 +171,12 @@ def _person_keys(session: Session, settings: Settings, lead: Lead) -> list[tuple
             keys += address_keys(email_key)
         except InvalidItem:
             pass
-    if lead.phone:
-        try:
-            keys.append(("phone", normalize_phone(lead.phone, settings.region)))
-        except InvalidItem:
-            pass
+    for number in (lead.phone, lead.mobile_phone):
+        if number:
+            try:
+                keys.append(("phone", normalize_phone(number, settings.region)))
+            except InvalidItem:
+                pass
     return sorted(dict.fromkeys(keys), key=lambda key: order.get(key[0], len(order)))
 
 

@@ -1,7 +1,7 @@
 """Rules-based matching of two records: match keys, blocking keys and a scored decision. Pure: no I/O.
 
 Stored values stay as entered; the functions here only derive keys from them. A record is a
-mapping with any of first_name, last_name (or full_name), email/emails, phone/phones,
+mapping with any of first_name, last_name (or full_name), email/emails, phone/mobile_phone/phones,
 company_name (an account's `name`), handle/handles, birth_date, website_domain, city.
 
 `blocking_keys` says what a record is indexed under, so that candidates are found by exact
@@ -341,7 +341,7 @@ def _phone_key(value: str, region: str) -> str | None:
 def phone_keys(record: Mapping[str, Any]) -> list[str]:
     """E.164 keys; a number without a country code is read in the record's `region` (SE)."""
     region = str(record.get("region") or "SE").upper()
-    keys = (_phone_key(str(v), region) for v in _first_of(record, "phone", "phones"))
+    keys = (_phone_key(str(v), region) for v in _first_of(record, "phone", "mobile_phone", "phones"))
     return list(dict.fromkeys(key for key in keys if key))
 
 

@@ -28,7 +28,7 @@ from .normalize import (
 from .priority import case_priority
 from .settings import SourceConfig, lead_source_key
 
-PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "company_name", "job_title", "topic")
+PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "mobile_phone", "company_name", "job_title", "topic")
 
 
 @dataclass
@@ -105,9 +105,9 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         for _, email_key in addresses:
             # and the mailbox behind it (Gmail ignores dots and +tags): a.svensson@ is asvensson+news@
             keys.extend(key for key in address_keys(email_key) if key not in keys)
-    phone, valid = _phone(fields, source, identified=bool(keys))
-    if valid:
-        keys.append(("phone", phone))
+    phone, mobile, numbers = _phones(fields, source, identified=bool(keys))
+    for number in numbers:
+        keys.append(("phone", number))
     if handle:
         keys.append(("handle", normalize_handle(*handle)))
     for network in ("twitter", "facebook"):  # a form or list row naming the person's profiles
@@ -119,7 +119,7 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
     if not keys:
         raise InvalidItem(f"{email_field}/phone", "no email and no phone")
     return PersonPlan(scope, {
-        "first_name": first, "last_name": last, "email": email, "phone": phone,
+        "first_name": first, "last_name": last, "email": email, "phone": phone, "mobile_phone": mobile,
         "company_name": clean_text(fields.get("company") or fields.get("company_name"), 300),
         "job_title": clean_text(fields.get("job_title"), 200),
         "topic": clean_text(fields.get("topic") or fields.get("subject"), 300),
@@ -196,35 +196,53 @@ def _address(text: str, field: str, deliverable: bool) -> tuple[str, str]:
     return address
 
 
-def _phone(fields: Mapping[str, Any], source: SourceConfig, identified: bool) -> tuple[str | None, bool]:
-    """(number, valid): the first valid number of the phone and mobile phone fields, in E.164,
-    read in the row's country when it names one we know (else in the source's region).
-    When neither is valid: the first kept as entered if an email identifies the person, or else
-    the item is invalid, the reason naming the field the number was in."""
+def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool
+            ) -> tuple[str | None, str | None, list[str]]:
+    """(phone, mobile phone, the valid numbers to key). Each field's first valid number, in
+    E.164, read in the row's country when it names one we know (else in the source's region).
+    The phone is the number to call: the phone field's, else the mobile's. A field whose number
+    is not valid keeps it as entered when another contact point identifies the person; when
+    nothing does, the item is invalid, the reason naming the field the number was in."""
     first_bad: tuple[str, str, str] | None = None
     country = fields.get("country")
     region = (country_region(country) if type(country) is str else None) or source.region
+    found: dict[str, tuple[str, bool]] = {}  # field -> (number, valid)
     for name in ("phone", "mobile_phone"):
         raw = _given(clean_text(fields.get(name), 64))
         if not raw:
             continue
+        number, why = _valid_number(raw, region, name)
+        found[name] = (number or raw, number is not None)
+        if why is not None:
+            first_bad = first_bad or (raw, *why)
+    numbers = list(dict.fromkeys(number for number, valid in found.values() if valid))
+    if not numbers:
+        if first_bad is None:
+            return None, None, []
+        if not identified:
+            raise InvalidItem(first_bad[1], first_bad[2])
+    phone = next((number for number, valid in found.values() if valid), None) or \
+        next(iter(found.values()))[0]  # none valid: the first kept as entered; the email identifies the person
+    mobile = found["mobile_phone"][0] if "mobile_phone" in found else None
+    return phone, mobile, numbers
+
+
+def _valid_number(raw: str, region: str, field: str) -> tuple[str | None, tuple[str, str] | None]:
+    """(the cell's number in E.164, or the first valid one of a cell listing several
+    ('070-123 45 67 / 08-12 34 56', Google's ' ::: '); or None and why, as (field, reason))."""
+    try:
+        return normalize_phone(raw, region, field), None
+    except InvalidItem as exc:
+        # its words, not the error: the error's context holds the frames it was raised in, and
+        # they hold this one (a cycle per bad number, freed only by the collector, which a
+        # chunk runs without)
+        why = (exc.field, exc.reason)
+    for part in _numbers_in(raw):
         try:
-            return normalize_phone(raw, region, name), True
-        except InvalidItem as exc:
-            # its words, not the error: the error's context holds the frames it was raised in,
-            # and they hold this one (a cycle per bad number, freed only by the collector,
-            # which a chunk runs without)
-            first_bad = first_bad or (raw, exc.field, exc.reason)
-        for part in _numbers_in(raw):
-            try:  # a cell of several numbers ('070-123 45 67 / 08-12 34 56', Google's ' ::: ')
-                return normalize_phone(part, region, name), True
-            except InvalidItem:
-                continue
-    if first_bad is None:
-        return None, False
-    if not identified:
-        raise InvalidItem(first_bad[1], first_bad[2])
-    return first_bad[0], False  # kept as entered; the email identifies the person
+            return normalize_phone(part, region, field), None
+        except InvalidItem:
+            continue
+    return None, why
 
 
 def _numbers_in(raw: str) -> list[str]:

@@ -56,7 +56,8 @@ class Contact(Provenance, Base):
     first_name: Mapped[str | None] = mapped_column(String(200))
     last_name: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
-    phone: Mapped[str | None] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(64))  # the number to call: the business one, else the mobile
+    mobile_phone: Mapped[str | None] = mapped_column(String(64))
     job_title: Mapped[str | None] = mapped_column(String(200))
     company_name: Mapped[str | None] = mapped_column(String(300))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -74,7 +75,8 @@ class Lead(Provenance, Base):
     first_name: Mapped[str | None] = mapped_column(String(200))
     last_name: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
-    phone: Mapped[str | None] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(64))  # the number to call: the business one, else the mobile
+    mobile_phone: Mapped[str | None] = mapped_column(String(64))
     job_title: Mapped[str | None] = mapped_column(String(200))
     company_name: Mapped[str | None] = mapped_column(String(300))
     lead_source: Mapped[str | None] = mapped_column(String(50))

@@ -42,7 +42,8 @@ def test_row_becomes_a_lead_with_normalized_keys_email_first():
     assert plan.person.fields.pop("details") is None  # no row number or extra columns given
     assert plan.person.fields == {
         "first_name": "Åsa", "last_name": "Jönsson", "email": "ASA@example.com",
-        "phone": "+46701234567", "company_name": "Ek AB", "job_title": "CTO", "topic": None,
+        "phone": "+46701234567", "mobile_phone": None, "company_name": "Ek AB", "job_title": "CTO",
+        "topic": None,
     }
     assert plan.case is None and plan.activity is None and plan.thread_refs == []
 
@@ -294,6 +295,31 @@ def test_planning_bad_numbers_and_addresses_leaves_no_cyclic_garbage():
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("phone, mobile, expected_phone, expected_mobile, keyed", [
+    # both valid: the business number is the one to call, and both find the person
+    ("08-123 456 78", "070-123 45 67", "+46812345678", "+46701234567", ["+46812345678", "+46701234567"]),
+    # only a mobile: it is the number to call too
+    ("", "070-123 45 67", "+46701234567", "+46701234567", ["+46701234567"]),
+    # the business cell is junk: the mobile is called, and the junk is not kept over it
+    ("ring växeln", "070-123 45 67", "+46701234567", "+46701234567", ["+46701234567"]),
+    # a junk mobile beside a good number is kept as entered, and not keyed
+    ("08-123 456 78", "fel", "+46812345678", "fel", ["+46812345678"]),
+    # one number in both columns: one key
+    ("+46 70 123 45 67", "070-123 45 67", "+46701234567", "+46701234567", ["+46701234567"]),
+])
+def test_a_row_keeps_its_phone_and_its_mobile_and_keys_both(phone, mobile, expected_phone, expected_mobile, keyed):
+    fields = {"email": "anna@example.se", "phone": phone, "mobile_phone": mobile}
+    plan = plan_item(1, "row", {"fields": fields}, LIST)
+    assert plan.outcome is None
+    assert (plan.person.fields["phone"], plan.person.fields["mobile_phone"]) == (expected_phone, expected_mobile)
+    assert [value for kind, value in plan.person.keys if kind == "phone"] == keyed
+
+
+def test_a_row_with_only_junk_numbers_and_no_email_is_rejected_naming_the_first_junk_column():
+    plan = plan_item(1, "row", {"fields": {"phone": "ring växeln", "mobile_phone": "fel"}}, LIST)
+    assert plan.outcome == "rejected" and plan.reason.startswith("phone: invalid phone")
 
 
 @pytest.mark.parametrize("cell, country, phone, valid", [
