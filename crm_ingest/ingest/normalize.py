@@ -279,6 +279,17 @@ def _without_words(text: str) -> str:
     return _EXTENSION_WORD.sub(" ext. ", _NOTE_IN_PARENS.sub(" ", text)).strip()
 
 
+@lru_cache(maxsize=4096)
+def phone_extension(value: str, region: str) -> str | None:
+    """The extension written after a number ('ext. 204', 'x204', '#12', 'ankn. 12'), or None.
+    The identity key is the number without it (one switchboard); the record keeps it."""
+    text = value.strip()
+    if _FAST_PHONE.fullmatch(text):  # digits and punctuation alone: no extension
+        return None
+    number = _parsed(text, region) or _parsed(_without_words(text), region)
+    return number.extension or None if number is not None else None
+
+
 def _not_valid(text: str, region: str, field: str) -> InvalidItem:
     return InvalidItem(field, f"invalid phone {text[:40]!r}: not a valid number for region {region}")
 

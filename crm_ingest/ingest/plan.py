@@ -22,6 +22,7 @@ from .normalize import (
     normalize_email,
     normalize_handle,
     normalize_phone,
+    phone_extension,
     split_name,
     unknown_tld,
 )
@@ -211,11 +212,14 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool
         raw = _given(clean_text(fields.get(name), 64))
         if not raw:
             continue
-        number, why = _valid_number(raw, region, name)
-        found[name] = (number or raw, number is not None)
-        if why is not None:
+        number, why = _valid_number(raw, region, name)  # why: the whole cell is not one number
+        if number is not None and why is None and (extension := phone_extension(raw, region)):
+            found[name] = (f"{number};ext={extension}", True)  # RFC 3966's way to write it
+        else:
+            found[name] = (number or raw, number is not None)
+        if number is None:
             first_bad = first_bad or (raw, *why)
-    numbers = list(dict.fromkeys(number for number, valid in found.values() if valid))
+    numbers = list(dict.fromkeys(number.partition(";")[0] for number, valid in found.values() if valid))
     if not numbers:
         if first_bad is None:
             return None, None, []
@@ -228,8 +232,9 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool
 
 
 def _valid_number(raw: str, region: str, field: str) -> tuple[str | None, tuple[str, str] | None]:
-    """(the cell's number in E.164, or the first valid one of a cell listing several
-    ('070-123 45 67 / 08-12 34 56', Google's ' ::: '); or None and why, as (field, reason))."""
+    """The cell's number in E.164, or the first valid one of a cell listing several
+    ('070-123 45 67 / 08-12 34 56', Google's ' ::: '), or None; and why the whole cell is not
+    one number, as (field, reason), or None when it is."""
     try:
         return normalize_phone(raw, region, field), None
     except InvalidItem as exc:
@@ -239,7 +244,7 @@ def _valid_number(raw: str, region: str, field: str) -> tuple[str | None, tuple[
         why = (exc.field, exc.reason)
     for part in _numbers_in(raw):
         try:
-            return normalize_phone(part, region, field), None
+            return normalize_phone(part, region, field), why  # one of several: the cell's own words kept
         except InvalidItem:
             continue
     return None, why

@@ -789,3 +789,8 @@ def test_keeps_different_accounts_apart():
     # When they are scored under the account rules
     # Then they stay two accounts
     assert decide(a, b, DEFAULT_RULES["account-account"]).outcome == "new"
+
+
+def test_a_records_phone_with_an_extension_and_its_mobile_are_both_its_numbers():
+    record = {"phone": "+14155550132;ext=204", "mobile_phone": "070-123 45 67"}
+    assert blocking_keys(record, "lead")[:2] == [("phone", "+14155550132"), ("phone", "+46701234567")]

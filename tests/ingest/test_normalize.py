@@ -10,6 +10,7 @@ from crm_ingest.ingest.normalize import (
     normalize_email,
     normalize_handle,
     normalize_phone,
+    phone_extension,
     split_name,
 )
 
@@ -137,6 +138,16 @@ def test_same_national_digits_mean_different_numbers_in_different_regions():
 ])
 def test_a_number_annotated_as_people_write_it_is_read_without_its_words(entered, number):
     assert normalize_phone(entered, "SE") == number
+
+
+@pytest.mark.parametrize("entered, region, extension", [
+    ("+1 415-555-0132, ext. 204", "SE", "204"), ("(415) 555-0132 x204", "US", "204"),
+    ("08-123 456 78 ankn. 12", "SE", "12"), ("08-123 456 78 anknytning 123", "SE", "123"),
+    ("+46 8 123 456 78 #12", "SE", "12"), ("+14155550132;ext=204", "SE", "204"),
+    ("070-123 45 67", "SE", None), ("070-123 45 67 (mobil)", "SE", None), ("08-123 456 78 (växel)", "SE", None),
+])
+def test_an_extension_written_after_a_number_is_read_apart_from_it(entered, region, extension):
+    assert phone_extension(entered, region) == extension
 
 
 @pytest.mark.parametrize("entered", ["abc", "", "12", "070-12", "+46 70 123 45 67 89 01 23"])

@@ -317,6 +317,18 @@ def test_a_row_keeps_its_phone_and_its_mobile_and_keys_both(phone, mobile, expec
     assert [value for kind, value in plan.person.keys if kind == "phone"] == keyed
 
 
+@pytest.mark.parametrize("cell, country, stored", [
+    ("+1 415-555-0132, ext. 204", "USA", "+14155550132;ext=204"),
+    ("08-123 456 78 ankn. 12", None, "+46812345678;ext=12"),
+    ("070-123 45 67 / 08-123 456 78 ankn. 12", None, "+46701234567"),  # the extension is not the first number's
+])
+def test_a_phones_extension_is_kept_on_the_record_and_left_out_of_its_key(cell, country, stored):
+    fields = {"phone": cell, **({"country": country} if country else {})}
+    plan = plan_item(1, "row", {"fields": fields}, LIST)
+    assert plan.person.fields["phone"] == stored
+    assert plan.person.keys == [("phone", stored.partition(";")[0])]
+
+
 def test_a_row_with_only_junk_numbers_and_no_email_is_rejected_naming_the_first_junk_column():
     plan = plan_item(1, "row", {"fields": {"phone": "ring växeln", "mobile_phone": "fel"}}, LIST)
     assert plan.outcome == "rejected" and plan.reason.startswith("phone: invalid phone")
