@@ -253,12 +253,21 @@ def _e164_slow(text: str, region: str, field: str) -> str:
     if number is None and (bare := _without_words(text)) != text:
         number = _parsed(bare, region)
     if number is None:
+        if _SCIENTIFIC.fullmatch(text):
+            raise InvalidItem(field, f"invalid phone {text[:40]!r}: a spreadsheet wrote the number in scientific "
+                                     "notation and its last digits are lost; format the column as text and "
+                                     "export it again")
         try:
             phonenumbers.parse(text, region)
         except phonenumbers.NumberParseException as exc:
             raise InvalidItem(field, f"invalid phone {text[:40]!r}: {exc}") from None
         raise _not_valid(text, region, field)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# Excel's display of a long number typed into a General cell ('4,67012E+11', '4.67012E+11'):
+# what the file holds once saved as CSV
+_SCIENTIFIC = re.compile(r"\+?\d(?:[.,]\d+)?\s*[eE]\s*\+\s*\d{1,2}")
 
 
 def _parsed(text: str, region: str) -> phonenumbers.PhoneNumber | None:

@@ -303,3 +303,11 @@ def test_a_country_as_lists_write_it_gives_its_region(written, region):
 @pytest.mark.parametrize("entered", ["anna\u200b@example.se", "an\u00adna@example.se", "\ufeffanna@example.se"])
 def test_invisible_characters_pasted_into_an_address_are_dropped(entered):
     assert normalize_email(entered) == ("anna@example.se", "anna@example.se")
+
+
+@pytest.mark.parametrize("entered", ["4,67012E+11", "4.67012E+11", "4,47911e+11"])
+def test_a_number_a_spreadsheet_wrote_in_scientific_notation_is_refused_saying_so(entered):
+    # the digits after the sixth are gone from the file: no number can be made of it
+    with pytest.raises(InvalidItem) as raised:
+        normalize_phone(entered, "SE", "Mobil")
+    assert raised.value.field == "Mobil" and "scientific notation" in raised.value.reason
