@@ -526,3 +526,17 @@ def test_the_preview_says_which_rows_the_reader_repaired_or_sets_aside(cli, tmp_
     text = " ".join(result.output.split())
     assert "row 1: 'Svensson' and ' Anna' read as one value, 'Svensson, Anna'" in text
     assert "row 2: the header row repeated" in text
+
+
+def test_the_preview_says_a_further_phone_column_fills_an_empty_phone(cli, tmp_path):
+    # Given an Outlook-style list with two business phone columns
+    listing = write_list(tmp_path / "two.csv", [["Eva", "eva@ek.se", "", "08-123 456 78"]],
+                         header=["First Name", "E-mail Address", "Business Phone", "Business Phone 2"], delimiter=",")
+    # When it is previewed as JSON and for a person
+    data = run_json(cli, "import", str(listing), "--preview")
+    shown = " ".join(cli("import", str(listing), "--preview").output.split())
+    # Then the second column is said to fill the phone, and the row's phone is its number
+    columns = {column["header"]: column for column in data["columns"]}
+    assert (columns["Business Phone"]["field"], columns["Business Phone 2"].get("fills")) == ("phone", "phone")
+    assert data["rows"][0]["fields"]["phone"] == "08-123 456 78"
+    assert "Business Phone 2 │ phone (when the first" in shown

@@ -744,6 +744,7 @@ class ListFile:
         self.sheet = sheet
         self.display_name: str | None = None  # the name a person knows it by (an upload's), if not the path's
         self.columns: list[tuple[str, str | None]] | None = None
+        self.fallbacks: dict[int, str] = {}  # column -> the field it fills when the column that won it is empty
         self.header_row: int | None = None
         try:
             with self.path.open("rb") as f:
@@ -813,7 +814,7 @@ class ListFile:
                     _rejoined(data, self.delimiter, len(header))
             layout = _Layout.of(header, self.mapping, sample)
             data = chain(sample, data)
-            self.header_row, self.columns = index + 1, layout.columns
+            self.header_row, self.columns, self.fallbacks = index + 1, layout.columns, dict(layout.spares)
             yield ((number, layout.payload(row))
                    for number, row in _below_the_table(enumerate(data, start=1), len(header)))
 
@@ -903,6 +904,7 @@ def preview(list_file: ListFile, rows: int = 10) -> dict[str, Any]:
             "encoding_guessed": list_file.encoding_guessed, "delimiter": list_file.delimiter,
             "sheet": list_file.sheet,
             "header_row": list_file.header_row,
-            "columns": [{"header": header, "field": field_name}
-                        for header, field_name in list_file.columns or []],
+            "columns": [{"header": header, "field": field_name,
+                         **({"fills": list_file.fallbacks[index]} if index in list_file.fallbacks else {})}
+                        for index, (header, field_name) in enumerate(list_file.columns or [])],
             "rows": shown}
