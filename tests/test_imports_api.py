@@ -206,3 +206,62 @@ def test_an_upload_is_landed_by_the_server_and_processed_by_a_real_worker(cluste
     counts = job["counts"]
     assert job["state"] == "done", job
     assert (counts["created"], counts["duplicate_in_file"], counts["rejected"], counts["rows"]) == (19, 3, 3, 25)
+
+
+def test_an_upload_a_restart_interrupted_is_landed_on_when_the_server_starts_again(tmp_path):
+    """A real `ingest serve` on the embedded database, killed while it lands an answered
+    upload, then started again: the job ends with every row once, as if nothing happened."""
+    import json
+    import os
+    import signal
+    import urllib.request
+
+    from tests.dovecot_server import free_port
+    from tests.test_browser_form import serve_api, stop_api
+
+    # Given a server and a list long enough to be landing for a while
+    database = f"sqlite:///{tmp_path / 'x.db'}"
+    upgrade(database)
+    (tmp_path / "ingest.toml").write_text(f'[api]\nimport_dir = "{tmp_path / "uploads"}"\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "INGEST_CONFIG")}
+    env.update(DATABASE_URL=database, INGEST_API_TOKENS=TOKEN, PYTHONUNBUFFERED="1")
+    rows = 60_000
+    body = "Förnamn;Efternamn;E-post\n" + "".join(f"Anna;Berg{n};anna.berg{n}@firma{n % 97}.se\n"
+                                                  for n in range(rows))
+
+    def call(port: int, method: str, path: str, data: bytes | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
+                                         headers={**AUTH, "content-type": "text/csv"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+
+    port = free_port()
+    api = serve_api(env, tmp_path, port)
+    try:
+        status, started = call(port, "POST", "/imports?campaign=Restart&file_name=lista.csv", body.encode())
+        assert status == 202, started
+        job_id = started["job"]
+        # When the server is killed once part of the file is landed
+        deadline = time.monotonic() + 120
+        while (job := call(port, "GET", f"/imports/{job_id}")[1])["rows_landed"] == 0 \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(api.pid, signal.SIGKILL)
+        api.wait()
+    finally:
+        stop_api(api)
+    assert job["state"] == "landing" and 0 < job["rows_landed"] < rows, job  # interrupted part-way
+    assert sorted(p.suffix for p in (tmp_path / "uploads").iterdir()) == [".csv", ".json"]  # the upload and its note
+
+    # Then, started again, the server lands the rest from where it stopped: every row once
+    port = free_port()
+    api = serve_api(env, tmp_path, port)
+    try:
+        deadline = time.monotonic() + 300
+        while (job := call(port, "GET", f"/imports/{job_id}")[1])["state"] != "done" and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop_api(api)
+    assert job["state"] == "done", job
+    assert (job["counts"]["created"], job["counts"]["rows"], job["rows_landed"]) == (rows, rows, rows)
+    assert list((tmp_path / "uploads").iterdir()) == []  # landed: the upload and its note are gone

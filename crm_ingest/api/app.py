@@ -2,19 +2,37 @@
 bearer token, the item lookup and /metrics."""
 from __future__ import annotations
 
+import logging
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from crm_ingest.runtime import runtime
 
+from .imports import resume_uploads
 from .imports import router as imports_router
 from .intake import router as intake_router
 from .ops import router as ops_router
 from .read import router as read_router
 from .records import router as records_router
 
-app = FastAPI(title="crm-ingest", version="0.1.0")
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI):
+    """On start: land on the uploads a restart interrupted (api/imports.py)."""
+    try:
+        await run_in_threadpool(resume_uploads)
+    except Exception:  # noqa: BLE001 - the server answers all the same; the uploads wait for the next start
+        log.exception("could not look for interrupted uploads")
+    yield
+
+
+app = FastAPI(title="crm-ingest", version="0.1.0", lifespan=lifespan)
 app.include_router(intake_router)
 app.include_router(imports_router)
 app.include_router(ops_router)

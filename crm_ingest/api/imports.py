@@ -17,13 +17,21 @@ The body is streamed to a file under `[api] import_dir` (never held in memory) a
 past `[api] max_import_bytes`; then the job is created and answered (202 with its id), and the
 file is landed in the background by this server process, chunk by chunk as the CLI does
 (processed by the workers, or here when embedded). The same file posted again is the same job:
-finished, it adds nothing; interrupted (a restart), it resumes where it stopped.
+finished, it adds nothing; interrupted, it resumes where it stopped.
+
+An answered upload is not lost to a restart: beside the file lies a note of what was asked
+(`<file>.json`), and a server starting finds the uploads whose job is still landing and lands
+on from the job's cursor (`resume_uploads`). A landing the database interrupted is kept for
+that too. The file and its note are removed once the job is landed.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,8 +41,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
-from crm_ingest.ingest.errors import ConfigError, FatalError
+from crm_ingest.ingest.errors import ConfigError, FatalError, RetriableError
 from crm_ingest.runtime import runtime
 from crm_ingest.ingest.importjobs import UPSERT_BY
 
@@ -106,7 +115,7 @@ async def create_import(request: Request, campaign: str | None = None, source: s
         if size == 0:
             raise HTTPException(422, "the body is empty: send the file as the body")
         answer = await run_in_threadpool(_start, path, file_name, source_config.name, campaign, consent, upsert_by,
-                                         encoding, sheet, preview, mapping)
+                                         encoding, sheet, preview, mapping, map)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -129,7 +138,8 @@ def _mapping(text: str | None):
 
 
 def _start(path: Path, file_name: str, source: str, campaign: str | None, consent: str | None, upsert_by: str,
-           encoding: str | None, sheet: str | None, preview: bool, mapping=None) -> JSONResponse:
+           encoding: str | None, sheet: str | None, preview: bool, mapping=None,
+           map_text: str | None = None) -> JSONResponse:
     from crm_ingest.connectors.listfile import ListFile
     from crm_ingest.connectors.listfile import preview as preview_rows
     from crm_ingest.ingest.importjobs import job_summary
@@ -156,25 +166,107 @@ def _start(path: Path, file_name: str, source: str, campaign: str | None, consen
     if state != "landing":
         path.unlink(missing_ok=True)
         return JSONResponse(jsonable_encoder({**summary, "already_imported": True}), status_code=200)
+    try:
+        _write_note(path, {"job": job_id, "file_name": file_name, "source": source, "campaign": campaign,
+                           "consent": consent, "upsert_by": upsert_by, "encoding": encoding, "sheet": sheet,
+                           "map": map_text})
+    except OSError as exc:  # a full disk: the job is there, and the same file posted again resumes it
+        log.error("could not keep the note of upload %s (%s): a restart will not resume it", path.name, exc)
     threading.Thread(target=_land, args=(path, list_file, request), name=f"import-{job_id}", daemon=True).start()
     return JSONResponse({"job": job_id, "state": "landing", "status_url": f"/imports/{job_id}"}, status_code=202)
 
 
-def _land(path: Path, list_file, request) -> None:
-    """Land (and, embedded, process) the file, then remove the upload. If landing fails, the
-    job keeps its cursor and the same file posted again resumes it (a new upload: this one
-    would never be read again, so it is removed all the same)."""
+def _note(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _write_note(path: Path, request: dict[str, Any]) -> None:
+    """What was asked with the upload, beside it, written whole or not at all."""
+    partial = path.with_name(path.name + ".json.part")
+    partial.write_text(json.dumps(request), encoding="utf-8")
+    os.replace(partial, _note(path))
+
+
+def _land(path: Path, list_file, request, resumed: bool = False) -> None:
+    """Land (and, embedded, process) the file, then remove the upload and its note.
+
+    The database failing keeps both: the next start of the server lands on from the job's
+    cursor. Anything else (a file that breaks the reader part-way) is logged, the job showing
+    how far it got, and the upload removed: reading it again would fail again."""
     from crm_ingest.workers.imports import ConcurrentImport, land_list
 
     rt = runtime()
+    keep = False
     try:
         land_list(rt.sessions, list_file, request, rt.settings)
-    except ConcurrentImport as exc:  # the same file posted twice at once: the other one lands it
+    except ConcurrentImport as exc:
+        # the same file posted twice at once: the other upload lands it; or this upload, resumed
+        # by two server processes starting at once: the other one lands it, and removes it
         log.info("%s", exc)
+        keep = resumed
+    except (OperationalError, RetriableError):
+        log.exception("landing the upload %s stopped: the database failed; it is landed on when the server "
+                      "starts again (or post the same file again)", path.name)
+        keep = True
     except Exception:  # noqa: BLE001 - logged; the job shows how far it got
         log.exception("landing the upload %s failed; post the same file again to resume", path.name)
     finally:
-        path.unlink(missing_ok=True)
+        if not keep:
+            path.unlink(missing_ok=True)
+            _note(path).unlink(missing_ok=True)
+
+
+ORPHAN_SECONDS = 24 * 3600  # an upload without a note this old was never answered (its server died)
+
+
+def resume_uploads() -> list[int]:
+    """Land on the uploads a restart interrupted: each whose note names a job still landing,
+    in a thread of its own, from the job's cursor. Uploads of jobs that are landed, and notes
+    without their file, are removed; so are uploads a day old that never got a note (their
+    server died before answering). Returns the ids of the jobs resumed."""
+    from crm_ingest.connectors.listfile import ListFile, MapFile
+    from crm_ingest.models import ImportJob
+    from crm_ingest.workers.imports import ImportRequest
+
+    rt = runtime()
+    folder = _import_dir()
+    resumed: list[int] = []
+    for note in sorted(folder.glob("*.json")):
+        path = note.with_name(note.name[:-len(".json")])
+        try:
+            asked = json.loads(note.read_text(encoding="utf-8"))
+            if not path.exists():
+                note.unlink(missing_ok=True)
+                continue
+            with rt.sessions() as session:
+                job = session.get(ImportJob, int(asked["job"]))
+                state = job.state if job is not None else None
+            if state != "landing":
+                path.unlink(missing_ok=True)
+                note.unlink(missing_ok=True)
+                continue
+            mapping = MapFile.parse(asked["map"], origin="syntax") if asked.get("map") else None
+            list_file = ListFile(path, asked["source"], encoding=asked.get("encoding"), sheet=asked.get("sheet"),
+                                 mapping=mapping)
+            list_file.display_name = Path(asked["file_name"]).name
+            request = ImportRequest(asked["source"], asked.get("campaign"), asked.get("consent"),
+                                    asked.get("upsert_by") or "email")
+        except OperationalError:
+            log.exception("the database is not answering: uploads are resumed when the server starts again")
+            break
+        except Exception:  # noqa: BLE001 - one upload's note must not keep the others (or the server) down
+            log.exception("cannot resume the upload %s; it is kept for a person to look at", path.name)
+            continue
+        log.info("resuming the upload %s of import job %s", path.name, asked["job"])
+        threading.Thread(target=_land, args=(path, list_file, request, True), name=f"import-{asked['job']}",
+                         daemon=True).start()
+        resumed.append(int(asked["job"]))
+    stale = time.time() - ORPHAN_SECONDS
+    for path in folder.iterdir():
+        if path.suffix != ".json" and not _note(path).exists() and path.is_file() and path.stat().st_mtime < stale:
+            log.warning("removing the upload %s: its server stopped before answering it", path.name)
+            path.unlink(missing_ok=True)
+    return resumed
 
 
 @router.get("/imports", summary="The latest import jobs, newest first")
