@@ -125,6 +125,7 @@ def _noted_address(text: str) -> str | None:
     return tidy_email(found.group())
 
 
+_AROUND_AT = re.compile(r"\s+@\s*|@\s+")
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
 
 
@@ -149,6 +150,9 @@ def normalize_email(value: str, field: str = "email") -> tuple[str, str]:
             return result.normalized, result.normalized.lower()
         except EmailNotValidError:
             pass  # the whole cell's error says more
+    if text.count("@") == 1 and (squeezed := _AROUND_AT.sub("@", text)) != text and " " not in squeezed \
+            and (plain := _plain_email(squeezed)) is not None:
+        return plain, plain.lower()  # 'anna @berg.se', 'anna @ berg.se': a space typed beside the '@'
     if "@" not in text and (spelled := _spelled_out(text)) is not None:
         try:
             return normalize_email(spelled, field)
