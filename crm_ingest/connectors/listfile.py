@@ -892,8 +892,67 @@ class ListFile:
         with self._workbook() as workbook:
             sheet = workbook[self.sheet] if self.sheet else workbook.worksheets[0]
             sheet.reset_dimensions()  # some writers record a wrong size: read all rows
-            yield ([_cell_text(value)[:MAX_CELL_CHARS] for value in row]
-                   for row in sheet.iter_rows(values_only=True))
+            rows = ([_cell_text(value)[:MAX_CELL_CHARS] for value in row]
+                    for row in sheet.iter_rows(values_only=True))
+            merges = _vertical_merges(self.path, getattr(sheet, "_worksheet_path", None))
+            yield _filled_down(rows, merges) if merges else rows
+
+
+_MERGE_CELLS = re.compile(rb"<(?:\w+:)?mergeCells[\s>/]")
+_MERGE_CELL = re.compile(rb'<(?:\w+:)?mergeCell\s[^>]*?ref="([A-Z]{1,3})([0-9]+):([A-Z]{1,3})([0-9]+)"')
+_MERGE_END = re.compile(rb"</(?:\w+:)?mergeCells>|<(?:\w+:)?mergeCells[^>]*/>")
+
+
+def _vertical_merges(path: Path, member: str | None) -> dict[int, list[tuple[int, int]]]:
+    """A sheet's cells merged down over several rows (one company beside its three contacts):
+    first row -> [(column index, last row)]. openpyxl's streaming reader does not give merged
+    ranges, and the sheet's XML lists them after its rows, so the part is read through once,
+    decompressed, not parsed: about a second for a million rows."""
+    from openpyxl.utils.cell import column_index_from_string
+
+    if not member:
+        return {}
+    found: dict[int, list[tuple[int, int]]] = {}
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(member) as part:
+            tail, listing = b"", None
+            for block in iter(lambda: part.read(1 << 20), b""):
+                if listing is None:
+                    start = _MERGE_CELLS.search(tail + block)
+                    if start is None:
+                        tail = (tail + block)[-64:]
+                        continue
+                    listing, block = b"", (tail + block)[start.start():]
+                listing += block
+                if _MERGE_END.search(listing) or len(listing) > 64 << 20:
+                    break
+    except (OSError, KeyError, zipfile.BadZipFile):  # the rows were read: a listing unread is no merge
+        return {}
+    for first_column, first_row, _, last_row in _MERGE_CELL.findall(listing or b""):
+        top, bottom = int(first_row), int(last_row)
+        if bottom > top:
+            found.setdefault(top, []).append((column_index_from_string(first_column.decode()) - 1, bottom))
+    return found
+
+
+def _filled_down(rows: Iterator[list[str]], merges: dict[int, list[tuple[int, int]]]) -> Iterator[list[str]]:
+    """Rows with a merged cell's value in each row it spans, in its first column (as a person
+    reads the sheet); cells merged across columns only are left as they are."""
+    filling: dict[int, tuple[str, int]] = {}  # column -> (value, last row)
+    for number, row in enumerate(rows, start=1):
+        for column, last in merges.get(number, ()):
+            if column < len(row) and row[column]:
+                filling[column] = (row[column], last)
+        if filling:
+            for column, (value, last) in list(filling.items()):
+                if number > last:
+                    del filling[column]
+                    continue
+                if column >= len(row):
+                    row.extend([""] * (column + 1 - len(row)))
+                if not row[column]:
+                    row[column] = value
+        yield row
 
 
 def preview(list_file: ListFile, rows: int = 10) -> dict[str, Any]:

@@ -485,6 +485,43 @@ def test_a_templates_instructions_sheet_with_an_example_row_is_not_taken_for_the
     assert ListFile(path).sheet == "Data"
 
 
+def test_a_cell_merged_down_over_several_rows_is_each_rows_value(tmp_path):
+    # Given a sheet where a person merged one company's cell beside its three contacts, and a
+    # title merged across the columns above the header
+    path = workbook(tmp_path, {"Leads": [["Mässkontakter"], ["Namn", "E-post", "Företag", "Stad"],
+                                         ["Anna", "anna@example.se", "Berg AB", "Lund"],
+                                         ["Bo", "bo@example.se", None, None],
+                                         ["Cia", "cia@example.se", None, None],
+                                         ["Dan", "dan@example.se", None, None]]})
+    book = load_workbook(path)
+    book["Leads"].merge_cells("C3:C5")  # the company over Anna, Bo and Cia; not Dan
+    book["Leads"].merge_cells("D3:E3")  # across columns only: nothing to fill
+    book["Leads"].merge_cells("A1:D1")
+    book.save(path)
+    # When it is read
+    payloads = [item.payload for item in ListFile(path).fetch()]
+    # Then each row the merge spans has the company, the row below it none, and nothing else moved
+    assert [p["fields"].get("company") for p in payloads] == ["Berg AB", "Berg AB", "Berg AB", None]
+    assert [p["fields"].get("city") for p in payloads] == ["Lund", None, None, None]
+
+
+def test_merged_ranges_are_found_in_a_sheet_written_with_namespace_prefixes(tmp_path):
+    # Given a sheet part as the Open XML SDK writes it ('x:' before every element)
+    import zipfile
+
+    from crm_ingest.connectors.listfile import _vertical_merges
+
+    path = tmp_path / "sdk.xlsx"
+    rows = "".join(f'<x:row r="{n}"><x:c r="A{n}"><x:v>{n}</x:v></x:c></x:row>' for n in range(1, 3000))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", f'<x:worksheet><x:sheetData>{rows}</x:sheetData>'
+                         '<x:mergeCells count="2"><x:mergeCell ref="B2:B4"/><x:mergeCell ref="C2:E2"/>'
+                         '</x:mergeCells></x:worksheet>')
+    # When its merges are read: the vertical one, by first row, column index and last row
+    assert _vertical_merges(path, "xl/worksheets/sheet1.xml") == {2: [(1, 4)]}
+    assert _vertical_merges(path, "xl/worksheets/nope.xml") == {}
+
+
 def test_a_workbook_is_known_by_its_content_not_its_name(tmp_path):
     path = workbook(tmp_path, {"Blad1": [["Namn", "E-post"], ["Anna", "anna@example.se"]]},
                     name="export.csv")
