@@ -547,7 +547,17 @@ def split_name(full_name: str | None) -> tuple[str | None, str | None]:
     if "," in name:
         last, _, first = name.partition(",")
         return clean_text(first, 200), clean_text(last, 200)
+    words = name.split(" ")
+    for index in range(1, len(words) - 1):  # 'Anna-Karin von Essen', 'Jan van der Berg': the particle starts the surname
+        if words[index].casefold() in _PARTICLES:
+            return " ".join(words[:index]), " ".join(words[index:])
     first, _, last = name.rpartition(" ")
     if not first:
         return last or None, None
     return first, last
+
+
+# Words that start a surname after the given names (Swedish and German nobility, Dutch,
+# French, Italian, Spanish and Portuguese names); a last word is the surname whatever it is
+_PARTICLES = frozenset({"von", "af", "av", "zu", "van", "der", "den", "ter", "ten", "de", "du", "des", "la", "le",
+                        "di", "da", "del", "della", "dos", "das", "do", "st.", "st", "saint", "bin", "ibn"})

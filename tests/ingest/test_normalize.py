@@ -196,6 +196,9 @@ def test_possible_but_unassigned_number_is_rejected_with_the_region_in_the_reaso
     ("John Smith Jr.", ("John", "Smith")), ("John Smith, Jr.", ("John", "Smith")),  # a suffix is no name
     ("Margaret O'Neill, PhD", ("Margaret", "O'Neill")), ("Carl Bonde III", ("Carl", "Bonde")),
     ("Yo-Yo Ma", ("Yo-Yo", "Ma")), ("Anna Maria Sen", ("Anna Maria", "Sen")), ("Smith, John Jr.", ("John", "Smith")),
+    ("Anna-Karin von Essen", ("Anna-Karin", "von Essen")), ("Gustav af Klint", ("Gustav", "af Klint")),  # a particle
+    ("Jan Van der Berg", ("Jan", "Van der Berg")), ("Anna Maria de la Cruz", ("Anna Maria", "de la Cruz")),  # starts
+    ("Carl von Sydow Jr.", ("Carl", "von Sydow")), ("Anna Le", ("Anna", "Le")),  # the surname; a last word is one
     ("", (None, None)),
     ("   ", (None, None)),
     (None, (None, None)),
