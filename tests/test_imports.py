@@ -488,7 +488,7 @@ def test_a_repeated_header_is_ignored_and_annotated_numbers_are_read(cli, tmp_pa
     with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
         phones = {lead.first_name: lead.phone for lead in session.scalars(select(Lead))}
         reasons = [row[0] for row in session.execute(text("SELECT outcome_reason FROM raw_items WHERE outcome = 'ignored'"))]
-    assert phones == {"Eva": "+46707654321", "Bo": "+46812345678"}
+    assert phones == {"Eva": "+46707654321", "Bo": "+46812345678;ext=12"}  # the extension kept
     assert reasons == [REPEATED_HEADER]
 
 

@@ -292,6 +292,24 @@ def _without_words(text: str) -> str:
     return _EXTENSION_WORD.sub(" ext. ", _NOTE_IN_PARENS.sub(" ", text)).strip()
 
 
+# A North American number as written there: '(415) 555-0132', '415-555-0132', '415.555.0132'
+_NANP_SHAPE = re.compile(r"(?:\(\s*[2-9]\d{2}\s*\)\s*[2-9]\d{2}[\s.-]?\d{4}|[2-9]\d{2}([.-])[2-9]\d{2}\1\d{4})"
+                         r"(?:\s*[,;]?\s*(?:ext\.?|x|#)\s*\d{1,6})?", re.IGNORECASE)  # an extension after it
+_NANP_REGIONS = frozenset({"US", "CA", "PR", "GU", "VI", "AS", "MP", "AG", "AI", "BB", "BM", "BS", "DM", "DO", "GD",
+                           "JM", "KN", "KY", "LC", "MS", "SX", "TC", "TT", "VC", "VG"})
+
+
+def north_american_number(value: str, region: str) -> str | None:
+    """E.164 of a number written in North America's way ('(415) 555-0132') that is not a number
+    of `region`: a list from a Swedish fair names its American visitors' numbers so, without +1.
+    None for any other text, and in a region that dials +1 itself."""
+    text = value.strip()
+    if region in _NANP_REGIONS or not _NANP_SHAPE.fullmatch(text):
+        return None
+    number = _parsed(text, "US")  # valid for its own region of +1, Canada's too
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if number is not None else None
+
+
 @lru_cache(maxsize=4096)
 def phone_extension(value: str, region: str) -> str | None:
     """The extension written after a number ('ext. 204', 'x204', '#12', 'ankn. 12'), or None.

@@ -22,6 +22,7 @@ from .normalize import (
     normalize_email,
     normalize_handle,
     normalize_phone,
+    north_american_number,
     phone_extension,
     split_name,
     unknown_tld,
@@ -206,14 +207,18 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool
     nothing does, the item is invalid, the reason naming the field the number was in."""
     first_bad: tuple[str, str, str] | None = None
     country = fields.get("country")
-    region = (country_region(country) if type(country) is str else None) or source.region
+    named = country_region(country) if type(country) is str else None
+    region = named or source.region
     found: dict[str, tuple[str, bool]] = {}  # field -> (number, valid)
     for name in ("phone", "mobile_phone"):
         raw = _given(clean_text(fields.get(name), 64))
         if not raw:
             continue
         number, why = _valid_number(raw, region, name)  # why: the whole cell is not one number
-        if number is not None and why is None and (extension := phone_extension(raw, region)):
+        read_in = region
+        if number is None and named is None and (number := north_american_number(raw, region)) is not None:
+            why, read_in = None, "US"  # '(415) 555-0132' in a row naming no country: not ours, American by its shape
+        if number is not None and why is None and (extension := phone_extension(raw, read_in)):
             found[name] = (f"{number};ext={extension}", True)  # RFC 3966's way to write it
         else:
             found[name] = (number or raw, number is not None)

@@ -329,6 +329,20 @@ def test_a_phones_extension_is_kept_on_the_record_and_left_out_of_its_key(cell, 
     assert plan.person.keys == [("phone", stored.partition(";")[0])]
 
 
+@pytest.mark.parametrize("cell, country, stored", [
+    ("(415) 555-0132", None, "+14155550132"),              # no country: American by its shape
+    ("415-555-0132", None, "+14155550132"), ("415.555.0132", None, "+14155550132"),
+    ("(415) 555-0132 x12", None, "+14155550132;ext=12"),
+    ("070-123-4567", None, "+46701234567"),                # a number of the region first
+    ("(415) 555-0132", "Tyskland", "+494155550132"),       # the row's country decides
+    ("415-555.0132", None, "415-555.0132"),                # not the shape: kept as entered
+])
+def test_a_north_american_number_in_a_row_naming_no_country_is_read_as_one(cell, country, stored):
+    fields = {"email": "anna@example.se", "phone": cell, **({"country": country} if country else {})}
+    plan = plan_item(1, "row", {"fields": fields}, LIST)
+    assert plan.person.fields["phone"] == stored
+
+
 def test_a_row_with_only_junk_numbers_and_no_email_is_rejected_naming_the_first_junk_column():
     plan = plan_item(1, "row", {"fields": {"phone": "ring växeln", "mobile_phone": "fel"}}, LIST)
     assert plan.outcome == "rejected" and plan.reason.startswith("phone: invalid phone")
