@@ -5,6 +5,7 @@ import codecs
 import csv
 import hashlib
 import io
+import os
 import re
 import tomllib
 import unicodedata
@@ -743,6 +744,7 @@ class ListFile:
         self.mapping = mapping or MapFile()
         self.sheet = sheet
         self.display_name: str | None = None  # the name a person knows it by (an upload's), if not the path's
+        self._strings: _StringsOnDisk | list | None = None  # a workbook's shared strings, once read
         self.columns: list[tuple[str, str | None]] | None = None
         self.fallbacks: dict[int, str] = {}  # column -> the field it fills when the column that won it is empty
         self.header_row: int | None = None
@@ -873,13 +875,14 @@ class ListFile:
 
     @contextmanager
     def _workbook(self):
-        from openpyxl import load_workbook
-
         with self.path.open("rb") as f:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # "no default style" and kin
-                    workbook = load_workbook(f, read_only=True, data_only=True)
+                    # its shared strings read once for every opening (choosing the sheet, the header, the rows)
+                    workbook, self._strings = _read_workbook(f, self._strings)
+            except FatalError:
+                raise
             except Exception as exc:  # openpyxl raises whatever its zip and XML layers raise
                 raise FatalError(f"{self.path.name}: not a readable Excel workbook: {exc}") from exc
             try:
@@ -891,11 +894,188 @@ class ListFile:
     def _sheet_rows(self) -> Iterator[Iterator[list[str]]]:
         with self._workbook() as workbook:
             sheet = workbook[self.sheet] if self.sheet else workbook.worksheets[0]
-            sheet.reset_dimensions()  # some writers record a wrong size: read all rows
-            rows = ([_cell_text(value)[:MAX_CELL_CHARS] for value in row]
-                    for row in sheet.iter_rows(values_only=True))
+            rows = _sheet_values(workbook, sheet)
             merges = _vertical_merges(self.path, getattr(sheet, "_worksheet_path", None))
             yield _filled_down(rows, merges) if merges else rows
+
+
+def _sheet_values(workbook, sheet) -> Iterator[list[str]]:
+    """A read-only sheet's rows as text, every row to the sheet's end whatever size its writer
+    recorded, a missing row as an empty one: `iter_rows(values_only=True)` after
+    `reset_dimensions()`, read with _RowsParser, whose memory does not grow with the sheet."""
+    with sheet._get_source() as source:
+        parser = _RowsParser(source, sheet._shared_strings, data_only=True, epoch=workbook.epoch,
+                             date_formats=workbook._date_formats, timedelta_formats=workbook._timedelta_formats)
+        expected = 1
+        for number, cells in parser.parse():
+            if number < expected:  # a row number going back, as a broken writer may write: as openpyxl, passed over
+                continue
+            while expected < number:
+                yield []
+                expected += 1
+            expected += 1
+            row = [""] * max((cell["column"] for cell in cells), default=0)  # in any order a writer wrote them
+            for cell in cells:
+                row[cell["column"] - 1] = _cell_text(cell["value"])[:MAX_CELL_CHARS]
+            yield row
+
+
+def _rows_parser():
+    from openpyxl.worksheet._reader import ROW_TAG, WorkSheetParser
+    from openpyxl.xml.constants import SHEET_MAIN_NS
+    from openpyxl.xml.functions import iterparse
+
+    sheet_data = f"{{{SHEET_MAIN_NS}}}sheetData"
+
+    class RowsParser(WorkSheetParser):
+        """openpyxl's sheet parser, for rows alone. Its own clears each row's element once read
+        but leaves it in the sheet's tree, and keeps each row's height: some 115 bytes a row, 80
+        MB more at a million rows. Here the read rows leave the tree, and reading stops with them."""
+
+        def parse(self):
+            rows = None
+            for event, element in iterparse(self.source, events=("start", "end")):
+                if event == "start":
+                    if rows is None and element.tag == sheet_data:
+                        rows = element
+                elif element.tag == ROW_TAG:
+                    row = self.parse_row(element)
+                    (rows if rows is not None else element).clear()
+                    yield row
+                elif element.tag == sheet_data:
+                    return
+
+        def parse_row(self, row):
+            if "r" in row.attrib:
+                self.row_counter = int(float(row.attrib["r"]))
+            else:
+                self.row_counter += 1
+            self.col_counter = 0
+            return self.row_counter, [self.parse_cell(cell) for cell in row]
+
+    return RowsParser
+
+
+_RowsParser = _rows_parser()
+
+
+def _read_workbook(source, strings: _StringsOnDisk | list | None = None):
+    """openpyxl's read-only workbook, its shared strings kept on disk (_StringsOnDisk), and its
+    sheets not measured when it is opened: a sheet's recorded size is never used here (some
+    writers record a wrong one), and a sheet without one was parsed whole to look for it, the
+    parsed rows kept (a second read of the list, and memory growing with it), at every opening."""
+    from openpyxl.reader.excel import ExcelReader
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+    from openpyxl.xml.constants import SHARED_STRINGS
+
+    class Sheet(ReadOnlyWorksheet):
+        def _get_size(self) -> None:  # as after reset_dimensions(): read to the sheet's end
+            self._min_column, self._min_row, self._max_column, self._max_row = 1, 1, None, None
+
+    class Reader(ExcelReader):
+        def read_strings(self) -> None:
+            part = self.package.find(SHARED_STRINGS)
+            if strings is not None:  # read at an earlier opening of the same file
+                self.shared_strings = strings
+            elif part is not None:
+                with self.archive.open(part.PartName[1:]) as src:
+                    self.shared_strings = _StringsOnDisk(src)
+
+        def read_worksheets(self) -> None:  # openpyxl's, read-only, chart sheets left out (no list is one)
+            for sheet, rel in self.parser.find_sheets():
+                if rel.target in self.valid_files and "chartsheet" not in rel.Type:
+                    worksheet = Sheet(self.wb, sheet.name, rel.target, self.shared_strings)
+                    worksheet.sheet_state = sheet.state
+                    self.wb._sheets.append(worksheet)
+
+    reader = Reader(source, read_only=True, data_only=True)
+    try:
+        reader.read()
+    except BaseException:
+        if isinstance(reader.shared_strings, _StringsOnDisk) and reader.shared_strings is not strings:
+            reader.shared_strings.close()
+        raise
+    return reader.wb, reader.shared_strings
+
+
+MAX_SHARED_STRINGS_BYTES = 2 << 30  # a workbook's text: a million rows of a wide list is a few hundred MB
+
+
+class _StringsOnDisk:
+    """A workbook's shared strings (the text of its cells, each once; cells name it by index),
+    written to a temporary file as they are read and read back by index.
+
+    openpyxl keeps them all in a list: every distinct name and address of a list, 230 MB of
+    memory at 300,000 rows and growing with the file. Here memory holds 8 bytes a string and a
+    small cache of the strings a list repeats (companies, titles, cities)."""
+
+    CACHED = 4096
+
+    def __init__(self, source) -> None:
+        import tempfile
+        from array import array
+
+        from openpyxl.cell.text import Text
+        from openpyxl.xml.constants import SHEET_MAIN_NS
+        from openpyxl.xml.functions import iterparse
+
+        self._file = tempfile.TemporaryFile()
+        self._cache: dict[int, str] = {}
+        offsets, written, pending, flushed = array("Q", [0]), 0, [], 0
+        tag, plain = f"{{{SHEET_MAIN_NS}}}si", f"{{{SHEET_MAIN_NS}}}t"
+        try:
+            root = None
+            for event, node in iterparse(source, events=("start", "end")):
+                if root is None:
+                    root = node  # the table: emptied as it goes, or it keeps every string's element
+                    continue
+                if event != "end" or node.tag != tag:
+                    continue
+                if len(node) == 1 and node[0].tag == plain:  # <si><t>text</t></si>: most strings
+                    text = node[0].text or ""
+                else:  # runs of rich text, a phonetic reading: as openpyxl reads them
+                    text = Text.from_tree(node).content
+                if "x005F_" in text:
+                    text = text.replace("x005F_", "")
+                data = text.encode("utf-8", "surrogatepass")
+                root.clear()
+                written += len(data)
+                if written > MAX_SHARED_STRINGS_BYTES:
+                    raise FatalError(f"the workbook holds over {MAX_SHARED_STRINGS_BYTES >> 20} MB of text: "
+                                     "save the list as CSV, or split it")
+                pending.append(data)
+                offsets.append(written)
+                if written - flushed >= 1 << 18:
+                    self._file.write(b"".join(pending))
+                    pending.clear()
+                    flushed = written
+            self._file.write(b"".join(pending))
+            self._file.flush()
+        except BaseException:
+            self._file.close()
+            raise
+        self._offsets = offsets
+        self._fd = self._file.fileno()
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, index: int) -> str:
+        text = self._cache.get(index)
+        if text is not None:
+            return text
+        if not 0 <= index < len(self._offsets) - 1:
+            raise IndexError(f"shared string {index} of {len(self._offsets) - 1}")
+        start = self._offsets[index]
+        text = os.pread(self._fd, self._offsets[index + 1] - start, start).decode("utf-8", "surrogatepass")
+        if len(text) <= 100:  # a value lists repeat is short; a note is read again when it repeats
+            if len(self._cache) >= self.CACHED:
+                self._cache.clear()
+            self._cache[index] = text
+        return text
+
+    def close(self) -> None:
+        self._file.close()
 
 
 _MERGE_CELLS = re.compile(rb"<(?:\w+:)?mergeCells[\s>/]")
@@ -916,7 +1096,7 @@ def _vertical_merges(path: Path, member: str | None) -> dict[int, list[tuple[int
     try:
         with zipfile.ZipFile(path) as archive, archive.open(member) as part:
             tail, listing = b"", None
-            for block in iter(lambda: part.read(1 << 20), b""):
+            for block in iter(lambda: part.read(1 << 18), b""):
                 if listing is None:
                     start = _MERGE_CELLS.search(tail + block)
                     if start is None:

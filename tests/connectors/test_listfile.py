@@ -522,6 +522,99 @@ def test_merged_ranges_are_found_in_a_sheet_written_with_namespace_prefixes(tmp_
     assert _vertical_merges(path, "xl/worksheets/nope.xml") == {}
 
 
+def excel_workbook(path: Path, rows: list[list[str]], strings: list[str] | None = None) -> Path:
+    """A workbook as Excel writes it: every text cell an index into the shared strings table
+    (openpyxl writes its text inline, so its workbooks never take this path). `strings`: the
+    table's <si> elements as written, for rows naming them as '#N'."""
+    import zipfile
+    from xml.sax.saxutils import escape
+
+    table = list(strings or [])
+    index: dict[str, int] = {}
+
+    def cell(value: str, ref: str) -> str:
+        if value.startswith("#"):
+            return f'<c r="{ref}" t="s"><v>{value[1:]}</v></c>'
+        if value not in index:
+            index[value] = len(table)
+            table.append(f"<t>{escape(value)}</t>")
+        return f'<c r="{ref}" t="s"><v>{index[value]}</v></c>'
+
+    sheet = "".join(f'<row r="{r}">' + "".join(cell(v, f"{chr(65 + c)}{r}") for c, v in enumerate(row) if v)
+                    + "</row>" for r, row in enumerate(rows, start=1))
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    types = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", (
+            '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+            'content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/xl/workbook.xml" ContentType="{types}.sheet.main+xml"/>'
+            f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{types}.worksheet+xml"/>'
+            f'<Override PartName="/xl/sharedStrings.xml" ContentType="{types}.sharedStrings+xml"/></Types>'))
+        archive.writestr("_rels/.rels", (
+            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/'
+            f'2006/relationships"><Relationship Id="rId1" Type="{rel}/officeDocument" Target="xl/workbook.xml"/>'
+            "</Relationships>"))
+        archive.writestr("xl/workbook.xml", (
+            f'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{main}" xmlns:r="{rel}"><sheets>'
+            '<sheet name="Blad1" sheetId="1" r:id="rId1"/></sheets></workbook>'))
+        archive.writestr("xl/_rels/workbook.xml.rels", (
+            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/'
+            f'2006/relationships"><Relationship Id="rId1" Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/>'
+            f'<Relationship Id="rId2" Type="{rel}/sharedStrings" Target="sharedStrings.xml"/></Relationships>'))
+        archive.writestr("xl/worksheets/sheet1.xml",
+                         f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{main}"><sheetData>{sheet}'
+                         "</sheetData></worksheet>")
+        archive.writestr("xl/sharedStrings.xml",
+                         f'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="{main}" count="{len(table)}" '
+                         f'uniqueCount="{len(table)}">' + "".join(f"<si>{si}</si>" for si in table) + "</sst>")
+    return path
+
+
+def test_a_workbook_excel_wrote_reads_its_shared_strings_as_openpyxl_does(tmp_path):
+    # Given a workbook whose text is in a shared strings table, as Excel writes it: runs of
+    # rich text, a phonetic reading, Excel's escape for '_x', spaces kept, an empty string, an emoji
+    strings = ['<r><rPr><b/></rPr><t>Ann</t></r><r><t xml:space="preserve">a </t></r>',
+               '<t>Berg</t><rPh sb="0" eb="4"><t>ベルク</t></rPh>', "<t>anna_x005F_x0041@berg.se</t>",
+               '<t xml:space="preserve">  Berg AB  </t>', "<t/>", "<t>Åsa 😀</t>"]
+    path = excel_workbook(tmp_path / "excel.xlsx", [["Förnamn", "Efternamn", "E-post", "Företag", "Titel", "Ort"],
+                                                    ["#0", "#1", "#2", "#3", "#4", "#5"],
+                                                    ["Bo", "Ek", "bo@ek.se", "#3", "VD", "Lund"]], strings)
+    # When it is read
+    payloads = [item.payload for item in ListFile(path).fetch()]
+    # Then every cell is the text openpyxl's own reading gives
+    book = load_workbook(path, read_only=True)
+    expected = [[str(v).strip() for v in row if v not in (None, "")] for row in book.worksheets[0].values][1:]
+    book.close()
+    assert [list(p["fields"].values()) + list(p["extra"].values()) for p in payloads] == expected
+    assert payloads[0]["fields"] == {"first_name": "Anna", "last_name": "Berg", "email": "anna_x0041@berg.se",
+                                     "company": "Berg AB", "city": "Åsa 😀"}
+    assert payloads[1]["fields"]["company"] == "Berg AB"
+
+
+def test_a_workbook_excel_wrote_is_read_in_flat_memory(tmp_path):
+    # Given an Excel workbook of 15,000 people, each with a note of 500 characters of its own (7.5 MB
+    # of text as shared strings, which openpyxl would hold in a list)
+    path = excel_workbook(tmp_path / "big.xlsx", [["Förnamn", "E-post", "Anteckning"]] + [
+        [f"Åsa{n}", f"asa{n}@example.se", f"{n:06d} " + "mötte oss i montern och vill ha en offert " * 12]
+        for n in range(15_000)])
+    small = excel_workbook(tmp_path / "small.xlsx", [["Förnamn", "E-post"], ["Bo", "bo@example.se"]])
+    assert sum(1 for _ in ListFile(small).fetch()) == 1  # openpyxl's modules imported: not the list's memory
+    # When every row is fetched
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in ListFile(path).fetch())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Then all rows arrive, and the strings were never held in memory together: what grows is 8
+    # bytes a string
+    assert count == 15_000
+    assert peak < 4 * 1024 * 1024
+
+
 def test_a_workbook_is_known_by_its_content_not_its_name(tmp_path):
     path = workbook(tmp_path, {"Blad1": [["Namn", "E-post"], ["Anna", "anna@example.se"]]},
                     name="export.csv")
