@@ -44,7 +44,7 @@ record_type = "case"
 account = "company"
 '''
 LEAD = {"first_name": "Per", "last_name": "Holm", "email": "per.holm@kund.example", "phone": "070-111 22 33",
-        "mobile_phone": "073-999 88 77", "company": "Kund AB", "topic": "50 licenses for the sales team", "lead_source": "trade show"}
+        "mobile_phone": "073-999 88 77", "city": "Umeå", "company": "Kund AB", "topic": "50 licenses for the sales team", "lead_source": "trade show"}
 EVA = {"first_name": "Eva", "last_name": "Lind", "email": "eva@other.example", "company": "Other AB"}
 
 
@@ -117,8 +117,8 @@ def test_qualifying_creates_account_contact_and_opportunity_and_closes_the_lead(
         (LEAD["topic"], lead_id, account.id, contact.id)
     assert opportunity.campaign_id == lead.campaign_id == get(Campaign, lead.campaign_id).id
     assert (opportunity.source, opportunity.lead_source, opportunity.status) == ("list", "trade_show", "open")
-    assert (contact.first_name, contact.email, contact.phone, contact.mobile_phone, contact.account_id) == \
-        ("Per", "per.holm@kund.example", "+46701112233", "+46739998877", account.id)
+    assert (contact.first_name, contact.email, contact.phone, contact.mobile_phone, contact.city, contact.account_id) \
+        == ("Per", "per.holm@kund.example", "+46701112233", "+46739998877", "Umeå", account.id)
     assert (account.name, account.website_domain) == ("Kund AB", "kund.example")
     # and the new records have identity keys: later ingestion finds them
     with runtime_module.runtime().sessions() as session:

@@ -51,7 +51,8 @@ LEAD_DISQUALIFIED = ("lost", "cannot_contact", "no_longer_interested", "canceled
 CASE_ACTIVE = "active"
 CASE_CLOSED = ("resolved", "cancelled", "closed")
 QUEUED = {"lead": Lead, "case": Case}  # record types that sit in a queue
-CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "mobile_phone", "job_title", "company_name")
+CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "mobile_phone", "job_title", "company_name",
+                  "street", "postal_code", "city", "country")
 
 
 def lead_state(status: str | None) -> str:

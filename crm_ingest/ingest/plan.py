@@ -30,7 +30,9 @@ from .normalize import (
 from .priority import case_priority
 from .settings import SourceConfig, lead_source_key
 
-PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "mobile_phone", "company_name", "job_title", "topic")
+ADDRESS_FIELDS = (("street", 300), ("postal_code", 20), ("city", 100), ("country", 100))
+PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "mobile_phone", "company_name", "job_title", "topic",
+                 *(name for name, _ in ADDRESS_FIELDS))
 
 
 @dataclass
@@ -125,6 +127,7 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         "company_name": clean_text(fields.get("company") or fields.get("company_name"), 300),
         "job_title": clean_text(fields.get("job_title"), 200),
         "topic": clean_text(fields.get("topic") or fields.get("subject"), 300),
+        **{name: clean_text(fields.get(name), limit) for name, limit in ADDRESS_FIELDS},
     }, keys)
 
 
@@ -265,8 +268,7 @@ def _numbers_in(raw: str) -> list[str]:
 
 
 # A list's fields that no lead column holds: kept in its details, never dropped
-_KEPT_FIELDS = (("consent", 200), ("street", 300), ("postal_code", 20), ("city", 100), ("country", 100),
-                ("website", 300), ("notes", 2000))
+_KEPT_FIELDS = (("consent", 200), ("website", 300), ("notes", 2000))
 
 
 def _read_list_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:

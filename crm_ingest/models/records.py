@@ -60,6 +60,10 @@ class Contact(Provenance, Base):
     mobile_phone: Mapped[str | None] = mapped_column(String(64))
     job_title: Mapped[str | None] = mapped_column(String(200))
     company_name: Mapped[str | None] = mapped_column(String(300))
+    street: Mapped[str | None] = mapped_column(String(300))  # Dynamics' address1_line1
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(100))  # as the list wrote it
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
     do_not_contact: Mapped[bool] = mapped_column(default=False)
 
@@ -79,6 +83,10 @@ class Lead(Provenance, Base):
     mobile_phone: Mapped[str | None] = mapped_column(String(64))
     job_title: Mapped[str | None] = mapped_column(String(200))
     company_name: Mapped[str | None] = mapped_column(String(300))
+    street: Mapped[str | None] = mapped_column(String(300))  # Dynamics' address1_line1
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(100))  # as the list wrote it
     lead_source: Mapped[str | None] = mapped_column(String(50))
     status: Mapped[str] = mapped_column(String(20), default="new")
     campaign_id: Mapped[int | None] = mapped_column(BigId, index=True)  # no foreign key: see RawItem.import_job_id
