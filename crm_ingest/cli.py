@@ -357,7 +357,7 @@ def _print_preview(data: dict) -> None:
         rows.add_row(str(row["row"]), *[str(row["fields"].get(name, "")) for name in fields])
     console.print(rows)
     for row in data["rows"]:  # what the reader repaired or set aside, said where it did it
-        for note in (row.get("rejoined"), row.get("ignore")):
+        for note in (row.get("rejoined"), row.get("moved"), row.get("ignore")):
             if note:
                 console.print(f"row {row['row']}: {note}", highlight=False, markup=False)
 

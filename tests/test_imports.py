@@ -295,6 +295,16 @@ def test_a_lead_keeps_both_numbers_and_a_later_list_finds_it_by_either(cli, tmp_
     assert snapshot(sessions) == before
 
 
+def test_a_row_with_its_address_in_the_phone_column_becomes_a_lead_saying_so(cli, tmp_path, sessions_for):
+    listing = write_list(tmp_path / "moved.csv", [["Bo", "Ek", "", "bo@ek.se", "Ek AB"]])
+    job = run_json(cli, "import", str(listing))
+    assert (job["counts"]["created"], job["counts"]["rejected"]) == (1, 0)  # not 'no email and no phone'
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        lead = session.scalars(select(Lead)).one()
+    assert (lead.email, lead.phone) == ("bo@ek.se", None)
+    assert lead.details["moved"] == "the address was in 'Telefon': read as the email"
+
+
 SNAPSHOT = {
     "leads": "SELECT id, first_name, last_name, email, phone, mobile_phone, company_name, campaign_id, do_not_contact, "
              "details FROM leads",

@@ -535,6 +535,15 @@ class _Layout:
         return stored
 
     @cached_property
+    def _header_of(self) -> dict[str, str]:
+        """Each field's column, by its header (the first, for a field of several columns)."""
+        headers: dict[str, str] = {}
+        for number, (name, field_name) in enumerate(self.columns, start=1):
+            if field_name is not None:
+                headers.setdefault(field_name, name or f"column {number}")
+        return headers
+
+    @cached_property
     def _joins_emails(self) -> bool:
         """Has the layout several email columns, whose addresses a row joins?"""
         return sum(field_name == "email" for _, field_name in self.columns) > 1
@@ -561,9 +570,15 @@ class _Layout:
         for index, field_name in self.spares:  # the best-named filled column of the field
             if field_name not in fields and (value := extra.pop(self.extra_names[index], None)):
                 fields[field_name] = value
+        if "email" in fields or "phone" in fields or "mobile_phone" in fields:
+            moved = _misplaced(fields, self._header_of)
+        else:
+            moved = None
         for field_name, value in self.mapping.defaults.items():
             fields.setdefault(field_name, value)
         payload = {"fields": fields, "extra": extra}
+        if moved:
+            payload["moved"] = moved
         if self.header and row[0] == self.header[0] and _is_header(row, self.header):
             payload["ignore"] = REPEATED_HEADER
         if type(row) is _Rejoined:
@@ -571,6 +586,37 @@ class _Layout:
         elif type(row) is _Footer:
             payload["ignore"] = BELOW_THE_TABLE
         return payload
+
+
+# A cell of nothing but a phone number: digits and what numbers are written with
+_PHONE_ONLY = re.compile(r"\+?[\d\s().\-/]{6,40}")
+_ADDRESS_ONLY = re.compile(r"[^\s@<>,;]+@[^\s@<>,;]+\.[^\s@<>,;]+")
+
+
+def _misplaced(fields: dict[str, str], headers: dict[str, str]) -> str | None:
+    """Move an address or a number a person typed into the wrong column of the row to its own,
+    and say what was moved (None: nothing). An email cell without an address trades places
+    with a phone, mobile or name cell holding nothing but one; an email cell holding nothing
+    but a number gives the phone when the row has none."""
+    email = fields.get("email", "")
+    if "@" in email:
+        return None
+    for name in ("phone", "mobile_phone", "full_name"):
+        value = fields.get(name)
+        if value and "@" in value and _ADDRESS_ONLY.fullmatch(value):
+            fields["email"] = value
+            if email:
+                fields[name] = email
+            else:
+                del fields[name]
+            where = headers.get(name, name)
+            return (f"the address was in {where!r} and {email!r} in {headers.get('email', 'email')!r}: "
+                    "read in each other's columns" if email else f"the address was in {where!r}: read as the email")
+    if email and _PHONE_ONLY.fullmatch(email) and not fields.get("phone") and not fields.get("mobile_phone"):
+        fields["phone"] = email
+        del fields["email"]
+        return f"{headers.get('email', 'email')!r} held a phone number: read as the phone"
+    return None
 
 
 # Fields a further column fills when the column that won them is empty: a person's number and

@@ -301,7 +301,7 @@ def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig, li
         extra = payload.get("extra")
         kept = {name: value for name, limit in _KEPT_FIELDS if (value := clean_text(fields.get(name), limit))}
         details = {"row": payload.get("row"), "file": clean_text(payload.get("file"), 300),
-                   "fields": kept or None,
+                   "fields": kept or None, "moved": clean_text(payload.get("moved"), 300),
                    "extra": {clean_text(k, 100): clean_text(v, 1000) for k, v in extra.items()}
                    if isinstance(extra, Mapping) and extra else None}
         plan.person.fields["details"] = {k: v for k, v in details.items() if v is not None} or None
