@@ -265,3 +265,44 @@ def test_an_upload_a_restart_interrupted_is_landed_on_when_the_server_starts_aga
     assert job["state"] == "done", job
     assert (job["counts"]["created"], job["counts"]["rows"], job["rows_landed"]) == (rows, rows, rows)
     assert list((tmp_path / "uploads").iterdir()) == []  # landed: the upload and its note are gone
+
+
+def test_an_upload_that_every_start_resumes_and_never_lands_is_left_alone_after_three(client, tmp_path, sessions_for):
+    """A file that stops the server landing it (say, one that exhausts its memory) must not
+    take every start down with it: after MAX_RESUMES starts it is kept and not resumed."""
+    import json
+
+    from crm_ingest.api.imports import MAX_RESUMES, resume_uploads
+    from crm_ingest.connectors.listfile import ListFile
+    from crm_ingest.models import ImportJob
+    from crm_ingest.workers.imports import ImportRequest, find_or_start_job
+
+    # Given an upload whose job is still landing, with its note, as a killed server leaves it
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    path = uploads / "0123abcd-lista.csv"
+    path.write_bytes(SAMPLE.read_bytes())
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    with sessions.begin() as session:
+        job_id = find_or_start_job(session, ListFile(path, "list"), ImportRequest("list", "Expo")).id
+    asked = {"job": job_id, "file_name": "lista.csv", "source": "list", "campaign": "Expo", "consent": None,
+             "upsert_by": "email", "encoding": None, "sheet": None, "map": None}
+    note = uploads / (path.name + ".json")
+
+    # When servers started MAX_RESUMES times already, each stopping before it landed
+    note.write_text(json.dumps({**asked, "resumed": MAX_RESUMES}), encoding="utf-8")
+    # Then the next start leaves it alone, kept for a person to look at
+    assert resume_uploads() == []
+    assert path.exists() and json.loads(note.read_text())["resumed"] == MAX_RESUMES
+
+    # And an upload resumed fewer times is landed on, counting the start, and removed once landed
+    note.write_text(json.dumps({**asked, "resumed": MAX_RESUMES - 1}), encoding="utf-8")
+    assert resume_uploads() == [job_id]
+    job = finished(client, job_id)
+    assert job["state"] == "done" and job["counts"]["rows"] == 25
+    deadline = time.monotonic() + 30
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(uploads.iterdir()) == []
+    with sessions() as session:
+        assert session.get(ImportJob, job_id).state == "done"

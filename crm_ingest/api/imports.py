@@ -216,6 +216,7 @@ def _land(path: Path, list_file, request, resumed: bool = False) -> None:
             _note(path).unlink(missing_ok=True)
 
 
+MAX_RESUMES = 3  # starts that may resume one upload: one that stops every server landing it is left alone
 ORPHAN_SECONDS = 24 * 3600  # an upload without a note this old was never answered (its server died)
 
 
@@ -256,6 +257,17 @@ def resume_uploads() -> list[int]:
             break
         except Exception:  # noqa: BLE001 - one upload's note must not keep the others (or the server) down
             log.exception("cannot resume the upload %s; it is kept for a person to look at", path.name)
+            continue
+        starts = int(asked.get("resumed", 0)) + 1
+        if starts > MAX_RESUMES:  # each start that resumed it stopped before it was landed: it may be what stops it
+            log.error("not resuming the upload %s of import job %s again: %d starts resumed it and it is still "
+                      "landing; it is kept for a person to look at (post it again to resume it)",
+                      path.name, asked["job"], starts - 1)
+            continue
+        try:
+            _write_note(path, {**asked, "resumed": starts})
+        except OSError as exc:
+            log.error("cannot count the resumption of upload %s (%s): not resuming it", path.name, exc)
             continue
         log.info("resuming the upload %s of import job %s", path.name, asked["job"])
         threading.Thread(target=_land, args=(path, list_file, request, True), name=f"import-{asked['job']}",

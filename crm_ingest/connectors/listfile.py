@@ -1133,7 +1133,7 @@ def _vertical_merges(path: Path, member: str | None) -> dict[int, list[tuple[int
     """A sheet's cells merged down over several rows (one company beside its three contacts):
     first row -> [(column index, last row)]. openpyxl's streaming reader does not give merged
     ranges, and the sheet's XML lists them after its rows, so the part is read through once,
-    decompressed, not parsed: about a second for a million rows."""
+    decompressed, not parsed: a second or two for a million rows."""
     from openpyxl.utils.cell import column_index_from_string
 
     if not member:
