@@ -27,6 +27,13 @@ def rows(path: Path, **kwargs) -> list[dict]:
 
 
 @pytest.mark.parametrize("header, field", [
+    ("Fornavn", "first_name"), ("Etternavn", "last_name"), ("Efternavn", "last_name"),  # Norwegian, Danish
+    ("E-postadresse", "email"), ("Selskap", "company"), ("Stilling", "job_title"), ("Poststed", "city"),
+    ("Etunimi", "first_name"), ("Sukunimi", "last_name"), ("Sähköposti", "email"),  # Finnish
+    ("Matkapuhelin", "mobile_phone"), ("Yritys", "company"), ("Postinumero", "postal_code"),
+    ("Vorname", "first_name"), ("Nachname", "last_name"), ("E-Mail-Adresse", "email"),  # German
+    ("Handy", "mobile_phone"), ("Unternehmen", "company"), ("Straße", "street"), ("PLZ", "postal_code"),
+    ("Created By", None),
     ("E-mail Address", "email"), ("Email", "email"), ("E-post", "email"),
     ("e-postadress", "email"), ("  EMAIL  ", "email"),
     ("Mobile Phone", "mobile_phone"), ("Mobil", "mobile_phone"), ("Mobiltelefon", "mobile_phone"),
@@ -48,7 +55,7 @@ def rows(path: Path, **kwargs) -> list[dict]:
     ("Lead Source", "lead_source"), ("Källa", "lead_source"), ("Leadkälla", "lead_source"),
     ("Samtycke", "consent"), ("Consent", "consent"),
 ])
-def test_map_header_knows_english_and_swedish_synonyms(header, field):
+def test_map_header_knows_synonyms_in_english_swedish_the_nordic_languages_and_german(header, field):
     assert map_header(header) == field
 
 
