@@ -310,13 +310,17 @@ def north_american_number(value: str, region: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if number is not None else None
 
 
-@lru_cache(maxsize=4096)
 def phone_extension(value: str, region: str) -> str | None:
     """The extension written after a number ('ext. 204', 'x204', '#12', 'ankn. 12'), or None.
     The identity key is the number without it (one switchboard); the record keeps it."""
     text = value.strip()
-    if _FAST_PHONE.fullmatch(text):  # digits and punctuation alone: no extension
+    if _FAST_PHONE.fullmatch(text):  # digits and punctuation alone, as almost every number: no extension
         return None
+    return _extension(text, region)
+
+
+@lru_cache(maxsize=4096)
+def _extension(text: str, region: str) -> str | None:
     number = _parsed(text, region) or _parsed(_without_words(text), region)
     return number.extension or None if number is not None else None
 

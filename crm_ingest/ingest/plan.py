@@ -213,30 +213,39 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool
     named = country_region(country) if type(country) is str else None
     region = named or source.region
     found: dict[str, tuple[str, bool]] = {}  # field -> (number, valid)
+    numbers: list[str] = []  # the valid ones, without an extension: the keys
     for name in ("phone", "mobile_phone"):
-        raw = _given(clean_text(fields.get(name), 64))
+        raw = fields.get(name)
+        if raw is None:
+            continue
+        raw = _given(clean_text(raw, 64))
         if not raw:
             continue
         number, why = _valid_number(raw, region, name)  # why: the whole cell is not one number
         read_in = region
         if number is None and named is None and (number := north_american_number(raw, region)) is not None:
             why, read_in = None, "US"  # '(415) 555-0132' in a row naming no country: not ours, American by its shape
-        if number is not None and why is None and (extension := phone_extension(raw, read_in)):
+        if number is None:
+            found[name] = (raw, False)
+            first_bad = first_bad or (raw, *why)
+            continue
+        if number not in numbers:
+            numbers.append(number)
+        if why is None and (extension := phone_extension(raw, read_in)):
             found[name] = (f"{number};ext={extension}", True)  # RFC 3966's way to write it
         else:
-            found[name] = (number or raw, number is not None)
-        if number is None:
-            first_bad = first_bad or (raw, *why)
-    numbers = list(dict.fromkeys(number.partition(";")[0] for number, valid in found.values() if valid))
+            found[name] = (number, True)
     if not numbers:
         if first_bad is None:
             return None, None, []
         if not identified:
             raise InvalidItem(first_bad[1], first_bad[2])
-    phone = next((number for number, valid in found.values() if valid), None) or \
-        next(iter(found.values()))[0]  # none valid: the first kept as entered; the email identifies the person
-    mobile = found["mobile_phone"][0] if "mobile_phone" in found else None
-    return phone, mobile, numbers
+    phone = found.get("phone")
+    if phone is None or not phone[1] and numbers:  # no phone, or a bad one beside a good mobile: the mobile
+        phone = found.get("mobile_phone", phone)
+    # (none valid: the first kept as entered; the email identifies the person)
+    mobile = found.get("mobile_phone")
+    return phone[0], mobile[0] if mobile else None, numbers
 
 
 def _valid_number(raw: str, region: str, field: str) -> tuple[str | None, tuple[str, str] | None]:
