@@ -397,6 +397,47 @@ def test_an_interrupted_import_resumes_and_ends_with_the_same_counts(tmp_path, d
     assert (counts["rows"], counts["created"], counts["duplicate_in_file"], counts["rejected"]) == (1000, 899, 100, 1)
 
 
+class Unreadable(Interrupted):
+    """A list whose reader fails part-way, as a workbook with broken XML half-way down does."""
+
+    def fetch(self, since=None):
+        for number, item in enumerate(ListFile.fetch(self, since), start=1):
+            if number > self.fail_after:
+                from crm_ingest.ingest.errors import FatalError
+                raise FatalError("big.csv: row 351 cannot be read")
+            yield item
+
+
+def test_a_landing_that_stops_says_why_on_its_job_until_it_is_landed(tmp_path, sessions_for, monkeypatch):
+    import crm_ingest.workers.imports as imports
+    from crm_ingest.ingest.errors import FatalError
+    from crm_ingest.ingest.importjobs import job_summary
+    from crm_ingest.models import ImportJob
+
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 100)
+    listing = write_list(tmp_path / "big.csv", [[f"P{i}", "Test", f"p{i}@example.se", "", ""] for i in range(500)])
+    from crm_ingest.models.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    upgrade(url)
+    sessions, settings, request = sessions_for(url), Settings(database_url=url), ImportRequest("list")
+    # Given a landing whose reader fails after 350 rows
+    with pytest.raises(FatalError):
+        land_list(sessions, Unreadable(listing, "list", fail_after=350), request, settings)
+    # Then its job, still landing, says after which row it stopped and why (what a client polling
+    # GET /imports/{id} sees)
+    with sessions.begin() as session:
+        summary = job_summary(session, session.scalars(select(ImportJob)).one())
+    assert (summary["state"], summary["rows_landed"]) == ("landing", 300)
+    assert summary["options"]["stopped"]["after_row"] == 300
+    assert summary["options"]["stopped"]["error"].startswith("FatalError: big.csv: row 351 cannot be read")
+    # And once the file is landed after all, the stop is gone from it
+    land_list(sessions, ListFile(listing, "list"), request, settings)
+    with sessions.begin() as session:
+        summary = job_summary(session, session.scalars(select(ImportJob)).one())
+    assert summary["state"] == "done" and summary["counts"]["created"] == 500 and "stopped" not in summary["options"]
+
+
 @pytest.mark.integration
 def test_a_second_process_landing_the_same_job_stops_with_a_clear_error(tmp_path, pg_url, sessions_for):
     from crm_ingest.models import ImportJob

@@ -1,6 +1,7 @@
 """Land a list file as an import job: streamed, in chunks, resumable, each chunk dispatched."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from itertools import islice
 from typing import Callable
@@ -16,6 +17,8 @@ from crm_ingest.models.landing import land_chunk, waiting_chunks
 
 from .batch import BatchReport
 from .dispatch import dispatch, dispatch_chunk
+
+log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 5000  # rows landed per transaction as one chunk, then processed by one worker
 
@@ -83,28 +86,50 @@ def land_list(sessions: sessionmaker[Session], list_file, request: ImportRequest
             outcomes[name] = outcomes.get(name, 0) + number
 
     rows = list_file.fetch(cursor)
-    while True:
-        with collector_paused():  # one chunk's rows at a time (see gcpause)
-            chunk = list(islice(rows, CHUNK_ROWS))
-            if not chunk:
-                break
-            with sessions.begin() as session:
-                _hold(session, job_id, progress.rows_read)
-                chunk_id = land_chunk(session, request.source, chunk, import_job_id=job_id)
-                session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
-                    cursor=chunk[-1].cursor, rows_read=ImportJob.rows_read + len(chunk),
-                    rows_landed=ImportJob.rows_landed + len(chunk)))
-        progress.rows_read += len(chunk)
-        progress.rows_landed += len(chunk)
-        dispatch_chunk(sessions, chunk_id, settings, on_batch=count)
-        if settings.embedded:
-            progress.outcomes = outcomes
-        if on_chunk:
-            on_chunk(progress)
+    try:
+        while True:
+            with collector_paused():  # one chunk's rows at a time (see gcpause)
+                chunk = list(islice(rows, CHUNK_ROWS))
+                if not chunk:
+                    break
+                with sessions.begin() as session:
+                    _hold(session, job_id, progress.rows_read)
+                    chunk_id = land_chunk(session, request.source, chunk, import_job_id=job_id)
+                    session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
+                        cursor=chunk[-1].cursor, rows_read=ImportJob.rows_read + len(chunk),
+                        rows_landed=ImportJob.rows_landed + len(chunk)))
+            progress.rows_read += len(chunk)
+            progress.rows_landed += len(chunk)
+            dispatch_chunk(sessions, chunk_id, settings, on_batch=count)
+            if settings.embedded:
+                progress.outcomes = outcomes
+            if on_chunk:
+                on_chunk(progress)
+    except ConcurrentImport:
+        raise
+    except Exception as exc:
+        _stopped(sessions, job_id, progress.rows_read, exc)
+        raise
     with sessions.begin() as session:
-        session.execute(update(ImportJob).where(ImportJob.id == job_id)
-                        .values(state="landed", landed_at=utcnow()))
+        job = session.get(ImportJob, job_id)
+        job.state, job.landed_at = "landed", utcnow()
+        if job.options and "stopped" in job.options:  # an earlier landing's stop, resumed since
+            job.options = {name: value for name, value in job.options.items() if name != "stopped"}
     return progress
+
+
+def _stopped(sessions, job_id: int, rows_read: int, error: Exception) -> None:
+    """Say on the job why its landing stopped and after which row (`options.stopped`, shown
+    with its counts): a job answered over HTTP is watched by its state alone."""
+    from crm_ingest.ingest.pipeline import describe_error
+
+    try:
+        with sessions.begin() as session:
+            job = session.get(ImportJob, job_id)
+            job.options = {**(job.options or {}), "stopped": {
+                "after_row": rows_read, "at": utcnow().isoformat(), "error": describe_error(error)[:1000]}}
+    except Exception:  # noqa: BLE001 - the database may be why it stopped; the caller raises the error itself
+        log.warning("could not note on import job %s why its landing stopped", job_id, exc_info=True)
 
 
 class ConcurrentImport(RuntimeError):
