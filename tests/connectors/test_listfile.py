@@ -26,6 +26,16 @@ def rows(path: Path, **kwargs) -> list[dict]:
     return [item.payload for item in ListFile(path, **kwargs).fetch()]
 
 
+def fetched_in_traced_memory(path: Path) -> tuple[int, int]:
+    """(rows fetched, the peak of Python's memory while reading them)."""
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in ListFile(path).fetch())
+        return count, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize("header, field", [
     ("Fornavn", "first_name"), ("Etternavn", "last_name"), ("Efternavn", "last_name"),  # Norwegian, Danish
     ("E-postadresse", "email"), ("Selskap", "company"), ("Stilling", "job_title"), ("Poststed", "city"),
@@ -610,12 +620,7 @@ def test_a_workbook_excel_wrote_is_read_in_flat_memory(tmp_path):
     small = excel_workbook(tmp_path / "small.xlsx", [["Förnamn", "E-post"], ["Bo", "bo@example.se"]])
     assert sum(1 for _ in ListFile(small).fetch()) == 1  # openpyxl's modules imported: not the list's memory
     # When every row is fetched
-    tracemalloc.start()
-    try:
-        count = sum(1 for _ in ListFile(path).fetch())
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    count, peak = fetched_in_traced_memory(path)
     # Then all rows arrive, and the strings were never held in memory together: what grows is 8
     # bytes a string
     assert count == 15_000
@@ -784,12 +789,7 @@ def test_memory_stays_flat_over_a_200k_row_file(tmp_path):
         for n in range(200_000):
             f.write(f"Åsa{n};Öberg;asa{n}@example.se;070-{n:07d};Företaget {n} AB;Göteborg\n")
     # When every row is fetched
-    tracemalloc.start()
-    try:
-        count = sum(1 for _ in ListFile(path).fetch())
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    count, peak = fetched_in_traced_memory(path)
     # Then all rows arrive and memory never holds more than a sample
     assert count == 200_000
     assert peak < 20 * 1024 * 1024
