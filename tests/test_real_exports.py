@@ -51,7 +51,8 @@ CASES = {
     "12b_embedded_newlines_utf8.csv": ({"created": 6}, "utf-8-sig", {
         "karin@ohmanscafe.se": ("company_name", 'Café "Solrosen"')}),
     "13_formula_injection.csv": ({"created": 9}, "utf-8", {  # stored as given; neutralized when exported
-        "johan.lindqvist@hallbergsbygg.se": ("company_name", "=CMD|' /C calc'!A0")}),
+        "johan.lindqvist@hallbergsbygg.se": ("company_name", "=CMD|' /C calc'!A0"),
+        "info@rorfix.se": {"phone": "+46701740677", "first_name": None}}),  # a number typed into 'First Name'
     "14a_svenska_rubriker_synonymer.csv": ({"created": 6}, "utf-8-sig", {
         "anna.berg@nordvikfrakt.se": ("company_name", "Nordvik Frakt AB")}),  # 'Org.namn'
     "14b_svenska_rubriker_mejl_roll.csv": ({"created": 5}, "utf-8-sig", {

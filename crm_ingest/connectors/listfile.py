@@ -580,10 +580,7 @@ class _Layout:
         for index, field_name in self.spares:  # the best-named filled column of the field
             if field_name not in fields and (value := extra.pop(self.extra_names[index], None)):
                 fields[field_name] = value
-        if "email" in fields or "phone" in fields or "mobile_phone" in fields:
-            moved = _misplaced(fields, self._header_of)
-        else:
-            moved = None
+        moved = _misplaced(fields, self._header_of)
         for field_name, value in self.mapping.defaults.items():
             fields.setdefault(field_name, value)
         payload = {"fields": fields, "extra": extra}
@@ -607,10 +604,25 @@ def _misplaced(fields: dict[str, str], headers: dict[str, str]) -> str | None:
     """Move an address or a number a person typed into the wrong column of the row to its own,
     and say what was moved (None: nothing). An email cell without an address trades places
     with a phone, mobile or name cell holding nothing but one; an email cell holding nothing
-    but a number gives the phone when the row has none."""
+    but a number gives the phone when the row has none; so does a name cell (no name is all
+    digits)."""
     email = fields.get("email", "")
-    if "@" in email:
-        return None
+    said = None
+    if "@" not in email:
+        said = _address_elsewhere(fields, headers, email)
+    if "phone" in fields or "mobile_phone" in fields:
+        return said
+    for name in ("email", "first_name", "last_name", "full_name"):
+        value = fields.get(name)
+        if value and _PHONE_ONLY.fullmatch(value) and sum(ch.isdigit() for ch in value) >= 6:
+            fields["phone"] = value
+            del fields[name]
+            number = f"{headers.get(name, name)!r} held a phone number: read as the phone"
+            return f"{said}; {number}" if said else number
+    return said
+
+
+def _address_elsewhere(fields: dict[str, str], headers: dict[str, str], email: str) -> str | None:
     for name in ("phone", "mobile_phone", "full_name"):
         value = fields.get(name)
         if value and "@" in value and _ADDRESS_ONLY.fullmatch(value):
@@ -622,10 +634,6 @@ def _misplaced(fields: dict[str, str], headers: dict[str, str]) -> str | None:
             where = headers.get(name, name)
             return (f"the address was in {where!r} and {email!r} in {headers.get('email', 'email')!r}: "
                     "read in each other's columns" if email else f"the address was in {where!r}: read as the email")
-    if email and _PHONE_ONLY.fullmatch(email) and not fields.get("phone") and not fields.get("mobile_phone"):
-        fields["phone"] = email
-        del fields["email"]
-        return f"{headers.get('email', 'email')!r} held a phone number: read as the phone"
     return None
 
 

@@ -803,7 +803,8 @@ def test_an_address_or_a_number_in_the_wrong_column_is_read_in_its_own_and_said_
             "Cia Lo;;cia@lo.se\n"                     # the address in the phone column
             "Dan Ny;070-111 22 33;\n"                 # the number in the email column
             "Eva Ek;eva@ek.se;070-222 33 44\n"        # as it should be: left alone
-            "Fia Ås;ring henne;fia@as.se\n")          # a note where the address belongs: the address wins
+            "Fia Ås;ring henne;fia@as.se\n"           # a note where the address belongs: the address wins
+            "+46701740677;info@rorfix.se;\n")         # the number in the name column
     payloads = rows(write(tmp_path, text))
     # Then each is read as a person would, and the row says what was moved
     assert [p["fields"] for p in payloads] == [
@@ -812,13 +813,15 @@ def test_an_address_or_a_number_in_the_wrong_column_is_read_in_its_own_and_said_
         {"full_name": "Cia Lo", "email": "cia@lo.se"},
         {"full_name": "Dan Ny", "phone": "070-111 22 33"},
         {"full_name": "Eva Ek", "email": "eva@ek.se", "phone": "070-222 33 44"},
-        {"full_name": "Fia Ås", "email": "fia@as.se", "phone": "ring henne"}]
+        {"full_name": "Fia Ås", "email": "fia@as.se", "phone": "ring henne"},
+        {"email": "info@rorfix.se", "phone": "+46701740677"}]
     assert [p.get("moved") for p in payloads] == [
         "the address was in 'Namn' and 'Anna Berg' in 'E-post': read in each other's columns",
         "the address was in 'Telefon' and '070-765 43 21' in 'E-post': read in each other's columns",
         "the address was in 'Telefon': read as the email",
         "'E-post' held a phone number: read as the phone", None,
-        "the address was in 'Telefon' and 'ring henne' in 'E-post': read in each other's columns"]
+        "the address was in 'Telefon' and 'ring henne' in 'E-post': read in each other's columns",
+        "'Namn' held a phone number: read as the phone"]
 
 
 def test_a_repeated_header_row_is_landed_as_a_row_to_ignore(tmp_path):
