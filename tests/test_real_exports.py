@@ -26,7 +26,9 @@ CASES = {
     "02_google_contacts.csv": ({"created": 7}, "utf-8", {
         "erik.sandberg@tornqvistco.se": ("phone", "+46701740622")}),  # ' ::: ' joined values
     "03_mailchimp_subscribed_members_export_3f9a1c2b7e.csv": ({"created": 7}, "utf-8", {
-        "kim.larsen@nordlys.dk": ("phone", "+4532123456")}),
+        "kim.larsen@nordlys.dk": ("phone", "+4532123456"),
+        # the whole name typed into FNAME, LNAME empty: split as a careful operator would
+        "ingrid.svensson@bredbandsbolaget.se": {"first_name": "Ingrid", "last_name": "Svensson"}}),
     "04_hubspot-crm-exports-all-contacts-2026-05-20.csv": ({"created": 7}, "utf-8", {
         "tom.becker@rheinwerk-logistik.de": ("phone", "+492214710123"),
         "daniel.kim@pacificrimtools.com": ("phone", "+14155550132;ext=204")}),  # 'ext. 204' kept, not digits
@@ -43,7 +45,8 @@ CASES = {
     "10a_namn_efternamn_fornamn.csv": ({"created": 8}, "utf-8", {
         "gustav@klintark.se": ("last_name", "af Klint")}),
     "10b_kontaktperson_semikolon.csv": ({"created": 8}, "utf-8-sig", {
-        "per.holm@holmsoner.se": ("first_name", "Per")}),
+        "per.holm@holmsoner.se": ("first_name", "Per"),
+        "info@kronfagel.se": {"first_name": None, "company_name": "Kronfågel AB"}}),  # 'Växel' is no one's name
     "11_vendor_list_messy.csv": ({"created": 9, "duplicate_in_file": 1, "rejected": 2}, "utf-8", {
         "anna.berg@firma.se": ("company_name", "Firma AB")}),  # the 'Vendor' column
     "12a_excel_mac2011_cr_macroman.csv": ({"created": 5}, "mac_roman", {

@@ -93,6 +93,10 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
     first, last = clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200)
     if not (first or last):
         first, last = split_name(fields.get("full_name") or fields.get("name"))
+    elif last is None and first is not None and " " in first and not fields.get("full_name"):
+        first, last = split_name(first)  # 'Ingrid Svensson' typed into the first name's column, the last one empty
+    if last is None and first is not None and first.casefold() in _NOT_A_NAME:
+        first = None  # 'Växel', 'Info', 'Kundtjänst': the company's door, not a person's name
     raw_email = _given(_without_directory_names(clean_text(fields.get("email"), 400)))
     if not (first or last) and raw_email and "<" in raw_email:  # 'Anna Berg <anna@berg.se>': her name
         display = raw_email[:raw_email.index("<")].strip(" \"'")
@@ -129,6 +133,15 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         "topic": clean_text(fields.get("topic") or fields.get("subject"), 300),
         **{name: clean_text(fields.get(name), limit) for name, limit in ADDRESS_FIELDS},
     }, keys)
+
+
+# What a list writes where a person's name belongs when the row is a company's switchboard or
+# shared mailbox, in Swedish and English
+_NOT_A_NAME = frozenset("""
+    växel vaxel växeln info information reception receptionen kundtjänst kundservice support
+    order ordrar faktura fakturor ekonomi försäljning sälj switchboard office sales billing
+    accounts invoices admin kontor kansli expedition
+""".split())
 
 
 def _with_case(plan: ItemPlan, source: SourceConfig, title: str | None, body: str | None,

@@ -343,6 +343,19 @@ def test_a_north_american_number_in_a_row_naming_no_country_is_read_as_one(cell,
     assert plan.person.fields["phone"] == stored
 
 
+@pytest.mark.parametrize("fields, names", [
+    ({"first_name": "Ingrid Svensson"}, ("Ingrid", "Svensson")),            # the whole name in its first column
+    ({"first_name": "Svensson, Ingrid"}, ("Ingrid", "Svensson")),
+    ({"first_name": "Anna Maria", "last_name": "Berg"}, ("Anna Maria", "Berg")),  # a last name given: as written
+    ({"first_name": "Karl-Johan"}, ("Karl-Johan", None)),
+    ({"first_name": "Växel"}, (None, None)), ({"full_name": "Kundtjänst"}, (None, None)),  # a door, not a name
+    ({"first_name": "Info", "last_name": "Berg"}, ("Info", "Berg")),  # with a last name: someone's, however odd
+])
+def test_a_rows_name_is_read_as_a_careful_operator_would(fields, names):
+    plan = plan_item(1, "row", {"fields": {**fields, "email": "x@example.se"}}, LIST)
+    assert (plan.person.fields["first_name"], plan.person.fields["last_name"]) == names
+
+
 def test_a_row_with_only_junk_numbers_and_no_email_is_rejected_naming_the_first_junk_column():
     plan = plan_item(1, "row", {"fields": {"phone": "ring växeln", "mobile_phone": "fel"}}, LIST)
     assert plan.outcome == "rejected" and plan.reason.startswith("phone: invalid phone")
