@@ -302,7 +302,30 @@ def _read_list_row(item_id: int, payload: Mapping[str, Any], source: SourceConfi
         # else the row holds
         return ItemPlan(item_id, source.record_type, outcome="ignored",
                         reason=f"suppressed: the list marks the person opted out ({opted_out!r})")
-    return _read_row(item_id, payload, source, listed=True)
+    plan = _read_row(item_id, payload, source, listed=True)
+    if plan.person is not None and _an_example(plan.person.fields):
+        name = " ".join(n for n in (plan.person.fields["first_name"], plan.person.fields["last_name"]) if n)
+        return ItemPlan(item_id, source.record_type, outcome="ignored",
+                        reason=f"a template's example row ({name or plan.person.fields['email']!r}), not a person")
+    return plan
+
+
+# A template's example row left above the list ('Exempel Exempelsson', exempel@exempel.se; 'John
+# Example', firstname.lastname@example.com): two of its name and address say so, as no person's do
+_EXAMPLE_WORDS = frozenset({"exempel", "exempelsson", "example", "förnamn", "fornamn", "efternamn", "firstname",
+                            "lastname", "namn", "name"})
+
+
+def _an_example(fields: Mapping[str, Any]) -> bool:
+    email = fields.get("email") or ""
+    said = sum(1 for value in (fields.get("first_name"), fields.get("last_name")) if value
+               and value.casefold().replace(" ", "") in _EXAMPLE_WORDS)
+    if said == 0:
+        return False
+    local, _, domain = email.casefold().partition("@")
+    said += any(part in _EXAMPLE_WORDS for part in local.replace("_", ".").split(".")) + \
+        (domain.split(".")[0] in ("exempel", "example"))
+    return said >= 2
 
 
 # What a list writes in an opt-out column for 'yes, opted out'

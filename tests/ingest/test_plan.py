@@ -356,6 +356,21 @@ def test_a_rows_name_is_read_as_a_careful_operator_would(fields, names):
     assert (plan.person.fields["first_name"], plan.person.fields["last_name"]) == names
 
 
+@pytest.mark.parametrize("fields, example", [
+    ({"first_name": "Exempel", "last_name": "Exempelsson", "email": "exempel@exempel.se", "phone": "070-1234567"}, True),
+    ({"first_name": "Förnamn", "last_name": "Efternamn", "email": "fornamn.efternamn@foretag.se"}, True),
+    ({"first_name": "John", "last_name": "Example", "email": "firstname.lastname@example.com"}, True),
+    ({"first_name": "Anna", "last_name": "Berg", "email": "anna@example.com"}, False),  # one sign is not two
+    ({"first_name": "Exempel", "last_name": "Berg", "email": "anna@berg.se"}, False),
+    ({"first_name": "Sven", "last_name": "Svensson", "email": "sven@svensson.se"}, False),  # a real name, however plain
+])
+def test_a_templates_example_row_is_ignored_saying_so(fields, example):
+    plan = plan_item(1, "row", {"fields": fields}, LIST)
+    assert (plan.outcome == "ignored") is example
+    if example:
+        assert plan.reason.startswith("a template's example row (")
+
+
 def test_a_row_with_only_junk_numbers_and_no_email_is_rejected_naming_the_first_junk_column():
     plan = plan_item(1, "row", {"fields": {"phone": "ring växeln", "mobile_phone": "fel"}}, LIST)
     assert plan.outcome == "rejected" and plan.reason.startswith("phone: invalid phone")
