@@ -313,16 +313,16 @@ def _read_list_row(item_id: int, payload: Mapping[str, Any], source: SourceConfi
 # A template's example row left above the list ('Exempel Exempelsson', exempel@exempel.se; 'John
 # Example', firstname.lastname@example.com): two of its name and address say so, as no person's do
 _EXAMPLE_WORDS = frozenset({"exempel", "exempelsson", "example", "förnamn", "fornamn", "efternamn", "firstname",
-                            "lastname", "namn", "name"})
+                            "lastname", "first name", "last name", "namn", "name"})
 
 
 def _an_example(fields: Mapping[str, Any]) -> bool:
-    email = fields.get("email") or ""
-    said = sum(1 for value in (fields.get("first_name"), fields.get("last_name")) if value
-               and value.casefold().replace(" ", "") in _EXAMPLE_WORDS)
-    if said == 0:
+    first, last = fields["first_name"], fields["last_name"]
+    said = (first is not None and first.casefold() in _EXAMPLE_WORDS) + \
+        (last is not None and last.casefold() in _EXAMPLE_WORDS)
+    if not said:  # (every real row ends here)
         return False
-    local, _, domain = email.casefold().partition("@")
+    local, _, domain = (fields.get("email") or "").casefold().partition("@")
     said += any(part in _EXAMPLE_WORDS for part in local.replace("_", ".").split(".")) + \
         (domain.split(".")[0] in ("exempel", "example"))
     return said >= 2
