@@ -119,8 +119,8 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
     if handle:
         keys.append(("handle", normalize_handle(*handle)))
     for network in ("twitter", "facebook"):  # a form or list row naming the person's profiles
-        named = clean_text(fields.get(network), 200)
-        if named:
+        named = fields.get(network)
+        if named is not None and (named := clean_text(named, 200)):
             key = ("handle", normalize_handle(network, named))
             if key not in keys:
                 keys.append(key)
@@ -131,7 +131,8 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         "company_name": clean_text(fields.get("company") or fields.get("company_name"), 300),
         "job_title": clean_text(fields.get("job_title"), 200),
         "topic": clean_text(fields.get("topic") or fields.get("subject"), 300),
-        **{name: clean_text(fields.get(name), limit) for name, limit in ADDRESS_FIELDS},
+        **{name: None if (value := fields.get(name)) is None else clean_text(value, limit)
+           for name, limit in ADDRESS_FIELDS},
     }, keys)
 
 
