@@ -382,6 +382,10 @@ def _print_job(summary: dict) -> None:
             table.add_row(label, str(counts.get(key, 0)))
     table.add_row("total", str(counts["rows"]), style="bold")
     console.print(table)
+    stopped = (summary.get("options") or {}).get("stopped")
+    if stopped and summary["state"] == "landing":
+        console.print(f"landing stopped after row {stopped.get('after_row')}: {stopped.get('error')}; "
+                      "run the import again to resume it", highlight=False, markup=False)
     if counts.get("rejected"):
         console.print(f"rejected rows with reasons: ingest import-report {summary['job']} --rejected rejected.csv")
 

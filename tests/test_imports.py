@@ -408,7 +408,7 @@ class Unreadable(Interrupted):
             yield item
 
 
-def test_a_landing_that_stops_says_why_on_its_job_until_it_is_landed(tmp_path, sessions_for, monkeypatch):
+def test_a_landing_that_stops_says_why_on_its_job_until_it_is_landed(cli, tmp_path, sessions_for, monkeypatch):
     import crm_ingest.workers.imports as imports
     from crm_ingest.ingest.errors import FatalError
     from crm_ingest.ingest.importjobs import job_summary
@@ -431,6 +431,8 @@ def test_a_landing_that_stops_says_why_on_its_job_until_it_is_landed(tmp_path, s
     assert (summary["state"], summary["rows_landed"]) == ("landing", 300)
     assert summary["options"]["stopped"]["after_row"] == 300
     assert summary["options"]["stopped"]["error"].startswith("FatalError: big.csv: row 351 cannot be read")
+    shown = " ".join(cli("import-report", str(summary["job"])).output.split())
+    assert "landing stopped after row 300: FatalError: big.csv: row 351 cannot be read" in shown
     # And once the file is landed after all, the stop is gone from it
     land_list(sessions, ListFile(listing, "list"), request, settings)
     with sessions.begin() as session:
