@@ -28,7 +28,8 @@ CASES = {
     "03_mailchimp_subscribed_members_export_3f9a1c2b7e.csv": ({"created": 7}, "utf-8", {
         "kim.larsen@nordlys.dk": ("phone", "+4532123456"),
         # the whole name typed into FNAME, LNAME empty: split as a careful operator would
-        "ingrid.svensson@bredbandsbolaget.se": {"first_name": "Ingrid", "last_name": "Svensson"}}),
+        "ingrid.svensson@bredbandsbolaget.se": {"first_name": "Ingrid", "last_name": "Svensson"},
+        "MAGNUS.OLSSON@skogsbrukstjanst.se": {"first_name": "Magnus", "last_name": "Olsson"}}),  # typed in capitals
     "04_hubspot-crm-exports-all-contacts-2026-05-20.csv": ({"created": 7}, "utf-8", {
         "tom.becker@rheinwerk-logistik.de": ("phone", "+492214710123"),
         "daniel.kim@pacificrimtools.com": ("phone", "+14155550132;ext=204")}),  # 'ext. 204' kept, not digits
@@ -48,7 +49,8 @@ CASES = {
         "per.holm@holmsoner.se": ("first_name", "Per"),
         "info@kronfagel.se": {"first_name": None, "company_name": "Kronfågel AB"}}),  # 'Växel' is no one's name
     "11_vendor_list_messy.csv": ({"created": 9, "duplicate_in_file": 1, "rejected": 2}, "utf-8", {
-        "anna.berg@firma.se": ("company_name", "Firma AB")}),  # the 'Vendor' column
+        "anna.berg@firma.se": ("company_name", "Firma AB"),  # the 'Vendor' column
+        "PETRA.LUND@nordicpack.se": {"first_name": "Petra", "last_name": "Lund"}}),
     "12a_excel_mac2011_cr_macroman.csv": ({"created": 5}, "mac_roman", {
         "bjorn@akessonstra.se": ("company_name", "Åkessons Trä AB")}),
     "12b_embedded_newlines_utf8.csv": ({"created": 6}, "utf-8-sig", {

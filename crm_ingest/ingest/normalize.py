@@ -579,6 +579,25 @@ def split_name(full_name: str | None) -> tuple[str | None, str | None]:
     return first, last
 
 
+def name_case(name: str | None) -> str | None:
+    """A name written all in capitals or all in small letters, as names are written: 'PETRA LUND'
+    -> 'Petra Lund', "o'neill" -> "O'Neill", 'VON ESSEN' -> 'von Essen'. Any other as entered
+    ('McDonald', 'de Vries'): mixed case is a person's own."""
+    if not name or not (name.isupper() or name.islower()):
+        return name
+    words = name.lower().split(" ")
+    last = len(words) - 1
+    return " ".join(word if index < last and word in _PARTICLES else _INITIAL.sub(_upper, word)
+                    for index, word in enumerate(words))
+
+
+_INITIAL = re.compile(r"(?:^|(?<=[-'’]))[^\W\d_]")
+
+
+def _upper(match: re.Match) -> str:
+    return match.group(0).upper()
+
+
 # Words that start a surname after the given names (Swedish and German nobility, Dutch,
 # French, Italian, Spanish and Portuguese names); a last word is the surname whatever it is
 _PARTICLES = frozenset({"von", "af", "av", "zu", "van", "der", "den", "ter", "ten", "de", "du", "des", "la", "le",

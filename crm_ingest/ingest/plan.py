@@ -19,6 +19,7 @@ from .normalize import (
     clean_body,
     clean_text,
     country_region,
+    name_case,
     normalize_email,
     normalize_handle,
     normalize_phone,
@@ -97,6 +98,7 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         first, last = split_name(first)  # 'Ingrid Svensson' typed into the first name's column, the last one empty
     if last is None and first is not None and first.casefold() in _NOT_A_NAME:
         first = None  # 'Växel', 'Info', 'Kundtjänst': the company's door, not a person's name
+    first, last = name_case(first), name_case(last)  # 'PETRA LUND': a greeting writes 'Petra'
     raw_email = _given(_without_directory_names(clean_text(fields.get("email"), 400)))
     if not (first or last) and raw_email and "<" in raw_email:  # 'Anna Berg <anna@berg.se>': her name
         display = raw_email[:raw_email.index("<")].strip(" \"'")

@@ -9,6 +9,7 @@ from crm_ingest.ingest.normalize import (
     clean_text,
     normalize_email,
     normalize_handle,
+    name_case,
     normalize_phone,
     phone_extension,
     split_name,
@@ -315,3 +316,13 @@ def test_a_number_a_spreadsheet_wrote_in_scientific_notation_is_refused_saying_s
     with pytest.raises(InvalidItem) as raised:
         normalize_phone(entered, "SE", "Mobil")
     assert raised.value.field == "Mobil" and "scientific notation" in raised.value.reason
+
+
+@pytest.mark.parametrize("entered, written", [
+    ("PETRA", "Petra"), ("ÅSA ÖBERG", "Åsa Öberg"), ("O'NEILL", "O'Neill"), ("anna-karin", "Anna-Karin"),
+    ("VON ESSEN", "von Essen"), ("DE LA CRUZ", "de la Cruz"),     # a particle before the surname stays small
+    ("McDonald", "McDonald"), ("de Vries", "de Vries"), ("Anna", "Anna"),  # mixed case: the person's own
+    ("A", "A"), (None, None),
+])
+def test_a_name_in_capitals_or_small_letters_is_written_as_names_are(entered, written):
+    assert name_case(entered) == written
