@@ -126,8 +126,11 @@ def _stopped(sessions, job_id: int, rows_read: int, error: Exception) -> None:
     try:
         with sessions.begin() as session:
             job = session.get(ImportJob, job_id)
+            # the file's row numbering (blank rows counted), as the rows' own numbers and the report's
+            after = (job.cursor or {}).get("row", 0)
             job.options = {**(job.options or {}), "stopped": {
-                "after_row": rows_read, "at": utcnow().isoformat(), "error": describe_error(error)[:1000]}}
+                "after_row": after, "rows_landed": rows_read, "at": utcnow().isoformat(),
+                "error": describe_error(error)[:1000]}}
     except Exception:  # noqa: BLE001 - the database may be why it stopped; the caller raises the error itself
         log.warning("could not note on import job %s why its landing stopped", job_id, exc_info=True)
 
