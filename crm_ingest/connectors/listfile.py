@@ -35,6 +35,7 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
                    "Fornavn", "Etunimi", "Vorname"),
     "last_name": ("Last Name", "Lastname", "Surname", "Family Name", "Efternamn", "Etternavn", "Efternavn",
                   "Sukunimi", "Nachname", "Familienname"),
+    "nickname": ("Nickname", "Nick Name", "Smeknamn", "Kallas"),  # the name when the row gives no other
     "full_name": ("Name", "Full Name", "Contact", "Contact Name", "Contact Person", "Namn",
                   "Fullständigt namn", "Kontakt", "Kontaktperson", "Navn", "Nimi",
                   "Yhteyshenkilö", "Ansprechpartner"),

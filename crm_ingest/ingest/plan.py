@@ -94,6 +94,8 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
     first, last = clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200)
     if not (first or last):
         first, last = split_name(fields.get("full_name") or fields.get("name"))
+        if not (first or last) and (nickname := fields.get("nickname")):
+            first = clean_text(nickname, 200)  # Google's 'Nickname' of a phone-book entry: what the person is called
     elif last is None and first is not None and " " in first and not fields.get("full_name"):
         first, last = split_name(first)  # 'Ingrid Svensson' typed into the first name's column, the last one empty
     if last is None and first is not None and first.casefold() in _NOT_A_NAME:
@@ -293,7 +295,7 @@ def _numbers_in(raw: str) -> list[str]:
 
 
 # A list's fields that no lead column holds: kept in its details, never dropped
-_KEPT_FIELDS = (("consent", 200), ("website", 300), ("notes", 2000))
+_KEPT_FIELDS = (("consent", 200), ("website", 300), ("notes", 2000), ("nickname", 200))
 
 
 def _read_list_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:

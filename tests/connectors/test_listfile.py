@@ -43,7 +43,7 @@ def fetched_in_traced_memory(path: Path) -> tuple[int, int]:
     ("Matkapuhelin", "mobile_phone"), ("Yritys", "company"), ("Postinumero", "postal_code"),
     ("Vorname", "first_name"), ("Nachname", "last_name"), ("E-Mail-Adresse", "email"),  # German
     ("Handy", "mobile_phone"), ("Unternehmen", "company"), ("Straße", "street"), ("PLZ", "postal_code"),
-    ("Created By", None),
+    ("Created By", None), ("Nickname", "nickname"), ("Smeknamn", "nickname"),
     ("E-mail Address", "email"), ("Email", "email"), ("E-post", "email"),
     ("e-postadress", "email"), ("  EMAIL  ", "email"),
     ("Mobile Phone", "mobile_phone"), ("Mobil", "mobile_phone"), ("Mobiltelefon", "mobile_phone"),

@@ -350,6 +350,8 @@ def test_a_north_american_number_in_a_row_naming_no_country_is_read_as_one(cell,
     ({"first_name": "Karl-Johan"}, ("Karl-Johan", None)),
     ({"first_name": "Växel"}, (None, None)), ({"full_name": "Kundtjänst"}, (None, None)),  # a door, not a name
     ({"first_name": "Info", "last_name": "Berg"}, ("Info", "Berg")),  # with a last name: someone's, however odd
+    ({"nickname": "Rörmokar-Janne"}, ("Rörmokar-Janne", None)),  # a phone book's nickname: the only name given
+    ({"first_name": "Jan", "nickname": "Janne"}, ("Jan", None)),  # beside a name: kept in the details only
 ])
 def test_a_rows_name_is_read_as_a_careful_operator_would(fields, names):
     plan = plan_item(1, "row", {"fields": {**fields, "email": "x@example.se"}}, LIST)
