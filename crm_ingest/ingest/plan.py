@@ -6,6 +6,7 @@ activity to create, or an outcome decided up front (rejected, ignored).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping  # not typing's: isinstance with it is several times slower
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,7 +94,7 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
     """Person fields and identity keys; a valid email or phone or handle is required."""
     first, last = clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200)
     if not (first or last):
-        first, last = split_name(fields.get("full_name") or fields.get("name"))
+        first, last = split_name(_one_person(fields.get("full_name") or fields.get("name"), fields.get("email")))
         if not (first or last) and (nickname := fields.get("nickname")):
             first = clean_text(nickname, 200)  # Google's 'Nickname' of a phone-book entry: what the person is called
     elif last is None and first is not None and " " in first and not fields.get("full_name"):
@@ -138,6 +139,29 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         **{name: None if (value := fields.get(name)) is None else clean_text(value, limit)
            for name, limit in ADDRESS_FIELDS},
     }, keys)
+
+
+_TWO_PEOPLE = re.compile(r"\s+(?:/|&|\+|och|and|und|og)\s+", re.IGNORECASE)
+
+
+def _one_person(name: Any, email: Any) -> Any:
+    """Of two people's full names in one cell ('Örjan Håkansson / Lisa Persson'), the one the
+    row's address is theirs by (its local part holds their first or last name), else the
+    first. A couple sharing a surname ('Maria och Peter Ek') is one name, as written."""
+    if type(name) is not str or not _TWO_PEOPLE.search(name):
+        return name
+    parts = _TWO_PEOPLE.split(name.strip(), maxsplit=1)
+    if len(parts) != 2 or any(len(part.split()) < 2 for part in parts):
+        return name
+    local = _letters_of(str(email or "").partition("@")[0])
+    for part in parts:
+        if local and any(len(word) >= 2 and _letters_of(word) in local for word in part.split()):
+            return part
+    return parts[0]
+
+
+def _letters_of(text: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text.casefold()) if ch.isalpha() and ch.isascii())
 
 
 # What a list writes where a person's name belongs when the row is a company's switchboard or

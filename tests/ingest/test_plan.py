@@ -350,11 +350,16 @@ def test_a_north_american_number_in_a_row_naming_no_country_is_read_as_one(cell,
     ({"first_name": "Karl-Johan"}, ("Karl-Johan", None)),
     ({"first_name": "Växel"}, (None, None)), ({"full_name": "Kundtjänst"}, (None, None)),  # a door, not a name
     ({"first_name": "Info", "last_name": "Berg"}, ("Info", "Berg")),  # with a last name: someone's, however odd
+    ({"full_name": "Örjan Håkansson / Lisa Persson", "email": "orjan.h@skanefro.se"}, ("Örjan", "Håkansson")),
+    ({"full_name": "Örjan Håkansson / Lisa Persson", "email": "lisa.persson@skanefro.se"}, ("Lisa", "Persson")),
+    ({"full_name": "Anna Berg & Bo Ek", "email": "bo@ek.se"}, ("Bo", "Ek")),  # two people: whose address it is
+    ({"full_name": "Anna Berg och Bo Ek", "email": "info@ek.se"}, ("Anna", "Berg")),  # neither's: the first
+    ({"full_name": "Maria och Peter Ek", "email": "info@ek.se"}, ("Maria och Peter", "Ek")),  # a couple: as written
     ({"nickname": "Rörmokar-Janne"}, ("Rörmokar-Janne", None)),  # a phone book's nickname: the only name given
     ({"first_name": "Jan", "nickname": "Janne"}, ("Jan", None)),  # beside a name: kept in the details only
 ])
 def test_a_rows_name_is_read_as_a_careful_operator_would(fields, names):
-    plan = plan_item(1, "row", {"fields": {**fields, "email": "x@example.se"}}, LIST)
+    plan = plan_item(1, "row", {"fields": {"email": "x@example.se", **fields}}, LIST)
     assert (plan.person.fields["first_name"], plan.person.fields["last_name"]) == names
 
 
