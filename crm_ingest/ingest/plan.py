@@ -6,7 +6,6 @@ activity to create, or an outcome decided up front (rejected, ignored).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping  # not typing's: isinstance with it is several times slower
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +14,7 @@ from typing import Any
 from crm_ingest.models.records import CASE_ORIGIN, CASE_PRIORITY
 
 from .errors import InvalidItem
-from .matching import address_keys
+from .matching import address_keys, fold
 from .normalize import (
     clean_body,
     clean_text,
@@ -153,15 +152,12 @@ def _one_person(name: Any, email: Any) -> Any:
     parts = _TWO_PEOPLE.split(name.strip(), maxsplit=1)
     if len(parts) != 2 or any(len(part.split()) < 2 for part in parts):
         return name
-    local = _letters_of(str(email or "").partition("@")[0])
+    local = fold(str(email or "").partition("@")[0]).replace(" ", "")
     for part in parts:
-        if local and any(len(word) >= 2 and _letters_of(word) in local for word in part.split()):
+        if local and any(len(folded) >= 2 and folded in local
+                         for folded in (fold(word).replace(" ", "") for word in part.split())):
             return part
     return parts[0]
-
-
-def _letters_of(text: str) -> str:
-    return "".join(ch for ch in unicodedata.normalize("NFKD", text.casefold()) if ch.isalpha() and ch.isascii())
 
 
 # What a list writes where a person's name belongs when the row is a company's switchboard or
