@@ -88,6 +88,10 @@ HEADER_SEARCH_ROWS = 20
 SHEET_COUNT_ROWS = 1000  # rows counted of each sheet that may hold the list (see _sheet_with_a_header)
 _NOT_THE_LIST = re.compile(r"instru|anvisning|example|exempel|read ?me|l[äa]s ?mig|hj[äa]lp|\bhelp\b", re.IGNORECASE)
 CSV_FIELD_LIMIT = 10 * (1 << 20)
+# A line of a list: never read whole past this, nor parsed into more cells than this (a line of
+# commas becomes ten times its size in memory as cells: 50 MB of them took 515 MB)
+MAX_LINE_CHARS = 2 * CSV_FIELD_LIMIT
+MAX_LINE_CELLS = 20_000
 MAX_CELL_CHARS = 1 << 20
 
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
@@ -401,6 +405,21 @@ def _resolve_codec(encoding: str, head: bytes) -> str:
     except LookupError as exc:
         raise ConfigError("encoding", f"unknown encoding {encoding!r}") from exc
     return "utf-8-sig" if codec == "utf-8" and head.startswith(codecs.BOM_UTF8) else codec
+
+
+def _bounded_lines(f, delimiter: str, name: str) -> Iterator[str]:
+    """The file's lines, each read no further than MAX_LINE_CHARS, for csv to parse; a longer
+    line, or one of more than MAX_LINE_CELLS cells, stops the reading with an error naming it."""
+    readline = f.readline
+    number = 0
+    while line := readline(MAX_LINE_CHARS):
+        number += 1
+        if len(line) > 65536:  # (the common line is not looked at again)
+            if len(line) >= MAX_LINE_CHARS and line[-1] not in "\r\n":
+                raise FatalError(f"{name}: line {number} is over {MAX_LINE_CHARS >> 20} M characters long: not a list")
+            if line.count(delimiter) >= MAX_LINE_CELLS:
+                raise FatalError(f"{name}: line {number} has over {MAX_LINE_CELLS:,} cells: not a list")
+        yield line
 
 
 def _sniff_delimiter(sample: str) -> str:
@@ -893,7 +912,7 @@ class ListFile:
             return
         csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
         with self._text() as f:
-            yield self._checked(csv.reader(f, delimiter=self.delimiter))
+            yield self._checked(csv.reader(_bounded_lines(f, self.delimiter, self.path.name), delimiter=self.delimiter))
 
     def _checked(self, reader: Iterator[list[str]]) -> Iterator[list[str]]:
         """Rows with huge cells cut to MAX_CELL_CHARS; csv's errors become ours, with the line."""

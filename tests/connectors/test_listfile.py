@@ -795,6 +795,25 @@ def test_memory_stays_flat_over_a_200k_row_file(tmp_path):
     assert peak < 20 * 1024 * 1024
 
 
+def test_a_line_too_long_or_of_too_many_cells_stops_the_reading_naming_it(tmp_path, monkeypatch):
+    """A line of commas becomes ten times its size as cells: a hostile upload must not get to
+    build them. A long note of a real row still reads."""
+    import crm_ingest.connectors.listfile as listfile
+
+    note = "Mötte oss i montern, vill ha offert; ring efter lunch. " * 2000  # 112,000 characters, commas in it
+    fine = write(tmp_path, f'Namn,E-post,Anteckning\nAnna,anna@example.se,"{note}"\n', name="fine.csv")
+    assert rows(fine)[0]["fields"]["notes"] == note.strip()
+    commas = write(tmp_path, "Namn,E-post\nAnna,anna@example.se\n" + "," * 70_000 + "\n", name="commas.csv")
+    with pytest.raises(FatalError) as error:
+        rows(commas)
+    assert "commas.csv: line 3 has over 20,000 cells" in str(error.value)
+    monkeypatch.setattr(listfile, "MAX_LINE_CHARS", 100_000)
+    long = write(tmp_path, "Namn,E-post\nAnna,anna@example.se\n" + "x" * 150_000 + "\n", name="long.csv")
+    with pytest.raises(FatalError) as error:
+        rows(long)
+    assert "long.csv: line 3 is over" in str(error.value)
+
+
 def test_an_address_or_a_number_in_the_wrong_column_is_read_in_its_own_and_said_so(tmp_path):
     # Given a hand-kept list where cells were typed into each other's columns
     text = ("Namn;E-post;Telefon\n"
