@@ -91,21 +91,8 @@ def _fields_of(payload: Mapping[str, Any]) -> Mapping[str, Any]:
 def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
             email_field: str = "email", handle: tuple[str, str] | None = None, listed: bool = False) -> PersonPlan:
     """Person fields and identity keys; a valid email or phone or handle is required."""
-    first, last = clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200)
-    if not (first or last):
-        first, last = split_name(_one_person(fields.get("full_name") or fields.get("name"), fields.get("email")))
-        if not (first or last) and (nickname := fields.get("nickname")):
-            first = clean_text(nickname, 200)  # Google's 'Nickname' of a phone-book entry: what the person is called
-    elif last is None and first is not None and " " in first and not fields.get("full_name"):
-        first, last = split_name(first)  # 'Ingrid Svensson' typed into the first name's column, the last one empty
-    if last is None and first is not None and first.casefold() in _NOT_A_NAME:
-        first = None  # 'Växel', 'Info', 'Kundtjänst': the company's door, not a person's name
-    first, last = name_case(first), name_case(last)  # 'PETRA LUND': a greeting writes 'Petra'
     raw_email = _given(_without_directory_names(clean_text(fields.get("email"), 400)))
-    if not (first or last) and raw_email and "<" in raw_email:  # 'Anna Berg <anna@berg.se>': her name
-        display = raw_email[:raw_email.index("<")].strip(" \"'")
-        if display and "@" not in display:
-            first, last = split_name(display)
+    first, last = _names(fields, raw_email)
     keys: list[tuple[str, str]] = []
     email = None
     if raw_email:
@@ -138,6 +125,27 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         **{name: None if (value := fields.get(name)) is None else clean_text(value, limit)
            for name, limit in ADDRESS_FIELDS},
     }, keys)
+
+
+def _names(fields: Mapping[str, Any], raw_email: str | None) -> tuple[str | None, str | None]:
+    """(first, last) as a careful operator reads them: the name columns, else the full name (of
+    two people's, the one the address is theirs), else a nickname, else the name written with
+    the address ('Anna Berg <anna@berg.se>'); a whole name typed into the first name's column
+    split; a switchboard's word no one's name; capitals or small letters written as names are."""
+    first, last = clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200)
+    if not (first or last):
+        first, last = split_name(_one_person(fields.get("full_name") or fields.get("name"), raw_email))
+        if not (first or last) and (nickname := fields.get("nickname")):
+            first = clean_text(nickname, 200)  # Google's 'Nickname' of a phone-book entry
+        if not (first or last) and raw_email and "<" in raw_email:
+            display = raw_email[:raw_email.index("<")].strip(" \"'")
+            if display and "@" not in display:
+                first, last = split_name(display)
+    elif last is None and first is not None and " " in first and not fields.get("full_name"):
+        first, last = split_name(first)  # 'Ingrid Svensson' typed into the first name's column, the last one empty
+    if last is None and first is not None and first.casefold() in _NOT_A_NAME:
+        first = None  # 'Växel', 'Info', 'Kundtjänst': the company's door, not a person's name
+    return name_case(first), name_case(last)  # 'PETRA LUND': a greeting writes 'Petra'
 
 
 _TWO_PEOPLE = re.compile(r"\s+(?:/|&|\+|och|and|und|og)\s+", re.IGNORECASE)

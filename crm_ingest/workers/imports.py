@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_ingest.gcpause import collector_paused
-from crm_ingest.ingest.pipeline import campaign_ids
+from crm_ingest.ingest.pipeline import campaign_ids, describe_error
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import PENDING, ImportJob, RawItem, utcnow
 from crm_ingest.models.landing import land_chunk, waiting_chunks
@@ -121,8 +121,6 @@ def land_list(sessions: sessionmaker[Session], list_file, request: ImportRequest
 def _stopped(sessions, job_id: int, rows_read: int, error: Exception) -> None:
     """Say on the job why its landing stopped and after which row (`options.stopped`, shown
     with its counts): a job answered over HTTP is watched by its state alone."""
-    from crm_ingest.ingest.pipeline import describe_error
-
     try:
         with sessions.begin() as session:
             job = session.get(ImportJob, job_id)

@@ -356,6 +356,8 @@ def test_a_north_american_number_in_a_row_naming_no_country_is_read_as_one(cell,
     ({"full_name": "Anna Berg och Bo Ek", "email": "info@ek.se"}, ("Anna", "Berg")),  # neither's: the first
     ({"full_name": "Maria och Peter Ek", "email": "info@ek.se"}, ("Maria och Peter", "Ek")),  # a couple: as written
     ({"nickname": "Rörmokar-Janne"}, ("Rörmokar-Janne", None)),  # a phone book's nickname: the only name given
+    ({"email": "ANNA BERG <anna@berg.se>"}, ("Anna", "Berg")),  # the name written with the address, read alike
+    ({"email": "Växel <info@kronfagel.se>"}, (None, None)),
     ({"first_name": "Jan", "nickname": "Janne"}, ("Jan", None)),  # beside a name: kept in the details only
 ])
 def test_a_rows_name_is_read_as_a_careful_operator_would(fields, names):
