@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any
@@ -986,10 +986,10 @@ class ListFile:
 def _sheet_values(workbook, sheet) -> Iterator[list[str]]:
     """A read-only sheet's rows as text, every row to the sheet's end whatever size its writer
     recorded, a missing row as an empty one: `iter_rows(values_only=True)` after
-    `reset_dimensions()`, read with _RowsParser, whose memory does not grow with the sheet."""
+    `reset_dimensions()`, read with _rows_parser(), whose memory does not grow with the sheet."""
     with sheet._get_source() as source:
-        parser = _RowsParser(source, sheet._shared_strings, data_only=True, epoch=workbook.epoch,
-                             date_formats=workbook._date_formats, timedelta_formats=workbook._timedelta_formats)
+        parser = _rows_parser()(source, sheet._shared_strings, data_only=True, epoch=workbook.epoch,
+                                date_formats=workbook._date_formats, timedelta_formats=workbook._timedelta_formats)
         expected = 1
         for number, cells in parser.parse():
             if number < expected:  # a row number going back, as a broken writer may write: as openpyxl, passed over
@@ -1004,6 +1004,7 @@ def _sheet_values(workbook, sheet) -> Iterator[list[str]]:
             yield row
 
 
+@cache  # built at the first workbook: openpyxl is not imported with this module (a CSV never needs it)
 def _rows_parser():
     from openpyxl.worksheet._reader import ROW_TAG, WorkSheetParser
     from openpyxl.xml.constants import SHEET_MAIN_NS
@@ -1038,9 +1039,6 @@ def _rows_parser():
             return self.row_counter, [self.parse_cell(cell) for cell in row]
 
     return RowsParser
-
-
-_RowsParser = _rows_parser()
 
 
 def _read_workbook(source, strings: _StringsOnDisk | list | None = None):
