@@ -12,9 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-import psycopg
 from sqlalchemy import case, delete, select, text, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import Contact, IdentityKey, Lead, utcnow
@@ -76,14 +74,9 @@ def resolve_people(session: Session, plans: list[ItemPlan], record_defaults: dic
     with_person = [plan for plan in plans if plan.person is not None]
     if not with_person:
         return {}, []
-    finding = {(scope, kind, value) for p in with_person for scope in _scopes(p) for kind, value in _finding_keys(p)}
-    # every key is looked up, not only those that may find a person: a key owned already is
-    # then not offered, and the keys offered meet another owner only in a race (see _insert_keys)
     owners = lookup_keys(session, {(scope, kind, value) for p in with_person
-                                   for scope in _scopes(p) for kind, value in p.person.keys})
-    finding = _with_twins(finding)
-    people = _group(with_person, owners, _names_behind_shared_keys(
-        session, {key: record_id for key, record_id in owners.items() if key in finding}))
+                                   for scope in _scopes(p) for kind, value in _finding_keys(p)})
+    people = _group(with_person, owners, _names_behind_shared_keys(session, owners))
 
     new = [person for person in people if person.record_id is None]
     _insert_records(session, new, record_defaults)
@@ -122,7 +115,8 @@ def _scopes(plan: ItemPlan) -> tuple[str, ...]:
 def lookup_keys(session: Session, keys: Iterable[Key]) -> dict[Key, int]:
     """Owners of the given keys. The unique index leads with the value, so one statement looks
     up every value of the batch at once, whatever its scope and kind."""
-    wanted = _with_twins(keys)
+    wanted = set(keys)
+    wanted.update((scope, TWIN_KIND[kind], value) for scope, kind, value in list(wanted) if kind in TWIN_KIND)
     values = sorted({value for _, _, value in wanted})
     owners: dict[Key, int] = {}
     pg = session.get_bind().dialect.name == "postgresql"
@@ -138,13 +132,6 @@ def lookup_keys(session: Session, keys: Iterable[Key]) -> dict[Key, int]:
                 if (scope, kind, value) in wanted:
                     owners[(scope, kind, value)] = record_id
     return owners
-
-
-def _with_twins(keys: Iterable[Key]) -> set[Key]:
-    """The keys, and each email key as the other email kind too (TWIN_KIND)."""
-    wanted = set(keys)
-    wanted.update((scope, TWIN_KIND[kind], value) for scope, kind, value in list(wanted) if kind in TWIN_KIND)
-    return wanted
 
 
 EMAIL_KINDS = ("email", "email_canonical")
@@ -303,17 +290,11 @@ def _insert_sorted_keys(session: Session, people: list[Person]) -> set[Key]:
     return {row[:3] for row in rows} - won
 
 
-# A chunk's keys in one plain insert, in the sorted order (an insert from unnest keeps the
-# array order, so every transaction takes the key locks in the same order). Every key offered
-# was looked up first and found unowned, so one conflicts only when a concurrent worker stored
-# it since: the insert then fails (in a savepoint) and the chunk is offered again with
-# ON CONFLICT DO NOTHING, which answers with the keys it could not insert. The plain insert
-# is the common case and costs PostgreSQL about 40% less than the speculative one
-# (measured on 465k keys: 5.6 against 9.6 CPU-s, the conflict check and the EXCEPT).
-_PG_INSERT_KEYS_PLAIN = text(
-    "INSERT INTO identity_keys (scope, kind, value, record_id, created_at) "
-    "SELECT scope, kind, value, record_id, CAST(:now AS TIMESTAMPTZ) FROM unnest(CAST(:scopes AS TEXT[]), "
-    "CAST(:kinds AS TEXT[]), CAST(:values AS TEXT[]), CAST(:record_ids AS BIGINT[])) AS u(scope, kind, value, record_id)")
+# One statement for a chunk's keys, in the sorted order (a CTE scan keeps the array order,
+# so every transaction takes the key locks in the same order), answering with the keys it
+# could not insert: those a concurrent worker's record owns already. PostgreSQL compares what
+# went in with what was offered; returning every inserted key to Python cost a round of
+# thousands of rows a chunk.
 _PG_INSERT_KEYS = text(
     "WITH u AS MATERIALIZED (SELECT * FROM unnest(CAST(:scopes AS TEXT[]), CAST(:kinds AS TEXT[]), "
     "CAST(:values AS TEXT[]), CAST(:record_ids AS BIGINT[])) AS u(scope, kind, value, record_id)), "
@@ -329,16 +310,9 @@ def _pg_insert_sorted_keys(session: Session, rows: list[tuple[str, str, str, int
     now = utcnow().isoformat()
     for start in range(0, len(rows), _PG_KEYS_CHUNK):
         scopes, kinds, values, record_ids = zip(*rows[start:start + _PG_KEYS_CHUNK])
-        params = {"now": now, "scopes": array_literal(scopes), "kinds": array_literal(kinds),
-                  "values": array_literal(values), "record_ids": array_literal(record_ids)}
-        try:
-            with session.begin_nested():
-                session.execute(_PG_INSERT_KEYS_PLAIN, params)
-            continue
-        except IntegrityError as exc:
-            if not isinstance(exc.orig, psycopg.errors.UniqueViolation):
-                raise
-        lost.update(map(tuple, session.execute(_PG_INSERT_KEYS, params)))
+        lost.update(map(tuple, session.execute(_PG_INSERT_KEYS, {
+            "now": now, "scopes": array_literal(scopes), "kinds": array_literal(kinds),
+            "values": array_literal(values), "record_ids": array_literal(record_ids)})))
     return lost
 
 
