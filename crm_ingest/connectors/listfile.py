@@ -943,13 +943,13 @@ class ListFile:
                 if getattr(sheet, "sheet_state", "visible") != "visible":
                     continue  # a hidden sheet holds a template's value lists, not the list
                 try:
-                    sheet.reset_dimensions()  # a size some writers record wrong would cut the rows short
-                    _, header, below = _split_header([_cell_text(value) for value in row] for row in
-                                                     sheet.iter_rows(values_only=True,
-                                                                     max_row=HEADER_SEARCH_ROWS + SHEET_COUNT_ROWS))
+                    _, header, below = _split_header(islice(_sheet_values(workbook, sheet),
+                                                            HEADER_SEARCH_ROWS + SHEET_COUNT_ROWS))
                     if not _names_a_header(header):  # the first line of a sheet we cannot read a list in
                         continue
                     count = sum(not _is_blank(row) for row in below)
+                except FatalError:  # a sheet past a reader's bounds is no list, and no list may be read beside it
+                    raise
                 except Exception:  # noqa: BLE001 - a sheet openpyxl cannot read is not the list
                     continue
                 rank = (bool(_NOT_THE_LIST.search(sheet.title)), -count)
@@ -961,6 +961,7 @@ class ListFile:
     def _workbook(self):
         with self.path.open("rb") as f:
             try:
+                _check_whole_parts(f, self.path.name)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # "no default style" and kin
                     # its shared strings read once for every opening (choosing the sheet, the header, the rows)
@@ -1004,41 +1005,132 @@ def _sheet_values(workbook, sheet) -> Iterator[list[str]]:
             yield row
 
 
+# A workbook's XML holds what it parsed until the reader lets go of it (a cell, a row, a shared
+# string, a part of the sheet before its rows): a few kilobytes of zip expand to gigabytes of one
+# cell, to millions of empty cells in one row, or to one row numbered in the billions. Excel's
+# own bounds, with room: a cell holds 32,767 characters, a row 16,384 cells, a sheet 1,048,576 rows.
+MAX_XML_HELD_BYTES = 4 << 20  # read and not let go of
+MAX_XML_HELD_ELEMENTS = 20_000  # parsed and not let go of, some 350 bytes each (a <col> a column)
+MAX_SHEET_ROWS = 1_048_576
+MAX_WHOLE_PART_BYTES = 8 << 20  # a part openpyxl parses whole (styles, workbook, relationships)
+
+
+class _XmlBudget:
+    """A workbook part read through this by the XML parser, which stops with a FatalError when
+    more than MAX_XML_HELD_BYTES pass before the reader lets go of what it parsed and sets `held`
+    back to 0."""
+
+    def __init__(self, source, what: str) -> None:
+        self._source, self.what, self.held = source, what, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self.held += len(data)
+        if self.held > MAX_XML_HELD_BYTES:
+            raise FatalError(f"{self.what}: over {MAX_XML_HELD_BYTES >> 20} MB of XML in one cell or row: "
+                             "no list Excel wrote; save the list as CSV")
+        return data
+
+
+def _too_many_elements(what: str) -> FatalError:
+    return FatalError(f"{what}: over {MAX_XML_HELD_ELEMENTS:,} XML elements in one cell or row: "
+                      "no list Excel wrote; save the list as CSV")
+
+
 @cache  # built at the first workbook: openpyxl is not imported with this module (a CSV never needs it)
 def _rows_parser():
-    from openpyxl.worksheet._reader import ROW_TAG, WorkSheetParser
+    from openpyxl.worksheet._reader import CELL_TAG, ROW_TAG, WorkSheetParser
     from openpyxl.xml.constants import SHEET_MAIN_NS
     from openpyxl.xml.functions import iterparse
 
     sheet_data = f"{{{SHEET_MAIN_NS}}}sheetData"
 
     class RowsParser(WorkSheetParser):
-        """openpyxl's sheet parser, for rows alone. Its own clears each row's element once read
-        but leaves it in the sheet's tree, and keeps each row's height: some 115 bytes a row, 80
-        MB more at a million rows. Here the read rows leave the tree, and reading stops with them."""
+        """openpyxl's sheet parser, for rows alone, a cell emptied as soon as it is read.
+        openpyxl's own parses a row whole before reading its cells, clears each row's element
+        but leaves it in the sheet's tree, and keeps each row's height: some 115 bytes a row,
+        80 MB more at a million rows, and a row of two million empty cells (a 9 kB file) took
+        900 MB. Here the read cells are emptied and the rows leave the tree, no row has more than
+        MAX_LINE_CELLS cells nor MAX_LINE_CHARS of text (as a line of a CSV), nothing unread grows past the
+        MAX_XML_HELD bounds, and reading stops with the rows."""
 
         def parse(self):
-            rows = None
-            for event, element in iterparse(self.source, events=("start", "end")):
+            source = _XmlBudget(self.source, "the sheet")
+            root = rows = row = None
+            cells: list[dict] = []
+            chars = held = 0  # the row's text; elements ended and still in the tree
+            for event, element in iterparse(source, events=("start", "end")):
                 if event == "start":
-                    if rows is None and element.tag == sheet_data:
+                    if root is None:
+                        root = element
+                    elif element.tag == ROW_TAG:
+                        row, cells, chars = element, [], 0
+                        self._start_row(element)
+                        source.what = f"the sheet's row {self.row_counter}"
+                    elif rows is None and element.tag == sheet_data:
                         rows = element
-                elif element.tag == ROW_TAG:
-                    row = self.parse_row(element)
+                    continue
+                tag = element.tag
+                if tag == CELL_TAG and row is not None:
+                    cell = self.parse_cell(element)
+                    cells.append(cell)
+                    element.clear()  # what is left of it, an empty element, goes with the row
+                    if len(cells) > MAX_LINE_CELLS:
+                        raise FatalError(f"{source.what} has over {MAX_LINE_CELLS:,} cells: not a list")
+                    if type(cell["value"]) is str:
+                        chars += len(cell["value"])
+                        if chars > MAX_LINE_CHARS:
+                            raise FatalError(f"{source.what} holds over {MAX_LINE_CHARS >> 20} M characters: not a list")
+                elif tag == ROW_TAG:
                     (rows if rows is not None else element).clear()
-                    yield row
-                elif element.tag == sheet_data:
+                    row = None
+                    yield self.row_counter, cells
+                elif tag == sheet_data:
                     return
+                elif rows is None and root is not None and len(root) and root[-1] is element:
+                    root.remove(element)  # a part of the sheet before its rows: columns, views
+                else:
+                    held += 1
+                    if held > MAX_XML_HELD_ELEMENTS:
+                        raise _too_many_elements(source.what)
+                    continue
+                source.held = held = 0
 
-        def parse_row(self, row):
-            if "r" in row.attrib:
-                self.row_counter = int(float(row.attrib["r"]))
-            else:
+        def _start_row(self, row) -> None:
+            number = row.get("r")
+            if number is None:
                 self.row_counter += 1
+            else:
+                try:
+                    self.row_counter = int(float(number))
+                except (ValueError, OverflowError):
+                    raise FatalError(f"the sheet has a row numbered {number[:20]!r}: not a sheet Excel wrote") from None
+            if not 0 < self.row_counter <= MAX_SHEET_ROWS:
+                raise FatalError(f"the sheet has a row numbered {self.row_counter:,}, and a sheet's rows are "
+                                 f"numbered 1 to {MAX_SHEET_ROWS:,}: not a sheet Excel wrote")
             self.col_counter = 0
-            return self.row_counter, [self.parse_cell(cell) for cell in row]
 
     return RowsParser
+
+
+def _check_whole_parts(source, name: str) -> None:
+    """Refuses a workbook with a part openpyxl parses whole (styles, the workbook, relationships)
+    larger than MAX_WHOLE_PART_BYTES unpacked: a few kilobytes of zip unpack to gigabytes, and a
+    parsed part takes some 40 times its size in memory. The sizes come from the zip's central
+    directory, which also bounds what the zip layer will unpack of each part."""
+    try:
+        members = zipfile.ZipFile(source).infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # openpyxl says what is wrong with it
+    finally:
+        source.seek(0)
+    for member in members:
+        streamed = (("worksheets/" in member.filename and "_rels/" not in member.filename)
+                    or member.filename.lower().endswith("sharedstrings.xml"))
+        if (member.filename.endswith((".xml", ".rels")) and not streamed
+                and member.file_size > MAX_WHOLE_PART_BYTES):
+            raise FatalError(f"{name}: its part {member.filename[:100]} unpacks to {member.file_size >> 20:,} MB, "
+                             f"over the {MAX_WHOLE_PART_BYTES >> 20} MB a workbook's lists need: save the list as CSV")
 
 
 def _read_workbook(source, strings: _StringsOnDisk | list | None = None):
@@ -1105,14 +1197,21 @@ class _StringsOnDisk:
         self._cache: dict[int, str] = {}
         offsets, written, pending, flushed = array("Q", [0]), 0, [], 0
         tag, plain = f"{{{SHEET_MAIN_NS}}}si", f"{{{SHEET_MAIN_NS}}}t"
+        source, held = _XmlBudget(source, "the workbook's shared strings"), 0
         try:
             root = None
             for event, node in iterparse(source, events=("start", "end")):
                 if root is None:
                     root = node  # the table: emptied as it goes, or it keeps every string's element
                     continue
-                if event != "end" or node.tag != tag:
+                if event != "end":
                     continue
+                if node.tag != tag:
+                    held += 1
+                    if held > MAX_XML_HELD_ELEMENTS:
+                        raise _too_many_elements(source.what)
+                    continue
+                source.held = held = 0
                 if len(node) == 1 and node[0].tag == plain:  # <si><t>text</t></si>: most strings
                     text = node[0].text or ""
                 else:  # runs of rich text, a phonetic reading: as openpyxl reads them

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import tracemalloc
 from datetime import date, datetime
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -539,10 +541,13 @@ def test_merged_ranges_are_found_in_a_sheet_written_with_namespace_prefixes(tmp_
     assert _vertical_merges(path, "xl/worksheets/nope.xml") == {}
 
 
-def excel_workbook(path: Path, rows: list[list[str]], strings: list[str] | None = None) -> Path:
+def excel_workbook(path: Path, rows: list[list[str]], strings: list[str] | None = None, *,
+                   more_rows: Iterable[str] = (), before_rows: str = "", parts: dict[str, bytes] | None = None) -> Path:
     """A workbook as Excel writes it: every text cell an index into the shared strings table
     (openpyxl writes its text inline, so its workbooks never take this path). `strings`: the
-    table's <si> elements as written, for rows naming them as '#N'."""
+    table's <si> elements as written, for rows naming them as '#N'. `more_rows`: the sheet's
+    XML after the rows, streamed into the zip as it is made; `before_rows`: its XML between the
+    worksheet's start and its rows; `parts`: more members of the zip."""
     import zipfile
     from xml.sax.saxutils import escape
 
@@ -581,9 +586,14 @@ def excel_workbook(path: Path, rows: list[list[str]], strings: list[str] | None 
             '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/'
             f'2006/relationships"><Relationship Id="rId1" Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/>'
             f'<Relationship Id="rId2" Type="{rel}/sharedStrings" Target="sharedStrings.xml"/></Relationships>'))
-        archive.writestr("xl/worksheets/sheet1.xml",
-                         f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{main}"><sheetData>{sheet}'
-                         "</sheetData></worksheet>")
+        with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as part:
+            part.write(f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{main}">{before_rows}'
+                       f'<sheetData>{sheet}'.encode())
+            for xml in more_rows:
+                part.write(xml.encode())
+            part.write(b"</sheetData></worksheet>")
+        for name, data in (parts or {}).items():
+            archive.writestr(name, data)
         archive.writestr("xl/sharedStrings.xml",
                          f'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="{main}" count="{len(table)}" '
                          f'uniqueCount="{len(table)}">' + "".join(f"<si>{si}</si>" for si in table) + "</sst>")
@@ -625,6 +635,57 @@ def test_a_workbook_excel_wrote_is_read_in_flat_memory(tmp_path):
     # bytes a string
     assert count == 15_000
     assert peak < 4 * 1024 * 1024
+
+
+def _many(xml: str, times: int, start: str = "", end: str = "") -> Iterable[str]:
+    yield start
+    for _ in range(times // 1000):
+        yield xml * 1000
+    yield end
+
+
+HEAD = [["Förnamn", "E-post"], ["Anna", "anna@example.se"]]
+
+
+@pytest.mark.parametrize("hostile, message", [
+    # a few kilobytes of zip that unpack to what no list holds, and to gigabytes of memory once
+    # parsed (a row of two million empty cells: 900 MB), or to a billion rows to count through
+    ({"more_rows": ['<row r="999999999"><c t="inlineStr"><is><t>bo@ek.se</t></is></c></row>']},
+     "row numbered 999,999,999, and a sheet's rows are numbered 1 to 1,048,576"),
+    ({"more_rows": ['<row r="1e400"/>']}, "row numbered '1e400'"),
+    ({"more_rows": _many("<c/>", 2_000_000, '<row r="3">', "</row>")}, "the sheet's row 3 has over 20,000 cells"),
+    ({"more_rows": _many('<c t="inlineStr"><is><t>' + "x" * 10_000 + "</t></is></c>", 3_000, '<row r="3">',
+                         "</row>")}, "the sheet's row 3 holds over 20 M characters"),
+    ({"more_rows": ['<row r="3"><c t="inlineStr"><is><t>' + "x" * (5 << 20) + "</t></is></c></row>"]},
+     "the sheet's row 3: over 4 MB of XML in one cell or row"),
+    ({"more_rows": _many("<r><t>a</t></r>", 10_000, '<row r="3"><c t="inlineStr"><is>', "</is></c></row>")},
+     "the sheet's row 3: over 20,000 XML elements"),
+    ({"before_rows": "".join(_many('<col min="1" max="1"/>', 30_000, "<cols>", "</cols>"))},
+     "the sheet: over 20,000 XML elements"),
+    ({"strings": ["<t>" + "B" * (5 << 20) + "</t>"]}, "the workbook's shared strings: over 4 MB of XML"),
+    ({"parts": {"xl/styles.xml": b"<styleSheet>" + b"<numFmt/>" * (1 << 20) + b"</styleSheet>"}},
+     "its part xl/styles.xml unpacks to 9 MB, over the 8 MB"),
+])
+def test_a_workbook_past_any_list_s_bounds_is_refused_saying_where(tmp_path, hostile, message):
+    # Given a workbook whose sheet, strings or styles are far past what Excel writes
+    path = excel_workbook(tmp_path / "hostile.xlsx", HEAD, **hostile)
+    # When it is read, Then it stops with the reason, in bounded memory, before any row past it
+    with pytest.raises(FatalError, match=re.escape(message)):
+        rows(path)
+
+
+def test_a_workbook_at_excel_s_own_bounds_reads(tmp_path):
+    # Given a workbook at Excel's limits: every column given its own width, a row at the last
+    # row number, a note of 32,767 characters (Excel's largest cell)
+    note = "Mötte oss i montern. " * 1560
+    path = excel_workbook(tmp_path / "edge.xlsx", HEAD + [["Bo", "bo@example.se", "#0"]], [f"<t>{note}</t>"],
+                          before_rows="".join(_many('<col min="1" max="1" width="9"/>', 16_000, "<cols>", "</cols>")),
+                          more_rows=['<row r="1048576"><c t="inlineStr"><is><t>Cia</t></is></c>'
+                                     '<c t="inlineStr"><is><t>cia@example.se</t></is></c></row>'])
+    # When it is read, Then every row is there
+    payloads = rows(path)
+    assert [p["fields"]["email"] for p in payloads] == ["anna@example.se", "bo@example.se", "cia@example.se"]
+    assert len(list(payloads[1]["extra"].values())[0]) == len(note.strip())
 
 
 def test_a_workbook_is_known_by_its_content_not_its_name(tmp_path):
