@@ -1264,6 +1264,11 @@ _MERGE_CELL = re.compile(rb'<(?:\w+:)?mergeCell\s[^>]*?ref="([A-Z]{1,3})([0-9]+)
 _MERGE_END = re.compile(rb"</(?:\w+:)?mergeCells>|<(?:\w+:)?mergeCells[^>]*/>")
 
 
+# what a sheet's list of merged cells may take: some 250,000 merges (a company merged down beside
+# its contacts is one), 80 MB once read; a few kilobytes of zip unpacked to millions took a GB
+MAX_MERGE_LISTING_BYTES = 8 << 20
+
+
 def _vertical_merges(path: Path, member: str | None) -> dict[int, list[tuple[int, int]]]:
     """A sheet's cells merged down over several rows (one company beside its three contacts):
     first row -> [(column index, last row)]. openpyxl's streaming reader does not give merged
@@ -1285,11 +1290,15 @@ def _vertical_merges(path: Path, member: str | None) -> dict[int, list[tuple[int
                         continue
                     listing, block = b"", (tail + block)[start.start():]
                 listing += block
-                if _MERGE_END.search(listing) or len(listing) > 64 << 20:
+                if _MERGE_END.search(listing):
                     break
+                if len(listing) > MAX_MERGE_LISTING_BYTES:
+                    raise FatalError(f"the sheet lists over {MAX_MERGE_LISTING_BYTES >> 20} MB of merged cells: "
+                                     "unmerge them, or save the list as CSV")
     except (OSError, KeyError, zipfile.BadZipFile):  # the rows were read: a listing unread is no merge
         return {}
-    for first_column, first_row, _, last_row in _MERGE_CELL.findall(listing or b""):
+    for merge in _MERGE_CELL.finditer(listing or b""):  # not findall: four objects a merge, all at once
+        first_column, first_row, _, last_row = merge.groups()
         top, bottom = int(first_row), int(last_row)
         if bottom > top:
             found.setdefault(top, []).append((column_index_from_string(first_column.decode()) - 1, bottom))

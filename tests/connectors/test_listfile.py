@@ -542,12 +542,14 @@ def test_merged_ranges_are_found_in_a_sheet_written_with_namespace_prefixes(tmp_
 
 
 def excel_workbook(path: Path, rows: list[list[str]], strings: list[str] | None = None, *,
-                   more_rows: Iterable[str] = (), before_rows: str = "", parts: dict[str, bytes] | None = None) -> Path:
+                   more_rows: Iterable[str] = (), before_rows: str = "", after_rows: Iterable[str] = (),
+                   parts: dict[str, bytes] | None = None) -> Path:
     """A workbook as Excel writes it: every text cell an index into the shared strings table
     (openpyxl writes its text inline, so its workbooks never take this path). `strings`: the
     table's <si> elements as written, for rows naming them as '#N'. `more_rows`: the sheet's
-    XML after the rows, streamed into the zip as it is made; `before_rows`: its XML between the
-    worksheet's start and its rows; `parts`: more members of the zip."""
+    XML after the rows, streamed into the zip as it is made; `before_rows`, `after_rows`: its XML
+    between the worksheet's start and its rows, after its rows (streamed); `parts`: more members
+    of the zip."""
     import zipfile
     from xml.sax.saxutils import escape
 
@@ -591,7 +593,10 @@ def excel_workbook(path: Path, rows: list[list[str]], strings: list[str] | None 
                        f'<sheetData>{sheet}'.encode())
             for xml in more_rows:
                 part.write(xml.encode())
-            part.write(b"</sheetData></worksheet>")
+            part.write(b"</sheetData>")
+            for xml in after_rows:
+                part.write(xml.encode())
+            part.write(b"</worksheet>")
         for name, data in (parts or {}).items():
             archive.writestr(name, data)
         archive.writestr("xl/sharedStrings.xml",
@@ -663,6 +668,8 @@ HEAD = [["Förnamn", "E-post"], ["Anna", "anna@example.se"]]
     ({"before_rows": "".join(_many('<col min="1" max="1"/>', 30_000, "<cols>", "</cols>"))},
      "the sheet: over 20,000 XML elements"),
     ({"strings": ["<t>" + "B" * (5 << 20) + "</t>"]}, "the workbook's shared strings: over 4 MB of XML"),
+    ({"after_rows": _many('<mergeCell ref="A1000:A1002"/>', 400_000, "<mergeCells>", "</mergeCells>")},
+     "the sheet lists over 8 MB of merged cells"),
     ({"parts": {"xl/styles.xml": b"<styleSheet>" + b"<numFmt/>" * (1 << 20) + b"</styleSheet>"}},
      "its part xl/styles.xml unpacks to 9 MB, over the 8 MB"),
 ])
