@@ -153,6 +153,8 @@ def test_an_oversize_body_and_a_foreign_origin_are_refused(client, tmp_path):
     assert referer.status_code == 303
     assert client.post("/forms/nope", json={}).status_code == 404
     assert client.post("/forms/contact", content=b"[1,2]", headers={"content-type": "application/json"}).status_code == 400
+    nested = b'{"email": "a@kund.example", "x": ' + b"[" * 1500 + b"]" * 1500 + b"}"  # deeper than json's recursion
+    assert client.post("/forms/contact", content=nested, headers={"content-type": "application/json"}).status_code == 400
 
 
 def test_injection_strings_are_stored_as_text(client, tmp_path):

@@ -165,7 +165,7 @@ async def _values(request: Request, content_type: str, body: bytes) -> dict[str,
     if content_type == "application/json":
         try:
             data = json.loads(body or b"{}")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # nested past json's depth: not a form
             return None
         if not isinstance(data, dict):
             return None
@@ -300,7 +300,7 @@ async def facebook_leadgen(request: Request) -> Response:
         return PlainTextResponse("", status_code=403)
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise HTTPException(400, "the body is not JSON") from None
     items = []
     for entry in data.get("entry", []) if isinstance(data, dict) else []:

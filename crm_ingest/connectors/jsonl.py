@@ -26,12 +26,20 @@ class JsonLines:
         except OSError as exc:
             raise ConfigError("path", f"cannot read {self.path}: {exc.strerror or exc}") from None
         with lines:
-            for number, raw in enumerate(lines, start=1):
-                if not raw.strip():
-                    continue
-                yield self._item(number, raw)
+            number = 0
+            while raw := lines.readline(MAX_LINE + 1):  # a line is never read whole past MAX_LINE
+                number += 1
+                if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+                    digest = hashlib.sha256(raw)
+                    while rest := lines.readline(1 << 20):  # the rest of it, hashed, not kept
+                        digest.update(rest)
+                        if rest.endswith(b"\n"):
+                            break
+                    yield self._item(number, raw, digest.hexdigest())
+                elif raw.strip():
+                    yield self._item(number, raw)
 
-    def _item(self, number: int, raw: bytes) -> NewItem:
+    def _item(self, number: int, raw: bytes, long_digest: str | None = None) -> NewItem:
         """A line that is not a JSON object is still landed, and rejected with the reason."""
         try:
             if len(raw) > MAX_LINE:
@@ -39,9 +47,11 @@ class JsonLines:
             payload = json.loads(raw)
             if not isinstance(payload, dict):
                 raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # nested past json's depth
+            if isinstance(exc, RecursionError):
+                exc = ValueError("nested deeper than a payload may be")
             text = raw[:2000].decode("utf-8", "replace")
-            digest = hashlib.sha256(raw.rstrip(b"\r\n")).hexdigest()
+            digest = long_digest or hashlib.sha256(raw.rstrip(b"\r\n")).hexdigest()
             return NewItem(f"line{number}-sha256:{digest}", self.kind,
                            {"error": f"line {number}: {exc}", "line": text})
         return NewItem(external_id_of(payload), self.kind, payload)

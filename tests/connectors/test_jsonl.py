@@ -119,3 +119,20 @@ def test_last_line_without_a_newline_is_read(tmp_path):
 
 def test_empty_file_yields_nothing(tmp_path):
     assert fetch(write(tmp_path, b"")) == []
+
+
+def test_a_line_too_long_or_nested_too_deep_is_an_item_saying_so_and_the_next_lines_are_read(tmp_path, monkeypatch):
+    import crm_ingest.connectors.jsonl as jsonl
+
+    monkeypatch.setattr(jsonl, "MAX_LINE", 10_000)
+    # Given a line nested deeper than json can read, and a line longer than a payload may be
+    deep = '{"a": ' + "[" * 3000 + "]" * 3000 + "}"
+    path = write(tmp_path, ['{"id": "1"}', deep, '{"id": "3", "note": "' + "x" * 50_000 + '"}', '{"id": "4"}'])
+    # When it is fetched
+    items = fetch(path)
+    # Then each is an item naming the line and the reason, the long one cut, and the lines after are read
+    assert [item.payload.get("error") for item in items] == [
+        None, "line 2: nested deeper than a payload may be", "line 3: line longer than 10000 bytes", None]
+    assert len(items[2].payload["line"]) == 2000
+    assert [items[0].external_id, items[3].external_id] == ["1", "4"]
+    assert fetch(path)[2].external_id == items[2].external_id  # the same each fetch
