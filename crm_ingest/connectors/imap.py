@@ -25,6 +25,7 @@ from crm_ingest.ingest.errors import IngestError
 
 FETCH_CHUNK = 100  # UIDs a FETCH command asks for
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024  # a larger message is landed as an error naming its size
+FETCH_BYTES = 32 * 1024 * 1024  # message bodies one FETCH asks for together, as their sizes say
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 
 
@@ -107,32 +108,74 @@ class ImapMailbox:
         return sorted(uid for uid in (int(x) for x in (data[0] or b"").split()) if uid > last)
 
     def _messages(self, conn: imaplib.IMAP4, uids: list[int], validity: int) -> Iterator[NewItem]:
-        typ, data = conn.uid("FETCH", ",".join(map(str, uids)), "(UID RFC822.SIZE BODY.PEEK[])")
+        """The messages in UID order: their sizes asked first, so that a message over
+        MAX_MESSAGE_BYTES is never downloaded (it lands as an item naming its size) and the
+        others come in FETCHes of at most FETCH_BYTES together (a hundred 20 MB messages
+        were all held at once)."""
+        sizes = self._sizes(conn, uids)
+        group: list[int] = []
+        group_bytes = 0
+        for uid in uids:
+            if uid not in sizes:  # expunged between SEARCH and FETCH: nothing to land
+                continue
+            size = sizes[uid]
+            if size > MAX_MESSAGE_BYTES or (group and group_bytes + size > FETCH_BYTES):
+                yield from self._bodies(conn, group, sizes, validity)
+                group, group_bytes = [], 0
+            if size > MAX_MESSAGE_BYTES:
+                where = f"{self.config.folder} UID {uid} (UIDVALIDITY {validity})"
+                payload = {**empty_payload(), "error": f"message of {size} bytes is over the "
+                                                       f"{MAX_MESSAGE_BYTES}-byte cap", "mailbox": where}
+                yield NewItem(external_id=f"oversize:{validity}:{uid}", kind="email", payload=payload,
+                              cursor={"uidvalidity": validity, "uid": uid})
+                continue
+            group.append(uid)
+            group_bytes += size
+        yield from self._bodies(conn, group, sizes, validity)
+
+    def _sizes(self, conn: imaplib.IMAP4, uids: list[int]) -> dict[int, int]:
+        typ, data = conn.uid("FETCH", ",".join(map(str, uids)), "(UID RFC822.SIZE)")
         if typ != "OK":
             raise MailboxError(f"{self.source}: FETCH failed: {_text(data)}")
-        fetched: dict[int, tuple[int, bytes | None]] = {}
+        sizes: dict[int, int] = {}
+        for line in data:
+            head = line[0] if isinstance(line, tuple) else line
+            uid = re.search(rb"UID (\d+)", head or b"")
+            size = re.search(rb"RFC822\.SIZE (\d+)", head or b"")
+            if uid:
+                sizes[int(uid.group(1))] = int(size.group(1)) if size else 0
+        return sizes
+
+    def _bodies(self, conn: imaplib.IMAP4, uids: list[int], sizes: dict[int, int],
+                validity: int) -> Iterator[NewItem]:
+        if not uids:
+            return
+        typ, data = conn.uid("FETCH", ",".join(map(str, uids)), "(UID BODY.PEEK[])")
+        if typ != "OK":
+            raise MailboxError(f"{self.source}: FETCH failed: {_text(data)}")
+        fetched: dict[int, bytes] = {}
         for part in data:
             if not isinstance(part, tuple):
                 continue
             head, body = part
             uid = re.search(rb"UID (\d+)", head)
-            size = re.search(rb"RFC822\.SIZE (\d+)", head)
-            if uid:
-                fetched[int(uid.group(1))] = (int(size.group(1)) if size else len(body or b""), body)
+            if uid and body is not None:
+                fetched[int(uid.group(1))] = body
         for uid in uids:
-            cursor = {"uidvalidity": validity, "uid": uid}
-            where = f"{self.config.folder} UID {uid} (UIDVALIDITY {validity})"
-            size, raw = fetched.get(uid, (0, None))
-            if raw is None:  # expunged between SEARCH and FETCH: nothing to land
+            raw = fetched.pop(uid, None)
+            if raw is None:  # expunged since its size was asked
                 continue
-            if size > MAX_MESSAGE_BYTES:
-                payload = {**empty_payload(), "error": f"message of {size} bytes is over the "
-                                                       f"{MAX_MESSAGE_BYTES}-byte cap", "mailbox": where}
-                yield NewItem(external_id=f"oversize:{validity}:{uid}", kind="email", payload=payload, cursor=cursor)
+            if len(raw) > MAX_MESSAGE_BYTES:  # grown past what its size said: as any oversize one
+                raw = None
+                payload = {**empty_payload(), "error": f"message of over {MAX_MESSAGE_BYTES} bytes, over the "
+                                                       f"{MAX_MESSAGE_BYTES}-byte cap", "mailbox": self.config.folder}
+                yield NewItem(external_id=f"oversize:{validity}:{uid}", kind="email", payload=payload,
+                              cursor={"uidvalidity": validity, "uid": uid})
                 continue
             payload = parse_message(raw)
             payload["mailbox"] = self.config.folder
-            yield NewItem(external_id=external_id_for(raw, payload), kind="email", payload=payload, cursor=cursor)
+            yield NewItem(external_id=external_id_for(raw, payload), kind="email", payload=payload,
+                          cursor={"uidvalidity": validity, "uid": uid})
 
     def _after_landing(self, conn: imaplib.IMAP4, last: int) -> None:
         """Flag or move what earlier polls landed (UIDs up to the saved checkpoint)."""

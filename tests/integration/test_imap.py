@@ -192,3 +192,36 @@ def test_the_scheduled_poll_backs_off_a_refused_login(dovecot, tmp_path, monkeyp
         runtime_module._for_pid.cache_clear()
     assert first["credentials"] is True and "refused the login" in first["error"]
     assert "next try after" in second["skipped"]
+
+
+def test_a_message_over_the_cap_is_never_downloaded_and_the_rest_come_a_few_megabytes_at_a_time(dovecot, monkeypatch):
+    import crm_ingest.connectors.imap as imap
+    from crm_ingest.connectors.imap import ImapMailbox
+    from crm_ingest.ingest.endpoints import ImapConfig
+
+    # Given a folder where the third of five messages is over the cap, and a cap on a FETCH's bytes
+    # that two of the others fill
+    monkeypatch.setattr(imap, "MAX_MESSAGE_BYTES", 200_000)
+    monkeypatch.setattr(imap, "FETCH_BYTES", 100_000)
+    notes = [message(n, body="Se bifogad logg. " + "x" * 60_000) for n in (1, 2)]
+    deliver(dovecot, *notes, message(3, body="y" * 300_000), message(4), message(5))
+    asked: list[str] = []
+    real = imap.imaplib.IMAP4.uid
+
+    def uid(conn, command, *args):
+        asked.append(" ".join([command, *map(str, args)]))
+        return real(conn, command, *args)
+
+    monkeypatch.setattr(imap.imaplib.IMAP4, "uid", uid)
+    config = ImapConfig(host="127.0.0.1", port=dovecot.port, tls="none", user="support",
+                        password_env="X", folder="INBOX", timeout_seconds=5, after="none")
+    # When the folder is read
+    items = list(ImapMailbox(config, "support", PASSWORD).fetch(None))
+    # Then every message is an item, in order; the one over the cap names its size, and its
+    # body was never asked for; the bodies came in FETCHes of the cap's size
+    assert [item.cursor["uid"] for item in items] == [1, 2, 3, 4, 5]
+    assert items[2].external_id.startswith("oversize:") and "over the 200000-byte cap" in items[2].payload["error"]
+    assert [item.payload["subject"] for item in items if item is not items[2]] == [
+        f"Cannot log in {n}" for n in (1, 2, 4, 5)]
+    bodies = [line for line in asked if "BODY.PEEK[]" in line]
+    assert bodies == ["FETCH 1 (UID BODY.PEEK[])", "FETCH 2 (UID BODY.PEEK[])", "FETCH 4,5 (UID BODY.PEEK[])"]
