@@ -19,12 +19,11 @@ import ssl
 from typing import Any, Iterator
 
 from crm_ingest.connectors.base import NewItem
-from crm_ingest.connectors.mailparse import empty_payload, external_id_for, parse_message
+from crm_ingest.connectors.mailparse import MAX_MESSAGE_BYTES, empty_payload, external_id_for, parse_message
 from crm_ingest.ingest.endpoints import ImapConfig
 from crm_ingest.ingest.errors import IngestError
 
 FETCH_CHUNK = 100  # UIDs a FETCH command asks for
-MAX_MESSAGE_BYTES = 25 * 1024 * 1024  # a larger message is landed as an error naming its size
 FETCH_BYTES = 32 * 1024 * 1024  # message bodies one FETCH asks for together, as their sizes say
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 

@@ -66,6 +66,7 @@ MAX_TEXT_HEADER_CHARS = 16 * 1024  # one subject or other text field, as sent (R
 MAX_ADDRESS_HEADER_CHARS = 64 * 1024  # one From, To or Cc: some 3,000 addresses
 MAX_MIME_PARTS = 10_000  # lines that may open a part ("--" first), counted before parsing
 ADDRESS_HEADERS = ("from", "to", "cc")
+MAX_MESSAGE_BYTES = 25 * 1024 * 1024  # a larger message is landed as an error naming its size, unread
 
 
 def parse_message(raw: bytes, *, body_limit: int = 100_000,

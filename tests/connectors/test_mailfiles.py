@@ -316,6 +316,34 @@ def test_file_gone_before_it_is_read_still_yields_an_item_with_an_error(tmp_path
     assert PAYLOAD_KEYS <= set(rest[0].payload)
 
 
+@pytest.mark.parametrize("container", ["eml files", "mbox", "maildir"])
+def test_a_stored_message_over_the_cap_is_an_item_saying_so_and_is_never_read(tmp_path, monkeypatch, container):
+    import crm_ingest.connectors.mailfiles as mailfiles
+
+    # Given three stored messages, the second over the cap on a message's size
+    monkeypatch.setattr(mailfiles, "MAX_MESSAGE_BYTES", 10_000)
+    raws = [numbered(1), numbered(2) + b"x" * 20_000, numbered(3)]
+    if container == "eml files":
+        for n, raw in enumerate(raws, start=1):
+            (tmp_path / f"{n}.eml").write_bytes(raw)
+        path = tmp_path
+    else:
+        box = mailbox.mbox(tmp_path / "box") if container == "mbox" else mailbox.Maildir(tmp_path / "box")
+        for raw in raws:
+            box.add(raw)
+        box.close()
+        path = tmp_path / "box"
+    read: list[int] = []
+    monkeypatch.setattr(mailfiles, "parse_message", lambda raw: read.append(len(raw)) or parse_message(raw))
+    # When they are fetched
+    items = sorted(MailFiles(path).fetch(), key=lambda item: item.external_id)
+    # Then the one over the cap is an item naming its size, its bytes never read; the others are read
+    assert [item.external_id[:9] for item in items] == ["<m1@examp", "<m3@examp", "oversize:"]
+    assert "message of 2" in items[2].payload["error"] and "over the 10000-byte cap" in items[2].payload["error"]
+    assert PAYLOAD_KEYS <= set(items[2].payload)
+    assert max(read) < 10_000 and len(read) == 2
+
+
 def test_missing_path_is_a_configuration_error(tmp_path):
     with pytest.raises(ConfigError) as raised:
         MailFiles(tmp_path / "nowhere")
