@@ -594,3 +594,27 @@ def test_the_preview_says_a_further_phone_column_fills_an_empty_phone(cli, tmp_p
     assert (columns["Business Phone"]["field"], columns["Business Phone 2"].get("fills")) == ("phone", "phone")
     assert data["rows"][0]["fields"]["phone"] == "08-123 456 78"
     assert "Business Phone 2 │ phone (when the first" in shown
+
+
+@pytest.mark.parametrize("database", ["sqlite_url", pytest.param("pg_url", marks=pytest.mark.integration)])
+def test_rows_of_long_notes_land_in_smaller_chunks(tmp_path, database, sessions_for, monkeypatch, request):
+    import crm_ingest.workers.imports as imports
+    from crm_ingest.ingest.importjobs import job_counts
+    from crm_ingest.models import ImportChunk
+
+    url = request.getfixturevalue(database)
+    monkeypatch.setattr(imports, "CHUNK_CHARS", 50_000)
+    # Given a list where every row has a note of 10,000 characters (a chunk of CHUNK_ROWS such rows
+    # of 1 MB notes would be 5 GB, past what PostgreSQL holds in one value)
+    rows = [[f"P{i}", "Test", f"p{i}@example.se", "", "Mötte oss i montern. " * 500] for i in range(60)]
+    listing = write_list(tmp_path / "notes.csv", rows)
+    sessions = sessions_for(url)
+    # When it is imported
+    progress = land_list(sessions, ListFile(listing, "list"), ImportRequest("list", campaign="Notes"),
+                         Settings(database_url=url))
+    # Then it landed in chunks of about CHUNK_CHARS of text, and every row has its outcome
+    with sessions() as session:
+        sizes = list(session.scalars(select(ImportChunk.row_count).order_by(ImportChunk.id)))
+        counts = job_counts(session, progress.job_id)
+    assert sizes == [5] * 12
+    assert (counts["rows"], counts["created"]) == (60, 60)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from itertools import islice
-from typing import Callable
+from typing import Callable, Iterator
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_ingest.connectors.base import NewItem
 from crm_ingest.gcpause import collector_paused
 from crm_ingest.ingest.pipeline import campaign_ids, describe_error
 from crm_ingest.ingest.settings import Settings
@@ -21,6 +21,10 @@ from .dispatch import dispatch, dispatch_chunk
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 5000  # rows landed per transaction as one chunk, then processed by one worker
+# ... or fewer, when their text passes this (rows of long notes): a chunk's rows are one value of
+# import_chunks (PostgreSQL holds at most 1 GB in one), and a chunk is held whole by the reader
+# and by the worker (5,000 rows of 1 MB notes were 5 GB)
+CHUNK_CHARS = 16 << 20
 
 
 @dataclass
@@ -89,7 +93,7 @@ def land_list(sessions: sessionmaker[Session], list_file, request: ImportRequest
     try:
         while True:
             with collector_paused():  # one chunk's rows at a time (see gcpause)
-                chunk = list(islice(rows, CHUNK_ROWS))
+                chunk = _next_chunk(rows)
                 if not chunk:
                     break
                 with sessions.begin() as session:
@@ -116,6 +120,23 @@ def land_list(sessions: sessionmaker[Session], list_file, request: ImportRequest
         if job.options and "stopped" in job.options:  # an earlier landing's stop, resumed since
             job.options = {name: value for name, value in job.options.items() if name != "stopped"}
     return progress
+
+
+def _next_chunk(rows: Iterator[NewItem]) -> list[NewItem]:
+    """The next CHUNK_ROWS rows, or fewer when their text passes CHUNK_CHARS."""
+    chunk: list[NewItem] = []
+    chars = 0
+    for item in rows:
+        chunk.append(item)
+        for part in (item.payload.get("fields"), item.payload.get("extra")):  # the row's cells
+            if part:
+                try:
+                    chars += sum(map(len, part.values()))
+                except TypeError:  # a number or a flag a map file gives as a default
+                    chars += sum(map(len, map(str, part.values())))
+        if len(chunk) >= CHUNK_ROWS or chars >= CHUNK_CHARS:
+            break
+    return chunk
 
 
 def _stopped(sessions, job_id: int, rows_read: int, error: Exception) -> None:
