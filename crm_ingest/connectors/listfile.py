@@ -49,7 +49,7 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "mobile_phone": ("Mobile", "Mobile Phone", "Mobile Number", "Cell", "Cell Phone", "Mobil",
                      "Mobiltelefon", "Mobilnummer", "Mobiltel", "Matkapuhelin", "Handy",
                      "Handynummer"),
-    "company": ("Company", "Company Name", "Organization", "Organisation", "Organization Name",
+    "company": ("Company", "Company Name", "Organization", "Organisation", "Organization Name", "Organisation Name",
                 "Account", "Account Name", "Employer", "Företag", "Företagsnamn", "Bolag",
                 "Organisationsnamn", "Arbetsgivare", "Org.namn", "Firma", "Firmanamn", "Vendor",
                 "Supplier", "Leverantör", "Selskap", "Virksomhet", "Virksomhed", "Yritys",
@@ -155,6 +155,9 @@ def _header_match(name: str) -> tuple[str, int] | None:
     if not words or _ABOUT.intersection(words):
         return None
     words = [w for w in words if not w.isdigit() and w not in _NOISE]
+    found = _RANK_BY_KEY.get("".join(words))  # 'Organization 1 - Name' (Google) is 'Organization Name'
+    if found is not None:
+        return found[0], _FUZZY_RANK + found[1]
     private = False
     while len(words) > 1 and (words[0] in _QUALIFIERS or words[-1] in _QUALIFIERS):  # 'Tel. arb' too
         qualifier = words.pop(0 if words[0] in _QUALIFIERS else -1)

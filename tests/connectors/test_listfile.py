@@ -79,6 +79,7 @@ def test_map_header_returns_none_for_unknown_headers(header):
 @pytest.mark.parametrize("header, field", [
     ("E-mail 1 - Value", "email"), ("Phone 1 - Value", "phone"),           # Google Contacts
     ("Organization Title", "job_title"), ("Address 1 - City", "city"),
+    ("Organization 1 - Name", "company"), ("Organisation 1 - Name", "company"), ("Organization 1 - Title", "job_title"),
     ("Business City", "city"), ("Business Country/Region", "country"),     # Outlook
     ("E-mail 2 Address", "email"), ("Home Phone", "phone"), ("Web Page", "website"),
     ("Mobile Phone Number", "mobile_phone"), ("Website URL", "website"),   # HubSpot
