@@ -146,6 +146,32 @@ _LEGAL_FORMS = {tuple(form.split()) for form in (
 _LEADING_FORMS = {"ab", "aktiebolaget"}  # Swedish 'AB Volvo'
 
 
+# Legal forms that are also people's names or words when folded ('Pedro Sá', 'Anna As'): a
+# name ends with one of these as a company's only when it is written in capitals ('SA', 'AS')
+_SHORT_FORMS = {"ab", "hb", "kb", "ag", "as", "sa", "bv", "nv", "co"}
+_FORM_WORD = re.compile(r"[^\W_]+(?:[./][^\W_]+)*[./]?")
+_AND_COMPANY = re.compile(r"&\s*co\.?\s*$", re.IGNORECASE)  # 'Smith & Co'
+
+
+def is_company_name(name: str | None) -> bool:
+    """A name that ends with a company's legal form ('Berg Bygg AB', 'Ek & Son Handelsbolag',
+    'Acme Ltd.', 'Müller GmbH'), or starts with a Swedish one ('AB Volvo'): a company's, not a
+    person's, as a customer register writes it in its one name column."""
+    written = _FORM_WORD.findall(name or "")
+    if len(written) < 2:
+        return False
+    if _AND_COMPANY.search(name):
+        return True
+    for word in (written[-1], written[0]):
+        folded = fold(word).replace(" ", "")
+        if folded in _SHORT_FORMS:
+            if word.replace(".", "").replace("/", "").isupper() and (word is written[-1] or folded == "ab"):
+                return True
+        elif word is written[-1] and (folded,) in _LEGAL_FORMS:
+            return True
+    return False
+
+
 @lru_cache(maxsize=65536)
 def normalize_company(name: str | None) -> str | None:
     """Folded company name without its legal form: 'Acme AB', 'ACME Aktiebolag' and

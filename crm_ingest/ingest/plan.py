@@ -14,7 +14,7 @@ from typing import Any
 from crm_ingest.models.records import CASE_ORIGIN, CASE_PRIORITY
 
 from .errors import InvalidItem
-from .matching import address_keys, fold
+from .matching import address_keys, fold, is_company_name
 from .normalize import (
     clean_body,
     clean_text,
@@ -119,7 +119,7 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         raise InvalidItem(f"{email_field}/phone", "no email and no phone")
     return PersonPlan(scope, {
         "first_name": first, "last_name": last, "email": email, "phone": phone, "mobile_phone": mobile,
-        "company_name": clean_text(fields.get("company") or fields.get("company_name"), 300),
+        "company_name": _company(fields),
         "job_title": clean_text(fields.get("job_title"), 200),
         "topic": clean_text(fields.get("topic") or fields.get("subject"), 300),
         **{name: None if (value := fields.get(name)) is None else clean_text(value, limit)
@@ -134,7 +134,9 @@ def _names(fields: Mapping[str, Any], raw_email: str | None) -> tuple[str | None
     split; a switchboard's word no one's name; capitals or small letters written as names are."""
     first, last = clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200)
     if not (first or last):
-        first, last = split_name(_one_person(fields.get("full_name") or fields.get("name"), raw_email))
+        full = _one_person(fields.get("full_name") or fields.get("name"), raw_email)
+        if not _company_as_name(fields):  # a register's 'Namn' of 'Berg Bygg AB': the company's (_company)
+            first, last = split_name(full)
         if not (first or last) and (nickname := fields.get("nickname")):
             first = clean_text(nickname, 200)  # Google's 'Nickname' of a phone-book entry
         if not (first or last) and raw_email and "<" in raw_email:
@@ -146,6 +148,21 @@ def _names(fields: Mapping[str, Any], raw_email: str | None) -> tuple[str | None
     if last is None and first is not None and first.casefold() in _NOT_A_NAME:
         first = None  # 'Växel', 'Info', 'Kundtjänst': the company's door, not a person's name
     return name_case(first), name_case(last)  # 'PETRA LUND': a greeting writes 'Petra'
+
+
+def _company_as_name(fields: Mapping[str, Any]) -> str | None:
+    """The one name of a row with no name columns, when it is a company's ('Berg Bygg AB', 'Ek
+    & Son Handelsbolag', 'Acme Ltd'), as a customer register (Fortnox, Visma) writes it."""
+    if fields.get("first_name") or fields.get("last_name"):
+        return None
+    full = fields.get("full_name") or fields.get("name")
+    return full if type(full) is str and is_company_name(full) else None
+
+
+def _company(fields: Mapping[str, Any]) -> str | None:
+    """The company column, else a company's name written where a person's belongs."""
+    return (clean_text(fields.get("company") or fields.get("company_name"), 300)
+            or clean_text(_company_as_name(fields), 300))
 
 
 _TWO_PEOPLE = re.compile(r"\s+(?:/|&|\+|och|and|und|og)\s+", re.IGNORECASE)

@@ -365,6 +365,26 @@ def test_a_rows_name_is_read_as_a_careful_operator_would(fields, names):
     assert (plan.person.fields["first_name"], plan.person.fields["last_name"]) == names
 
 
+@pytest.mark.parametrize("fields, names, company", [
+    # a customer register (Fortnox, Visma) names the customer in its one name column
+    ({"full_name": "Berg Bygg AB"}, (None, None), "Berg Bygg AB"),
+    ({"full_name": "Ek & Son Handelsbolag"}, (None, None), "Ek & Son Handelsbolag"),
+    ({"full_name": "Nordic Tools AS"}, (None, None), "Nordic Tools AS"),
+    ({"full_name": "Acme, Inc."}, (None, None), "Acme, Inc."),
+    ({"full_name": "Smith & Co"}, (None, None), "Smith & Co"),
+    ({"full_name": "AB Volvo"}, (None, None), "AB Volvo"),
+    ({"full_name": "Berg Bygg AB", "company": "Berg Bygg"}, (None, None), "Berg Bygg"),  # the company column wins
+    # people whose names fold to a legal form ('Sá', 'As'), or a form beside name columns: people
+    ({"full_name": "Pedro Sá"}, ("Pedro", "Sá"), None),
+    ({"full_name": "Anna As"}, ("Anna", "As"), None),
+    ({"first_name": "Kalle", "last_name": "AB"}, ("Kalle", "Ab"), None),
+])
+def test_a_company_written_where_a_name_belongs_is_the_company(fields, names, company):
+    plan = plan_item(1, "row", {"fields": {"email": "x@example.se", **fields}}, LIST)
+    person = plan.person.fields
+    assert ((person["first_name"], person["last_name"]), person["company_name"]) == (names, company)
+
+
 @pytest.mark.parametrize("fields, example", [
     ({"first_name": "Exempel", "last_name": "Exempelsson", "email": "exempel@exempel.se", "phone": "070-1234567"}, True),
     ({"first_name": "Förnamn", "last_name": "Efternamn", "email": "fornamn.efternamn@foretag.se"}, True),
