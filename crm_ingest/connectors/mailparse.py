@@ -76,15 +76,20 @@ def parse_message(raw: bytes, *, body_limit: int = 100_000,
     payload = empty_payload()
     problems: list[str] = []
     raw = _header_section_cut(raw, problems)
+
+    def as_text() -> None:  # the message's text as its body, when its parts are not read
+        text = _decode_bytes(raw[:4 * body_limit], None) if isinstance(raw, bytes) else ""
+        payload.update(text=text[:body_limit], truncated=len(raw) > len(text[:body_limit]))
+
     headers_only = raw.count(b"\n--") > MAX_MIME_PARTS
     if headers_only:
-        problems.append(f"body: over {MAX_MIME_PARTS:,} MIME parts; its headers were read, its body and "
-                        "attachments were not")
+        as_text()
+        problems.append(f"body: over {MAX_MIME_PARTS:,} MIME parts; its headers were read, its parts were not "
+                        "(the message's text is kept as the body)")
     try:
         msg = _parse(raw, headers_only)
     except Exception as exc:  # untrusted bytes: keep the item, say why
-        text = _decode_bytes(raw, None) if isinstance(raw, bytes) else ""
-        payload.update(text=text[:body_limit], truncated=len(text) > body_limit)
+        as_text()
         try:  # its structure (parts nested thousands deep): the headers may still be read
             msg, headers_only = _parse(raw, headers_only=True), True
             problems.append(f"body: unparsable: {type(exc).__name__}: {exc}; the message's text is kept as the body")
@@ -163,9 +168,14 @@ def _header_section_cut(raw: bytes, problems: list[str]) -> bytes:
     return b"".join(kept).rstrip(b"\r\n") + rest
 
 
+_PARSED_HEADERS = frozenset({*ADDRESS_HEADERS, "subject", *KEPT_HEADERS})  # by the standard library's parser
+
+
 def _cut(name: str, value: str, problems: list[str]) -> str:
     """A header value to what the parser is given of it: an address field at the last address
     that fits, any other at MAX_TEXT_HEADER_CHARS; said so in `problems`."""
+    if name not in _PARSED_HEADERS:  # read by a pattern (ids, dates), or not at all
+        return value
     limit = MAX_ADDRESS_HEADER_CHARS if name in ADDRESS_HEADERS else MAX_TEXT_HEADER_CHARS
     if len(value) <= limit:
         return value

@@ -420,7 +420,7 @@ HEAD = (b"From: Anna Berg <anna@berg.se>\r\nTo: support@example.com\r\nSubject: 
      {"subject": "Offert", "text": "hej"}, "headers: 1,977,877 bytes of header fields, over 1,048,576"),
     (HEAD + b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
      + b"--b\r\nContent-Type: text/plain\r\n\r\nhej\r\n" * 20_000 + b"--b--\r\n",
-     {"subject": "Offert", "attachments": []}, "body: over 10,000 MIME parts; its headers were read"),
+     {"subject": "Offert", "attachments": [], "truncated": True}, "body: over 10,000 MIME parts; its headers were read"),
     (HEAD + b"MIME-Version: 1.0\r\n" + b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n'
                                                  % (i, i) for i in range(5_000)) + b"Content-Type: text/plain\r\n\r\nhej",
      {"subject": "Offert", "from_email": "anna@berg.se"}, "body: unparsable: RecursionError"),
@@ -432,3 +432,12 @@ def test_a_message_past_the_parser_s_bounds_is_read_as_far_as_it_can_be_saying_w
     assert {key: payload[key] for key in kept} == kept
     assert problem in payload["error"]
     assert PAYLOAD_KEYS <= set(payload)
+
+
+def test_a_long_thread_s_references_are_read_whole():
+    # Given a reply deep in a thread: its References name 600 messages (some 30 kB), the parent last
+    ids = [f"<m{n}.{'x' * 30}@kund.example>" for n in range(600)]
+    raw = HEAD + b"References: " + " ".join(ids).encode() + b"\r\n\r\nhej"
+    # Then every id is read, in order, the parent last, and nothing is said to be cut
+    payload = parse_message(raw)
+    assert payload["references"] == ids and "error" not in payload
