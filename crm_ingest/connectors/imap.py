@@ -119,7 +119,7 @@ class ImapMailbox:
                 continue
             size = sizes[uid]
             if size > MAX_MESSAGE_BYTES or (group and group_bytes + size > FETCH_BYTES):
-                yield from self._bodies(conn, group, sizes, validity)
+                yield from self._bodies(conn, group, validity)
                 group, group_bytes = [], 0
             if size > MAX_MESSAGE_BYTES:
                 where = f"{self.config.folder} UID {uid} (UIDVALIDITY {validity})"
@@ -130,7 +130,7 @@ class ImapMailbox:
                 continue
             group.append(uid)
             group_bytes += size
-        yield from self._bodies(conn, group, sizes, validity)
+        yield from self._bodies(conn, group, validity)
 
     def _sizes(self, conn: imaplib.IMAP4, uids: list[int]) -> dict[int, int]:
         typ, data = conn.uid("FETCH", ",".join(map(str, uids)), "(UID RFC822.SIZE)")
@@ -145,8 +145,7 @@ class ImapMailbox:
                 sizes[int(uid.group(1))] = int(size.group(1)) if size else 0
         return sizes
 
-    def _bodies(self, conn: imaplib.IMAP4, uids: list[int], sizes: dict[int, int],
-                validity: int) -> Iterator[NewItem]:
+    def _bodies(self, conn: imaplib.IMAP4, uids: list[int], validity: int) -> Iterator[NewItem]:
         if not uids:
             return
         typ, data = conn.uid("FETCH", ",".join(map(str, uids)), "(UID BODY.PEEK[])")
@@ -165,7 +164,6 @@ class ImapMailbox:
             if raw is None:  # expunged since its size was asked
                 continue
             if len(raw) > MAX_MESSAGE_BYTES:  # grown past what its size said: as any oversize one
-                raw = None
                 payload = {**empty_payload(), "error": f"message of over {MAX_MESSAGE_BYTES} bytes, over the "
                                                        f"{MAX_MESSAGE_BYTES}-byte cap", "mailbox": self.config.folder}
                 yield NewItem(external_id=f"oversize:{validity}:{uid}", kind="email", payload=payload,

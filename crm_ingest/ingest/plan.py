@@ -134,9 +134,8 @@ def _names(fields: Mapping[str, Any], raw_email: str | None) -> tuple[str | None
     split; a switchboard's word no one's name; capitals or small letters written as names are."""
     first, last = clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200)
     if not (first or last):
-        full = _one_person(fields.get("full_name") or fields.get("name"), raw_email)
         if not _company_as_name(fields):  # a register's 'Namn' of 'Berg Bygg AB': the company's (_company)
-            first, last = split_name(full)
+            first, last = split_name(_one_person(fields.get("full_name") or fields.get("name"), raw_email))
         if not (first or last) and (nickname := fields.get("nickname")):
             first = clean_text(nickname, 200)  # Google's 'Nickname' of a phone-book entry
         if not (first or last) and raw_email and "<" in raw_email:
