@@ -440,15 +440,19 @@ def import_revert(job_id: int, as_json: bool) -> None:
 @click.option("--reason", default=None, help="Why these must not be contacted (kept with each entry).")
 @json_option
 def suppress(file: Path, reason: str | None, as_json: bool) -> None:
-    """Load a do-not-contact list: one email, phone number or domain a line (or first CSV column)."""
+    """Load a do-not-contact list: one email, phone number or domain a line, or a list's email
+    and phone columns (CSV, TSV or .xlsx, any encoding, as `ingest import` reads one)."""
+    from crm_ingest.connectors.listfile import suppression_values
+    from crm_ingest.ingest.errors import IngestError
     from crm_ingest.ingest.importjobs import add_suppressions
 
     rt = _runtime()
-    with file.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
-        values = (row[0] for row in csv.reader(handle) if row)
+    try:
         with rt.sessions.begin() as session:
-            result = add_suppressions(session, values, region=rt.settings.region, source=file.name,
-                                      reason=reason)
+            result = add_suppressions(session, suppression_values(file), region=rt.settings.region,
+                                      source=file.name, reason=reason)
+    except IngestError as exc:  # not a list (a PDF, a zip), or unreadable: nothing was loaded
+        raise click.ClickException(f"{exc}; nothing was loaded") from None
     Out(as_json).emit(result, lambda d: console.print(
         f"{d['entries']} entries ({d['added']} new), {d['records_marked']} existing records marked "
         f"do-not-contact, {len(d['invalid'])} lines not understood"))

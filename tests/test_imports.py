@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from openpyxl import Workbook
 from sqlalchemy import select, text
 
 from crm_ingest.connectors.listfile import REPEATED_HEADER, ListFile
@@ -209,6 +210,39 @@ def test_suppressed_people_never_become_leads_whatever_list_they_come_back_in(cl
         eva = session.scalar(select(Lead).where(Lead.email == "eva@ek.example.se"))
         assert eva.do_not_contact is True
         assert session.scalar(select(Lead).where(Lead.email == "bo@ny.example.se")) is None
+
+
+@pytest.mark.parametrize("name, content", [
+    # as such lists are kept: Excel's 'Unicode text', a semicolon list with the address in its
+    # second column, a workbook, a cell of two addresses
+    ("dnc.txt", "E-post\r\nanna@berg.se\r\nbo@ek.se\r\n".encode("utf-16")),
+    ("dnc.csv", "Namn;E-post;Telefon\nAnna Berg;anna@berg.se;\nBo Ek;bo@ek.se;\n".encode("cp1252")),
+    ("dnc.xlsx", None),
+    ("dnc2.csv", b"Email\n\"anna@berg.se; bo@ek.se\"\n"),
+])
+def test_a_do_not_contact_list_is_read_as_any_list_is(cli, tmp_path, name, content):
+    path = tmp_path / name
+    if content is None:
+        book = Workbook()
+        for row in (["Förnamn", "E-postadress"], ["Anna", "anna@berg.se"], ["Bo", "bo@ek.se"]):
+            book.active.append(row)
+        book.save(path)
+    else:
+        path.write_bytes(content)
+    # When it is loaded, Then both addresses are suppressed, and nothing else
+    loaded = run_json(cli, "suppress", str(path))
+    assert (loaded["entries"], loaded["invalid"]) == (2, [])
+    listing = write_list(tmp_path / "list.csv", [["Anna", "Berg", "anna@berg.se", "", ""],
+                                                 ["Bo", "Ek", "bo@ek.se", "", ""], ["Cia", "Lo", "cia@lo.se", "", ""]])
+    job = run_json(cli, "import", str(listing))
+    assert (job["counts"]["suppressed"], job["counts"]["created"]) == (2, 1)
+
+
+def test_a_file_that_is_no_list_loads_no_suppressions_and_says_why(cli, tmp_path):
+    (tmp_path / "dnc.pdf").write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj")
+    result = cli("suppress", str(tmp_path / "dnc.pdf"))
+    assert result.exit_code == 1 and "a PDF document, not a list" in result.output
+    assert "nothing was loaded" in result.output
 
 
 def test_a_row_for_a_known_contact_links_it_instead_of_making_a_lead(cli, tmp_path, sessions_for):

@@ -25,7 +25,7 @@ from typing import Any
 from crm_ingest.connectors.base import NewItem
 from crm_ingest.ingest.errors import ConfigError, FatalError
 
-__all__ = ["HEADER_SYNONYMS", "ListFile", "MapFile", "map_header", "preview"]
+__all__ = ["HEADER_SYNONYMS", "ListFile", "MapFile", "map_header", "preview", "suppression_values"]
 
 # Each field's names, the most specific first: when two columns name one field, the earlier
 # name wins it (Outlook's 'Title' is Mr/Ms beside its 'Job Title'), and the other is kept in
@@ -1326,6 +1326,36 @@ def _filled_down(rows: Iterator[list[str]], merges: dict[int, list[tuple[int, in
                 if not row[column]:
                     row[column] = value
         yield row
+
+
+_SEVERAL = re.compile(r"[;,\s]+")
+
+
+def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
+    """A do-not-contact list's entries, (line, value): read as any list is (CSV with any
+    delimiter, TSV, .xlsx, any encoding), from its email and phone columns when a header names
+    them ('E-post;Namn', 'Email Address'), else from its first column (one entry a line, no
+    header). A cell of several addresses ('a@x.se; b@y.se') is each of them."""
+    list_file = ListFile(path, "suppress")
+    named = {name for _, name in list_file.read_header()} & {"email", "phone", "mobile_phone"}
+    for item in list_file.fetch():
+        payload = item.payload
+        line = payload.get("row", 0)
+        if not named:
+            cells = payload.get("extra") or {}
+            value = next(iter(cells.values()), None) if cells else None
+            if value:
+                yield line, str(value)
+            continue
+        fields = payload.get("fields") or {}
+        for name in ("email", "phone", "mobile_phone"):
+            value = fields.get(name)
+            if not value:
+                continue
+            if name == "email":
+                yield from ((line, part) for part in _SEVERAL.split(str(value)) if part)
+            else:
+                yield line, str(value)
 
 
 def preview(list_file: ListFile, rows: int = 10) -> dict[str, Any]:

@@ -196,11 +196,11 @@ def parse_suppression(value: str, region: str) -> tuple[str, str]:
     return "phone", normalize_phone(text, region)
 
 
-def add_suppressions(session: Session, values: Iterable[str], *, region: str, source: str,
+def add_suppressions(session: Session, values: Iterable[tuple[int, str]], *, region: str, source: str,
                      reason: str | None = None) -> dict[str, Any]:
-    """Load do-not-contact entries; mark existing leads and contacts they match."""
+    """Load do-not-contact entries, (line, value) pairs; mark existing leads and contacts they match."""
     entries, invalid = {}, []
-    for number, value in enumerate(values, start=1):
+    for number, value in values:
         if not value.strip() or value.strip().startswith("#"):
             continue
         try:
