@@ -37,7 +37,7 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
                   "Sukunimi", "Nachname", "Familienname"),
     "nickname": ("Nickname", "Nick Name", "Smeknamn", "Kallas"),  # the name when the row gives no other
     "full_name": ("Name", "Full Name", "Contact", "Contact Name", "Contact Person", "Namn",
-                  "Fullständigt namn", "Kontakt", "Kontaktperson", "Navn", "Nimi",
+                  "Fullständigt namn", "Kontakt", "Kontaktperson", "Er referens", "Navn", "Nimi",
                   "Yhteyshenkilö", "Ansprechpartner"),
     "email": ("Email", "E-mail", "Email Address", "E-mail Address", "Mail", "Email 1", "E-post",
               "E-postadress", "Epost", "Mejl", "Mejladress", "Mailadress", "Mail Address",
@@ -577,6 +577,11 @@ class _Layout:
         return headers
 
     @cached_property
+    def _name_spares(self) -> tuple[str, ...]:
+        """The `extra` names of further full-name columns ('Er referens' beside 'Namn')."""
+        return tuple(self.extra_names[index] for index, field_name in self.spares if field_name == "full_name")
+
+    @cached_property
     def _joins_emails(self) -> bool:
         """Has the layout several email columns, whose addresses a row joins?"""
         return sum(field_name == "email" for _, field_name in self.columns) > 1
@@ -603,6 +608,8 @@ class _Layout:
         for index, field_name in self.spares:  # the best-named filled column of the field
             if field_name not in fields and (value := extra.pop(self.extra_names[index], None)):
                 fields[field_name] = value
+        if self._name_spares and "first_name" not in fields and "last_name" not in fields:
+            _person_beside_company(fields, extra, self._name_spares, self._header_of.get("full_name", "full_name"))
         moved = _misplaced(fields, self._header_of)
         for field_name, value in self.mapping.defaults.items():
             fields.setdefault(field_name, value)
@@ -616,6 +623,30 @@ class _Layout:
         elif type(row) is _Footer:
             payload["ignore"] = BELOW_THE_TABLE
         return payload
+
+
+def _person_beside_company(fields: dict[str, str], extra: dict[str, str], spares: tuple[str, ...],
+                           header: str) -> None:
+    """A customer register's 'Namn' is the company ('Berg Bygg AB') and its 'Er referens' the
+    person there: when the name is a company's and a further name column holds one, the person
+    is named by that, and the company (where the row has none) by the name."""
+    from crm_ingest.ingest.matching import is_company_name
+
+    name = fields.get("full_name")
+    if not name or not is_company_name(name):
+        return
+    person = next((extra[spare] for spare in spares if extra.get(spare) and not is_company_name(extra[spare])), None)
+    if person is None:
+        return
+    for spare in spares:
+        if extra.get(spare) == person:
+            del extra[spare]
+            break
+    fields["full_name"] = person
+    if not fields.get("company"):
+        fields["company"] = name
+    else:  # the row's company column names it: the register's name is kept beside it
+        extra.setdefault(header, name)
 
 
 # A cell of nothing but a phone number: digits and what numbers are written with
@@ -662,7 +693,7 @@ def _address_elsewhere(fields: dict[str, str], headers: dict[str, str], email: s
 
 # Fields a further column fills when the column that won them is empty: a person's number and
 # address are the same facts wherever a list keeps them
-_SPARE_FIELDS = frozenset({"phone", "mobile_phone", "street", "city", "postal_code", "country"})
+_SPARE_FIELDS = frozenset({"phone", "mobile_phone", "street", "city", "postal_code", "country", "full_name"})
 
 
 def _join_emails(fields: dict[str, str]) -> None:

@@ -883,6 +883,23 @@ def test_a_line_too_long_or_of_too_many_cells_stops_the_reading_naming_it(tmp_pa
     assert "long.csv: line 3 is over" in str(error.value)
 
 
+def test_a_customer_register_names_the_company_and_its_reference_the_person(tmp_path):
+    # Given a customer register as Fortnox exports one: 'Namn' is the customer, 'Er referens'
+    # the person there (when there is one)
+    text = ("Kundnr;Namn;Organisationsnummer;Telefon;E-post;Er referens\n"
+            "1001;Berg Bygg AB;556123-4567;08-123 456 78;anna@bergbygg.se;Anna Berg\n"
+            "1002;Ek & Son Handelsbolag;969612-3456;046-12 34 56;kontakt@ekson.se;\n"
+            "1003;Cia Lo;;070-111 22 33;cia@lo.se;Bo Ek\n")
+    payloads = rows(write(tmp_path, text))
+    # Then a company's name with a reference beside it is the company, and the reference the person
+    assert [(p["fields"].get("full_name"), p["fields"].get("company")) for p in payloads] == [
+        ("Anna Berg", "Berg Bygg AB"),
+        ("Ek & Son Handelsbolag", None),  # no one named: the plan takes the name as the company's
+        ("Cia Lo", None),                  # a person's name: as written, the reference kept aside
+    ]
+    assert payloads[2]["extra"]["Er referens"] == "Bo Ek"
+
+
 def test_an_address_or_a_number_in_the_wrong_column_is_read_in_its_own_and_said_so(tmp_path):
     # Given a hand-kept list where cells were typed into each other's columns
     text = ("Namn;E-post;Telefon\n"
