@@ -16,7 +16,8 @@ from crm_ingest.models import Lead, RawItem
 # -- excel_safe ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["=SUM(A1:A9)", "+46701234567", "-2+3", "@SUM(A1)", "\t=1+1", "\r=1+1",
+@pytest.mark.parametrize("value", ["=SUM(A1:A9)", "+46701234567", "-2+3", "@SUM(A1)", "\t=1+1", "\r=1+1", "\n=1+1",
+                                   "\uff1dSUM(A1)", "\uff0b1+1", "\uff20SUM(A1)",
                                    "=HYPERLINK(\"http://evil.example\")"])
 def test_cell_starting_like_a_formula_gets_a_quote(value):
     # Given a value Excel would run as a formula

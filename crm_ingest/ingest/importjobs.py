@@ -97,13 +97,17 @@ EXPORT_LIMIT_CELL = 32_000  # Excel's limit on a cell is 32,767 characters
 
 
 def excel_safe(value: Any) -> str:
-    """A cell Excel will not run as a formula: leading = + - @ (and tab, CR) get a quote."""
+    """A cell Excel will not run as a formula: leading = + - @ (and tab, CR, LF, and the
+    full-width = + - @, which a spreadsheet may turn into them) get a quote."""
     if value is None:
         return ""
     text = str(value)[:EXPORT_LIMIT_CELL]
-    if text and text[0] in "=+-@\t\r":
+    if text and text[0] in _FORMULA_STARTS:
         return "'" + text
     return text
+
+
+_FORMULA_STARTS = "=+-@\t\r\n\uff1d\uff0b\uff0d\uff20"
 
 
 def original_values(payload: dict, columns: list[tuple[str, str | None]]) -> dict[str, Any]:
