@@ -1147,6 +1147,13 @@ def _rows_parser():
     return RowsParser
 
 
+# The parts openpyxl's read-only reader parses whole (with external links not kept): the package's
+# manifest and relationships, the workbook, its properties, theme and styles. A pivot table's cache
+# or a drawing, however large, is not read.
+_WHOLE_PARTS = re.compile(r"\[Content_Types\]\.xml$|(?:.*/)?_rels/[^/]*\.rels$|xl/[^/]*workbook[^/]*\.xml$|"
+                          r"xl/styles\.xml$|xl/theme/|docProps/", re.IGNORECASE)
+
+
 def _check_whole_parts(source, name: str) -> None:
     """Refuses a workbook with a part openpyxl parses whole (styles, the workbook, relationships)
     larger than MAX_WHOLE_PART_BYTES unpacked: a few kilobytes of zip unpack to gigabytes, and a
@@ -1159,10 +1166,7 @@ def _check_whole_parts(source, name: str) -> None:
     finally:
         source.seek(0)
     for member in members:
-        streamed = (("worksheets/" in member.filename and "_rels/" not in member.filename)
-                    or member.filename.lower().endswith("sharedstrings.xml"))
-        if (member.filename.endswith((".xml", ".rels")) and not streamed
-                and member.file_size > MAX_WHOLE_PART_BYTES):
+        if _WHOLE_PARTS.match(member.filename) and member.file_size > MAX_WHOLE_PART_BYTES:
             raise FatalError(f"{name}: its part {member.filename[:100]} unpacks to {member.file_size >> 20:,} MB, "
                              f"over the {MAX_WHOLE_PART_BYTES >> 20} MB a workbook's lists need: save the list as CSV")
 
@@ -1196,7 +1200,7 @@ def _read_workbook(source, strings: _StringsOnDisk | list | None = None):
                     worksheet.sheet_state = sheet.state
                     self.wb._sheets.append(worksheet)
 
-    reader = Reader(source, read_only=True, data_only=True)
+    reader = Reader(source, read_only=True, data_only=True, keep_links=False)  # links to other workbooks: never read
     try:
         reader.read()
     except BaseException:
