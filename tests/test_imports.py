@@ -652,3 +652,11 @@ def test_rows_of_long_notes_land_in_smaller_chunks(tmp_path, database, sessions_
         counts = job_counts(session, progress.job_id)
     assert sizes == [5] * 12
     assert (counts["rows"], counts["created"]) == (60, 60)
+
+
+def test_a_headerless_do_not_contact_list_is_read_from_its_first_column_only(cli, tmp_path):
+    # Given lines of an address and a note, one with the address left out
+    (tmp_path / "dnc.csv").write_text("anna@berg.se,avregistrerad 2026-01-02\n,bo@ek.se\n")
+    # When it is loaded, Then only the first column is read: the second line's address is its note
+    loaded = run_json(cli, "suppress", str(tmp_path / "dnc.csv"))
+    assert (loaded["entries"], loaded["invalid"]) == (1, [])

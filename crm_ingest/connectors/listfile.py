@@ -635,14 +635,10 @@ def _person_beside_company(fields: dict[str, str], extra: dict[str, str], spares
     name = fields.get("full_name")
     if not name or not is_company_name(name):
         return
-    person = next((extra[spare] for spare in spares if extra.get(spare) and not is_company_name(extra[spare])), None)
-    if person is None:
+    spare = next((spare for spare in spares if extra.get(spare) and not is_company_name(extra[spare])), None)
+    if spare is None:
         return
-    for spare in spares:
-        if extra.get(spare) == person:
-            del extra[spare]
-            break
-    fields["full_name"] = person
+    fields["full_name"] = extra.pop(spare)
     if not fields.get("company"):
         fields["company"] = name
     else:  # the row's company column names it: the register's name is kept beside it
@@ -995,7 +991,8 @@ class ListFile:
     def _workbook(self):
         with self.path.open("rb") as f:
             try:
-                _check_whole_parts(f, self.path.name)
+                if self._strings is None:  # the first opening (a workbook without strings: each, cheaply)
+                    _check_whole_parts(f, self.path.name)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # "no default style" and kin
                     # its shared strings read once for every opening (choosing the sheet, the header, the rows)
@@ -1084,9 +1081,9 @@ def _rows_parser():
         openpyxl's own parses a row whole before reading its cells, clears each row's element
         but leaves it in the sheet's tree, and keeps each row's height: some 115 bytes a row,
         80 MB more at a million rows, and a row of two million empty cells (a 9 kB file) took
-        900 MB. Here the read cells are emptied and the rows leave the tree, no row has more than
-        MAX_LINE_CELLS cells nor MAX_LINE_CHARS of text (as a line of a CSV), nothing unread grows past the
-        MAX_XML_HELD bounds, and reading stops with the rows."""
+        900 MB. Here the read cells are emptied and the rows leave the tree, no row has more
+        than MAX_LINE_CELLS cells nor MAX_LINE_CHARS of text (as a line of a CSV), nothing
+        unread grows past the MAX_XML_HELD bounds, and reading stops with the rows."""
 
         def parse(self):
             source = _XmlBudget(self.source, "the sheet")
@@ -1121,7 +1118,7 @@ def _rows_parser():
                     yield self.row_counter, cells
                 elif tag == sheet_data:
                     return
-                elif rows is None and root is not None and len(root) and root[-1] is element:
+                elif rows is None and len(root) and root[-1] is element:  # root: the first start
                     root.remove(element)  # a part of the sheet before its rows: columns, views
                 else:
                     held += 1
@@ -1372,14 +1369,14 @@ def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
     them ('E-post;Namn', 'Email Address'), else from its first column (one entry a line, no
     header). A cell of several addresses ('a@x.se; b@y.se') is each of them."""
     list_file = ListFile(path, "suppress")
-    named = {name for _, name in list_file.read_header()} & {"email", "phone", "mobile_phone"}
+    header = list_file.read_header()
+    named = {name for _, name in header} & {"email", "phone", "mobile_phone"}
+    first = header[0][0] or "column 1" if header else None  # its key in `extra`, as _Layout names it
     for item in list_file.fetch():
         payload = item.payload
         line = payload.get("row", 0)
         if not named:
-            cells = payload.get("extra") or {}
-            value = next(iter(cells.values()), None) if cells else None
-            if value:
+            if value := (payload.get("extra") or {}).get(first):
                 yield line, str(value)
             continue
         fields = payload.get("fields") or {}

@@ -79,7 +79,7 @@ def parse_message(raw: bytes, *, body_limit: int = 100_000,
 
     def as_text() -> None:  # the message's text as its body, when its parts are not read
         text = _decode_bytes(raw[:4 * body_limit], None) if isinstance(raw, bytes) else ""
-        payload.update(text=text[:body_limit], truncated=len(raw) > len(text[:body_limit]))
+        payload.update(text=text[:body_limit], truncated=len(text) > body_limit or len(raw) > 4 * body_limit)
 
     headers_only = raw.count(b"\n--") > MAX_MIME_PARTS
     if headers_only:

@@ -92,7 +92,8 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
             email_field: str = "email", handle: tuple[str, str] | None = None, listed: bool = False) -> PersonPlan:
     """Person fields and identity keys; a valid email or phone or handle is required."""
     raw_email = _given(_without_directory_names(clean_text(fields.get("email"), 400)))
-    first, last = _names(fields, raw_email)
+    company_as_name = _company_as_name(fields)
+    first, last = _names(fields, raw_email, company_as_name)
     keys: list[tuple[str, str]] = []
     email = None
     if raw_email:
@@ -119,7 +120,8 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         raise InvalidItem(f"{email_field}/phone", "no email and no phone")
     return PersonPlan(scope, {
         "first_name": first, "last_name": last, "email": email, "phone": phone, "mobile_phone": mobile,
-        "company_name": _company(fields),
+        "company_name": (clean_text(fields.get("company") or fields.get("company_name"), 300)
+                         or clean_text(company_as_name, 300)),
         "job_title": clean_text(fields.get("job_title"), 200),
         "topic": clean_text(fields.get("topic") or fields.get("subject"), 300),
         **{name: None if (value := fields.get(name)) is None else clean_text(value, limit)
@@ -127,14 +129,15 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
     }, keys)
 
 
-def _names(fields: Mapping[str, Any], raw_email: str | None) -> tuple[str | None, str | None]:
+def _names(fields: Mapping[str, Any], raw_email: str | None,
+           company_as_name: str | None = None) -> tuple[str | None, str | None]:
     """(first, last) as a careful operator reads them: the name columns, else the full name (of
     two people's, the one the address is theirs), else a nickname, else the name written with
     the address ('Anna Berg <anna@berg.se>'); a whole name typed into the first name's column
     split; a switchboard's word no one's name; capitals or small letters written as names are."""
     first, last = clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200)
     if not (first or last):
-        if not _company_as_name(fields):  # a register's 'Namn' of 'Berg Bygg AB': the company's (_company)
+        if not company_as_name:  # a register's 'Namn' of 'Berg Bygg AB': the company's, not a person's
             first, last = split_name(_one_person(fields.get("full_name") or fields.get("name"), raw_email))
         if not (first or last) and (nickname := fields.get("nickname")):
             first = clean_text(nickname, 200)  # Google's 'Nickname' of a phone-book entry
@@ -156,12 +159,6 @@ def _company_as_name(fields: Mapping[str, Any]) -> str | None:
         return None
     full = fields.get("full_name") or fields.get("name")
     return full if type(full) is str and is_company_name(full) else None
-
-
-def _company(fields: Mapping[str, Any]) -> str | None:
-    """The company column, else a company's name written where a person's belongs."""
-    return (clean_text(fields.get("company") or fields.get("company_name"), 300)
-            or clean_text(_company_as_name(fields), 300))
 
 
 _TWO_PEOPLE = re.compile(r"\s+(?:/|&|\+|och|and|und|og)\s+", re.IGNORECASE)
