@@ -17,7 +17,8 @@ EXPORTS = Path(__file__).parent / "fixtures" / "exports"
 # file: (outcome counts, encoding, {lead's email: (field, value) or {field: value}} spot checks)
 CASES = {
     "01_outlook_contacts.csv": ({"created": 8}, "utf-8", {
-        "mike.johnson@brightpathsolutions.com": ("phone", "+12125550147"),  # 'Business Country' gives the region
+        # 'Business Country' gives the region; 'Business State' is his state, not a detail
+        "mike.johnson@brightpathsolutions.com": {"phone": "+12125550147", "state_or_province": "NY"},
         "Sofia.Andersson@kronfagel.se": ("company_name", "Kronfågel AB"),
         # both numbers kept: the business one to call, the UK mobile read in her row's country
         "m.oneill@harbourline.co.uk": {"phone": "+442079460958", "mobile_phone": "+447911123456"}}),
@@ -27,6 +28,7 @@ CASES = {
         "erik.sandberg@tornqvistco.se": ("phone", "+46701740622")}),  # ' ::: ' joined values
     "03_mailchimp_subscribed_members_export_3f9a1c2b7e.csv": ({"created": 7}, "utf-8", {
         "kim.larsen@nordlys.dk": ("phone", "+4532123456"),
+        "anna.berg@nordvikfrakt.se": ("state_or_province", "O"),  # REGION: the county's letter
         # the whole name typed into FNAME, LNAME empty: split as a careful operator would
         "ingrid.svensson@bredbandsbolaget.se": {"first_name": "Ingrid", "last_name": "Svensson"},
         "MAGNUS.OLSSON@skogsbrukstjanst.se": {"first_name": "Magnus", "last_name": "Olsson"}}),  # typed in capitals

@@ -68,7 +68,13 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
              "Stadt"),
     "postal_code": ("Postal Code", "Postcode", "Zip", "Zip Code", "Zip/Postal Code", "Postnummer",
                     "Postnr", "Postinumero", "PLZ", "Postleitzahl"),
-    "country": ("Country", "Country/Region", "Land", "Maa"),
+    # a state, province, county or region: 'Region (arbete)' is Outlook's in Swedish, and a
+    # Swedish 'Län' or 'Region' (Skåne, Västra Götaland) is what a US list's 'State' is
+    "state_or_province": ("State/Province", "State", "Province", "State or Province", "State/Region",
+                          "Region", "County", "Län", "Landskap", "Delstat", "Provins", "Fylke",
+                          "Maakunta", "Bundesland"),
+    "country": ("Country", "Country/Region", "Land", "Maa", "Country Name", "Country/Region Name",
+                "Land/region", "Land/Region Name", "Landsnamn", "Nation"),
     "twitter": ("Twitter", "Twitter Handle", "X", "X Handle", "X (Twitter)", "Twitter/X"),
     "facebook": ("Facebook", "Facebook Profile", "Facebook ID"),
     "lead_source": ("Lead Source", "Källa", "Leadkälla"),
@@ -689,7 +695,8 @@ def _address_elsewhere(fields: dict[str, str], headers: dict[str, str], email: s
 
 # Fields a further column fills when the column that won them is empty: a person's number and
 # address are the same facts wherever a list keeps them
-_SPARE_FIELDS = frozenset({"phone", "mobile_phone", "street", "city", "postal_code", "country", "full_name"})
+_SPARE_FIELDS = frozenset({"phone", "mobile_phone", "street", "city", "postal_code", "state_or_province",
+                           "country", "full_name"})
 
 
 def _join_emails(fields: dict[str, str]) -> None:

@@ -52,7 +52,7 @@ CASE_ACTIVE = "active"
 CASE_CLOSED = ("resolved", "cancelled", "closed")
 QUEUED = {"lead": Lead, "case": Case}  # record types that sit in a queue
 CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "mobile_phone", "job_title", "company_name",
-                  "street", "postal_code", "city", "country")
+                  "street", "postal_code", "city", "state_or_province", "country")
 
 
 def lead_state(status: str | None) -> str:

@@ -31,7 +31,8 @@ from .normalize import (
 from .priority import case_priority
 from .settings import SourceConfig, lead_source_key
 
-ADDRESS_FIELDS = (("street", 300), ("postal_code", 20), ("city", 100), ("country", 100))
+ADDRESS_FIELDS = (("street", 300), ("postal_code", 20), ("city", 100), ("state_or_province", 100),
+                  ("country", 100))
 PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "mobile_phone", "company_name", "job_title", "topic",
                  *(name for name, _ in ADDRESS_FIELDS))
 

@@ -63,6 +63,7 @@ class Contact(Provenance, Base):
     street: Mapped[str | None] = mapped_column(String(300))  # Dynamics' address1_line1
     postal_code: Mapped[str | None] = mapped_column(String(20))
     city: Mapped[str | None] = mapped_column(String(100))
+    state_or_province: Mapped[str | None] = mapped_column(String(100))  # Dynamics' address1_stateorprovince
     country: Mapped[str | None] = mapped_column(String(100))  # as the list wrote it
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
     do_not_contact: Mapped[bool] = mapped_column(default=False)
@@ -86,6 +87,7 @@ class Lead(Provenance, Base):
     street: Mapped[str | None] = mapped_column(String(300))  # Dynamics' address1_line1
     postal_code: Mapped[str | None] = mapped_column(String(20))
     city: Mapped[str | None] = mapped_column(String(100))
+    state_or_province: Mapped[str | None] = mapped_column(String(100))  # Dynamics' address1_stateorprovince
     country: Mapped[str | None] = mapped_column(String(100))  # as the list wrote it
     lead_source: Mapped[str | None] = mapped_column(String(50))
     status: Mapped[str] = mapped_column(String(20), default="new")

@@ -89,6 +89,11 @@ def test_map_header_returns_none_for_unknown_headers(header):
     ("Postadress", "street"), ("Privat e-post", "email"),
     ("Email Opt Out", "opt_out"), ("Do Not Email", "opt_out"), ("Avregistrerad", "opt_out"),
     ("Marketing Consent", "consent"),
+    ("Mailing State/Province", "state_or_province"), ("State/Region", "state_or_province"),  # Salesforce, HubSpot
+    ("Business State", "state_or_province"), ("REGION", "state_or_province"),             # Outlook, Mailchimp
+    ("Region (arbete)", "state_or_province"), ("Land/region (arbete)", "country"),        # Outlook in Swedish
+    ("Län", "state_or_province"), ("State", "state_or_province"), ("County", "state_or_province"),
+    ("Country/Region Name", "country"),                                                   # Zoom
 ])
 def test_map_header_reads_the_names_exports_give_a_field(header, field):
     assert map_header(header) == field
@@ -97,6 +102,7 @@ def test_map_header_reads_the_names_exports_give_a_field(header, field):
 @pytest.mark.parametrize("header", [
     "E-mail 1 - Label", "Phone 1 - Type", "E-mail Type", "E-mail Display Name", "Email Opt-Out Date",
     "Email Status", "Lead Owner", "Phonetic First Name", "Middle Name", "Record ID", "Telefon typ",
+    "Sales Region", "Country Code",
 ])
 def test_map_header_leaves_columns_about_a_field_unmapped(header):
     assert map_header(header) is None

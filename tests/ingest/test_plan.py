@@ -43,7 +43,7 @@ def test_row_becomes_a_lead_with_normalized_keys_email_first():
     assert plan.person.fields == {
         "first_name": "Åsa", "last_name": "Jönsson", "email": "ASA@example.com",
         "phone": "+46701234567", "mobile_phone": None, "company_name": "Ek AB", "job_title": "CTO",
-        "topic": None, "street": None, "postal_code": None, "city": None, "country": None,
+        "topic": None, "street": None, "postal_code": None, "city": None, "state_or_province": None, "country": None,
     }
     assert plan.case is None and plan.activity is None and plan.thread_refs == []
 
