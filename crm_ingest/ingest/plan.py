@@ -340,6 +340,15 @@ def _numbers_in(raw: str) -> list[str]:
 _KEPT_FIELDS = (("consent", 200), ("website", 300), ("notes", 2000), ("nickname", 200))
 
 
+# A person's profile in a website column (LinkedIn's connections export names it 'URL'): kept
+# under the network's name, not as the company's website
+_SOCIAL_PROFILE = re.compile(
+    r"(?:https?://)?(?:[a-z]{2,3}\.|www\.|m\.)?(linkedin\.com|twitter\.com|x\.com|facebook\.com|instagram\.com)/",
+    re.IGNORECASE)
+_SOCIAL_NETWORKS = {"linkedin.com": "linkedin", "twitter.com": "twitter", "x.com": "twitter",
+                    "facebook.com": "facebook", "instagram.com": "instagram"}
+
+
 def _read_list_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
     if reason := clean_text(payload.get("ignore"), 200):  # the list reader's verdict: a repeated header
         return ItemPlan(item_id, source.record_type, outcome="ignored", reason=reason)
@@ -392,6 +401,8 @@ def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig, li
             plan.person.fields["lead_source"] = lead_source
         extra = payload.get("extra")
         kept = {name: value for name, limit in _KEPT_FIELDS if (value := clean_text(fields.get(name), limit))}
+        if "website" in kept and (network := _SOCIAL_PROFILE.match(kept["website"])):
+            kept[_SOCIAL_NETWORKS[network.group(1).lower()]] = kept.pop("website")
         details = {"row": payload.get("row"), "file": clean_text(payload.get("file"), 300),
                    "fields": kept or None, "moved": clean_text(payload.get("moved"), 300),
                    "extra": {clean_text(k, 100): clean_text(v, 1000) for k, v in extra.items()}

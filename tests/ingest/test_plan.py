@@ -478,3 +478,15 @@ def test_an_exchange_directory_name_in_the_email_column_is_no_address(email, kep
     # Then she is a lead, by her address where she has one, else by her phone; not rejected
     assert plan.outcome is None
     assert (plan.person.fields["email"], plan.person.fields["phone"]) == (kept, "+46701740620")
+
+
+@pytest.mark.parametrize("url, kept_as", [
+    ("https://www.linkedin.com/in/eriklindqvist", "linkedin"),  # LinkedIn's connections export: 'URL'
+    ("se.linkedin.com/in/anna-berg-1234", "linkedin"),
+    ("https://x.com/maria_h", "twitter"), ("https://www.facebook.com/ekab.se", "facebook"),
+    ("https://ekab.se", "website"), ("www.linkedin-partners.se/om-oss", "website"),
+])
+def test_a_profile_in_a_website_column_is_kept_as_the_network_s_not_as_the_website(url, kept_as):
+    payload = {"fields": {"email": "erik@lindqvist.se", "website": url}, "row": 2}
+    plan = plan_item(1, "row", payload, LIST)
+    assert plan.person.fields["details"]["fields"] == {kept_as: url}
