@@ -92,7 +92,11 @@ def _fields_of(payload: Mapping[str, Any]) -> Mapping[str, Any]:
 def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
             email_field: str = "email", handle: tuple[str, str] | None = None, listed: bool = False) -> PersonPlan:
     """Person fields and identity keys; a valid email or phone or handle is required."""
-    raw_email = _given(_without_directory_names(clean_text(fields.get("email"), 400)))
+    given_email = fields.get("email")
+    if type(given_email) is str and not given_email.isprintable() and _INNER_CONTROL.search(given_email):
+        # 'a@b.se\x00x' is no address: with the character dropped it would be a@b.sex, someone else's
+        raise InvalidItem(email_field, f"holds a control character ({_INNER_CONTROL.search(given_email).group()!r})")
+    raw_email = _given(_without_directory_names(clean_text(given_email, 400)))
     company_as_name = _company_as_name(fields)
     first, last = _names(fields, raw_email, company_as_name)
     keys: list[tuple[str, str]] = []
@@ -219,6 +223,9 @@ _SEVERAL_NUMBERS = re.compile(r"\s*(?:[,;|/]|:::|\b(?:or|eller)\b)\s*", re.IGNOR
 # An Exchange address book's name for a person (Outlook's contacts export writes it in 'E-mail
 # Address' for a colleague, with 'E-mail Type' EX): not an address, and not a typing error
 _DIRECTORY_NAME = re.compile(r"\s*/o=[^;,|]*", re.IGNORECASE)
+
+
+_INNER_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")  # not a line break or tab, which part addresses
 
 
 def _without_directory_names(value: str | None) -> str | None:

@@ -490,3 +490,14 @@ def test_a_profile_in_a_website_column_is_kept_as_the_network_s_not_as_the_websi
     payload = {"fields": {"email": "erik@lindqvist.se", "website": url}, "row": 2}
     plan = plan_item(1, "row", payload, LIST)
     assert plan.person.fields["details"]["fields"] == {kept_as: url}
+
+
+@pytest.mark.parametrize("email", ["anna@berg.se\x00x", "anna\x1b@berg.se", "anna@berg.se\x7f"])
+def test_an_address_holding_a_control_character_is_rejected_not_joined_into_another(email):
+    plan = plan_item(1, "row", {"fields": {"email": email, "phone": "070-123 45 67"}}, LIST)
+    assert (plan.outcome, plan.reason.split(" (")[0]) == ("rejected", "email: holds a control character")
+
+
+def test_an_address_with_a_line_break_or_tab_around_it_is_read():
+    plan = plan_item(1, "row", {"fields": {"email": "\tanna@berg.se\r\n"}}, LIST)
+    assert plan.person.fields["email"] == "anna@berg.se"
