@@ -86,7 +86,18 @@ def _fields_of(payload: Mapping[str, Any]) -> Mapping[str, Any]:
     fields = payload.get("fields", payload)
     if not isinstance(fields, Mapping):
         raise InvalidItem("fields", "expected an object of field values")
+    for name, value in fields.items():  # a JSON source's {"first_name": {"x": 1}} named no one "{'X':"
+        if type(value) is not str and isinstance(value, (Mapping, list, tuple)) and name in _TEXT_FIELDS:
+            raise InvalidItem(name, f"expected text or a number, not {'an object' if isinstance(value, Mapping) else 'a list'}")
     return fields
+
+
+# The fields a row or form is read by: each holds text (or a number: a phone, a postal code)
+_TEXT_FIELDS = frozenset({
+    "first_name", "last_name", "full_name", "name", "nickname", "email", "phone", "mobile_phone", "company",
+    "company_name", "job_title", "topic", "subject", "message", "description", "lead_source", "consent",
+    "website", "notes", "opt_out", "twitter", "facebook", "street", "postal_code", "city", "state_or_province",
+    "country"})
 
 
 def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,

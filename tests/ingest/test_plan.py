@@ -161,13 +161,15 @@ def test_post_without_a_network_uses_the_source_name_and_keeps_email_keys_first(
     ("row", {"email": "   ", "phone": ""}, LIST, "email/phone: no email and no phone"),
     ("row", {"first_name": "Åsa", "phone": "12"}, LIST, "phone: invalid phone"),
     ("row", {"fields": ["a@example.com"]}, LIST, "fields: expected an object"),
+    ("row", {"email": "a@example.com", "first_name": {"x": 1}}, LIST, "first_name: expected text or a number, not an object"),
+    ("row", {"email": ["a@example.com"]}, LIST, "email: expected text or a number, not a list"),
     ("form", {"fields": {"name": "Åsa"}}, WEB, "email/phone: no email and no phone"),
     ("email", {"from_email": "nobody", "subject": "hi"}, MAIL, "from: invalid email"),
     ("email", {"subject": "no sender"}, MAIL, "from: no sender address"),
     ("post", {"text": "no author"}, TWITTER, "handle: post without an author handle"),
     ("post", {"handle": "asaj", "text": "  "}, TWITTER, "text: empty post"),
 ], ids=["invalid-email", "no-email-no-phone", "blank-email-and-phone", "invalid-phone-no-email",
-        "fields-not-an-object", "form-no-contact", "mail-invalid-sender", "mail-no-sender",
+        "fields-not-an-object", "name-an-object", "email-a-list", "form-no-contact", "mail-invalid-sender", "mail-no-sender",
         "post-no-handle", "post-empty"])
 def test_bad_item_is_rejected_with_the_field_and_reason(kind, payload, source, reason):
     # Given an item that cannot become a record
