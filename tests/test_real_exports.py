@@ -71,6 +71,11 @@ CASES = {
         "karin@ohmanscafe.se": ("company_name", "Öhmans Café")}),
     "16_duplicates_spellings.csv": ({"created": 7, "duplicate_in_file": 6}, "utf-8", {
         "e.berg@firma.se": ("first_name", "Erik")}),  # shares Anna's number, and is not her
+    # Excel 97-2003: the list on its second sheet, under a title; numbers that lost their 0
+    "17_affarssystem_kundlista_excel97.xls": ({"created": 5, "rejected": 1}, None, {
+        "bjorn@akessonstra.se": {"mobile_phone": "+46701234567", "postal_code": "55302", "city": "Jönköping"},
+        "ola.nordmann@fjordfrakt.no": ("mobile_phone", "+4741234567"),
+        "info@kronfagel.se": {"first_name": None, "company_name": "Kronfågel AB"}}),
 }
 
 

@@ -3,7 +3,7 @@ a web page that uploads the file.
 
     POST /imports?campaign=NAME[&source=list][&upsert_by=email|phone|none][&consent=TEXT]
                  [&encoding=CODEC][&sheet=NAME][&file_name=list.csv][&preview=true][&map=TOML]
-         body: the file itself (CSV, TSV or .xlsx), e.g.
+         body: the file itself (CSV, TSV, .xlsx or .xls), e.g.
                `curl -H "Content-Type: text/csv" --data-binary @list.csv` (curl's default
                type is a form's, which is refused)
          map: the text of a map file (`ingest import --map`), in the query, e.g.
@@ -102,7 +102,7 @@ async def create_import(request: Request, campaign: str | None = None, source: s
         raise HTTPException(413, f"the file is over {api.max_import_bytes} bytes")
 
     folder = _import_dir()
-    suffix = Path(file_name).suffix.lower() if Path(file_name).suffix.lower() in (".csv", ".tsv", ".txt", ".xlsx", ".xlsm") else ""
+    suffix = Path(file_name).suffix.lower() if Path(file_name).suffix.lower() in (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".xls") else ""
     path = folder / f"{uuid.uuid4().hex}-{_SAFE_NAME.sub('_', Path(file_name).stem)[:80] or 'upload'}{suffix}"
     size = 0
     try:

@@ -278,19 +278,20 @@ def _known_field(key: str, name: str) -> str | None:
 
 # -- what the file is: format, encoding, delimiter ---------------------------------------------
 
-def _is_workbook(path: Path, head: bytes) -> bool:
-    """A zip holding an Excel workbook; other binary containers are refused with a reason."""
+def _workbook_format(path: Path, head: bytes) -> str | None:
+    """'xlsx' for a zip holding an Excel workbook, 'xls' for an Office compound file (an Excel
+    97-2003 workbook, or something _xls_book refuses with a reason), None for text; other
+    archives are refused with a reason."""
     if head.startswith(_OLE2_MAGIC):
-        raise FatalError(f"{path.name}: an Excel 97-2003 (.xls) or password-protected workbook; "
-                         "save it as .xlsx or CSV")
+        return "xls"
     if not head.startswith(_ZIP_MAGIC):
-        return False
+        return None
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return True
+        return "xlsx"
     try:
         with zipfile.ZipFile(path) as archive:
             if "xl/workbook.xml" in archive.namelist():
-                return True
+                return "xlsx"
     except zipfile.BadZipFile:
         pass
     raise FatalError(f"{path.name}: a zip archive, not a list; save it as .xlsx or CSV")
@@ -849,7 +850,8 @@ def _is_header(row: list[str], header: list[str]) -> bool:
 # -- the connector -----------------------------------------------------------------------------
 
 class ListFile:
-    """A list file (CSV, TSV, any delimiter and encoding, or XLSX), streamed row by row.
+    """A list file (CSV, TSV, any delimiter and encoding, XLSX, or XLS), streamed row by row
+    (an XLS, which has no streaming reader, read a sheet at a time within MAX_XLS_BYTES).
 
     Yields each non-blank data row once, with ids stable for the same file. The cursor is
     (file hash, row); a fetch from a checkpoint of the same file resumes after it, one of
@@ -875,10 +877,10 @@ class ListFile:
                 whole = not f.read(1)
         except OSError as exc:
             raise ConfigError("file", f"cannot read {self.path}: {exc.strerror or exc}") from None
-        if _is_workbook(self.path, head):
-            self.format, self.encoding, self.encoding_guessed = "xlsx", None, False
+        if workbook_format := _workbook_format(self.path, head):
+            self.format, self.encoding, self.encoding_guessed = workbook_format, None, False
             self.delimiter = None
-            if sheet is not None and sheet not in (names := _sheet_names(self.path)):
+            if sheet is not None and sheet not in (names := self._sheet_names()):
                 raise ConfigError("sheet", f"no sheet {sheet!r} in {self.path.name}: {names}")
             if sheet is None:  # the first sheet holding a list, not an 'Instructions' page before it
                 self.sheet = self._sheet_with_a_header()
@@ -947,6 +949,10 @@ class ListFile:
             with self._sheet_rows() as rows:
                 yield rows
             return
+        if self.format == "xls":
+            with _xls_book(self.path) as book:
+                yield _xls_values(book, book.sheet_names().index(self.sheet) if self.sheet else 0, self.path.name)
+            return
         csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
         with self._text() as f:
             yield self._checked(csv.reader(_bounded_lines(f, self.delimiter, self.path.name), delimiter=self.delimiter))
@@ -972,16 +978,15 @@ class ListFile:
         a sheet named as instructions or an example last, the first of equals; None (the
         first sheet) when no sheet has one. A template's 'Instruktioner' sheet often shows
         the header with an example row: it is not the list beside it."""
-        with self._workbook() as workbook:
-            if len(workbook.worksheets) < 2:
+        with self._sheets() as sheets:
+            if len(sheets) < 2:
                 return None
             best: tuple[tuple[bool, int], str] | None = None
-            for sheet in workbook.worksheets:
-                if getattr(sheet, "sheet_state", "visible") != "visible":
+            for title, visible, values in sheets:
+                if not visible:
                     continue  # a hidden sheet holds a template's value lists, not the list
                 try:
-                    _, header, below = _split_header(islice(_sheet_values(workbook, sheet),
-                                                            HEADER_SEARCH_ROWS + SHEET_COUNT_ROWS))
+                    _, header, below = _split_header(islice(values(), HEADER_SEARCH_ROWS + SHEET_COUNT_ROWS))
                     if not _names_a_header(header):  # the first line of a sheet we cannot read a list in
                         continue
                     count = sum(not _is_blank(row) for row in below)
@@ -989,10 +994,29 @@ class ListFile:
                     raise
                 except Exception:  # noqa: BLE001 - a sheet openpyxl cannot read is not the list
                     continue
-                rank = (bool(_NOT_THE_LIST.search(sheet.title)), -count)
+                rank = (bool(_NOT_THE_LIST.search(title)), -count)
                 if best is None or rank < best[0]:
-                    best = (rank, sheet.title)
+                    best = (rank, title)
         return None if best is None else best[1]
+
+    def _sheet_names(self) -> list[str]:
+        if self.format == "xls":
+            with _xls_book(self.path) as book:
+                return book.sheet_names()
+        return _sheet_names(self.path)
+
+    @contextmanager
+    def _sheets(self):
+        """The workbook's sheets as (title, visible, a function giving its rows as text)."""
+        if self.format == "xls":
+            with _xls_book(self.path) as book:
+                visibility = getattr(book, "_sheet_visibility", None) or [0] * book.nsheets  # read with the index
+                yield [(name, visibility[index] == 0, lambda index=index: _xls_values(book, index, self.path.name))
+                       for index, name in enumerate(book.sheet_names())]
+            return
+        with self._workbook() as workbook:
+            yield [(sheet.title, getattr(sheet, "sheet_state", "visible") == "visible",
+                    lambda sheet=sheet: _sheet_values(workbook, sheet)) for sheet in workbook.worksheets]
 
     @contextmanager
     def _workbook(self):
@@ -1041,6 +1065,76 @@ def _sheet_values(workbook, sheet) -> Iterator[list[str]]:
             for cell in cells:
                 row[cell["column"] - 1] = _cell_text(cell["value"])[:MAX_CELL_CHARS]
             yield row
+
+
+# An Excel 97-2003 workbook is read whole, one sheet at a time (xlrd has no streaming reader):
+# its size is capped instead, and each row let go of once read. A sheet holds at most 65,536
+# rows; a list of them with 15 text columns is some 10 MB, and 16 MB of numbers (12 bytes a
+# cell) is read in some 100 MB.
+MAX_XLS_BYTES = 16 << 20
+
+
+class _Quiet:
+    """Where xlrd writes its warnings (to stdout unless told): nowhere."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+@contextmanager
+def _xls_book(path: Path):
+    """An Excel 97-2003 workbook opened for its sheets one by one; FatalError says why one is
+    not read (too large, password-protected, another Office document, damaged)."""
+    import xlrd  # only lists in the old format need it
+
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ConfigError("file", f"cannot read {path}: {exc.strerror or exc}") from None
+    if size > MAX_XLS_BYTES:
+        raise FatalError(f"{path.name}: an Excel 97-2003 (.xls) workbook of {size / (1 << 20):.0f} MB, "
+                         f"over the {MAX_XLS_BYTES >> 20} MB one is read to; save it as .xlsx or CSV")
+    try:
+        book = xlrd.open_workbook(str(path), on_demand=True, ragged_rows=True, logfile=_Quiet())
+    except Exception as exc:  # noqa: BLE001 - xlrd raises XLRDError, CompDocError, struct and index errors
+        text = str(exc)
+        if "encrypted" in text.lower() or "find workbook in OLE2" in text:
+            raise FatalError(f"{path.name}: a password-protected workbook, or an Office document that "
+                             "holds no workbook; save the list without a password as .xlsx or CSV") from exc
+        raise FatalError(f"{path.name}: not a readable Excel 97-2003 (.xls) workbook: {text}") from exc
+    try:
+        yield book
+    finally:
+        book.release_resources()
+
+
+def _xls_values(book, index: int, name: str) -> Iterator[list[str]]:
+    """A sheet's rows as text, as _cell_text writes a cell (dates ISO, 42 not 42.0)."""
+    import xlrd
+
+    try:
+        sheet = book.sheet_by_index(index)
+    except Exception as exc:  # noqa: BLE001 - a damaged sheet record
+        raise FatalError(f"{name}: sheet {index + 1} is not readable: {exc}") from exc
+    try:
+        for number in range(sheet.nrows):
+            types, values = sheet.row_types(number), sheet.row_values(number)
+            sheet._cell_types[number] = sheet._cell_values[number] = ()  # let go of as the list streams on
+            row = []
+            for kind, value in zip(types, values):
+                if kind == xlrd.XL_CELL_DATE:
+                    try:
+                        value = xlrd.xldate.xldate_as_datetime(value, book.datemode)
+                    except (xlrd.xldate.XLDateError, ValueError, OverflowError):
+                        pass  # a number in a date's format that is no date: the number
+                elif kind == xlrd.XL_CELL_BOOLEAN:
+                    value = bool(value)
+                elif kind == xlrd.XL_CELL_ERROR:
+                    value = xlrd.error_text_from_code.get(value, "#ERROR")
+                row.append(_cell_text(value)[:MAX_CELL_CHARS])
+            yield row
+    finally:
+        book.unload_sheet(index)
 
 
 # A workbook's XML holds what it parsed until the reader lets go of it (a cell, a row, a shared

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from crm_ingest.connectors.listfile import BELOW_THE_TABLE, MAX_CELL_CHARS, REPEATED_HEADER, ListFile, MapFile, map_header, preview
+from crm_ingest.connectors.listfile import BELOW_THE_TABLE, MAX_CELL_CHARS, MAX_XLS_BYTES, REPEATED_HEADER, ListFile, MapFile, map_header, preview
 from crm_ingest.ingest.errors import ConfigError, FatalError
 
 SAMPLE = Path(__file__).parents[2] / "crm_ingest" / "samples" / "purchased_list.csv"
@@ -722,10 +722,10 @@ def test_workbook_ids_are_stable_and_resume_from_a_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize("head, message", [
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100), ".xls"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100), "not a readable Excel 97-2003"),
     (b"PK\x03\x04" + bytes(100), "zip archive"),
 ])
-def test_old_excel_and_other_archives_are_refused_with_a_reason(tmp_path, head, message):
+def test_damaged_excel_and_other_archives_are_refused_with_a_reason(tmp_path, head, message):
     path = tmp_path / "list.xls"
     path.write_bytes(head)
     with pytest.raises(FatalError, match=message):
@@ -1081,3 +1081,29 @@ def test_a_stray_quote_does_not_swallow_the_rows_after_it(tmp_path):
         ("Dan", "dan@example.se"), ("Eva", "eva@example.se")]
     assert payloads[0]["fields"]["notes"] == "Ring på måndag\nsedan offert"
     assert payloads[1]["fields"]["notes"] == "rad 1; med semikolon\nrad 2"
+
+
+def test_a_password_protected_workbook_is_refused_saying_so():
+    # encrypted by msoffcrypto-tool: an Office compound file holding the encrypted package, no workbook
+    with pytest.raises(FatalError, match="password-protected"):
+        ListFile(Path(__file__).parents[1] / "fixtures" / "locked_with_password.xlsx")
+
+
+def test_an_old_excel_workbook_past_its_size_cap_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "huge.xls"
+    with path.open("wb") as f:
+        f.write(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+        f.truncate(MAX_XLS_BYTES + 1)
+    with pytest.raises(FatalError, match="over the 16 MB"):
+        ListFile(path)
+
+
+def test_an_old_excel_workbook_is_read_from_the_sheet_holding_the_list_with_typed_cells():
+    path = Path(__file__).parents[1] / "fixtures" / "exports" / "17_affarssystem_kundlista_excel97.xls"
+    list_file = ListFile(path)
+    assert (list_file.format, list_file.sheet) == ("xls", "Kunder")  # not the instructions, not the hidden sheet
+    first = next(iter(list_file.fetch())).payload
+    assert first["fields"]["mobile_phone"] == "701234567" and first["fields"]["postal_code"] == "55302"
+    assert first["extra"] == {"Registrerad": "2024-03-14", "Nyhetsbrev": "TRUE"}
+    assert list_file.header_row == 3
+    assert [item.payload["row"] for item in ListFile(path, sheet="Instruktioner").fetch()] == [1]
