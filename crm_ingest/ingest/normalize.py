@@ -587,11 +587,17 @@ def name_case(name: str | None) -> str | None:
         return name
     words = name.lower().split(" ")
     last = len(words) - 1
-    return " ".join(word if index < last and word in _PARTICLES else _INITIAL.sub(_upper, word)
-                    for index, word in enumerate(words))
+    cased = " ".join(word if index < last and word in _PARTICLES else _INITIAL.sub(_upper, word)
+                     for index, word in enumerate(words))
+    return _MC.sub(_mc, cased) if "Mc" in cased else cased  # 'MCDONALD' -> 'McDonald' ('Mac' may be 'Mack')
 
 
 _INITIAL = re.compile(r"(?:^|(?<=[-'’]))[^\W\d_]")
+_MC = re.compile(r"(^|[-'’ ])Mc([^\W\d_])")
+
+
+def _mc(match: re.Match) -> str:
+    return f"{match.group(1)}Mc{match.group(2).upper()}"
 
 
 def _upper(match: re.Match) -> str:

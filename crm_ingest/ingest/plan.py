@@ -136,12 +136,11 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         raise InvalidItem(f"{email_field}/phone", "no email and no phone")
     return PersonPlan(scope, {
         "first_name": first, "last_name": last, "email": email, "phone": phone, "mobile_phone": mobile,
-        "company_name": (clean_text(fields.get("company") or fields.get("company_name"), 300)
+        "company_name": (_text(fields, "company", 300) or _text(fields, "company_name", 300)
                          or clean_text(company_as_name, 300)),
-        "job_title": clean_text(fields.get("job_title"), 200),
-        "topic": clean_text(fields.get("topic") or fields.get("subject"), 300),
-        **{name: None if (value := fields.get(name)) is None else clean_text(value, limit)
-           for name, limit in ADDRESS_FIELDS},
+        "job_title": _text(fields, "job_title", 200),
+        "topic": _text(fields, "topic", 300) or _text(fields, "subject", 300),
+        **{name: None if fields.get(name) is None else _text(fields, name, limit) for name, limit in ADDRESS_FIELDS},
     }, keys)
 
 
@@ -151,7 +150,7 @@ def _names(fields: Mapping[str, Any], raw_email: str | None,
     two people's, the one the address is theirs), else a nickname, else the name written with
     the address ('Anna Berg <anna@berg.se>'); a whole name typed into the first name's column
     split; a switchboard's word no one's name; capitals or small letters written as names are."""
-    first, last = clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200)
+    first, last = _a_name(clean_text(fields.get("first_name"), 200)), _a_name(clean_text(fields.get("last_name"), 200))
     if not (first or last):
         if not company_as_name:  # a register's 'Namn' of 'Berg Bygg AB': the company's, not a person's
             first, last = split_name(_one_person(fields.get("full_name") or fields.get("name"), raw_email))
@@ -165,7 +164,7 @@ def _names(fields: Mapping[str, Any], raw_email: str | None,
         first, last = split_name(first)  # 'Ingrid Svensson' typed into the first name's column, the last one empty
     if last is None and first is not None and first.casefold() in _NOT_A_NAME:
         first = None  # 'Växel', 'Info', 'Kundtjänst': the company's door, not a person's name
-    return name_case(first), name_case(last)  # 'PETRA LUND': a greeting writes 'Petra'
+    return name_case(_a_name(first)), name_case(_a_name(last))  # 'PETRA LUND': a greeting writes 'Petra'
 
 
 def _company_as_name(fields: Mapping[str, Any]) -> str | None:
@@ -225,7 +224,14 @@ def _person_scope(source: SourceConfig) -> str:
 
 # What lists write in a cell that has no value: such a cell is blank, not an invalid address
 _PLACEHOLDERS = frozenset({"-", "--", "---", "\u2013", "\u2014", ".", "?", "x", "0", "n/a", "na", "n.a.", "none",
-                           "null", "nil", "unknown", "tbd", "saknas", "okänd", "ingen", "inget", "ej"})
+                           "null", "nil", "unknown", "tbd", "saknas", "okänd", "ingen", "inget", "ej",
+                           "-/-", "n.a", "not applicable", "not available", "uppgift saknas", "vet ej",
+                           # Excel's errors, in English and Swedish: a lookup that found nothing
+                           "#n/a", "#saknas!", "#value!", "#värdefel!", "#ref!", "#referens!", "#name?",
+                           "#namn?", "#div/0!", "#division/0!", "#null!", "#skärning!", "#num!", "#ogiltigt!",
+                           "#tal!", "#spill!", "#calc!", "#getting_data"})
+# ... of which a name may be someone's: Na (나), Nil and Null are surnames or given names
+_NAME_PLACEHOLDERS = _PLACEHOLDERS - {"na", "nil", "null"}
 _SEVERAL = re.compile(r"[\s,;|/]+")
 _SEVERAL_NAMED = re.compile(r"[,;|]+")  # 'Anna <a@x.se>; Bo <b@y.se>': names hold spaces
 _SEVERAL_NUMBERS = re.compile(r"\s*(?:[,;|/]|:::|\b(?:or|eller)\b)\s*", re.IGNORECASE)
@@ -247,6 +253,16 @@ def _without_directory_names(value: str | None) -> str | None:
 
 def _given(value: str | None) -> str | None:
     return None if value is None or value.lower() in _PLACEHOLDERS else value
+
+
+def _text(fields: Mapping[str, Any], name: str, limit: int) -> str | None:
+    """A field's text, None when blank or a placeholder ('-', 'N/A', Excel's '#N/A')."""
+    value = clean_text(fields.get(name), limit)
+    return None if value is None or (len(value) <= 16 and value.lower() in _PLACEHOLDERS) else value
+
+
+def _a_name(value: str | None) -> str | None:
+    return None if value is None or (len(value) <= 16 and value.lower() in _NAME_PLACEHOLDERS) else value
 
 
 def _emails(raw: str, field: str, deliverable: bool = False) -> list[tuple[str, str]]:

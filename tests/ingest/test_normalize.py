@@ -323,6 +323,7 @@ def test_a_number_a_spreadsheet_wrote_in_scientific_notation_is_refused_saying_s
     ("VON ESSEN", "von Essen"), ("DE LA CRUZ", "de la Cruz"),     # a particle before the surname stays small
     ("McDonald", "McDonald"), ("de Vries", "de Vries"), ("Anna", "Anna"),  # mixed case: the person's own
     ("A", "A"), (None, None),
+    ("MCDONALD", "McDonald"), ("anna mckay-smith", "Anna McKay-Smith"), ("MACDONALD", "Macdonald"),  # Mac: or Mack
 ])
 def test_a_name_in_capitals_or_small_letters_is_written_as_names_are(entered, written):
     assert name_case(entered) == written

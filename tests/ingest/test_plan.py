@@ -503,3 +503,23 @@ def test_an_address_holding_a_control_character_is_rejected_not_joined_into_anot
 def test_an_address_with_a_line_break_or_tab_around_it_is_read():
     plan = plan_item(1, "row", {"fields": {"email": "\tanna@berg.se\r\n"}}, LIST)
     assert plan.person.fields["email"] == "anna@berg.se"
+
+
+@pytest.mark.parametrize("fields, kept", [
+    ({"first_name": "-", "last_name": "N/A"}, {}),
+    ({"first_name": "Anna", "last_name": "-", "company": "#N/A", "job_title": "n/a"}, {"first_name": "Anna"}),
+    ({"company": "#SAKNAS!", "city": "N/A", "street": "-", "postal_code": "0", "country": "?"}, {}),  # Excel in Swedish
+    ({"full_name": "#N/A"}, {}),
+    ({"first_name": "Min-jun", "last_name": "Na"}, {"first_name": "Min-jun", "last_name": "Na"}),  # a surname, not 'n/a'
+    ({"first_name": "Nil", "last_name": "Yilmaz"}, {"first_name": "Nil", "last_name": "Yilmaz"}),
+])
+def test_a_placeholder_in_a_text_field_is_blank_not_a_value(fields, kept):
+    plan = plan_item(1, "row", {"fields": {"email": "anna@berg.se", **fields}}, LIST)
+    stored = {name: value for name, value in plan.person.fields.items()
+              if value is not None and name not in ("email", "details")}
+    assert stored == kept
+
+
+def test_an_excel_error_in_the_address_column_leaves_the_row_to_its_phone():
+    plan = plan_item(1, "row", {"fields": {"email": "#N/A", "phone": "070-123 45 67"}}, LIST)
+    assert plan.outcome is None and plan.person.keys == [("phone", "+46701234567")]
