@@ -1462,6 +1462,9 @@ def _filled_down(rows: Iterator[list[str]], merges: dict[int, list[tuple[int, in
 
 
 _SEVERAL = re.compile(r"[;,\s]+")
+_DOMAIN_HEADERS = frozenset({"domain", "domains", "doman", "domaner", "domannamn", "domainname", "emaildomain",
+                             "epostdoman", "maildomain", "webdomain", "companydomain", "foretagsdoman"})
+_DOMAIN_OF = re.compile(r"^(?:www\.|@)", re.IGNORECASE)
 
 
 def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
@@ -1472,12 +1475,19 @@ def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
     list_file = ListFile(path, "suppress")
     header = list_file.read_header()
     named = {name for _, name in header} & {"email", "phone", "mobile_phone"}
+    # a 'Domain' column: every address at it ('ekab.se', 'www.ekab.se', 'https://ekab.se/kontakt')
+    domains = [column for column, name in header if name is None and _header_key(column) in _DOMAIN_HEADERS]
     first = header[0][0] or "column 1" if header else None  # its key in `extra`, as _Layout names it
     for item in list_file.fetch():
         payload = item.payload
         line = payload.get("row", 0)
+        extra = payload.get("extra") or {}
+        for column in domains:
+            for part in _SEVERAL.split(str(extra.get(column) or "")):
+                if host := _DOMAIN_OF.sub("", part.split("://", 1)[-1]).split("/", 1)[0].strip(".").lower():
+                    yield line, "@" + host
         if not named:
-            if value := (payload.get("extra") or {}).get(first):
+            if not domains and (value := extra.get(first)):
                 yield line, str(value)
             continue
         fields = payload.get("fields") or {}
