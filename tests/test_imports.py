@@ -3,6 +3,7 @@ resume after an interruption, and a revert that leaves the database as it was.""
 from __future__ import annotations
 
 import csv
+import os
 import json
 from pathlib import Path
 
@@ -674,3 +675,23 @@ def test_a_headerless_do_not_contact_list_is_read_from_its_first_column_only(cli
     # When it is loaded, Then only the first column is read: the second line's address is its note
     loaded = run_json(cli, "suppress", str(tmp_path / "dnc.csv"))
     assert (loaded["entries"], loaded["invalid"]) == (1, [])
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_suppressed_domain_marks_the_people_already_at_it_in_one_pass(cli, tmp_path, request, monkeypatch,
+                                                                        sessions_for, database):
+    if database == "postgresql":
+        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_url"))
+    listing = write_list(tmp_path / "list.csv", [["Anna", "Berg", "anna@ek.se", "", ""], ["Bo", "Lo", "bo@LO.se", "", ""],
+                                                 ["Cia", "Lo", "cia@lofoten.se", "", ""], ["Dan", "Ek", "dan@sub.ek.se", "", ""]])
+    assert run_json(cli, "import", str(listing))["counts"]["created"] == 4
+    (tmp_path / "dnc.txt").write_text("ek.se\n@lo.se\nother.se\n")
+    assert run_json(cli, "suppress", str(tmp_path / "dnc.txt"))["records_marked"] == 2
+    with sessions_for(os.environ["DATABASE_URL"])() as session:
+        assert set(session.scalars(select(Lead.email).where(Lead.do_not_contact))) == {"anna@ek.se", "bo@lo.se"}
+
+
+@pytest.mark.parametrize("content", ["070-111 22 33\n070-222 33 44\n", "ek.se\nlo.se\n", "@ek.se\r\n@lo.se\r\n"])
+def test_a_headerless_list_of_numbers_or_domains_loses_not_its_first_line(cli, tmp_path, content):
+    (tmp_path / "dnc.txt").write_text(content)
+    assert run_json(cli, "suppress", str(tmp_path / "dnc.txt"))["entries"] == 2

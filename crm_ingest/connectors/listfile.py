@@ -1465,6 +1465,7 @@ _SEVERAL = re.compile(r"[;,\s]+")
 _DOMAIN_HEADERS = frozenset({"domain", "domains", "doman", "domaner", "domannamn", "domainname", "emaildomain",
                              "epostdoman", "maildomain", "webdomain", "companydomain", "foretagsdoman"})
 _DOMAIN_OF = re.compile(r"^(?:www\.|@)", re.IGNORECASE)
+_AN_ENTRY = re.compile(r"@?[A-Za-z0-9.-]+\.[A-Za-z]{2,}|[+(]?\d[\d\s().-]{5,}")  # a domain, a number
 
 
 def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
@@ -1478,6 +1479,8 @@ def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
     # a 'Domain' column: every address at it ('ekab.se', 'www.ekab.se', 'https://ekab.se/kontakt')
     domains = [column for column, name in header if name is None and _header_key(column) in _DOMAIN_HEADERS]
     first = header[0][0] or "column 1" if header else None  # its key in `extra`, as _Layout names it
+    if not named and not domains and first and _AN_ENTRY.fullmatch(first.strip()):
+        yield list_file.header_row or 1, first  # a list of domains or numbers has no header: 'ek.se' is one
     for item in list_file.fetch():
         payload = item.payload
         line = payload.get("row", 0)
