@@ -489,9 +489,10 @@ def _split_header(rows: Iterator[list[str]]) -> tuple[int, list[str], Iterator[l
     """(0-based index of the header row, the header, the data rows after it).
 
     The header is the first of the first rows with two cells we can map (title lines and blank
-    rows above it are skipped); failing that, the first non-empty row, unless it holds an email
-    address: then the file has no header (its columns are 'column 1', 'column 2', ...), and
-    that row is its first data row.
+    rows above it are skipped); failing that, the first row of two cells or more with one we
+    can map ('Kundnr;E-post;Kategori' under a title), above any address; failing that, the
+    first non-empty row, unless it holds an email address: then the file has no header (its
+    columns are 'column 1', 'column 2', ...), and that row is its first data row.
     """
     seen: list[list[str]] = []
     for row in rows:
@@ -500,6 +501,11 @@ def _split_header(rows: Iterator[list[str]]) -> tuple[int, list[str], Iterator[l
             return len(seen) - 1, row, rows
         if len(seen) == HEADER_SEARCH_ROWS:
             break
+    for index, row in enumerate(seen):
+        if any(_LOOKS_LIKE_EMAIL.fullmatch(_clean(cell)) for cell in row):
+            break  # the data has begun
+        if sum(bool(_clean(cell)) for cell in row) >= 2 and any(map_header(cell) for cell in row):
+            return index, row, chain(seen[index + 1:], rows)
     for index, row in enumerate(seen):
         if not _is_blank(row):
             if any(_LOOKS_LIKE_EMAIL.fullmatch(_clean(cell)) for cell in row):  # data, not a header

@@ -208,6 +208,16 @@ def test_title_line_and_blank_rows_above_the_header_are_skipped(tmp_path):
                          "extra": {}, "row": 1, "file": "list.csv"}]
 
 
+@pytest.mark.parametrize("text", [
+    "Kundlista mars 2026\n\nKundnr;E-post;Kategori\n1001;anna@berg.se;A\n",
+    "Exporterad 2026-03-01;;\nKundnr;Email;Kategori\n1001;anna@berg.se;A\n",  # Excel's title row, padded
+])
+def test_a_header_naming_one_field_is_found_under_a_title(tmp_path, text):
+    connector = ListFile(write(tmp_path, text))
+    assert [(item.payload["fields"], item.payload["extra"]) for item in connector.fetch()] == [
+        ({"email": "anna@berg.se"}, {"Kundnr": "1001", "Kategori": "A"})]
+
+
 def test_without_a_known_header_the_first_non_empty_row_is_the_header(tmp_path):
     text = "\nKundnr,Summa\n17,1200\n"
     connector = ListFile(write(tmp_path, text))
