@@ -473,7 +473,11 @@ def _cell_text(value: Any) -> str:
 # -- from rows to payloads ---------------------------------------------------------------------
 
 def _clean(value: str) -> str:
-    return value.replace("\x00", "").strip()
+    value = value.replace("\x00", "").strip()
+    if value[:2] == '="' and value[-1:] == '"' and len(value) > 2:
+        # Excel's text formula, as exports write a value whose leading 0 Excel must keep: ="0701234567"
+        value = value[2:-1].replace('""', '"').strip()
+    return value
 
 
 def _is_blank(row: list[str]) -> bool:
