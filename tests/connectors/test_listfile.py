@@ -1121,7 +1121,7 @@ def test_an_old_excel_workbook_is_read_from_the_sheet_holding_the_list_with_type
 
 def test_excel_s_text_formula_around_a_value_is_read_as_the_value(tmp_path):
     # as exports write a value whose leading 0 Excel must keep
-    text = 'Förnamn;E-post;Mobil;Postnr;Not\n="Anna";="anna@berg.se";="0701234567";="01234";="Sa ""hej"""\n'
+    text = 'Förnamn;E-post;Mobil;Postnr;Anteckningar\n="Anna";="anna@berg.se";="0701234567";="01234";="Sa ""hej"""\n'
     [item] = ListFile(write(tmp_path, text)).fetch()
     assert item.payload["fields"] == {"first_name": "Anna", "email": "anna@berg.se", "mobile_phone": "0701234567",
                                       "postal_code": "01234", "notes": 'Sa "hej"'}
