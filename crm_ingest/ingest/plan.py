@@ -538,14 +538,25 @@ def _automatic_mail(payload: Mapping[str, Any]) -> str | None:
     if not isinstance(headers, Mapping):
         raise InvalidItem("headers", "expected an object of header names and values")
     headers = {str(k).lower(): str(v).lower() for k, v in headers.items()}
-    if headers.get("auto-submitted", "no") != "no" or "x-autoreply" in headers:
-        return "auto-reply"
-    if "multipart/report" in headers.get("content-type", "") or \
+    if "multipart/report" in headers.get("content-type", "") or "x-failed-recipients" in headers or \
             str(payload.get("from_email") or "").lower().startswith(("mailer-daemon@", "postmaster@")):
         return "bounce"
+    if headers.get("auto-submitted", "no") != "no" or "x-autoreply" in headers or "x-autorespond" in headers \
+            or headers.get("precedence") == "auto_reply" or headers.get("return-path", "").strip() == "<>":
+        return "auto-reply"  # a null sender (RFC 3834): only bounces, auto-replies and receipts have one
     if headers.get("precedence") in ("bulk", "junk", "list") or "list-unsubscribe" in headers:
         return "bulk mail"
+    if _AUTO_REPLY_SUBJECT.match(str(payload.get("subject") or "")):
+        return "auto-reply"  # a mail program's that says so only in its subject
     return None
+
+
+# What mail programs put before an automatic reply's subject, in Swedish, English and the
+# languages around them ('Autosvar: Frånvarande', 'Automatic reply: Re: Offert')
+_AUTO_REPLY_SUBJECT = re.compile(
+    r"\s*(?:automatiskt svar|autosvar|automatisk svar|automatic reply|auto[- ]?reply|out of (?:the )?office"
+    r"|frånvaromeddelande|abwesenheitsnotiz|automatische antwort|réponse automatique|automaattinen vastaus"
+    r"|poissaoloilmoitus)\s*[:\-]", re.IGNORECASE)
 
 
 def _parse_time(value: Any) -> datetime | None:

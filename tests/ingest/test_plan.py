@@ -221,8 +221,16 @@ def test_email_with_headers_that_are_not_an_object_is_rejected():
     ({"from_email": "MAILER-DAEMON@mx.example.com"}, "bounce"),
     ({"from_email": "postmaster@example.com"}, "bounce"),
     ({"headers": {"Content-Type": "multipart/report; report-type=delivery-status"}}, "bounce"),
+    ({"headers": {"X-Autorespond": "yes"}}, "auto-reply"),
+    ({"headers": {"Precedence": "auto_reply"}}, "auto-reply"),
+    ({"headers": {"Return-Path": "<>"}}, "auto-reply"),
+    ({"subject": "Automatiskt svar: Offert 2026"}, "auto-reply"),  # Outlook in Swedish, no header saying so
+    ({"subject": "Automatic reply: Re: Your order"}, "auto-reply"),
+    ({"subject": "Out of Office: back on Monday"}, "auto-reply"),
+    ({"headers": {"X-Failed-Recipients": "nobody@example.com"}}, "bounce"),
 ], ids=["auto-submitted", "auto-generated", "x-autoreply", "precedence-bulk", "precedence-junk",
-        "precedence-list", "list-unsubscribe", "mailer-daemon", "postmaster", "dsn"])
+        "precedence-list", "list-unsubscribe", "mailer-daemon", "postmaster", "dsn", "x-autorespond",
+        "precedence-auto-reply", "null-sender", "subject-sv", "subject-en", "subject-ooo", "x-failed-recipients"])
 def test_automatic_mail_is_ignored_with_the_reason(changes, reason):
     # Given an auto-reply, a bulk mail or a bounce
     payload = {**MAIL_PAYLOAD, **changes}
@@ -231,6 +239,13 @@ def test_automatic_mail_is_ignored_with_the_reason(changes, reason):
     # Then it is ignored, with nothing to create
     assert (plan.outcome, plan.reason) == ("ignored", reason)
     assert plan.person is None and plan.case is None and plan.thread_refs == []
+
+
+@pytest.mark.parametrize("subject", ["Frånvaro i sommar: vem tar mina ärenden?", "Out of office hours support?",
+                                     "Autoreply settings do not work", "Re: Automatic reply"])
+def test_a_person_writing_about_absence_or_auto_replies_is_no_auto_reply(subject):
+    plan = plan_item(6, "email", {**MAIL_PAYLOAD, "subject": subject, "headers": {"Return-Path": "<anna@kund.se>"}}, MAIL)
+    assert plan.outcome is None and plan.case is not None
 
 
 def test_mail_saying_auto_submitted_no_is_a_person_writing():
