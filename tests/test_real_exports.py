@@ -76,6 +76,11 @@ CASES = {
         "bjorn@akessonstra.se": {"mobile_phone": "+46701234567", "postal_code": "55302", "city": "Jönköping"},
         "ola.nordmann@fjordfrakt.no": ("mobile_phone", "+4741234567"),
         "info@kronfagel.se": {"first_name": None, "company_name": "Kronfågel AB"}}),
+    # a web application's 'Export to Excel': an HTML table named .xls, under a title row
+    "18_webbexport_html_tabell.xls": ({"created": 3, "rejected": 1}, "utf-8", {
+        "asa.lindstrom@vastteknik.se": {"mobile_phone": "+46701234567", "company_name": "Väst Teknik & Data AB",
+                                        "street": "Kungsgatan 5 411 19 Göteborg"},
+        "sara@oconnor.ie": {"last_name": "O'Connor", "mobile_phone": "+353871234567"}}),
 }
 
 

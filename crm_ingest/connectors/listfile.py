@@ -13,6 +13,7 @@ import warnings
 import xml.etree.ElementTree as ElementTree
 import zipfile
 from collections import Counter
+from html.parser import HTMLParser
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -905,6 +906,9 @@ class ListFile:
             sample = f.read(SNIFF_SAMPLE_CHARS)
         if not encoding:  # a named --encoding says it is text
             _refuse_binary(self.path, head, sample, self.encoding)
+        if _is_html_table(sample):  # a web application's 'Excel' export: an HTML table named .xls
+            self.format, self.delimiter = "html", None
+            return
         self.delimiter = _sniff_delimiter(sample)
         self.format = "tsv" if self.delimiter == "\t" else "csv"
 
@@ -962,6 +966,10 @@ class ListFile:
         if self.format == "xls":
             with _xls_book(self.path) as book:
                 yield _xls_values(book, book.sheet_names().index(self.sheet) if self.sheet else 0, self.path.name)
+            return
+        if self.format == "html":
+            with self._text() as f:
+                yield _html_rows(f, self.path.name)
             return
         csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
         with self._text() as f:
@@ -1075,6 +1083,101 @@ def _sheet_values(workbook, sheet) -> Iterator[list[str]]:
             for cell in cells:
                 row[cell["column"] - 1] = _cell_text(cell["value"])[:MAX_CELL_CHARS]
             yield row
+
+
+# -- an HTML table: what many web applications' 'Export to Excel' writes, named .xls ------------
+
+_HTML_START = re.compile(r"\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|meta|table|style)\b", re.IGNORECASE | re.DOTALL)
+_HTML_TABLE = re.compile(r"<table\b", re.IGNORECASE)
+
+
+def _is_html_table(sample: str) -> bool:
+    return bool(_HTML_START.match(sample.lstrip("\ufeff")) and _HTML_TABLE.search(sample))
+
+
+class _TableRows(HTMLParser):
+    """The rows of a page's tables as lists of cell text: a cell's runs of whitespace one space,
+    a <br> a line break, a colspan its cells, what is outside a cell passed over."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.name = name
+        self.rows: list[list[str]] = []
+        self.row: list[str] | None = None
+        self.cell: list[str] | None = None
+        self.cell_chars = 0
+        self.span = 1
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self._end_row()
+            self.row = []
+        elif tag in ("td", "th"):
+            self._end_cell()
+            if self.row is None:
+                self.row = []
+            self.cell, self.cell_chars = [], 0
+            span = dict(attrs).get("colspan") or "1"
+            self.span = int(span) if span.isdigit() and 1 <= int(span) <= MAX_LINE_CELLS else 1
+        elif tag in ("br", "p", "div", "li") and self.cell:
+            self._text("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("td", "th"):  # <td/>: an empty cell
+            self.handle_starttag(tag, attrs)
+            self._end_cell()
+        else:
+            self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th"):
+            self._end_cell()
+        elif tag in ("tr", "table"):
+            self._end_row()
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None and self.cell_chars < MAX_CELL_CHARS:
+            self._text(" ".join(data.split()) if not data.isspace() else " ")
+
+    def _text(self, text: str) -> None:
+        text = text[:MAX_CELL_CHARS - self.cell_chars]
+        self.cell.append(text)
+        self.cell_chars += len(text)
+
+    def _end_cell(self) -> None:
+        if self.cell is None:
+            return
+        text = "\n".join(" ".join(line.split()) for line in "".join(self.cell).split("\n")).strip()
+        self.row.extend([text] + [""] * (self.span - 1))
+        self.cell, self.span = None, 1
+        if len(self.row) > MAX_LINE_CELLS:
+            raise FatalError(f"{self.name}: a table row of over {MAX_LINE_CELLS:,} cells; no list has that many columns")
+
+    def _end_row(self) -> None:
+        self._end_cell()
+        if self.row is not None:
+            self.rows.append(self.row)
+            self.row = None
+
+
+# HTML the parser holds until it ends (a tag, a <style> or <script>), and reads again at each
+# block: an Excel export's style sheet is some kilobytes
+MAX_HTML_PENDING = 1 << 20
+
+
+def _html_rows(f, name: str) -> Iterator[list[str]]:
+    """The rows of an HTML file's tables, streamed: the text read a block at a time, and never
+    more than MAX_HTML_PENDING of it held unparsed (a tag that never ends)."""
+    parser = _TableRows(name)
+    for block in iter(lambda: f.read(1 << 16), ""):
+        parser.feed(block)
+        if len(parser.rawdata) > MAX_HTML_PENDING:
+            raise FatalError(f"{name}: over {MAX_HTML_PENDING:,} characters of HTML that do not end a tag or a script")
+        yield from parser.rows
+        parser.rows.clear()
+    parser.close()
+    parser._end_row()
+    yield from parser.rows
 
 
 # An Excel 97-2003 workbook is read whole, one sheet at a time (xlrd has no streaming reader):

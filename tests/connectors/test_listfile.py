@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from crm_ingest.connectors.listfile import BELOW_THE_TABLE, MAX_CELL_CHARS, MAX_XLS_BYTES, REPEATED_HEADER, ListFile, MapFile, map_header, preview
+from crm_ingest.connectors.listfile import BELOW_THE_TABLE, MAX_CELL_CHARS, MAX_HTML_PENDING, MAX_XLS_BYTES, REPEATED_HEADER, ListFile, MapFile, map_header, preview
 from crm_ingest.ingest.errors import ConfigError, FatalError
 
 SAMPLE = Path(__file__).parents[2] / "crm_ingest" / "samples" / "purchased_list.csv"
@@ -1125,3 +1125,20 @@ def test_excel_s_text_formula_around_a_value_is_read_as_the_value(tmp_path):
     [item] = ListFile(write(tmp_path, text)).fetch()
     assert item.payload["fields"] == {"first_name": "Anna", "email": "anna@berg.se", "mobile_phone": "0701234567",
                                       "postal_code": "01234", "notes": 'Sa "hej"'}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("<html><body><table><tr><td>E-post</td><td " + "x" * (MAX_HTML_PENDING + 10), "do not end a tag"),
+    ("<html><body><table><tr><td>E-post</td></tr></table><script>" + "x" * (MAX_HTML_PENDING + 10), "or a script"),
+    ("<table><tr><td colspan=15000>a</td><td colspan=15000>b</td></tr></table>", "over 20,000 cells"),
+])
+def test_an_html_table_past_a_list_s_bounds_is_refused_saying_why(tmp_path, text, message):
+    path = tmp_path / "export.xls"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(FatalError, match=message):
+        list(ListFile(path).fetch())
+
+
+def test_an_html_page_without_a_table_is_no_html_list_and_a_list_mentioning_tables_is_csv(tmp_path):
+    assert ListFile(write(tmp_path, "Namn;E-post;Not\nAnna;anna@berg.se;<table> i listan\n")).format == "csv"
+    assert ListFile(write(tmp_path, "<html><body><p>Hej</p></body></html>\n", name="p.csv")).format == "csv"
