@@ -81,6 +81,9 @@ CASES = {
         "asa.lindstrom@vastteknik.se": {"mobile_phone": "+46701234567", "company_name": "Väst Teknik & Data AB",
                                         "street": "Kungsgatan 5 411 19 Göteborg"},
         "sara@oconnor.ie": {"last_name": "O'Connor", "mobile_phone": "+353871234567"}}),
+    "19_xml_kalkylblad_2003.xml": ({"created": 2}, None, {  # Excel's XML Spreadsheet 2003
+        "asa@oberg.se": {"mobile_phone": "+46701234567", "last_name": "Öberg"},
+        "bo@ek.se": {"first_name": "Bo", "last_name": "Erik"}}),  # a whole name in the first name's column
 }
 
 

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ElementTree
 import zipfile
 from collections import Counter
 from html.parser import HTMLParser
+from xml.parsers import expat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -909,6 +910,13 @@ class ListFile:
         if _is_html_table(sample):  # a web application's 'Excel' export: an HTML table named .xls
             self.format, self.delimiter = "html", None
             return
+        if _is_spreadsheetml(sample):  # Excel's 'XML Spreadsheet 2003'
+            self.format, self.delimiter, self.encoding, self.encoding_guessed = "xml2003", None, None, False
+            if sheet is not None and sheet not in (names := self._sheet_names()):
+                raise ConfigError("sheet", f"no sheet {sheet!r} in {self.path.name}: {names}")
+            if sheet is None:
+                self.sheet = self._sheet_with_a_header()
+            return
         self.delimiter = _sniff_delimiter(sample)
         self.format = "tsv" if self.delimiter == "\t" else "csv"
 
@@ -971,6 +979,10 @@ class ListFile:
             with self._text() as f:
                 yield _html_rows(f, self.path.name)
             return
+        if self.format == "xml2003":
+            names = [name for name, _ in _spreadsheetml_sheets(self.path)]
+            yield _spreadsheetml_rows(self.path, names.index(self.sheet) if self.sheet else 0)
+            return
         csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
         with self._text() as f:
             yield self._checked(csv.reader(_bounded_lines(f, self.delimiter, self.path.name), delimiter=self.delimiter))
@@ -1021,11 +1033,17 @@ class ListFile:
         if self.format == "xls":
             with _xls_book(self.path) as book:
                 return book.sheet_names()
+        if self.format == "xml2003":
+            return [name for name, _ in _spreadsheetml_sheets(self.path)]
         return _sheet_names(self.path)
 
     @contextmanager
     def _sheets(self):
         """The workbook's sheets as (title, visible, a function giving its rows as text)."""
+        if self.format == "xml2003":
+            yield [(name, visible, lambda index=index: _spreadsheetml_rows(self.path, index))
+                   for index, (name, visible) in enumerate(_spreadsheetml_sheets(self.path))]
+            return
         if self.format == "xls":
             with _xls_book(self.path) as book:
                 visibility = getattr(book, "_sheet_visibility", None) or [0] * book.nsheets  # read with the index
@@ -1178,6 +1196,142 @@ def _html_rows(f, name: str) -> Iterator[list[str]]:
     parser.close()
     parser._end_row()
     yield from parser.rows
+
+
+# -- Excel's 'XML Spreadsheet 2003': what some older systems export, named .xml or .xls ---------
+
+_SS = "urn:schemas-microsoft-com:office:spreadsheet"
+_SS_START = re.compile(r"\s*<\?xml\b", re.IGNORECASE)
+
+
+def _is_spreadsheetml(sample: str) -> bool:
+    return bool(_SS_START.match(sample.lstrip("\ufeff"))) and _SS in sample
+
+
+def _spreadsheetml_events(path: Path, handlers: dict[str, Any], stop: list[bool] | None = None) -> Iterator[None]:
+    """Feed the file to expat a block at a time, yielding after each block (the handlers have
+    collected what it held); FatalError when it is not well-formed XML."""
+    parser = expat.ParserCreate(namespace_separator=" ")
+    parser.buffer_text = True
+    for event, handler in handlers.items():
+        setattr(parser, event, handler)
+
+    def no_doctype(*_: Any) -> None:  # Excel writes none; entities are how XML grows a few kB into gigabytes
+        raise FatalError(f"{path.name}: XML with a document type declaration, which Excel's XML Spreadsheet has not")
+
+    parser.StartDoctypeDeclHandler = no_doctype
+    try:
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 16), b""):
+                parser.Parse(block, False)
+                yield
+                if stop and stop[0]:
+                    return
+            parser.Parse(b"", True)
+            yield
+    except expat.ExpatError as exc:
+        raise FatalError(f"{path.name}: not readable XML Spreadsheet 2003: {exc}") from exc
+
+
+def _spreadsheetml_sheets(path: Path) -> list[tuple[str, bool]]:
+    """(name, visible) of each worksheet, in order."""
+    sheets: list[list[Any]] = []
+    in_visible: list[bool] = [False]
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        if tag == f"{_SS} Worksheet":
+            sheets.append([attrs.get(f"{_SS} Name", f"Sheet{len(sheets) + 1}"), True])
+        in_visible[0] = tag.endswith(" Visible") and bool(sheets)
+
+    def text(data: str) -> None:
+        if in_visible[0] and data.strip() in ("SheetHidden", "SheetVeryHidden"):
+            sheets[-1][1] = False
+
+    for _ in _spreadsheetml_events(path, {"StartElementHandler": start, "CharacterDataHandler": text}):
+        pass
+    return [(name, visible) for name, visible in sheets]
+
+
+def _spreadsheetml_rows(path: Path, sheet: int) -> Iterator[list[str]]:
+    """A worksheet's rows as text, streamed: a cell's ss:Index and a row's skip the cells and
+    rows between, ss:MergeAcross spans cells, typed data is written as _cell_text writes it."""
+    rows: list[list[str]] = []
+    state: dict[str, Any] = {"sheet": -1, "row": None, "number": 0, "type": None, "text": None, "chars": 0,
+                             "span": 0}
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        if tag == f"{_SS} Worksheet":
+            state["sheet"] += 1
+        if state["sheet"] != sheet:
+            return
+        if tag == f"{_SS} Row":
+            number = _ss_index(attrs, state["number"] + 1, MAX_SHEET_ROWS, "row", path.name)
+            while state["number"] + 1 < number:
+                rows.append([])
+                state["number"] += 1
+            state["number"] = number
+            state["row"] = []
+        elif tag == f"{_SS} Cell" and state["row"] is not None:
+            index = _ss_index(attrs, len(state["row"]) + 1, MAX_LINE_CELLS, "cell", path.name)
+            state["row"].extend([""] * (index - 1 - len(state["row"])))
+            state["span"] = min(int(attrs.get(f"{_SS} MergeAcross", "0") or 0) if
+                                attrs.get(f"{_SS} MergeAcross", "0").isdigit() else 0, MAX_LINE_CELLS)
+            state["text"], state["chars"], state["type"] = [], 0, None
+        elif tag == f"{_SS} Data" and state["text"] is not None:
+            state["type"] = attrs.get(f"{_SS} Type")
+
+    def end(tag: str) -> None:
+        if state["sheet"] != sheet:
+            return
+        if tag == f"{_SS} Cell" and state["text"] is not None:
+            row = state["row"]
+            row.append(_ss_value("".join(state["text"]), state["type"]))
+            row.extend([""] * state["span"])
+            state["text"] = None
+            if len(row) > MAX_LINE_CELLS:
+                raise FatalError(f"{path.name}: a row of over {MAX_LINE_CELLS:,} cells; no list has that many columns")
+        elif tag == f"{_SS} Row" and state["row"] is not None:
+            rows.append(state["row"])
+            state["row"] = None
+
+    def text(data: str) -> None:
+        if state["text"] is not None and state["chars"] < MAX_CELL_CHARS:
+            data = data[:MAX_CELL_CHARS - state["chars"]]
+            state["text"].append(data)
+            state["chars"] += len(data)
+
+    stop = [False]
+    for _ in _spreadsheetml_events(path, {"StartElementHandler": start, "EndElementHandler": end,
+                                          "CharacterDataHandler": text}, stop):
+        yield from rows
+        rows.clear()
+        if state["sheet"] > sheet:
+            stop[0] = True  # the sheet is read
+
+
+def _ss_index(attrs: dict[str, str], next_: int, bound: int, what: str, name: str) -> int:
+    given = attrs.get(f"{_SS} Index")
+    if given is None:
+        return next_
+    if not given.isdigit() or not next_ <= int(given) <= bound:
+        raise FatalError(f"{name}: ss:Index {given!r} of a {what}: not after the one before it, or past {bound:,}")
+    return int(given)
+
+
+def _ss_value(text: str, kind: str | None) -> str:
+    if kind == "Number":
+        try:
+            return _cell_text(float(text))
+        except ValueError:
+            return text.strip()
+    if kind == "DateTime":
+        try:
+            return _cell_text(datetime.fromisoformat(text.strip()))
+        except ValueError:
+            return text.strip()
+    if kind == "Boolean":
+        return "TRUE" if text.strip() in ("1", "true") else "FALSE"
+    return text
 
 
 # An Excel 97-2003 workbook is read whole, one sheet at a time (xlrd has no streaming reader):

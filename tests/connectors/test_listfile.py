@@ -1142,3 +1142,34 @@ def test_an_html_table_past_a_list_s_bounds_is_refused_saying_why(tmp_path, text
 def test_an_html_page_without_a_table_is_no_html_list_and_a_list_mentioning_tables_is_csv(tmp_path):
     assert ListFile(write(tmp_path, "Namn;E-post;Not\nAnna;anna@berg.se;<table> i listan\n")).format == "csv"
     assert ListFile(write(tmp_path, "<html><body><p>Hej</p></body></html>\n", name="p.csv")).format == "csv"
+
+
+def test_an_xml_spreadsheet_2003_is_read_from_its_visible_list_sheet_with_typed_cells():
+    path = Path(__file__).parents[1] / "fixtures" / "exports" / "19_xml_kalkylblad_2003.xml"
+    list_file = ListFile(path)
+    assert (list_file.format, list_file.sheet) == ("xml2003", "Kontakter")  # the hidden help sheet passed over
+    payloads = [item.payload for item in list_file.fetch()]
+    assert list_file.header_row == 3  # a title row, then ss:Index skips row 2
+    assert [(p["fields"], p["extra"]) for p in payloads] == [
+        ({"first_name": "Åsa", "last_name": "Öberg", "email": "asa@oberg.se", "mobile_phone": "701234567"},
+         {"Registrerad": "2024-03-14"}),
+        ({"first_name": "Bo Erik", "email": "bo@ek.se"}, {})]  # rich text read as its text; ss:Index skips a cell
+
+
+XML_2003 = ('<?xml version="1.0"?>\n{doctype}<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet" '
+            'xmlns:ss="urn:schemas-microsoft-com:office:spreadsheet"><Worksheet ss:Name="A"><Table>{rows}</Table>'
+            '</Worksheet></Workbook>')
+
+
+@pytest.mark.parametrize("doctype, rows, message", [
+    ('<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>\n',
+     "<Row><Cell><Data>&lol2;</Data></Cell></Row>", "document type declaration"),
+    ("", '<Row ss:Index="999999999"><Cell><Data ss:Type="String">x</Data></Cell></Row>', "past 1,048,576"),
+    ("", '<Row><Cell ss:Index="5000000"><Data ss:Type="String">x</Data></Cell></Row>', "past 20,000"),
+    ("", "<Row><Cell><Data>x</Data></Cell>", "not readable XML Spreadsheet 2003"),
+])
+def test_an_xml_spreadsheet_past_a_list_s_bounds_is_refused_saying_why(tmp_path, doctype, rows, message):
+    path = tmp_path / "export.xml"
+    path.write_text(XML_2003.format(doctype=doctype, rows=rows), encoding="utf-8")
+    with pytest.raises(FatalError, match=message):
+        list(ListFile(path).fetch())
