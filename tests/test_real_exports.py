@@ -84,6 +84,10 @@ CASES = {
     "19_xml_kalkylblad_2003.xml": ({"created": 2}, None, {  # Excel's XML Spreadsheet 2003
         "asa@oberg.se": {"mobile_phone": "+46701234567", "last_name": "Öberg"},
         "bo@ek.se": {"first_name": "Bo", "last_name": "Erik"}}),  # a whole name in the first name's column
+    # LibreOffice: the list on its second sheet (the first hidden), a million empty rows after it
+    "20_libreoffice_masskontakter.ods": ({"created": 2}, None, {
+        "asa@oberg.se": {"mobile_phone": "+46701234567", "company_name": "Öberg & Co AB"},
+        "lars.ek@ek-bygg.se": ("mobile_phone", "+46739876543")}),
 }
 
 

@@ -12,11 +12,12 @@ import unicodedata
 import warnings
 import xml.etree.ElementTree as ElementTree
 import zipfile
+import zlib
 from collections import Counter
 from html.parser import HTMLParser
 from xml.parsers import expat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cache, cached_property
@@ -292,8 +293,12 @@ def _workbook_format(path: Path, head: bytes) -> str | None:
         return "xlsx"
     try:
         with zipfile.ZipFile(path) as archive:
-            if "xl/workbook.xml" in archive.namelist():
+            names = archive.namelist()
+            if "xl/workbook.xml" in names:
                 return "xlsx"
+            if "content.xml" in names and "mimetype" in names and \
+                    archive.read("mimetype")[:100].strip() == b"application/vnd.oasis.opendocument.spreadsheet":
+                return "ods"
     except zipfile.BadZipFile:
         pass
     raise FatalError(f"{path.name}: a zip archive, not a list; save it as .xlsx or CSV")
@@ -983,6 +988,10 @@ class ListFile:
             names = [name for name, _ in _spreadsheetml_sheets(self.path)]
             yield _spreadsheetml_rows(self.path, names.index(self.sheet) if self.sheet else 0)
             return
+        if self.format == "ods":
+            names = [name for name, _ in _ods_sheets(self.path)]
+            yield _ods_rows(self.path, names.index(self.sheet) if self.sheet else 0)
+            return
         csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
         with self._text() as f:
             yield self._checked(csv.reader(_bounded_lines(f, self.delimiter, self.path.name), delimiter=self.delimiter))
@@ -1035,6 +1044,8 @@ class ListFile:
                 return book.sheet_names()
         if self.format == "xml2003":
             return [name for name, _ in _spreadsheetml_sheets(self.path)]
+        if self.format == "ods":
+            return [name for name, _ in _ods_sheets(self.path)]
         return _sheet_names(self.path)
 
     @contextmanager
@@ -1043,6 +1054,10 @@ class ListFile:
         if self.format == "xml2003":
             yield [(name, visible, lambda index=index: _spreadsheetml_rows(self.path, index))
                    for index, (name, visible) in enumerate(_spreadsheetml_sheets(self.path))]
+            return
+        if self.format == "ods":
+            yield [(name, visible, lambda index=index: _ods_rows(self.path, index))
+                   for index, (name, visible) in enumerate(_ods_sheets(self.path))]
             return
         if self.format == "xls":
             with _xls_book(self.path) as book:
@@ -1208,9 +1223,10 @@ def _is_spreadsheetml(sample: str) -> bool:
     return bool(_SS_START.match(sample.lstrip("\ufeff"))) and _SS in sample
 
 
-def _spreadsheetml_events(path: Path, handlers: dict[str, Any], stop: list[bool] | None = None) -> Iterator[None]:
-    """Feed the file to expat a block at a time, yielding after each block (the handlers have
-    collected what it held); FatalError when it is not well-formed XML."""
+def _spreadsheetml_events(path: Path, handlers: dict[str, Any], stop: list[bool] | None = None,
+                          member: str | None = None) -> Iterator[None]:
+    """Feed the file (or a zip's `member`) to expat a block at a time, yielding after each
+    block (the handlers have collected what it held); FatalError when it is not well-formed XML."""
     parser = expat.ParserCreate(namespace_separator=" ")
     parser.buffer_text = True
     for event, handler in handlers.items():
@@ -1221,7 +1237,8 @@ def _spreadsheetml_events(path: Path, handlers: dict[str, Any], stop: list[bool]
 
     parser.StartDoctypeDeclHandler = no_doctype
     try:
-        with path.open("rb") as f:
+        with (zipfile.ZipFile(path) if member else nullcontext()) as archive, \
+                (archive.open(member) if member else path.open("rb")) as f:
             for block in iter(lambda: f.read(1 << 16), b""):
                 parser.Parse(block, False)
                 yield
@@ -1230,7 +1247,10 @@ def _spreadsheetml_events(path: Path, handlers: dict[str, Any], stop: list[bool]
             parser.Parse(b"", True)
             yield
     except expat.ExpatError as exc:
-        raise FatalError(f"{path.name}: not readable XML Spreadsheet 2003: {exc}") from exc
+        what = "OpenDocument spreadsheet" if member else "XML Spreadsheet 2003"
+        raise FatalError(f"{path.name}: not a readable {what}: {exc}") from exc
+    except (zipfile.BadZipFile, KeyError, zlib.error, EOFError) as exc:
+        raise FatalError(f"{path.name}: not a readable OpenDocument spreadsheet: {exc}") from exc
 
 
 def _spreadsheetml_sheets(path: Path) -> list[tuple[str, bool]]:
@@ -1332,6 +1352,140 @@ def _ss_value(text: str, kind: str | None) -> str:
     if kind == "Boolean":
         return "TRUE" if text.strip() in ("1", "true") else "FALSE"
     return text
+
+
+# -- OpenDocument spreadsheets (.ods): LibreOffice's and OpenOffice's ----------------------------
+
+_TABLE = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+_OFFICE = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+_TEXT = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+_STYLE = "urn:oasis:names:tc:opendocument:xmlns:style:1.0"
+
+
+def _ods_sheets(path: Path) -> list[tuple[str, bool]]:
+    """(name, visible) of each sheet of content.xml, in order; a sheet whose table style says
+    table:display="false" is hidden."""
+    sheets: list[tuple[str, str]] = []
+    hidden: set[str] = set()
+    style: list[str | None] = [None]
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        if tag == f"{_STYLE} style" and attrs.get(f"{_STYLE} family") == "table":
+            style[0] = attrs.get(f"{_STYLE} name")
+        elif tag == f"{_STYLE} table-properties" and attrs.get(f"{_TABLE} display") == "false" and style[0]:
+            hidden.add(style[0])
+        elif tag == f"{_TABLE} table":
+            sheets.append((attrs.get(f"{_TABLE} name", f"Sheet{len(sheets) + 1}"), attrs.get(f"{_TABLE} style-name", "")))
+
+    for _ in _spreadsheetml_events(path, {"StartElementHandler": start}, member="content.xml"):
+        pass
+    return [(name, style_name not in hidden) for name, style_name in sheets]
+
+
+def _ods_rows(path: Path, sheet: int) -> Iterator[list[str]]:
+    """A sheet's rows as text, streamed: a repeated row or cell is written out as often as it
+    repeats, but empty ones only when something follows them (a sheet's million trailing empty
+    rows and its columns to the 16,384th are never made)."""
+    rows: list[list[str]] = []
+    state: dict[str, Any] = {"sheet": -1, "row": None, "row_repeat": 1, "empty_rows": 0, "rows_out": 0,
+                             "empty_cells": 0, "cell": None, "cell_repeat": 1, "value": None, "chars": 0,
+                             "paragraphs": 0}
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        if tag == f"{_TABLE} table":
+            state["sheet"] += 1
+        if state["sheet"] != sheet:
+            return
+        if tag == f"{_TABLE} table-row":
+            state["row"], state["empty_cells"] = [], 0
+            state["row_repeat"] = _repeat(attrs.get(f"{_TABLE} number-rows-repeated"))
+        elif tag in (f"{_TABLE} table-cell", f"{_TABLE} covered-table-cell") and state["row"] is not None:
+            state["cell_repeat"] = _repeat(attrs.get(f"{_TABLE} number-columns-repeated"))
+            kind = attrs.get(f"{_OFFICE} value-type")
+            typed = {"float": attrs.get(f"{_OFFICE} value"), "percentage": attrs.get(f"{_OFFICE} value"),
+                     "currency": attrs.get(f"{_OFFICE} value"), "date": attrs.get(f"{_OFFICE} date-value"),
+                     "boolean": attrs.get(f"{_OFFICE} boolean-value")}.get(kind or "")
+            state["value"] = _ods_value(kind, typed) if typed is not None else None
+            state["cell"], state["chars"], state["paragraphs"] = [], 0, 0
+        elif state["cell"] is not None:
+            if tag == f"{_TEXT} p":
+                if state["paragraphs"]:
+                    _ods_text(state, "\n")
+                state["paragraphs"] += 1
+            elif tag == f"{_TEXT} s":
+                _ods_text(state, " " * _repeat(attrs.get(f"{_TEXT} c"), 1000))
+            elif tag == f"{_TEXT} tab":
+                _ods_text(state, "\t")
+            elif tag == f"{_TEXT} line-break":
+                _ods_text(state, "\n")
+
+    def end(tag: str) -> None:
+        if state["sheet"] != sheet or state["row"] is None:
+            return
+        if tag in (f"{_TABLE} table-cell", f"{_TABLE} covered-table-cell") and state["cell"] is not None:
+            text = state["value"] if state["value"] is not None else "".join(state["cell"])
+            state["cell"] = None
+            if not text:
+                state["empty_cells"] += state["cell_repeat"]
+                return
+            row = state["row"]
+            if len(row) + state["empty_cells"] + state["cell_repeat"] > MAX_LINE_CELLS:
+                raise FatalError(f"{path.name}: a row of over {MAX_LINE_CELLS:,} cells; no list has that many columns")
+            row.extend([""] * state["empty_cells"])
+            row.extend([text] * state["cell_repeat"])
+            state["empty_cells"] = 0
+        elif tag == f"{_TABLE} table-row":
+            row, repeat = state["row"], state["row_repeat"]
+            state["row"] = None
+            if not row:
+                state["empty_rows"] += repeat
+                return
+            if state["rows_out"] + state["empty_rows"] + repeat > MAX_SHEET_ROWS:
+                raise FatalError(f"{path.name}: a row past row {MAX_SHEET_ROWS:,}, the last a spreadsheet has")
+            rows.extend([] for _ in range(state["empty_rows"]))
+            rows.extend(list(row) for _ in range(repeat))
+            state["rows_out"] += state["empty_rows"] + repeat
+            state["empty_rows"] = 0
+
+    def text(data: str) -> None:
+        if state["cell"] is not None and state["sheet"] == sheet:
+            _ods_text(state, data)
+
+    stop = [False]
+    for _ in _spreadsheetml_events(path, {"StartElementHandler": start, "EndElementHandler": end,
+                                          "CharacterDataHandler": text}, stop, member="content.xml"):
+        yield from rows
+        rows.clear()
+        if state["sheet"] > sheet:
+            stop[0] = True
+
+
+def _ods_text(state: dict[str, Any], data: str) -> None:
+    if state["chars"] < MAX_CELL_CHARS:
+        data = data[:MAX_CELL_CHARS - state["chars"]]
+        state["cell"].append(data)
+        state["chars"] += len(data)
+
+
+def _repeat(given: str | None, bound: int | None = None) -> int:
+    """A repeat count as written (checked where its cells or rows would be made), or capped."""
+    count = int(given) if given and given.isdigit() and int(given) > 0 else 1
+    return count if bound is None else min(count, bound)
+
+
+def _ods_value(kind: str | None, value: str) -> str:
+    """A typed cell as _cell_text writes it: 701234567 not 701234567.0, a date ISO."""
+    if kind == "boolean":
+        return "TRUE" if value == "true" else "FALSE"
+    if kind == "date":
+        try:
+            return _cell_text(datetime.fromisoformat(value))
+        except ValueError:
+            return value
+    try:
+        return _cell_text(float(value))
+    except ValueError:
+        return value
 
 
 # An Excel 97-2003 workbook is read whole, one sheet at a time (xlrd has no streaming reader):

@@ -5,6 +5,7 @@ import json
 import random
 import re
 import tracemalloc
+import zipfile
 from datetime import date, datetime
 from collections.abc import Iterable
 from pathlib import Path
@@ -1166,10 +1167,51 @@ XML_2003 = ('<?xml version="1.0"?>\n{doctype}<Workbook xmlns="urn:schemas-micros
      "<Row><Cell><Data>&lol2;</Data></Cell></Row>", "document type declaration"),
     ("", '<Row ss:Index="999999999"><Cell><Data ss:Type="String">x</Data></Cell></Row>', "past 1,048,576"),
     ("", '<Row><Cell ss:Index="5000000"><Data ss:Type="String">x</Data></Cell></Row>', "past 20,000"),
-    ("", "<Row><Cell><Data>x</Data></Cell>", "not readable XML Spreadsheet 2003"),
+    ("", "<Row><Cell><Data>x</Data></Cell>", "not a readable XML Spreadsheet 2003"),
 ])
 def test_an_xml_spreadsheet_past_a_list_s_bounds_is_refused_saying_why(tmp_path, doctype, rows, message):
     path = tmp_path / "export.xml"
     path.write_text(XML_2003.format(doctype=doctype, rows=rows), encoding="utf-8")
     with pytest.raises(FatalError, match=message):
         list(ListFile(path).fetch())
+
+
+ODS_CONTENT = ('<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+               'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+               'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+               'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:spreadsheet>'
+               '<table:table table:name="A"><table:table-row><table:table-cell office:value-type="string">'
+               '<text:p>E-post</text:p></table:table-cell></table:table-row>{rows}</table:table>'
+               '</office:spreadsheet></office:body></office:document-content>')
+
+
+def ods(tmp_path: Path, rows: str) -> Path:
+    path = tmp_path / "list.ods"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", zipfile.ZIP_STORED)
+        archive.writestr("content.xml", ODS_CONTENT.format(rows=rows), zipfile.ZIP_DEFLATED)
+    return path
+
+
+@pytest.mark.parametrize("rows, message", [
+    ('<table:table-row table:number-rows-repeated="999999999"><table:table-cell office:value-type="string">'
+     '<text:p>a@b.se</text:p></table:table-cell></table:table-row>', "past row 1,048,576"),
+    ('<table:table-row><table:table-cell table:number-columns-repeated="999999" office:value-type="string">'
+     '<text:p>a@b.se</text:p></table:table-cell></table:table-row>', "over 20,000 cells"),
+    ("<table:table-row><table:table-cell>", "not a readable OpenDocument spreadsheet"),
+])
+def test_an_ods_past_a_list_s_bounds_is_refused_saying_why(tmp_path, rows, message):
+    with pytest.raises(FatalError, match=message):
+        list(ListFile(ods(tmp_path, rows)).fetch())
+
+
+def test_an_ods_s_repeated_empty_rows_and_cells_are_never_made(tmp_path):
+    # a million empty rows of 16,384 empty cells between two people: read in no time, no memory
+    path = ods(tmp_path, '<table:table-row><table:table-cell office:value-type="string"><text:p>a@b.se</text:p>'
+                         '</table:table-cell><table:table-cell table:number-columns-repeated="16383"/></table:table-row>'
+                         '<table:table-row table:number-rows-repeated="1000000"><table:table-cell '
+                         'table:number-columns-repeated="16384"/></table:table-row>'
+                         '<table:table-row table:number-rows-repeated="2"><table:table-cell office:value-type="string">'
+                         '<text:p>c@d.se</text:p></table:table-cell></table:table-row>')
+    items = [item.payload for item in ListFile(path).fetch()]
+    assert [(p["row"], p["fields"]["email"]) for p in items] == [(1, "a@b.se"), (1000002, "c@d.se"), (1000003, "c@d.se")]
