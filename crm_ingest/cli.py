@@ -232,14 +232,14 @@ def land(source_name: str, file: Path, wait: bool, as_json: bool) -> None:
               show_default=True, help="Which contact point finds an existing lead or contact.")
 @click.option("--consent", default=None, help="Consent basis given for the list (kept on each lead).")
 @click.option("--encoding", default=None, help="Text encoding, when the detected one is wrong.")
-@click.option("--sheet", default=None, help="XLSX or XLS: the sheet to read (default: the first with a header we know, else the first).")
+@click.option("--sheet", default=None, help="A workbook (XLSX, XLS, ODS, XML 2003): the sheet to read (default: the first with a header we know, else the first).")
 @click.option("--preview", is_flag=True, help="Show how the first rows are read and mapped; store nothing.")
 @wait_option
 @json_option
 def import_list(file: Path, campaign: str | None, source_name: str, map_file: Path | None,
                 upsert_by: str, consent: str | None, encoding: str | None, sheet: str | None,
                 preview: bool, wait: bool, as_json: bool) -> None:
-    """Import a campaign list: CSV/TSV in any common encoding, XLSX or XLS; streamed, resumable."""
+    """Import a campaign list: CSV/TSV in any common encoding, XLSX, XLS, ODS or an HTML or XML export; streamed, resumable."""
     from crm_ingest.connectors.listfile import ListFile, MapFile
     from crm_ingest.connectors.listfile import preview as preview_rows
     from crm_ingest.ingest.importjobs import job_summary

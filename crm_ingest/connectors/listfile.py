@@ -867,8 +867,9 @@ def _is_header(row: list[str], header: list[str]) -> bool:
 # -- the connector -----------------------------------------------------------------------------
 
 class ListFile:
-    """A list file (CSV, TSV, any delimiter and encoding, XLSX, or XLS), streamed row by row
-    (an XLS, which has no streaming reader, read a sheet at a time within MAX_XLS_BYTES).
+    """A list file (CSV, TSV, any delimiter and encoding; XLSX, ODS, XML Spreadsheet 2003, an
+    HTML table; or XLS), streamed row by row (an XLS, which has no streaming reader, read a
+    sheet at a time within MAX_XLS_BYTES).
 
     Yields each non-blank data row once, with ids stable for the same file. The cursor is
     (file hash, row); a fetch from a checkpoint of the same file resumes after it, one of
