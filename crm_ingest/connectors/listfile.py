@@ -480,9 +480,14 @@ def _cell_text(value: Any) -> str:
 # -- from rows to payloads ---------------------------------------------------------------------
 
 def _clean(value: str) -> str:
+    return value.replace("\x00", "").strip()
+
+
+def _clean_formula(value: str) -> str:
+    """_clean, and Excel's text formula unwrapped, as exports write a value whose leading 0
+    Excel must keep: ="0701234567" (a file that writes them writes them from its first rows)."""
     value = value.replace("\x00", "").strip()
     if value[:2] == '="' and value[-1:] == '"' and len(value) > 2:
-        # Excel's text formula, as exports write a value whose leading 0 Excel must keep: ="0701234567"
         value = value[2:-1].replace('""', '"').strip()
     return value
 
@@ -537,6 +542,7 @@ class _Layout:
     # when the column that won the field is empty ('Telefon' beside 'Telefon', 'Business Phone 2',
     # Outlook's 'Home City' beside its empty 'Business City')
     spares: tuple[tuple[int, str], ...] = ()
+    text_formulas: bool = False  # the file writes cells as ="..." (see _clean_formula)
 
     @classmethod
     def of(cls, header: list[str], mapping: MapFile, sample: list[list[str]] = ()) -> _Layout:
@@ -544,7 +550,8 @@ class _Layout:
         field's other columns land in `extra`, except further email columns, which add their
         addresses to the row's (unless the map file names the email column). With no column
         named as the email, a column whose sampled cells are mostly addresses is the email."""
-        names = [_clean(name) for name in header]
+        text_formulas = any(cell.lstrip()[:2] == '="' for row in (header, *sample) for cell in row)
+        names = [(_clean_formula if text_formulas else _clean)(name) for name in header]
         fields: list[str | None] = [mapping.field_for(name) for name in names]
         taken: set[str] = set()
         for index in range(len(names)):
@@ -575,7 +582,7 @@ class _Layout:
         extra_names = [None if field_name or (mapping.lists(name) and not mapping.field_for(name))
                        else extra for name, field_name, extra in zip(names, fields, unique)]
         return cls(list(zip(names, fields)), extra_names, mapping, list(header),
-                   tuple((index, name) for index, name in spares if extra_names[index] is not None))
+                   tuple((index, name) for index, name in spares if extra_names[index] is not None), text_formulas)
 
     @cached_property
     def _stored_as(self) -> list[tuple[str, dict[str, str] | None] | None]:
@@ -616,8 +623,9 @@ class _Layout:
         fields: dict[str, str] = {}
         extra: dict[str, str] = {}
         stored_as, width = self._stored_as, len(self.columns)
+        clean = _clean_formula if self.text_formulas else _clean
         for index, cell in enumerate(row):
-            value = _clean(cell)
+            value = clean(cell)
             if not value:
                 continue
             if index >= width:
@@ -979,7 +987,8 @@ class ListFile:
             return
         if self.format == "xls":
             with _xls_book(self.path) as book:
-                yield _xls_values(book, book.sheet_names().index(self.sheet) if self.sheet else 0, self.path.name)
+                yield _xls_values(book, book.sheet_names().index(self.sheet) if self.sheet else 0, self.path.name,
+                                  release=True)
             return
         if self.format == "html":
             with self._text() as f:
@@ -1530,14 +1539,17 @@ def _xls_book(path: Path):
         book.release_resources()
 
 
-def _xls_values(book, index: int, name: str) -> Iterator[list[str]]:
-    """A sheet's rows as text, as _cell_text writes a cell (dates ISO, 42 not 42.0)."""
+def _xls_values(book, index: int, name: str, release: bool = False) -> Iterator[list[str]]:
+    """A sheet's rows as text, as _cell_text writes a cell (dates ISO, 42 not 42.0);
+    `release`: the workbook's bytes let go of once the sheet is read (no other sheet is wanted)."""
     import xlrd
 
     try:
         sheet = book.sheet_by_index(index)
     except Exception as exc:  # noqa: BLE001 - a damaged sheet record
         raise FatalError(f"{name}: sheet {index + 1} is not readable: {exc}") from exc
+    if release:
+        book.release_resources()
     try:
         for number in range(sheet.nrows):
             types, values = sheet.row_types(number), sheet.row_values(number)

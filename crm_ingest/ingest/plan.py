@@ -86,10 +86,16 @@ def _fields_of(payload: Mapping[str, Any]) -> Mapping[str, Any]:
     fields = payload.get("fields", payload)
     if not isinstance(fields, Mapping):
         raise InvalidItem("fields", "expected an object of field values")
-    for name, value in fields.items():  # a JSON source's {"first_name": {"x": 1}} named no one "{'X':"
-        if type(value) is not str and isinstance(value, (Mapping, list, tuple)) and name in _TEXT_FIELDS:
-            raise InvalidItem(name, f"expected text or a number, not {'an object' if isinstance(value, Mapping) else 'a list'}")
+    for value in fields.values():  # a JSON source's {"first_name": {"x": 1}} named no one "{'X':"
+        if type(value) is not str and isinstance(value, (Mapping, list, tuple)):
+            _refuse_structured(fields)
     return fields
+
+
+def _refuse_structured(fields: Mapping[str, Any]) -> None:
+    for name, value in fields.items():
+        if isinstance(value, (Mapping, list, tuple)) and name in _TEXT_FIELDS:
+            raise InvalidItem(name, f"expected text or a number, not {'an object' if isinstance(value, Mapping) else 'a list'}")
 
 
 # The fields a row or form is read by: each holds text (or a number: a phone, a postal code)
@@ -136,10 +142,11 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         raise InvalidItem(f"{email_field}/phone", "no email and no phone")
     return PersonPlan(scope, {
         "first_name": first, "last_name": last, "email": email, "phone": phone, "mobile_phone": mobile,
-        "company_name": (_text(fields, "company", 300) or _text(fields, "company_name", 300)
+        "company_name": (_text(fields, "company", 300)
+                         or (_text(fields, "company_name", 300) if "company_name" in fields else None)
                          or clean_text(company_as_name, 300)),
         "job_title": _text(fields, "job_title", 200),
-        "topic": _text(fields, "topic", 300) or _text(fields, "subject", 300),
+        "topic": _text(fields, "topic", 300) or (_text(fields, "subject", 300) if "subject" in fields else None),
         **{name: None if fields.get(name) is None else _text(fields, name, limit) for name, limit in ADDRESS_FIELDS},
     }, keys)
 
@@ -150,7 +157,11 @@ def _names(fields: Mapping[str, Any], raw_email: str | None,
     two people's, the one the address is theirs), else a nickname, else the name written with
     the address ('Anna Berg <anna@berg.se>'); a whole name typed into the first name's column
     split; a switchboard's word no one's name; capitals or small letters written as names are."""
-    first, last = _a_name(clean_text(fields.get("first_name"), 200)), _a_name(clean_text(fields.get("last_name"), 200))
+    first, last = clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200)
+    if first in _NAME_PLACEHOLDER_FORMS:  # '-', 'N/A', '#N/A'
+        first = None
+    if last in _NAME_PLACEHOLDER_FORMS:
+        last = None
     if not (first or last):
         if not company_as_name:  # a register's 'Namn' of 'Berg Bygg AB': the company's, not a person's
             first, last = split_name(_one_person(fields.get("full_name") or fields.get("name"), raw_email))
@@ -232,6 +243,10 @@ _PLACEHOLDERS = frozenset({"-", "--", "---", "\u2013", "\u2014", ".", "?", "x", 
                            "#tal!", "#spill!", "#calc!", "#getting_data"})
 # ... of which a name may be someone's: Na (나), Nil and Null are surnames or given names
 _NAME_PLACEHOLDERS = _PLACEHOLDERS - {"na", "nil", "null"}
+# as lists write them ('N/A', 'n/a', 'Unknown', '#SAKNAS!'): a set lookup, no lower-casing of every value
+_PLACEHOLDER_FORMS = frozenset(form for p in _PLACEHOLDERS for form in (p, p.upper(), p.capitalize(), p.title()))
+_NAME_PLACEHOLDER_FORMS = frozenset(form for p in _NAME_PLACEHOLDERS
+                                    for form in (p, p.upper(), p.capitalize(), p.title()))
 _SEVERAL = re.compile(r"[\s,;|/]+")
 _SEVERAL_NAMED = re.compile(r"[,;|]+")  # 'Anna <a@x.se>; Bo <b@y.se>': names hold spaces
 _SEVERAL_NUMBERS = re.compile(r"\s*(?:[,;|/]|:::|\b(?:or|eller)\b)\s*", re.IGNORECASE)
@@ -258,11 +273,11 @@ def _given(value: str | None) -> str | None:
 def _text(fields: Mapping[str, Any], name: str, limit: int) -> str | None:
     """A field's text, None when blank or a placeholder ('-', 'N/A', Excel's '#N/A')."""
     value = clean_text(fields.get(name), limit)
-    return None if value is None or (len(value) <= 16 and value.lower() in _PLACEHOLDERS) else value
+    return None if value in _PLACEHOLDER_FORMS else value
 
 
 def _a_name(value: str | None) -> str | None:
-    return None if value is None or (len(value) <= 16 and value.lower() in _NAME_PLACEHOLDERS) else value
+    return None if value in _NAME_PLACEHOLDER_FORMS else value
 
 
 def _emails(raw: str, field: str, deliverable: bool = False) -> list[tuple[str, str]]:
