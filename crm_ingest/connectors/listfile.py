@@ -289,19 +289,31 @@ def _workbook_format(path: Path, head: bytes) -> str | None:
         return "xls"
     if not head.startswith(_ZIP_MAGIC):
         return None
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return "xlsx"
     try:
         with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
+            names = set(archive.namelist())
             if "xl/workbook.xml" in names:
                 return "xlsx"
-            if "content.xml" in names and "mimetype" in names and \
-                    archive.read("mimetype")[:100].strip() == b"application/vnd.oasis.opendocument.spreadsheet":
+            mimetype = ""
+            if "mimetype" in names:
+                with archive.open("mimetype") as member:
+                    mimetype = member.read(100).decode("ascii", "replace").strip()
+            if mimetype == "application/vnd.oasis.opendocument.spreadsheet" and "content.xml" in names:
                 return "ods"
-    except zipfile.BadZipFile:
-        pass
-    raise FatalError(f"{path.name}: a zip archive, not a list; save it as .xlsx or CSV")
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, zlib.error, EOFError):
+        if path.suffix.lower() in (".xlsx", ".xlsm"):
+            return "xlsx"  # openpyxl says what is wrong with it
+        names, mimetype = set(), ""
+    what = next((what for member, what in _OTHER_ZIPS if member in names), None) or \
+        ("an OpenDocument text or presentation" if mimetype.startswith("application/vnd.oasis")
+         else "an Apple Numbers document" if any(name.startswith("Index/") and name.endswith(".iwa") for name in names)
+         else "a zip archive")
+    raise FatalError(f"{path.name}: {what}, not a list; save it as .xlsx or CSV")
+
+
+# Zip containers that are documents of another kind, by a member only they have
+_OTHER_ZIPS = (("xl/workbook.bin", "an Excel binary workbook (.xlsb)"), ("word/document.xml", "a Word document"),
+               ("ppt/presentation.xml", "a PowerPoint presentation"))
 
 
 def _sheet_names(path: Path) -> list[str]:

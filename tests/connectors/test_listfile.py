@@ -1215,3 +1215,19 @@ def test_an_ods_s_repeated_empty_rows_and_cells_are_never_made(tmp_path):
                          '<text:p>c@d.se</text:p></table:table-cell></table:table-row>')
     items = [item.payload for item in ListFile(path).fetch()]
     assert [(p["row"], p["fields"]["email"]) for p in items] == [(1, "a@b.se"), (1000002, "c@d.se"), (1000003, "c@d.se")]
+
+
+@pytest.mark.parametrize("name, members, what", [
+    ("list.xlsb", {"xl/workbook.bin": "x"}, "an Excel binary workbook"),
+    ("list.numbers", {"Index/Document.iwa": "x"}, "an Apple Numbers document"),
+    ("list.docx", {"word/document.xml": "<w/>"}, "a Word document"),
+    ("list.odt", {"mimetype": "application/vnd.oasis.opendocument.text", "content.xml": "<x/>"}, "an OpenDocument text"),
+    ("list.xlsx", {"list.csv": "E-post\na@b.se\n"}, "a zip archive"),  # named a workbook, holding none
+])
+def test_an_office_document_that_is_no_spreadsheet_is_refused_naming_what_it_is(tmp_path, name, members, what):
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+    with pytest.raises(FatalError, match=what):
+        ListFile(path)
