@@ -1299,7 +1299,7 @@ def _spreadsheetml_rows(path: Path, sheet: int) -> Iterator[list[str]]:
     rows between, ss:MergeAcross spans cells, typed data is written as _cell_text writes it."""
     rows: list[list[str]] = []
     state: dict[str, Any] = {"sheet": -1, "row": None, "number": 0, "type": None, "text": None, "chars": 0,
-                             "span": 0}
+                             "span": 0, "data": 0, "comment": 0}
 
     def start(tag: str, attrs: dict[str, str]) -> None:
         if tag == f"{_SS} Worksheet":
@@ -1319,13 +1319,20 @@ def _spreadsheetml_rows(path: Path, sheet: int) -> Iterator[list[str]]:
             state["span"] = min(int(attrs.get(f"{_SS} MergeAcross", "0") or 0) if
                                 attrs.get(f"{_SS} MergeAcross", "0").isdigit() else 0, MAX_LINE_CELLS)
             state["text"], state["chars"], state["type"] = [], 0, None
-        elif tag == f"{_SS} Data" and state["text"] is not None:
+        elif tag == f"{_SS} Comment":
+            state["comment"] += 1  # a note on the cell: not its value
+        elif tag == f"{_SS} Data" and state["text"] is not None and not state["comment"]:
             state["type"] = attrs.get(f"{_SS} Type")
+            state["data"] += 1
 
     def end(tag: str) -> None:
         if state["sheet"] != sheet:
             return
-        if tag == f"{_SS} Cell" and state["text"] is not None:
+        if tag == f"{_SS} Comment":
+            state["comment"] -= 1
+        elif tag == f"{_SS} Data" and state["data"] and not state["comment"]:
+            state["data"] -= 1
+        elif tag == f"{_SS} Cell" and state["text"] is not None:
             row = state["row"]
             row.append(_ss_value("".join(state["text"]), state["type"]))
             row.extend([""] * state["span"])
@@ -1337,7 +1344,7 @@ def _spreadsheetml_rows(path: Path, sheet: int) -> Iterator[list[str]]:
             state["row"] = None
 
     def text(data: str) -> None:
-        if state["text"] is not None and state["chars"] < MAX_CELL_CHARS:
+        if state["data"] and not state["comment"] and state["text"] is not None and state["chars"] < MAX_CELL_CHARS:
             data = data[:MAX_CELL_CHARS - state["chars"]]
             state["text"].append(data)
             state["chars"] += len(data)
@@ -1411,7 +1418,7 @@ def _ods_rows(path: Path, sheet: int) -> Iterator[list[str]]:
     rows: list[list[str]] = []
     state: dict[str, Any] = {"sheet": -1, "row": None, "row_repeat": 1, "empty_rows": 0, "rows_out": 0,
                              "empty_cells": 0, "cell": None, "cell_repeat": 1, "value": None, "chars": 0,
-                             "paragraphs": 0}
+                             "paragraphs": 0, "in_p": 0, "note": 0}
 
     def start(tag: str, attrs: dict[str, str]) -> None:
         if tag == f"{_TABLE} table":
@@ -1428,9 +1435,14 @@ def _ods_rows(path: Path, sheet: int) -> Iterator[list[str]]:
                      "currency": attrs.get(f"{_OFFICE} value"), "date": attrs.get(f"{_OFFICE} date-value"),
                      "boolean": attrs.get(f"{_OFFICE} boolean-value")}.get(kind or "")
             state["value"] = _ods_value(kind, typed) if typed is not None else None
-            state["cell"], state["chars"], state["paragraphs"] = [], 0, 0
+            state["cell"], state["chars"], state["paragraphs"], state["in_p"], state["note"] = [], 0, 0, 0, 0
         elif state["cell"] is not None:
-            if tag == f"{_TEXT} p":
+            if tag == f"{_OFFICE} annotation":
+                state["note"] += 1  # a comment on the cell: not its value
+            elif state["note"]:
+                return
+            elif tag == f"{_TEXT} p":
+                state["in_p"] += 1
                 if state["paragraphs"]:
                     _ods_text(state, "\n")
                 state["paragraphs"] += 1
@@ -1444,7 +1456,11 @@ def _ods_rows(path: Path, sheet: int) -> Iterator[list[str]]:
     def end(tag: str) -> None:
         if state["sheet"] != sheet or state["row"] is None:
             return
-        if tag in (f"{_TABLE} table-cell", f"{_TABLE} covered-table-cell") and state["cell"] is not None:
+        if tag == f"{_OFFICE} annotation" and state["note"]:
+            state["note"] -= 1
+        elif tag == f"{_TEXT} p" and state["in_p"] and not state["note"]:
+            state["in_p"] -= 1
+        elif tag in (f"{_TABLE} table-cell", f"{_TABLE} covered-table-cell") and state["cell"] is not None:
             text = state["value"] if state["value"] is not None else "".join(state["cell"])
             state["cell"] = None
             if not text:
@@ -1470,7 +1486,7 @@ def _ods_rows(path: Path, sheet: int) -> Iterator[list[str]]:
             state["empty_rows"] = 0
 
     def text(data: str) -> None:
-        if state["cell"] is not None and state["sheet"] == sheet:
+        if state["cell"] is not None and state["in_p"] and not state["note"] and state["sheet"] == sheet:
             _ods_text(state, data)
 
     stop = [False]

@@ -1231,3 +1231,15 @@ def test_an_office_document_that_is_no_spreadsheet_is_refused_naming_what_it_is(
             archive.writestr(member, content)
     with pytest.raises(FatalError, match=what):
         ListFile(path)
+
+
+def test_a_cell_s_comment_is_not_its_value_in_xml_2003_nor_in_ods(tmp_path):
+    rows = ('<Row><Cell><Data ss:Type="String">E-post</Data></Cell></Row>\n'
+            '<Row>\n  <Cell>\n    <Data ss:Type="String">a@b.se</Data>\n'
+            '    <Comment ss:Author="Per"><ss:Data>ring henne</ss:Data></Comment>\n  </Cell>\n</Row>')
+    path = tmp_path / "export.xml"
+    path.write_text(XML_2003.format(doctype="", rows=rows), encoding="utf-8")
+    assert [item.payload["fields"]["email"] for item in ListFile(path).fetch()] == ["a@b.se"]
+    note = ('<table:table-row><table:table-cell office:value-type="string"><office:annotation><text:p>ring henne'
+            '</text:p></office:annotation><text:p>c@d.se</text:p></table:table-cell></table:table-row>')
+    assert [item.payload["fields"]["email"] for item in ListFile(ods(tmp_path, note)).fetch()] == ["c@d.se"]
