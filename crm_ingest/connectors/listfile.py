@@ -1349,9 +1349,15 @@ def _spreadsheetml_rows(path: Path, sheet: int) -> Iterator[list[str]]:
             state["text"].append(data)
             state["chars"] += len(data)
 
+    yield from _sheet_stream(path, sheet, state, rows, {"StartElementHandler": start, "EndElementHandler": end,
+                                                         "CharacterDataHandler": text})
+
+
+def _sheet_stream(path: Path, sheet: int, state: dict[str, Any], rows: list[list[str]], handlers: dict[str, Any],
+                  member: str | None = None) -> Iterator[list[str]]:
+    """The rows the handlers collect, block by block, until the sheet after `sheet` begins."""
     stop = [False]
-    for _ in _spreadsheetml_events(path, {"StartElementHandler": start, "EndElementHandler": end,
-                                          "CharacterDataHandler": text}, stop):
+    for _ in _spreadsheetml_events(path, handlers, stop, member):
         yield from rows
         rows.clear()
         if state["sheet"] > sheet:
@@ -1489,13 +1495,8 @@ def _ods_rows(path: Path, sheet: int) -> Iterator[list[str]]:
         if state["cell"] is not None and state["in_p"] and not state["note"] and state["sheet"] == sheet:
             _ods_text(state, data)
 
-    stop = [False]
-    for _ in _spreadsheetml_events(path, {"StartElementHandler": start, "EndElementHandler": end,
-                                          "CharacterDataHandler": text}, stop, member="content.xml"):
-        yield from rows
-        rows.clear()
-        if state["sheet"] > sheet:
-            stop[0] = True
+    yield from _sheet_stream(path, sheet, state, rows, {"StartElementHandler": start, "EndElementHandler": end,
+                                                         "CharacterDataHandler": text}, member="content.xml")
 
 
 def _ods_text(state: dict[str, Any], data: str) -> None:
