@@ -15,6 +15,7 @@ import zipfile
 import zlib
 from collections import Counter
 from html.parser import HTMLParser
+from urllib.parse import unquote
 from xml.parsers import expat
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -1152,7 +1153,8 @@ def _is_html_table(sample: str) -> bool:
 
 class _TableRows(HTMLParser):
     """The rows of a page's tables as lists of cell text: a cell's runs of whitespace one space,
-    a <br> a line break, a colspan its cells, what is outside a cell passed over."""
+    a <br> a line break, a colspan its cells, what is outside a cell passed over; a mailto link
+    whose text is a name keeps its address ('Anna Berg <anna@berg.se>', as the email column reads it)."""
 
     def __init__(self, name: str) -> None:
         super().__init__(convert_charrefs=True)
@@ -1162,6 +1164,7 @@ class _TableRows(HTMLParser):
         self.cell: list[str] | None = None
         self.cell_chars = 0
         self.span = 1
+        self.mailto: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "tr":
@@ -1176,6 +1179,10 @@ class _TableRows(HTMLParser):
             self.span = int(span) if span.isdigit() and 1 <= int(span) <= MAX_LINE_CELLS else 1
         elif tag in ("br", "p", "div", "li") and self.cell:
             self._text("\n")
+        elif tag == "a" and self.cell is not None and self.mailto is None:
+            href = (dict(attrs).get("href") or "").strip()
+            if href[:7].lower() == "mailto:":
+                self.mailto = unquote(href[7:].split("?", 1)[0])[:400].strip()
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("td", "th"):  # <td/>: an empty cell
@@ -1203,8 +1210,10 @@ class _TableRows(HTMLParser):
         if self.cell is None:
             return
         text = "\n".join(" ".join(line.split()) for line in "".join(self.cell).split("\n")).strip()
+        if self.mailto and self.mailto.casefold() not in text.casefold():
+            text = f"{text} <{self.mailto}>" if text else self.mailto
         self.row.extend([text] + [""] * (self.span - 1))
-        self.cell, self.span = None, 1
+        self.cell, self.span, self.mailto = None, 1, None
         if len(self.row) > MAX_LINE_CELLS:
             raise FatalError(f"{self.name}: a table row of over {MAX_LINE_CELLS:,} cells; no list has that many columns")
 

@@ -1243,3 +1243,12 @@ def test_a_cell_s_comment_is_not_its_value_in_xml_2003_nor_in_ods(tmp_path):
     note = ('<table:table-row><table:table-cell office:value-type="string"><office:annotation><text:p>ring henne'
             '</text:p></office:annotation><text:p>c@d.se</text:p></table:table-cell></table:table-row>')
     assert [item.payload["fields"]["email"] for item in ListFile(ods(tmp_path, note)).fetch()] == ["c@d.se"]
+
+
+def test_an_html_export_s_mailto_link_keeps_its_address_when_its_text_is_a_name(tmp_path):
+    path = tmp_path / "export.xls"
+    path.write_text('<html><body><table><tr><th>Namn</th><th>E-post</th></tr>'
+                    '<tr><td>Anna Berg</td><td><a href="mailto:anna@berg.se">Anna Berg</a></td></tr>'
+                    '<tr><td>Bo Ek</td><td><a href="mailto:bo@ek.se?subject=Hej">bo@ek.se</a></td></tr></table>',
+                    encoding="utf-8")
+    assert [item.payload["fields"]["email"] for item in ListFile(path).fetch()] == ["Anna Berg <anna@berg.se>", "bo@ek.se"]
