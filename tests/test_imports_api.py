@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -306,3 +307,16 @@ def test_an_upload_that_every_start_resumes_and_never_lands_is_left_alone_after_
     assert list(uploads.iterdir()) == []
     with sessions() as session:
         assert session.get(ImportJob, job_id).state == "done"
+
+
+@pytest.mark.parametrize("name, file_format", [
+    ("17_affarssystem_kundlista_excel97.xls", "xls"), ("18_webbexport_html_tabell.xls", "html"),
+    ("19_xml_kalkylblad_2003.xml", "xml2003"), ("20_libreoffice_masskontakter.ods", "ods"),
+])
+def test_an_upload_in_any_format_the_cli_reads_is_read_by_its_content(client, name, file_format):
+    content = (Path(__file__).parent / "fixtures" / "exports" / name).read_bytes()
+    answer = client.post("/imports", params={"file_name": name, "preview": "true"}, content=content,
+                         headers={**AUTH, "content-type": "application/octet-stream"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["format"] == file_format
+    assert "@" in answer.json()["rows"][0]["fields"]["email"]
