@@ -455,7 +455,7 @@ def suppress(file: Path, reason: str | None, as_json: bool) -> None:
         raise click.ClickException(f"{exc}; nothing was loaded") from None
     Out(as_json).emit(result, lambda d: console.print(
         f"{d['entries']} entries ({d['added']} new), {d['records_marked']} existing records marked "
-        f"do-not-contact, {len(d['invalid'])} lines not understood"))
+        f"do-not-contact, {d['invalid_lines']} lines not understood"))
 
 
 class _WithCampaign:

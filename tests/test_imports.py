@@ -695,3 +695,16 @@ def test_a_suppressed_domain_marks_the_people_already_at_it_in_one_pass(cli, tmp
 def test_a_headerless_list_of_numbers_or_domains_loses_not_its_first_line(cli, tmp_path, content):
     (tmp_path / "dnc.txt").write_text(content)
     assert run_json(cli, "suppress", str(tmp_path / "dnc.txt"))["entries"] == 2
+
+
+def test_a_do_not_contact_list_is_loaded_a_batch_at_a_time_with_the_same_result(cli, tmp_path, monkeypatch):
+    from crm_ingest.ingest import importjobs
+
+    monkeypatch.setattr(importjobs, "SUPPRESSION_BATCH", 2)  # a national register's millions, in small
+    monkeypatch.setattr(importjobs, "MAX_INVALID_SHOWN", 1)
+    listing = write_list(tmp_path / "list.csv", [["Eva", "Ek", "eva@ek.se", "", ""], ["Bo", "Ny", "", "070-111 22 33", ""]])
+    run_json(cli, "import", str(listing))
+    (tmp_path / "dnc.txt").write_text("eva@ek.se\nnonsense\n070-111 22 33\nx@y.se\n@spam.se\nEVA@ek.se\nmore nonsense\n")
+    loaded = run_json(cli, "suppress", str(tmp_path / "dnc.txt"))
+    assert (loaded["added"], loaded["records_marked"], loaded["invalid_lines"], len(loaded["invalid"])) == (4, 2, 2, 1)
+    assert loaded["invalid"][0]["line"] == 2

@@ -200,10 +200,29 @@ def parse_suppression(value: str, region: str) -> tuple[str, str]:
     return "phone", normalize_phone(text, region)
 
 
+SUPPRESSION_BATCH = 50_000  # entries held at a time: a national do-not-call register has millions
+MAX_INVALID_SHOWN = 1000
+
+
 def add_suppressions(session: Session, values: Iterable[tuple[int, str]], *, region: str, source: str,
                      reason: str | None = None) -> dict[str, Any]:
-    """Load do-not-contact entries, (line, value) pairs; mark existing leads and contacts they match."""
-    entries, invalid = {}, []
+    """Load do-not-contact entries, (line, value) pairs, a batch at a time (one transaction);
+    mark existing leads and contacts they match. `entries` counts each batch's distinct entries
+    (an entry repeated in two batches counts twice; `added` counts what was new); `invalid`
+    shows the first MAX_INVALID_SHOWN lines not understood, `invalid_lines` counts them all."""
+    entries: dict[tuple[str, str], None] = {}
+    invalid: list[dict[str, Any]] = []
+    result = {"entries": 0, "added": 0, "invalid_lines": 0, "records_marked": 0}
+
+    def load() -> None:
+        rows = [{"kind": kind, "value": val, "reason": reason, "source": source} for kind, val in entries]
+        for start in range(0, len(rows), 1000):
+            result["added"] += len(insert_rows(session, Suppression, rows[start:start + 1000],
+                                               on_conflict_do_nothing=("kind", "value"), returning=("id",)))
+        result["records_marked"] += mark_do_not_contact(session, list(entries))
+        result["entries"] += len(entries)
+        entries.clear()
+
     for number, value in values:
         if not value.strip() or value.strip().startswith("#"):
             continue
@@ -213,14 +232,13 @@ def add_suppressions(session: Session, values: Iterable[tuple[int, str]], *, reg
             if kind == "email":  # and the mailbox behind it: a.b+x@gmail.com is ab@gmail.com
                 entries.update(dict.fromkeys(("email", v) for v in mailbox_keys(key)))
         except InvalidItem as exc:
-            invalid.append({"line": number, "value": value.strip()[:200], "reason": str(exc)})
-    rows = [{"kind": kind, "value": val, "reason": reason, "source": source} for kind, val in entries]
-    added = 0
-    for start in range(0, len(rows), 1000):
-        added += len(insert_rows(session, Suppression, rows[start:start + 1000],
-                                 on_conflict_do_nothing=("kind", "value"), returning=("id",)))
-    marked = mark_do_not_contact(session, list(entries))
-    return {"entries": len(entries), "added": added, "invalid": invalid, "records_marked": marked}
+            result["invalid_lines"] += 1
+            if len(invalid) < MAX_INVALID_SHOWN:
+                invalid.append({"line": number, "value": value.strip()[:200], "reason": str(exc)})
+        if len(entries) >= SUPPRESSION_BATCH:
+            load()
+    load()
+    return {**result, "invalid": invalid}
 
 
 def mark_do_not_contact(session: Session, entries: list[tuple[str, str]]) -> int:
