@@ -14,17 +14,17 @@ import xml.etree.ElementTree as ElementTree
 import zipfile
 import zlib
 from collections import Counter
-from html.parser import HTMLParser
-from urllib.parse import unquote
-from xml.parsers import expat
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cache, cached_property
+from html.parser import HTMLParser
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
+from xml.parsers import expat
 
 from crm_ingest.connectors.base import NewItem
 from crm_ingest.ingest.errors import ConfigError, FatalError
@@ -919,10 +919,7 @@ class ListFile:
         if workbook_format := _workbook_format(self.path, head):
             self.format, self.encoding, self.encoding_guessed = workbook_format, None, False
             self.delimiter = None
-            if sheet is not None and sheet not in (names := self._sheet_names()):
-                raise ConfigError("sheet", f"no sheet {sheet!r} in {self.path.name}: {names}")
-            if sheet is None:  # the first sheet holding a list, not an 'Instructions' page before it
-                self.sheet = self._sheet_with_a_header()
+            self._choose_sheet(sheet)
             return
         if sheet is not None:
             raise ConfigError("sheet", f"{self.path.name} is a text file, not an Excel workbook")
@@ -939,10 +936,7 @@ class ListFile:
             return
         if _is_spreadsheetml(sample):  # Excel's 'XML Spreadsheet 2003'
             self.format, self.delimiter, self.encoding, self.encoding_guessed = "xml2003", None, None, False
-            if sheet is not None and sheet not in (names := self._sheet_names()):
-                raise ConfigError("sheet", f"no sheet {sheet!r} in {self.path.name}: {names}")
-            if sheet is None:
-                self.sheet = self._sheet_with_a_header()
+            self._choose_sheet(sheet)
             return
         self.delimiter = _sniff_delimiter(sample)
         self.format = "tsv" if self.delimiter == "\t" else "csv"
@@ -1007,13 +1001,9 @@ class ListFile:
             with self._text() as f:
                 yield _html_rows(f, self.path.name)
             return
-        if self.format == "xml2003":
-            names = [name for name, _ in _spreadsheetml_sheets(self.path)]
-            yield _spreadsheetml_rows(self.path, names.index(self.sheet) if self.sheet else 0)
-            return
-        if self.format == "ods":
-            names = [name for name, _ in _ods_sheets(self.path)]
-            yield _ods_rows(self.path, names.index(self.sheet) if self.sheet else 0)
+        if self.format in ("xml2003", "ods"):
+            index = self._sheet_names().index(self.sheet) if self.sheet else 0
+            yield (_spreadsheetml_rows if self.format == "xml2003" else _ods_rows)(self.path, index)
             return
         csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
         with self._text() as f:
@@ -1060,6 +1050,14 @@ class ListFile:
                 if best is None or rank < best[0]:
                     best = (rank, title)
         return None if best is None else best[1]
+
+    def _choose_sheet(self, sheet: str | None) -> None:
+        """The workbook's sheet to read: the one named, else the first holding a list (not an
+        'Instructions' page before it)."""
+        if sheet is not None and sheet not in (names := self._sheet_names()):
+            raise ConfigError("sheet", f"no sheet {sheet!r} in {self.path.name}: {names}")
+        if sheet is None:
+            self.sheet = self._sheet_with_a_header()
 
     def _sheet_names(self) -> list[str]:
         if self.format == "xls":
@@ -1254,7 +1252,7 @@ def _is_spreadsheetml(sample: str) -> bool:
     return bool(_SS_START.match(sample.lstrip("\ufeff"))) and _SS in sample
 
 
-def _spreadsheetml_events(path: Path, handlers: dict[str, Any], stop: list[bool] | None = None,
+def _xml_blocks(path: Path, handlers: dict[str, Any], stop: list[bool] | None = None,
                           member: str | None = None) -> Iterator[None]:
     """Feed the file (or a zip's `member`) to expat a block at a time, yielding after each
     block (the handlers have collected what it held); FatalError when it is not well-formed XML."""
@@ -1298,7 +1296,7 @@ def _spreadsheetml_sheets(path: Path) -> list[tuple[str, bool]]:
         if in_visible[0] and data.strip() in ("SheetHidden", "SheetVeryHidden"):
             sheets[-1][1] = False
 
-    for _ in _spreadsheetml_events(path, {"StartElementHandler": start, "CharacterDataHandler": text}):
+    for _ in _xml_blocks(path, {"StartElementHandler": start, "CharacterDataHandler": text}):
         pass
     return [(name, visible) for name, visible in sheets]
 
@@ -1366,7 +1364,7 @@ def _sheet_stream(path: Path, sheet: int, state: dict[str, Any], rows: list[list
                   member: str | None = None) -> Iterator[list[str]]:
     """The rows the handlers collect, block by block, until the sheet after `sheet` begins."""
     stop = [False]
-    for _ in _spreadsheetml_events(path, handlers, stop, member):
+    for _ in _xml_blocks(path, handlers, stop, member):
         yield from rows
         rows.clear()
         if state["sheet"] > sheet:
@@ -1421,7 +1419,7 @@ def _ods_sheets(path: Path) -> list[tuple[str, bool]]:
         elif tag == f"{_TABLE} table":
             sheets.append((attrs.get(f"{_TABLE} name", f"Sheet{len(sheets) + 1}"), attrs.get(f"{_TABLE} style-name", "")))
 
-    for _ in _spreadsheetml_events(path, {"StartElementHandler": start}, member="content.xml"):
+    for _ in _xml_blocks(path, {"StartElementHandler": start}, member="content.xml"):
         pass
     return [(name, style_name not in hidden) for name, style_name in sheets]
 
