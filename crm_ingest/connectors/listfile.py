@@ -1939,10 +1939,10 @@ _AN_ENTRY = re.compile(r"@?[A-Za-z0-9.-]+\.[A-Za-z]{2,}|[+(]?\d[\d\s().-]{5,}") 
 
 
 def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
-    """A do-not-contact list's entries, (line, value): read as any list is (CSV with any
-    delimiter, TSV, .xlsx, any encoding), from its email and phone columns when a header names
-    them ('E-post;Namn', 'Email Address'), else from its first column (one entry a line, no
-    header). A cell of several addresses ('a@x.se; b@y.se') is each of them."""
+    """A do-not-contact list's entries, (line, value): read as any list is (any format the
+    import reads, any encoding), from its email, phone and domain columns when a header names
+    them ('E-post;Namn', 'Email Address', 'Företag;Domän'), else from its first column (one
+    entry a line, no header). A cell of several addresses ('a@x.se; b@y.se') is each of them."""
     list_file = ListFile(path, "suppress")
     header = list_file.read_header()
     named = {name for _, name in header} & {"email", "phone", "mobile_phone"}
