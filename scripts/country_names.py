@@ -1,7 +1,9 @@
 """Write crm_ingest/ingest/data/country_names.json: country names as lists write them -> ISO
-region, from CLDR (via Babel) in the languages our lists come in. Run when adding a language:
+region, from CLDR (via Babel) in the languages our lists come in, and ISO 3166's three-letter
+codes ('SWE', 'DEU', as exports from ERP systems write them; via pycountry). Run when adding a
+language:
 
-    .venv/bin/pip install babel && .venv/bin/python scripts/country_names.py
+    .venv/bin/pip install babel pycountry && .venv/bin/python scripts/country_names.py
 
 The table is shipped instead of Babel: its locale data is a million objects that every full
 garbage collection of a worker walks again (measured: a third more worker CPU on a 1M import).
@@ -12,12 +14,14 @@ import json
 from pathlib import Path
 
 import phonenumbers
+import pycountry
 from babel import Locale
 
 LOCALES = ("en", "sv", "de", "nb", "nn", "da", "fi", "fr", "es", "nl", "it", "pl")
 ALIASES = {"uk": "GB", "england": "GB", "scotland": "GB", "wales": "GB", "northern ireland": "GB",
            "great britain": "GB", "britain": "GB", "skottland": "GB", "usa": "US", "u.s.a.": "US",
-           "u.s.": "US", "united states of america": "US", "america": "US", "holland": "NL", "uae": "AE"}
+           "u.s.": "US", "united states of america": "US", "america": "US", "holland": "NL", "uae": "AE",
+           "förenta staterna": "US", "amerika": "US"}
 OUT = Path(__file__).resolve().parents[1] / "crm_ingest" / "ingest" / "data" / "country_names.json"
 
 
@@ -29,6 +33,8 @@ def main() -> None:
                 codes.setdefault(" ".join(name.split()).casefold(), code)
     for code in phonenumbers.SUPPORTED_REGIONS:
         codes.setdefault(code.casefold(), code)
+    for country in pycountry.countries:  # after every name: a three-letter name is a name first
+        codes.setdefault(country.alpha_3.casefold(), country.alpha_2)
     codes.update(ALIASES)
     OUT.write_text(json.dumps(dict(sorted(codes.items())), ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
     print(f"{len(codes)} names -> {OUT}")

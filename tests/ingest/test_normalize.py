@@ -297,6 +297,7 @@ def test_same_handle_on_different_networks_gives_different_keys():
     ("Germany", "DE"), ("United Kingdom", "GB"), ("Storbritannien", "GB"), ("UK", "GB"), ("England", "GB"),
     ("Norge", "NO"), ("no", "NO"), ("Suomi", "FI"), ("Finland", "FI"), ("Danmark", "DK"), ("USA", "US"),
     ("  united   states ", "US"), ("The Netherlands", "NL"), ("the United Kingdom", "GB"),
+    ("SWE", "SE"), ("DEU", "DE"), ("gbr", "GB"), ("NOR", "NO"), ("Förenta staterna", "US"),  # ERP exports' codes
     ("Atlantis", None), ("The", None), ("", None), (None, None),
 ])
 def test_a_country_as_lists_write_it_gives_its_region(written, region):
