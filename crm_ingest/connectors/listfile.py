@@ -1182,13 +1182,6 @@ class _TableRows(HTMLParser):
             if href[:7].lower() == "mailto:":
                 self.mailto = unquote(href[7:].split("?", 1)[0])[:400].strip()
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("td", "th"):  # <td/>: an empty cell
-            self.handle_starttag(tag, attrs)
-            self._end_cell()
-        else:
-            self.handle_starttag(tag, attrs)
-
     def handle_endtag(self, tag: str) -> None:
         if tag in ("td", "th"):
             self._end_cell()
@@ -1253,7 +1246,7 @@ def _is_spreadsheetml(sample: str) -> bool:
 
 
 def _xml_blocks(path: Path, handlers: dict[str, Any], stop: list[bool] | None = None,
-                          member: str | None = None) -> Iterator[None]:
+                member: str | None = None) -> Iterator[None]:
     """Feed the file (or a zip's `member`) to expat a block at a time, yielding after each
     block (the handlers have collected what it held); FatalError when it is not well-formed XML."""
     parser = expat.ParserCreate(namespace_separator=" ")
@@ -1305,7 +1298,7 @@ def _spreadsheetml_rows(path: Path, sheet: int) -> Iterator[list[str]]:
     """A worksheet's rows as text, streamed: a cell's ss:Index and a row's skip the cells and
     rows between, ss:MergeAcross spans cells, typed data is written as _cell_text writes it."""
     rows: list[list[str]] = []
-    state: dict[str, Any] = {"sheet": -1, "row": None, "number": 0, "type": None, "text": None, "chars": 0,
+    state: dict[str, Any] = {"sheet": -1, "row": None, "number": 0, "type": None, "cell": None, "chars": 0,
                              "span": 0, "data": 0, "comment": 0}
 
     def start(tag: str, attrs: dict[str, str]) -> None:
@@ -1323,12 +1316,12 @@ def _spreadsheetml_rows(path: Path, sheet: int) -> Iterator[list[str]]:
         elif tag == f"{_SS} Cell" and state["row"] is not None:
             index = _ss_index(attrs, len(state["row"]) + 1, MAX_LINE_CELLS, "cell", path.name)
             state["row"].extend([""] * (index - 1 - len(state["row"])))
-            state["span"] = min(int(attrs.get(f"{_SS} MergeAcross", "0") or 0) if
-                                attrs.get(f"{_SS} MergeAcross", "0").isdigit() else 0, MAX_LINE_CELLS)
-            state["text"], state["chars"], state["type"] = [], 0, None
+            merged = attrs.get(f"{_SS} MergeAcross", "0")
+            state["span"] = min(int(merged), MAX_LINE_CELLS) if merged.isdigit() else 0
+            state["cell"], state["chars"], state["type"] = [], 0, None
         elif tag == f"{_SS} Comment":
             state["comment"] += 1  # a note on the cell: not its value
-        elif tag == f"{_SS} Data" and state["text"] is not None and not state["comment"]:
+        elif tag == f"{_SS} Data" and state["cell"] is not None and not state["comment"]:
             state["type"] = attrs.get(f"{_SS} Type")
             state["data"] += 1
 
@@ -1339,11 +1332,12 @@ def _spreadsheetml_rows(path: Path, sheet: int) -> Iterator[list[str]]:
             state["comment"] -= 1
         elif tag == f"{_SS} Data" and state["data"] and not state["comment"]:
             state["data"] -= 1
-        elif tag == f"{_SS} Cell" and state["text"] is not None:
+        elif tag == f"{_SS} Cell" and state["cell"] is not None:
             row = state["row"]
-            row.append(_ss_value("".join(state["text"]), state["type"]))
+            text = "".join(state["cell"])
+            row.append(_typed_text(_SS_TYPES.get(state["type"]), text.strip()) or text)
             row.extend([""] * state["span"])
-            state["text"] = None
+            state["cell"] = None
             if len(row) > MAX_LINE_CELLS:
                 raise FatalError(f"{path.name}: a row of over {MAX_LINE_CELLS:,} cells; no list has that many columns")
         elif tag == f"{_SS} Row" and state["row"] is not None:
@@ -1351,10 +1345,8 @@ def _spreadsheetml_rows(path: Path, sheet: int) -> Iterator[list[str]]:
             state["row"] = None
 
     def text(data: str) -> None:
-        if state["data"] and not state["comment"] and state["text"] is not None and state["chars"] < MAX_CELL_CHARS:
-            data = data[:MAX_CELL_CHARS - state["chars"]]
-            state["text"].append(data)
-            state["chars"] += len(data)
+        if state["data"] and not state["comment"] and state["cell"] is not None:
+            _cell_append(state, data)
 
     yield from _sheet_stream(path, sheet, state, rows, {"StartElementHandler": start, "EndElementHandler": end,
                                                          "CharacterDataHandler": text})
@@ -1380,20 +1372,23 @@ def _ss_index(attrs: dict[str, str], next_: int, bound: int, what: str, name: st
     return int(given)
 
 
-def _ss_value(text: str, kind: str | None) -> str:
-    if kind == "Number":
-        try:
-            return _cell_text(float(text))
-        except ValueError:
-            return text.strip()
-    if kind == "DateTime":
-        try:
-            return _cell_text(datetime.fromisoformat(text.strip()))
-        except ValueError:
-            return text.strip()
-    if kind == "Boolean":
-        return "TRUE" if text.strip() in ("1", "true") else "FALSE"
-    return text
+_SS_TYPES = {"Number": "number", "DateTime": "date", "Boolean": "boolean"}  # ss:Type -> _typed_text's kind
+
+
+def _typed_text(kind: str | None, value: str) -> str | None:
+    """A typed cell's value (XML Spreadsheet 2003, .ods) as _cell_text writes it: 701234567 not
+    701234567.0, a date ISO, TRUE or FALSE; the value as written when it is not of its type,
+    None for a cell of no type (its text is its value)."""
+    try:
+        if kind == "number":
+            return _cell_text(float(value))
+        if kind == "date":
+            return _cell_text(datetime.fromisoformat(value))
+    except ValueError:
+        return value
+    if kind == "boolean":
+        return "TRUE" if value in ("1", "true") else "FALSE"
+    return None
 
 
 # -- OpenDocument spreadsheets (.ods): LibreOffice's and OpenOffice's ----------------------------
@@ -1443,11 +1438,9 @@ def _ods_rows(path: Path, sheet: int) -> Iterator[list[str]]:
             state["row_repeat"] = _repeat(attrs.get(f"{_TABLE} number-rows-repeated"))
         elif tag in (f"{_TABLE} table-cell", f"{_TABLE} covered-table-cell") and state["row"] is not None:
             state["cell_repeat"] = _repeat(attrs.get(f"{_TABLE} number-columns-repeated"))
-            kind = attrs.get(f"{_OFFICE} value-type")
-            typed = {"float": attrs.get(f"{_OFFICE} value"), "percentage": attrs.get(f"{_OFFICE} value"),
-                     "currency": attrs.get(f"{_OFFICE} value"), "date": attrs.get(f"{_OFFICE} date-value"),
-                     "boolean": attrs.get(f"{_OFFICE} boolean-value")}.get(kind or "")
-            state["value"] = _ods_value(kind, typed) if typed is not None else None
+            kind = _ODS_TYPES.get(attrs.get(f"{_OFFICE} value-type") or "")
+            typed = attrs.get(f"{_OFFICE} {_ODS_VALUES[kind]}") if kind else None
+            state["value"] = _typed_text(kind, typed) if typed is not None else None
             state["cell"], state["chars"], state["paragraphs"], state["in_p"], state["note"] = [], 0, 0, 0, 0
         elif state["cell"] is not None:
             if tag == f"{_OFFICE} annotation":
@@ -1457,14 +1450,14 @@ def _ods_rows(path: Path, sheet: int) -> Iterator[list[str]]:
             elif tag == f"{_TEXT} p":
                 state["in_p"] += 1
                 if state["paragraphs"]:
-                    _ods_text(state, "\n")
+                    _cell_append(state, "\n")
                 state["paragraphs"] += 1
             elif tag == f"{_TEXT} s":
-                _ods_text(state, " " * _repeat(attrs.get(f"{_TEXT} c"), 1000))
+                _cell_append(state, " " * _repeat(attrs.get(f"{_TEXT} c"), 1000))
             elif tag == f"{_TEXT} tab":
-                _ods_text(state, "\t")
+                _cell_append(state, "\t")
             elif tag == f"{_TEXT} line-break":
-                _ods_text(state, "\n")
+                _cell_append(state, "\n")
 
     def end(tag: str) -> None:
         if state["sheet"] != sheet or state["row"] is None:
@@ -1500,13 +1493,14 @@ def _ods_rows(path: Path, sheet: int) -> Iterator[list[str]]:
 
     def text(data: str) -> None:
         if state["cell"] is not None and state["in_p"] and not state["note"] and state["sheet"] == sheet:
-            _ods_text(state, data)
+            _cell_append(state, data)
 
     yield from _sheet_stream(path, sheet, state, rows, {"StartElementHandler": start, "EndElementHandler": end,
                                                          "CharacterDataHandler": text}, member="content.xml")
 
 
-def _ods_text(state: dict[str, Any], data: str) -> None:
+def _cell_append(state: dict[str, Any], data: str) -> None:
+    """Text of the cell being read (state["cell"]), up to MAX_CELL_CHARS of it."""
     if state["chars"] < MAX_CELL_CHARS:
         data = data[:MAX_CELL_CHARS - state["chars"]]
         state["cell"].append(data)
@@ -1519,19 +1513,9 @@ def _repeat(given: str | None, bound: int | None = None) -> int:
     return count if bound is None else min(count, bound)
 
 
-def _ods_value(kind: str | None, value: str) -> str:
-    """A typed cell as _cell_text writes it: 701234567 not 701234567.0, a date ISO."""
-    if kind == "boolean":
-        return "TRUE" if value == "true" else "FALSE"
-    if kind == "date":
-        try:
-            return _cell_text(datetime.fromisoformat(value))
-        except ValueError:
-            return value
-    try:
-        return _cell_text(float(value))
-    except ValueError:
-        return value
+# office:value-type -> _typed_text's kind, and the attribute each kind's value is in
+_ODS_TYPES = {"float": "number", "percentage": "number", "currency": "number", "date": "date", "boolean": "boolean"}
+_ODS_VALUES = {"number": "value", "date": "date-value", "boolean": "boolean-value"}
 
 
 # An Excel 97-2003 workbook is read whole, one sheet at a time (xlrd has no streaming reader):

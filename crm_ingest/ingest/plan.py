@@ -157,11 +157,7 @@ def _names(fields: Mapping[str, Any], raw_email: str | None,
     two people's, the one the address is theirs), else a nickname, else the name written with
     the address ('Anna Berg <anna@berg.se>'); a whole name typed into the first name's column
     split; a switchboard's word no one's name; capitals or small letters written as names are."""
-    first, last = clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200)
-    if first in _NAME_PLACEHOLDER_FORMS:  # '-', 'N/A', '#N/A'
-        first = None
-    if last in _NAME_PLACEHOLDER_FORMS:
-        last = None
+    first, last = _a_name(clean_text(fields.get("first_name"), 200)), _a_name(clean_text(fields.get("last_name"), 200))
     if not (first or last):
         if not company_as_name:  # a register's 'Namn' of 'Berg Bygg AB': the company's, not a person's
             first, last = split_name(_one_person(fields.get("full_name") or fields.get("name"), raw_email))
@@ -267,13 +263,13 @@ def _without_directory_names(value: str | None) -> str | None:
 
 
 def _given(value: str | None) -> str | None:
-    return None if value is None or value.lower() in _PLACEHOLDERS else value
+    """None for a placeholder ('-', 'N/A', Excel's '#N/A'): the cell is blank."""
+    return None if value in _PLACEHOLDER_FORMS else value
 
 
 def _text(fields: Mapping[str, Any], name: str, limit: int) -> str | None:
-    """A field's text, None when blank or a placeholder ('-', 'N/A', Excel's '#N/A')."""
-    value = clean_text(fields.get(name), limit)
-    return None if value in _PLACEHOLDER_FORMS else value
+    """A field's text, None when blank or a placeholder."""
+    return _given(clean_text(fields.get(name), limit))
 
 
 def _a_name(value: str | None) -> str | None:
