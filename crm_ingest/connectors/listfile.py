@@ -423,10 +423,30 @@ _LEGACY = ("cp1252", "mac_roman", "cp850")
 _NAME_LETTER_WEIGHT = {**dict.fromkeys("åäöüæøéèàçêÅÄÖÜÆØÉ", 2), **dict.fromkeys("ëáâíìîóòôúùûñßÿ", 1)}
 
 
+_BEYOND_ASCII = re.compile(r"[^\x00-\x7f]")
+_VOWELS = frozenset("aeiouyAEIOUY")
+
+
 def _letters(sample: bytes, codec: str) -> int:
-    """How much the sample's characters beyond ASCII look like letters of names, read in codec."""
+    """How much the sample's characters beyond ASCII look like letters of names, read in codec.
+
+    A letter also has to sit in a word as letters do: a capital after a small letter, or a small
+    one before a capital, is a misreading ('SmÜrgîs', 'àBERG': Mac OS Roman's 'Smörgås' and
+    'ÖBERG' read as cp850), and so is an æ after a vowel (a diaeresis read as cp850: 'Noël' and
+    'Zoë' become 'Noæl' and 'Zoæ'; Danish and Norwegian write no vowel before an æ)."""
     text = sample.decode(codec, errors="replace")
-    return sum(_NAME_LETTER_WEIGHT.get(char, -2) for char in text if not char.isascii())
+    score = 0
+    for found in _BEYOND_ASCII.finditer(text):
+        char, at = found.group(), found.start()
+        before = text[at - 1] if at else " "
+        after = text[at + 1] if at + 1 < len(text) else " "
+        if (char.isupper() and before.islower()) or (char.islower() and after.isupper() and after.isalpha()):
+            score -= 3
+        elif char in "æÆ" and before in _VOWELS:
+            score -= 2
+        else:
+            score += _NAME_LETTER_WEIGHT.get(char, -2)
+    return score
 
 
 def _resolve_codec(encoding: str, head: bytes) -> str:

@@ -342,6 +342,27 @@ def test_reads_swedish_text_in_each_encoding(tmp_path, written, text, encoding, 
     assert connector.columns[0] == ("Förnamn", "first_name")
 
 
+@pytest.mark.parametrize("text, encoding", [
+    # Mac OS Roman (Excel for Mac's plain 'CSV'), a few rows: cp850 read them as 'Üsa Àberg',
+    # 'SmÜrgîs AB' and 'Zoæ Brontæ', which scored more name letters than the right reading
+    ("First Name,Last Name,Email,Company\rÅsa,Öberg,asa@oberg.se,Smörgås AB\r"
+     "Zoë,Brontë,z@b.co.uk,Noël & Co\r", "mac_roman"),
+    ("Name;Email\rZoë Brontë;z@b.co.uk\rChloë Noël;c@n.fr\r", "mac_roman"),
+    ("NAMN;E-POST\rÅSA ÖBERG;asa@oberg.se\r", "mac_roman"),
+    # and the same letters from a DOS export stay cp850
+    ("Namn;E-post;Ort\nÅsa Öberg;asa@oberg.se;Malmö\nSøren Kjær;s@k.dk;København\n", "cp850"),
+    ("NAMN;E-POST\nÅSA ÖBERG;asa@oberg.se\nSØREN KJÆR;s@k.dk\n", "cp850"),
+])
+def test_a_short_legacy_list_is_read_in_the_encoding_whose_letters_sit_in_words(tmp_path, text, encoding):
+    path = write(tmp_path, text, encoding=encoding)
+    connector = ListFile(path)
+    assert (connector.encoding, connector.encoding_guessed) == (encoding, True)
+    names = [" ".join(value for value in item.payload["fields"].values() if "@" not in value)
+             for item in connector.fetch()]
+    assert names == [" ".join(cell for cell in re.split("[,;]", line) if "@" not in cell)
+                     for line in text.splitlines()[1:]]
+
+
 def test_an_empty_file_has_no_rows(tmp_path):
     connector = ListFile(write(tmp_path, ""))
     assert (connector.format, connector.encoding, connector.delimiter) == ("csv", "utf-8", ",")
