@@ -214,6 +214,79 @@ def unknown_tld(address: str) -> str | None:
     return f"{tld!r} is not a top-level domain" + (f" (did you mean {guess[0]}?)" if guess else "")
 
 
+# The big mailbox providers whose names lists mistype: a list's address one slip away from one
+# ('anna@gmial.com', 'bo@hotmial.se', 'eva@gmail.co') bounces, or reaches whoever registered the
+# misspelling to catch such mail. Names of five letters or more only: a shorter one (live, msn,
+# aol, gmx) has real neighbours one slip away.
+_PROVIDERS = {"gmail": ("com",), "googlemail": ("com",), "icloud": ("com",), "protonmail": ("com", "ch"),
+              "hotmail": ("com", "se", "co.uk", "de", "fr", "it", "es", "dk", "no", "fi", "nl", "be"),
+              "outlook": ("com", "se", "de", "fr", "it", "es", "dk", "com.au"),
+              "yahoo": ("com", "se", "co.uk", "de", "fr", "it", "es", "dk", "no", "com.au"),
+              "btinternet": ("com",), "comhem": ("se",), "bredband": ("net",)}
+# Real mail domains one slip from a provider's name, and a slip that reaches one of them is no slip
+_REAL_NEIGHBOURS = frozenset({"email", "ymail", "mail", "cloud"})
+_KEYBOARD = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm")
+
+
+@lru_cache(maxsize=1)
+def _keyboard_neighbours() -> dict[str, str]:
+    """Each key's neighbours on a QWERTY keyboard (the row's own, and the rows above and below)."""
+    near: dict[str, str] = {}
+    for row_index, row in enumerate(_KEYBOARD):
+        for at, key in enumerate(row):
+            keys = row[max(at - 1, 0):at + 2]
+            for other in (row_index - 1, row_index + 1):
+                if 0 <= other < len(_KEYBOARD):
+                    keys += _KEYBOARD[other][max(at - 1, 0):at + 2]
+            near[key] = keys.replace(key, "")
+    return near
+
+
+def _one_slip(typed: str, meant: str) -> bool:
+    """Whether `typed` is `meant` with one typing slip: a letter dropped, a letter struck twice or
+    a neighbouring key struck beside it, two letters swapped, or a neighbouring key struck
+    instead. The first letter is kept (a dropped first letter makes another word: gmail, mail)."""
+    if typed == meant or typed[:1] != meant[:1]:
+        return False
+    near = _keyboard_neighbours()
+    if len(typed) == len(meant) - 1:  # dropped
+        return any(typed == meant[:at] + meant[at + 1:] for at in range(1, len(meant)))
+    if len(typed) == len(meant) + 1:  # struck twice, or a neighbour struck too
+        return any(typed[:at] + typed[at + 1:] == meant and
+                   (typed[at] == typed[at - 1] or typed[at] in near.get(typed[at - 1], "")
+                    or (at + 1 < len(typed) and (typed[at] == typed[at + 1] or typed[at] in near.get(typed[at + 1], ""))))
+                   for at in range(1, len(typed)))
+    if len(typed) != len(meant):
+        return False
+    differ = [at for at in range(len(meant)) if typed[at] != meant[at]]
+    if len(differ) == 2 and differ[1] == differ[0] + 1:  # swapped
+        return typed[differ[0]] == meant[differ[1]] and typed[differ[1]] == meant[differ[0]]
+    return len(differ) == 1 and typed[differ[0]] in near.get(meant[differ[0]], "")
+
+
+# A top-level domain cut short or mistyped that is a real one all the same (Colombia's, Oman's,
+# Cameroon's): behind a provider's name it is a slip for .com
+_COM_SLIPS = frozenset({"co", "om", "cm", "cpm", "vom", "xom", "comm", "coom", "cim", "cok", "coj"})
+
+
+@lru_cache(maxsize=4096)
+def mistyped_provider(address: str) -> str | None:
+    """Why a list's address is a mailbox provider's domain mistyped ('gmial.com', 'gmail.co');
+    None for every other address."""
+    domain = address.rpartition("@")[2].lower().rstrip(".")
+    name, _, suffix = domain.partition(".")
+    if name in _PROVIDERS:
+        if suffix in _PROVIDERS[name] or suffix not in _COM_SLIPS:
+            return None
+        return f"{domain} looks like {name}.com mistyped"
+    if len(name) < 4 or name in _REAL_NEIGHBOURS:
+        return None
+    for provider, suffixes in _PROVIDERS.items():
+        if suffix in suffixes and _one_slip(name, provider):
+            return f"{domain} looks like {provider}.{suffix} mistyped"
+    return None
+
+
 # Country names as lists write them, in the languages our lists come in (CLDR's, written by
 # scripts/country_names.py): the row's country is the region its phone numbers are read in
 # (a German '030 1234567' is not Swedish)

@@ -26,6 +26,7 @@ from .normalize import (
     north_american_number,
     phone_extension,
     split_name,
+    mistyped_provider,
     unknown_tld,
 )
 from .priority import case_priority
@@ -301,7 +302,7 @@ def _emails(raw: str, field: str, deliverable: bool = False) -> list[tuple[str, 
 
 def _address(text: str, field: str, deliverable: bool) -> tuple[str, str]:
     address = normalize_email(text, field)
-    if deliverable and (why := unknown_tld(address[0])) is not None:
+    if deliverable and ((why := unknown_tld(address[0])) is not None or (why := mistyped_provider(address[0]))):
         raise InvalidItem(field, f"invalid email {address[0][:80]!r}: {why}")
     return address
 
