@@ -447,6 +447,8 @@ def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig, li
             plan.person.fields["lead_source"] = lead_source
         extra = payload.get("extra")
         kept = {name: value for name, limit in _KEPT_FIELDS if (value := clean_text(fields.get(name), limit))}
+        if "notes" in kept:  # a note keeps its lines ('Met at the stand\nWants a quote by May')
+            kept["notes"] = _note(fields["notes"])
         if "website" in kept and (network := _SOCIAL_PROFILE.match(kept["website"])):
             kept[_SOCIAL_NETWORKS[network.group(1).lower()]] = kept.pop("website")
         details = {"row": payload.get("row"), "file": clean_text(payload.get("file"), 300),
@@ -458,6 +460,12 @@ def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig, li
         _with_case(plan, source, clean_text(fields.get("subject") or fields.get("topic")),
                    clean_body(fields.get("description")), "web")
     return plan
+
+
+def _note(value: Any) -> str | None:
+    """A note as written, line by line: each line single-spaced, blank lines between kept once."""
+    lines = [" ".join(line.split()) for line in (clean_body(str(value), 4000) or "").split("\n")]
+    return "\n".join(line for at, line in enumerate(lines) if line or (at and lines[at - 1]))[:2000].strip() or None
 
 
 def _read_form(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:

@@ -567,3 +567,16 @@ def test_a_placeholder_in_a_text_field_is_blank_not_a_value(fields, kept):
 def test_an_excel_error_in_the_address_column_leaves_the_row_to_its_phone():
     plan = plan_item(1, "row", {"fields": {"email": "#N/A", "phone": "070-123 45 67"}}, LIST)
     assert plan.outcome is None and plan.person.keys == [("phone", "+46701234567")]
+
+
+def test_a_list_rows_note_keeps_its_lines():
+    # Given a row whose note was written over lines (a badge scanner's, a spreadsheet cell's Alt+Enter)
+    plan = plan_item(1, "row", {"fields": {"email": "anna@berg.se",
+                                           "notes": "Met at the stand\r\n  Wants a   quote\r\n\r\n\r\nCall in May"}}, LIST)
+    # Then it is kept line by line, each line single-spaced, one blank line where there were several
+    assert plan.person.fields["details"]["fields"]["notes"] == "Met at the stand\nWants a quote\n\nCall in May"
+
+
+def test_a_list_rows_note_is_capped():
+    plan = plan_item(1, "row", {"fields": {"email": "anna@berg.se", "notes": "ord " * 1000}}, LIST)
+    assert len(plan.person.fields["details"]["fields"]["notes"]) <= 2000
