@@ -36,13 +36,13 @@ __all__ = ["HEADER_SYNONYMS", "ListFile", "MapFile", "map_header", "preview", "s
 # `extra` (a second email column instead joins the first: its address finds the person too).
 HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "first_name": ("First Name", "Firstname", "Given Name", "Forename", "Förnamn", "Tilltalsnamn",
-                   "Fornavn", "Etunimi", "Vorname"),
+                   "Fornavn", "Etunimi", "Vorname", "First", "FName", "F_Name"),
     "last_name": ("Last Name", "Lastname", "Surname", "Family Name", "Efternamn", "Etternavn", "Efternavn",
-                  "Sukunimi", "Nachname", "Familienname"),
+                  "Sukunimi", "Nachname", "Familienname", "Last", "LName", "L_Name"),
     "nickname": ("Nickname", "Nick Name", "Smeknamn", "Kallas"),  # the name when the row gives no other
     "full_name": ("Name", "Full Name", "Contact", "Contact Name", "Contact Person", "Namn",
                   "Fullständigt namn", "Kontakt", "Kontaktperson", "Er referens", "Navn", "Nimi",
-                  "Yhteyshenkilö", "Ansprechpartner"),
+                  "Yhteyshenkilö", "Ansprechpartner", "Kundnamn"),
     "email": ("Email", "E-mail", "Email Address", "E-mail Address", "Mail", "Email 1", "E-post",
               "E-postadress", "Epost", "Mejl", "Mejladress", "Mailadress", "Mail Address",
               "E-postadresse", "E-mailadresse", "Sähköposti", "Sähköpostiosoite", "E-Mail-Adresse"),
@@ -136,10 +136,10 @@ _QUALIFIERS = frozenset({
     "business", "work", "office", "home", "private", "personal", "primary", "main", "mailing",
     "billing", "shipping", "other", "contact", "company", "organization", "organisation",
     "address", "customer", "lead", "person", "arbete", "arbets", "arb", "jobb", "privat", "hem",
-    "hemma", "direkt", "kontakt", "kontaktperson", "kund", "foretag", "foretags"})
+    "hemma", "direkt", "kontakt", "kontaktperson", "kund", "foretag", "foretags", "bostad"})
 # A column qualified so loses to one that is not, or is qualified as work: a business list's
 # 'Business City' is the person's city, the 'Home City' beside it (Outlook has both) is not
-_PRIVATE = frozenset({"home", "private", "personal", "other", "privat", "hem", "hemma"})
+_PRIVATE = frozenset({"home", "private", "personal", "other", "privat", "hem", "hemma", "bostad"})
 _PRIVATE_RANK = 50
 _NOISE = frozenset({"value", "values"})
 _SUFFIXES = ("number", "nummer", "nr", "no", "url", "address", "adress", "link", "lank")

@@ -95,6 +95,9 @@ def test_map_header_returns_none_for_unknown_headers(header):
     ("Region (arbete)", "state_or_province"), ("Land/region (arbete)", "country"),        # Outlook in Swedish
     ("Län", "state_or_province"), ("State", "state_or_province"), ("County", "state_or_province"),
     ("Country/Region Name", "country"),                                                   # Zoom
+    ("fname", "first_name"), ("lname", "last_name"), ("First", "first_name"), ("Last", "last_name"),  # hand-made
+    ("Kundnamn", "full_name"), ("Telefon bostad", "phone"),                               # Swedish registers
+    ("Last Updated", None), ("First Seen", None), ("Last Activity Date", None),
 ])
 def test_map_header_reads_the_names_exports_give_a_field(header, field):
     assert map_header(header) == field
