@@ -22,7 +22,14 @@ def _printable(text: str) -> str:
     return "".join(ch for ch in text if ch in "\t\n" or unicodedata.category(ch) != "Cc")
 
 
-_BREAKS = str.maketrans({"\r": "\n", "\x0b": "\n", "\x0c": "\n"})
+_BREAKS = str.maketrans({"\r": "\n", "\x0b": "\n", "\x0c": "\n",
+                         # and characters text copied from web pages and documents carries unseen: a
+                         # zero-width space, word joiner, BOM, soft hyphen, direction marks and
+                         # overrides ('Berg\u200b' is no other name than 'Berg'; an override can make
+                         # text read otherwise than it is stored). Joiners stay (emoji, Indic and
+                         # Persian script need them).
+                         **dict.fromkeys(("\u200b", "\u2060", "\ufeff", "\u00ad", "\u200e", "\u200f",
+                                          *map(chr, range(0x202a, 0x202f)), *map(chr, range(0x2066, 0x206a))))})
 
 
 def clean_text(value: object, limit: int = 300) -> str | None:
@@ -620,9 +627,32 @@ def _is_suffix(word: str) -> bool:
     return word.replace(".", "").strip().casefold() in _NAME_SUFFIXES
 
 
+def name_column(name: str | None, given: bool) -> str | None:
+    """A first (`given`) or last name column's cell as the name it holds: an address written
+    there is no name (exports fill a missing name with it), nor is a title alone ('Mr.', 'Fru');
+    a title before a first name ('Dr. Anna') and a note after a name ('Berg (slutat)') go.
+    `name` is clean_text's."""
+    if not name:
+        return name
+    if "@" in name and " " not in name:
+        return None
+    if name[-1] == ")":
+        name = _NOTE_IN_NAME.sub("", name) or name
+    if given:
+        head, _, rest = name.partition(" ")
+        if head.rstrip(".").casefold() in _HONORIFICS:
+            return rest or None
+    return name
+
+
 def split_name(full_name: str | None) -> tuple[str | None, str | None]:
     """'Åsa Jönsson' -> ('Åsa', 'Jönsson'); 'Jönsson, Åsa' -> ('Åsa', 'Jönsson')."""
     name = clean_text(full_name, 400)
+    if name and "@" in name:
+        if " " not in name:  # an address in the name's column: no name
+            return None, None
+        if "<" in name:  # 'Anna Berg <anna@berg.se>', as a mail program writes a person
+            name = name[:name.index("<")].strip(" \"'")
     if name and name[-1] == ")":
         name = clean_text(_NOTE_IN_NAME.sub("", name), 400) or name
     if not name:

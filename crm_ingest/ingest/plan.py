@@ -27,6 +27,7 @@ from .normalize import (
     phone_extension,
     split_name,
     mistyped_provider,
+    name_column,
     unknown_tld,
 )
 from .priority import case_priority
@@ -158,7 +159,8 @@ def _names(fields: Mapping[str, Any], raw_email: str | None,
     two people's, the one the address is theirs), else a nickname, else the name written with
     the address ('Anna Berg <anna@berg.se>'); a whole name typed into the first name's column
     split; a switchboard's word no one's name; capitals or small letters written as names are."""
-    first, last = _a_name(clean_text(fields.get("first_name"), 200)), _a_name(clean_text(fields.get("last_name"), 200))
+    first = _a_name(name_column(clean_text(fields.get("first_name"), 200), given=True))
+    last = _a_name(name_column(clean_text(fields.get("last_name"), 200), given=False))
     if not (first or last):
         if not company_as_name:  # a register's 'Namn' of 'Berg Bygg AB': the company's, not a person's
             first, last = split_name(_one_person(fields.get("full_name") or fields.get("name"), raw_email))

@@ -376,6 +376,16 @@ def test_a_north_american_number_in_a_row_naming_no_country_is_read_as_one(cell,
     ({"email": "ANNA BERG <anna@berg.se>"}, ("Anna", "Berg")),  # the name written with the address, read alike
     ({"email": "Växel <info@kronfagel.se>"}, (None, None)),
     ({"first_name": "Jan", "nickname": "Janne"}, ("Jan", None)),  # beside a name: kept in the details only
+    ({"first_name": "Mrs", "last_name": "Smith"}, (None, "Smith")),  # a title in the first name's column
+    ({"first_name": "Dr. Anna", "last_name": "Smith"}, ("Anna", "Smith")),
+    ({"first_name": "Fru", "last_name": "Ek"}, (None, "Ek")),
+    ({"first_name": "Anna", "last_name": "Berg (slutat)"}, ("Anna", "Berg")),  # a note after the name
+    ({"first_name": "anna.berg@firma.se"}, (None, None)),  # an export's address where the name was missing
+    ({"full_name": "anna.berg@firma.se"}, (None, None)),
+    ({"full_name": "Anna Berg <anna.berg@firma.se>"}, ("Anna", "Berg")),  # a mail program's way to write someone
+    ({"full_name": '"Berg, Anna" <anna.berg@firma.se>'}, ("Anna", "Berg")),
+    ({"first_name": "Anna", "last_name": "Berg\u200b"}, ("Anna", "Berg")),  # an unseen character copied along
+    ({"first_name": "An\u00adna", "last_name": "\u202eBerg"}, ("Anna", "Berg")),  # soft hyphen, direction override
 ])
 def test_a_rows_name_is_read_as_a_careful_operator_would(fields, names):
     plan = plan_item(1, "row", {"fields": {"email": "x@example.se", **fields}}, LIST)
