@@ -337,6 +337,7 @@ def _print_preview(data: dict) -> None:
     console.print(f"format {data['format']}, encoding {data['encoding']}"
                   + (" (guessed: override with --encoding)" if data.get("encoding_guessed") else "")
                   + (f", delimiter {data['delimiter']!r}" if data.get("delimiter") else "")
+                  + (f" (each line one quoted cell, split at {data['wrapped']!r})" if data.get("wrapped") else "")
                   + (f", sheet {data['sheet']!r}" if data.get("sheet") else "")
                   + (f", header on row {data['header_row']}" if data['header_row'] else ", no header row"),
                   highlight=False)

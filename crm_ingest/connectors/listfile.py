@@ -493,6 +493,32 @@ def _sniff_delimiter(sample: str) -> str:
     return best
 
 
+def _wrapped_delimiter(sample: str, delimiter: str) -> str | None:
+    """The delimiter inside the cells when each line is one quoted cell holding a whole row
+    ('"Anna Berg,anna@berg.se,070-123 45 67"'): a CSV opened in Excel under another list
+    separator (every line lands in column A) and saved again. It is such a file when nine of
+    ten rows are one cell and, split, a row of the first ones names a header; None otherwise
+    (a list of one column stays one)."""
+    complete = sample if len(sample) < SNIFF_SAMPLE_CHARS else sample.rpartition("\n")[0]
+    try:
+        rows = [row for row in csv.reader(io.StringIO(complete), delimiter=delimiter) if not _is_blank(row)]
+    except csv.Error:
+        return None
+    cells = [row[0] for row in rows if len(row) == 1]
+    if len(rows) < 2 or len(cells) < 0.9 * len(rows) or not any(d in cells[0] for d in SNIFF_DELIMITERS):
+        return None
+    inner = _sniff_delimiter("\n".join(cell.replace("\n", " ") for cell in cells))
+    header = any(_names_a_header(next(csv.reader([cell], delimiter=inner), []))
+                 for cell in cells[:HEADER_SEARCH_ROWS])
+    return inner if header else None
+
+
+def _unwrapped(rows: Iterator[list[str]], delimiter: str) -> Iterator[list[str]]:
+    """Rows of one cell split at the delimiter inside it (see _wrapped_delimiter); other rows as they are."""
+    for row in rows:
+        yield next(csv.reader([row[0]], delimiter=delimiter), []) if len(row) == 1 else row
+
+
 def _cell_text(value: Any) -> str:
     """A spreadsheet cell as the text Excel shows: 42 not 42.0, dates ISO, empty for None."""
     if value is None:
@@ -930,6 +956,7 @@ class ListFile:
         self.columns: list[tuple[str, str | None]] | None = None
         self.fallbacks: dict[int, str] = {}  # column -> the field it fills when the column that won it is empty
         self.header_row: int | None = None
+        self.wrapped: str | None = None  # the delimiter inside cells that each hold a whole row (see _wrapped_delimiter)
         try:
             with self.path.open("rb") as f:
                 head = f.read(ENCODING_SAMPLE_BYTES)
@@ -960,6 +987,7 @@ class ListFile:
             return
         self.delimiter = _sniff_delimiter(sample)
         self.format = "tsv" if self.delimiter == "\t" else "csv"
+        self.wrapped = _wrapped_delimiter(sample, self.delimiter)
 
     @cached_property
     def sha256(self) -> str:
@@ -1027,7 +1055,8 @@ class ListFile:
             return
         csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
         with self._text() as f:
-            yield self._checked(csv.reader(_bounded_lines(f, self.delimiter, self.path.name), delimiter=self.delimiter))
+            rows = self._checked(csv.reader(_bounded_lines(f, self.delimiter, self.path.name), delimiter=self.delimiter))
+            yield rows if self.wrapped is None else _unwrapped(rows, self.wrapped)
 
     def _checked(self, reader: Iterator[list[str]]) -> Iterator[list[str]]:
         """Rows with huge cells cut to MAX_CELL_CHARS; csv's errors become ours, with the line."""
@@ -1984,6 +2013,7 @@ def preview(list_file: ListFile, rows: int = 10) -> dict[str, Any]:
         shown = [{"row": number, **payload} for number, payload in islice(data, rows)]
     return {"format": list_file.format, "encoding": list_file.encoding,
             "encoding_guessed": list_file.encoding_guessed, "delimiter": list_file.delimiter,
+            "wrapped": list_file.wrapped,
             "sheet": list_file.sheet,
             "header_row": list_file.header_row,
             "columns": [{"header": header, "field": field_name,

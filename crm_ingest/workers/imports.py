@@ -61,7 +61,8 @@ def find_or_start_job(session: Session, list_file, request: ImportRequest) -> Im
                     upsert_by=request.upsert_by, state="landing",
                     options={"format": list_file.format, "encoding": list_file.encoding,
                              "encoding_guessed": list_file.encoding_guessed,
-                             "delimiter": list_file.delimiter, "sheet": list_file.sheet,
+                             "delimiter": list_file.delimiter, "wrapped": list_file.wrapped,
+                             "sheet": list_file.sheet,
                              "columns": [list(pair) for pair in list_file.read_header()]})
     session.add(job)
     session.flush()

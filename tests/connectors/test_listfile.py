@@ -880,7 +880,7 @@ def test_preview_shows_what_an_import_would_make_of_the_first_rows(tmp_path):
     text = "Mässlista\n\nFörnamn;E-post;Skostorlek\nÅsa;asa@example.se;38\n\nErik;;\nMaja;m@x.se;\n"
     connector = ListFile(write(tmp_path, text, encoding="cp1252"))
     assert preview(connector, rows=2) == {
-        "format": "csv", "encoding": "cp1252", "encoding_guessed": True, "delimiter": ";", "sheet": None,
+        "format": "csv", "encoding": "cp1252", "encoding_guessed": True, "delimiter": ";", "wrapped": None, "sheet": None,
         "header_row": 3,
         "columns": [{"header": "Förnamn", "field": "first_name"},
                     {"header": "E-post", "field": "email"},
@@ -1276,3 +1276,28 @@ def test_an_html_export_s_mailto_link_keeps_its_address_when_its_text_is_a_name(
                     '<tr><td>Bo Ek</td><td><a href="mailto:bo@ek.se?subject=Hej">bo@ek.se</a></td></tr></table>',
                     encoding="utf-8")
     assert [item.payload["fields"]["email"] for item in ListFile(path).fetch()] == ["Anna Berg <anna@berg.se>", "bo@ek.se"]
+
+
+@pytest.mark.parametrize("text, delimiter", [
+    # a comma list opened in a Swedish Excel (list separator ';'): every line lands in column A;
+    # saved again as comma CSV, each line is one quoted cell (its own quotes doubled)
+    ('"Namn,E-post,Företag"\r\n"Anna Berg,anna@berg.se,""Berg, Lund & Co"""\r\n"Bo Ek,bo@ek.se,Ek AB"\r\n', ","),
+    ('"Name;Email;Company"\n"Anna Berg;anna@berg.se;Berg, Lund & Co"\n"Bo Ek;bo@ek.se;Ek AB"\n', ";"),
+])
+def test_a_list_whose_every_line_is_one_quoted_cell_is_read_as_the_rows_inside(tmp_path, text, delimiter):
+    connector = ListFile(write(tmp_path, text))
+    payloads = [item.payload["fields"] for item in connector.fetch()]
+    assert connector.wrapped == delimiter
+    assert payloads == [{"full_name": "Anna Berg", "email": "anna@berg.se", "company": "Berg, Lund & Co"},
+                        {"full_name": "Bo Ek", "email": "bo@ek.se", "company": "Ek AB"}]
+
+
+@pytest.mark.parametrize("text", [
+    'E-post\n"anna@berg.se"\n"bo@ek.se"\n',                          # one column, quoted
+    'Name\n"Berg, Anna"\n"Ek, Bo"\n',                                 # one column of names with commas
+    'Name,Email\n"Berg, Anna",anna@berg.se\nBo Ek,bo@ek.se\n',        # an ordinary list
+])
+def test_a_list_of_one_column_or_an_ordinary_one_is_not_unwrapped(tmp_path, text):
+    connector = ListFile(write(tmp_path, text))
+    assert connector.wrapped is None
+    assert len(list(connector.fetch())) == 2
