@@ -312,6 +312,7 @@ def test_an_upload_that_every_start_resumes_and_never_lands_is_left_alone_after_
 @pytest.mark.parametrize("name, file_format", [
     ("17_affarssystem_kundlista_excel97.xls", "xls"), ("18_webbexport_html_tabell.xls", "html"),
     ("19_xml_kalkylblad_2003.xml", "xml2003"), ("20_libreoffice_masskontakter.ods", "ods"),
+    ("21_kontakter_iphone_outlook_google.vcf", "vcard"),
 ])
 def test_an_upload_in_any_format_the_cli_reads_is_read_by_its_content(client, name, file_format):
     content = (Path(__file__).parent / "fixtures" / "exports" / name).read_bytes()

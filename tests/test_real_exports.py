@@ -1,6 +1,6 @@
 """Lists as tools and people export them (tests/fixtures/exports, described row by row in its
 EXPECTED.md): Outlook, Google Contacts, Mailchimp, HubSpot, LinkedIn, Salesforce, Swedish Excel,
-Excel for Mac, a badge scanner's 'Unicode text', template workbooks. Each imported alone into a
+Excel for Mac, a badge scanner's 'Unicode text', template workbooks, phones' vCards. Each imported alone into a
 fresh embedded database: every row accounted for, and the values a person would check first."""
 from __future__ import annotations
 
@@ -88,6 +88,13 @@ CASES = {
     "20_libreoffice_masskontakter.ods": ({"created": 2}, None, {
         "asa@oberg.se": {"mobile_phone": "+46701234567", "company_name": "Öberg & Co AB"},
         "lars.ek@ek-bygg.se": ("mobile_phone", "+46739876543")}),
+    # vCards: an iPhone's 3.0, Outlook's 2.1 in quoted-printable, Google's 4.0; a card with no way to reach anyone
+    "21_kontakter_iphone_outlook_google.vcf": ({"created": 5, "rejected": 1}, "utf-8", {
+        "asa@oberg.se": {"mobile_phone": "+46701234567", "company_name": "Öberg & Co AB", "job_title": "VD",
+                         "street": "Storgatan 1", "postal_code": "411 01", "city": "Göteborg"},
+        "jorgen@stromsbygg.se": {"last_name": "Ström", "phone": "+46812345678", "mobile_phone": "+46739876543"},
+        "bo@ek-consulting.co.uk": {"phone": "+442079460958", "country": "United Kingdom"},  # the preferred address
+        "karin@berglund.se": ("company_name", "Berg, Lund & Co")}),
 }
 
 

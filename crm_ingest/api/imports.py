@@ -102,7 +102,7 @@ async def create_import(request: Request, campaign: str | None = None, source: s
         raise HTTPException(413, f"the file is over {api.max_import_bytes} bytes")
 
     folder = _import_dir()
-    suffix = Path(file_name).suffix.lower() if Path(file_name).suffix.lower() in (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".xls", ".ods", ".xml") else ""
+    suffix = Path(file_name).suffix.lower() if Path(file_name).suffix.lower() in (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".xls", ".ods", ".xml", ".vcf") else ""
     path = folder / f"{uuid.uuid4().hex}-{_SAFE_NAME.sub('_', Path(file_name).stem)[:80] or 'upload'}{suffix}"
     size = 0
     try:

@@ -981,6 +981,9 @@ class ListFile:
         if _is_html_table(sample):  # a web application's 'Excel' export: an HTML table named .xls
             self.format, self.delimiter = "html", None
             return
+        if sample.lstrip("\ufeff \t\r\n")[:11].upper() == "BEGIN:VCARD":  # a phone's or mail program's contacts
+            self.format, self.delimiter = "vcard", None
+            return
         if _is_spreadsheetml(sample):  # Excel's 'XML Spreadsheet 2003'
             self.format, self.delimiter, self.encoding, self.encoding_guessed = "xml2003", None, None, False
             self._choose_sheet(sheet)
@@ -1048,6 +1051,10 @@ class ListFile:
         if self.format == "html":
             with self._text() as f:
                 yield _html_rows(f, self.path.name)
+            return
+        if self.format == "vcard":
+            with self._text() as f:
+                yield _vcard_rows(f, self.path.name)
             return
         if self.format in ("xml2003", "ods"):
             index = self._sheet_names().index(self.sheet) if self.sheet else 0
@@ -1262,6 +1269,77 @@ class _TableRows(HTMLParser):
         if self.row is not None:
             self.rows.append(self.row)
             self.row = None
+
+
+# -- vCard: the contacts a phone, a mail program or a business-card scanner exports -----------------
+
+# The columns a card is read into, named as the header synonyms know them: a card then goes
+# through the same mapping, cleaning and checks as a row of a list
+VCARD_HEADER = ["First Name", "Last Name", "Full Name", "E-mail", "Mobile Phone", "Phone", "Company", "Job Title",
+                "Street", "City", "State", "Postal Code", "Country", "Website", "Notes", "Categories"]
+
+
+def _vcard_rows(f, name: str) -> Iterator[list[str]]:
+    """VCARD_HEADER, then each card's cells (vCard 2.1, 3.0 and 4.0: quoted-printable and
+    charsets, folded lines, escapes, grouped properties). Read card by card (vobject's
+    line-by-line reader, which quoted-printable needs anyway); a line it cannot read is passed
+    over, as a cell it cannot read would be. Photos and keys are never cells."""
+    import vobject  # only where a vCard is read
+
+    yield VCARD_HEADER
+    try:
+        for card in vobject.readComponents(f, ignoreUnreadable=True, allowQP=True):
+            if card.name.upper() == "VCARD":
+                yield _card_cells(card)
+    except vobject.base.ParseError as exc:  # a card that never ends, a line of no property
+        raise FatalError(f"{name}: not a vCard file vobject can read: {exc}") from None
+
+
+def _card_cells(card) -> list[str]:
+    by_name: dict[str, list] = {}
+    for prop in card.getChildren():
+        by_name.setdefault(prop.name.upper(), []).append(prop)
+    first = last = ""
+    if by_name.get("N"):
+        person = by_name["N"][0].value
+        given, family = getattr(person, "given", ""), getattr(person, "family", "")
+        first, last = _card_text(given), _card_text(family)
+    emails = [_card_text(prop.value) for prop in _preferred(by_name.get("EMAIL", []))]
+    phones = [prop for prop in _preferred(by_name.get("TEL", [])) if not {"FAX", "PAGER"} & _card_types(prop)]
+    mobile = next((prop for prop in phones if {"CELL", "MOBILE", "IPHONE"} & _card_types(prop)), None)
+    phone = next((prop for prop in phones if prop is not mobile), None)
+    address = next(iter(_preferred(by_name.get("ADR", []), "WORK")), None)
+    place = address.value if address is not None else None
+    org = by_name["ORG"][0].value if by_name.get("ORG") else ""
+    return [first, last, _card_value(by_name, "FN"), "; ".join(email for email in emails if email),
+            _card_text(mobile.value) if mobile is not None else "", _card_text(phone.value) if phone is not None else "",
+            _card_text(org[0] if isinstance(org, list) and org else org),
+            _card_value(by_name, "TITLE") or _card_value(by_name, "ROLE"),
+            *(_card_text(getattr(place, part, "")) for part in ("street", "city", "region", "code", "country")),
+            _card_value(by_name, "URL"), _card_value(by_name, "NOTE"), _card_value(by_name, "CATEGORIES")]
+
+
+def _card_types(prop) -> set[str]:
+    """A property's types, as 3.0 and 4.0 write them (TYPE=WORK,VOICE) and 2.1 (TEL;WORK;VOICE)."""
+    types = [*prop.params.get("TYPE", []), *getattr(prop, "singletonparams", [])]
+    return {part.upper() for value in types for part in str(value).split(",")}
+
+
+def _preferred(props: list, kind: str = "PREF") -> list:
+    """The properties, those of the kind (or marked preferred) first, else in the card's order."""
+    def first(prop) -> bool:
+        return not (kind in _card_types(prop) or "PREF" in _card_types(prop) or prop.params.get("PREF"))
+    return sorted(props, key=first)
+
+
+def _card_value(by_name: dict[str, list], name: str) -> str:
+    return _card_text(by_name[name][0].value) if by_name.get(name) else ""
+
+
+def _card_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_card_text(part) for part in value if part)
+    return value[:MAX_CELL_CHARS] if isinstance(value, str) else ""
 
 
 # HTML the parser holds until it ends (a tag, a <style> or <script>), and reads again at each

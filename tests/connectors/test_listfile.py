@@ -1301,3 +1301,36 @@ def test_a_list_of_one_column_or_an_ordinary_one_is_not_unwrapped(tmp_path, text
     connector = ListFile(write(tmp_path, text))
     assert connector.wrapped is None
     assert len(list(connector.fetch())) == 2
+
+
+def test_a_vcard_file_is_read_card_by_card_through_the_lists_columns(tmp_path):
+    # Given an old phone's vCard 2.1 (bare types, quoted-printable) and a 3.0 card with a photo
+    path = write(tmp_path, "BEGIN:VCARD\r\nVERSION:2.1\r\nN;ENCODING=QUOTED-PRINTABLE;CHARSET=UTF-8:=C3=96berg;=C3=85sa\r\n"
+                           "TEL;HOME;VOICE:08-765 43 21\r\nTEL;CELL:070-123 45 67\r\nEMAIL;INTERNET:asa@oberg.se\r\n"
+                           "END:VCARD\r\nBEGIN:VCARD\r\nVERSION:3.0\r\nFN:Bo Ek\r\nPHOTO;ENCODING=b:AAAA\r\n BBBB\r\n"
+                           "TEL;TYPE=FAX:08-111 11 11\r\nEND:VCARD\r\n", name="kontakter.vcf")
+    connector = ListFile(path)
+    payloads = [item.payload for item in connector.fetch()]
+    assert (connector.format, connector.delimiter) == ("vcard", None)
+    assert [p["fields"] for p in payloads] == [
+        {"first_name": "Åsa", "last_name": "Öberg", "email": "asa@oberg.se", "mobile_phone": "070-123 45 67",
+         "phone": "08-765 43 21"},
+        {"full_name": "Bo Ek"}]  # a fax is no number to call, a photo no cell
+    assert [p["row"] for p in payloads] == [1, 2]
+
+
+def test_a_vcard_file_is_read_in_flat_memory(tmp_path):
+    path = tmp_path / "many.vcf"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        for n in range(20_000):
+            f.write(f"BEGIN:VCARD\r\nVERSION:3.0\r\nN:Öberg;Åsa{n};;;\r\nEMAIL:asa{n}@example.se\r\n"
+                    f"TEL;TYPE=CELL:070-{n:07d}\r\nNOTE:{'anteckning ' * 20}\r\nEND:VCARD\r\n")
+    count, peak = fetched_in_traced_memory(path)
+    assert count == 20_000
+    assert peak < 20 * 1024 * 1024
+
+
+def test_a_vcard_that_never_ends_stops_the_reading_naming_the_file(tmp_path):
+    path = write(tmp_path, "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Bo Ek\r\nEMAIL:bo@ek.se\r\n", name="trasig.vcf")
+    with pytest.raises(FatalError, match="trasig.vcf"):
+        list(ListFile(path).fetch())
