@@ -148,6 +148,9 @@ def normalize_email(value: str, field: str = "email") -> tuple[str, str]:
         plain = _plain_email(text)
     if plain is not None:
         return plain, plain.lower()
+    if "\ufffd" in text:  # email-validator takes it as a symbol of an international address
+        raise InvalidItem(field, f"invalid email {text[:80]!r}: it holds an undecodable character (\ufffd): "
+                                 "the text was read in the wrong encoding, or damaged on its way")
     if text.count("@") == 1 and (word := _noted_address(text)) is not None:
         plain = _plain_email(word)
         if plain is not None:

@@ -81,6 +81,15 @@ def test_invalid_email_raises_invalid_item_naming_the_default_field(entered):
     assert "invalid email" in raised.value.reason
 
 
+@pytest.mark.parametrize("entered", ["\ufffd\ufffd@x.se", "j\ufffdrgen@firma.se", "anna@f\ufffdretag.se"])
+def test_an_address_holding_an_undecodable_character_is_invalid_saying_why(entered):
+    # Given an address read in the wrong encoding (a form's bytes, a list's Latin-1 read as UTF-8)
+    with pytest.raises(InvalidItem) as raised:
+        normalize_email(entered)
+    # Then it is no address (email-validator took U+FFFD as a symbol of an international one)
+    assert "undecodable character" in raised.value.reason
+
+
 def test_invalid_email_names_the_field_the_caller_passed():
     # Given a caller reading the address from a mail's From header
     # When the address is invalid
