@@ -1,6 +1,7 @@
 """Write crm_ingest/ingest/data/country_names.json: country names as lists write them -> ISO
 region, from CLDR (via Babel) in the languages our lists come in, and ISO 3166's three-letter
-codes ('SWE', 'DEU', as exports from ERP systems write them; via pycountry). Run when adding a
+codes and names ('SWE', 'DEU', 'Czech Republic', 'Korea, Republic of', as ERP systems write
+them; via pycountry). Run when adding a
 language:
 
     .venv/bin/pip install babel pycountry && .venv/bin/python scripts/country_names.py
@@ -21,7 +22,9 @@ LOCALES = ("en", "sv", "de", "nb", "nn", "da", "fi", "fr", "es", "nl", "it", "pl
 ALIASES = {"uk": "GB", "england": "GB", "scotland": "GB", "wales": "GB", "northern ireland": "GB",
            "great britain": "GB", "britain": "GB", "skottland": "GB", "usa": "US", "u.s.a.": "US",
            "u.s.": "US", "united states of america": "US", "america": "US", "holland": "NL", "uae": "AE",
-           "förenta staterna": "US", "amerika": "US"}
+           "förenta staterna": "US", "amerika": "US", "u.k.": "GB", "ivory coast": "CI",
+           "elfenbenskusten": "CI", "konungariket sverige": "SE", "kongeriget danmark": "DK",
+           "kongeriket norge": "NO", "republiken finland": "FI", "sydkorea": "KR", "korea": "KR"}
 OUT = Path(__file__).resolve().parents[1] / "crm_ingest" / "ingest" / "data" / "country_names.json"
 
 
@@ -31,6 +34,10 @@ def main() -> None:
         for code, name in Locale(locale).territories.items():
             if len(code) == 2 and code.isalpha():
                 codes.setdefault(" ".join(name.split()).casefold(), code)
+    for country in pycountry.countries:  # ISO 3166's names, as ERP and form exports write them
+        for name in (country.name, getattr(country, "official_name", None), getattr(country, "common_name", None)):
+            if name:
+                codes.setdefault(" ".join(name.split()).casefold(), country.alpha_2)
     for code in phonenumbers.SUPPORTED_REGIONS:
         codes.setdefault(code.casefold(), code)
     for country in pycountry.countries:  # after every name: a three-letter name is a name first

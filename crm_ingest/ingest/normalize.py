@@ -315,7 +315,15 @@ def country_region(value: str | None) -> str | None:
     found = _country_codes().get(name)
     if found is None and name.startswith("the "):  # 'The Netherlands', 'the United Kingdom'
         found = _country_codes().get(name[4:])
+    if found is None and _COUNTRY_PARTS.search(name):
+        # 'Sweden (SE)', 'SE - Sweden', 'Sverige/Sweden': the parts we know, when they agree
+        named = {_country_codes().get(part) for part in _COUNTRY_PARTS.split(name) if part}
+        named.discard(None)
+        found = named.pop() if len(named) == 1 else None
     return found
+
+
+_COUNTRY_PARTS = re.compile(r"\s*[/|()\[\]]\s*|\s+-\s+")
 
 
 def normalize_phone(value: str, region: str, field: str = "phone") -> str:

@@ -307,6 +307,10 @@ def test_same_handle_on_different_networks_gives_different_keys():
     ("Norge", "NO"), ("no", "NO"), ("Suomi", "FI"), ("Finland", "FI"), ("Danmark", "DK"), ("USA", "US"),
     ("  united   states ", "US"), ("The Netherlands", "NL"), ("the United Kingdom", "GB"),
     ("SWE", "SE"), ("DEU", "DE"), ("gbr", "GB"), ("NOR", "NO"), ("Förenta staterna", "US"),  # ERP exports' codes
+    ("Czech Republic", "CZ"), ("Korea, Republic of", "KR"), ("Kingdom of Sweden", "SE"),  # ISO 3166's names
+    ("U.K.", "GB"), ("Hong Kong", "HK"), ("Ivory Coast", "CI"),
+    ("Sweden (SE)", "SE"), ("SE - Sweden", "SE"), ("Sverige/Sweden", "SE"),  # a name and its code, or two names
+    ("Sweden / Norway", None), ("Atlantis (AT)", "AT"),  # two countries: neither; the part known
     ("Atlantis", None), ("The", None), ("", None), (None, None),
 ])
 def test_a_country_as_lists_write_it_gives_its_region(written, region):
