@@ -65,7 +65,7 @@ MAX_HEADER_FIELD_BYTES = 128 * 1024  # one field as sent, folded lines and all
 MAX_TEXT_HEADER_CHARS = 16 * 1024  # one subject or other text field, as sent (RFC 5322: a line is 998)
 MAX_ADDRESS_HEADER_CHARS = 64 * 1024  # one From, To or Cc: some 3,000 addresses
 MAX_MIME_PARTS = 10_000  # lines that may open a part ("--" first), counted before parsing
-ADDRESS_HEADERS = ("from", "to", "cc")
+ADDRESS_HEADERS = ("from", "reply-to", "to", "cc")
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024  # a larger message is landed as an error naming its size, unread
 
 
@@ -108,6 +108,7 @@ def parse_message(raw: bytes, *, body_limit: int = 100_000,
     first = {name: values[0] for name, values in headers.items()}
     attempt("message-id", lambda: {"message_id": _first_id(first.get("message-id", ""))})
     attempt("from", lambda: _sender(headers.get("from", [])))
+    attempt("reply-to", lambda: _reply_to(headers.get("reply-to", [])))
     attempt("to", lambda: {"to": [addr for _, addr in _addresses("to", headers.get("to", []))]})
     attempt("cc", lambda: {"cc": [addr for _, addr in _addresses("cc", headers.get("cc", []))]})
     attempt("subject", lambda: {"subject": _text_header("subject", first.get("subject"))})
@@ -187,7 +188,8 @@ def _cut(name: str, value: str, problems: list[str]) -> str:
 
 
 def empty_payload() -> dict[str, Any]:
-    return {"message_id": None, "from_email": None, "from_name": None, "to": [], "cc": [],
+    return {"message_id": None, "from_email": None, "from_name": None, "reply_to": None, "reply_to_name": None,
+            "to": [], "cc": [],
             "subject": None, "date": None, "text": "", "truncated": False, "in_reply_to": None,
             "references": [], "headers": {}, "attachments": []}
 
@@ -229,6 +231,14 @@ def _sender(values: list[str]) -> dict[str, str | None]:
     found = _addresses("from", values)
     name, addr = found[0] if found else (None, None)
     return {"from_email": addr, "from_name": name}
+
+
+def _reply_to(values: list[str]) -> dict[str, str | None]:
+    """The one address replies go to, when the message names exactly one (a web form's mail,
+    sent by the site on a visitor's behalf, names the visitor so)."""
+    found = _addresses("reply-to", values)
+    name, addr = found[0] if len(found) == 1 else (None, None)
+    return {"reply_to": addr, "reply_to_name": name}
 
 
 def _message_ids(value: str) -> list[str]:

@@ -498,9 +498,19 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
         raise InvalidItem("from", "no sender address")
     subject = clean_text(payload.get("subject"), 300)
     body = clean_body(payload.get("text"))
-    first, last = split_name(payload.get("from_name"))
-    person = _person({"email": from_email, "first_name": first, "last_name": last,
-                      "topic": subject}, source, scope=_person_scope(source), email_field="from")
+    person = None
+    reply_to = clean_text(payload.get("reply_to"), 400)
+    if reply_to and _sent_on_behalf(from_email, reply_to, payload.get("to")):
+        first, last = split_name(payload.get("reply_to_name"))
+        try:
+            person = _person({"email": reply_to, "first_name": first, "last_name": last, "topic": subject},
+                             source, scope=_person_scope(source), email_field="reply_to")
+        except InvalidItem:
+            person = None  # an address no one can be reached at: the mail is From's
+    if person is None:
+        first, last = split_name(payload.get("from_name"))
+        person = _person({"email": from_email, "first_name": first, "last_name": last,
+                          "topic": subject}, source, scope=_person_scope(source), email_field="from")
     plan = ItemPlan(item_id, source.record_type, person=person)
     plan.activity = {"kind": "email", "subject": subject, "body": body, "sender": person.fields["email"],
                      "message_id": clean_text(payload.get("message_id"), 998),
@@ -513,6 +523,27 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
     if source.record_type == "case":
         _with_case(plan, source, subject, body, "email")
     return plan
+
+
+# A sender that is a system, not a person: a site's or a program's own address
+_SYSTEM_SENDER = re.compile(
+    r"^(no-?reply|do-?not-?reply|dont-?reply|noreply-[\w.-]+|wordpress|www-?data|apache|nginx|webmaster|web|"
+    r"website|webform|forms?|formular|kontaktformular|contact-?form|mailer|notifications?|notify|system|robot)"
+    r"([+.\-_][^@]*)?@", re.IGNORECASE)
+
+
+def _sent_on_behalf(from_email: str, reply_to: str, to: Any) -> bool:
+    """Whether the mail's writer is its Reply-To, not its From: a web form or a shop's contact
+    page mails the support address from the site's own address ('wordpress@', 'noreply@', or
+    any address of the domain it writes to) with the visitor as Reply-To. Taking From, every
+    such case would be the site's, one contact for every visitor."""
+    if reply_to.casefold() == from_email.casefold() or "@" not in reply_to:
+        return False
+    if _SYSTEM_SENDER.match(from_email):
+        return True
+    domain = from_email.rpartition("@")[2].casefold()
+    return isinstance(to, list) and any(isinstance(address, str) and address.rpartition("@")[2].casefold() == domain
+                                        and reply_to.rpartition("@")[2].casefold() != domain for address in to)
 
 
 def _read_post(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:

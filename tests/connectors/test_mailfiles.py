@@ -14,7 +14,7 @@ from crm_ingest.connectors.mailfiles import MailFiles, external_id_for, parse_me
 from crm_ingest.ingest.errors import ConfigError
 
 SAMPLES = Path(__file__).resolve().parents[2] / "crm_ingest" / "samples" / "mail"
-PAYLOAD_KEYS = {"message_id", "from_email", "from_name", "to", "cc", "subject", "date", "text",
+PAYLOAD_KEYS = {"message_id", "from_email", "from_name", "reply_to", "reply_to_name", "to", "cc", "subject", "date", "text",
                 "truncated", "in_reply_to", "references", "headers", "attachments"}
 
 
@@ -51,6 +51,16 @@ def test_rfc2047_subject_and_sender_are_decoded():
     assert payload["to"] == ["a@example.com", "asa@example.se"]
     assert payload["cc"] == ["c@example.com"]
     assert "error" not in payload
+
+
+def test_the_one_reply_to_address_is_read_with_its_name():
+    # Given a web form's mail: sent by the site, the visitor as Reply-To
+    payload = parse_message(message("From: WordPress <wordpress@acme.se>", "To: support@acme.se",
+                                    "Reply-To: =?UTF-8?Q?Karin_J=C3=B6nsson?= <karin.j@gmail.com>"))
+    assert (payload["reply_to"], payload["reply_to_name"]) == ("karin.j@gmail.com", "Karin Jönsson")
+    # and a Reply-To naming several, or none, names no one
+    assert parse_message(message("Reply-To: a@x.se, b@y.se"))["reply_to"] is None
+    assert parse_message(message("Subject: hej"))["reply_to"] is None
 
 
 def test_sender_address_is_kept_as_written():

@@ -590,3 +590,23 @@ def test_a_list_rows_note_keeps_its_lines():
 def test_a_list_rows_note_is_capped():
     plan = plan_item(1, "row", {"fields": {"email": "anna@berg.se", "notes": "ord " * 1000}}, LIST)
     assert len(plan.person.fields["details"]["fields"]["notes"]) <= 2000
+
+
+@pytest.mark.parametrize("sender, reply_to, person", [
+    ("wordpress@acme.se", "karin.j@gmail.com", "karin.j@gmail.com"),    # a site's contact form
+    ("noreply@shopify.com", "karin.j@gmail.com", "karin.j@gmail.com"),  # a shop platform's, on the shop's behalf
+    ("webshop@acme.se", "karin.j@gmail.com", "karin.j@gmail.com"),      # from the domain it writes to
+    ("bo@kund.se", "karin.j@gmail.com", "bo@kund.se"),                   # a person who wants answers elsewhere
+    ("info@acme.se", "anna@acme.se", "info@acme.se"),                    # a colleague: the mail is From's
+    ("noreply@acme.se", "karin@@gmail.com", "noreply@acme.se"),          # no address: the mail is From's
+])
+def test_mail_a_site_sends_on_a_visitors_behalf_is_the_visitors(sender, reply_to, person):
+    from dataclasses import replace as _replace
+    payload = {"message_id": "<f1@acme.se>", "from_email": sender, "from_name": "Acme webbplats",
+               "reply_to": reply_to, "reply_to_name": "Karin Jönsson", "to": ["support@acme.se"],
+               "subject": "Fråga om leverans", "text": "Hej! När kommer min order?", "headers": {}}
+    plan = plan_item(1, "email", payload, _replace(SOURCES["mail"], record_type="case"))
+    assert plan.person.fields["email"] == person
+    assert plan.activity["sender"] == person
+    if person == reply_to:
+        assert (plan.person.fields["first_name"], plan.person.fields["last_name"]) == ("Karin", "Jönsson")
