@@ -6,6 +6,7 @@ Shared by every mail source (files now, IMAP later).
 """
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 from email.headerregistry import HeaderRegistry
@@ -351,7 +352,15 @@ def _declared_charset(part: Message) -> str | None:
 
 
 def _decode_bytes(data: bytes, declared: str | None) -> str:
-    """Declared charset if it fits, else UTF-8, else a detected one, else cp1252; never raises."""
+    """Declared charset if it fits, else UTF-8, else a detected one, else cp1252; never raises.
+
+    UTF-8 declared as Latin-1 or Windows-1252 (a web form's script, an old mail library: 'Ã¶'
+    for 'ö') is read as UTF-8: text in those charsets is almost never valid UTF-8 by chance."""
+    if declared and not data.isascii() and _is_latin(declared):
+        try:
+            return data.decode("utf-8")
+        except ValueError:
+            pass
     for charset in (declared, "utf-8"):
         if charset:
             try:
@@ -377,6 +386,13 @@ def _decode_bytes(data: bytes, declared: str | None) -> str:
 
 
 _WESTERN = {"cp1252", "latin_1", "iso8859_15", "iso8859_1", "windows-1252"}
+
+
+def _is_latin(charset: str) -> bool:
+    try:
+        return codecs.lookup(charset).name in ("latin-1", "iso8859-1", "iso8859-15", "cp1252")
+    except LookupError:
+        return False
 
 
 def _scrub(value: Any) -> Any:

@@ -149,6 +149,17 @@ def test_undeclared_utf8_body_is_read_as_utf8():
     assert parse_message(raw)["text"] == "Smörgåsbord ✓\n"
 
 
+@pytest.mark.parametrize("declared", ["iso-8859-1", "ISO-8859-15", "windows-1252"])
+def test_utf8_declared_as_latin1_is_read_as_utf8_and_latin1_as_latin1(declared):
+    # Given a web form's script that writes UTF-8 and declares Latin-1 (read so: 'Ã¶' for 'ö')
+    text = "Hej, jag undrar över fakturan för mars. Åsa"
+    header = f"Content-Type: text/plain; charset={declared}"
+    mislabelled = parse_message(message("From: a@b.se", header, body=text.encode("utf-8")))
+    # Then the body is the text written; and a body truly in the declared charset still reads as it
+    assert mislabelled["text"] == text
+    assert parse_message(message("From: a@b.se", header, body=text.encode("cp1252")))["text"] == text
+
+
 def test_unknown_charset_falls_back_without_raising():
     raw = message("Content-Type: text/plain; charset=x-no-such-charset",
                   body="café\n".encode("latin-1"))
