@@ -629,11 +629,15 @@ class _Layout:
                 taken.add(synonym)
             elif synonym in _SPARE_FIELDS and synonym not in by_map:  # a map naming it is the person's word
                 spares.append((index, synonym))
+        headerless = names == [f"column {number}" for number in range(1, len(names) + 1)]
         if "email" not in taken:
             index = _email_column(sample, [i for i, name in enumerate(names)
-                                           if fields[i] is None and not mapping.lists(name)])
+                                           if fields[i] is None and not mapping.lists(name)],
+                                  least=1 if headerless else 3)  # a headerless file's first row holds one
             if index is not None:
                 fields[index] = "email"
+        if headerless:
+            _read_by_content(sample, fields)
         unique: list[str] = []  # 'column N' when empty, ' (N)' when repeated
         for number, name in enumerate(names, start=1):
             name = name or f"column {number}"
@@ -796,16 +800,74 @@ _LOOKS_LIKE_EMAIL = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]{2,}")
 EMAIL_SAMPLE_ROWS = 50
 
 
-def _email_column(sample: list[list[str]], unmapped: list[int]) -> int | None:
+def _email_column(sample: list[list[str]], unmapped: list[int], least: int = 3) -> int | None:
     """Of the unmapped columns, the one whose sampled cells are mostly email addresses (at
-    least 3 of them, and 80% of its filled cells), if any."""
+    least `least` of them, and 80% of its filled cells), if any."""
     best: tuple[int, int] | None = None
     for index in unmapped:
         filled = [cell for row in sample if index < len(row) and (cell := _clean(row[index]))]
         hits = sum(1 for cell in filled if _LOOKS_LIKE_EMAIL.search(cell))
-        if hits >= 3 and hits >= 0.8 * len(filled) and (best is None or hits > best[0]):
+        if hits >= least and hits >= 0.8 * len(filled) and (best is None or hits > best[0]):
             best = (hits, index)
     return None if best is None else best[1]
+
+
+_PHONE_CELL = re.compile(r"\+?[\d\s\-().\/]{6,30}")
+_WORDS_CELL = re.compile(r"[^\W\d_]+\.?(?:[ '\-&.,]+[^\W\d_]+\.?){0,5}")
+
+
+def _read_by_content(sample: list[list[str]], fields: list[str | None]) -> None:
+    """A headerless list's other columns, read as a person reads them, by what their sampled
+    cells mostly hold (four in five filled cells): numbers of seven digits or more are the
+    phone; country names the country; of the columns of words, one of companies' names ('Berg
+    Bygg AB') the company, and of those before the address (a person is written name first;
+    a city and a country come after), two side by side of one word each the first and last
+    name, else the first the full name. Anything else stays 'column N' in extra."""
+    from crm_ingest.ingest.matching import is_company_name  # (the ingest side's rules)
+    from crm_ingest.ingest.normalize import country_region
+
+    def mostly(index: int, test) -> bool:
+        filled = [cell for row in sample if index < len(row) and (cell := _clean(row[index]))]
+        return bool(filled) and sum(1 for cell in filled if test(cell)) >= 0.8 * len(filled)
+
+    width = max(map(len, sample), default=0)
+    free = [index for index in range(min(width, len(fields))) if fields[index] is None]
+    phone = next((index for index in free if mostly(index, lambda cell: _PHONE_CELL.fullmatch(cell) is not None
+                                                    and sum(map(str.isdigit, cell)) >= 7)), None)
+    if phone is not None and "phone" not in fields:
+        fields[phone] = "phone"
+    words = [index for index in free if fields[index] is None and mostly(index, _WORDS_CELL.fullmatch)]
+    country = next((index for index in words if mostly(index, country_region)), None)
+    if country is not None and "country" not in fields:
+        fields[country] = "country"
+        words.remove(country)
+    company = next((index for index in words if mostly(index, is_company_name)), None)
+    if company is not None and "company" not in fields:
+        fields[company] = "company"
+        words.remove(company)
+    if "email" in fields:
+        words = [index for index in words if index < fields.index("email")]
+    if not words or {"first_name", "last_name", "full_name"} & set(fields):
+        return
+    one_word = [index for index in words if mostly(index, lambda cell: " " not in cell)]
+    if len(one_word) >= 2 and one_word[1] == one_word[0] + 1:
+        first, last = one_word[0], one_word[1]
+        if _surnames(sample, first) > _surnames(sample, last) + 0.3:  # 'Berg;Anna': a register's order
+            first, last = last, first
+        fields[first], fields[last] = "first_name", "last_name"
+    else:
+        fields[words[0]] = "full_name"
+
+
+# How Nordic, German and English surnames end, and hardly a first name does
+_SURNAME_END = re.compile(r"(?:s?son|sen|berg|str[öo]m|lund|qvist|kvist|quist|gren|holm|dahl|din|stedt|b[äa]ck|"
+                          r"borg|[a-z]ell|mann|er)$", re.IGNORECASE)
+
+
+def _surnames(sample: list[list[str]], index: int) -> float:
+    """The share of the column's sampled cells that end as surnames do."""
+    filled = [cell for row in sample if index < len(row) and (cell := _clean(row[index]))]
+    return sum(1 for cell in filled if _SURNAME_END.search(cell)) / len(filled) if filled else 0.0
 
 
 def _unswallowed(rows: Iterator[list[str]], delimiter: str, width: int) -> Iterator[list[str]]:

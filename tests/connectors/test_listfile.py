@@ -986,15 +986,35 @@ def test_a_list_without_a_header_loses_no_row_and_its_addresses_are_found(tmp_pa
     path = write(tmp_path, "Anna;Svensson;anna@example.se\nBo;Ek;bo@example.se\nCia;Berg;cia@example.se\n")
     connector = ListFile(path)
     payloads = [item.payload for item in connector.fetch()]
-    # Then its first line is a row like the others, and the column of addresses is the email
+    # Then its first line is a row like the others, the column of addresses is the email, and
+    # the two columns of one word each before it are the first and last name
     assert connector.header_row == 0
-    assert connector.columns == [("column 1", None), ("column 2", None), ("column 3", "email")]
+    assert connector.columns == [("column 1", "first_name"), ("column 2", "last_name"), ("column 3", "email")]
     assert [p["fields"]["email"] for p in payloads] == ["anna@example.se", "bo@example.se", "cia@example.se"]
-    assert payloads[0]["extra"] == {"column 1": "Anna", "column 2": "Svensson"}
+    assert payloads[0]["fields"] == {"first_name": "Anna", "last_name": "Svensson", "email": "anna@example.se"}
     # and a map file can name its columns by number
     mapping = MapFile.parse('[columns]\n"column 1" = "first_name"\n"column 2" = "last_name"\n')
     named = [item.payload["fields"] for item in ListFile(path, mapping=mapping).fetch()]
     assert named[0] == {"first_name": "Anna", "last_name": "Svensson", "email": "anna@example.se"}
+
+
+@pytest.mark.parametrize("text, columns", [
+    # a hand-made list: name, title, company, address, number, city, country
+    ("Anna Berg;VD;Berg Bygg AB;anna@berg.se;08-123 456 78;Stockholm;Sverige\n"
+     "Bo Ek;Säljare;Ek & Son AB;bo@ek.se;070-234 56 78;Malmö;Sverige\n",
+     ["full_name", None, "company", "email", "phone", None, "country"]),
+    # a register's order: last name, first name
+    ("Berg,Anna,anna@berg.se,0701234567\nJohansson,Lars,lars@j.se,0702345678\nLindström,Karin,k@l.se,\n",
+     ["last_name", "first_name", "email", "phone"]),
+    # only an address: nothing else is guessed (a city and a country after it are no one's name)
+    ("anna@berg.se;Stockholm;Sverige\nbo@ek.se;Oslo;Norge\n", ["email", None, "country"]),
+    ("anna@berg.se\n", ["email"]),  # one row, one address: still the email
+])
+def test_a_headerless_lists_columns_are_read_by_what_they_hold(tmp_path, text, columns):
+    connector = ListFile(write(tmp_path, text))
+    first = next(iter(connector.fetch())).payload
+    assert [field_name for _, field_name in connector.columns] == columns
+    assert "@" in first["fields"]["email"]
 
 
 def test_a_further_phone_column_gives_the_phone_when_the_first_is_empty(tmp_path):
