@@ -36,19 +36,21 @@ __all__ = ["HEADER_SYNONYMS", "ListFile", "MapFile", "map_header", "preview", "s
 # `extra` (a second email column instead joins the first: its address finds the person too).
 HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "first_name": ("First Name", "Firstname", "Given Name", "Forename", "Förnamn", "Tilltalsnamn",
-                   "Fornavn", "Etunimi", "Vorname", "First", "FName", "F_Name"),
+                   "Fornavn", "Etunimi", "Vorname", "First", "FName", "F_Name", "Name (First)", "Given Name(s)"),
     "last_name": ("Last Name", "Lastname", "Surname", "Family Name", "Efternamn", "Etternavn", "Efternavn",
-                  "Sukunimi", "Nachname", "Familienname", "Last", "LName", "L_Name"),
+                  "Sukunimi", "Nachname", "Familienname", "Last", "LName", "L_Name", "Name (Last)"),
     "nickname": ("Nickname", "Nick Name", "Smeknamn", "Kallas"),  # the name when the row gives no other
     "full_name": ("Name", "Full Name", "Contact", "Contact Name", "Contact Person", "Namn",
                   "Fullständigt namn", "Kontakt", "Kontaktperson", "Er referens", "Navn", "Nimi",
-                  "Yhteyshenkilö", "Ansprechpartner", "Kundnamn"),
+                  "Yhteyshenkilö", "Ansprechpartner", "Kundnamn", "Namn på kontaktperson",
+                  "Förnamn och efternamn", "För- och efternamn", "First and Last Name"),
     "email": ("Email", "E-mail", "Email Address", "E-mail Address", "Mail", "Email 1", "E-post",
               "E-postadress", "Epost", "Mejl", "Mejladress", "Mailadress", "Mail Address",
               "E-postadresse", "E-mailadresse", "Sähköposti", "Sähköpostiosoite", "E-Mail-Adresse"),
     "phone": ("Phone", "Phone Number", "Telephone", "Tel", "Business Phone", "Work Phone",
               "Office Phone", "Telefon", "Telefonnummer", "Tfn", "Arbetstelefon", "Direktnummer",
-              "Växel", "Home Phone", "Hemtelefon", "Telefonnr", "Puhelin", "Puhelinnumero",
+              "Växel", "Home Phone", "Hemtelefon", "Telefonnr", "Puhelin", "Puhelinnumero", "Kontaktnummer",
+              "Kontakttelefon", "Contact Number",
               "Telefonnummer geschäftlich"),
     "mobile_phone": ("Mobile", "Mobile Phone", "Mobile Number", "Cell", "Cell Phone", "Mobil",
                      "Mobiltelefon", "Mobilnummer", "Mobiltel", "Matkapuhelin", "Handy",
@@ -57,17 +59,17 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
                 "Account", "Account Name", "Employer", "Företag", "Företagsnamn", "Bolag",
                 "Organisationsnamn", "Arbetsgivare", "Org.namn", "Firma", "Firmanamn", "Vendor",
                 "Supplier", "Leverantör", "Selskap", "Virksomhet", "Virksomhed", "Yritys",
-                "Unternehmen", "Firmenname"),
+                "Unternehmen", "Firmenname", "Företagets namn", "Arbetsplats", "Workplace"),
     "job_title": ("Job Title", "Title", "Position", "Role", "Befattning", "Titel", "Roll",
                   "Yrkesroll", "Tjänst", "Organization Title", "Yrkestitel", "Stilling", "Titteli",
-                  "Tehtävänimike", "Berufsbezeichnung"),
+                  "Tehtävänimike", "Berufsbezeichnung", "Tjänstetitel", "Yrke", "Occupation"),
     "topic": ("Topic", "Subject", "Interest", "Area of Interest", "Ämne", "Intresse",
               "Intresseområde"),
     "website": ("Website", "Web Site", "Web", "URL", "Homepage", "Web Page", "Webbplats", "Webbsida",
                 "Hemsida", "Webb"),
     "street": ("Street", "Address", "Street Address", "Address 1", "Address Line 1", "Street 1",
                "Adress", "Gatuadress", "Besöksadress", "Utdelningsadress", "Postadress", "Adresse",
-               "Gateadresse", "Osoite", "Katuosoite", "Straße", "Strasse"),
+               "Gateadresse", "Osoite", "Katuosoite", "Straße", "Strasse", "Gata", "Adressrad 1", "Adressrad"),
     "city": ("City", "Town", "Ort", "Stad", "Postort", "Poststed", "By", "Kaupunki", "Postitoimipaikka",
              "Stadt"),
     "postal_code": ("Postal Code", "Postcode", "Zip", "Zip Code", "Zip/Postal Code", "Postnummer",
@@ -136,13 +138,19 @@ _QUALIFIERS = frozenset({
     "business", "work", "office", "home", "private", "personal", "primary", "main", "mailing",
     "billing", "shipping", "other", "contact", "company", "organization", "organisation",
     "address", "customer", "lead", "person", "arbete", "arbets", "arb", "jobb", "privat", "hem",
-    "hemma", "direkt", "kontakt", "kontaktperson", "kund", "foretag", "foretags", "bostad"})
+    "hemma", "direkt", "kontakt", "kontaktperson", "kund", "foretag", "foretags", "bostad", "iso"})
 # A column qualified so loses to one that is not, or is qualified as work: a business list's
 # 'Business City' is the person's city, the 'Home City' beside it (Outlook has both) is not
 _PRIVATE = frozenset({"home", "private", "personal", "other", "privat", "hem", "hemma", "bostad"})
 _PRIVATE_RANK = 50
 _NOISE = frozenset({"value", "values"})
-_SUFFIXES = ("number", "nummer", "nr", "no", "url", "address", "adress", "link", "lank")
+# A field's name with a word after it ('Mobilnr', 'Website URL', 'E-mail Address'): the fields
+# such a word can follow (a number is a phone's, a link a website's)
+_PHONES = ("phone", "mobile_phone")
+_SUFFIXES = {"number": _PHONES, "nummer": _PHONES, "nr": _PHONES, "no": _PHONES,
+             "url": ("website", "twitter", "facebook"), "link": ("website", "twitter", "facebook"),
+             "lank": ("website", "twitter", "facebook"), "address": ("email", "street", "website"),
+             "adress": ("email", "street", "website")}
 # A column about a field rather than holding it: 'E-mail 1 - Label', 'Email Opt Out', 'E-mail
 # Display Name', 'Phone Type', 'Email Status'
 _ABOUT = frozenset({
@@ -174,11 +182,17 @@ def _header_match(name: str) -> tuple[str, int] | None:
         private = private or qualifier in _PRIVATE
     key = "".join(words)
     found = _RANK_BY_KEY.get(key)
-    for suffix in _SUFFIXES if found is None else ():
+    for suffix, fields in _SUFFIXES.items() if found is None else ():
         if key.endswith(suffix) and len(key) > len(suffix):
             found = _RANK_BY_KEY.get(key[:-len(suffix)])
+            if found is not None and found[0] not in fields:
+                found = None  # 'Kontaktnummer' is no contact's name, 'Kundnummer' no customer's
             if found is not None:
                 break
+    if found is None and "/" in name:  # 'E-post / Mail', 'Surname/Family name': one field's names
+        named = {(_header_match(part) or ("", 0))[0] for part in name.split("/")}
+        if len(named) == 1 and "" not in named:
+            found = (named.pop(), 0)
     if found is None and len(words) > 1:  # alternatives of one field: 'Company / Account'
         fields = {(_RANK_BY_KEY.get(word) or ("", 0))[0] for word in words}
         if len(fields) == 1 and "" not in fields:

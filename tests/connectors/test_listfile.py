@@ -98,6 +98,11 @@ def test_map_header_returns_none_for_unknown_headers(header):
     ("fname", "first_name"), ("lname", "last_name"), ("First", "first_name"), ("Last", "last_name"),  # hand-made
     ("Kundnamn", "full_name"), ("Telefon bostad", "phone"),                               # Swedish registers
     ("Last Updated", None), ("First Seen", None), ("Last Activity Date", None),
+    ("Kontaktnummer", "phone"), ("Kundnummer", None), ("Organisationsnummer", None),  # a number is a phone's
+    ("Name (First)", "first_name"), ("Name (Last)", "last_name"),                     # Gravity Forms, Wufoo
+    ("Företagets namn", "company"), ("Namn på kontaktperson", "full_name"), ("För- och efternamn", "full_name"),
+    ("Gata", "street"), ("Adressrad 1", "street"), ("Land (ISO)", "country"), ("Arbetsplats", "company"),
+    ("E-post / Mail", "email"), ("Surname/Family name", "last_name"), ("Email/Username", None),
 ])
 def test_map_header_reads_the_names_exports_give_a_field(header, field):
     assert map_header(header) == field
