@@ -71,7 +71,10 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
                "Adress", "Gatuadress", "Besöksadress", "Utdelningsadress", "Postadress", "Adresse",
                "Gateadresse", "Osoite", "Katuosoite", "Straße", "Strasse", "Gata", "Adressrad 1", "Adressrad"),
     "city": ("City", "Town", "Ort", "Stad", "Postort", "Poststed", "By", "Kaupunki", "Postitoimipaikka",
-             "Stadt"),
+             "Stadt", "Ort/Stad",
+             # a postal code and town in one column: the planner reads the code off the town
+             "Postnummer och ort", "Postnr och ort", "Postnr ort", "Postnr/Ort", "Postnummer/Ort",
+             "Postnr & ort", "PLZ/Ort", "PLZ Ort"),
     "postal_code": ("Postal Code", "Postcode", "Zip", "Zip Code", "Zip/Postal Code", "Postnummer",
                     "Postnr", "Postinumero", "PLZ", "Postleitzahl"),
     # a state, province, county or region: 'Region (arbete)' is Outlook's in Swedish, and a

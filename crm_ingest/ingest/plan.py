@@ -142,7 +142,7 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
                 keys.append(key)
     if not keys:
         raise InvalidItem(f"{email_field}/phone", "no email and no phone")
-    return PersonPlan(scope, {
+    person = {
         "first_name": first, "last_name": last, "email": email, "phone": phone, "mobile_phone": mobile,
         "company_name": (_text(fields, "company", 300)
                          or (_text(fields, "company_name", 300) if "company_name" in fields else None)
@@ -150,7 +150,23 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         "job_title": _text(fields, "job_title", 200),
         "topic": _text(fields, "topic", 300) or (_text(fields, "subject", 300) if "subject" in fields else None),
         **{name: None if fields.get(name) is None else _text(fields, name, limit) for name, limit in ADDRESS_FIELDS},
-    }, keys)
+    }
+    if (person["postal_code"] is None) != (person["city"] is None):
+        _split_postal_town(person)
+    return PersonPlan(scope, person, keys)
+
+
+# A postal code and town in one cell ('114 51 Stockholm', 'SE-411 19 GÖTEBORG', '0150 Oslo',
+# 'D-10115 Berlin'), as a Swedish register's 'Postadress' or 'Postnr och ort' writes them
+_POSTAL_TOWN = re.compile(r"(?:[A-Z]{1,2}-)?(\d{3} ?\d{2}|\d{4,5})\s+([^\W\d_][^\d]*)")
+
+
+def _split_postal_town(person: dict[str, Any]) -> None:
+    """The postal code and the town, when one of them is missing and the other holds both."""
+    written = person["postal_code"] or person["city"]
+    found = _POSTAL_TOWN.fullmatch(written)
+    if found is not None:  # the town cased as a name is: a register's 'GÖTEBORG' is Göteborg
+        person["postal_code"], person["city"] = found.group(1), name_case(found.group(2).strip())
 
 
 def _names(fields: Mapping[str, Any], raw_email: str | None,

@@ -103,6 +103,7 @@ def test_map_header_returns_none_for_unknown_headers(header):
     ("Företagets namn", "company"), ("Namn på kontaktperson", "full_name"), ("För- och efternamn", "full_name"),
     ("Gata", "street"), ("Adressrad 1", "street"), ("Land (ISO)", "country"), ("Arbetsplats", "company"),
     ("E-post / Mail", "email"), ("Surname/Family name", "last_name"), ("Email/Username", None),
+    ("Postnr och ort", "city"), ("Postnummer/Ort", "city"),  # '114 51 Stockholm': the planner splits it
 ])
 def test_map_header_reads_the_names_exports_give_a_field(header, field):
     assert map_header(header) == field

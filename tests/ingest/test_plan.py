@@ -610,3 +610,17 @@ def test_mail_a_site_sends_on_a_visitors_behalf_is_the_visitors(sender, reply_to
     assert plan.activity["sender"] == person
     if person == reply_to:
         assert (plan.person.fields["first_name"], plan.person.fields["last_name"]) == ("Karin", "Jönsson")
+
+
+@pytest.mark.parametrize("fields, postal_code, city", [
+    ({"postal_code": "114 51 Stockholm"}, "114 51", "Stockholm"),   # a register's 'Postnr och ort'
+    ({"city": "SE-411 19 GÖTEBORG"}, "411 19", "Göteborg"),
+    ({"city": "0150 Oslo"}, "0150", "Oslo"),
+    ({"city": "D-10115 Berlin"}, "10115", "Berlin"),
+    ({"postal_code": "114 51", "city": "Stockholm"}, "114 51", "Stockholm"),  # each in its own: as written
+    ({"city": "London SW1A 1AA"}, None, "London SW1A 1AA"),         # not a shape we know: as written
+    ({"city": "Box 123"}, None, "Box 123"),
+])
+def test_a_postal_code_and_town_in_one_cell_are_read_apart(fields, postal_code, city):
+    plan = plan_item(1, "row", {"fields": {"email": "anna@berg.se", **fields}}, LIST)
+    assert (plan.person.fields["postal_code"], plan.person.fields["city"]) == (postal_code, city)
