@@ -19,15 +19,15 @@ from .normalize import (
     clean_body,
     clean_text,
     country_region,
+    mistyped_provider,
     name_case,
+    name_column,
     normalize_email,
     normalize_handle,
     normalize_phone,
     north_american_number,
     phone_extension,
     split_name,
-    mistyped_provider,
-    name_column,
     unknown_tld,
 )
 from .priority import case_priority
