@@ -279,11 +279,15 @@ def _one_slip(typed: str, meant: str) -> bool:
 _COM_SLIPS = frozenset({"co", "om", "cm", "cpm", "vom", "xom", "comm", "coom", "cim", "cok", "coj"})
 
 
-@lru_cache(maxsize=4096)
 def mistyped_provider(address: str) -> str | None:
     """Why a list's address is a mailbox provider's domain mistyped ('gmial.com', 'gmail.co');
     None for every other address."""
-    domain = address.rpartition("@")[2].lower().rstrip(".")
+    return _mistyped_domain(address[address.rfind("@") + 1:])
+
+
+@lru_cache(maxsize=4096)  # by domain: a list's addresses share a few thousand
+def _mistyped_domain(domain: str) -> str | None:
+    domain = domain.lower().rstrip(".")
     name, _, suffix = domain.partition(".")
     if name in _PROVIDERS:
         if suffix in _PROVIDERS[name] or suffix not in _COM_SLIPS:
@@ -631,6 +635,9 @@ _HONORIFICS = frozenset({"dr", "mr", "mrs", "ms", "miss", "mx", "prof", "profess
                          "fröken", "frk"})
 
 
+# The titles as written (a set lookup, no case folding, on every row's first name)
+_HONORIFIC_FORMS = frozenset(form for title in _HONORIFICS
+                             for cased in (title, title.capitalize(), title.upper()) for form in (cased, cased + "."))
 _NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "mba", "esq", "msc", "bsc"})
 
 
@@ -649,10 +656,8 @@ def name_column(name: str | None, given: bool) -> str | None:
         return None
     if name[-1] == ")":
         name = _NOTE_IN_NAME.sub("", name) or name
-    if given:
-        head, _, rest = name.partition(" ")
-        if head.rstrip(".").casefold() in _HONORIFICS:
-            return rest or None
+    if given and name.partition(" ")[0] in _HONORIFIC_FORMS:
+        return name.partition(" ")[2] or None
     return name
 
 

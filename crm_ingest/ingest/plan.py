@@ -164,6 +164,8 @@ _POSTAL_TOWN = re.compile(r"(?:[A-Z]{1,2}-)?(\d{3} ?\d{2}|\d{4,5})\s+([^\W\d_][^
 def _split_postal_town(person: dict[str, Any]) -> None:
     """The postal code and the town, when one of them is missing and the other holds both."""
     written = person["postal_code"] or person["city"]
+    if not (written[0].isdigit() or written[1:3].find("-") >= 0):  # (every town alone ends here)
+        return
     found = _POSTAL_TOWN.fullmatch(written)
     if found is not None:  # the town cased as a name is: a register's 'GÖTEBORG' is Göteborg
         person["postal_code"], person["city"] = found.group(1), name_case(found.group(2).strip())
