@@ -1360,3 +1360,30 @@ def test_a_vcard_that_never_ends_stops_the_reading_naming_the_file(tmp_path):
     path = write(tmp_path, "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Bo Ek\r\nEMAIL:bo@ek.se\r\n", name="trasig.vcf")
     with pytest.raises(FatalError, match="trasig.vcf"):
         list(ListFile(path).fetch())
+
+
+@pytest.mark.parametrize("name", ["list.csv", "list.xlsx"])
+def test_a_list_whose_text_was_written_twice_over_is_read_back(tmp_path, name):
+    # Given a list that went through a tool reading its UTF-8 as Windows-1252 and saving that
+    # as UTF-8 again: 'BjÃ¶rn Ã…strÃ¶m', 'donâ€™t' (its header too: 'FÃ¶rnamn')
+    rows = [["Förnamn", "Efternamn", "E-post", "Företag"], ["Björn", "Åström", "bjorn@astrom.se", "Smörgås AB"],
+            ["Zoë", "Müller", "zoe@muller.de", "Don’t Panic Ltd"], ["Bo", "Ek", "bo@ek.se", "Ek AB"]]
+    doubled = [[cell.encode("utf-8").decode("cp1252") for cell in row] for row in rows]
+    if name.endswith(".csv"):
+        path = write(tmp_path, "".join(";".join(row) + "\n" for row in doubled), name=name)
+    else:
+        book = Workbook()
+        for row in doubled:
+            book.active.append(row)
+        book.save(path := tmp_path / name)
+    # Then it is read as it was first written, its header found
+    fields = [item.payload["fields"] for item in ListFile(path).fetch()]
+    assert fields[0] == {"first_name": "Björn", "last_name": "Åström", "email": "bjorn@astrom.se", "company": "Smörgås AB"}
+    assert fields[1]["company"] == "Don’t Panic Ltd"
+
+
+def test_a_list_with_text_like_that_by_right_is_left_as_it_is(tmp_path):
+    # 'Ã' beside a letter once is no sign (and a cell that cannot be read back is not read back)
+    text = "Namn;E-post\nJoão Ã¶sterberg;j@x.pt\nBjörn Ek;b@ek.se\n"
+    fields = [item.payload["fields"] for item in ListFile(write(tmp_path, text)).fetch()]
+    assert [f["full_name"] for f in fields] == ["João Ã¶sterberg", "Björn Ek"]
