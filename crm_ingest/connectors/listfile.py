@@ -861,6 +861,7 @@ def _email_column(sample: list[list[str]], unmapped: list[int], least: int = 3) 
 
 
 _PHONE_CELL = re.compile(r"\+?[\d\s\-().\/]{6,30}")
+_ID_NUMBER = re.compile(r"(?:\d{2})?\d{6}-\d{4}")  # an organisation or personal identity number, no phone
 _WORDS_CELL = re.compile(r"[^\W\d_]+\.?(?:[ '\-&.,]+[^\W\d_]+\.?){0,5}")
 
 
@@ -881,6 +882,7 @@ def _read_by_content(sample: list[list[str]], fields: list[str | None]) -> None:
     width = max(map(len, sample), default=0)
     free = [index for index in range(min(width, len(fields))) if fields[index] is None]
     phone = next((index for index in free if mostly(index, lambda cell: _PHONE_CELL.fullmatch(cell) is not None
+                                                    and _ID_NUMBER.fullmatch(cell) is None
                                                     and sum(map(str.isdigit, cell)) >= 7)), None)
     if phone is not None and "phone" not in fields:
         fields[phone] = "phone"

@@ -1015,6 +1015,9 @@ def test_a_list_without_a_header_loses_no_row_and_its_addresses_are_found(tmp_pa
     # only an address: nothing else is guessed (a city and a country after it are no one's name)
     ("anna@berg.se;Stockholm;Sverige\nbo@ek.se;Oslo;Norge\n", ["email", None, "country"]),
     ("anna@berg.se\n", ["email"]),  # one row, one address: still the email
+    # an organisation number is no phone, the number after it is
+    ("556677-8899;Berg Bygg AB;anna@berg.se;08-123 456 78\n556123-4567;Ek AB;bo@ek.se;070-234 56 78\n"
+     "556000-1111;Lund AB;cia@lund.se;\n", [None, "company", "email", "phone"]),
 ])
 def test_a_headerless_lists_columns_are_read_by_what_they_hold(tmp_path, text, columns):
     connector = ListFile(write(tmp_path, text))
