@@ -27,6 +27,7 @@ from urllib.parse import unquote
 from xml.parsers import expat
 
 from crm_ingest.connectors.base import NewItem
+from crm_ingest.connectors.textfix import DOUBLED, read_back
 from crm_ingest.ingest.errors import ConfigError, FatalError
 
 __all__ = ["HEADER_SYNONYMS", "ListFile", "MapFile", "map_header", "preview", "suppression_values"]
@@ -510,11 +511,6 @@ def _sniff_delimiter(sample: str) -> str:
     return best
 
 
-# UTF-8 read as Windows-1252 and saved again as UTF-8 ('BjÃ¶rn' for 'Björn', 'â€™' for '’'): a
-# list that passed through a tool that read it in the wrong encoding. A UTF-8 sequence's lead
-# byte as Windows-1252 shows it (Â..ß, à..ï), then its continuation bytes as it shows them.
-_CONTINUATION = "".join(bytes([byte]).decode("cp1252", errors="ignore") or chr(byte) for byte in range(0x80, 0xC0))
-_MOJIBAKE = re.compile(f"[\u00c2-\u00df][{re.escape(_CONTINUATION)}]|[\u00e0-\u00ef][{re.escape(_CONTINUATION)}]{{2}}")
 _UNDOUBLE_SAMPLE_ROWS = HEADER_SEARCH_ROWS + 50
 
 
@@ -522,23 +518,13 @@ def _undoubled(rows: Iterator[list[str]]) -> Iterator[list[str]]:
     """The rows, read back into the text they were when the first rows' text was written twice
     over so (two cells or more that read so, every one of them read back whole); else as they are."""
     head = list(islice(rows, _UNDOUBLE_SAMPLE_ROWS))
-    doubled = [cell for row in head for cell in row if _MOJIBAKE.search(cell)]
-    if len(doubled) < 2 or any(_read_back(cell) is cell for cell in doubled):
+    doubled = [cell for row in head for cell in row if DOUBLED.search(cell)]
+    if len(doubled) < 2 or any(read_back(cell) is cell for cell in doubled):
         yield from head
         yield from rows
         return
     for row in chain(head, rows):
-        yield [cell if cell.isascii() else (_read_back(cell)) for cell in row]
-
-
-def _read_back(cell: str) -> str:
-    """The cell's text as its bytes were before Windows-1252 read them; the cell itself when it
-    cannot have been such text."""
-    try:
-        data = bytes(ord(char) if ord(char) < 0x100 else char.encode("cp1252")[0] for char in cell)
-        return data.decode("utf-8")
-    except (UnicodeError, IndexError):
-        return cell
+        yield [cell if cell.isascii() else (read_back(cell)) for cell in row]
 
 
 def _wrapped_delimiter(sample: str, delimiter: str) -> str | None:

@@ -17,6 +17,8 @@ from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any, Callable, Iterator
 
+from crm_ingest.connectors.textfix import undoubled
+
 try:
     from charset_normalizer import from_bytes as _detect_charsets
 except ImportError:  # optional: without it, undeclared 8-bit text falls back to cp1252
@@ -214,7 +216,7 @@ def _text_header(name: str, value: str | None) -> str | None:
         value = str(_HEADER_FACTORY(name, value))
     except Exception:  # the stdlib header parser has raised on crafted input before
         pass
-    return value.strip() or None
+    return undoubled(value.strip()) or None  # '=?iso-8859-1?Q?Bj=C3=B6rn?=': UTF-8 named Latin-1
 
 
 def _addresses(name: str, values: list[str]) -> list[tuple[str | None, str]]:
@@ -231,7 +233,7 @@ def _addresses(name: str, values: list[str]) -> list[tuple[str | None, str]]:
 def _sender(values: list[str]) -> dict[str, str | None]:
     found = _addresses("from", values)
     name, addr = found[0] if found else (None, None)
-    return {"from_email": addr, "from_name": name}
+    return {"from_email": addr, "from_name": undoubled(name) if name else name}
 
 
 def _reply_to(values: list[str]) -> dict[str, str | None]:
@@ -239,7 +241,7 @@ def _reply_to(values: list[str]) -> dict[str, str | None]:
     sent by the site on a visitor's behalf, names the visitor so)."""
     found = _addresses("reply-to", values)
     name, addr = found[0] if len(found) == 1 else (None, None)
-    return {"reply_to": addr, "reply_to_name": name}
+    return {"reply_to": addr, "reply_to_name": undoubled(name) if name else name}
 
 
 def _message_ids(value: str) -> list[str]:

@@ -160,6 +160,18 @@ def test_utf8_declared_as_latin1_is_read_as_utf8_and_latin1_as_latin1(declared):
     assert parse_message(message("From: a@b.se", header, body=text.encode("cp1252")))["text"] == text
 
 
+def test_headers_in_utf8_named_latin1_read_as_written():
+    # Given a form script's mail whose encoded words name ISO-8859-1 for UTF-8 bytes
+    raw = message("From: =?iso-8859-1?Q?Bj=C3=B6rn_=C3=85str=C3=B6m?= <bjorn@example.se>",
+                  "Reply-To: =?iso-8859-1?Q?Karin_J=C3=B6nsson?= <karin@example.se>",
+                  "Subject: =?iso-8859-1?Q?Fr=C3=A5ga_om_f=C3=B6rs=C3=A4kring?=")
+    payload = parse_message(raw)
+    # Then names and subject read as written ('BjÃ¶rn' before); a true Latin-1 header stays itself
+    assert (payload["from_name"], payload["reply_to_name"], payload["subject"]) == (
+        "Björn Åström", "Karin Jönsson", "Fråga om försäkring")
+    assert parse_message(message("Subject: =?iso-8859-1?Q?Fr=E5ga_om_J=F6rgen?="))["subject"] == "Fråga om Jörgen"
+
+
 def test_unknown_charset_falls_back_without_raising():
     raw = message("Content-Type: text/plain; charset=x-no-such-charset",
                   body="café\n".encode("latin-1"))
