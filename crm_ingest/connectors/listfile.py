@@ -524,7 +524,7 @@ def _undoubled(rows: Iterator[list[str]]) -> Iterator[list[str]]:
         yield from rows
         return
     for row in chain(head, rows):
-        yield [cell if cell.isascii() else (read_back(cell)) for cell in row]
+        yield [cell if cell.isascii() else read_back(cell) for cell in row]
 
 
 def _wrapped_delimiter(sample: str, delimiter: str) -> str | None:

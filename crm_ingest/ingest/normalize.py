@@ -22,14 +22,13 @@ def _printable(text: str) -> str:
     return "".join(ch for ch in text if ch in "\t\n" or unicodedata.category(ch) != "Cc")
 
 
-_BREAKS = str.maketrans({"\r": "\n", "\x0b": "\n", "\x0c": "\n",
-                         # and characters text copied from web pages and documents carries unseen: a
-                         # zero-width space, word joiner, BOM, soft hyphen, direction marks and
-                         # overrides ('Berg\u200b' is no other name than 'Berg'; an override can make
-                         # text read otherwise than it is stored). Joiners stay (emoji, Indic and
-                         # Persian script need them).
-                         **dict.fromkeys(("\u200b", "\u2060", "\ufeff", "\u00ad", "\u200e", "\u200f",
-                                          *map(chr, range(0x202a, 0x202f)), *map(chr, range(0x2066, 0x206a))))})
+# Characters text copied from web pages and documents carries unseen: a zero-width space, word
+# joiner, BOM, soft hyphen, direction marks and overrides ('Berg\u200b' is no other name than
+# 'Berg'; an override can make text read otherwise than it is stored). Text keeps the joiners
+# (emoji, Indic and Persian script need them); an address loses them too.
+_UNSEEN = ("\u200b", "\u2060", "\ufeff", "\u00ad", "\u200e", "\u200f", *map(chr, range(0x202a, 0x202f)),
+           *map(chr, range(0x2066, 0x206a)))
+_BREAKS = str.maketrans({"\r": "\n", "\x0b": "\n", "\x0c": "\n", **dict.fromkeys(_UNSEEN)})
 
 
 def clean_text(value: object, limit: int = 300) -> str | None:
@@ -133,7 +132,7 @@ def _noted_address(text: str) -> str | None:
 
 
 _AROUND_AT = re.compile(r"\s+@\s*|@\s+")
-_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
+_INVISIBLE = dict.fromkeys(map(ord, (*_UNSEEN, "\u200c", "\u200d")))
 
 
 def normalize_email(value: str, field: str = "email") -> tuple[str, str]:
