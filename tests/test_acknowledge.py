@@ -70,9 +70,11 @@ def test_one_acknowledgement_per_case_and_none_to_automatic_mail(cli, tmp_path, 
          mail(2, "eva@kund.example", subject="Re: Problem 1", in_reply_to="<a1@kund.example>"),  # appended
          mail(3, "ooo@kund.example", headers={"Auto-Submitted": "auto-replied"}),  # ignored
          mail(4, "news@list.example", headers={"List-Unsubscribe": "<mailto:u@list.example>"}),  # bulk
-         mail(5, "no-reply@shop.example"))  # a case, but nobody to answer
+         mail(5, "no-reply@shop.example"),  # a case, but nobody to answer
+         mail(6, "wordpress@acme.example"),  # a site's form mail naming no visitor: nobody either
+         mail(7, "wordpress@acme.example", reply_to="karin@kund.example", to=["support@acme.example"]))  # the visitor
 
-    assert [m["To"] for m in inbox.messages] == ["eva@kund.example"]
+    assert [m["To"] for m in inbox.messages] == ["eva@kund.example", "karin@kund.example"]
     sent = inbox.messages[0]
     assert sent["Subject"].startswith("[CAS-") and "Problem 1" in sent["Subject"]
     assert sent["In-Reply-To"] == "<a1@kund.example>" and sent["Auto-Submitted"] == "auto-replied"
@@ -80,7 +82,7 @@ def test_one_acknowledgement_per_case_and_none_to_automatic_mail(cli, tmp_path, 
 
     # sending again sends nothing: the acknowledgement is sent, once
     again = json.loads(cli("acknowledge", "--json").output)
-    assert again == {"sent": 0, "failed": 0} and len(inbox.messages) == 1
+    assert again == {"sent": 0, "failed": 0} and len(inbox.messages) == 2
 
 
 def test_a_failed_send_is_recorded_and_not_sent_twice(cli, tmp_path, sessions_for):

@@ -839,7 +839,7 @@ def _email_column(sample: list[list[str]], unmapped: list[int], least: int = 3) 
     least `least` of them, and 80% of its filled cells), if any."""
     best: tuple[int, int] | None = None
     for index in unmapped:
-        filled = [cell for row in sample if index < len(row) and (cell := _clean(row[index]))]
+        filled = _filled(sample, index)
         hits = sum(1 for cell in filled if _LOOKS_LIKE_EMAIL.search(cell))
         if hits >= least and hits >= 0.8 * len(filled) and (best is None or hits > best[0]):
             best = (hits, index)
@@ -862,7 +862,7 @@ def _read_by_content(sample: list[list[str]], fields: list[str | None]) -> None:
     from crm_ingest.ingest.normalize import country_region
 
     def mostly(index: int, test) -> bool:
-        filled = [cell for row in sample if index < len(row) and (cell := _clean(row[index]))]
+        filled = _filled(sample, index)
         return bool(filled) and sum(1 for cell in filled if test(cell)) >= 0.8 * len(filled)
 
     width = max(map(len, sample), default=0)
@@ -902,8 +902,13 @@ _SURNAME_END = re.compile(r"(?:s?son|sen|berg|str[öo]m|lund|qvist|kvist|quist|g
 
 def _surnames(sample: list[list[str]], index: int) -> float:
     """The share of the column's sampled cells that end as surnames do."""
-    filled = [cell for row in sample if index < len(row) and (cell := _clean(row[index]))]
+    filled = _filled(sample, index)
     return sum(1 for cell in filled if _SURNAME_END.search(cell)) / len(filled) if filled else 0.0
+
+
+def _filled(sample: list[list[str]], index: int) -> list[str]:
+    """The column's sampled cells that hold something, cleaned."""
+    return [cell for row in sample if index < len(row) and (cell := _clean(row[index]))]
 
 
 def _unswallowed(rows: Iterator[list[str]], delimiter: str, width: int) -> Iterator[list[str]]:
@@ -1425,9 +1430,10 @@ def _card_types(prop) -> set[str]:
 
 def _preferred(props: list, kind: str = "PREF") -> list:
     """The properties, those of the kind (or marked preferred) first, else in the card's order."""
-    def first(prop) -> bool:
-        return not (kind in _card_types(prop) or "PREF" in _card_types(prop) or prop.params.get("PREF"))
-    return sorted(props, key=first)
+    def later(prop) -> bool:
+        types = _card_types(prop)
+        return not (kind in types or "PREF" in types or prop.params.get("PREF"))
+    return sorted(props, key=later)
 
 
 def _card_value(by_name: dict[str, list], name: str) -> str:

@@ -390,9 +390,12 @@ def _decode_bytes(data: bytes, declared: str | None) -> str:
 _WESTERN = {"cp1252", "latin_1", "iso8859_15", "iso8859_1", "windows-1252"}
 
 
+_WESTERN_CODECS = frozenset(codecs.lookup(name).name for name in _WESTERN)
+
+
 def _is_latin(charset: str) -> bool:
     try:
-        return codecs.lookup(charset).name in ("latin-1", "iso8859-1", "iso8859-15", "cp1252")
+        return codecs.lookup(charset).name in _WESTERN_CODECS
     except LookupError:
         return False
 

@@ -9,7 +9,6 @@ before the message goes out, so a crash can lose an acknowledgement but never se
 from __future__ import annotations
 
 import logging
-import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -24,10 +23,9 @@ from crm_ingest.models import Acknowledgement, utcnow
 from crm_ingest.models.bulk import insert_rows
 
 from .errors import ConfigError
+from .normalize import SYSTEM_ADDRESS
 
 log = logging.getLogger(__name__)
-_NO_REPLY = re.compile(r"^(no-?reply|do-?not-?reply|dont-?reply|mailer-daemon|postmaster|bounces?)([+.\-_].*)?@",
-                       re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ def queue(session: Session, cases: Iterable[tuple[int, str, str, Any]]) -> int:
     rows = []
     for case_id, ticket, source, plan in cases:
         sender = (plan.activity or {}).get("sender")
-        if not sender or _NO_REPLY.search(sender):
+        if not sender or SYSTEM_ADDRESS.search(sender):
             continue
         title = (plan.case or {}).get("title") or ""
         rows.append({"case_id": case_id, "source": source, "to_address": sender[:320],

@@ -131,6 +131,14 @@ def _noted_address(text: str) -> str | None:
     return tidy_email(found.group())
 
 
+# An address no person reads: a program's or a site's own ('noreply@', 'wordpress@', 'mailer-daemon@'),
+# never answered, and never the writer of the mail it sends on someone's behalf
+SYSTEM_ADDRESS = re.compile(
+    r"^(no-?reply|do-?not-?reply|dont-?reply|noreply-[\w.-]+|mailer-daemon|postmaster|bounces?|wordpress|"
+    r"www-?data|apache|nginx|webmaster|web|website|webform|forms?|formular|kontaktformular|contact-?form|mailer|"
+    r"notifications?|notify|system|robot)([+.\-_][^@]*)?@", re.IGNORECASE)
+
+
 _AROUND_AT = re.compile(r"\s+@\s*|@\s+")
 _INVISIBLE = dict.fromkeys(map(ord, (*_UNSEEN, "\u200c", "\u200d")))
 

@@ -16,6 +16,7 @@ from crm_ingest.models.records import CASE_ORIGIN, CASE_PRIORITY
 from .errors import InvalidItem
 from .matching import address_keys, fold, is_company_name
 from .normalize import (
+    SYSTEM_ADDRESS,
     clean_body,
     clean_text,
     country_region,
@@ -543,13 +544,6 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
     return plan
 
 
-# A sender that is a system, not a person: a site's or a program's own address
-_SYSTEM_SENDER = re.compile(
-    r"^(no-?reply|do-?not-?reply|dont-?reply|noreply-[\w.-]+|wordpress|www-?data|apache|nginx|webmaster|web|"
-    r"website|webform|forms?|formular|kontaktformular|contact-?form|mailer|notifications?|notify|system|robot)"
-    r"([+.\-_][^@]*)?@", re.IGNORECASE)
-
-
 def _sent_on_behalf(from_email: str, reply_to: str, to: Any) -> bool:
     """Whether the mail's writer is its Reply-To, not its From: a web form or a shop's contact
     page mails the support address from the site's own address ('wordpress@', 'noreply@', or
@@ -557,7 +551,7 @@ def _sent_on_behalf(from_email: str, reply_to: str, to: Any) -> bool:
     such case would be the site's, one contact for every visitor."""
     if reply_to.casefold() == from_email.casefold() or "@" not in reply_to:
         return False
-    if _SYSTEM_SENDER.match(from_email):
+    if SYSTEM_ADDRESS.match(from_email):
         return True
     domain = from_email.rpartition("@")[2].casefold()
     return isinstance(to, list) and any(isinstance(address, str) and address.rpartition("@")[2].casefold() == domain
