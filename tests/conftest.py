@@ -189,3 +189,13 @@ def refuse_lead(session, email: str) -> None:
     """The database refuses the lead with this email ('poison lead refused')."""
     guard_leads(session, "refuse_poison",
                 f"IF NEW.email = '{email}' THEN RAISE EXCEPTION 'poison lead refused'; END IF;")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Every test starts with fresh in-process rate-limit counters (wrong tokens are counted per
+    address, and every TestClient is the same address)."""
+    intake = sys.modules.get("crm_ingest.api.intake")
+    if intake is not None:
+        intake._counter = None
+    yield

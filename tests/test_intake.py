@@ -2,6 +2,8 @@
 embedded database: what people get, what bots get, and what is stored."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from pathlib import Path
@@ -117,12 +119,54 @@ def test_missing_and_invalid_fields_come_back_named_in_the_forms_language(client
     (lambda: {"_ts": stamp("contact", SECRET)}, "refused: sent too fast"),
     (lambda: {"_ts": f"{int(time.time()) - 60}.forged"}, "refused: no valid timestamp"),
     (lambda: {"_ts": stamp("other-form", SECRET, time.time() - 60)}, "refused: no valid timestamp"),
-    (lambda: {"_ts": stamp("contact", SECRET, time.time() - 3 * 86400)}, "refused: no valid timestamp"),
 ])
 def test_a_bot_gets_the_same_answer_and_no_lead(client, tmp_path, change, why):
     response = client.post("/forms/contact", data=person(**change()), headers=ORIGIN)
     assert response.status_code == 303  # nothing to learn from the answer
     assert leads(tmp_path) == [] and counts() == {why: 1}
+
+
+def test_a_form_generated_weeks_ago_still_takes_a_persons_post(client, tmp_path):
+    """A page embeds `ingest form-html`'s output, stamp and all, for as long as it is up."""
+    response = client.post("/forms/contact", data=person(_ts=stamp("contact", SECRET, time.time() - 30 * 86400)),
+                           headers=ORIGIN)
+    assert response.status_code == 303 and len(leads(tmp_path)) == 1
+
+
+def test_without_the_form_secret_posts_are_taken_without_the_fill_time_check(client, tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("INGEST_FORM_SECRET")
+    runtime_module._for_pid.cache_clear()
+    with caplog.at_level("ERROR"), TestClient(app, follow_redirects=False) as started:  # runs the app's start
+        response = started.post("/forms/contact", data=person(_ts="whatever"), headers=ORIGIN)
+    assert response.status_code == 303 and len(leads(tmp_path)) == 1
+    assert "INGEST_FORM_SECRET is not set: forms contact cannot check" in caplog.text
+
+
+@pytest.mark.parametrize("body", [
+    '{"email": "a@kund.example", "name": "Anna", "utm_medium": "\\ud800"}',  # a lone surrogate
+    '{"email": "a@kund.example", "name": "Anna \\udfff"}',
+    '{"email": "a@kund.example", "name": "Anna", "_ts": "\\ud800"}',
+    '{"email": "a@kund.example", "name": NaN}',
+    '{"email": "a@kund.example", "name": 1e999}',
+])
+def test_json_that_is_not_json_or_not_unicode_is_refused_at_the_door(client, tmp_path, body):
+    response = client.post("/forms/contact", content=body.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert leads(tmp_path) == []
+
+
+def test_a_json_field_holding_an_object_is_named_in_the_422(client, tmp_path):
+    response = client.post("/forms/contact", json={"email": "a@kund.example", "name": {"first": "Anna"}})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "name", "message": "Namn måste vara text"}]
+
+
+def test_a_windows_1252_page_posts_its_letters_as_written(client, tmp_path):
+    body = b"email=a%40kund.example&name=J%F6rgen+%C5berg&_ts=" + person()["_ts"].encode()
+    response = client.post("/forms/contact", content=body,
+                           headers={**ORIGIN, "content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 303
+    assert [(lead.first_name, lead.last_name) for lead in leads(tmp_path)] == [("Jörgen", "Åberg")]
 
 
 def test_a_double_click_lands_once(client, tmp_path):
@@ -231,6 +275,26 @@ def test_a_signed_leadgen_delivery_lands_each_lead_once_and_a_bad_or_missing_sig
     # the answers come from the Graph API (the Facebook connector): until then, in review, saying so
     assert {(i.state, i.outcome) for i in items} == {("done", "review")}
     assert "not fetched from the Graph API yet" in items[0].outcome_reason
+
+
+@pytest.mark.parametrize("data", [{"entry": 5}, {"entry": [{"changes": ["x"]}]}, {"entry": [{"changes": 5}]}])
+def test_a_signed_delivery_of_an_odd_shape_lands_nothing_and_breaks_nothing(facebook, data):
+    body = json.dumps(data).encode()
+    signature = "sha256=" + hmac.new(fixture("leadgen_webhook_post.json")["signing"]["app_secret"].encode(), body,
+                                     hashlib.sha256).hexdigest()
+    response = facebook.post("/webhooks/facebook", content=body,
+                             headers={"content-type": "application/json", "x-hub-signature-256": signature})
+    assert response.status_code == 200 and response.json() == {"landed": 0, "received": 0}
+
+
+def test_long_leadgen_ids_are_kept_whole_never_cut_into_one(facebook):
+    secret = fixture("leadgen_webhook_post.json")["signing"]["app_secret"].encode()
+    ids = ["1" * 41 + "a", "1" * 41 + "b", "9" * 150 + "a", "9" * 150 + "b"]
+    body = json.dumps({"entry": [{"changes": [{"field": "leadgen", "value": {"leadgen_id": i}} for i in ids]}]}).encode()
+    signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    response = facebook.post("/webhooks/facebook", content=body,
+                             headers={"content-type": "application/json", "x-hub-signature-256": signature})
+    assert response.json() == {"landed": 4, "received": 4}
 
 
 def test_a_fetched_lead_becomes_a_lead_with_its_answers():

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from crm_ingest import runtime as runtime_module
+from crm_ingest.api import intake
 from crm_ingest.ingest import lifecycle
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.ingest.threads import thread_parents
@@ -305,6 +306,7 @@ def test_the_api_refuses_a_missing_or_wrong_token_on_every_route(ingest, env, ap
     [case_id] = land(ingest, env, "support", {"email": "kim@kund.example", "subject": "Invoice"})
     for route, body in ROUTES:
         url = route.format(lead=lead_id, case=case_id)
+        intake._counter = None  # wrong tokens are limited per address (test_wrong_tokens_are_limited_...)
         for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": TOKEN}):
             response = api.post(url, json=body, headers=headers)
             assert response.status_code == 401, (url, headers, response.text)
@@ -312,6 +314,34 @@ def test_the_api_refuses_a_missing_or_wrong_token_on_every_route(ingest, env, ap
     lead, case = get(Lead, lead_id), get(Case, case_id)
     assert (lead.status, lead.queue, case.status, case.queue) == ("new", None, "active", None)
     assert count(Opportunity) == 0
+
+
+def test_wrong_tokens_are_limited_per_address_at_every_door_then_even_the_right_one_waits(ingest, env, api):
+    for attempt in range(10):  # [api] logins_per_ip_per_minute, the default
+        assert api.get("/items/1", headers={"authorization": f"Bearer guess{attempt}"}).status_code == 401
+    refused = api.post("/cases/1/resolve", json={}, headers={"authorization": f"Bearer {TOKEN}"})
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+    assert api.get("/items/1").status_code == 401  # no token at all is no guess, and says so
+
+
+def test_ids_past_the_databases_range_are_422_never_500(ingest, env, api):
+    land(ingest, env, "list", LEAD)
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    for url in ("/items/99999999999999999999", "/leads/99999999999999999999", "/imports/99999999999999999999",
+                "/contacts/99999999999999999999/overview", "/leads?campaign=99999999999999999999"):
+        assert api.get(url, headers=auth).status_code == 422, url
+    assert api.post("/leads/99999999999999999999/qualify", json={}, headers=auth).status_code == 422
+
+
+def test_a_body_past_the_limit_is_413_before_it_is_read_whole(ingest, env, api):
+    auth = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+    big = b'{"resolution": "' + b"r" * 200_000 + b'"}'
+    assert api.post("/cases/1/resolve", content=big, headers=auth).status_code == 413
+
+    def chunked():  # no Content-Length: counted as it streams in
+        yield big[:100_000]
+        yield big[100_000:]
+    assert api.post("/cases/1/resolve", content=chunked(), headers=auth).status_code == 413
 
 
 def test_the_api_qualifies_with_labels_and_answers_404_409_422(ingest, env, api):

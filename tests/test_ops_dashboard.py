@@ -119,6 +119,16 @@ def test_login_attempts_are_rate_limited_per_address(client):
     assert "Too many attempts" in refused.text
 
 
+def test_a_login_posted_from_another_site_is_refused(client):
+    """Login CSRF: a page elsewhere must not log a visitor in under the page's own token."""
+    for elsewhere in ({"origin": "https://evil.example"}, {"referer": "https://evil.example/x"}, {"origin": "null"}):
+        refused = client.post("/ops/login", data={"token": TOKEN}, headers=elsewhere, follow_redirects=False)
+        assert refused.status_code == 403 and "set-cookie" not in refused.headers
+    own = client.post("/ops/login", data={"token": TOKEN}, headers={"origin": "http://testserver"},
+                      follow_redirects=False)
+    assert own.status_code == 303 and "set-cookie" in own.headers
+
+
 def test_the_session_cookie_is_http_only_strict_and_holds_no_token(client):
     answer = log_in(client)
     assert answer.status_code == 303 and answer.headers["location"] == "/ops"

@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 @asynccontextmanager
 async def lifespan(_app: FastAPI):
     """On start: land on the uploads a restart interrupted (api/imports.py)."""
+    settings = runtime().settings
+    timed = sorted(key for key, form in settings.forms.items() if form.min_fill_seconds > 0)
+    if timed and not settings.secrets.get(settings.api.form_secret_env):
+        log.error("%s is not set: forms %s cannot check how fast they were filled in (their posts are "
+                  "taken without that check); set it and generate the forms with `ingest form-html`",
+                  settings.api.form_secret_env, ", ".join(timed))
     try:
         await run_in_threadpool(resume_uploads)
     except Exception:  # noqa: BLE001 - the server answers all the same; the uploads wait for the next start
@@ -38,6 +44,65 @@ app.include_router(imports_router)
 app.include_router(ops_router)
 app.include_router(records_router)
 app.include_router(read_router)
+
+
+# Doors that read and limit their own bodies: an import's file, a form post, a webhook.
+_OWN_BODY_LIMITS = ("/imports", "/forms/", "/webhooks/")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Every other door's body is capped at `[api] max_body_bytes` (413): by its Content-Length
+    when it gives one, else as it streams in (a chunked body)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"].startswith(_OWN_BODY_LIMITS):
+            return await self.app(scope, receive, send)
+        limit = runtime().settings.api.max_body_bytes
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            return await _too_large(scope, receive, send, limit)
+        seen = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _TooLarge
+            return message
+
+        async def watched_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watched_send)
+        except _TooLarge:
+            if not started:
+                await _too_large(scope, receive, send, limit)
+
+
+async def _too_large(scope, receive, send, limit: int) -> None:
+    await JSONResponse({"detail": f"the body is over {limit} bytes"}, status_code=413,
+                       headers={"Connection": "close"})(scope, receive, send)
+
+
+app.add_middleware(BodyLimit)
+
+
+@app.exception_handler(OverflowError)
+async def number_out_of_range(_request, exc: OverflowError) -> JSONResponse:
+    """A number past what the database stores (an id in a query or a form): no record has it."""
+    return JSONResponse({"detail": "a number in the request is out of range"}, status_code=422)
 
 
 @app.middleware("http")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from html import escape
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -99,6 +100,17 @@ def viewer(request: Request) -> Viewer | None:
     return Viewer(token, cookie) if token and cookie else None
 
 
+def _same_site(request: Request) -> bool:
+    """The post comes from this server's own pages, as far as the browser says (Origin, else
+    Referer); a client that sends neither (curl, a script) is no browser to be tricked."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if not origin or origin == "null":
+        return origin != "null"
+    host = urlsplit(origin).netloc.lower()
+    own = {(request.headers.get(name) or "").lower() for name in ("host", "x-forwarded-host")}
+    return host in own - {""}
+
+
 def _https(request: Request) -> bool:
     """Trusting a proxy's X-Forwarded-Proto here is safe: it can only make the cookie stricter."""
     return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "").lower() == "https"
@@ -122,6 +134,8 @@ def ops_login(request: Request, token: str = Form("")) -> Response:
     from .intake import counter
     from .limits import over_limit
 
+    if not _same_site(request):  # a page elsewhere must not log a visitor in with its token (login CSRF)
+        raise HTTPException(403, "log in from this server's own page")
     api = runtime().settings.api
     ip = request.client.host if request.client else "unknown"
     wait = over_limit(counter(), [(f"login:{ip}", api.logins_per_ip_per_minute, 60),

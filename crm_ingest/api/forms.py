@@ -30,7 +30,6 @@ import time
 
 from crm_ingest.ingest.endpoints import MAX_FIELD_CHARS, FormConfig
 
-TIMESTAMP_MAX_AGE = 24 * 3600
 UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
 
@@ -42,14 +41,18 @@ def stamp(form: str, secret: str, now: float | None = None) -> str:
 
 
 def stamp_age(form: str, value: str | None, secret: str, now: float | None = None) -> float | None:
-    """Seconds since the form was generated, or None when the stamp is missing, forged or old."""
+    """Seconds since the form was generated, or None when the stamp is missing or forged.
+
+    No upper bound: a page that embeds `ingest form-html`'s output keeps the stamp it was
+    generated with for as long as the page is up, and a person's post from it weeks later must
+    not be refused (a bot's replay of a stamp meets the honeypot, origin and rate limits)."""
     if not value or "." not in value:
         return None
     seconds, _, signature = value.partition(".")
     if not seconds.isdigit() or not hmac.compare_digest(signature, _signature(form, int(seconds), secret)):
         return None
     age = (time.time() if now is None else now) - int(seconds)
-    return age if -60 <= age <= TIMESTAMP_MAX_AGE else None
+    return age if age >= -60 else None
 
 
 def _signature(form: str, seconds: int, secret: str) -> str:

@@ -49,6 +49,7 @@ from crm_ingest.ingest.importjobs import UPSERT_BY
 
 from .auth import require_token
 from .limits import over_limit
+from .params import Id
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["imports"])
@@ -305,7 +306,7 @@ def _job(session, job_id: int):
 
 
 @router.get("/imports/{job_id}", summary="An import job's state and counts")
-def get_import(job_id: int, request: Request) -> Any:
+def get_import(job_id: Id, request: Request) -> Any:
     require_token(request)
     from crm_ingest.ingest.importjobs import job_summary
 
@@ -314,7 +315,7 @@ def get_import(job_id: int, request: Request) -> Any:
 
 
 @router.get("/imports/{job_id}/rejected", summary="An import's rejected rows with reasons (CSV, safe for Excel)")
-def get_rejected(job_id: int, request: Request) -> StreamingResponse:
+def get_rejected(job_id: Id, request: Request) -> StreamingResponse:
     require_token(request)
     with runtime().sessions() as session:
         _job(session, job_id)
@@ -342,7 +343,7 @@ def get_rejected(job_id: int, request: Request) -> StreamingResponse:
 
 
 @router.post("/imports/{job_id}/revert", summary="Undo an import (as ingest import-revert)")
-def revert_import(job_id: int, request: Request) -> Any:
+def revert_import(job_id: Id, request: Request) -> Any:
     require_token(request)
     from crm_ingest.ingest.importjobs import revert_job
 

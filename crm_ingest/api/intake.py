@@ -16,6 +16,8 @@ import hmac
 import html
 import json
 import uuid
+
+import orjson
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -37,6 +39,7 @@ from .auth import require_token
 from .forms import UTM, stamp_age
 from .limits import Counter, MemoryCounter, RedisCounter, over_limit
 from .mx import receives_mail
+from .params import Id
 
 router = APIRouter()
 _counter: Counter | None = None
@@ -124,7 +127,7 @@ def _land(form: FormConfig, key: str, external_id: str, payload: dict[str, Any])
 
 
 @router.get("/items/{item_id}", summary="Where did this item go (token)")
-def item(item_id: int, request: Request) -> dict[str, Any]:
+def item(item_id: Id, request: Request) -> dict[str, Any]:
     require_token(request)
     with runtime().sessions() as session:
         row = session.get(RawItem, item_id)
@@ -163,19 +166,21 @@ async def _read(request: Request, limit: int) -> bytes | None:
 
 async def _values(request: Request, content_type: str, body: bytes) -> dict[str, Any] | None:
     if content_type == "application/json":
-        try:
-            data = json.loads(body or b"{}")
-        except (ValueError, UnicodeDecodeError, RecursionError):  # nested past json's depth: not a form
+        data = _json_object(body or b"{}")
+        if data is None:
             return None
-        if not isinstance(data, dict):
-            return None
-        return {str(k): v if isinstance(v, str) else str(v) if isinstance(v, (int, float)) else None
-                for k, v in data.items()}
+        return {k: v if isinstance(v, str) else _json_text(v) for k, v in data.items()}
     if content_type == "application/x-www-form-urlencoded":
+        text = body.decode("latin-1")  # percent-escapes are ASCII; raw bytes decoded below, as escapes are
         try:
-            return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=200))
+            try:
+                pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=200, errors="strict")
+            except UnicodeDecodeError:  # a page in Windows-1252 (a form without accept-charset) posts so
+                pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=200, encoding="cp1252",
+                                  errors="replace")
         except ValueError:
             return None
+        return dict(pairs)
     if content_type == "multipart/form-data":
         async def replay() -> dict:
             return {"type": "http.request", "body": body, "more_body": False}
@@ -188,11 +193,34 @@ async def _values(request: Request, content_type: str, body: bytes) -> dict[str,
     return None
 
 
+class NotText(str):
+    """A JSON value a form field cannot hold (an object, a list): named in the 422."""
+
+
+def _json_text(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return None if value is None else NotText("")
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    """A JSON object, or None: orjson refuses what is not JSON (NaN, Infinity, 1e999) and text
+    that is not Unicode (a lone surrogate, '\\ud800', that no database or JSON writer takes)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:  # nested past its depth limit too
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _bot(form: FormConfig, values: dict[str, Any], browser: bool, secret: str) -> str | None:
-    if (values.get(form.honeypot) or "").strip():
+    honeypot = values.get(form.honeypot)
+    if isinstance(honeypot, str) and (honeypot.strip() or isinstance(honeypot, NotText)):
         return "honeypot"
-    if browser and form.min_fill_seconds > 0:
-        age = stamp_age(form.key, values.get("_ts"), secret) if secret else None
+    if browser and form.min_fill_seconds > 0 and secret:  # without the secret no stamp can be told (see app's start)
+        age = stamp_age(form.key, values.get("_ts"), secret)
         if age is None:
             return "no valid timestamp"
         if age < form.min_fill_seconds:
@@ -208,7 +236,9 @@ def _errors(form: FormConfig, values: dict[str, Any], api: ApiConfig) -> list[di
     for name, target in form.fields.items():
         value = values.get(name)
         label = form.labels.get(name, name)
-        if name in form.required and not (isinstance(value, str) and value.strip()):
+        if isinstance(value, NotText):
+            errors.append({"field": name, "message": f"{label} {words['not_text']}"})
+        elif name in form.required and not (isinstance(value, str) and value.strip()):
             errors.append({"field": name, "message": f"{label} {words['required']}"})
         elif isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
             errors.append({"field": name, "message": f"{label} {words['too_long']}"})
@@ -298,23 +328,29 @@ async def facebook_leadgen(request: Request) -> Response:
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     if not secret or not hmac.compare_digest(given.encode(), expected.encode()):
         return PlainTextResponse("", status_code=403)
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise HTTPException(400, "the body is not JSON") from None
+    data = _json_object(body)
+    if data is None:
+        raise HTTPException(400, "the body is not a JSON object")
     items = []
-    for entry in data.get("entry", []) if isinstance(data, dict) else []:
-        for change in entry.get("changes", []) if isinstance(entry, dict) else []:
+    for entry in _list(data.get("entry")):
+        for change in _list(entry.get("changes") if isinstance(entry, dict) else None):
             value = change.get("value") if isinstance(change, dict) else None
-            if change.get("field") != "leadgen" or not isinstance(value, dict) or not value.get("leadgen_id"):
+            if not isinstance(value, dict) or change.get("field") != "leadgen" or not value.get("leadgen_id"):
                 continue
-            leadgen_id = str(value["leadgen_id"])[:40]
-            payload = {k: str(value[k])[:40] for k in ("leadgen_id", "form_id", "page_id", "ad_id", "adgroup_id")
+            payload = {k: str(value[k])[:200] for k in ("leadgen_id", "form_id", "page_id", "ad_id", "adgroup_id")
                        if value.get(k) is not None}
-            payload["created_time"] = value.get("created_time")
-            items.append(NewItem(f"leadgen:{leadgen_id}", "leadgen", payload))
+            leadgen_id = payload["leadgen_id"]  # Meta's are ~16 digits; a longer one keyed whole, never cut
+            key = leadgen_id if len(leadgen_id) <= 100 else "sha256:" + hashlib.sha256(leadgen_id.encode()).hexdigest()
+            created = value.get("created_time")
+            payload["created_time"] = created if isinstance(created, (int, str)) and not isinstance(created, bool) \
+                else None
+            items.append(NewItem(f"leadgen:{key}", "leadgen", payload))
     ids = await run_in_threadpool(_land_leads, items) if items else []
     return JSONResponse({"landed": len(ids), "received": len(items)})
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _land_leads(items: list[NewItem]) -> list[int]:

@@ -14,6 +14,9 @@ class Counter(Protocol):
     def hit_many(self, keys: list[tuple[str, int]]) -> list[tuple[int, int]]:
         """`hit` for each (key, window seconds), at once."""
 
+    def peek_many(self, keys: list[tuple[str, int]]) -> list[tuple[int, int]]:
+        """(hits so far, seconds until the window ends) for each (key, window seconds), counting none."""
+
 
 class MemoryCounter:
     def __init__(self) -> None:
@@ -32,6 +35,11 @@ class MemoryCounter:
 
     def hit_many(self, keys: list[tuple[str, int]]) -> list[tuple[int, int]]:
         return [self.hit(key, window) for key, window in keys]
+
+    def peek_many(self, keys: list[tuple[str, int]]) -> list[tuple[int, int]]:
+        now = time.time()
+        return [(self._hits.get((key, int(now // window)), 0), int((int(now // window) + 1) * window - now) + 1)
+                for key, window in keys]
 
 
 class RedisCounter:
@@ -57,11 +65,19 @@ class RedisCounter:
         counts = pipe.execute()[::2]
         return [(int(count), reset) for count, reset in zip(counts, resets)]
 
+    def peek_many(self, keys: list[tuple[str, int]]) -> list[tuple[int, int]]:
+        now = time.time()
+        names = [f"crm-ingest:limit:{key}:{window}:{int(now // window)}" for key, window in keys]
+        resets = [int((int(now // window) + 1) * window - now) + 1 for _, window in keys]
+        return [(int(count or 0), reset) for count, reset in zip(self._redis.mget(names), resets)]
 
-def over_limit(counter: Counter, limits: list[tuple[str, int, int]]) -> int | None:
-    """Count a hit against each (key, limit, window seconds); seconds to wait when any is over."""
+
+def over_limit(counter: Counter, limits: list[tuple[str, int, int]], count: bool = True) -> int | None:
+    """Count a hit against each (key, limit, window seconds); seconds to wait when any is over.
+    `count=False`: only ask whether one is over already (its limit reached)."""
     wait = None
-    hits = counter.hit_many([(key, window) for key, _, window in limits])
+    keys = [(key, window) for key, _, window in limits]
+    hits = counter.hit_many(keys) if count else [(n + 1, reset) for n, reset in counter.peek_many(keys)]
     for (_, limit, _), (count, reset) in zip(limits, hits):
         if count > limit:
             wait = max(wait or 0, reset)

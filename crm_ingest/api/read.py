@@ -20,6 +20,7 @@ from crm_ingest.ingest.errors import InvalidItem, NotFound
 from crm_ingest.runtime import runtime
 
 from .auth import require_token
+from .params import Id
 
 router = APIRouter(tags=["read"], dependencies=[Depends(require_token)])
 
@@ -86,13 +87,13 @@ async def list_of(record_type: str, request: Request, params: ListParams) -> dic
     return await _read(work)
 
 
-async def one(record_type: str, record_id: int) -> dict:
+async def one(record_type: str, record_id: Id) -> dict:
     def work(session) -> dict:
         return {**_header(record_type), "id": record_id, **query.get_record(session, record_type, record_id)}
     return await _read(work)
 
 
-async def items_of(record_type: str, record_id: int, limit: int, cursor: str | None) -> dict:
+async def items_of(record_type: str, record_id: Id, limit: int, cursor: str | None) -> dict:
     def work(session) -> dict:
         return {**_header(record_type), "id": record_id,
                 **query.record_items(session, record_type, record_id, limit=limit, cursor=cursor)}
@@ -100,12 +101,12 @@ async def items_of(record_type: str, record_id: int, limit: int, cursor: str | N
 
 
 @router.get("/accounts/{record_id}/overview", summary="The customer's picture of an account (token)")
-async def account_overview(record_id: int) -> dict:
+async def account_overview(record_id: Id) -> dict:
     return await _read(lambda session: overview.account_overview(session, record_id))
 
 
 @router.get("/contacts/{record_id}/overview", summary="The customer's picture of a contact (token)")
-async def contact_overview(record_id: int) -> dict:
+async def contact_overview(record_id: Id) -> dict:
     return await _read(lambda session: overview.contact_overview(session, record_id))
 
 
@@ -115,12 +116,12 @@ async def list_any(record_type: str, request: Request, params: Annotated[ListPar
 
 
 @router.get("/records/{record_type}/{record_id}", summary="One record with its links (token)")
-async def get_any(record_type: str, record_id: int) -> dict:
+async def get_any(record_type: str, record_id: Id) -> dict:
     return await one(_type(record_type), record_id)
 
 
 @router.get("/records/{record_type}/{record_id}/items", summary="The raw items behind a record (token)")
-async def items_any(record_type: str, record_id: int, limit: int = query.DEFAULT_PAGE,
+async def items_any(record_type: str, record_id: Id, limit: int = query.DEFAULT_PAGE,
                     cursor: str | None = None) -> dict:
     return await items_of(_type(record_type), record_id, limit, cursor)
 
@@ -130,10 +131,10 @@ def _routes_for(record_type: str, plural: str) -> None:
     async def list_route(request: Request, params: Annotated[ListParams, Depends()]) -> dict:
         return await list_of(record_type, request, params)
 
-    async def get_route(record_id: int) -> dict:
+    async def get_route(record_id: Id) -> dict:
         return await one(record_type, record_id)
 
-    async def items_route(record_id: int, limit: int = query.DEFAULT_PAGE, cursor: str | None = None) -> dict:
+    async def items_route(record_id: Id, limit: int = query.DEFAULT_PAGE, cursor: str | None = None) -> dict:
         return await items_of(record_type, record_id, limit, cursor)
 
     router.add_api_route(f"/{plural}", list_route, methods=["GET"], name=f"list_{plural}",

@@ -19,6 +19,7 @@ from crm_ingest.ingest.errors import InvalidItem, InvalidState, NotFound
 from crm_ingest.runtime import runtime
 
 from .auth import require_token
+from .params import Id
 
 router = APIRouter(tags=["records"])
 
@@ -42,47 +43,47 @@ class DisqualifyOptions(_Body):
 
 
 class ResolveOptions(_Body):
-    resolution: str | None = None
-    hours: float | None = None  # the time the case took; taken from an hours entitlement
+    resolution: str | None = Field(None, max_length=2000)  # its activity keeps 998 characters
+    hours: float | None = Field(None, ge=0, le=100_000)  # the time the case took; taken from an hours entitlement
 
 
 class AssignOptions(_Body):
-    queue: str
+    queue: str = Field(max_length=200)
 
 
 @router.post("/leads/{lead_id}/qualify", summary="Qualify a lead (token)")
-async def qualify(lead_id: int, request: Request) -> dict:
+async def qualify(lead_id: Id, request: Request) -> dict:
     options = await _body(request, QualifyOptions)
     return await _act(lifecycle.qualify, lead_id, options.account, options.contact, options.opportunity,
                       settings=True)
 
 
 @router.post("/leads/{lead_id}/disqualify", summary="Disqualify a lead with a reason (token)")
-async def disqualify(lead_id: int, request: Request) -> dict:
+async def disqualify(lead_id: Id, request: Request) -> dict:
     options = await _body(request, DisqualifyOptions, required=True)
     return await _act(lifecycle.disqualify, lead_id, options.reason)
 
 
 @router.post("/leads/{lead_id}/close", summary="Close a lead without qualifying it (token)")
-async def close(lead_id: int, request: Request) -> dict:
+async def close(lead_id: Id, request: Request) -> dict:
     options = await _body(request, CloseOptions)
     return await _act(lifecycle.close_lead, lead_id, options.status)
 
 
 @router.post("/cases/{case_id}/resolve", summary="Resolve a case (token)")
-async def resolve(case_id: int, request: Request) -> dict:
+async def resolve(case_id: Id, request: Request) -> dict:
     options = await _body(request, ResolveOptions)
     return await _act(lifecycle.resolve_case, case_id, options.resolution, options.hours)
 
 
 @router.post("/cases/{case_id}/reopen", summary="Reopen a resolved or cancelled case (token)")
-async def reopen(case_id: int, request: Request) -> dict:
+async def reopen(case_id: Id, request: Request) -> dict:
     await _body(request, _Body)
     return await _act(lifecycle.reopen_case, case_id)
 
 
 @router.post("/{record_type}/{record_id}/assign", summary="Put a lead or case in a queue (token)")
-async def assign(record_type: str, record_id: int, request: Request) -> dict:
+async def assign(record_type: str, record_id: Id, request: Request) -> dict:
     options = await _body(request, AssignOptions, required=True)
     return await _act(lifecycle.assign, _queued_type(record_type), record_id, options.queue)
 

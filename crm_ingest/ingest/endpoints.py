@@ -112,10 +112,10 @@ FIELD_TARGETS = ("email", "phone", "mobile_phone", "first_name", "last_name", "f
                  "subject", "message", "twitter", "facebook", "lead_source")
 MESSAGES = {
     "en": {"required": "is required", "email": "is not a valid email address", "too_long": "is too long",
-           "no_mail": "is an address whose domain does not receive email", "title": "Please check the form",
+           "not_text": "must be text", "no_mail": "is an address whose domain does not receive email", "title": "Please check the form",
            "back": "Back to the form"},
     "sv": {"required": "måste fyllas i", "email": "är inte en giltig e-postadress", "too_long": "är för långt",
-           "no_mail": "är en adress vars domän inte tar emot e-post", "title": "Kontrollera formuläret",
+           "not_text": "måste vara text", "no_mail": "är en adress vars domän inte tar emot e-post", "title": "Kontrollera formuläret",
            "back": "Tillbaka till formuläret"},
 }
 MAX_FIELD_CHARS = 10_000
@@ -149,7 +149,7 @@ class ApiConfig:
     max_body_bytes: int = 64 * 1024
     rate_per_ip_per_minute: int = 10
     daily_cap_per_ip: int = 100
-    logins_per_ip_per_minute: int = 10  # POST /ops/login attempts, right or wrong
+    logins_per_ip_per_minute: int = 10  # POST /ops/login attempts, right or wrong; and wrong bearer tokens
     logins_per_ip_per_day: int = 200
     max_import_bytes: int = 1 << 30  # POST /imports: the file, streamed to import_dir
     imports_per_ip_per_hour: int = 60

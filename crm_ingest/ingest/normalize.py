@@ -17,9 +17,10 @@ _SPACE = re.compile(r"\s+")
 
 
 def _printable(text: str) -> str:
-    """Line breaks unified (CRLF, CR, VT, FF become LF); other control characters dropped."""
+    """Line breaks unified (CRLF, CR, VT, FF become LF); other control characters dropped, and
+    lone surrogates ('\\ud800' in a JSON post: no text, and no database or JSON writer takes it)."""
     text = text.replace("\r\n", "\n").translate(_BREAKS)
-    return "".join(ch for ch in text if ch in "\t\n" or unicodedata.category(ch) != "Cc")
+    return "".join(ch for ch in text if ch in "\t\n" or unicodedata.category(ch) not in ("Cc", "Cs"))
 
 
 # Characters text copied from web pages and documents carries unseen: a zero-width space, word

@@ -341,3 +341,11 @@ def test_a_number_a_spreadsheet_wrote_in_scientific_notation_is_refused_saying_s
 ])
 def test_a_name_in_capitals_or_small_letters_is_written_as_names_are(entered, written):
     assert name_case(entered) == written
+
+
+def test_lone_surrogates_are_no_text_and_never_reach_the_database():
+    """A JSON line or post may carry '\\ud800' (valid JSON escape, no Unicode character): no
+    database driver or JSON writer takes it, so a lead holding it broke every list it was in."""
+    assert clean_text("\ud800Anna \udfffBerg") == "Anna Berg"
+    assert clean_body("rad 1\n\ud83dsmile") == "rad 1\nsmile"
+    assert clean_text("\U0001F600 ok") == "\U0001F600 ok"  # an emoji is one character, kept
