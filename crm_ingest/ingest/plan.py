@@ -238,13 +238,26 @@ def _with_case(plan: ItemPlan, source: SourceConfig, title: str | None, body: st
                origin: str) -> ItemPlan:
     priority, why = case_priority(" ".join(t for t in (title, body) if t))
     plan.case = {
-        "title": title or (body or "(no subject)")[:80],
+        "title": title or _first_line(body, 80) or "(no subject)",
         "description": body,
         "origin": CASE_ORIGIN[source.case_origin or origin],
         "priority": CASE_PRIORITY[priority],
         "priority_reason": why,
     }
     return plan
+
+
+def _first_line(text: str | None, limit: int) -> str | None:
+    """A message's first line with words in it, as a title: 'Hej!' alone says nothing, so a
+    greeting line is passed over when more follows."""
+    lines = [line for line in (clean_text(line, limit) for line in (text or "").split("\n")) if line]
+    if len(lines) > 1 and _GREETING.fullmatch(lines[0]):
+        lines = lines[1:]
+    return lines[0] if lines else None
+
+
+_GREETING = re.compile(r"(?:hej|hejsan|hallå|tjena|god (?:morgon|dag|kväll)|hi|hello|hey|dear [^,.!]{1,60}"
+                       r"|hej [^,.!]{1,40}|hi [^,.!]{1,40}|hello [^,.!]{1,40})\s*[,.!:]*", re.IGNORECASE)
 
 
 def _person_scope(source: SourceConfig) -> str:
@@ -478,8 +491,10 @@ def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig, li
                    if isinstance(extra, Mapping) and extra else None}
         plan.person.fields["details"] = {k: v for k, v in details.items() if v is not None} or None
     if source.record_type == "case":
+        # a form's free text is its 'message': the case's description, and what its priority and
+        # (without a subject) its title are read from
         _with_case(plan, source, clean_text(fields.get("subject") or fields.get("topic")),
-                   clean_body(fields.get("description")), "web")
+                   clean_body(fields.get("description") or fields.get("message")), "web")
     return plan
 
 
@@ -499,6 +514,8 @@ def _read_form(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -
                      "body": message, "sender": plan.person.fields["email"] if plan.person else None}
     if plan.case is not None and message:
         plan.case["description"] = message
+    if plan.person is not None and not plan.person.fields.get("topic") and message:
+        plan.person.fields["topic"] = _first_line(message, 120)  # a lead's topic (Dynamics asks for one)
     utm = payload.get("utm")
     if plan.person is not None:
         plan.person.fields["details"] = {

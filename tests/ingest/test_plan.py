@@ -624,3 +624,26 @@ def test_mail_a_site_sends_on_a_visitors_behalf_is_the_visitors(sender, reply_to
 def test_a_postal_code_and_town_in_one_cell_are_read_apart(fields, postal_code, city):
     plan = plan_item(1, "row", {"fields": {"email": "anna@berg.se", **fields}}, LIST)
     assert (plan.person.fields["postal_code"], plan.person.fields["city"]) == (postal_code, city)
+
+
+@pytest.mark.parametrize("message, priority, title", [
+    ("AKUT: kassasystemet har kraschat\nIngen kan ta betalt i butiken", 1, "AKUT: kassasystemet har kraschat"),
+    ("Hej!\n\nVår webshop ligger nere sedan i morse.", 1, "Vår webshop ligger nere sedan i morse."),
+    ("Hi, could you send me last month's invoice again?", 2, "Hi, could you send me last month's invoice again?"),
+])
+def test_a_web_forms_message_gives_its_case_priority_and_title(message, priority, title):
+    """A form's free text is its 'message' field: the case was normal and '(no subject)' whatever it said."""
+    fields = {"email": "anna@kund.example", "full_name": "Anna Berg", "message": message}
+    plan = plan_item(1, "form", {"form": "contact", "fields": fields}, SourceConfig("web", kind="form",
+                                                                                   record_type="case"))
+    assert (plan.case["priority"], plan.case["title"], plan.case["description"]) == (priority, title, message)
+
+
+def test_a_web_form_lead_gets_its_topic_from_the_message():
+    fields = {"email": "anna@kund.example", "message": "Hej!\nVi vill ha en offert på 40 licenser.\nMvh Anna"}
+    plan = plan_item(1, "form", {"form": "contact", "fields": fields}, SourceConfig("web", kind="form",
+                                                                                   record_type="lead"))
+    assert plan.person.fields["topic"] == "Vi vill ha en offert på 40 licenser."
+    given = plan_item(1, "form", {"form": "contact", "fields": {**fields, "subject": "Offert"}},
+                      SourceConfig("web", kind="form", record_type="lead"))
+    assert given.person.fields["topic"] == "Offert"
