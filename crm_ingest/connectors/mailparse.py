@@ -110,7 +110,7 @@ def parse_message(raw: bytes, *, body_limit: int = 100_000,
                for name, values in _raw_headers(msg).items()}
     first = {name: values[0] for name, values in headers.items()}
     attempt("message-id", lambda: {"message_id": _first_id(first.get("message-id", ""))})
-    attempt("from", lambda: _sender(headers.get("from", [])))
+    attempt("from", lambda: _sender(headers.get("from", []), headers.get("sender", [])))
     attempt("reply-to", lambda: _reply_to(headers.get("reply-to", [])))
     attempt("to", lambda: {"to": [addr for _, addr in _addresses("to", headers.get("to", []))]})
     attempt("cc", lambda: {"cc": [addr for _, addr in _addresses("cc", headers.get("cc", []))]})
@@ -124,6 +124,7 @@ def parse_message(raw: bytes, *, body_limit: int = 100_000,
         body = _body_part(msg)
         attempt("body", lambda: _body(body, body_limit))
         attempt("attachments", lambda: {"attachments": _attachments(msg, body, attachment_limit)})
+        attempt("calendar", lambda: _calendar(msg))
     if problems:
         payload["error"] = "; ".join(problems)
     return _scrub(payload)
@@ -230,10 +231,25 @@ def _addresses(name: str, values: list[str]) -> list[tuple[str | None, str]]:
     return [(display.strip() or None, addr.strip()) for display, addr in pairs if "@" in addr]
 
 
-def _sender(values: list[str]) -> dict[str, str | None]:
+def _sender(values: list[str], sender: list[str]) -> dict[str, str | None]:
+    """From's first address and name. A From without an address ('From: Anna Berg', a broken
+    script) names the writer, and Sender, when it has one, their address; a mail system's
+    bounce from a bare 'MAILER-DAEMON' keeps that name, so it is known for a bounce."""
     found = _addresses("from", values)
+    if not found and values:
+        bare = values[0].strip()
+        system = _BARE_SYSTEM.search(bare)
+        if system:
+            return {"from_email": system.group(0), "from_name": None}
+        behalf = _addresses("sender", sender)
+        if behalf and "@" not in bare:
+            name = bare.split("<")[0].strip().strip('"').strip() or None
+            return {"from_email": behalf[0][1], "from_name": _text_header("subject", name) if name else behalf[0][0]}  # as unstructured text
     name, addr = found[0] if found else (None, None)
     return {"from_email": addr, "from_name": undoubled(name) if name else name}
+
+
+_BARE_SYSTEM = re.compile(r"(?<![\w.@-])(mailer-daemon|postmaster)(?![\w.@-])", re.IGNORECASE)
 
 
 def _reply_to(values: list[str]) -> dict[str, str | None]:
@@ -282,6 +298,20 @@ def _leaf_parts(part: Message, depth: int = 0) -> Iterator[Message]:
         yield part
 
 
+def _calendar(msg: Message) -> dict[str, Any]:
+    """An iCalendar part's METHOD (REQUEST, REPLY, CANCEL...): an invitation's answer is no
+    customer's message. Its parameter, else its own METHOD line."""
+    for part in _leaf_parts(msg):
+        if part.get_content_type() in ("text/calendar", "application/ics"):
+            method = part.get_param("method")
+            if not isinstance(method, str):
+                data = part.get_payload(decode=True) or b""
+                found = re.search(rb"^METHOD:([A-Za-z-]+)", data[:4096], re.MULTILINE)
+                method = found.group(1).decode() if found else None
+            return {"calendar": method.upper()[:20] if method else "UNKNOWN"}
+    return {}
+
+
 def _body_part(msg: Message) -> Message | None:
     """The text/plain body, else the HTML one, else the first inline text-like part."""
     try:
@@ -293,6 +323,7 @@ def _body_part(msg: Message) -> Message | None:
     try:
         return next((part for part in _leaf_parts(msg)
                      if part.get_content_maintype() in ("text", "multipart")
+                     and part.get_content_type() != "text/calendar"  # its iCalendar source is no text to read
                      and not part.is_attachment()), None)
     except Exception:
         return None

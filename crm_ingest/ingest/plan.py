@@ -621,24 +621,37 @@ def _automatic_mail(payload: Mapping[str, Any]) -> str | None:
         raise InvalidItem("headers", "expected an object of header names and values")
     headers = {str(k).lower(): str(v).lower() for k, v in headers.items()}
     if "multipart/report" in headers.get("content-type", "") or "x-failed-recipients" in headers or \
-            str(payload.get("from_email") or "").lower().startswith(("mailer-daemon@", "postmaster@")):
+            _MAIL_SYSTEM.match(str(payload.get("from_email") or "")):
         return "bounce"
     if headers.get("auto-submitted", "no") != "no" or "x-autoreply" in headers or "x-autorespond" in headers \
             or headers.get("precedence") == "auto_reply" or headers.get("return-path", "").strip() == "<>":
         return "auto-reply"  # a null sender (RFC 3834): only bounces, auto-replies and receipts have one
     if headers.get("precedence") in ("bulk", "junk", "list") or "list-unsubscribe" in headers:
         return "bulk mail"
-    if _AUTO_REPLY_SUBJECT.match(str(payload.get("subject") or "")):
+    subject = str(payload.get("subject") or "")
+    if _AUTO_REPLY_SUBJECT.match(subject):
         return "auto-reply"  # a mail program's that says so only in its subject
+    if str(payload.get("calendar") or "").upper() in ("REPLY", "COUNTER", "REFRESH"):
+        return "calendar reply"  # an attendee's answer to an invitation ('Accepterat: Uppstartsmöte')
+    if _RECEIPT_SUBJECT.match(subject) and len(str(payload.get("text") or "")) < 2000:
+        return "read receipt"  # Outlook's, sent as plain text ('Läst: Offert ... lästes den ...')
     return None
 
 
 # What mail programs put before an automatic reply's subject, in Swedish, English and the
 # languages around them ('Autosvar: Frånvarande', 'Automatic reply: Re: Offert')
 _AUTO_REPLY_SUBJECT = re.compile(
-    r"\s*(?:automatiskt svar|autosvar|automatisk svar|automatic reply|auto[- ]?reply|out of (?:the )?office"
+    r"\s*(?:automatiskt svar|autosvar|automatisk svar|automatic reply|auto[- ]?reply"
+    r"|out of (?:the )?office(?: auto[- ]?reply)?"
     r"|frånvaromeddelande|abwesenheitsnotiz|automatische antwort|réponse automatique|automaattinen vastaus"
     r"|poissaoloilmoitus)\s*[:\-]", re.IGNORECASE)
+
+
+_MAIL_SYSTEM = re.compile(r"(mailer-daemon|postmaster)(@|$)", re.IGNORECASE)  # also a bare one, no domain
+
+# What Outlook and other mail programs put before a read receipt's subject
+_RECEIPT_SUBJECT = re.compile(r"\s*(?:läst|oläst|read|not read|gelesen|ungelesen|lu|non lu|luettu|læst|lest|lezen"
+                              r"|gelezen)\s*:\s", re.IGNORECASE)
 
 
 def _parse_time(value: Any) -> datetime | None:

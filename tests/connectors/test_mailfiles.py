@@ -474,3 +474,59 @@ def test_a_long_thread_s_references_are_read_whole():
     # Then every id is read, in order, the parent last, and nothing is said to be cut
     payload = parse_message(raw)
     assert payload["references"] == ids and "error" not in payload
+
+
+CALENDAR_REPLY = b"""From: Anna Berg <anna.berg@kund.se>
+To: support@acme.se
+Subject: Accepterat: Uppstartsm\xc3\xb6te
+Message-ID: <cal2@kund.se>
+MIME-Version: 1.0
+Content-Type: text/calendar; charset="utf-8"; method=REPLY
+
+BEGIN:VCALENDAR
+METHOD:REPLY
+BEGIN:VEVENT
+ATTENDEE;PARTSTAT=ACCEPTED;CN=Anna Berg:mailto:anna.berg@kund.se
+END:VEVENT
+END:VCALENDAR
+"""
+
+INVITATION = b"""From: Anna Berg <anna.berg@kund.se>
+To: support@acme.se
+Subject: Genomgang av offerten
+Message-ID: <cal3@kund.se>
+MIME-Version: 1.0
+Content-Type: multipart/alternative; boundary="b"
+
+--b
+Content-Type: text/plain; charset="utf-8"
+
+Hej, ska vi ses p\xc3\xa5 torsdag och g\xc3\xa5 igenom offerten?
+--b
+Content-Type: text/calendar; charset="utf-8"
+
+BEGIN:VCALENDAR
+METHOD:REQUEST
+END:VCALENDAR
+--b--
+"""
+
+
+def test_an_invitations_answer_says_so_and_its_icalendar_source_is_no_body():
+    reply = parse_message(CALENDAR_REPLY)
+    assert reply["calendar"] == "REPLY" and reply["text"] == ""
+    invitation = parse_message(INVITATION)  # its METHOD read from the part when no parameter names it
+    assert invitation["calendar"] == "REQUEST" and invitation["text"].startswith("Hej, ska vi ses")
+
+
+def test_a_from_without_an_address_takes_senders_and_a_bare_mailer_daemon_is_kept_for_the_bounce():
+    from crm_ingest.ingest.plan import plan_item
+    from crm_ingest.ingest.settings import SourceConfig
+
+    nameless = parse_message(b"From: Anna Berg\nSender: anna.berg@kund.se\nSubject: Utan adress\n\nHej, hj\xc3\xa4lp mig.")
+    assert (nameless["from_email"], nameless["from_name"]) == ("anna.berg@kund.se", "Anna Berg")
+    bounce = parse_message(b"From: Mail Delivery Subsystem <MAILER-DAEMON>\nSubject: Returned mail\n\nUser unknown")
+    assert bounce["from_email"] == "MAILER-DAEMON"
+    plan = plan_item(1, "email", bounce, SourceConfig("support", kind="imap", record_type="case"))
+    assert (plan.outcome, plan.reason) == ("ignored", "bounce")
+    assert parse_message(b"From: Anna Berg\nSubject: x\n\nhej")["from_email"] is None  # still no sender: rejected

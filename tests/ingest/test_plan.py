@@ -228,9 +228,14 @@ def test_email_with_headers_that_are_not_an_object_is_rejected():
     ({"subject": "Automatic reply: Re: Your order"}, "auto-reply"),
     ({"subject": "Out of Office: back on Monday"}, "auto-reply"),
     ({"headers": {"X-Failed-Recipients": "nobody@example.com"}}, "bounce"),
+    ({"subject": "Out of Office AutoReply: Invoice question"}, "auto-reply"),  # Exchange 2003-2010
+    ({"subject": "Accepterat: Uppstartsmöte", "calendar": "REPLY"}, "calendar reply"),
+    ({"subject": "Läst: Offert", "text": "Ditt meddelande ... lästes den 9 december 2026 09:58."}, "read receipt"),
+    ({"subject": "Read: Invoice question", "text": "Your message was read on Monday."}, "read receipt"),
 ], ids=["auto-submitted", "auto-generated", "x-autoreply", "precedence-bulk", "precedence-junk",
         "precedence-list", "list-unsubscribe", "mailer-daemon", "postmaster", "dsn", "x-autorespond",
-        "precedence-auto-reply", "null-sender", "subject-sv", "subject-en", "subject-ooo", "x-failed-recipients"])
+        "precedence-auto-reply", "null-sender", "subject-sv", "subject-en", "subject-ooo", "x-failed-recipients",
+        "ooo-autoreply", "calendar-reply", "receipt-sv", "receipt-en"])
 def test_automatic_mail_is_ignored_with_the_reason(changes, reason):
     # Given an auto-reply, a bulk mail or a bounce
     payload = {**MAIL_PAYLOAD, **changes}
@@ -242,7 +247,8 @@ def test_automatic_mail_is_ignored_with_the_reason(changes, reason):
 
 
 @pytest.mark.parametrize("subject", ["Frånvaro i sommar: vem tar mina ärenden?", "Out of office hours support?",
-                                     "Autoreply settings do not work", "Re: Automatic reply"])
+                                     "Autoreply settings do not work", "Re: Automatic reply",
+                                     "Read receipts do not work", "Läst er offert: frågor om priset"])
 def test_a_person_writing_about_absence_or_auto_replies_is_no_auto_reply(subject):
     plan = plan_item(6, "email", {**MAIL_PAYLOAD, "subject": subject, "headers": {"Return-Path": "<anna@kund.se>"}}, MAIL)
     assert plan.outcome is None and plan.case is not None
