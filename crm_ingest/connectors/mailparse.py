@@ -125,6 +125,7 @@ def parse_message(raw: bytes, *, body_limit: int = 100_000,
         attempt("body", lambda: _body(body, body_limit))
         attempt("attachments", lambda: {"attachments": _attachments(msg, body, attachment_limit)})
         attempt("calendar", lambda: _calendar(msg))
+        attempt("forwarded", lambda: _forwarded(msg, body_limit))
     if problems:
         payload["error"] = "; ".join(problems)
     return _scrub(payload)
@@ -296,6 +297,22 @@ def _leaf_parts(part: Message, depth: int = 0) -> Iterator[Message]:
             yield from _leaf_parts(sub, depth + 1)
     else:
         yield part
+
+
+def _forwarded(msg: Message, limit: int) -> dict[str, Any]:
+    """The first attached message (message/rfc822: a mail forwarded 'as attachment'): its
+    sender, subject and text, so the case can be the customer's, not the forwarder's."""
+    for part in _leaf_parts(msg):
+        if part.get_content_type() != "message/rfc822" or not part.is_multipart():
+            continue
+        inner = part.get_payload(0)
+        headers = _raw_headers(inner)
+        sender = _sender(headers.get("from", []), headers.get("sender", []))
+        if not sender["from_email"]:
+            continue
+        return {"forwarded": {**sender, "subject": _text_header("subject", (headers.get("subject") or [None])[0]),
+                              "text": _body(_body_part(inner), limit)["text"]}}
+    return {}
 
 
 def _calendar(msg: Message) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 from crm_ingest.models.records import CASE_ORIGIN, CASE_PRIORITY
 
 from .errors import InvalidItem
+from .forwarded import Forwarded, forwarded_message
 from .matching import address_keys, fold, is_company_name
 from .normalize import (
     SYSTEM_ADDRESS,
@@ -543,6 +544,20 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
                              source, scope=_person_scope(source), email_field="reply_to")
         except InvalidItem:
             person = None  # an address no one can be reached at: the mail is From's
+    if person is None and (forward := _customers_forwarded(payload, from_email, body)) is not None:
+        first, last = split_name(forward.name)
+        try:
+            person = _person({"email": forward.email, "first_name": first, "last_name": last,
+                              "topic": forward.subject or subject}, source, scope=_person_scope(source),
+                             email_field="forwarded")
+        except InvalidItem:
+            person = None  # an address in the forwarded text no one can be reached at: the mail is From's
+        else:
+            subject = clean_text(forward.subject, 300) or subject
+            forwarder = f"{clean_text(payload.get('from_name'), 200)} <{from_email}>" if payload.get("from_name") \
+                else from_email
+            body = "\n\n".join(part for part in (f"Forwarded by {forwarder}" + (":" if forward.note else ""),
+                                                  clean_body(forward.note), clean_body(forward.text)) if part)
     if person is None:
         first, last = split_name(payload.get("from_name"))
         person = _person({"email": from_email, "first_name": first, "last_name": last,
@@ -559,6 +574,25 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
     if source.record_type == "case":
         _with_case(plan, source, subject, body, "email")
     return plan
+
+
+def _customers_forwarded(payload: Mapping[str, Any], from_email: str, body: str | None) -> Forwarded | None:
+    """The message a colleague forwarded to the mailbox (From of the domain it is sent to), when
+    its writer is someone outside: the case is theirs. An attached message first, else one
+    quoted in the text under a mail program's marker."""
+    domain = from_email.rpartition("@")[2].casefold()
+    addressed = [a for key in ("to", "cc") if isinstance(payload.get(key), list) for a in payload[key]]
+    if not any(isinstance(a, str) and a.rpartition("@")[2].casefold() == domain for a in addressed):
+        return None
+    attached = payload.get("forwarded")
+    if isinstance(attached, Mapping) and isinstance(attached.get("from_email"), str):
+        forward = Forwarded(attached["from_email"], attached.get("from_name"), attached.get("subject"),
+                            str(attached.get("text") or ""), body or "")
+    else:
+        forward = forwarded_message(body)
+    if forward is None or forward.email.rpartition("@")[2].casefold() == domain or SYSTEM_ADDRESS.match(forward.email):
+        return None
+    return forward
 
 
 def _sent_on_behalf(from_email: str, reply_to: str, to: Any) -> bool:

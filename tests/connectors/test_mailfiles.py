@@ -530,3 +530,14 @@ def test_a_from_without_an_address_takes_senders_and_a_bare_mailer_daemon_is_kep
     plan = plan_item(1, "email", bounce, SourceConfig("support", kind="imap", record_type="case"))
     assert (plan.outcome, plan.reason) == ("ignored", "bounce")
     assert parse_message(b"From: Anna Berg\nSubject: x\n\nhej")["from_email"] is None  # still no sender: rejected
+
+
+def test_a_message_forwarded_as_an_attachment_is_read_into_the_payload():
+    raw = (b"From: Karin Holm <karin.holm@acme.se>\nTo: support@acme.se\nSubject: VB: Invoice question\n"
+           b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"m\"\n\n--m\nContent-Type: text/plain\n\n"
+           b"Se bifogat mejl.\n--m\nContent-Type: message/rfc822\n\nFrom: Tom Baker <tom.baker@bakerltd.co.uk>\n"
+           b"Subject: Invoice question\nContent-Type: text/plain; charset=utf-8\n\nWe were charged twice.\n--m--\n")
+    payload = parse_message(raw)
+    assert payload["forwarded"] == {"from_email": "tom.baker@bakerltd.co.uk", "from_name": "Tom Baker",
+                                    "subject": "Invoice question", "text": "We were charged twice."}
+    assert payload["text"].startswith("Se bifogat mejl.")

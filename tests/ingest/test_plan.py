@@ -653,3 +653,71 @@ def test_a_web_form_lead_gets_its_topic_from_the_message():
     given = plan_item(1, "form", {"form": "contact", "fields": {**fields, "subject": "Offert"}},
                       SourceConfig("web", kind="form", record_type="lead"))
     assert given.person.fields["topic"] == "Offert"
+
+
+GMAIL_FORWARD = """Kan ni ta den här? Kunden ringde också.
+
+---------- Vidarebefordrat meddelande ---------
+Från: Sven Dahl <sven.dahl@dahlsror.se>
+Date: mån 9 dec. 2026 kl 09:41
+Subject: Trasig leverans
+To: Karin Holm <karin.holm@acme.se>
+
+
+Hej Karin,
+Leveransen var trasig.
+Sven"""
+APPLE_FORWARD = """FYI, please open a case.
+
+Begin forwarded message:
+
+> From: Tom Baker <tom.baker@bakerltd.co.uk>
+> Subject: Invoice question
+> Date: 9 December 2026 at 09:12:44 CET
+> To: Karin Holm <karin.holm@acme.se>
+>
+> We were charged twice for invoice 88231."""
+OUTLOOK_FORWARD = """
+
+________________________________
+Från: Berg, Anna <anna.berg@kund.se>
+Skickat: den 9 december 2026 09:00
+Till: Karin Holm <karin.holm@acme.se>
+Ämne: Fel på fakturan
+
+Hej, fakturan är fel."""
+
+
+@pytest.mark.parametrize("text, email, first, title", [
+    (GMAIL_FORWARD, "sven.dahl@dahlsror.se", "Sven", "Trasig leverans"),
+    (APPLE_FORWARD, "tom.baker@bakerltd.co.uk", "Tom", "Invoice question"),
+    (OUTLOOK_FORWARD, "anna.berg@kund.se", "Anna", "Fel på fakturan"),
+])
+def test_a_customers_mail_a_colleague_forwards_is_the_customers_case(text, email, first, title):
+    """It was the colleague's: her contact, her case, the acknowledgement to her."""
+    payload = {**MAIL_PAYLOAD, "from_email": "karin.holm@acme.se", "from_name": "Karin Holm",
+               "to": ["support@acme.se"], "subject": f"VB: {title}", "text": text}
+    plan = plan_item(6, "email", payload, MAIL)
+    assert (plan.person.fields["email"], plan.person.fields["first_name"]) == (email, first)
+    assert plan.case["title"] == title and plan.activity["sender"] == email
+    assert plan.case["description"].startswith("Forwarded by Karin Holm <karin.holm@acme.se>")
+
+
+def test_a_message_forwarded_as_an_attachment_is_the_customers_case_too():
+    payload = {**MAIL_PAYLOAD, "from_email": "karin.holm@acme.se", "to": ["support@acme.se"],
+               "text": "Se bifogat mejl från kunden.", "subject": "VB: Invoice question",
+               "forwarded": {"from_email": "tom.baker@bakerltd.co.uk", "from_name": "Tom Baker",
+                             "subject": "Invoice question", "text": "We were charged twice."}}
+    plan = plan_item(6, "email", payload, MAIL)
+    assert plan.person.fields["email"] == "tom.baker@bakerltd.co.uk"
+    assert "We were charged twice." in plan.case["description"] and "Se bifogat" in plan.case["description"]
+
+
+@pytest.mark.parametrize("sender, forwarded_from", [
+    ("kund@dahlsror.se", "sven.dahl@dahlsror.se"),  # a customer forwarding their colleague's mail: theirs
+    ("karin.holm@acme.se", "olle@acme.se"),  # a colleague forwarding a colleague: an internal matter
+])
+def test_only_a_colleagues_forward_of_an_outsider_changes_whose_case_it_is(sender, forwarded_from):
+    payload = {**MAIL_PAYLOAD, "from_email": sender, "to": ["support@acme.se"],
+               "text": GMAIL_FORWARD.replace("sven.dahl@dahlsror.se", forwarded_from)}
+    assert plan_item(6, "email", payload, MAIL).person.fields["email"] == sender

@@ -1,0 +1,87 @@
+"""The message inside a forwarded mail: who wrote it, its subject and its text.
+
+A colleague forwards a customer's mail to the support address ('Fwd:', 'VB:'); the case is
+the customer's. Mail programs write the forwarded message's headers into the body under a
+marker line, in their user's language:
+
+    ---------- Forwarded message ---------          (Gmail; 'Vidarebefordrat meddelande')
+    Begin forwarded message:                        (Apple Mail, each line quoted with '> ')
+    -----Original Message-----                      (Outlook; 'Ursprungligt meddelande')
+    ________________________________                (Outlook, then 'Från:'/'From:' lines)
+
+The mail parser reads an attached message (message/rfc822) into `payload["forwarded"]`;
+this reads the rest from the text.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.utils import getaddresses
+
+_MARKER = re.compile(
+    r"^[ \t>]*(?:-{3,}\s*(?:forwarded message|vidarebefordrat meddelande|videresendt (?:melding|besked|meddelelse)"
+    r"|weitergeleitete nachricht|message transf[ée]r[ée]|välitetty viesti|original message|ursprungligt meddelande"
+    r"|originalmeddelande|ursprüngliche nachricht|message d'origine)\s*-{3,}"
+    r"|begin forwarded message:|vidarebefordrat brev:|början på vidarebefordrat brev:|anfang der weitergeleiteten"
+    r" nachricht:|_{20,})[ \t]*$",
+    re.IGNORECASE | re.MULTILINE)
+_HEADER = re.compile(r"^(from|från|von|de|fra|lähettäjä|subject|ämne|betreff|objet|emne|aihe|date|datum|skickat"
+                     r"|sent|gesendet|envoyé|sendt|lähetetty|to|till|an|à|til|vastaanottaja|cc|kopia)\s*:\s*(.*)$",
+                     re.IGNORECASE)
+_FROM = {"from", "från", "von", "de", "fra", "lähettäjä"}
+_SUBJECT = {"subject", "ämne", "betreff", "objet", "emne", "aihe"}
+_MAILTO = re.compile(r"\[mailto:([^\]\s]+)\]", re.IGNORECASE)  # Outlook: 'Anna Berg [mailto:anna@x.se]'
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    email: str
+    name: str | None
+    subject: str | None
+    text: str  # the forwarded message's own text, under its headers
+    note: str  # what the forwarder wrote above it
+
+
+def forwarded_message(text: str | None) -> Forwarded | None:
+    """The first forwarded message in a mail's text, when a marker line is followed by a
+    header block naming its sender's address; else None."""
+    if not text:
+        return None
+    for marker in _MARKER.finditer(text[:200_000]):
+        found = _read_block(text[marker.end():])
+        if found is not None:
+            email, name, subject, body = found
+            return Forwarded(email, name, subject, body, text[:marker.start()].strip())
+    return None
+
+
+def _read_block(rest: str) -> tuple[str, str | None, str | None, str] | None:
+    lines = rest.lstrip("\r\n").split("\n")
+    quoted = bool(lines) and lines[0].lstrip().startswith(">")
+    if quoted:  # Apple Mail quotes the whole forwarded message
+        lines = [re.sub(r"^\s*> ?", "", line) for line in lines]
+    headers: dict[str, str] = {}
+    at = 0
+    for at, line in enumerate(lines[:30]):
+        match = _HEADER.match(line.strip().replace("*", ""))  # Outlook's HTML bolds the names
+        if match:
+            headers.setdefault(match.group(1).lower(), match.group(2).strip())
+        elif line.strip() or not headers:
+            if headers:
+                break
+            if at > 2:
+                return None
+        else:
+            break
+    else:
+        at = len(lines[:30])
+    sender = next((value for key, value in headers.items() if key in _FROM), None)
+    if not sender:
+        return None
+    sender = _MAILTO.sub(r"<\1>", sender)
+    pairs = [(name, addr) for name, addr in getaddresses([sender]) if "@" in addr]
+    if not pairs:
+        return None
+    name, email = pairs[0]
+    subject = next((value for key, value in headers.items() if key in _SUBJECT), None)
+    return email.strip(), (name.strip().strip('"') or None), subject or None, "\n".join(lines[at:]).strip()
