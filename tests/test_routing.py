@@ -331,3 +331,26 @@ action = "review"
         assert [lead.email for lead in session.scalars(select(Lead))] == ["eva@kund.example"]
     again = cli("decide", "1", "case")
     assert again.exit_code != 0 and "not waiting for review" in again.output
+
+
+class _Said:
+    def __init__(self, label: str, confidence: float) -> None:
+        self.label, self.confidence, self.evidence = label, confidence, (("bifogad", 0.4),)
+        self.probabilities = {label: confidence}
+
+
+@pytest.mark.parametrize("attachments, forwarded, action", [
+    ([{"name": "Faktura_2026-1187.pdf", "content_type": "application/pdf", "size": 40_000}], None, "review"),
+    ([], {"from_email": "tom@baker.example", "text": "x"}, "review"),
+    ([{"name": "image001.png", "content_type": "image/png", "size": 8_000}], None, "ignore"),  # a signature's logo
+    ([], None, "ignore"),
+])
+def test_mail_the_classifier_would_ignore_goes_to_review_when_its_matter_may_be_attached(attachments, forwarded,
+                                                                                           action):
+    payload = {"subject": "Fel på fakturan, se bifogad", "text": "", "attachments": attachments,
+               **({"forwarded": forwarded} if forwarded else {})}
+    route = decide((), "auto", facts_of("email", payload), known_sender=False,
+                   classify=lambda text: _Said("other", 0.7), min_confidence=0.6)
+    assert route.action == action
+    if action == "review":
+        assert "which the classifier does not read" in route.reason

@@ -33,6 +33,7 @@ from .normalize import (
     unknown_tld,
 )
 from .priority import case_priority
+from .routing import attached_files
 from .settings import SourceConfig, lead_source_key
 
 ADDRESS_FIELDS = (("street", 300), ("postal_code", 20), ("city", 100), ("state_or_province", 100),
@@ -562,6 +563,9 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
         first, last = split_name(payload.get("from_name"))
         person = _person({"email": from_email, "first_name": first, "last_name": last,
                           "topic": subject}, source, scope=_person_scope(source), email_field="from")
+    if files := attached_files(payload):  # shown where an agent reads the mail: the matter may be in one
+        body = "\n\n".join(part for part in (body, "Attachments: " + ", ".join(map(_attachment, files[:20]))
+                                              + (f" and {len(files) - 20} more" if len(files) > 20 else "")) if part)
     plan = ItemPlan(item_id, source.record_type, person=person)
     plan.activity = {"kind": "email", "subject": subject, "body": body, "sender": person.fields["email"],
                      "message_id": clean_text(payload.get("message_id"), 998),
@@ -574,6 +578,14 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
     if source.record_type == "case":
         _with_case(plan, source, subject, body, "email")
     return plan
+
+
+def _attachment(entry: Mapping[str, Any]) -> str:
+    name = clean_text(entry.get("name"), 200) or clean_text(entry.get("content_type"), 100) or "a file"
+    size = entry.get("size")
+    if not isinstance(size, int) or isinstance(size, bool):
+        return name
+    return f"{name} ({size / 1_000_000:.1f} MB)" if size >= 1_000_000 else f"{name} ({max(1, round(size / 1000))} kB)"
 
 
 def _customers_forwarded(payload: Mapping[str, Any], from_email: str, body: str | None) -> Forwarded | None:

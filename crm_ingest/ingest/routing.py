@@ -28,7 +28,7 @@ than the source's `min_confidence` goes to review instead of becoming a guess.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
@@ -84,6 +84,7 @@ class Facts:
     form: str | None = None
     public: bool | None = None
     retweet: bool | None = None
+    attachments: tuple[str, ...] = ()  # a mail's attached files (and forwarded messages), by name
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,9 @@ def facts_of(kind: str, payload: Mapping[str, Any]) -> Facts:
     fields = payload.get("fields") if isinstance(payload.get("fields"), Mapping) else {}
     if kind == "email":
         text = " ".join(_text(payload.get(k)) for k in ("subject", "text"))
+        forwarded = payload.get("forwarded")
+        if isinstance(forwarded, Mapping):  # an attached message's own words: what the mail is about
+            text += " " + " ".join(_text(forwarded.get(k)) for k in ("subject", "text"))
     elif kind == "post":
         text = _text(payload.get("text"))
     else:
@@ -117,13 +121,26 @@ def facts_of(kind: str, payload: Mapping[str, Any]) -> Facts:
         values = re.split(r"[,;\s]+", value) if isinstance(value, str) else value if isinstance(value, list) else []
         recipients += [v for v in values if isinstance(v, str)]
     recipients = tuple(r.strip().strip("<>").lower()[:320] for r in recipients if r.strip())[:200]
-    return Facts(kind=kind, text=text.strip(), recipients=recipients,
+    attachments = tuple(str(a.get("name") or a.get("content_type") or "file")[:200]
+                        for a in attached_files(payload))[:50] if kind == "email" else ()
+    if kind == "email" and isinstance(payload.get("forwarded"), Mapping) and not attachments:
+        attachments = ("a forwarded message",)
+    return Facts(kind=kind, text=text.strip(), recipients=recipients, attachments=attachments,
                  mailbox=_lower(payload.get("mailbox") or payload.get("folder")),
                  form=_lower(payload.get("form")),
                  public=_flag(payload.get("public")) if "public" in payload else (
                      not _flag(payload.get("private")) if "private" in payload else None),
                  retweet=_flag(payload.get("retweet")) if "retweet" in payload else (
                      _flag(payload.get("is_retweet")) if "is_retweet" in payload else None))
+
+
+def attached_files(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A mail's attachments as the mail parser lists them, less decoration: a signature's logo
+    or a newsletter's picture (image001.png, 8 kB), unlike a photo of a fault."""
+    attached = payload.get("attachments")
+    return [a for a in attached if isinstance(a, Mapping) and not (
+        str(a.get("content_type") or "").startswith("image/")
+        and (not isinstance(a.get("size"), int) or a["size"] < 100_000))] if isinstance(attached, list) else []
 
 
 def _lower(value: Any) -> str | None:
@@ -185,11 +202,23 @@ def decide(rules: tuple[Rule, ...], default: str, facts: Facts, *, known_sender:
 
     for number, rule in enumerate(rules, 1):
         if matches(rule, facts, known_sender, language, lambda: prediction().label):
-            route = _act(rule.action, rule.name or f"rule {number}", rule, prediction, min_confidence)
-            return route
+            return _unread_attachments(_act(rule.action, rule.name or f"rule {number}", rule, prediction,
+                                            min_confidence), facts)
     if default == "auto":
-        return _act("classify", None, None, prediction, min_confidence)
+        return _unread_attachments(_act("classify", None, None, prediction, min_confidence), facts)
     return Route("lead" if default == "lead" else "case" if default == "case" else "contact", default)
+
+
+def _unread_attachments(route: Route, facts: Facts) -> Route:
+    """A mail the classifier would ignore whose matter is in what it attaches ('Fel på fakturan,
+    se bifogad', a PDF and no text; a forwarded message): the classifier reads no attachment,
+    so a person decides."""
+    if route.action != "ignore" or route.label is None or not facts.attachments:
+        return route
+    named = ", ".join(facts.attachments[:3]) + (", ..." if len(facts.attachments) > 3 else "")
+    return replace(route, action="review", reason=f"{route.reason.removesuffix(': not a lead or a case')}; "
+                                                   f"but its matter may be in what it attaches ({named}), "
+                                                   "which the classifier does not read")
 
 
 def _act(action: str, name: str | None, rule: Rule | None, prediction: Callable[[], Any],

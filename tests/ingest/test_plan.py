@@ -721,3 +721,13 @@ def test_only_a_colleagues_forward_of_an_outsider_changes_whose_case_it_is(sende
     payload = {**MAIL_PAYLOAD, "from_email": sender, "to": ["support@acme.se"],
                "text": GMAIL_FORWARD.replace("sven.dahl@dahlsror.se", forwarded_from)}
     assert plan_item(6, "email", payload, MAIL).person.fields["email"] == sender
+
+
+def test_a_mails_attachments_are_named_where_an_agent_reads_it():
+    payload = {**MAIL_PAYLOAD, "text": "", "attachments": [
+        {"name": "Faktura_2026-1187.pdf", "content_type": "application/pdf", "size": 40_123},
+        {"name": "image001.png", "content_type": "image/png", "size": 6_000},  # the signature's logo
+        {"name": "trasig.jpg", "content_type": "image/jpeg", "size": 2_400_000}]}
+    plan = plan_item(6, "email", payload, MAIL)
+    assert plan.case["description"] == "Attachments: Faktura_2026-1187.pdf (40 kB), trasig.jpg (2.4 MB)"
+    assert plan.activity["body"] == plan.case["description"]
