@@ -40,6 +40,8 @@ def outcome(sessions, n: int) -> tuple:
 @pytest.mark.parametrize("subject, key", [
     ("Re: SV: Order 12 is late", "order 12 is late"), ("AW: Fwd:  [CAS-01001] Order 12 is late ", "order 12 is late"),
     ("VB: Fakturan", "fakturan"), ("Re[2]: hello", "hello"), (None, ""),
+    ("EXTERNAL: RE: Problem med inloggning", "problem med inloggning"), ("Odp: Problem", "problem"),
+    ("R: Problema", "problema"), ("Rapport: Q3", "rapport q3"), ("Re：问题", "问题"),
 ])
 def test_normalized_subjects(subject, key):
     assert normalized_subject(subject) == key

@@ -20,7 +20,10 @@ from .identity import lookup_keys
 from .matching import fold
 
 TICKET = re.compile(r"\bCAS-(\d{5,12})\b", re.IGNORECASE)
-_PREFIX = re.compile(r"^\s*((re|fw|fwd|sv|vb|vs|aw|wg|tr|antw|ang)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+# Reply and forward prefixes of mail programs in Swedish, English and the languages around them
+# (Italian 'R:', Polish 'Odp:', Finnish 'VL:'), and the tags mail gateways put first ('EXTERNAL:')
+_PREFIX = re.compile(r"^\s*((re|fw|fwd|sv|vb|vs|aw|wg|tr|antw|antwort|ang|r|rif|odp|pd|res|enc|doorst|vl|vast|ynt"
+                     r"|external|extern|ext)\s*(\[\d+\])?\s*[:：]\s*)+", re.IGNORECASE)
 _TAGS = re.compile(r"\[[^\]]{0,40}\]")
 
 
