@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import re
+from email.header import decode_header, make_header
 from email.headerregistry import HeaderRegistry
 from email.message import Message
 from email.parser import BytesParser
@@ -247,7 +248,37 @@ def _sender(values: list[str], sender: list[str]) -> dict[str, str | None]:
             name = bare.split("<")[0].strip().strip('"').strip() or None
             return {"from_email": behalf[0][1], "from_name": _text_header("subject", name) if name else behalf[0][0]}  # as unstructured text
     name, addr = found[0] if found else (None, None)
-    return {"from_email": addr, "from_name": undoubled(name) if name else name}
+    return {"from_email": addr, "from_name": _display_name(name, values[0] if values else "")}
+
+
+def _display_name(parsed: str | None, raw: str) -> str | None:
+    """The writer's name as a person reads it in the header, not as the parser splits it:
+    adjacent encoded words joined ('=?UTF-8?Q?J=C3=B6rgen_=C3=85?= =?UTF-8?Q?berg?=' is
+    'Jörgen Åberg'; the standard library puts a space between), an unquoted 'Berg, Anna'
+    whole (the parser takes 'Berg' for a second address), an old 'anna@x.se (Anna Berg)',
+    and a group's or a service's 'Anna Berg via Kundforum' and 'Anna Berg | Kund AB' as
+    'Anna Berg'."""
+    before = raw.split("<", 1)[0].strip() if "<" in raw else ""
+    if "=?" in before:
+        try:
+            parsed = str(make_header(decode_header(before))).strip().strip('"').strip() or parsed
+        except Exception:  # noqa: BLE001 - the parser's reading stands
+            pass
+    elif "," in before and '"' not in before and before.count("@") == 0:
+        parsed = before
+    if not parsed and (comment := _COMMENT_NAME.search(raw)):
+        parsed = comment.group(1)
+    if not parsed:
+        return None
+    name = undoubled(parsed.strip())
+    name = _VIA.sub("", name)
+    name = _AFFILIATION.split(name, 1)[0]
+    return name.strip().strip("'\"").strip() or None
+
+
+_COMMENT_NAME = re.compile(r"@[^\s()<>]+\s*\(([^()]{1,200})\)\s*$")  # 'anna@x.se (Anna Berg)'
+_VIA = re.compile(r"\s+via\s+\S.*$", re.IGNORECASE)  # "'Anna Berg' via Kundforum", 'Anna via LinkedIn'
+_AFFILIATION = re.compile(r"\s+[-|–—]\s+")  # 'Anna Berg | Kund AB', 'Anna Berg - CEO'
 
 
 _BARE_SYSTEM = re.compile(r"(?<![\w.@-])(mailer-daemon|postmaster)(?![\w.@-])", re.IGNORECASE)
@@ -258,7 +289,7 @@ def _reply_to(values: list[str]) -> dict[str, str | None]:
     sent by the site on a visitor's behalf, names the visitor so)."""
     found = _addresses("reply-to", values)
     name, addr = found[0] if len(found) == 1 else (None, None)
-    return {"reply_to": addr, "reply_to_name": undoubled(name) if name else name}
+    return {"reply_to": addr, "reply_to_name": _display_name(name, values[0]) if addr else None}
 
 
 def _message_ids(value: str) -> list[str]:

@@ -146,9 +146,10 @@ _LEGAL_FORMS = {tuple(form.split()) for form in (
 _LEADING_FORMS = {"ab", "aktiebolaget"}  # Swedish 'AB Volvo'
 
 
-# Legal forms that are also people's names or words when folded ('Pedro Sá', 'Anna As'): a
-# name ends with one of these as a company's only when it is written in capitals ('SA', 'AS')
-_SHORT_FORMS = {"ab", "hb", "kb", "ag", "as", "sa", "bv", "nv", "co"}
+# Legal forms that are also people's names or words when folded ('Pedro Sá', 'Anna As',
+# 'Jönsson, Åsa'): a name ends with one of these as a company's only when it is written in
+# capitals ('SA', 'AS', 'ASA')
+_SHORT_FORMS = {"ab", "hb", "kb", "ag", "as", "asa", "sa", "bv", "nv", "co"}
 _FORM_WORD = re.compile(r"[^\W_]+(?:[./][^\W_]+)*[./]?")
 _AND_COMPANY = re.compile(r"&\s*co\.?\s*$", re.IGNORECASE)  # 'Smith & Co'
 

@@ -539,14 +539,14 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
     person = None
     reply_to = clean_text(payload.get("reply_to"), 400)
     if reply_to and _sent_on_behalf(from_email, reply_to, payload.get("to")):
-        first, last = split_name(payload.get("reply_to_name"))
+        first, last = _mail_name(payload.get("reply_to_name"))
         try:
             person = _person({"email": reply_to, "first_name": first, "last_name": last, "topic": subject},
                              source, scope=_person_scope(source), email_field="reply_to")
         except InvalidItem:
             person = None  # an address no one can be reached at: the mail is From's
     if person is None and (forward := _customers_forwarded(payload, from_email, body)) is not None:
-        first, last = split_name(forward.name)
+        first, last = _mail_name(forward.name)
         try:
             person = _person({"email": forward.email, "first_name": first, "last_name": last,
                               "topic": forward.subject or subject}, source, scope=_person_scope(source),
@@ -560,7 +560,7 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
             body = "\n\n".join(part for part in (f"Forwarded by {forwarder}" + (":" if forward.note else ""),
                                                   clean_body(forward.note), clean_body(forward.text)) if part)
     if person is None:
-        first, last = split_name(payload.get("from_name"))
+        first, last = _mail_name(payload.get("from_name"))
         person = _person({"email": from_email, "first_name": first, "last_name": last,
                           "topic": subject}, source, scope=_person_scope(source), email_field="from")
     if files := attached_files(payload):  # shown where an agent reads the mail: the matter may be in one
@@ -578,6 +578,18 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
     if source.record_type == "case":
         _with_case(plan, source, subject, body, "email")
     return plan
+
+
+def _mail_name(name: Any) -> tuple[str | None, str | None]:
+    """A mail's display name as first and last name; none when it is a company's or a
+    department's ('Kund AB Ekonomi', 'Acme Ltd Support'): no person is called so."""
+    if isinstance(name, str) and (_LEGAL_FORM_WORD.search(name) or is_company_name(name)):
+        return None, None
+    return split_name(name)
+
+
+_LEGAL_FORM_WORD = re.compile(r"\S\s+(?:AB|HB|KB|Aktiebolag|Ltd\.?|Limited|LLC|Inc\.?|GmbH|Oy|Oyj|ApS|A/S|ASA|AS|plc"
+                              r"|BV|NV|SA|S\.A\.|AG|Corp\.?)(?=\s|$|,)")
 
 
 def _attachment(entry: Mapping[str, Any]) -> str:

@@ -541,3 +541,16 @@ def test_a_message_forwarded_as_an_attachment_is_read_into_the_payload():
     assert payload["forwarded"] == {"from_email": "tom.baker@bakerltd.co.uk", "from_name": "Tom Baker",
                                     "subject": "Invoice question", "text": "We were charged twice."}
     assert payload["text"].startswith("Se bifogat mejl.")
+
+
+@pytest.mark.parametrize("header, name", [
+    (b"=?UTF-8?Q?J=C3=B6rgen_=C3=85?= =?UTF-8?Q?berg?= <jb@kund.se>", "Jörgen Åberg"),  # no space between words
+    (b"Anna Berg | Kund AB <anna@kund.se>", "Anna Berg"),
+    (b"Anna Berg - CEO <anna@kund.se>", "Anna Berg"),
+    (b"\"'Anna Berg' via Kundforum\" <kundforum@groups.example>", "Anna Berg"),
+    (b"anna.berg@kund.se (Anna Berg)", "Anna Berg"),
+    (b"Berg, Anna <anna@kund.se>", "Berg, Anna"),  # unquoted: the parser took 'Berg' for an address
+    (b"Anna-Karin Lund <ak@kund.se>", "Anna-Karin Lund"),
+])
+def test_the_writers_name_is_read_as_a_person_reads_the_header(header, name):
+    assert parse_message(b"From: " + header + b"\nSubject: x\n\nhej")["from_name"] == name

@@ -410,6 +410,8 @@ def test_a_rows_name_is_read_as_a_careful_operator_would(fields, names):
     # people whose names fold to a legal form ('Sá', 'As'), or a form beside name columns: people
     ({"full_name": "Pedro Sá"}, ("Pedro", "Sá"), None),
     ({"full_name": "Anna As"}, ("Anna", "As"), None),
+    ({"full_name": "Jönsson, Åsa"}, ("Åsa", "Jönsson"), None),  # 'Åsa' folds to Norway's 'ASA'
+    ({"full_name": "Equinor ASA"}, (None, None), "Equinor ASA"),
     ({"first_name": "Kalle", "last_name": "AB"}, ("Kalle", "Ab"), None),
 ])
 def test_a_company_written_where_a_name_belongs_is_the_company(fields, names, company):
@@ -731,3 +733,9 @@ def test_a_mails_attachments_are_named_where_an_agent_reads_it():
     plan = plan_item(6, "email", payload, MAIL)
     assert plan.case["description"] == "Attachments: Faktura_2026-1187.pdf (40 kB), trasig.jpg (2.4 MB)"
     assert plan.activity["body"] == plan.case["description"]
+
+
+@pytest.mark.parametrize("name", ["Kund AB Ekonomi", "Acme Ltd Support", "AB Volvo"])
+def test_a_company_or_departments_display_name_is_no_persons_name(name):
+    plan = plan_item(6, "email", {**MAIL_PAYLOAD, "from_name": name}, MAIL)
+    assert (plan.person.fields["first_name"], plan.person.fields["last_name"]) == (None, None)
