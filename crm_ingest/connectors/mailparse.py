@@ -385,7 +385,47 @@ def _body(part: Message | None, limit: int) -> dict[str, Any]:
     if part.get_content_type() == "text/html":
         text = _html_to_text(text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if part.get_content_type() == "text/plain" and str(part.get_param("format") or "").lower() == "flowed":
+        text = _unflowed(text, str(part.get_param("delsp") or "").lower() == "yes")
+    if "-----BEGIN PGP SIGNED MESSAGE-----" in text:
+        text = _unarmored(text)
     return {"text": text[:limit], "truncated": len(text) > limit}
+
+
+def _unarmored(text: str) -> str:
+    """Inline PGP's clear-signed text (RFC 4880 7) without its armor: the 'Hash:' header, the
+    dash-escaping and the signature block around what was written."""
+    found = _CLEARSIGNED.search(text)
+    if not found:
+        return text
+    signed = re.sub(r"^- ", "", found.group(1), flags=re.MULTILINE)
+    return text[:found.start()] + signed.strip("\n") + "\n" + text[found.end():]
+
+
+_CLEARSIGNED = re.compile(r"-----BEGIN PGP SIGNED MESSAGE-----\n(?:[A-Za-z]+: [^\n]*\n)*\n(.*?)\n"
+                          r"-----BEGIN PGP SIGNATURE-----\n.*?-----END PGP SIGNATURE-----\n?", re.DOTALL)
+
+
+def _unflowed(text: str, delsp: bool) -> str:
+    """format=flowed (RFC 3676; Apple Mail, Thunderbird): a line ending in a space goes on in
+    the next one of the same quote depth; a leading space only protects what follows it."""
+    lines: list[str] = []
+    joining = False
+    depth_of_last = 0
+    for line in text.split("\n"):
+        quote = len(line) - len(line.lstrip(">"))
+        content = line[quote:]
+        if content.startswith(" "):
+            content = content[1:]  # space-stuffing
+        soft = content.endswith(" ") and content != "-- "  # the signature separator stays a line
+        if soft and delsp:
+            content = content[:-1]
+        if joining and quote == depth_of_last and lines:
+            lines[-1] += content
+        else:
+            lines.append((">" * quote + " " if quote else "") + content)
+        joining, depth_of_last = soft, quote
+    return "\n".join(line.rstrip() if not line.endswith("-- ") else line for line in lines)
 
 
 def _attachments(msg: Message, body: Message | None, limit: int) -> list[dict[str, Any]]:

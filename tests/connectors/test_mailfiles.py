@@ -554,3 +554,22 @@ def test_a_message_forwarded_as_an_attachment_is_read_into_the_payload():
 ])
 def test_the_writers_name_is_read_as_a_person_reads_the_header(header, name):
     assert parse_message(b"From: " + header + b"\nSubject: x\n\nhej")["from_name"] == name
+
+
+def test_format_flowed_text_is_read_as_its_paragraphs():
+    """RFC 3676 (Thunderbird, Apple Mail): a line ending in a space goes on in the next."""
+    raw = (b"From: anna@kund.se\nSubject: x\nContent-Type: text/plain; charset=utf-8; format=flowed\n\n"
+           b"Hej, appen har kraschat varje g\xc3\xa5ng sedan \nuppdateringen i m\xc3\xa5ndags. \nKan ni hj\xc3\xa4lpa?\n\n"
+           b"> Tidigare text som \n> fortsatte h\xc3\xa4r\n\n-- \n Anna\n")  # ' Anna': space-stuffed
+    assert parse_message(raw)["text"] == ("Hej, appen har kraschat varje gång sedan uppdateringen i måndags. "
+                                          "Kan ni hjälpa?\n\n> Tidigare text som fortsatte här\n\n-- \nAnna\n")
+    apple = (b"From: anna@kund.se\nSubject: x\nContent-Type: text/plain; charset=utf-8; format=flowed; delsp=yes\n\n"
+             b"https://example.com/a/very/long/address/that/was/cut/ \nhere and words  \nwrapped.\n")
+    assert parse_message(apple)["text"] == "https://example.com/a/very/long/address/that/was/cut/here and words wrapped.\n"
+
+
+def test_inline_pgp_signed_text_is_read_without_its_armor():
+    raw = (b"From: mikael@kund.se\nSubject: Faktura\nContent-Type: text/plain; charset=utf-8\n\n"
+           b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nHej,\n\nFakturan 4412 har fel momssats.\n"
+           b"- -- \nMikael\n-----BEGIN PGP SIGNATURE-----\n\niQEzBAEBCAAdFiEE\n=abcd\n-----END PGP SIGNATURE-----\n")
+    assert parse_message(raw)["text"] == "Hej,\n\nFakturan 4412 har fel momssats.\n-- \nMikael\n"
