@@ -14,7 +14,7 @@ from typing import Any
 from crm_ingest.models.records import CASE_ORIGIN, CASE_PRIORITY
 
 from .errors import InvalidItem
-from .forwarded import Forwarded, forwarded_message
+from .mailtext import Forwarded, forwarded_message, own_words
 from .matching import address_keys, fold, is_company_name
 from .normalize import (
     SYSTEM_ADDRESS,
@@ -545,6 +545,7 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
                              source, scope=_person_scope(source), email_field="reply_to")
         except InvalidItem:
             person = None  # an address no one can be reached at: the mail is From's
+    forwarded = False
     if person is None and (forward := _customers_forwarded(payload, from_email, body)) is not None:
         first, last = _mail_name(forward.name)
         try:
@@ -554,6 +555,7 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
         except InvalidItem:
             person = None  # an address in the forwarded text no one can be reached at: the mail is From's
         else:
+            forwarded = True
             subject = clean_text(forward.subject, 300) or subject
             forwarder = f"{clean_text(payload.get('from_name'), 200)} <{from_email}>" if payload.get("from_name") \
                 else from_email
@@ -563,6 +565,8 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
         first, last = _mail_name(payload.get("from_name"))
         person = _person({"email": from_email, "first_name": first, "last_name": last,
                           "topic": subject}, source, scope=_person_scope(source), email_field="from")
+    if not forwarded:
+        body = own_words(subject, body)  # a reply's quoted history stays in the item's payload, off the record
     if files := attached_files(payload):  # shown where an agent reads the mail: the matter may be in one
         body = "\n\n".join(part for part in (body, "Attachments: " + ", ".join(map(_attachment, files[:20]))
                                               + (f" and {len(files) - 20} more" if len(files) > 20 else "")) if part)

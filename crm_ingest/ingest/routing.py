@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
+from .mailtext import own_words
 from .matching import fold
 
 ACTIONS = ("lead", "case", "append", "ignore", "review", "classify")
@@ -107,7 +108,8 @@ def facts_of(kind: str, payload: Mapping[str, Any]) -> Facts:
     """The rule-relevant facts of an item's payload."""
     fields = payload.get("fields") if isinstance(payload.get("fields"), Mapping) else {}
     if kind == "email":
-        text = " ".join(_text(payload.get(k)) for k in ("subject", "text"))
+        subject = _text(payload.get("subject"))
+        text = subject + " " + (own_words(subject, _text(payload.get("text"))) or "")  # not the history it quotes
         forwarded = payload.get("forwarded")
         if isinstance(forwarded, Mapping):  # an attached message's own words: what the mail is about
             text += " " + " ".join(_text(forwarded.get(k)) for k in ("subject", "text"))

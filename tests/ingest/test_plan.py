@@ -739,3 +739,48 @@ def test_a_mails_attachments_are_named_where_an_agent_reads_it():
 def test_a_company_or_departments_display_name_is_no_persons_name(name):
     plan = plan_item(6, "email", {**MAIL_PAYLOAD, "from_name": name}, MAIL)
     assert (plan.person.fields["first_name"], plan.person.fields["last_name"]) == (None, None)
+
+
+GMAIL_REPLY = """Hej,
+
+Tack för svaret! Jag vill gärna ha en offert på 25 licenser.
+
+Hälsningar
+Johan
+
+Den tis 3 dec. 2026 kl 10:12 skrev Acme Sälj <salj@acme.se>:
+
+> Hej Johan,
+> Här är prislistan.
+"""
+OUTLOOK_REPLY = """Hej igen,
+
+Det fungerar fortfarande inte.
+
+Anna Berg
+
+Från: Acme Support <support@acme.se>
+Skickat: den 2 december 2026 14:03
+Till: Anna Berg <anna.berg@kund.se>
+Ämne: SV: Problem med inloggning
+
+Hej Anna, prova att rensa cachen.
+"""
+
+
+@pytest.mark.parametrize("text, kept", [
+    (GMAIL_REPLY, "Hej,\n\nTack för svaret! Jag vill gärna ha en offert på 25 licenser.\n\nHälsningar\nJohan"),
+    (OUTLOOK_REPLY, "Hej igen,\n\nDet fungerar fortfarande inte.\n\nAnna Berg"),
+    ("Se nedan.\n> quoted only", "Se nedan."),
+    ("On Mon, 2 Dec 2026 at 10:00, Acme <s@acme.se> wrote:\n> everything quoted", "On Mon, 2 Dec 2026 at 10:00, "
+     "Acme <s@acme.se> wrote:\n> everything quoted"),  # nothing new: kept as it came
+])
+def test_a_replys_quoted_history_stays_off_the_case_and_activity(text, kept):
+    plan = plan_item(6, "email", {**MAIL_PAYLOAD, "subject": "SV: Offert", "text": text}, MAIL)
+    assert plan.case["description"] == kept and plan.activity["body"] == kept
+
+
+def test_a_forward_keeps_what_it_forwards():
+    text = "Se nedan.\n\n-----Original Message-----\nFrom: Bob <bob@x.example>\nSent: Monday\n\nOrder 12 is late"
+    plan = plan_item(6, "email", {**MAIL_PAYLOAD, "subject": "FW: Order", "text": text}, MAIL)
+    assert plan.case["description"] == text

@@ -1,4 +1,5 @@
-"""The message inside a forwarded mail: who wrote it, its subject and its text.
+"""A mail's own words: the message inside a forwarded mail (who wrote it, its subject and its
+text), and a reply without the history it quotes.
 
 A colleague forwards a customer's mail to the support address ('Fwd:', 'VB:'); the case is
 the customer's. Mail programs write the forwarded message's headers into the body under a
@@ -85,3 +86,45 @@ def _read_block(rest: str) -> tuple[str, str | None, str | None, str] | None:
     name, email = pairs[0]
     subject = next((value for key, value in headers.items() if key in _SUBJECT), None)
     return email.strip(), (name.strip().strip('"') or None), subject or None, "\n".join(lines[at:]).strip()
+
+
+# Where a reply's quoted history begins: the line a mail program writes above it.
+_QUOTE_HEADER = re.compile(
+    r"^[ \t]*(?:on\b.{4,200}?\bwrote:|den\b.{4,200}?\bskrev\b.{0,200}?:|am\b.{4,200}?\bschrieb\b.{0,200}?:"
+    r"|le\b.{4,200}?\ba écrit ?:|-{3,}\s*(?:original message|ursprungligt meddelande|originalmeddelande"
+    r"|ursprüngliche nachricht|message d'origine)\s*-{3,})[ \t]*$",
+    re.IGNORECASE | re.MULTILINE)
+# Outlook's header block: 'From:'/'Från:' with 'Sent:'/'Skickat:' within the next lines
+_OUTLOOK_BLOCK = re.compile(
+    r"^[ \t]*(?:_{20,}[ \t]*\n)?[ \t]*\*?(?:from|från|von|de|fra)\*?:[^\n]*\n(?:[^\n]*\n){0,3}?[ \t]*\*?"
+    r"(?:sent|skickat|gesendet|envoyé|sendt|date|datum)\*?:", re.IGNORECASE | re.MULTILINE)
+
+
+def without_history(text: str | None) -> str | None:
+    """A reply's new text: cut where the history it quotes begins ('Den tis 3 dec. 2026 kl
+    10:12 skrev Anna <...>:', 'On ... wrote:', Outlook's 'Från: ... Skickat:' block, '-----
+    Original Message-----'), and without a quoted tail ('> ...' lines to the end). The text
+    as it was when nothing new would be left (a mail that only quotes)."""
+    if not text:
+        return text
+    cut = len(text)
+    for pattern in (_QUOTE_HEADER, _OUTLOOK_BLOCK):
+        found = pattern.search(text)
+        if found and found.start() < cut:
+            cut = found.start()
+    new = text[:cut]
+    lines = new.rstrip().split("\n")
+    while lines and (lines[-1].lstrip().startswith(">") or not lines[-1].strip()):
+        lines.pop()
+    new = "\n".join(lines).strip()
+    return new if new else text
+
+
+_FORWARD_SUBJECT = re.compile(r"^\s*(?:(?:re|sv|aw|vs|antw|r)\s*:\s*)*(?:fwd?|vb|wg|tr|doorst|enc|vl|rv|i)\s*:",
+                              re.IGNORECASE)
+
+
+def own_words(subject: str | None, text: str | None) -> str | None:
+    """What the writer of a mail wrote: a reply without its quoted history; a forward ('Fwd:',
+    'VB:', 'WG:') whole, since what it forwards is the matter."""
+    return text if _FORWARD_SUBJECT.match(subject or "") else without_history(text)
