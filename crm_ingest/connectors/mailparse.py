@@ -36,8 +36,36 @@ KEPT_HEADERS = ("auto-submitted", "x-autoreply", "x-autorespond", "precedence", 
 
 
 def external_id_for(raw: bytes, payload: dict[str, Any]) -> str:
-    """The Message-ID when there is one, else a digest of the bytes (stable across re-fetches)."""
-    return payload.get("message_id") or "sha256:" + hashlib.sha256(raw).hexdigest()
+    """The Message-ID when there is one, else a digest of the message as its writer sent it:
+    the same mail read from an .eml (CRLF), an mbox ('From ' line, Status headers) or a
+    Maildir, or fetched over IMAP, is one item, though its bytes differ in line endings and
+    in the headers each delivery and mail store adds."""
+    return payload.get("message_id") or "sha256:" + hashlib.sha256(_as_sent(raw)).hexdigest()
+
+
+# Headers a delivery or a mail store adds, absent from the message as sent
+_TRACE_HEADERS = re.compile(
+    rb"^(?:received|return-path|delivered-to|x-original-to|envelope-to|status|x-status|x-keywords|x-uid"
+    rb"|x-mozilla-[\w-]+|content-length|lines|x-gmail-labels|x-gm-thrid|x-evolution-source|x-spam-[\w-]+"
+    rb"|x-virus-[\w-]+|authentication-results|arc-[\w-]+|received-spf|x-ms-exchange-organization-[\w-]+)\s*:",
+    re.IGNORECASE)
+
+
+def _as_sent(raw: bytes) -> bytes:
+    text = raw.replace(b"\r\n", b"\n")
+    if text.startswith(b"From "):  # mbox's envelope line
+        text = text.partition(b"\n")[2]
+    head, sep, body = text.partition(b"\n\n")
+    kept, skipping = [], False
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):  # a folded line belongs to the header above it
+            if not skipping:
+                kept.append(line)
+            continue
+        skipping = bool(_TRACE_HEADERS.match(line))
+        if not skipping:
+            kept.append(line)
+    return b"\n".join(kept) + sep + body.rstrip(b"\n")
 
 
 # --- Parsing ----------------------------------------------------------------------------------

@@ -278,9 +278,18 @@ def test_external_id_is_the_message_id_when_present():
     assert external_id_for(raw, parse_message(raw)) == "<x1@example.com>"
 
 
-def test_external_id_without_message_id_is_a_digest_of_the_bytes():
-    raw = message("Subject: no id")
-    assert external_id_for(raw, parse_message(raw)) == "sha256:" + hashlib.sha256(raw).hexdigest()
+def test_external_id_without_message_id_is_a_digest_of_the_message_as_sent():
+    raw = b"From: anna@kund.se\nTo: support@acme.se\nSubject: no id\n\nHej,\nhj\xc3\xa4lp mig.\n"
+    digest = external_id_for(raw, parse_message(raw))
+    assert digest.startswith("sha256:") and len(digest) == len("sha256:") + 64
+    # the same mail as an .eml with CRLF, from an mbox, from a Maildir, as delivered: one item
+    delivered = [raw.replace(b"\n", b"\r\n"),
+                 b"From anna@kund.se Mon Dec  9 10:00:00 2026\nReturn-Path: <anna@kund.se>\nStatus: RO\n" + raw
+                 + b"\n",
+                 b"Received: from mx.kund.se\n\tby mx.acme.se; Mon, 9 Dec 2026\nDelivered-To: support@acme.se\n" + raw]
+    assert {external_id_for(r, parse_message(r)) for r in delivered} == {digest}
+    other = raw.replace(b"hj\xc3\xa4lp mig", b"tack")
+    assert external_id_for(other, parse_message(other)) != digest
 
 
 # --- Containers -------------------------------------------------------------------------------
