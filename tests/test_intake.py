@@ -184,6 +184,9 @@ def test_rate_limits_answer_429_with_retry_after(client, tmp_path):
     limited = client.post("/forms/contact", json={"email": "x@kund.example", "name": "X"})
     assert 0 < int(limited.headers["retry-after"]) <= 61
     assert len(leads(tmp_path)) == 5 and counts()["refused: rate limit"] == 3
+    page = client.post("/forms/contact", data=person(), headers=ORIGIN)  # a person's browser: a page
+    assert page.status_code == 429 and page.headers["content-type"].startswith("text/html")
+    assert "försök igen om" in page.text
 
 
 def test_an_oversize_body_and_a_foreign_origin_are_refused(client, tmp_path):

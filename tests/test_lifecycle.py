@@ -359,6 +359,8 @@ def test_the_api_qualifies_with_labels_and_answers_404_409_422(ingest, env, api)
     assert api.post(f"/leads/{other}/qualify", json={"acount": False}, headers=AUTH).status_code == 422
     refused = api.post(f"/leads/{other}/disqualify", json={"reason": "bored"}, headers=AUTH)
     assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "reason"
+    closing = api.post(f"/leads/{other}/close", json={"status": "qualified"}, headers=AUTH)  # the field it names
+    assert closing.status_code == 422 and closing.json()["detail"][0]["field"] == "status"
     assert api.post(f"/leads/{other}/disqualify", json={"reason": "lost"}, headers=AUTH).json()["state"] == \
         "disqualified"
     conflict = api.post(f"/leads/{other}/qualify", headers=AUTH)

@@ -149,6 +149,18 @@ def test_the_session_cookie_is_http_only_strict_and_holds_no_token(client):
     assert "Secure" in behind_tls.headers["set-cookie"]
 
 
+def test_logging_out_ends_the_session_not_only_the_browsers_cookie(client):
+    log_in(client)
+    session = client.cookies[SESSION_COOKIE]
+    out = client.post("/ops/logout", data={"csrf": csrf_value(TOKEN, session)}, follow_redirects=False)
+    assert out.status_code == 303
+    client.cookies.set(SESSION_COOKIE, session, path="/ops")  # the cookie copied before, replayed
+    assert client.get("/ops").status_code == 401
+    client.cookies.clear()
+    log_in(client)  # a new login is a new session
+    assert client.get("/ops").status_code == 200
+
+
 def test_retry_needs_the_pages_csrf_value_with_a_cookie(client, cli, tmp_path):
     ids = dashboard_run(cli, tmp_path)
     log_in(client)

@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
+from starlette.requests import ClientDisconnect
 
 from crm_ingest.runtime import runtime
 
@@ -97,6 +98,13 @@ async def _too_large(scope, receive, send, limit: int) -> None:
 
 
 app.add_middleware(BodyLimit)
+
+
+@app.exception_handler(ClientDisconnect)
+async def client_gone(_request, _exc: ClientDisconnect) -> Response:
+    """A client that went away mid-body: nothing to answer, nothing to log but a line."""
+    log.info("a client disconnected before its request body was read")
+    return Response(status_code=400)
 
 
 @app.exception_handler(OverflowError)

@@ -58,9 +58,13 @@ def new_session(token: str, now: float | None = None) -> str:
 
 def session_token(value: str, now: float | None = None) -> str | None:
     """The token a session cookie was signed with, if it is unexpired and still configured."""
+    from .intake import counter
+
     expires, _, rest = value.partition(".")
     nonce, _, signature = rest.partition(".")
     if not (expires.isdigit() and nonce and signature) or int(expires) < (now or time.time()):
+        return None
+    if counter().remembered(f"ended-session:{nonce}"):  # logged out
         return None
     found = None
     for token in api_tokens():
@@ -161,6 +165,12 @@ def ops_logout(request: Request, csrf: str = Form("")) -> Response:
     who = viewer(request)
     if who is not None and not who.may_change(csrf):
         raise HTTPException(403, "the form is stale: reload the page")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if who is not None and who.session and cookie:  # ended here, not only forgotten by this browser
+        expires, _, rest = cookie.partition(".")
+        from .intake import counter
+
+        counter().remember(f"ended-session:{rest.partition('.')[0]}", max(1, int(expires) - int(time.time())))
     answer = RedirectResponse("/ops", status_code=303)
     answer.delete_cookie(SESSION_COOKIE, path="/ops", httponly=True, samesite="strict", secure=_https(request))
     return answer
@@ -253,7 +263,8 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(page, status_code=status, headers={
         "Content-Security-Policy": (f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
                                     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
-        "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"})
+        # same-origin: nothing leaks to another site, and the login post says where it comes from
+        "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY"})
 
 
 def _when(value: datetime | None) -> str:

@@ -77,6 +77,11 @@ async def submit(key: str, request: Request) -> Response:
                                   (f"form-day:{key}", form.daily_cap, 86400)])
     if wait is not None:
         await run_in_threadpool(_count, key, "refused: rate limit")
+        if browser:  # a person's browser shows a page, not JSON
+            words = MESSAGES[form.language]
+            return HTMLResponse(f'<!doctype html><html lang="{html.escape(form.language)}"><meta charset="utf-8">'
+                                f"<p>{html.escape(words['too_many'].format(seconds=wait))}</p></html>",
+                                status_code=429, headers={"Retry-After": str(wait)})
         return JSONResponse({"detail": "too many submissions; try again later"}, status_code=429,
                             headers={"Retry-After": str(wait)})
     body = await _read(request, api.max_body_bytes)

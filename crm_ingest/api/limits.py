@@ -17,11 +17,27 @@ class Counter(Protocol):
     def peek_many(self, keys: list[tuple[str, int]]) -> list[tuple[int, int]]:
         """(hits so far, seconds until the window ends) for each (key, window seconds), counting none."""
 
+    def remember(self, key: str, seconds: int) -> None:
+        """Keep `key` for `seconds` (an ended session, until it would have expired)."""
+
+    def remembered(self, key: str) -> bool:
+        """Whether `key` is kept."""
+
 
 class MemoryCounter:
     def __init__(self) -> None:
         self._hits: dict[tuple[str, int], int] = {}
+        self._kept: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def remember(self, key: str, seconds: int) -> None:
+        now = time.time()
+        with self._lock:
+            self._kept = {k: until for k, until in self._kept.items() if until > now}
+            self._kept[key] = now + seconds
+
+    def remembered(self, key: str) -> bool:
+        return self._kept.get(key, 0) > time.time()
 
     def hit(self, key: str, window_seconds: int) -> tuple[int, int]:
         now = time.time()
@@ -64,6 +80,12 @@ class RedisCounter:
             resets.append(int((window + 1) * window_seconds - now) + 1)
         counts = pipe.execute()[::2]
         return [(int(count), reset) for count, reset in zip(counts, resets)]
+
+    def remember(self, key: str, seconds: int) -> None:
+        self._redis.set(f"crm-ingest:kept:{key}", 1, ex=max(1, seconds))
+
+    def remembered(self, key: str) -> bool:
+        return bool(self._redis.exists(f"crm-ingest:kept:{key}"))
 
     def peek_many(self, keys: list[tuple[str, int]]) -> list[tuple[int, int]]:
         now = time.time()

@@ -112,10 +112,14 @@ FIELD_TARGETS = ("email", "phone", "mobile_phone", "first_name", "last_name", "f
                  "subject", "message", "twitter", "facebook", "lead_source")
 MESSAGES = {
     "en": {"required": "is required", "email": "is not a valid email address", "too_long": "is too long",
-           "not_text": "must be text", "no_mail": "is an address whose domain does not receive email", "title": "Please check the form",
+           "not_text": "must be text",
+           "too_many": "Too many messages from your address just now: please try again in {seconds} seconds.",
+           "no_mail": "is an address whose domain does not receive email", "title": "Please check the form",
            "back": "Back to the form"},
     "sv": {"required": "måste fyllas i", "email": "är inte en giltig e-postadress", "too_long": "är för långt",
-           "not_text": "måste vara text", "no_mail": "är en adress vars domän inte tar emot e-post", "title": "Kontrollera formuläret",
+           "not_text": "måste vara text",
+           "too_many": "För många meddelanden från din adress just nu: försök igen om {seconds} sekunder.",
+           "no_mail": "är en adress vars domän inte tar emot e-post", "title": "Kontrollera formuläret",
            "back": "Tillbaka till formuläret"},
 }
 MAX_FIELD_CHARS = 10_000

@@ -99,10 +99,11 @@ def qualify(session: Session, settings: Settings, lead_id: int, account: bool = 
     return {"lead": lead.id, "status": lead.status, "state": "qualified", "already_qualified": False, **links}
 
 
-def close_lead(session: Session, lead_id: int, status: str = "canceled") -> dict[str, Any]:
+def close_lead(session: Session, lead_id: int, status: str = "canceled", *, field: str = "status") -> dict[str, Any]:
     """Close an open lead without qualifying it, with a disqualified status reason (canceled:
-    made by mistake or a duplicate). Closing a closed lead again only changes its reason."""
-    status = _closing_status(status)
+    made by mistake or a duplicate). Closing a closed lead again only changes its reason.
+    `field`: what the caller called the reason, named when it is not one."""
+    status = _closing_status(status, field)
     lead = _locked(session, Lead, "lead", lead_id)
     if lead_state(lead.status) == "qualified":
         raise InvalidState(f"lead {lead_id} is qualified: it cannot be closed as {status}")
@@ -116,14 +117,14 @@ def close_lead(session: Session, lead_id: int, status: str = "canceled") -> dict
 def disqualify(session: Session, lead_id: int, reason: str) -> dict[str, Any]:
     """Dynamics' disqualify: close the lead with the reason it will not become business (lost,
     cannot_contact, no_longer_interested, canceled)."""
-    return close_lead(session, lead_id, reason)
+    return close_lead(session, lead_id, reason, field="reason")
 
 
-def _closing_status(text: Any) -> str:
+def _closing_status(text: Any, field: str) -> str:
     key = "_".join(str(text or "").strip().lower().replace("-", " ").split())
     key = {"cancelled": "canceled"}.get(key, key)
     if key not in LEAD_DISQUALIFIED:
-        raise InvalidItem("reason", f"{text!r} is not a reason to close a lead; expected one of "
+        raise InvalidItem(field, f"{text!r} is not a reason to close a lead; expected one of "
                                     f"{', '.join(LEAD_DISQUALIFIED)}")
     return key
 
