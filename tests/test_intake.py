@@ -436,3 +436,11 @@ labels = { email = "E-post" }
     finally:
         server.close()
         mx.forget()
+
+
+def test_a_script_posting_raw_utf8_is_read_as_written(client, tmp_path):
+    body = "email=a%40kund.example&name=Jörgen Åberg&_ts=".encode() + person()["_ts"].encode()
+    response = client.post("/forms/contact", content=body,
+                           headers={**ORIGIN, "content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 303
+    assert [(lead.first_name, lead.last_name) for lead in leads(tmp_path)] == [("Jörgen", "Åberg")]

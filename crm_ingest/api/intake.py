@@ -16,12 +16,11 @@ import hmac
 import html
 import json
 import uuid
-
-import orjson
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -176,7 +175,10 @@ async def _values(request: Request, content_type: str, body: bytes) -> dict[str,
             return None
         return {k: v if isinstance(v, str) else _json_text(v) for k, v in data.items()}
     if content_type == "application/x-www-form-urlencoded":
-        text = body.decode("latin-1")  # percent-escapes are ASCII; raw bytes decoded below, as escapes are
+        try:  # a browser percent-escapes every byte; a script may send raw UTF-8, an old page raw Latin-1
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = body.decode("cp1252", "replace")
         try:
             try:
                 pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=200, errors="strict")
