@@ -274,7 +274,8 @@ def _sender(values: list[str], sender: list[str]) -> dict[str, str | None]:
         behalf = _addresses("sender", sender)
         if behalf and "@" not in bare:
             name = bare.split("<")[0].strip().strip('"').strip() or None
-            return {"from_email": behalf[0][1], "from_name": _text_header("subject", name) if name else behalf[0][0]}  # as unstructured text
+            # the name read as unstructured text: no address parser to take it apart
+            return {"from_email": behalf[0][1], "from_name": _text_header("subject", name) if name else behalf[0][0]}
     name, addr = found[0] if found else (None, None)
     return {"from_email": addr, "from_name": _display_name(name, values[0] if values else "")}
 
