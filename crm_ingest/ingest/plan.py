@@ -75,7 +75,8 @@ def plan_item(item_id: int, kind: str, payload: Mapping[str, Any], source: Sourc
     try:
         if not isinstance(payload, Mapping):
             raise InvalidItem("payload", f"expected an object, got {type(payload).__name__}")
-        if payload.get("error"):
+        if payload.get("error") and not (kind == "email" and payload.get("from_email")):
+            # (a mail the parser read a sender of is read as far as it could be: _read_email says what was not)
             raise InvalidItem("payload", f"unreadable as received: {clean_text(payload['error'])}")
         reader = _READERS.get(kind)
         if reader is None:
@@ -567,6 +568,8 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
                           "topic": subject}, source, scope=_person_scope(source), email_field="from")
     if not forwarded:
         body = own_words(subject, body)  # a reply's quoted history stays in the item's payload, off the record
+    if problem := clean_text(payload.get("error"), 500):  # what the mail parser could not read, said where it shows
+        body = "\n\n".join(part for part in (body, f"(Part of this mail could not be read: {problem})") if part)
     if files := attached_files(payload):  # shown where an agent reads the mail: the matter may be in one
         body = "\n\n".join(part for part in (body, "Attachments: " + ", ".join(map(_attachment, files[:20]))
                                               + (f" and {len(files) - 20} more" if len(files) > 20 else "")) if part)

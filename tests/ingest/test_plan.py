@@ -784,3 +784,17 @@ def test_a_forward_keeps_what_it_forwards():
     text = "Se nedan.\n\n-----Original Message-----\nFrom: Bob <bob@x.example>\nSent: Monday\n\nOrder 12 is late"
     plan = plan_item(6, "email", {**MAIL_PAYLOAD, "subject": "FW: Order", "text": text}, MAIL)
     assert plan.case["description"] == text
+
+
+def test_a_mail_read_only_in_part_is_still_the_senders_case_saying_what_was_not_read():
+    """A customer's mail whose structure the parser could not take apart (parts nested 2,000
+    deep) was rejected whole, though its sender and text were read."""
+    payload = {**MAIL_PAYLOAD, "text": "Hej, fakturan är fel.",
+               "error": "body: unparsable: RecursionError; the message's text is kept as the body"}
+    plan = plan_item(6, "email", payload, MAIL)
+    assert plan.outcome is None and plan.person.fields["email"] == "Asa.Jonsson@example.com"
+    assert plan.case["description"] == ("Hej, fakturan är fel.\n\n(Part of this mail could not be read: body: "
+                                        "unparsable: RecursionError; the message's text is kept as the body)")
+    unread = plan_item(6, "email", {"error": "unparsable message: ValueError"}, MAIL)  # no sender: nothing to file
+    assert (unread.outcome, unread.reason) == ("rejected", "payload: unreadable as received: unparsable message: "
+                                                           "ValueError")
