@@ -69,8 +69,9 @@ def _columns_of(table: Table, rows: Sequence[Mapping[str, Any]]) -> tuple[list[s
 def allocate_ids(session: Session, model, count: int) -> list[int]:
     """Primary keys for rows about to be inserted, so related rows can name them first.
 
-    PostgreSQL: from the table's sequence. SQLite: after the current maximum, which is safe
-    because our SQLite transactions hold the write lock from BEGIN IMMEDIATE.
+    PostgreSQL: from the table's sequence. SQLite: after the largest id the table ever had
+    (its AUTOINCREMENT counter, for the record tables: a record's id is never reused), which is
+    safe because our SQLite transactions hold the write lock from BEGIN IMMEDIATE.
     """
     if count == 0:
         return []
@@ -83,6 +84,9 @@ def allocate_ids(session: Session, model, count: int) -> list[int]:
                     "AS seq) SELECT nextval(s.seq) FROM s, generate_series(1, :n)")
         return list(session.scalars(stmt, {"table": table.name, "n": count}))
     start = (session.scalar(select(func.max(table.c.id))) or 0) + 1
+    if table.dialect_options["sqlite"].get("autoincrement"):
+        ever = session.scalar(text("SELECT seq FROM sqlite_sequence WHERE name = :name"), {"name": table.name})
+        start = max(start, (ever or 0) + 1)
     return list(range(start, start + count))
 
 

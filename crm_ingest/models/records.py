@@ -41,6 +41,7 @@ class Campaign(Base):
 
 class Account(Provenance, Base):
     __tablename__ = "accounts"
+    __table_args__ = {"sqlite_autoincrement": True}  # an id is never reused (migration 0025)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
@@ -51,6 +52,7 @@ class Account(Provenance, Base):
 
 class Contact(Provenance, Base):
     __tablename__ = "contacts"
+    __table_args__ = {"sqlite_autoincrement": True}  # an id is never reused (migration 0025)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     first_name: Mapped[str | None] = mapped_column(String(200))
@@ -72,8 +74,9 @@ class Contact(Provenance, Base):
 class Lead(Provenance, Base):
     __tablename__ = "leads"
     # only qualified leads name an account or contact: the rest (every imported lead) stay out
-    __table_args__ = tuple(Index(f"ix_leads_{column}", column, postgresql_where=text(f"{column} IS NOT NULL"),
-                                 sqlite_where=text(f"{column} IS NOT NULL")) for column in ("account_id", "contact_id"))
+    __table_args__ = (*(Index(f"ix_leads_{column}", column, postgresql_where=text(f"{column} IS NOT NULL"),
+                              sqlite_where=text(f"{column} IS NOT NULL")) for column in ("account_id", "contact_id")),
+                      {"sqlite_autoincrement": True})  # an id is never reused (migration 0025)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     topic: Mapped[str | None] = mapped_column(String(300))
@@ -103,6 +106,7 @@ class Lead(Provenance, Base):
 
 class Opportunity(Provenance, Base):
     __tablename__ = "opportunities"
+    __table_args__ = {"sqlite_autoincrement": True}  # an id is never reused (migration 0025)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(300))
@@ -117,6 +121,7 @@ class Opportunity(Provenance, Base):
 
 class Case(Provenance, Base):
     __tablename__ = "cases"
+    __table_args__ = {"sqlite_autoincrement": True}  # an id is never reused (migration 0025)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     ticket_number: Mapped[str | None] = mapped_column(String(40), unique=True)
@@ -159,7 +164,8 @@ class Activity(Base):
     """The email, post or form submission behind a record; a reply appends one to its case."""
 
     __tablename__ = "activities"
-    __table_args__ = (Index("ix_activities_regarding", "regarding_type", "regarding_id"),)
+    __table_args__ = (Index("ix_activities_regarding", "regarding_type", "regarding_id"),
+                      {"sqlite_autoincrement": True})  # an id is never reused (migration 0025)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
