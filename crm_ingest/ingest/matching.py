@@ -588,6 +588,10 @@ class RuleSet:
     review_threshold: float = 0.6
     min_weight: float = 0.0
     auto_merge: bool = True
+    # evidence against two namesakes with their own addresses at one workplace
+    # ('anna.andersson@volvo.se', 'anna.m.andersson@volvo.se'): two colleagues, however alike
+    # their names (see _one_workplace_two_addresses)
+    colleagues_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conditions", tuple(self.conditions))
@@ -598,8 +602,9 @@ class RuleSet:
                 raise ConfigError(f"RuleSet.{name}", "must be between 0 and 1")
         if self.review_threshold > self.merge_threshold:
             raise ConfigError("RuleSet.review_threshold", "must not be above merge_threshold")
-        if not self.min_weight >= 0 or not math.isfinite(self.min_weight):
-            raise ConfigError("RuleSet.min_weight", "must be a finite number, zero or more")
+        for name in ("min_weight", "colleagues_penalty"):
+            if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"RuleSet.{name}", "must be a finite number, zero or more")
 
 
 @dataclass(frozen=True)
@@ -660,6 +665,9 @@ def score(a: Mapping[str, Any], b: Mapping[str, Any], ruleset: RuleSet) -> Decis
         penalty = c.weight if c.penalty is None else c.penalty
         evidence_for += c.weight * counted
         evidence_against += penalty * (1.0 - counted)
+    if ruleset.colleagues_penalty and (workplace := _one_workplace_two_addresses(a, b)):
+        evidence_against += ruleset.colleagues_penalty
+        reasons.append(f"two addresses with their last name at {workplace}: {ruleset.colleagues_penalty:g} against")
     evidence = evidence_for + evidence_against
     if evidence < ruleset.min_weight:
         reasons.append(f"little to compare: evidence {evidence:.1f} below min_weight "
@@ -673,6 +681,26 @@ def score(a: Mapping[str, Any], b: Mapping[str, Any], ruleset: RuleSet) -> Decis
     else:
         outcome = "new"
     return Decision(value, outcome, reasons)
+
+
+def _one_workplace_two_addresses(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
+    """The work domain where two people of the very same name have different addresses that
+    both spell it ('anna.andersson@volvo.se', 'anna.m.andersson@volvo.se': a workplace names
+    its second Anna Andersson so because the first has the plain one), and no phone in common:
+    two colleagues. (One person's aliases differ in the name: 'bill.smith@', 'william.smith@'.)"""
+    (first, last), (their_first, their_last) = (
+        [fold(part or "").replace(" ", "") for part in _names(record)] for record in (a, b))
+    if len(last) < 3 or last != their_last or not first or first != their_first:  # namesakes, written alike
+        return None
+    mine = {k for k in email_keys(a) if not is_role_address(k)}
+    theirs = {k for k in email_keys(b) if not is_role_address(k)}
+    if not mine or not theirs or {canonical_email(k) for k in mine} & {canonical_email(k) for k in theirs}:
+        return None
+    if set(phone_keys(a)) & set(phone_keys(b)):
+        return None
+    named = [{work_domain(k) for k in keys if last in fold(k.partition("@")[0]).replace(".", "").replace("-", "")
+              .replace("_", "")} for keys in (mine, theirs)]
+    return next((d for d in sorted(named[0] & named[1]) if d and not is_free_mail(d)), None)
 
 
 def _counted(c: Condition, a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
@@ -716,7 +744,8 @@ _PERSON_CONDITIONS = (
     Condition("domain", "exact", weight=2.0, penalty=1.0),
     Condition("birth_date", "same_date", weight=2.0, penalty=4.0),
 )
-_PERSON_RULES = RuleSet(_PERSON_CONDITIONS, merge_threshold=0.8, review_threshold=0.6, min_weight=6.0)
+_PERSON_RULES = RuleSet(_PERSON_CONDITIONS, merge_threshold=0.8, review_threshold=0.6, min_weight=6.0,
+                        colleagues_penalty=4.0)
 _ACCOUNT_RULES = RuleSet((
     Condition("company_name", "fuzzy", weight=3.0, penalty=3.0, threshold=0.85, scorer="token_sort"),
     Condition("domain", "exact", weight=4.0, penalty=1.0),
@@ -733,7 +762,8 @@ DEFAULT_RULES: Mapping[str, RuleSet] = MappingProxyType({
 
 # -- configuration ----------------------------------------------------------------------------------
 
-_RULESET_KEYS = {"merge_threshold", "review_threshold", "min_weight", "conditions", "auto_merge"}
+_RULESET_KEYS = {"merge_threshold", "review_threshold", "min_weight", "conditions", "auto_merge",
+                 "colleagues_penalty"}
 _CONDITION_KEYS = {"field", "op", "n", "ignore_blank", "case_sensitive", "weight", "threshold",
                    "penalty", "scorer", "swap_with"}
 
@@ -764,7 +794,7 @@ def rules_from_toml(mapping: Mapping[str, Any], prefix: str = "matching") -> dic
 def _ruleset(raw: Mapping[str, Any], where: str, default: RuleSet) -> RuleSet:
     _only_keys(raw, where, _RULESET_KEYS)
     values: dict[str, Any] = {}
-    for name in ("merge_threshold", "review_threshold", "min_weight"):
+    for name in ("merge_threshold", "review_threshold", "min_weight", "colleagues_penalty"):
         if name in raw:
             values[name] = _number(raw[name], f"{where}.{name}")
     conditions = default.conditions
@@ -781,7 +811,8 @@ def _ruleset(raw: Mapping[str, Any], where: str, default: RuleSet) -> RuleSet:
     if not isinstance(auto_merge, bool):
         raise ConfigError(f"{where}.auto_merge", "must be true or false")
     try:
-        return RuleSet(conditions, merge, review, values.get("min_weight", default.min_weight), auto_merge)
+        return RuleSet(conditions, merge, review, values.get("min_weight", default.min_weight), auto_merge,
+                       values.get("colleagues_penalty", default.colleagues_penalty))
     except ConfigError as exc:
         raise ConfigError(where + exc.key.removeprefix("RuleSet"), exc.reason) from None
 

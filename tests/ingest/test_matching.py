@@ -499,7 +499,7 @@ def test_rules_from_toml_reads_a_matching_table():
         Condition("email", "exact", weight=6, penalty=1),
         Condition("first_name", "fuzzy", threshold=0.85, scorer="jaro_winkler"),
         Condition("phone", "last_n", n=8, ignore_blank=False),
-    ), merge_threshold=0.9, review_threshold=0.7, min_weight=3)
+    ), merge_threshold=0.9, review_threshold=0.7, min_weight=3, colleagues_penalty=4.0)  # as the default's
     assert rules["lead-lead"] is DEFAULT_RULES["lead-lead"]
 
 
@@ -794,3 +794,21 @@ def test_keeps_different_accounts_apart():
 def test_a_records_phone_with_an_extension_and_its_mobile_are_both_its_numbers():
     record = {"phone": "+14155550132;ext=204", "mobile_phone": "070-123 45 67"}
     assert blocking_keys(record, "lead")[:2] == [("phone", "+14155550132"), ("phone", "+46701234567")]
+
+
+def test_two_namesakes_with_their_own_addresses_at_one_workplace_are_reviewed_not_merged():
+    """Two Anna Andersson at Volvo (anna.andersson@, anna.m.andersson@, each her own mobile)
+    were merged at 0.86: one lead owning both addresses, the Controller's mail filed under the
+    buyer's record."""
+    buyer = {"first_name": "Anna", "last_name": "Andersson", "email": "anna.andersson@volvo.se",
+             "company_name": "Volvo AB", "phone": "+46703111111"}
+    controller = {**buyer, "email": "anna.m.andersson@volvo.se", "phone": "+46703222222"}
+    decision = matching.score(buyer, controller, matching.DEFAULT_RULES["lead-lead"])
+    assert decision.outcome == "review"
+    assert "two addresses with their last name at volvo.se: 4 against" in decision.reasons
+    # one person's aliases (a nickname, or a shared phone) still merge
+    bill = {**buyer, "first_name": "Bill", "last_name": "Smith", "email": "bill.smith@acme.example", "phone": None}
+    william = {**bill, "first_name": "William", "email": "william.smith@acme.example"}
+    assert matching.score(bill, william, matching.DEFAULT_RULES["lead-lead"]).outcome == "merge"
+    same_phone = {**controller, "phone": buyer["phone"]}
+    assert matching.score(buyer, same_phone, matching.DEFAULT_RULES["lead-lead"]).outcome == "merge"
