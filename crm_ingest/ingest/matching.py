@@ -309,7 +309,22 @@ def same_person_names(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     first_b, last_b = canonical_first_name(b.get("first_name")), fold(b.get("last_name") or "")
     if not (first_a or last_a) or not (first_b or last_b):
         return True
-    return not (last_a and last_b and last_a != last_b) and not (first_a and first_b and first_a != first_b)
+    if last_a and last_b and last_a != last_b:
+        return False
+    return not (first_a and first_b and first_a != first_b) or initial_agrees(a.get("first_name"), b.get("first_name"))
+
+
+def initial_agrees(a: Any, b: Any) -> bool:
+    """One first name is an initial ('A.', 'A', 'A.-K.') of the other ('Anna', 'Anna-Karin'),
+    as mail programs and signatures write it: no evidence either way."""
+    folded = [fold(str(v or "")).replace(".", " ").replace("-", " ").split() for v in (a, b)]
+    if not all(folded):
+        return False
+    for short, full in (folded, folded[::-1]):
+        if all(len(part) == 1 for part in short) and len(short) <= len(full) \
+                and all(f.startswith(i) for i, f in zip(short, full)):
+            return True
+    return False
 
 
 # -- reading a record -------------------------------------------------------------------------------
@@ -657,6 +672,9 @@ def score(a: Mapping[str, Any], b: Mapping[str, Any], ruleset: RuleSet) -> Decis
         else:
             similarity = _similarity(c, a_values, b_values)
         counted = similarity
+        if c.field == "first_name" and similarity < (c.threshold or 1.0) and initial_agrees(_names(a)[0], _names(b)[0]):
+            reasons.append(f"{c.label}: an initial of the other, ignored")
+            continue
         if c.threshold is not None and similarity < c.threshold:
             counted = 0.0
             reasons.append(f"{c.label}: {similarity:.2f} below {c.threshold:.2f}, counted as 0")

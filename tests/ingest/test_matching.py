@@ -812,3 +812,15 @@ def test_two_namesakes_with_their_own_addresses_at_one_workplace_are_reviewed_no
     assert matching.score(bill, william, matching.DEFAULT_RULES["lead-lead"]).outcome == "merge"
     same_phone = {**controller, "phone": buyer["phone"]}
     assert matching.score(buyer, same_phone, matching.DEFAULT_RULES["lead-lead"]).outcome == "merge"
+
+
+@pytest.mark.parametrize("a, b, agrees", [
+    ("A.", "Anna", True), ("Anna", "A", True), ("A.-K.", "Anna-Karin", True), ("B.", "Anna", False),
+    ("Anna", "Anders", False), ("A.K.", "Anna", False),
+])
+def test_an_initial_is_no_evidence_against_the_name_it_begins(a, b, agrees):
+    """'A. Berg' (a mail's display name) and 'Anna Berg' (a list) with one phone: each list row
+    was a new lead, the initial taken for another first name."""
+    assert matching.initial_agrees(a, b) is agrees
+    assert matching.same_person_names({"first_name": a, "last_name": "Berg"},
+                                      {"first_name": b, "last_name": "Berg"}) is agrees
