@@ -396,6 +396,22 @@ def test_revert_leaves_the_database_as_it_was_before_the_import(cli, tmp_path, s
     assert snapshot(sessions) == before
 
 
+def test_revert_keeps_a_lead_qualified_since_and_says_so(cli, tmp_path, sessions_for):
+    """Reverting an import one of whose leads was qualified since failed on the opportunity's
+    foreign key (a traceback; the API answered 500), and the job could never be reverted."""
+    listing = write_list(tmp_path / "list.csv", [["Anna", "Ask", "anna@example.se", "", "Ask AB"],
+                                                 ["Bo", "Berg", "bo@example.se", "", "Berg AB"]])
+    job = run_json(cli, "import", str(listing), "--campaign", "Spring")
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    with sessions() as session:
+        anna = session.scalar(select(Lead.id).where(Lead.email == "anna@example.se"))
+    run_json(cli, "lead", "qualify", str(anna))
+    result = run_json(cli, "import-revert", str(job["job"]))
+    assert result["records_deleted"] == 1 and result["kept_qualified"][0] == f"lead {anna}"
+    with sessions() as session:
+        assert [lead.email for lead in session.scalars(select(Lead))] == ["anna@example.se"]
+
+
 class Interrupted(ListFile):
     """A list whose reading fails after some rows, as when the importing process is killed."""
 

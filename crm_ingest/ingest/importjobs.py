@@ -18,6 +18,7 @@ from crm_ingest.models import (
     ImportJob,
     Lead,
     MergeLog,
+    Opportunity,
     RawItem,
     Suppression,
     utcnow,
@@ -153,6 +154,14 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
             session.execute(update(model).where(model.id == record_id).values(origin_item_id=item_id))
         result["records_kept"] += len(others)
         created = [record_id for record_id in created if record_id not in others]
+        # A lead qualified since, and the contact its qualifying made, are someone's work now
+        # (an opportunity names them): they stay, with their keys and links, and are said to.
+        worked_on = _qualified_since(session, record_type, created)
+        if worked_on:
+            session.execute(update(model).where(model.id.in_(worked_on)).values(origin_item_id=None))
+            result["records_kept"] += len(worked_on)
+            result.setdefault("kept_qualified", []).extend(f"{record_type} {i}" for i in sorted(worked_on))
+            created = [record_id for record_id in created if record_id not in worked_on]
         for start in range(0, len(created), 1000):
             chunk = created[start:start + 1000]
             result["keys_removed"] += session.execute(delete(IdentityKey).where(
@@ -188,6 +197,18 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
     job.finished_at = utcnow()
     job.options = {**(job.options or {}), "reverted": result}
     return result
+
+
+def _qualified_since(session: Session, record_type: str, ids: list[int]) -> set[int]:
+    if not ids:
+        return set()
+    if record_type == "lead":
+        named = or_(Lead.status == "qualified", Lead.id.in_(select(Opportunity.lead_id)
+                                                            .where(Opportunity.lead_id.is_not(None))))
+        return set(session.scalars(select(Lead.id).where(Lead.id.in_(ids), named)))
+    named = or_(Contact.id.in_(select(Opportunity.contact_id).where(Opportunity.contact_id.is_not(None))),
+                Contact.id.in_(select(Lead.contact_id).where(Lead.status == "qualified", Lead.contact_id.is_not(None))))
+    return set(session.scalars(select(Contact.id).where(Contact.id.in_(ids), named)))
 
 
 def parse_suppression(value: str, region: str) -> tuple[str, str]:
