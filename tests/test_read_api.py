@@ -107,6 +107,8 @@ def test_search_is_case_insensitive_on_names_and_emails_and_takes_wildcards_lite
     assert listed(api, search="%") == [leads["percent"]]
     assert listed(api, search="_") == [leads["percent"]]
     assert listed(api, search="nobody") == []
+    # letters past ASCII fold too (SQLite's own lower() folds ASCII only: 'Åsa' found nothing)
+    assert listed(api, search="åSA") == [leads["fair_one"]] == listed(api, search="ÅSA BERG"[:3])
 
 
 def test_an_unknown_filter_or_bad_value_is_a_422_naming_it(api, leads):

@@ -166,11 +166,15 @@ def _where(session: Session, record_type: str, filters: Filters) -> list:
 
 
 def _campaign_id(session: Session, given: str) -> int | None:
-    """A campaign by id or by name; an unknown one matches nothing."""
+    """A campaign by name, else by id ('2026' is the campaign so named, when there is one); an
+    unknown one matches nothing."""
     text = str(given).strip()
-    if text.isdigit():
+    named = session.scalar(select(Campaign.id).where(Campaign.name == text[:300]))
+    if named is not None:
+        return named
+    if text.isascii() and text.isdigit() and len(text) <= 18:  # '²' is a digit to Python; 19+ past BIGINT
         return int(text)
-    return session.scalar(select(Campaign.id).where(Campaign.name == text)) or -1
+    return -1
 
 
 # -- cursors ------------------------------------------------------------------------------------
