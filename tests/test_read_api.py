@@ -94,6 +94,10 @@ def test_filters_pick_by_status_source_campaign_queue_and_created_range(api, lea
     assert listed(api, source="list") == [leads["fair_two"], leads["fair_one"]]
     assert listed(api, campaign="Fair 2026") == listed(api, campaign="7") == [leads["fair_two"], leads["fair_one"]]
     assert listed(api, campaign="No such") == []
+    assert listed(api, campaign="²") == [] == listed(api, campaign="9" * 25)  # no id: never a 500
+    with runtime_module.runtime().sessions.begin() as session:  # a campaign named with digits, by its name
+        session.add(Campaign(id=8, name="7"))
+    assert listed(api, campaign="7") == []  # 'campaign 7' is now the one named so, which has no leads
     assert listed(api, queue="Nordics") == [leads["queued"]]
     # a date alone takes the whole day; both ends inclusive
     assert listed(api, created_from="2026-03-03", created_to="2026-03-04") == [leads["queued"], leads["fair_two"]]
