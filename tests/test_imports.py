@@ -216,15 +216,17 @@ def test_suppressed_people_never_become_leads_whatever_list_they_come_back_in(cl
 @pytest.mark.parametrize("content", [
     "Företag;Domän\nEk AB;ek.se\nLo AB;https://www.lo.se/kontakt\n",   # a register of companies that said no
     "Email;Domain\n;@ek.se\n;lo.se\n",                                   # beside an email column, empty here
+    "www.ek.se\nhttps://www.lo.se/kontakt\n",                            # one a line, as a site is written
 ])
 def test_a_do_not_contact_list_s_domain_column_suppresses_every_address_at_it(cli, tmp_path, content):
     (tmp_path / "dnc.csv").write_text(content, encoding="utf-8")
     loaded = run_json(cli, "suppress", str(tmp_path / "dnc.csv"))
     assert (loaded["entries"], loaded["invalid"]) == (2, [])
     listing = write_list(tmp_path / "list.csv", [["Anna", "Berg", "anna@ek.se", "", ""], ["Bo", "Lo", "bo@lo.se", "", ""],
-                                                 ["Cia", "Lo", "cia@lofoten.se", "", ""]])
+                                                 ["Cia", "Lo", "cia@lofoten.se", "", ""],
+                                                 ["Dan", "Ek", "dan@lab.ek.se", "", ""]])  # a subdomain's address too
     job = run_json(cli, "import", str(listing))
-    assert (job["counts"]["suppressed"], job["counts"]["created"]) == (2, 1)
+    assert (job["counts"]["suppressed"], job["counts"]["created"]) == (3, 1)
 
 
 @pytest.mark.parametrize("name, content", [

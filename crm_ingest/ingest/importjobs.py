@@ -212,13 +212,19 @@ def _qualified_since(session: Session, record_type: str, ids: list[int]) -> set[
 
 
 def parse_suppression(value: str, region: str) -> tuple[str, str]:
-    """One do-not-contact entry: an email, a phone number or a domain (also '@domain')."""
+    """One do-not-contact entry: an email, a phone number or a domain ('@ekab.se', 'ekab.se',
+    'www.ekab.se', 'https://www.ekab.se/kontakt': every address at ekab.se and its subdomains)."""
     text = value.strip()
     if "@" in text.strip("@"):
         return "email", normalize_email(text)[1]
-    if text.startswith("@") or (re.fullmatch(r"[A-Za-z0-9.-]+\.[A-Za-z]{2,}", text) is not None):
-        return "domain", text.lstrip("@").lower().rstrip(".")
+    site = _SITE.fullmatch(text)
+    if text.startswith("@") or site is not None:
+        host = site.group(1) if site is not None else text.lstrip("@")
+        return "domain", re.sub(r"^www\d*\.", "", host.lower().rstrip("."))
     return "phone", normalize_phone(text, region)
+
+
+_SITE = re.compile(r"(?:https?://)?([A-Za-z0-9.-]+\.[A-Za-z]{2,}\.?)(?:[/?#].*)?", re.IGNORECASE)
 
 
 SUPPRESSION_BATCH = 50_000  # entries held at a time: a national do-not-call register has millions

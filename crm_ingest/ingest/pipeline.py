@@ -351,8 +351,9 @@ def _suppression_keys(keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The suppression entries that would name a person with these identity keys."""
     entries = []
     for kind, value in keys:
-        if kind == "email":
-            entries += [("email", value), ("domain", value.rpartition("@")[2])]
+        if kind == "email":  # its domain and the domains above it: '@ekab.se' covers 'bo@lab.ekab.se'
+            labels = value.rpartition("@")[2].split(".")
+            entries += [("email", value), *(("domain", ".".join(labels[at:])) for at in range(len(labels) - 1))]
         elif kind == "phone":
             entries.append(("phone", value))
         elif kind == "email_canonical":  # suppressions hold the canonical mailbox too
