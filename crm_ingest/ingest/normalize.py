@@ -670,7 +670,14 @@ def name_column(name: str | None, given: bool) -> str | None:
 
 
 def split_name(full_name: str | None) -> tuple[str | None, str | None]:
-    """'Åsa Jönsson' -> ('Åsa', 'Jönsson'); 'Jönsson, Åsa' -> ('Åsa', 'Jönsson')."""
+    """'Åsa Jönsson' -> ('Åsa', 'Jönsson'); 'Jönsson, Åsa' -> ('Åsa', 'Jönsson'). Each part at
+    most 200 characters, as the name columns hold (a 1 MB cell made a 400-character first name,
+    which PostgreSQL refuses)."""
+    first, last = _split_name(full_name)
+    return (first[:200].rstrip() or None) if first else first, (last[:200].rstrip() or None) if last else last
+
+
+def _split_name(full_name: str | None) -> tuple[str | None, str | None]:
     name = clean_text(full_name, 400)
     if name and "@" in name:
         if " " not in name:  # an address in the name's column: no name

@@ -349,3 +349,11 @@ def test_lone_surrogates_are_no_text_and_never_reach_the_database():
     assert clean_text("\ud800Anna \udfffBerg") == "Anna Berg"
     assert clean_body("rad 1\n\ud83dsmile") == "rad 1\nsmile"
     assert clean_text("\U0001F600 ok") == "\U0001F600 ok"  # an emoji is one character, kept
+
+
+def test_a_name_split_from_one_huge_cell_fits_the_name_columns():
+    """A 1 MB name cell gave a 400-character first name for a 200-character column."""
+    first, last = split_name("A" * 1_000_000)
+    assert len(first) == 200 and last is None
+    first, last = split_name("Anna " + "B" * 500)
+    assert first == "Anna" and len(last) == 200
