@@ -1,7 +1,6 @@
 """`ingest`: the command line. An edge: it opens sessions, lands, dispatches and prints."""
 from __future__ import annotations
 
-import csv
 import json
 import sys
 import time
@@ -17,7 +16,7 @@ from sqlalchemy import select
 
 from crm_ingest.connectors.base import Connector, run_connector
 from crm_ingest.ingest.errors import ConfigError, FatalError
-from crm_ingest.ingest.importjobs import EXPORT_LIMIT_CELL, UPSERT_BY, excel_safe  # noqa: F401 - export's cells
+from crm_ingest.ingest.importjobs import EXPORT_LIMIT_CELL, UPSERT_BY, excel_csv_writer, excel_safe  # noqa: F401
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import RawItem
 from crm_ingest.models.migrate import is_current, upgrade
@@ -409,7 +408,7 @@ def import_report(job_id: int, rejected_file: Path | None, as_json: bool) -> Non
         summary = job_summary(session, job)
         if rejected_file:
             with rejected_file.open("w", encoding="utf-8-sig", newline="") as out:
-                writer = csv.writer(out)
+                writer = excel_csv_writer(out)
                 written = -1  # the header
                 for row in rejected_csv_rows(session, job):
                     writer.writerow(row)
@@ -1076,10 +1075,11 @@ def write_rows(stream, fmt: str, columns: list[str], rows: Iterable[dict]) -> No
         for row in rows:
             stream.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
         return
-    writer = csv.writer(stream)
+    writer = excel_csv_writer(stream)
     writer.writerow(columns)
-    for row in rows:
-        writer.writerow([excel_safe(row[name]) for name in columns])
+    for row in rows:  # a JSON column (a lead's details) as JSON, not as Python writes a dict
+        writer.writerow([excel_safe(json.dumps(value, default=str, ensure_ascii=False)
+                                    if isinstance(value := row[name], (dict, list)) else value) for name in columns])
 
 
 

@@ -171,7 +171,8 @@ def export(record_type: str, fmt: str, output: Path | None, **given: Any) -> Non
     rt = _runtime()
     kind = _record_type(record_type)
     filters = _filters(kind, given)
-    stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    # a CSV file with UTF-8's mark: Excel reads 'Åsa' right only so (a pipe gets none)
+    stream = output.open("w", encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="") if output else sys.stdout
     try:
         with rt.sessions() as session:
             write_rows(stream, fmt, query.columns_of(kind), query.iterate_records(session, kind, filters))

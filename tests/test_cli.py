@@ -68,7 +68,7 @@ def test_csv_has_a_header_and_excel_safe_cells():
 def test_csv_of_no_rows_is_the_header_alone():
     stream = io.StringIO()
     write_rows(stream, "csv", COLUMNS, [])
-    assert stream.getvalue() == "id,first_name,email,created_at\r\n"
+    assert stream.getvalue() == '"id","first_name","email","created_at"\r\n'  # every cell quoted
 
 
 def test_jsonl_is_one_object_a_line_with_values_unquoted():
@@ -213,3 +213,19 @@ def test_a_database_password_is_never_printed():
 
     shown = _display_url("postgresql://crm:s3cret@db:5432/crm")
     assert "s3cret" not in shown and shown.startswith("postgresql://crm:***@db")
+
+
+def test_a_cell_holding_another_locales_separator_stays_one_cell_and_details_are_json():
+    """A Swedish Excel splits an unquoted CSV line at ';': 'Åsa;=2+2' became a cell '=2+2'.
+    Every cell is quoted now; a JSON column is written as JSON, not as Python writes a dict."""
+    stream = io.StringIO()
+    write_rows(stream, "csv", ["first_name", "details"], [{"first_name": "Åsa;=2+2", "details": {"form": "x",
+                                                                                               "utm": None}}])
+    assert stream.getvalue().splitlines()[1] == '"Åsa;=2+2","{""form"": ""x"", ""utm"": null}"'
+
+
+def test_an_exported_csv_file_carries_utf8s_mark_for_excel(cli, tmp_path):
+    cli("land", "--source", "list", str(write_jsonl(tmp_path, {**LEAD, "first_name": "Åsa"})), "--json")
+    cli("export", "lead", "-o", str(tmp_path / "leads.csv"))
+    data = (tmp_path / "leads.csv").read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and "Åsa".encode() in data

@@ -321,14 +321,13 @@ def get_rejected(job_id: Id, request: Request) -> StreamingResponse:
         _job(session, job_id)
 
     def lines() -> Iterator[bytes]:
-        import csv
         import io
 
-        from crm_ingest.ingest.importjobs import rejected_csv_rows
+        from crm_ingest.ingest.importjobs import excel_csv_writer, rejected_csv_rows
 
         yield "\ufeff".encode()  # Excel reads UTF-8 only with its mark
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writer = excel_csv_writer(buffer)
         with runtime().sessions() as session:
             for number, row in enumerate(rejected_csv_rows(session, _job(session, job_id))):
                 writer.writerow(row)
