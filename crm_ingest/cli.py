@@ -22,6 +22,8 @@ from crm_ingest.models import RawItem
 from crm_ingest.models.migrate import is_current, upgrade
 from crm_ingest.runtime import Runtime, runtime
 
+# A record's, item's or job's id: 1 to BIGINT's largest (past it no record can be; SQLite overflowed)
+ID = click.IntRange(1, 2**63 - 1)
 console = Console()
 _SHOWN = Settings()  # display names of record types ([labels]); set from the runtime's settings
 
@@ -391,7 +393,7 @@ def _print_job(summary: dict) -> None:
 
 
 @main.command("import-report")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=ID)
 @click.option("--rejected", "rejected_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the rejected rows with their reasons to this CSV (safe to open in Excel).")
 @json_option
@@ -419,7 +421,7 @@ def import_report(job_id: int, rejected_file: Path | None, as_json: bool) -> Non
 
 
 @main.command("import-revert")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=ID)
 @json_option
 def import_revert(job_id: int, as_json: bool) -> None:
     """Undo an import: delete the records it created, unlink and un-fill what it merged."""
@@ -536,7 +538,7 @@ def _decide_pair(action: Callable[..., dict], review_id: int) -> dict:
 
 
 @review.command("merge")
-@click.argument("review_id", type=int)
+@click.argument("review_id", type=ID)
 @json_option
 def review_merge(review_id: int, as_json: bool) -> None:
     """Merge a pair: the older record survives and gains the other's blanks, contact points,
@@ -550,7 +552,7 @@ def review_merge(review_id: int, as_json: bool) -> None:
 
 
 @review.command("keep-separate")
-@click.argument("review_id", type=int)
+@click.argument("review_id", type=ID)
 @json_option
 def review_keep_separate(review_id: int, as_json: bool) -> None:
     """Two people after all: remembered, the pair is not queued again."""
@@ -565,7 +567,7 @@ def review_keep_separate(review_id: int, as_json: bool) -> None:
 
 
 @review.command("undo")
-@click.argument("review_id", type=int)
+@click.argument("review_id", type=ID)
 @json_option
 def review_undo(review_id: int, as_json: bool) -> None:
     """Undo a merged pair: the merged record comes back with its id, values, contact points,
@@ -749,7 +751,7 @@ def classify(text: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=ID)
 @click.argument("decision", type=click.Choice(["lead", "case", "contact", "ignore"]))
 @click.option("--reason", default=None, help="Why (kept with the item's outcome).")
 @json_option
@@ -776,8 +778,8 @@ def entitlement() -> None:
 
 
 @entitlement.command("add")
-@click.option("--contact", "contact_id", type=int, default=None)
-@click.option("--account", "account_id", type=int, default=None)
+@click.option("--contact", "contact_id", type=ID, default=None)
+@click.option("--account", "account_id", type=ID, default=None)
 @click.option("--cases", type=click.IntRange(0, 1_000_000), default=None, help="Cases it covers (none: not counted).")
 @click.option("--hours", type=click.FloatRange(0, 1_000_000), default=None, help="Hours it covers.")
 @click.option("--name", default="Support", show_default=True)
@@ -1012,7 +1014,7 @@ def _seconds(value: float | None) -> str:
 
 
 @main.command()
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=ID)
 @json_option
 def outcome(item_id: int, as_json: bool) -> None:
     """Where did this item go: its state, outcome and record."""

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from crm_ingest.cli import Out, _runtime, console, json_option, main, shown, write_rows
+from crm_ingest.cli import ID, Out, _runtime, console, json_option, main, shown, write_rows
 from crm_ingest.ingest import overview, query
 from crm_ingest.ingest.errors import InvalidItem, NotFound
 
@@ -92,7 +92,7 @@ def _print_list(record_type: str, data: dict) -> None:
 
 @click.command("show")
 @click.argument("record_type", metavar="account|contact")
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=ID)
 @json_option
 def show(record_type: str, record_id: int, as_json: bool) -> None:
     """The customer's picture of an account or contact: people, open leads and opportunities,

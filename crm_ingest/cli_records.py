@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from crm_ingest.cli import Out, _runtime, console, json_option, main, shown
+from crm_ingest.cli import ID, Out, _runtime, console, json_option, main, shown
 from crm_ingest.ingest import lifecycle
 from crm_ingest.ingest.errors import InvalidItem, InvalidState, NotFound
 
@@ -33,7 +33,7 @@ def lead() -> None:
 
 
 @lead.command("qualify")
-@click.argument("lead_id", type=int)
+@click.argument("lead_id", type=ID)
 @click.option("--account/--no-account", default=True, show_default=True,
               help="Find or create the lead's account (by work domain or company name).")
 @click.option("--contact/--no-contact", default=True, show_default=True,
@@ -67,7 +67,7 @@ def _print_qualified(data: dict) -> None:
 
 
 @lead.command("disqualify")
-@click.argument("lead_id", type=int)
+@click.argument("lead_id", type=ID)
 @click.option("--reason", required=True, type=click.Choice(lifecycle.LEAD_DISQUALIFIED),
               help="Why it will not become business (Dynamics' status reasons).")
 @json_option
@@ -77,7 +77,7 @@ def lead_disqualify(lead_id: int, reason: str, as_json: bool) -> None:
 
 
 @lead.command("close")
-@click.argument("lead_id", type=int)
+@click.argument("lead_id", type=ID)
 @click.option("--status", type=click.Choice(lifecycle.LEAD_DISQUALIFIED), default="canceled", show_default=True)
 @json_option
 def lead_close(lead_id: int, status: str, as_json: bool) -> None:
@@ -96,7 +96,7 @@ def case() -> None:
 
 
 @case.command("resolve")
-@click.argument("case_id", type=int)
+@click.argument("case_id", type=ID)
 @click.option("--resolution", default=None, help="What solved it (kept as the case's resolution activity).")
 @click.option("--hours", default=None, help="Time the case took; taken from an hours entitlement it is under.")
 @json_option
@@ -112,7 +112,7 @@ def case_resolve(case_id: int, resolution: str | None, hours: str | None, as_jso
 
 
 @case.command("reopen")
-@click.argument("case_id", type=int)
+@click.argument("case_id", type=ID)
 @json_option
 def case_reopen(case_id: int, as_json: bool) -> None:
     """Reactivate a resolved or cancelled case."""
@@ -122,7 +122,7 @@ def case_reopen(case_id: int, as_json: bool) -> None:
 
 @click.command("assign")
 @click.argument("record_type")
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=ID)
 @click.argument("queue")
 @json_option
 def assign(record_type: str, record_id: int, queue: str, as_json: bool) -> None:

@@ -3,6 +3,7 @@ while rows are inserted, one record with its links, the raw items behind a recor
 and the configured display names (accounts shown as 'company'); on the embedded database."""
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -247,3 +248,13 @@ def test_export_writes_the_filtered_list_as_excel_safe_csv_and_jsonl(api, ingest
     exported = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in exported][1:] == [leads["percent"], leads["queued"]]
     assert exported[0]["first_name"].startswith("=HYPERLINK")  # JSON Lines is data, not a sheet
+
+
+@pytest.mark.parametrize("params", [
+    {"created_to": "0001-01-01T00:00:00+05:00"},  # before year 1 in UTC
+    {"cursor": base64.urlsafe_b64encode(b"[" * 5000).decode()},  # nested past json's depth
+    {"cursor": base64.urlsafe_b64encode(b'{"c":"9999-12-31T23:59:59-05:00","i":1,"f":"x"}').decode()},
+])
+def test_a_moment_or_cursor_out_of_range_is_a_422_never_a_500(api, leads, params):
+    response = api.get("/leads", params=params, headers=AUTH)
+    assert response.status_code == 422, response.text

@@ -119,7 +119,16 @@ def _moment(name: str, value: Any, *, end: bool) -> datetime:
                 moment = datetime.fromisoformat(text)
         except ValueError:
             raise InvalidItem(name, f"{text!r} is not an ISO date or time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return _in_range(name, moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+
+
+def _in_range(name: str, moment: datetime) -> datetime:
+    """A moment the database can compare: in UTC, within years 1 to 9999 there too
+    ('0001-01-01T00:00:00+05:00' is before year 1 in UTC: the driver overflowed, a 500)."""
+    try:
+        return moment.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise InvalidItem(name, f"{moment.isoformat()} is out of range") from None
 
 
 def _status_column(model):
@@ -186,9 +195,12 @@ def encode_cursor(created_at: datetime, record_id: int, fingerprint: str) -> str
 
 def decode_cursor(cursor: str, fingerprint: str) -> tuple[datetime, int]:
     try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        raw = json.loads(base64.urlsafe_b64decode(cursor[:2000] + "=" * (-len(cursor[:2000]) % 4)))
         created_at, record_id, made_for = datetime.fromisoformat(raw["c"]), int(raw["i"]), raw["f"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
+        created_at = _in_range("cursor", created_at if created_at.tzinfo else created_at.replace(tzinfo=timezone.utc))
+        if not 0 <= record_id < 2**63:
+            raise ValueError("an id out of range")
+    except (binascii.Error, ValueError, KeyError, TypeError, RecursionError, InvalidItem):  # nested past json's depth
         raise InvalidItem("cursor", "not a cursor this API gave") from None
     if made_for != fingerprint:
         raise InvalidItem("cursor", "the cursor belongs to another list (other type or filters)")
