@@ -83,6 +83,17 @@ def test_an_uploaded_list_becomes_a_job_with_the_same_outcomes_as_the_cli(client
         assert session.scalar(select(func.count()).select_from(Lead)) == 0
 
 
+@pytest.mark.parametrize("given, kept", [("lista.csv", "lista.csv"), ("..\\..\\win.csv", "win.csv"),
+                                         ("a/b/\x00c.csv", "c.csv")])
+def test_a_lead_from_an_upload_names_the_file_as_it_was_sent(client, tmp_path, sessions_for, given, kept):
+    """Every lead's details named the server's temporary file ('4df52f...-lista.csv')."""
+    answer = upload(client, b"Namn;E-post\nAnna Berg;anna@berg.se\n", file_name=given)
+    job = finished(client, answer.json()["job"])
+    assert job["file"] == kept
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert session.scalar(select(Lead)).details["file"] == kept
+
+
 def test_preview_reads_the_upload_without_storing_anything(client, tmp_path):
     answer = upload(client, SAMPLE.read_bytes(), preview="true")
     assert answer.status_code == 200

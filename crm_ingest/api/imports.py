@@ -93,6 +93,8 @@ async def create_import(request: Request, campaign: str | None = None, source: s
     for name, value, limit in (("campaign", campaign, 200), ("consent", consent, 500), ("file_name", file_name, 200)):
         if value is not None and (len(value) > limit or not value.strip()):
             raise HTTPException(422, f"{name}: 1 to {limit} characters")
+    # the name a person knows it by: its last part (a Windows path's too), no control characters
+    file_name = "".join(ch for ch in re.split(r"[\\/]", file_name)[-1] if ch.isprintable()).strip() or "upload.csv"
     mapping = _mapping(map)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type.startswith("multipart/") or content_type == "application/x-www-form-urlencoded":

@@ -1120,7 +1120,7 @@ class ListFile:
                 if number <= resume_after:
                     continue
                 yield NewItem(external_id=f"{sha256[:20]}:{number}", kind=self.kind,
-                              payload=payload | {"row": number, "file": self.path.name},
+                              payload=payload | {"row": number, "file": self.display_name or self.path.name},
                               cursor={"sha256": sha256, "row": number})
 
     @contextmanager
