@@ -94,6 +94,20 @@ def test_a_lead_from_an_upload_names_the_file_as_it_was_sent(client, tmp_path, s
         assert session.scalar(select(Lead)).details["file"] == kept
 
 
+def test_the_list_of_imports_says_done_once_every_row_is_without_asking_for_the_job(client, tmp_path, sessions_for):
+    """GET /imports kept saying 'landed' for finished jobs: only GET /imports/N settled them."""
+    job_id = upload(client, SAMPLE.read_bytes()).json()["job"]
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            if session.scalar(select(func.count()).select_from(RawItem).where(RawItem.state == "done")) == 25:
+                break
+        time.sleep(0.1)
+    [listed] = client.get("/imports", headers=AUTH).json()["imports"]
+    assert (listed["job"], listed["state"]) == (job_id, "done") and listed["finished_at"] is not None
+
+
 def test_preview_reads_the_upload_without_storing_anything(client, tmp_path):
     answer = upload(client, SAMPLE.read_bytes(), preview="true")
     assert answer.status_code == 200

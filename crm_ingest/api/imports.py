@@ -289,9 +289,14 @@ def list_imports(request: Request, limit: int = 50) -> Any:
     require_token(request)
     from crm_ingest.models import ImportJob
 
+    from crm_ingest.ingest.importjobs import job_summary
+
     rt = runtime()
-    with rt.sessions() as session:
-        jobs = session.scalars(select(ImportJob).order_by(ImportJob.id.desc()).limit(max(1, min(limit, 500))))
+    with rt.sessions.begin() as session:
+        jobs = list(session.scalars(select(ImportJob).order_by(ImportJob.id.desc()).limit(max(1, min(limit, 500)))))
+        for job in jobs:
+            if job.state == "landed":  # settled as GET /imports/N settles it: done once every row is
+                job_summary(session, job)
         return jsonable_encoder({"imports": [
             {"job": job.id, "state": job.state, "file": job.file_name, "source": job.source,
              "campaign_id": job.campaign_id, "rows_read": job.rows_read, "rows_landed": job.rows_landed,
