@@ -78,6 +78,9 @@ def list_command(record_type: str, limit: int, cursor: str | None, as_json: bool
 
 
 def _print_list(record_type: str, data: dict) -> None:
+    if not data["records"]:  # an empty table prints nothing at all
+        console.print(f"no {shown(record_type, plural=True)} match")
+        return
     columns = [c for c in ("id", *query.SEARCHED[record_type], "status", "state", "source", "queue", "created_at")
                if data["records"] and c in data["records"][0]]
     table = Table(title=shown(record_type, plural=True).capitalize())

@@ -410,6 +410,8 @@ def test_revert_keeps_a_lead_qualified_since_and_says_so(cli, tmp_path, sessions
     run_json(cli, "lead", "qualify", str(anna))
     result = run_json(cli, "import-revert", str(job["job"]))
     assert result["records_deleted"] == 1 and result["kept_qualified"][0] == f"lead {anna}"
+    again = cli("import-revert", str(job["job"]))  # said, not answered with zero counts
+    assert again.exit_code != 0 and f"import job {job['job']} was reverted already" in again.output
     with sessions() as session:
         assert [lead.email for lead in session.scalars(select(Lead))] == ["anna@example.se"]
 

@@ -146,6 +146,9 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
     job = session.get(ImportJob, job_id, with_for_update=True)
     if job is None:
         raise LookupError(f"no import job {job_id}")
+    if job.state == "reverted":  # said, not counted again as nothing done
+        raise LookupError(f"import job {job_id} was reverted already"
+                          + (f" at {job.finished_at:%Y-%m-%d %H:%M} UTC" if job.finished_at else ""))
     items = select(RawItem.id).where(RawItem.import_job_id == job_id).scalar_subquery()
     result = {"records_deleted": 0, "records_kept": 0, "fields_restored": 0, "keys_removed": 0,
               "links_removed": 0}

@@ -63,7 +63,9 @@ def find_or_start_job(session: Session, list_file, request: ImportRequest) -> Im
                              "encoding_guessed": list_file.encoding_guessed,
                              "delimiter": list_file.delimiter, "wrapped": list_file.wrapped,
                              "sheet": list_file.sheet,
-                             "columns": [list(pair) for pair in list_file.read_header()]})
+                             # a header cell as long as a page is no one's column name: kept to 1,000
+                             "columns": [[column[:1000] if isinstance(column, str) else column, name]
+                                         for column, name in list_file.read_header()]})
     session.add(job)
     session.flush()
     return job
