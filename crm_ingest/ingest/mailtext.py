@@ -88,10 +88,13 @@ def _read_block(rest: str) -> tuple[str, str | None, str | None, str] | None:
     return email.strip(), (name.strip().strip('"') or None), subject or None, "\n".join(lines[at:]).strip()
 
 
-# Where a reply's quoted history begins: the line a mail program writes above it.
+# Where a reply's quoted history begins: the line a mail program writes above it. The 'On ...
+# wrote:' kinds carry the date ('Den tis 3 dec. 2026 kl 10:12 skrev ...:'): a digit is asked
+# for, so a customer's own 'Den fakturan skrev ni fel på:' is not taken for one.
 _QUOTE_HEADER = re.compile(
-    r"^[ \t]*(?:on\b.{4,200}?\bwrote:|den\b.{4,200}?\bskrev\b.{0,200}?:|am\b.{4,200}?\bschrieb\b.{0,200}?:"
-    r"|le\b.{4,200}?\ba écrit ?:|-{3,}\s*(?:original message|ursprungligt meddelande|originalmeddelande"
+    r"^[ \t]*(?:(?=[^\n]*\d)(?:on\b.{4,200}?\bwrote:|den\b.{4,200}?\bskrev\b.{0,200}?:"
+    r"|am\b.{4,200}?\bschrieb\b.{0,200}?:|le\b.{4,200}?\ba écrit ?:)"
+    r"|-{3,}\s*(?:original message|ursprungligt meddelande|originalmeddelande"
     r"|ursprüngliche nachricht|message d'origine)\s*-{3,})[ \t]*$",
     re.IGNORECASE | re.MULTILINE)
 # Outlook's header block: 'From:'/'Från:' with 'Sent:'/'Skickat:' within the next lines

@@ -798,3 +798,9 @@ def test_a_mail_read_only_in_part_is_still_the_senders_case_saying_what_was_not_
     unread = plan_item(6, "email", {"error": "unparsable message: ValueError"}, MAIL)  # no sender: nothing to file
     assert (unread.outcome, unread.reason) == ("rejected", "payload: unreadable as received: unparsable message: "
                                                            "ValueError")
+
+
+def test_a_customers_own_sentence_shaped_like_a_quote_header_is_kept():
+    text = "Hej,\nDen fakturan skrev ni fel på:\nnr 4412, 1 200 kr för mycket."
+    plan = plan_item(6, "email", {**MAIL_PAYLOAD, "subject": "SV: Faktura", "text": text}, MAIL)
+    assert plan.case["description"] == text
