@@ -259,8 +259,10 @@ def _first_line(text: str | None, limit: int) -> str | None:
     return lines[0] if lines else None
 
 
-_GREETING = re.compile(r"(?:hej|hejsan|hallå|tjena|god (?:morgon|dag|kväll)|hi|hello|hey|dear [^,.!]{1,60}"
-                       r"|hej [^,.!]{1,40}|hi [^,.!]{1,40}|hello [^,.!]{1,40})\s*[,.!:]*", re.IGNORECASE)
+# A greeting line: a greeting alone, or one with a name that ends in its punctuation ('Hej Anna,',
+# 'Dear Sir or Madam,'); 'Hej jag kan inte logga in' is no greeting but the message
+_GREETING = re.compile(r"(?:hej|hejsan|hallå|tjena|god (?:morgon|dag|kväll)|hi|hello|hey)\s*[,.!:]*"
+                       r"|(?:hej|hejsan|hi|hello|hey|dear|bästa|kära) [^,.!:\n]{1,40}[,.!:]+", re.IGNORECASE)
 
 
 def _person_scope(source: SourceConfig) -> str:

@@ -638,6 +638,7 @@ def test_a_postal_code_and_town_in_one_cell_are_read_apart(fields, postal_code, 
     ("AKUT: kassasystemet har kraschat\nIngen kan ta betalt i butiken", 1, "AKUT: kassasystemet har kraschat"),
     ("Hej!\n\nVår webshop ligger nere sedan i morse.", 1, "Vår webshop ligger nere sedan i morse."),
     ("Hi, could you send me last month's invoice again?", 2, "Hi, could you send me last month's invoice again?"),
+    ("Hej jag kan inte logga in\nMvh Anna", 1, "Hej jag kan inte logga in"),  # no greeting line: the message
 ])
 def test_a_web_forms_message_gives_its_case_priority_and_title(message, priority, title):
     """A form's free text is its 'message' field: the case was normal and '(no subject)' whatever it said."""
