@@ -17,6 +17,8 @@ poll's reading: the next poll asks for those pages again, from the place saved b
 """
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
@@ -37,6 +39,7 @@ USER_FIELDS = ["username", "name"]
 RATE_WINDOW = timedelta(minutes=15)  # X's rate-limit window, when a 429 names no reset time
 MIN_WAIT = timedelta(minutes=1)  # a reset already past (clock skew) still waits this long
 OWN_RETWEET = "retweet of our own post"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -100,19 +103,40 @@ class TwitterSource:
         posts: dict[str, dict] = {}
         pages_left = self.config.max_pages
         backlog = place.walking
+        seen = {place.token} if place.token else set()
         try:
             while True:
                 for page in self._pages(place, pages_left):
                     if page.get("data"):  # an empty page is no work
                         pages_left -= 1
+                    elif _missing_account(page):  # 200 with only errors: the account asked about is gone
+                        raise CredentialsFailed(
+                            f"source {self.source}: X says: {_missing_account(page)}; check mentions_of "
+                            f"({self.config.mentions_of}) in the source's configuration")
                     posts.update(self._posts(page))
-                    place = place.after(page.get("meta") or {})
+                    after = place.after(page.get("meta") or {})
+                    if after.walking and after.token in seen:
+                        # the same next page again (X has answered so): walking on would read it for
+                        # ever and never ask for what came since; end the walk at its newest post
+                        return posts, Place(after.newest_id or place.since_id), RetriableError(
+                            f"source {self.source}: X gave the next-page token {after.token!r} twice; the walk "
+                            "ends at its newest post, and the next poll reads what came since")
+                    place = after
                     if place.walking:  # more to read, in this poll or the next
+                        seen.add(place.token)
                         self._mind_pace()
                 if not (backlog and not place.walking and pages_left):
                     return posts, place, None
                 backlog = False  # done with the backlog: on to what came since its newest post
                 self._mind_pace()
+        except _StalePlace as exc:
+            if not (place.since_id or place.token) or posts:
+                return posts, place, exc
+            # the saved place is older than X keeps (a since_id past its window, an expired page
+            # token): read again from what X has now, as `ingest poll --from-start` would; what
+            # landed before is known by its id and not landed twice
+            log.warning("%s; reading again from X's newest posts", exc)
+            return self._read(Place())
         except IngestError as exc:
             return posts, place, exc
 
@@ -204,6 +228,12 @@ class TwitterSource:
                                      f"{problem.get('detail')} Fix the app or the token, then run `ingest poll {name}`")
         if isinstance(exc, tweepy.HTTPException):
             detail = problem.get("detail") or "; ".join(exc.api_messages) or exc.response.reason
+            said = "; ".join(str(e.get("message")) for e in problem.get("errors") or [] if isinstance(e, dict)
+                             and e.get("message"))  # 'Invalid 'since_id'...': which parameter, and why
+            if said and said not in detail:
+                detail = f"{detail} ({said})"
+            if exc.response.status_code == 400 and re.search(r"since_id|pagination_token|next_token", said):
+                return _StalePlace(f"source {name}: X answered 400: {detail}")
             return RetriableError(f"source {name}: X answered {exc.response.status_code}: {detail}")
         return RetriableError(f"source {name}: X could not be reached: {exc}")
 
@@ -241,6 +271,21 @@ def _problem(response: requests.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+class _StalePlace(RetriableError):
+    """X refused the saved since_id or page token as too old."""
+
+
+def _missing_account(page: dict) -> str | None:
+    """A page with no posts whose errors say the account asked about does not exist (or is
+    suspended): what X said, else None."""
+    if page.get("data") or not isinstance(page.get("errors"), list):
+        return None
+    for error in page["errors"]:
+        if isinstance(error, dict) and error.get("resource_type") == "user" and error.get("parameter") in ("id", "ids"):
+            return str(error.get("detail") or error.get("title") or "the account was not found")
+    return None
 
 
 def _refuses_app(problem: dict[str, Any]) -> bool:

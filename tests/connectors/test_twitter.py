@@ -22,6 +22,7 @@ from crm_ingest.connectors import health
 from crm_ingest.connectors.polling import poll_once
 from crm_ingest.connectors.twitter import TwitterSource
 from crm_ingest.ingest.endpoints import TwitterConfig
+from crm_ingest.ingest.errors import CredentialsFailed, RetriableError
 from crm_ingest.ingest.plan import plan_item
 from crm_ingest.ingest.settings import SourceConfig
 from crm_ingest.models import Activity, Case, RawItem, SourceHealth, utcnow
@@ -442,3 +443,68 @@ def test_a_long_post_lands_whole_from_its_note_tweet():
         items = list(TwitterSource(config, "twitter", TOKEN).fetch(None))
     status = next(i for i in items if i.external_id == "2129130151080887827")
     assert len(status.payload["text"]) > 280 and status.payload["text"].endswith("the number in our account.")
+
+
+# --- bad moments of a real API (answers replayed at the HTTP layer with `responses`)
+
+def _mentions_url():
+    import re
+
+    return re.compile(r"https://api\.(twitter|x)\.com/2/users/\d+/mentions.*")
+
+
+def _page(ids: list[str], next_token: str | None = None) -> dict:
+    meta = {"result_count": len(ids), "newest_id": ids[0], "oldest_id": ids[-1]} if ids else {"result_count": 0}
+    if next_token:
+        meta["next_token"] = next_token
+    return {"data": [{"id": i, "text": f"@brand post {i}", "author_id": "42", "created_at": "2026-12-07T10:00:00.000Z",
+                      "conversation_id": i} for i in ids],
+            "includes": {"users": [{"id": "42", "username": "kund", "name": "Kund"}]}, "meta": meta}
+
+
+def test_a_next_page_token_given_twice_ends_the_walk_instead_of_reading_it_for_ever():
+    """Every poll read the same page again ('LOOP') and never asked for what came since."""
+    import responses
+
+    config = TwitterConfig(mentions_of=BRAND, max_pages=5, max_results=5)
+    with responses.RequestsMock() as mock:
+        mock.add(responses.GET, _mentions_url(), json=_page(["105", "104"], next_token="LOOP"))
+        mock.add(responses.GET, _mentions_url(), json=_page(["103", "102"], next_token="LOOP"))
+        source = TwitterSource(config, "twitter", TOKEN)
+        items, error = [], None
+        try:
+            for item in source.fetch(None):
+                items.append(item)
+        except RetriableError as exc:
+            error = exc
+    assert [item.external_id for item in items] == ["102", "103", "104", "105"]
+    assert items[-1].cursor == {"since_id": "105"}  # the next poll asks for what came since
+    assert "next-page token 'LOOP' twice" in str(error)
+
+
+def test_an_answer_saying_the_account_is_gone_is_a_failure_naming_it():
+    import responses
+
+    gone = {"errors": [{"value": BRAND, "detail": f"Could not find user with id: [{BRAND}].", "title": "Not Found Error",
+                        "resource_type": "user", "parameter": "id",
+                        "type": "https://api.twitter.com/2/problems/resource-not-found"}]}
+    with responses.RequestsMock() as mock:
+        mock.add(responses.GET, _mentions_url(), json=gone)
+        with pytest.raises(CredentialsFailed, match="Could not find user.*check mentions_of"):
+            list(TwitterSource(TwitterConfig(mentions_of=BRAND), "twitter", TOKEN).fetch(None))
+
+
+def test_a_since_id_x_no_longer_takes_is_dropped_and_the_newest_posts_read_again():
+    """It failed every poll ('One or more parameters to your request was invalid') for ever."""
+    import responses
+
+    too_old = {"errors": [{"parameters": {"since_id": ["105"]},
+                           "message": "Invalid 'since_id':'105'. 'since_id' must be a tweet id created after ..."}],
+               "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.",
+               "type": "https://api.twitter.com/2/problems/invalid-request"}
+    with responses.RequestsMock() as mock:
+        mock.add(responses.GET, _mentions_url(), json=too_old, status=400)
+        mock.add(responses.GET, _mentions_url(), json=_page(["900"]))
+        items = list(TwitterSource(TwitterConfig(mentions_of=BRAND), "twitter", TOKEN).fetch({"since_id": "105"}))
+        assert "since_id" not in mock.calls[1].request.url
+    assert [item.external_id for item in items] == ["900"] and items[-1].cursor == {"since_id": "900"}
