@@ -41,13 +41,13 @@ from urllib.parse import parse_qsl, urlparse
 
 import facebook
 import requests
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_ingest.connectors.base import Landed, NewItem
 from crm_ingest.ingest.endpoints import FacebookConfig
 from crm_ingest.ingest.errors import CredentialsFailed, IngestError, RateLimited, RetriableError
-from crm_ingest.models import DONE, RawItem, SourceHealth, utcnow
+from crm_ingest.models import DONE, FAILED, RawItem, SourceHealth, utcnow
 from crm_ingest.models.landing import fail_in_review, reopen_in_review, save_checkpoint
 
 FEED_FIELDS = "id,message,created_time,from,permalink_url,comments{id,message,created_time,from}"
@@ -208,10 +208,11 @@ class FacebookSource:
     def _give_answers(self, sessions: sessionmaker[Session], landed: Landed) -> None:
         """Leads this poll read whose webhook item waits without its answers: give them theirs
         (landing left the item as it was, as it does with any item it has)."""
-        with sessions.begin() as session:
-            for item_id, external_id, payload in self._waiting(session, list(self._fetched)):
+        with sessions.begin() as session:  # one set aside when its read by id failed gets them too
+            for item_id, external_id, payload in self._waiting(session, list(self._fetched), failed_too=True):
                 fetched = self._fetched[external_id]
-                if "field_data" in fetched and reopen_in_review(session, item_id, {**payload, **fetched}):
+                if "field_data" in fetched and reopen_in_review(session, item_id, {**payload, **fetched},
+                                                                failed_too=True):
                     landed.ids.append(item_id)
 
     def _read_waiting_leads(self, sessions: sessionmaker[Session], landed: Landed) -> None:
@@ -236,11 +237,14 @@ class FacebookSource:
                     landed.ids.append(item_id)
 
     def _waiting(self, session: Session, external_ids: list[str] | None = None,
-                 limit: int | None = None) -> list[tuple[int, str, dict]]:
-        """This source's Lead Ads items in review because their answers were never read."""
+                 limit: int | None = None, failed_too: bool = False) -> list[tuple[int, str, dict]]:
+        """This source's Lead Ads items in review because their answers were never read
+        (`failed_too`: or set aside as failed when reading them by id was refused)."""
+        waiting = and_(RawItem.state == DONE, RawItem.outcome == "review")
+        if failed_too:
+            waiting = or_(waiting, and_(RawItem.state == FAILED, RawItem.record_id.is_(None)))
         stmt = (select(RawItem.id, RawItem.external_id, RawItem.payload)
-                .where(RawItem.source == self.source, RawItem.kind == "leadgen", RawItem.state == DONE,
-                       RawItem.outcome == "review").order_by(RawItem.id))
+                .where(RawItem.source == self.source, RawItem.kind == "leadgen", waiting).order_by(RawItem.id))
         if external_ids is not None:
             if not external_ids:
                 return []

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -193,25 +193,29 @@ def requeue_failed(session: Session, ids: Sequence[int] | None) -> list[int]:
                                 .returning(RawItem.id)))
 
 
-def reopen_in_review(session: Session, item_id: int, payload: dict[str, Any]) -> bool:
+def reopen_in_review(session: Session, item_id: int, payload: dict[str, Any], failed_too: bool = False) -> bool:
     """Give an item that waits in review what was missing (a Lead Ads lead's answers, fetched
     after its webhook landed it) and make it pending again, to be processed with it; the caller
-    queues it. Only an item finished in review is touched, never one that made a record, so no
-    record is made twice; False when it no longer waits (a person decided it meanwhile)."""
-    return _update_in_review(session, item_id, payload=without_nul(payload), state=PENDING, attempts=0,
+    queues it. Only an item finished in review is touched (`failed_too`: or one set aside as
+    failed, which made no record either), never one that made a record, so no record is made
+    twice; False when it no longer waits (a person decided it meanwhile)."""
+    return _update_in_review(session, item_id, failed_too, payload=without_nul(payload), state=PENDING, attempts=0,
                              outcome=None, outcome_reason=None, finished_at=None, queued_at=utcnow())
 
 
 def fail_in_review(session: Session, item_id: int, error: str) -> bool:
     """An item in review that cannot be completed (the source refused its part) is set aside as
     failed with the reason, like an item out of attempts; `ingest retry` tries it again."""
-    return _update_in_review(session, item_id, state=FAILED, outcome=None, outcome_reason=None,
+    return _update_in_review(session, item_id, False, state=FAILED, outcome=None, outcome_reason=None,
                              last_error=error, finished_at=utcnow())
 
 
-def _update_in_review(session: Session, item_id: int, **values: Any) -> bool:
+def _update_in_review(session: Session, item_id: int, failed_too: bool, **values: Any) -> bool:
+    waiting = and_(RawItem.state == DONE, RawItem.outcome == "review")
+    if failed_too:
+        waiting = or_(waiting, and_(RawItem.state == FAILED, RawItem.record_id.is_(None)))
     stmt = (update(RawItem)
-            .where(RawItem.id == item_id, RawItem.state == DONE, RawItem.outcome == "review")
+            .where(RawItem.id == item_id, waiting)
             .values(record_type=None, record_id=None, lease_until=None, last_error=None)
             .values(**values).execution_options(synchronize_session=False))
     return session.execute(stmt).rowcount == 1

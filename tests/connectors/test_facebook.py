@@ -474,6 +474,34 @@ def test_a_waiting_lead_is_read_by_its_id_and_one_the_graph_refuses_fails_with_i
         assert poll("facebook_leads").error is None
 
 
+def test_a_lead_whose_read_by_id_failed_gets_its_answers_when_the_form_poll_reads_them(env):
+    """It stayed failed for good: the form poll received its answers, landed nothing (the item
+    exists) and moved on; only `ingest retry` and another poll made the lead."""
+    from crm_ingest.api.app import app
+
+    env(CONFIG.replace(f'form_ids = ["{FORM}"]', 'form_ids = ["777"]'))
+    webhook(TestClient(app))
+    refused = {"error": {"message": "Unsupported get request.", "type": "GraphMethodException", "code": 100,
+                         "error_subcode": 33}}
+    with responses.RequestsMock() as rsps:
+        answer(rsps, "leads_form_leads_page1", url=f"{GRAPH}/777/leads", body={"data": []})
+        answer(rsps, "lead_get_by_id", fields="created_time,id,ad_id,form_id,field_data")
+        rsps.add(responses.GET, f"{GRAPH}/1634008812345672", json=refused, status=400)
+        poll("facebook_leads", process=True)
+    assert [i.state for i in items("facebook_leads")] == ["done", "failed"]
+
+    # When the form's own poll reads the lead with its answers
+    env(CONFIG)
+    with responses.RequestsMock() as rsps:
+        form_leads(rsps)
+        poll("facebook_leads", process=True)
+
+    # Then the failed item is given them and becomes its lead, once
+    failed_one = next(i for i in items("facebook_leads") if i.external_id == "leadgen:1634008812345672")
+    assert (failed_one.state, failed_one.outcome) == ("done", "created")
+    assert len(leads()) == 4
+
+
 def test_a_forms_own_map_applies_to_that_form_only():
     import tomllib
 
