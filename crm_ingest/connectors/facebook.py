@@ -130,7 +130,12 @@ class FacebookSource:
                         yield from items_of(row)
                         _note_newest(state, row_id, created)
                     walk["through"] = row_id
-                walk["next"], walk["through"] = _next_query(page), None
+                following = _next_query(page)
+                if following is not None and following == walk["next"]:
+                    # the same page again (Graph has answered so): walking on would read it for ever
+                    log.warning("%s: %s gave its page cursor again; that walk ends here", self.source, edge)
+                    following = None
+                walk["next"], walk["through"] = following, None
                 if walk["next"] is None:
                     state["walks"].remove(walk)
                     break
@@ -149,7 +154,13 @@ class FacebookSource:
             if query is None:
                 return
             self._budget -= 1
-            comments = self._get(f"{post_id}/comments", query)
+            try:
+                comments = self._get(f"{post_id}/comments", query)
+            except GraphRefused as exc:
+                # its comments refused (the post deleted meanwhile, a permission): the rest of the
+                # feed must not wait behind it, poll after poll; the post and what came are kept
+                log.warning("%s: the rest of post %s's comments are not read: %s", self.source, post_id, exc)
+                return
 
     def _lead_items(self, lead: dict) -> Iterator[NewItem]:
         payload = self._lead_payload(lead)

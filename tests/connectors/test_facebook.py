@@ -177,6 +177,34 @@ def test_a_feed_is_read_page_by_page_and_the_next_poll_asks_only_for_what_is_new
     assert checkpoint("facebook") == saved
 
 
+def test_a_posts_refused_comments_do_not_hold_back_the_posts_after_it(env):
+    """A post whose comments edge kept refusing (deleted meanwhile) failed every poll at it:
+    the posts behind it never landed."""
+    refused = {"error": {"message": "Unsupported get request.", "type": "GraphMethodException", "code": 100,
+                         "error_subcode": 33}}
+    with responses.RequestsMock() as rsps:
+        answer(rsps, "page_feed_page1", after=None, since=None, access_token=TOKEN)
+        rsps.add(responses.GET, f"{GRAPH}/{FIRST_POST['id']}/comments", json=refused, status=400)
+        answer(rsps, "page_feed_page2_empty", after=PAGE1["paging"]["cursors"]["after"], access_token=TOKEN)
+        first = poll("facebook")
+    posts = [p["id"] for p in PAGE1["data"]]
+    assert first.error is None
+    assert set(posts) <= {i.external_id for i in items("facebook")}  # every post, the one refused too
+
+
+def test_a_page_cursor_given_again_ends_the_walk_instead_of_reading_it_for_ever(env):
+    looping = {**PAGE1, "data": PAGE1["data"][1:], "paging": {
+        "cursors": {"after": "SAME"}, "next": f"{GRAPH}/{PAGE}/feed?after=SAME&limit=25"}}
+    with responses.RequestsMock() as rsps:
+        answer(rsps, "page_feed_page1", body={**PAGE1, "paging": looping["paging"]}, after=None, since=None,
+               access_token=TOKEN)
+        more_comments(rsps)
+        rsps.add(responses.GET, f"{GRAPH}/{PAGE}/feed", json=looping, match=[query(after="SAME", access_token=TOKEN)])
+        first = poll("facebook")
+        assert len([c for c in rsps.calls if "after=SAME" in c.request.url]) == 1  # read once, not to max_pages
+    assert first.error is None and checkpoint("facebook")[FEED]["walks"] == []
+
+
 def test_a_photo_post_without_words_is_rejected_as_an_empty_post():
     from crm_ingest.connectors.facebook import _post_payload
     from crm_ingest.ingest.plan import plan_item
