@@ -761,8 +761,13 @@ def _read_leadgen(item_id: int, payload: Mapping[str, Any], source: SourceConfig
             continue
         name = clean_text(entry.get("name"), 100) or ""
         value = ", ".join(clean_text(v, 500) or "" for v in entry["values"] if isinstance(v, (str, int, float)))
+        # a question as the form's builder wrote it ('EMAIL', 'Full Name') is Facebook's own one
+        # ('email', 'full_name') when it is not one the field map names
+        standard = "_".join(name.casefold().replace("-", " ").split())
         if name in mapping:
             fields.setdefault(mapping[name], value)
+        elif standard in _LEADGEN_FIELDS:
+            fields.setdefault(_LEADGEN_FIELDS[standard], value)
         elif name:
             extra[name] = value
     plan = _read_form(item_id, {"form": payload.get("form_id"), "fields": fields}, source)

@@ -805,3 +805,14 @@ def test_a_customers_own_sentence_shaped_like_a_quote_header_is_kept():
     text = "Hej,\nDen fakturan skrev ni fel på:\nnr 4412, 1 200 kr för mycket."
     plan = plan_item(6, "email", {**MAIL_PAYLOAD, "subject": "SV: Faktura", "text": text}, MAIL)
     assert plan.case["description"] == text
+
+
+def test_a_lead_ads_question_written_in_capitals_or_words_is_facebooks_standard_one():
+    """'EMAIL' and 'Full Name' (as a form's builder wrote them) were left among the answers, and
+    the lead rejected for having no email."""
+    payload = {"leadgen_id": "9300", "form_id": "1", "field_data": [
+        {"name": "EMAIL", "values": ["ana@example.net"]}, {"name": "Full Name", "values": ["Ana Lind"]},
+        {"name": "Vilken storlek?", "values": ["M"]}]}
+    plan = plan_item(1, "leadgen", payload, SourceConfig("facebook_leads", kind="leadgen", record_type="lead"))
+    assert (plan.person.fields["email"], plan.person.fields["first_name"]) == ("ana@example.net", "Ana")
+    assert plan.person.fields["details"]["answers"] == {"Vilken storlek?": "M"}
