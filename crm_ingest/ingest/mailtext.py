@@ -115,12 +115,25 @@ def without_history(text: str | None) -> str | None:
         found = pattern.search(text)
         if found and found.start() < cut:
             cut = found.start()
+    header = _QUOTE_HEADER.search(text)
+    if header is not None and header.start() == cut and _answered_inline(text[header.end():]):
+        return text  # answers written between the quoted lines: the whole is the writer's
     new = text[:cut]
     lines = new.rstrip().split("\n")
     while lines and (lines[-1].lstrip().startswith(">") or not lines[-1].strip()):
         lines.pop()
     new = "\n".join(lines).strip()
     return new if new else text
+
+
+def _answered_inline(quoted: str) -> bool:
+    """Whether the text under a quote header holds the writer's own lines between '>' lines
+    (an inline reply: '> Which model?' / 'The X1.'), not only the history and a signature."""
+    lines = [line for line in quoted.strip("\n").split("\n") if line.strip()]
+    quoted_at = [at for at, line in enumerate(lines) if line.lstrip().startswith(">")]
+    if not quoted_at:
+        return False
+    return any(not line.lstrip().startswith(">") for line in lines[quoted_at[0]:quoted_at[-1]])
 
 
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:(?:re|sv|aw|vs|antw|r)\s*:\s*)*(?:fwd?|vb|wg|tr|doorst|enc|vl|rv|i)\s*:",

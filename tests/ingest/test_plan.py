@@ -816,3 +816,10 @@ def test_a_lead_ads_question_written_in_capitals_or_words_is_facebooks_standard_
     plan = plan_item(1, "leadgen", payload, SourceConfig("facebook_leads", kind="leadgen", record_type="lead"))
     assert (plan.person.fields["email"], plan.person.fields["first_name"]) == ("ana@example.net", "Ana")
     assert plan.person.fields["details"]["answers"] == {"Vilken storlek?": "M"}
+
+
+def test_a_reply_answering_between_the_quoted_lines_is_kept_whole():
+    text = ("Svar nedan.\n\nDen tis 3 dec. 2026 kl 10:12 skrev Acme <s@acme.se>:\n> Vilken modell har ni?\n"
+            "X1 från 2024.\n> Och serienumret?\nSN-4412.")
+    plan = plan_item(6, "email", {**MAIL_PAYLOAD, "subject": "SV: Ärende", "text": text}, MAIL)
+    assert plan.case["description"] == text
