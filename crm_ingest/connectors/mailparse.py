@@ -43,11 +43,10 @@ def external_id_for(raw: bytes, payload: dict[str, Any]) -> str:
     return payload.get("message_id") or "sha256:" + hashlib.sha256(_as_sent(raw)).hexdigest()
 
 
-# Headers a delivery or a mail store adds, absent from the message as sent
-_TRACE_HEADERS = re.compile(
-    rb"^(?:received|return-path|delivered-to|x-original-to|envelope-to|status|x-status|x-keywords|x-uid"
-    rb"|x-mozilla-[\w-]+|content-length|lines|x-gmail-labels|x-gm-thrid|x-evolution-source|x-spam-[\w-]+"
-    rb"|x-virus-[\w-]+|authentication-results|arc-[\w-]+|received-spf|x-ms-exchange-organization-[\w-]+)\s*:",
+# The headers its writer's mail program sets: every other one (Received, Return-Path, Status,
+# X-Received, X-MS-Exchange-*, X-Forefront-*, spam scores, ...) a delivery or a store adds
+_WRITERS_HEADERS = re.compile(
+    rb"^(?:from|sender|reply-to|to|cc|subject|date|in-reply-to|references|mime-version|content-[\w-]+)\s*:",
     re.IGNORECASE)
 
 
@@ -56,14 +55,14 @@ def _as_sent(raw: bytes) -> bytes:
     if text.startswith(b"From "):  # mbox's envelope line
         text = text.partition(b"\n")[2]
     head, sep, body = text.partition(b"\n\n")
-    kept, skipping = [], False
+    kept, keeping = [], False
     for line in head.split(b"\n"):
         if line[:1] in (b" ", b"\t"):  # a folded line belongs to the header above it
-            if not skipping:
+            if keeping:
                 kept.append(line)
             continue
-        skipping = bool(_TRACE_HEADERS.match(line))
-        if not skipping:
+        keeping = bool(_WRITERS_HEADERS.match(line))
+        if keeping:
             kept.append(line)
     return b"\n".join(kept) + sep + body.rstrip(b"\n")
 
@@ -266,6 +265,10 @@ def _sender(values: list[str], sender: list[str]) -> dict[str, str | None]:
     script) names the writer, and Sender, when it has one, their address; a mail system's
     bounce from a bare 'MAILER-DAEMON' keeps that name, so it is known for a bounce."""
     found = _addresses("from", values)
+    if not found and values and (angled := _ANGLED.search(values[0])):
+        # 'Anna Berg [Kund AB] <anna@kund.se>': the parsers give up on the brackets; the address is plain
+        name = re.sub(r"\s*\[[^\]]*\]", "", values[0][:angled.start()]).strip().strip('"').strip()
+        found = [(name or None, angled.group(1))]
     if not found and values:
         bare = values[0].strip()
         system = _BARE_SYSTEM.search(bare)
@@ -294,7 +297,8 @@ def _display_name(parsed: str | None, raw: str) -> str | None:
         except Exception:  # noqa: BLE001 - the parser's reading stands
             pass
     elif "," in before and '"' not in before and before.count("@") == 0:
-        parsed = before
+        # 'Berg, Anna' is a name whole; 'Anna Berg, CEO' and 'Anna Berg, Kund AB' a name and more
+        parsed = before if " " not in before.partition(",")[0].strip() else before.partition(",")[0]
     if not parsed and (comment := _COMMENT_NAME.search(raw)):
         parsed = comment.group(1)
     if not parsed:
@@ -310,6 +314,7 @@ _VIA = re.compile(r"\s+via\s+\S.*$", re.IGNORECASE)  # "'Anna Berg' via Kundforu
 _AFFILIATION = re.compile(r"\s+[-|–—]\s+")  # 'Anna Berg | Kund AB', 'Anna Berg - CEO'
 
 
+_ANGLED = re.compile(r"<([^<>@\s]+@[^<>@\s]+)>")
 _BARE_SYSTEM = re.compile(r"(?<![\w.@-])(mailer-daemon|postmaster)(?![\w.@-])", re.IGNORECASE)
 
 
@@ -378,8 +383,8 @@ def _forwarded(msg: Message, limit: int) -> dict[str, Any]:
 def _calendar(msg: Message) -> dict[str, Any]:
     """An iCalendar part's METHOD (REQUEST, REPLY, CANCEL...): an invitation's answer is no
     customer's message. Its parameter, else its own METHOD line."""
-    for part in _leaf_parts(msg):
-        if part.get_content_type() in ("text/calendar", "application/ics"):
+    for part in _leaf_parts(msg):  # a calendar attached to a person's mail is not what the mail is
+        if part.get_content_type() in ("text/calendar", "application/ics") and not part.is_attachment():
             method = part.get_param("method")
             if not isinstance(method, str):
                 data = part.get_payload(decode=True) or b""
@@ -469,6 +474,8 @@ def _attachments(msg: Message, body: Message | None, limit: int) -> list[dict[st
             continue
         entry: dict[str, Any] = {"name": name, "content_type": part.get_content_type(),
                                  "size": _decoded_size(part)}
+        if part.is_attachment():  # attached, not shown in the text (a logo is inline)
+            entry["attached"] = True
         if entry["size"] is not None and entry["size"] > limit:
             entry["skipped"] = True
         found.append(entry)

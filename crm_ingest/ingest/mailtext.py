@@ -43,15 +43,18 @@ class Forwarded:
     note: str  # what the forwarder wrote above it
 
 
-def forwarded_message(text: str | None) -> Forwarded | None:
+def forwarded_message(text: str | None, outside_of: str | None = None) -> Forwarded | None:
     """The first forwarded message in a mail's text, when a marker line is followed by a
-    header block naming its sender's address; else None."""
+    header block naming its sender's address; else None. `outside_of`: the first one written
+    from outside that domain (a forward of a colleague's forward of a customer's mail)."""
     if not text:
         return None
     for marker in _MARKER.finditer(text[:200_000]):
         found = _read_block(text[marker.end():])
         if found is not None:
             email, name, subject, body = found
+            if outside_of and email.rpartition("@")[2].casefold() == outside_of:
+                continue
             return Forwarded(email, name, subject, body, text[:marker.start()].strip())
     return None
 
@@ -84,6 +87,9 @@ def _read_block(rest: str) -> tuple[str, str | None, str | None, str] | None:
     if not pairs:
         return None
     name, email = pairs[0]
+    before = sender.split("<", 1)[0].strip().strip('"')
+    if "," in before and "@" not in before:  # 'Berg, Anna [mailto:...]': the parser keeps only 'Anna'
+        name = before
     subject = next((value for key, value in headers.items() if key in _SUBJECT), None)
     return email.strip(), (name.strip().strip('"') or None), subject or None, "\n".join(lines[at:]).strip()
 
@@ -92,15 +98,15 @@ def _read_block(rest: str) -> tuple[str, str | None, str | None, str] | None:
 # wrote:' kinds carry the date ('Den tis 3 dec. 2026 kl 10:12 skrev ...:'): a digit is asked
 # for, so a customer's own 'Den fakturan skrev ni fel på:' is not taken for one.
 _QUOTE_HEADER = re.compile(
-    r"^[ \t]*(?:(?=[^\n]*\d)(?:on\b.{4,200}?\bwrote:|den\b.{4,200}?\bskrev\b.{0,200}?:"
+    r"^[ \t]*(?:(?=[^\n]*(?:@|\d{1,2}[:.]\d{2}))(?:on\b.{4,200}?\bwrote:|den\b.{4,200}?\bskrev\b.{0,200}?:"
     r"|am\b.{4,200}?\bschrieb\b.{0,200}?:|le\b.{4,200}?\ba écrit ?:)"
     r"|-{3,}\s*(?:original message|ursprungligt meddelande|originalmeddelande"
     r"|ursprüngliche nachricht|message d'origine)\s*-{3,})[ \t]*$",
     re.IGNORECASE | re.MULTILINE)
 # Outlook's header block: 'From:'/'Från:' with 'Sent:'/'Skickat:' within the next lines
 _OUTLOOK_BLOCK = re.compile(
-    r"^[ \t]*(?:_{20,}[ \t]*\n)?[ \t]*\*?(?:from|från|von|de|fra)\*?:[^\n]*\n(?:[^\n]*\n){0,3}?[ \t]*\*?"
-    r"(?:sent|skickat|gesendet|envoyé|sendt|date|datum)\*?:", re.IGNORECASE | re.MULTILINE)
+    r"^[ \t]*(?:_{20,}[ \t]*\n)?[ \t]*\*?(?:from|från|von|de|fra)\*?:[^\n]*@[^\n]*\n(?:[^\n]*\n){0,3}?[ \t]*\*?"
+    r"(?:sent|skickat|gesendet|envoyé|sendt)\*?:", re.IGNORECASE | re.MULTILINE)
 
 
 def without_history(text: str | None) -> str | None:
@@ -136,11 +142,15 @@ def _answered_inline(quoted: str) -> bool:
     return any(not line.lstrip().startswith(">") for line in lines[quoted_at[0]:quoted_at[-1]])
 
 
-_FORWARD_SUBJECT = re.compile(r"^\s*(?:(?:re|sv|aw|vs|antw|r)\s*:\s*)*(?:fwd?|vb|wg|tr|doorst|enc|vl|rv|i)\s*:",
-                              re.IGNORECASE)
+_FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|vb|wg|tr|doorst|enc|vl|rv|i)\s*:", re.IGNORECASE)
+
+
+def is_forward_subject(subject: object) -> bool:
+    """A forward's subject ('Fwd:', 'VB:', 'WG:', ...); 'Re: Fwd:' is a reply."""
+    return isinstance(subject, str) and _FORWARD_SUBJECT.match(subject) is not None
 
 
 def own_words(subject: str | None, text: str | None) -> str | None:
     """What the writer of a mail wrote: a reply without its quoted history; a forward ('Fwd:',
     'VB:', 'WG:') whole, since what it forwards is the matter."""
-    return text if _FORWARD_SUBJECT.match(subject or "") else without_history(text)
+    return text if is_forward_subject(subject) else without_history(text)

@@ -14,8 +14,8 @@ from typing import Any
 from crm_ingest.models.records import CASE_ORIGIN, CASE_PRIORITY
 
 from .errors import InvalidItem
-from .mailtext import Forwarded, forwarded_message, own_words
-from .matching import address_keys, fold, is_company_name
+from .mailtext import Forwarded, forwarded_message, is_forward_subject, own_words
+from .matching import address_keys, fold, is_company_name, is_free_mail
 from .normalize import (
     SYSTEM_ADDRESS,
     clean_body,
@@ -592,8 +592,10 @@ def _read_email(item_id: int, payload: Mapping[str, Any], source: SourceConfig) 
 def _mail_name(name: Any) -> tuple[str | None, str | None]:
     """A mail's display name as first and last name; none when it is a company's or a
     department's ('Kund AB Ekonomi', 'Acme Ltd Support'): no person is called so."""
-    if isinstance(name, str) and (_LEGAL_FORM_WORD.search(name) or is_company_name(name)):
-        return None, None
+    if isinstance(name, str):
+        name = re.sub(r"\s*\([^()]*\)\s*$", "", name) or name  # 'Berg, Anna (Kund AB)': her workplace, said aside
+        if _LEGAL_FORM_WORD.search(name) or is_company_name(name):
+            return None, None
     return split_name(name)
 
 
@@ -614,15 +616,18 @@ def _customers_forwarded(payload: Mapping[str, Any], from_email: str, body: str 
     its writer is someone outside: the case is theirs. An attached message first, else one
     quoted in the text under a mail program's marker."""
     domain = from_email.rpartition("@")[2].casefold()
-    addressed = [a for key in ("to", "cc") if isinstance(payload.get(key), list) for a in payload[key]]
-    if not any(isinstance(a, str) and a.rpartition("@")[2].casefold() == domain for a in addressed):
-        return None
+    to = [a for a in payload.get("to") or [] if isinstance(a, str)] if isinstance(payload.get("to"), list) else []
+    if is_free_mail(domain) or not any(a.rpartition("@")[2].casefold() == domain and a.casefold() != from_email.casefold()
+                                       for a in to):
+        return None  # not a colleague writing to the mailbox (a customer cc'ing her own colleague is no forward)
     attached = payload.get("forwarded")
     if isinstance(attached, Mapping) and isinstance(attached.get("from_email"), str):
         forward = Forwarded(attached["from_email"], attached.get("from_name"), attached.get("subject"),
                             str(attached.get("text") or ""), body or "")
+    elif is_forward_subject(payload.get("subject")):  # a reply quoting a customer is no forward
+        forward = forwarded_message(body, outside_of=domain)
     else:
-        forward = forwarded_message(body)
+        return None
     if forward is None or forward.email.rpartition("@")[2].casefold() == domain or SYSTEM_ADDRESS.match(forward.email):
         return None
     return forward
@@ -698,10 +703,11 @@ def _automatic_mail(payload: Mapping[str, Any]) -> str | None:
     subject = str(payload.get("subject") or "")
     if _AUTO_REPLY_SUBJECT.match(subject):
         return "auto-reply"  # a mail program's that says so only in its subject
-    if str(payload.get("calendar") or "").upper() in ("REPLY", "COUNTER", "REFRESH"):
+    if str(payload.get("calendar") or "").upper() == "REPLY":
         return "calendar reply"  # an attendee's answer to an invitation ('Accepterat: Uppstartsmöte')
-    if _RECEIPT_SUBJECT.match(subject) and len(str(payload.get("text") or "")) < 2000:
-        return "read receipt"  # Outlook's, sent as plain text ('Läst: Offert ... lästes den ...')
+    text = str(payload.get("text") or "")
+    if _RECEIPT_SUBJECT.match(subject) and len(text) < 1000 and _RECEIPT_TEXT.search(text):
+        return "read receipt"  # Outlook's, sent as plain text ('Läst: Offert' ... 'lästes den ...')
     return None
 
 
@@ -714,6 +720,9 @@ _AUTO_REPLY_SUBJECT = re.compile(
     r"|poissaoloilmoitus)\s*[:\-]", re.IGNORECASE)
 
 
+# What a plain-text read receipt says (a person's 'Read: the attached contract' says none of it)
+_RECEIPT_TEXT = re.compile(r"\b(?:was read|were read|lästes|har lästs|wurde gelesen|a été lu|luettiin|blev læst|ble lest)\b",
+                           re.IGNORECASE)
 _MAIL_SYSTEM = re.compile(r"(mailer-daemon|postmaster)(@|$)", re.IGNORECASE)  # also a bare one, no domain
 
 # What Outlook and other mail programs put before a read receipt's subject

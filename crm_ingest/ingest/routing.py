@@ -141,7 +141,7 @@ def attached_files(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     or a newsletter's picture (image001.png, 8 kB), unlike a photo of a fault."""
     attached = payload.get("attachments")
     return [a for a in attached if isinstance(a, Mapping) and not (
-        str(a.get("content_type") or "").startswith("image/")
+        str(a.get("content_type") or "").startswith("image/") and not a.get("attached")  # a photo attached counts
         and (not isinstance(a.get("size"), int) or a["size"] < 100_000))] if isinstance(attached, list) else []
 
 

@@ -258,8 +258,8 @@ def test_attachments_are_listed_with_their_decoded_size():
 
     assert payload["text"] == "See attached."
     assert payload["attachments"] == [
-        {"name": "faktura_för_mars.pdf", "content_type": "application/pdf", "size": 100},
-        {"name": "rows.csv", "content_type": "text/csv", "size": 7},
+        {"name": "faktura_för_mars.pdf", "content_type": "application/pdf", "size": 100, "attached": True},
+        {"name": "rows.csv", "content_type": "text/csv", "size": 7, "attached": True},
     ]
 
 
@@ -581,3 +581,26 @@ def test_inline_pgp_signed_text_is_read_without_its_armor():
            b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nHej,\n\nFakturan 4412 har fel momssats.\n"
            b"- -- \nMikael\n-----BEGIN PGP SIGNATURE-----\n\niQEzBAEBCAAdFiEE\n=abcd\n-----END PGP SIGNATURE-----\n")
     assert parse_message(raw)["text"] == "Hej,\n\nFakturan 4412 har fel momssats.\n-- \nMikael\n"
+
+
+@pytest.mark.parametrize("header, email, name", [
+    (b"Anna Berg [Kund AB] <anna@kund.se>", "anna@kund.se", "Anna Berg"),  # the parsers gave up: rejected
+    (b"Anna Berg, CEO <anna@kund.se>", "anna@kund.se", "Anna Berg"),  # was first name 'Ceo'
+])
+def test_a_sender_written_with_brackets_or_a_title_is_read(header, email, name):
+    payload = parse_message(b"From: " + header + b"\nSubject: x\n\nhej")
+    assert (payload["from_email"], payload["from_name"]) == (email, name)
+
+
+def test_an_attached_calendar_file_is_not_what_a_persons_mail_is():
+    raw = (b"From: anna@kund.se\nSubject: Bokning\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n"
+           b"--b\nContent-Type: text/plain\n\nKan teknikern komma i morgon?\n--b\nContent-Type: text/calendar\n"
+           b"Content-Disposition: attachment; filename=invite.ics\n\nBEGIN:VCALENDAR\nMETHOD:REPLY\nEND:VCALENDAR\n--b--\n")
+    payload = parse_message(raw)
+    assert "calendar" not in payload and payload["attachments"][0]["attached"] is True
+
+
+def test_mail_without_a_message_id_is_one_item_whatever_headers_its_deliveries_add():
+    raw = b"From: anna@kund.se\nTo: support@acme.se\nSubject: no id\n\nHej\n"
+    delivered = b"X-MS-Exchange-CrossTenant-Id: 1\nX-Forefront-Antispam-Report: CIP:1\nX-Received: by 2\n" + raw
+    assert external_id_for(raw, parse_message(raw)) == external_id_for(delivered, parse_message(delivered))

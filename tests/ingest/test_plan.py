@@ -823,3 +823,47 @@ def test_a_reply_answering_between_the_quoted_lines_is_kept_whole():
             "X1 från 2024.\n> Och serienumret?\nSN-4412.")
     plan = plan_item(6, "email", {**MAIL_PAYLOAD, "subject": "SV: Ärende", "text": text}, MAIL)
     assert plan.case["description"] == text
+
+
+CC_SELF_REPLY = """Hej, pumpen läcker fortfarande.
+
+Anna
+
+________________________________
+Från: Lisa Support <lisa@acme.se>
+Skickat: den 2 december 2026 14:03
+Till: Anna Berg <anna@kund.se>
+Ämne: Trasig pump
+
+Hej Anna, prova att byta packningen."""
+
+
+@pytest.mark.parametrize("changes", [
+    {"to": ["support@acme.se"], "cc": ["anna@kund.se"], "subject": "SV: Trasig pump", "text": CC_SELF_REPLY},
+    {"to": ["support@acme.se"], "cc": ["erik@kund.se"], "subject": "VB: Offert 2231", "text": GMAIL_FORWARD},
+    {"to": ["support@acme.se", "anna@kund.se"], "subject": "SV: Trasig pump", "text": CC_SELF_REPLY},
+])
+def test_a_customers_own_mail_quoting_someone_is_no_colleagues_forward(changes):
+    """A customer who cc'd herself or a colleague handed her case to whoever she quoted."""
+    plan = plan_item(6, "email", {**MAIL_PAYLOAD, "from_email": "anna@kund.se", "from_name": "Anna Berg", **changes}, MAIL)
+    assert plan.person.fields["email"] == "anna@kund.se" and plan.activity["sender"] == "anna@kund.se"
+
+
+@pytest.mark.parametrize("text", [
+    "Hello,\nOn 3 February I wrote:\nplease refund by Friday or I dispute the charge.",
+    "Hej,\nDen 3 februari skrev jag till er så här:\nNi lovade leverans.",
+    "Hej, vi bokade följande transport hos er:\nFrån: Stockholm\nTill: Malmö\nDatum: 2026-02-20\nMvh Anna",
+    "Hej\nFrom: Acme <noreply@acme.se>\nDate: 1 mars\nVarför fastnar era mejl i SPF?",
+])
+def test_a_customers_own_words_shaped_like_quoted_history_are_kept(text):
+    plan = plan_item(6, "email", {**MAIL_PAYLOAD, "subject": "SV: Ärende", "text": text}, MAIL)
+    assert plan.case["description"] == text
+
+
+@pytest.mark.parametrize("changes", [
+    {"subject": "Read: the attached contract", "text": "Please sign page 3 and send it back by Friday."},
+    {"subject": "Läst: ditt förslag, några frågor", "text": "Vi vill ha 50 licenser, vad kostar det?"},
+    {"subject": "New time proposed: Service visit", "calendar": "COUNTER", "text": "The machine leaks oil."},
+])
+def test_a_persons_mail_shaped_like_a_receipt_or_a_calendar_answer_is_read(changes):
+    assert plan_item(6, "email", {**MAIL_PAYLOAD, **changes}, MAIL).outcome is None
