@@ -137,7 +137,7 @@ def _noted_address(text: str) -> str | None:
 SYSTEM_ADDRESS = re.compile(
     r"^(no-?reply|do-?not-?reply|dont-?reply|noreply-[\w.-]+|mailer-daemon|postmaster|bounces?|wordpress|"
     r"www-?data|apache|nginx|webmaster|web|website|webform|forms?|formular|kontaktformular|contact-?form|mailer|"
-    r"notifications?|notify|system|robot)([+.\-_][^@]*)?@", re.IGNORECASE)
+    r"notifications?|notify|system|robot|newsletters?|nyhetsbrev|utskick|news)([+.\-_][^@]*)?@", re.IGNORECASE)
 
 
 _AROUND_AT = re.compile(r"\s+@\s*|@\s+")

@@ -867,3 +867,10 @@ def test_a_customers_own_words_shaped_like_quoted_history_are_kept(text):
 ])
 def test_a_persons_mail_shaped_like_a_receipt_or_a_calendar_answer_is_read(changes):
     assert plan_item(6, "email", {**MAIL_PAYLOAD, **changes}, MAIL).outcome is None
+
+
+def test_a_newsletter_a_colleague_forwards_is_not_its_senders_case():
+    text = GMAIL_FORWARD.replace("Sven Dahl <sven.dahl@dahlsror.se>", "Leverantören <nyhetsbrev@leverantor.se>")
+    payload = {**MAIL_PAYLOAD, "from_email": "karin.holm@acme.se", "from_name": "Karin Holm",
+               "to": ["support@acme.se"], "subject": "VB: Nyheter i december", "text": text}
+    assert plan_item(6, "email", payload, MAIL).person.fields["email"] == "karin.holm@acme.se"
