@@ -173,6 +173,21 @@ def is_company_name(name: str | None) -> bool:
     return False
 
 
+def holds_legal_form(name: str | None) -> bool:
+    """A legal form as a word after the first anywhere in the name ('Kund AB Ekonomi', 'Acme Ltd
+    Support'): a company's or a department's display name, as mail shows one. The short forms
+    only in capitals ('Anna As' is a person), as is_company_name reads them."""
+    written = _FORM_WORD.findall(name or "")
+    for word in written[1:]:
+        folded = fold(word).replace(" ", "")
+        if folded in _SHORT_FORMS:
+            if word.replace(".", "").replace("/", "").isupper():
+                return True
+        elif (folded,) in _LEGAL_FORMS:
+            return True
+    return False
+
+
 @lru_cache(maxsize=65536)
 def normalize_company(name: str | None) -> str | None:
     """Folded company name without its legal form: 'Acme AB', 'ACME Aktiebolag' and

@@ -15,7 +15,7 @@ from crm_ingest.models.records import CASE_ORIGIN, CASE_PRIORITY
 
 from .errors import InvalidItem
 from .mailtext import Forwarded, forwarded_message, is_forward_subject, own_words
-from .matching import address_keys, fold, is_company_name, is_free_mail
+from .matching import address_keys, fold, holds_legal_form, is_company_name, is_free_mail
 from .normalize import (
     SYSTEM_ADDRESS,
     clean_body,
@@ -594,13 +594,10 @@ def _mail_name(name: Any) -> tuple[str | None, str | None]:
     department's ('Kund AB Ekonomi', 'Acme Ltd Support'): no person is called so."""
     if isinstance(name, str):
         name = re.sub(r"\s*\([^()]*\)\s*$", "", name) or name  # 'Berg, Anna (Kund AB)': her workplace, said aside
-        if _LEGAL_FORM_WORD.search(name) or is_company_name(name):
+        if holds_legal_form(name) or is_company_name(name):
             return None, None
     return split_name(name)
 
-
-_LEGAL_FORM_WORD = re.compile(r"\S\s+(?:AB|HB|KB|Aktiebolag|Ltd\.?|Limited|LLC|Inc\.?|GmbH|Oy|Oyj|ApS|A/S|ASA|AS|plc"
-                              r"|BV|NV|SA|S\.A\.|AG|Corp\.?)(?=\s|$|,)")
 
 
 def _attachment(entry: Mapping[str, Any]) -> str:
