@@ -9,7 +9,6 @@ from __future__ import annotations
 import codecs
 import hashlib
 import re
-from email.header import decode_header, make_header
 from email.headerregistry import HeaderRegistry
 from email.message import Message
 from email.parser import BytesParser
@@ -19,6 +18,7 @@ from html.parser import HTMLParser
 from typing import Any, Callable, Iterator
 
 from crm_ingest.connectors.textfix import undoubled
+from crm_ingest.ingest.mailtext import display_name
 
 try:
     from charset_normalizer import from_bytes as _detect_charsets
@@ -284,34 +284,10 @@ def _sender(values: list[str], sender: list[str]) -> dict[str, str | None]:
 
 
 def _display_name(parsed: str | None, raw: str) -> str | None:
-    """The writer's name as a person reads it in the header, not as the parser splits it:
-    adjacent encoded words joined ('=?UTF-8?Q?J=C3=B6rgen_=C3=85?= =?UTF-8?Q?berg?=' is
-    'Jörgen Åberg'; the standard library puts a space between), an unquoted 'Berg, Anna'
-    whole (the parser takes 'Berg' for a second address), an old 'anna@x.se (Anna Berg)',
-    and a group's or a service's 'Anna Berg via Kundforum' and 'Anna Berg | Kund AB' as
-    'Anna Berg'."""
-    before = raw.split("<", 1)[0].strip() if "<" in raw else ""
-    if "=?" in before:
-        try:
-            parsed = str(make_header(decode_header(before))).strip().strip('"').strip() or parsed
-        except Exception:  # noqa: BLE001 - the parser's reading stands
-            pass
-    elif "," in before and '"' not in before and before.count("@") == 0:
-        # 'Berg, Anna' is a name whole; 'Anna Berg, CEO' and 'Anna Berg, Kund AB' a name and more
-        parsed = before if " " not in before.partition(",")[0].strip() else before.partition(",")[0]
-    if not parsed and (comment := _COMMENT_NAME.search(raw)):
-        parsed = comment.group(1)
-    if not parsed:
-        return None
-    name = undoubled(parsed.strip())
-    name = _VIA.sub("", name)
-    name = _AFFILIATION.split(name, 1)[0]
-    return name.strip().strip("'\"").strip() or None
-
-
-_COMMENT_NAME = re.compile(r"@[^\s()<>]+\s*\(([^()]{1,200})\)\s*$")  # 'anna@x.se (Anna Berg)'
-_VIA = re.compile(r"\s+via\s+\S.*$", re.IGNORECASE)  # "'Anna Berg' via Kundforum", 'Anna via LinkedIn'
-_AFFILIATION = re.compile(r"\s+[-|–—]\s+")  # 'Anna Berg | Kund AB', 'Anna Berg - CEO'
+    """The writer's name as a person reads the header (mailtext.display_name), read back where
+    UTF-8 was read as Latin-1 ('=?iso-8859-1?Q?Bj=C3=B6rn?=')."""
+    name = display_name(parsed, raw)
+    return undoubled(name) if name else name
 
 
 _ANGLED = re.compile(r"<([^<>@\s]+@[^<>@\s]+)>")

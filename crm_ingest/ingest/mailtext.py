@@ -1,5 +1,5 @@
-"""A mail's own words: the message inside a forwarded mail (who wrote it, its subject and its
-text), and a reply without the history it quotes.
+"""A mail's own words: its writer's name as a person reads it, the message inside a forwarded
+mail (who wrote it, its subject and its text), and a reply without the history it quotes.
 
 A colleague forwards a customer's mail to the support address ('Fwd:', 'VB:'); the case is
 the customer's. Mail programs write the forwarded message's headers into the body under a
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.header import decode_header, make_header
 from email.utils import getaddresses
 
 _MARKER = re.compile(
@@ -87,11 +88,39 @@ def _read_block(rest: str) -> tuple[str, str | None, str | None, str] | None:
     if not pairs:
         return None
     name, email = pairs[0]
-    before = sender.split("<", 1)[0].strip().strip('"')
-    if "," in before and "@" not in before:  # 'Berg, Anna [mailto:...]': the parser keeps only 'Anna'
-        name = before
     subject = next((value for key, value in headers.items() if key in _SUBJECT), None)
-    return email.strip(), (name.strip().strip('"') or None), subject or None, "\n".join(lines[at:]).strip()
+    return email.strip(), display_name(name, sender), subject or None, "\n".join(lines[at:]).strip()
+
+
+def display_name(parsed: str | None, raw: str) -> str | None:
+    """The writer's name as a person reads it in the header, not as the parser splits it:
+    adjacent encoded words joined ('=?UTF-8?Q?J=C3=B6rgen_=C3=85?= =?UTF-8?Q?berg?=' is
+    'Jörgen Åberg'; the standard library puts a space between), an unquoted 'Berg, Anna'
+    whole (the parser takes 'Berg' for a second address), an old 'anna@x.se (Anna Berg)',
+    and a group's or a service's 'Anna Berg via Kundforum' and 'Anna Berg | Kund AB' as
+    'Anna Berg'."""
+    before = raw.split("<", 1)[0].strip() if "<" in raw else ""
+    if "=?" in before:
+        try:
+            parsed = str(make_header(decode_header(before))).strip().strip('"').strip() or parsed
+        except Exception:  # noqa: BLE001 - the parser's reading stands
+            pass
+    elif "," in before and '"' not in before and before.count("@") == 0:
+        # 'Berg, Anna' is a name whole; 'Anna Berg, CEO' and 'Anna Berg, Kund AB' a name and more
+        parsed = before if " " not in before.partition(",")[0].strip() else before.partition(",")[0]
+    if not parsed and (comment := _COMMENT_NAME.search(raw)):
+        parsed = comment.group(1)
+    if not parsed:
+        return None
+    name = parsed.strip()
+    name = _VIA.sub("", name)
+    name = _AFFILIATION.split(name, 1)[0]
+    return name.strip().strip("'\"").strip() or None
+
+
+_COMMENT_NAME = re.compile(r"@[^\s()<>]+\s*\(([^()]{1,200})\)\s*$")  # 'anna@x.se (Anna Berg)'
+_VIA = re.compile(r"\s+via\s+\S.*$", re.IGNORECASE)  # "'Anna Berg' via Kundforum", 'Anna via LinkedIn'
+_AFFILIATION = re.compile(r"\s+[-|–—]\s+")  # 'Anna Berg | Kund AB', 'Anna Berg - CEO'
 
 
 # Where a reply's quoted history begins: the line a mail program writes above it. The 'On ...
