@@ -41,14 +41,14 @@ from urllib.parse import parse_qsl, urlparse
 
 import facebook
 import requests
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_ingest.connectors.base import Landed, NewItem
 from crm_ingest.ingest.endpoints import FacebookConfig
 from crm_ingest.ingest.errors import CredentialsFailed, IngestError, RateLimited, RetriableError
-from crm_ingest.models import DONE, FAILED, RawItem, SourceHealth, utcnow
-from crm_ingest.models.landing import fail_in_review, reopen_in_review, save_checkpoint
+from crm_ingest.models import RawItem, SourceHealth, utcnow
+from crm_ingest.models.landing import fail_in_review, in_review, reopen_in_review, save_checkpoint
 
 FEED_FIELDS = "id,message,created_time,from,permalink_url,comments{id,message,created_time,from}"
 LEAD_FIELDS = "created_time,id,ad_id,form_id,field_data"
@@ -251,11 +251,9 @@ class FacebookSource:
                  limit: int | None = None, failed_too: bool = False) -> list[tuple[int, str, dict]]:
         """This source's Lead Ads items in review because their answers were never read
         (`failed_too`: or set aside as failed when reading them by id was refused)."""
-        waiting = and_(RawItem.state == DONE, RawItem.outcome == "review")
-        if failed_too:
-            waiting = or_(waiting, and_(RawItem.state == FAILED, RawItem.record_id.is_(None)))
         stmt = (select(RawItem.id, RawItem.external_id, RawItem.payload)
-                .where(RawItem.source == self.source, RawItem.kind == "leadgen", waiting).order_by(RawItem.id))
+                .where(RawItem.source == self.source, RawItem.kind == "leadgen", in_review(failed_too))
+                .order_by(RawItem.id))
         if external_ids is not None:
             if not external_ids:
                 return []

@@ -109,9 +109,9 @@ class TwitterSource:
                 for page in self._pages(place, pages_left):
                     if page.get("data"):  # an empty page is no work
                         pages_left -= 1
-                    elif _missing_account(page):  # 200 with only errors: the account asked about is gone
+                    elif gone := _missing_account(page):  # 200 with only errors: the account asked about is gone
                         raise CredentialsFailed(
-                            f"source {self.source}: X says: {_missing_account(page)}; check mentions_of "
+                            f"source {self.source}: X says: {gone}; check mentions_of "
                             f"({self.config.mentions_of}) in the source's configuration")
                     posts.update(self._posts(page))
                     after = place.after(page.get("meta") or {})

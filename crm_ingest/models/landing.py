@@ -210,12 +210,15 @@ def fail_in_review(session: Session, item_id: int, error: str) -> bool:
                              last_error=error, finished_at=utcnow())
 
 
-def _update_in_review(session: Session, item_id: int, failed_too: bool, **values: Any) -> bool:
+def in_review(failed_too: bool = False):
+    """Items finished in review (`failed_too`: or set aside as failed, which made no record either)."""
     waiting = and_(RawItem.state == DONE, RawItem.outcome == "review")
-    if failed_too:
-        waiting = or_(waiting, and_(RawItem.state == FAILED, RawItem.record_id.is_(None)))
+    return or_(waiting, and_(RawItem.state == FAILED, RawItem.record_id.is_(None))) if failed_too else waiting
+
+
+def _update_in_review(session: Session, item_id: int, failed_too: bool, **values: Any) -> bool:
     stmt = (update(RawItem)
-            .where(RawItem.id == item_id, waiting)
+            .where(RawItem.id == item_id, in_review(failed_too))
             .values(record_type=None, record_id=None, lease_until=None, last_error=None)
             .values(**values).execution_options(synchronize_session=False))
     return session.execute(stmt).rowcount == 1
