@@ -145,12 +145,8 @@ def without_history(text: str | None) -> str | None:
     as it was when nothing new would be left (a mail that only quotes)."""
     if not text:
         return text
-    cut = len(text)
-    for pattern in (_QUOTE_HEADER, _OUTLOOK_BLOCK):
-        found = pattern.search(text)
-        if found and found.start() < cut:
-            cut = found.start()
-    header = _QUOTE_HEADER.search(text)
+    header, block = _QUOTE_HEADER.search(text), _OUTLOOK_BLOCK.search(text)
+    cut = min((found.start() for found in (header, block) if found), default=len(text))
     if header is not None and header.start() == cut and _answered_inline(text[header.end():]):
         return text  # answers written between the quoted lines: the whole is the writer's
     new = text[:cut]
