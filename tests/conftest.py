@@ -119,12 +119,23 @@ class Processes:
                            ready="beat: Starting")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Signal the process's group; one still there after 30 s is killed outright, so no
+        worker outlives its test to take the next test's tasks from the shared Redis database."""
         proc = self.procs.pop(name)
-        try:
-            os.killpg(proc.pid, sig)
+        for signum in (sig, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, signum)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=30)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        try:  # the group's children too (a worker's pool child), whether or not the leader waited
+            os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        proc.wait(timeout=30)
 
     def stop_all(self) -> None:
         for name in list(self.procs):
