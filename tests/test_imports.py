@@ -728,3 +728,47 @@ def test_a_do_not_contact_list_is_loaded_a_batch_at_a_time_with_the_same_result(
     loaded = run_json(cli, "suppress", str(tmp_path / "dnc.txt"))
     assert (loaded["added"], loaded["records_marked"], loaded["invalid_lines"], len(loaded["invalid"])) == (4, 2, 2, 1)
     assert loaded["invalid"][0]["line"] == 2
+
+
+def test_a_lead_known_by_its_phone_alone_is_found_by_a_later_row_with_an_address(cli, tmp_path, sessions_for):
+    # Given a trade-show list that had Anna's and Bo's mobiles but no addresses
+    first = write_list(tmp_path / "first.csv", [["Anna", "Ek", "", "070-123 45 67", "Ek AB"],
+                                                ["Bo", "Berg", "", "070-765 43 21", ""]])
+    run_json(cli, "import", str(first))
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    before = snapshot(sessions)
+
+    # When a purchased list names Anna with an address and her mobile, and someone else at Bo's
+    second = write_list(tmp_path / "second.csv", [["Anna", "Ek", "anna@ek.se", "+46 70 123 45 67", ""],
+                                                  ["Cia", "Berg", "cia@berg.se", "0707654321", ""]])
+    job = run_json(cli, "import", str(second))
+
+    # Then Anna's lead gets her address (one lead, not two), and Cia is a lead of her own
+    assert (job["counts"]["merged"], job["counts"]["created"]) == (1, 1)
+    with sessions() as session:
+        leads = {lead.first_name: lead for lead in session.scalars(select(Lead))}
+        owner = session.scalar(text("SELECT record_id FROM identity_keys WHERE kind = 'email' "
+                                    "AND value = 'anna@ek.se'"))
+    assert sorted(leads) == ["Anna", "Bo", "Cia"]
+    assert (leads["Anna"].email, leads["Anna"].company_name, owner) == ("anna@ek.se", "Ek AB", leads["Anna"].id)
+    assert leads["Bo"].email is None
+
+    # And a later list naming Anna at another address makes no third Anna: her lead has one
+    third = write_list(tmp_path / "third.csv", [["Anna", "Ek", "anna.ek@annat.se", "0701234567", ""]])
+    later = run_json(cli, "import", str(third))
+    assert later["counts"]["created"] == 1
+
+    # And reverting the lists takes Anna's address away again
+    run_json(cli, "import-revert", str(later["job"]))
+    run_json(cli, "import-revert", str(job["job"]))
+    assert snapshot(sessions) == before
+
+
+def test_a_row_with_an_address_joins_an_earlier_row_of_the_file_known_by_its_phone_alone(cli, tmp_path):
+    listing = write_list(tmp_path / "list.csv", [
+        ["Anna", "Ek", "", "070-123 45 67", "Ek AB"],
+        ["Anna", "Ek", "anna@ek.se", "0701234567", ""],  # the same Anna, now with her address
+        ["Bo", "Ek", "bo@ek.se", "0701234567", ""],  # another name at her number: his own lead
+    ])
+    job = run_json(cli, "import", str(listing))
+    assert (job["counts"]["created"], job["counts"]["duplicate_in_file"]) == (2, 1)

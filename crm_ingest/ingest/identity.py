@@ -152,8 +152,17 @@ def _may_join(key: tuple[str, str], fields: dict[str, Any], other: dict[str, Any
     return not _is_shared(*key) or same_person_names(fields, other)
 
 
+def _completes(kind: str, person: Person, other: dict[str, Any]) -> bool:
+    """A row matched by its address alone still finds the person its phone names when that
+    person has no address yet (a trade show's list gave the mobile, a later list the address):
+    the address then fills the blank. A record with an address of its own is someone else,
+    or a person this row's list does not know as such (matching by email, a shared phone must
+    not join two people with addresses). The names must agree as well (`_may_join`)."""
+    return kind == "phone" and bool(person.fields.get("email")) and not other.get("email")
+
+
 def _names_behind_shared_keys(session: Session, owners: dict[Key, int]) -> dict[tuple[str, int], dict]:
-    """Names of the existing records that own a shared contact point the batch uses."""
+    """Names (and address) of the existing records that own a shared contact point the batch uses."""
     wanted: dict[str, set[int]] = defaultdict(set)
     for (scope, kind, value), record_id in owners.items():
         if _is_shared(kind, value) and scope in PERSON_MODELS:
@@ -161,9 +170,10 @@ def _names_behind_shared_keys(session: Session, owners: dict[Key, int]) -> dict[
     names = {}
     for scope, ids in wanted.items():
         model = PERSON_MODELS[scope]
-        for row in session.execute(select(model.id, model.first_name, model.last_name)
+        for row in session.execute(select(model.id, model.first_name, model.last_name, model.email)
                                    .where(model.id.in_(sorted(ids)))):
-            names[(scope, row.id)] = {"first_name": row.first_name, "last_name": row.last_name}
+            names[(scope, row.id)] = {"first_name": row.first_name, "last_name": row.last_name,
+                                      "email": row.email}
     return names
 
 
@@ -184,6 +194,8 @@ def _group(plans: list[ItemPlan], owners: dict[Key, int],
         person = None
         if plan.person.match:
             person = _sharing_a_key(by_key, scopes, finding, fields)
+            if person is None and kinds is not None and "phone" not in kinds:  # matched by address
+                person = _known_by_phone_alone(by_key, scopes, keys, fields)
             for scope in scopes if person is None else ():
                 record_id = _owner(owners, names, scope, finding, fields)
                 if record_id is not None:
@@ -216,6 +228,20 @@ def _sharing_a_key(by_key: dict[Key, Person], scopes: tuple[str, ...], finding: 
             if other is None and kind in TWIN_KIND:
                 other = by_key.get((scope, TWIN_KIND[kind], value))
             if other is not None and _may_join((kind, value), fields, other.fields):
+                return other
+    return None
+
+
+def _known_by_phone_alone(by_key: dict[Key, Person], scopes: tuple[str, ...], keys: list[tuple[str, str]],
+                          fields: dict[str, Any]) -> Person | None:
+    """A person of the batch, without an address, whom this row's phone and name find (a row
+    matched by its address; see `_completes`)."""
+    if not fields.get("email"):
+        return None
+    for scope in scopes:
+        for kind, value in keys:
+            other = by_key.get((scope, kind, value)) if kind == "phone" else None
+            if other is not None and not other.fields.get("email") and _may_join((kind, value), fields, other.fields):
                 return other
     return None
 
@@ -326,7 +352,8 @@ def _redirect_losers(session: Session, new: list[Person], lost: set[Key]) -> Non
     moved: dict[str, dict[int, int]] = defaultdict(dict)  # scope -> provisional record -> winner
     for person in new:
         taken = [key for key in person.new_keys if key in lost
-                 and (person.match_kinds is None or key[1] in person.match_kinds)
+                 and (person.match_kinds is None or key[1] in person.match_kinds
+                      or _completes(key[1], person, names.get((key[0], winners[key]), {})))
                  and _may_join(key[1:], person.fields, names.get((key[0], winners[key]), {}))]
         if taken:
             moved[person.scope][person.record_id] = winners[taken[0]]
