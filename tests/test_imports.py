@@ -358,7 +358,7 @@ def test_a_row_with_its_address_in_the_phone_column_becomes_a_lead_saying_so(cli
 
 SNAPSHOT = {
     "leads": "SELECT id, first_name, last_name, email, phone, mobile_phone, company_name, campaign_id, do_not_contact, "
-             "details FROM leads",
+             "details, status, contact_id FROM leads",
     "contacts": "SELECT id, first_name, last_name, email, phone, mobile_phone FROM contacts",
     "identity_keys": "SELECT scope, kind, value, record_id FROM identity_keys",
     "campaign_members": "SELECT campaign_id, record_type, record_id FROM campaign_members",
@@ -772,3 +772,26 @@ def test_a_row_with_an_address_joins_an_earlier_row_of_the_file_known_by_its_pho
     ])
     job = run_json(cli, "import", str(listing))
     assert (job["counts"]["created"], job["counts"]["duplicate_in_file"]) == (2, 1)
+
+
+def test_a_contacts_list_links_the_open_leads_of_its_addresses_and_its_revert_unlinks_them(
+        cli, tmp_path, sessions_for):
+    # Given a lead from a purchased list
+    listing = write_list(tmp_path / "list.csv", [["Lars", "Lind", "lars@kund.example.se", "", ""]])
+    run_json(cli, "import", str(listing))
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    before = snapshot(sessions)
+
+    # When the customer file is imported as contacts, Lars among them
+    (tmp_path / "ingest.toml").write_text('[sources.crm]\nkind = "row"\nrecord_type = "contact"\n')
+    contacts = write_list(tmp_path / "contacts.csv", [["Lars", "Lind", "Lars@Kund.example.se", "", ""]])
+    job = run_json(cli, "import", str(contacts), "--source", "crm")
+
+    # Then his lead names his contact as its own
+    with sessions() as session:
+        contact_id = session.scalar(select(Contact.id))
+        assert session.scalar(select(Lead.contact_id)) == contact_id is not None
+
+    # And reverting the contacts import leaves the lead as it was
+    run_json(cli, "import-revert", str(job["job"]))
+    assert snapshot(sessions) == before

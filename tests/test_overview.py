@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from crm_ingest import runtime as runtime_module
-from crm_ingest.ingest.overview import account_overview, sla_left
-from crm_ingest.models import Activity, Case, Opportunity, utcnow
+from crm_ingest.ingest.overview import account_overview, contact_overview, sla_left
+from crm_ingest.models import Activity, Case, Lead, Opportunity, utcnow
 from tests.test_lifecycle import LEAD, TOKEN, env, get, ingest, land  # noqa: F401 - fixtures
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -115,3 +115,26 @@ def test_show_and_the_api_give_the_picture_with_the_renamed_label(ingest, env): 
     assert api.get(f"/accounts/{ids['account']}/overview").status_code == 401
     assert api.get(f"/accounts/{ids['account']}/overview",
                    headers={"authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_a_lead_who_then_writes_to_support_is_one_customer(ingest, env):  # noqa: F811
+    # Given a lead from a trade-show list, and another person's lead at the same company
+    [lead_id] = land(ingest, env, "list", LEAD, campaign="Fair 2026")
+    [other_id] = land(ingest, env, "list", {**LEAD, "email": "someone.else@" + LEAD["email"].split("@")[1],
+                                            "first_name": "Other"}, campaign="Fair 2026")
+    # When the lead's person writes to support, the address in capitals
+    [case_id] = land(ingest, env, "support", {"email": LEAD["email"].upper(), "subject": "Cannot log in"})
+    contact_id = get(Case, case_id).contact_id
+
+    # Then the open lead names the case's contact as its own, and the contact's picture shows it
+    assert contact_id is not None
+    assert (get(Lead, lead_id).contact_id, get(Lead, lead_id).status) == (contact_id, "new")
+    assert get(Lead, other_id).contact_id is None
+    with runtime_module.runtime().sessions() as session:
+        picture = contact_overview(session, contact_id)
+    assert [lead["id"] for lead in picture["open_leads"]] == [lead_id]
+    assert [case["id"] for case in picture["active_cases"]] == [case_id]
+
+    # And qualifying the lead later takes that contact instead of making another
+    qualified = ingest("lead", "qualify", str(lead_id), "--json")
+    assert (qualified["contact"]["id"], qualified["contact"]["created"]) == (contact_id, False)

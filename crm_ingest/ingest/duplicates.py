@@ -237,21 +237,48 @@ def _contacts_sharing_an_address(session: Session, leads: list[NewPerson]) -> di
     """New leads whose email (or the mailbox behind it) is a contact's: lead id -> contacts. A
     form never joins a contact by its keys (it makes a lead for sales), so the pair is found
     here and queued, never left to a name that 50 namesakes may crowd out."""
+    return _sharing_an_address(session, [(lead.record_id, lead.fields) for lead in leads], "contact")
+
+
+def _sharing_an_address(session: Session, people: list[tuple[int, Mapping[str, Any]]],
+                        scope: str) -> dict[int, set[int]]:
+    """People whose email (or the mailbox behind it, role addresses aside) is that of records
+    of the scope: record id -> those records."""
     wanted: dict[tuple[str, str, str], set[int]] = defaultdict(set)
-    for lead in leads:
-        for key in email_keys(lead.fields):
+    for record_id, fields in people:
+        for key in email_keys(fields):
             if is_role_address(key):
                 continue
-            wanted[("contact", "email", key)].add(lead.record_id)
-            wanted[("contact", "email_canonical", canonical_email(key))].add(lead.record_id)
+            wanted[(scope, "email", key)].add(record_id)
+            wanted[(scope, "email_canonical", canonical_email(key))].add(record_id)
     if not wanted:
         return {}
     found: dict[int, set[int]] = defaultdict(set)
-    for (scope, kind, value), contact_id in lookup_keys(session, set(wanted)).items():
+    for (owner_scope, kind, value), owner_id in lookup_keys(session, set(wanted)).items():
         # found as asked, or as its twin kind (the mailbox keyed as an address, or the reverse)
-        for lead_id in wanted.get((scope, kind, value), set()) | wanted.get((scope, TWIN_KIND[kind], value), set()):
-            found[lead_id].add(contact_id)
+        for record_id in wanted.get((owner_scope, kind, value), set()) | \
+                wanted.get((owner_scope, TWIN_KIND[kind], value), set()):
+            found[record_id].add(owner_id)
     return found
+
+
+def link_open_leads(session: Session, contacts: list[tuple[int, Mapping[str, Any]]]) -> dict[int, int]:
+    """Open leads of the new contacts' addresses, not linked to a contact yet, get the contact
+    as theirs (Dynamics' parentcontactid: the lead's existing contact). A list's lead who then
+    writes to support is one customer: the contact's picture shows the open lead, and the
+    lead's its contact. Qualifying the lead later finds the same contact. Returns lead -> contact."""
+    found = _sharing_an_address(session, contacts, "lead")
+    if not found:
+        return {}
+    contact_of = {lead_id: contact_id for contact_id, leads in sorted(found.items()) for lead_id in leads}
+    now = utcnow()
+    linked = {}
+    for lead_id in sorted(contact_of):
+        if session.execute(update(Lead).where(Lead.id == lead_id, Lead.contact_id.is_(None),
+                                              Lead.status.in_(("new", "contacted")))  # lifecycle.LEAD_OPEN
+                           .values(contact_id=contact_of[lead_id], updated_at=now)).rowcount:
+            linked[lead_id] = contact_of[lead_id]
+    return linked
 
 
 def _held_keys(session: Session, owners: set[tuple[str, int]]) -> set[tuple[str, int, str, str]]:

@@ -182,6 +182,9 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
             session.execute(delete(MergeLog).where(MergeLog.record_type == record_type,
                                                    MergeLog.record_id.in_(chunk)))
             result["records_deleted"] += session.execute(delete(model).where(model.id.in_(chunk))).rowcount
+            if record_type == "contact":  # open leads the new contacts were linked to (link_open_leads)
+                session.execute(update(Lead).where(Lead.contact_id.in_(chunk), Lead.status != "qualified")
+                                .values(contact_id=None))
     for entry in session.scalars(select(MergeLog).where(MergeLog.raw_item_id.in_(items))
                                  .order_by(MergeLog.id.desc())):
         model = PEOPLE[entry.record_type]

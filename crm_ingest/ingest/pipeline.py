@@ -27,7 +27,7 @@ from crm_ingest.models import (
 from crm_ingest.models.bulk import allocate_ids, array_literal, id_list, index_lookups, insert_rows
 
 from .accounts import link_accounts
-from .duplicates import AutoMerge, NewPerson, flag_possible_duplicates
+from .duplicates import AutoMerge, NewPerson, flag_possible_duplicates, link_open_leads
 from .identity import EMAIL_KINDS, lookup_keys, resolve_people
 from .plan import ItemPlan, plan_item
 from .routing import Route, decide, facts_of
@@ -217,6 +217,9 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
             plan.person.fields["queue"] = plan.queue
     people, merges = resolve_people(session, active, defaults)
     link_accounts(session, _contacts_of(active, people, imports), rules)  # before cases: entitlements are per account
+    link_open_leads(session, [(people[plan.item_id].record_id, plan.person.fields) for plan in active
+                              if plan.item_id in people and people[plan.item_id].created
+                              and people[plan.item_id].record_type == "contact"])
     parents.update(_open_cases_to_append_to(session, active, parents, people))
 
     new_cases = [p for p in active if p.case is not None and p.item_id not in parents]
