@@ -282,6 +282,12 @@ def add_suppressions(session: Session, values: Iterable[tuple[int, str]], *, reg
     return {**result, "invalid": invalid}
 
 
+def _under(domain: str, suppressed: set[str]) -> bool:
+    """The domain or one of its parents is in the set."""
+    parts = domain.split(".")
+    return any(".".join(parts[index:]) in suppressed for index in range(len(parts) - 1))
+
+
 def mark_do_not_contact(session: Session, entries: list[tuple[str, str]]) -> int:
     """Existing leads and contacts matching suppression entries become do-not-contact."""
     marked = 0
@@ -293,11 +299,15 @@ def mark_do_not_contact(session: Session, entries: list[tuple[str, str]]) -> int
                 ids.update(session.scalars(select(IdentityKey.record_id).where(
                     IdentityKey.scope == scope, IdentityKey.kind.in_(key_kinds),
                     IdentityKey.value.in_(values[start:start + 1000]))))
-        domains = sorted({v for k, v in entries if k == "domain"})
-        if domains:  # one pass over the scope's addresses for them all (a LIKE '%@x' a domain was a pass each)
+        suppressed = {v for k, v in entries if k == "domain"}
+        if suppressed:  # one pass over the scope's addresses for them all (a LIKE '%@x' a domain was a pass each)
             at = func.strpos(IdentityKey.value, "@") if session.get_bind().dialect.name == "postgresql" \
                 else func.instr(IdentityKey.value, "@")
             domain_of = func.substr(IdentityKey.value, at + 1)
+            # the scope's domains at a suppressed one or below it (sub.ek.se under ek.se), as new rows are
+            domains = sorted(domain for domain in session.scalars(
+                select(domain_of).where(IdentityKey.scope == scope, IdentityKey.kind == "email").distinct())
+                if domain and _under(domain, suppressed))
             for start in range(0, len(domains), 10_000):
                 ids.update(session.scalars(select(IdentityKey.record_id).where(
                     IdentityKey.scope == scope, IdentityKey.kind == "email",
