@@ -796,3 +796,52 @@ def test_a_contacts_list_links_the_open_leads_of_its_addresses_and_its_revert_un
     # And reverting the contacts import leaves the lead as it was
     run_json(cli, "import-revert", str(job["job"]))
     assert snapshot(sessions) == before
+
+
+def test_a_person_a_list_marks_opted_out_stays_suppressed_in_the_next_list(cli, tmp_path, sessions_for):
+    # Given a lead from last year's fair, and this year's export marking her opted out by its
+    # unsubscribe time (Mailchimp), and Bo by Salesforce's 'Do Not Call'
+    run_json(cli, "import", str(write_list(tmp_path / "fair.csv", [["Petra", "Lund", "petra@lund.se", "", ""]])))
+    export = write_list(tmp_path / "unsubscribed.csv", [
+        ["petra.lund@example.se", "Petra", "Lund", "+46 70 123 45 00", "2026-03-01 10:12:00"],
+        ["PETRA@lund.se", "Petra", "Lund", "", "2026-03-01 10:12:00"],
+        ["dan@example.se", "Dan", "Ek", "", ""],
+    ], header=["Email Address", "First Name", "Last Name", "Phone", "UNSUB_TIME"], delimiter=",")
+    job = run_json(cli, "import", str(export))
+    assert (job["counts"]["suppressed"], job["counts"]["created"]) == (2, 1)
+    calls = write_list(tmp_path / "calls.csv", [["Bo", "Berg", "bo@berg.se", "070-765 43 21", "1"]],
+                       header=["First Name", "Last Name", "Email", "Phone", "Do Not Call"], delimiter=",")
+    assert run_json(cli, "import", str(calls))["counts"]["suppressed"] == 1
+
+    # When a purchased list has them again, by address or by number alone
+    later = write_list(tmp_path / "later.csv", [["Petra", "Lund", "PETRA.LUND@example.se", "", ""],
+                                                ["P.", "Lund", "", "070-123 45 00", ""],
+                                                ["Bo", "Berg", "", "0707654321", ""]])
+    job = run_json(cli, "import", str(later), "--campaign", "Vinter")
+
+    # Then nobody became a lead or a member of the campaign, and the fair's lead is do-not-contact
+    assert (job["counts"]["suppressed"], job["counts"]["created"], job["counts"]["merged"]) == (3, 0, 0)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert session.execute(select(Lead.email, Lead.do_not_contact)).all() == \
+            [("petra@lund.se", True), ("dan@example.se", False)]
+        assert session.scalar(select(CampaignMember)) is None
+        sources = set(session.scalars(text("SELECT source FROM suppressions")))
+    assert all(source.startswith("opted out in list import") for source in sources)
+
+
+def test_a_row_that_finds_a_do_not_contact_lead_by_its_phone_is_suppressed(cli, tmp_path, sessions_for):
+    # Given Jane's lead, with her phone, marked do-not-contact when her address was suppressed
+    run_json(cli, "import", str(write_list(tmp_path / "first.csv", [["Jane", "Doe", "jane@doe.se", "070-555 01 32", ""]])))
+    (tmp_path / "dnc.txt").write_text("jane@doe.se\n")
+    assert run_json(cli, "suppress", str(tmp_path / "dnc.txt"))["records_marked"] == 1
+
+    # When a list names her by her number alone
+    job = run_json(cli, "import", str(write_list(tmp_path / "second.csv", [["Jane", "Doe", "", "0705550132", ""]])),
+                   "--campaign", "Vinter")
+
+    # Then the row is suppressed, saying whom it found, and she joins no campaign
+    assert (job["counts"]["suppressed"], job["counts"]["merged"]) == (1, 0)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        reason = session.scalar(text("SELECT outcome_reason FROM raw_items WHERE outcome = 'ignored'"))
+        assert session.scalar(select(CampaignMember)) is None
+    assert reason == "suppressed: lead 1, whom this row names, is marked do-not-contact"

@@ -92,7 +92,13 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
                 "Opt In", "Opted In", "Samtycke marknadsföring"),
     "opt_out": ("Opt Out", "Email Opt Out", "Opted Out", "Do Not Email", "Do Not Contact",
                 "Do Not Allow Bulk Emails", "Unsubscribed", "Avregistrerad", "Avanmäld", "Spärrad",
-                "Får ej kontaktas"),
+                "Får ej kontaktas", "Unsubscribed from all email", "Do Not Call", "Do Not Phone",
+                "Do Not Bulk Email", "Do Not Send Marketing Materials", "Ring ej", "Nix", "Nix-spärrad",
+                "Nixad", "Reklamspärr"),
+    # when the person opted out (Mailchimp's unsubscribed export): any value says they did
+    "opt_out_at": ("UNSUB_TIME", "Unsubscribed At", "Unsubscribe Date", "Unsubscribed Date", "Opt Out Date",
+                   "Opted Out At", "Opt-out Date", "Avregistrerad datum", "Avregistreringsdatum",
+                   "Unsubscribed On"),
     "notes": ("Notes", "Note", "Comment", "Comments", "Description", "Anteckningar", "Anteckning",
               "Kommentar", "Kommentarer", "Övrigt", "Beskrivning"),
 }

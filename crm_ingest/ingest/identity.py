@@ -42,6 +42,7 @@ class Person:
     redirect: bool = True  # may a key lost to a concurrent worker redirect this person?
     match_kinds: tuple[str, ...] | None = None  # only these kinds identify (None: every kind)
     origin_item_id: int | None = None  # the item that created the record
+    do_not_contact: bool = False  # an existing record marked so
     fields: dict[str, Any] = field(default_factory=dict)
     plans: list[ItemPlan] = field(default_factory=list)
     new_keys: list[Key] = field(default_factory=list)
@@ -55,6 +56,7 @@ class Resolved:
     record_id: int
     created: bool  # this item created the record
     origin_item_id: int | None  # the item that created the record (for 'duplicate of row N')
+    do_not_contact: bool = False  # an existing record marked do-not-contact
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def resolve_people(session: Session, plans: list[ItemPlan], record_defaults: dic
         origin = person.plans[0].item_id if person.created else person.origin_item_id
         for index, plan in enumerate(person.plans):
             resolved[plan.item_id] = Resolved(person.scope, person.record_id,
-                                              person.created and index == 0, origin)
+                                              person.created and index == 0, origin, person.do_not_contact)
         if not person.created and (person.filled or person.won_keys):
             merges.append(MergeEntry(person.plans[0].item_id, person.scope, person.record_id,
                                      person.filled, [[k[1], k[2]] for k in person.won_keys]))
@@ -388,11 +390,11 @@ def _merge_into_existing(session: Session, people: list[Person]) -> None:
         ids = sorted(by_record)
         current: dict[int, dict[str, Any]] = {}
         for start in range(0, len(ids), _CHUNK):
-            stmt = (select(model.id, model.origin_item_id, *[getattr(model, n) for n in names])
+            stmt = (select(model.id, model.origin_item_id, model.do_not_contact, *[getattr(model, n) for n in names])
                     .where(model.id.in_(ids[start:start + _CHUNK])).order_by(model.id)
                     .with_for_update(key_share=True))
             for row in session.execute(stmt):
-                current[row[0]] = {"origin_item_id": row[1], **dict(zip(names, row[2:]))}
+                current[row[0]] = {"origin_item_id": row[1], "do_not_contact": row[2], **dict(zip(names, row[3:]))}
         missing = set(ids) - set(current)
         if missing:
             raise LookupError(f"identity keys point to missing {scope} records {sorted(missing)[:5]}")
@@ -401,7 +403,7 @@ def _merge_into_existing(session: Session, people: list[Person]) -> None:
             record = current[record_id]
             changed: dict[str, Any] = {}
             for person in by_record[record_id]:
-                person.origin_item_id = record["origin_item_id"]
+                person.origin_item_id, person.do_not_contact = record["origin_item_id"], bool(record["do_not_contact"])
                 person.filled = fill_blanks(record, {n: person.fields.get(n) for n in names})
                 changed.update(person.filled)
             if changed:

@@ -282,6 +282,20 @@ def add_suppressions(session: Session, values: Iterable[tuple[int, str]], *, reg
     return {**result, "invalid": invalid}
 
 
+def suppress_entries(session: Session, entries: Iterable[tuple[str, str]], *, source: str, reason: str) -> int:
+    """Put normalized entries (kind, value) on the do-not-contact list (in sorted order, so two
+    workers adding the same ones take their locks alike) and mark the people already matching
+    them; returns how many entries were new."""
+    rows = [{"kind": kind, "value": value, "reason": reason[:300], "source": source[:300]}
+            for kind, value in sorted(set(entries))]
+    added = 0
+    for start in range(0, len(rows), 1000):
+        added += len(insert_rows(session, Suppression, rows[start:start + 1000],
+                                 on_conflict_do_nothing=("kind", "value"), returning=("id",)))
+    mark_do_not_contact(session, [(row["kind"], row["value"]) for row in rows])
+    return added
+
+
 def _under(domain: str, suppressed: set[str]) -> bool:
     """The domain or one of its parents is in the set."""
     parts = domain.split(".")

@@ -29,6 +29,7 @@ from crm_ingest.models.bulk import allocate_ids, array_literal, id_list, index_l
 from .accounts import link_accounts
 from .duplicates import AutoMerge, NewPerson, flag_possible_duplicates, link_open_leads
 from .identity import EMAIL_KINDS, lookup_keys, resolve_people
+from .importjobs import suppress_entries
 from .plan import ItemPlan, plan_item
 from .routing import Route, decide, facts_of
 from .threads import ThreadingConfig, thread_parents
@@ -196,6 +197,7 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
     for plan in plans:
         if plan.item_id in imports:
             _apply_import(plan, imports[plan.item_id])
+    _opted_out(session, plans, imports)
     for item_id, reason in suppressed(session, [p for p in plans if p.marketing and p.outcome is None]).items():
         outcomes[item_id] = Outcome(item_id, "ignored", reason=reason)
     for plan in plans:
@@ -247,6 +249,13 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
             outcomes[plan.item_id] = Outcome(plan.item_id, "created", "case", case_id, reason=why)
         else:
             person = people[plan.item_id]
+            if plan.marketing and not person.created and person.do_not_contact:
+                # found by a contact point the do-not-contact list lacks (a suppressed address's
+                # phone): still the person who must not be contacted, and no campaign's member
+                outcomes[plan.item_id] = Outcome(plan.item_id, "ignored", reason=(
+                    f"suppressed: {person.record_type} {person.record_id}, whom this row names, "
+                    "is marked do-not-contact"))
+                continue
             reason = duplicates.get(plan.item_id)
             if reason is None and not person.created and person.record_type != plan.person.scope:
                 reason = f"existing {person.record_type}, linked"
@@ -294,6 +303,20 @@ def _follow_automatic_merges(session: Session, outcomes: dict[int, Outcome],
         entry = session.get(MergeLog, merge_id)
         entry.filled = {**entry.filled, "moved": {**entry.filled["moved"],
                                                   "items": sorted({*entry.filled["moved"]["items"], *item_ids})}}
+
+
+def _opted_out(session: Session, plans: list[ItemPlan], imports: Mapping[int, ImportOptions]) -> None:
+    """List rows that say their person opted out put the person's addresses and numbers on the
+    do-not-contact list (first: the batch's other rows of that person are suppressed too) and
+    mark the records that have them. An import's revert keeps them: an opt-out is not undone."""
+    by_source: dict[str, set[tuple[str, str]]] = {}
+    for plan in plans:
+        if plan.opted_out:
+            options = imports.get(plan.item_id)
+            source = f"opted out in list import {options.job_id}" if options else "opted out in a list"
+            by_source.setdefault(source, set()).update(plan.opted_out)
+    for source, entries in sorted(by_source.items()):
+        suppress_entries(session, entries, source=source, reason="the list marks the person opted out")
 
 
 def _apply_import(plan: ItemPlan, options: ImportOptions) -> None:

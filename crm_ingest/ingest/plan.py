@@ -68,6 +68,7 @@ class ItemPlan:
     require_entitlement: bool = False  # a case only under a valid entitlement (else review)
     append_open: bool = False  # append to the sender's newest active case, if there is one
     route_reason: str | None = None  # why it became what it became (a rule, the classifier)
+    opted_out: list[tuple[str, str]] | None = None  # do-not-contact entries the row itself asks for
 
 
 def plan_item(item_id: int, kind: str, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
@@ -108,7 +109,7 @@ def _refuse_structured(fields: Mapping[str, Any]) -> None:
 _TEXT_FIELDS = frozenset({
     "first_name", "last_name", "full_name", "name", "nickname", "email", "phone", "mobile_phone", "company",
     "company_name", "job_title", "topic", "subject", "message", "description", "lead_source", "consent",
-    "website", "notes", "opt_out", "twitter", "facebook", "street", "postal_code", "city", "state_or_province",
+    "website", "notes", "opt_out", "opt_out_at", "twitter", "facebook", "street", "postal_code", "city", "state_or_province",
     "country"})
 
 
@@ -437,12 +438,16 @@ _SOCIAL_NETWORKS = {"linkedin.com": "linkedin", "twitter.com": "twitter", "x.com
 def _read_list_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
     if reason := clean_text(payload.get("ignore"), 200):  # the list reader's verdict: a repeated header
         return ItemPlan(item_id, source.record_type, outcome="ignored", reason=reason)
-    opted_out = clean_text(_fields_of(payload).get("opt_out"), 100)
-    if opted_out and opted_out.casefold() in _YES:
+    fields = _fields_of(payload)
+    opted_out = clean_text(fields.get("opt_out"), 100)
+    when = clean_text(fields.get("opt_out_at"), 100)
+    if opted_out and opted_out.casefold() in _YES or when and when.casefold() not in _NO:
         # the list itself says this person must not be contacted: no lead, no link, whatever
-        # else the row holds
-        return ItemPlan(item_id, source.record_type, outcome="ignored",
-                        reason=f"suppressed: the list marks the person opted out ({opted_out!r})")
+        # else the row holds; and their addresses and numbers go on the do-not-contact list,
+        # so the next list that has them does not make them a lead again
+        said = f"opted out ({opted_out!r})" if opted_out and opted_out.casefold() in _YES else f"opted out on {when}"
+        return ItemPlan(item_id, source.record_type, outcome="ignored", reason=f"suppressed: the list marks the person {said}",
+                        opted_out=_contact_points(item_id, payload, source))
     plan = _read_row(item_id, payload, source, listed=True)
     if plan.person is not None and _an_example(plan.person.fields):
         name = " ".join(n for n in (plan.person.fields["first_name"], plan.person.fields["last_name"]) if n)
@@ -469,6 +474,21 @@ def _an_example(fields: Mapping[str, Any]) -> bool:
     return said >= 2
 
 
+def _contact_points(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> list[tuple[str, str]]:
+    """An opted-out row's addresses and numbers as do-not-contact entries (kind, value); none
+    when the row cannot be read (the opt-out is still said on the row)."""
+    try:
+        plan = _read_row(item_id, payload, source, listed=True)
+    except InvalidItem:
+        return []
+    if plan.person is None:
+        return []
+    kinds = {"email": "email", "email_canonical": "email", "phone": "phone"}
+    return sorted({(kinds[kind], value) for kind, value in plan.person.keys if kind in kinds})
+
+
+# What a list writes in a column of when the person opted out, for 'did not'
+_NO = frozenset({"0", "false", "no", "n", "nej", "falskt", "-", "–", "never", "aldrig", "n/a", "null", "none"})
 # What a list writes in an opt-out column for 'yes, opted out'
 _YES = frozenset({"1", "true", "yes", "y", "ja", "j", "x", "sant", "✓", "✔", "opted out", "opt out", "opt-out",
                   "unsubscribed", "avregistrerad", "avanmäld", "spärrad"})
