@@ -845,3 +845,23 @@ def test_a_row_that_finds_a_do_not_contact_lead_by_its_phone_is_suppressed(cli, 
         reason = session.scalar(text("SELECT outcome_reason FROM raw_items WHERE outcome = 'ignored'"))
         assert session.scalar(select(CampaignMember)) is None
     assert reason == "suppressed: lead 1, whom this row names, is marked do-not-contact"
+
+
+def test_the_same_file_imported_for_another_campaign_links_its_people_there(cli, tmp_path, sessions_for):
+    listing = write_list(tmp_path / "list.csv", [["Anna", "Ek", "anna@ek.se", "", ""], ["Bo", "Ny", "bo@ny.se", "", ""]])
+    first = run_json(cli, "import", str(listing), "--campaign", "Vår")
+    assert first["counts"]["created"] == 2
+
+    # The same file for another campaign: a job of its own, linking the same two leads there
+    second = run_json(cli, "import", str(listing), "--campaign", "Höst")
+    assert second["job"] != first["job"] and not second.get("already_imported")
+    assert (second["counts"]["merged"], second["counts"]["created"]) == (2, 0)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        members = session.execute(text(
+            "SELECT c.name, m.record_type FROM campaign_members m JOIN campaigns c ON c.id = m.campaign_id")).all()
+        assert session.scalar(text("SELECT count(*) FROM leads")) == 2
+    assert sorted(members) == [("Höst", "lead"), ("Höst", "lead")]
+
+    # And again for either campaign: nothing new
+    assert run_json(cli, "import", str(listing), "--campaign", "Höst")["job"] == second["job"]
+    assert run_json(cli, "import", str(listing), "--campaign", "Vår")["job"] == first["job"]

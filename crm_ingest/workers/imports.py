@@ -46,26 +46,31 @@ class LandingProgress:
 
 
 def find_or_start_job(session: Session, list_file, request: ImportRequest) -> ImportJob:
-    """The job for this file and source: the unfinished or finished one, or a new one.
+    """The job for this file, source and way of importing it: the unfinished or finished one,
+    or a new one.
 
     Re-running a file resumes its unfinished job, or finds the finished one and adds nothing.
+    The same file imported another way (for another campaign, with another map of its columns
+    or another upsert key) is a job of its own: its rows find the people the first one made, and link them
+    to the campaign it names.
     """
-    job = session.scalar(select(ImportJob).where(
-        ImportJob.file_sha256 == list_file.sha256, ImportJob.source == request.source,
-        ImportJob.state != "reverted").order_by(ImportJob.id.desc()).limit(1))
-    if job is not None:
-        return job
     campaign_id = campaign_ids(session, {request.campaign})[request.campaign] if request.campaign else None
+    options = {"format": list_file.format, "encoding": list_file.encoding,
+               "encoding_guessed": list_file.encoding_guessed,
+               "delimiter": list_file.delimiter, "wrapped": list_file.wrapped,
+               "sheet": list_file.sheet,
+               # a header cell as long as a page is no one's column name: kept to 1,000
+               "columns": [[column[:1000] if isinstance(column, str) else column, name]
+                           for column, name in list_file.read_header()]}
+    for job in session.scalars(select(ImportJob).where(
+            ImportJob.file_sha256 == list_file.sha256, ImportJob.source == request.source,
+            ImportJob.state != "reverted").order_by(ImportJob.id.desc())):
+        if (job.campaign_id, job.upsert_by) == (campaign_id, request.upsert_by) \
+                and (job.options or {}).get("columns") == options["columns"]:
+            return job
     job = ImportJob(source=request.source, file_name=getattr(list_file, "display_name", None) or list_file.path.name,
                     file_sha256=list_file.sha256, campaign_id=campaign_id, consent=request.consent,
-                    upsert_by=request.upsert_by, state="landing",
-                    options={"format": list_file.format, "encoding": list_file.encoding,
-                             "encoding_guessed": list_file.encoding_guessed,
-                             "delimiter": list_file.delimiter, "wrapped": list_file.wrapped,
-                             "sheet": list_file.sheet,
-                             # a header cell as long as a page is no one's column name: kept to 1,000
-                             "columns": [[column[:1000] if isinstance(column, str) else column, name]
-                                         for column, name in list_file.read_header()]})
+                    upsert_by=request.upsert_by, state="landing", options=options)
     session.add(job)
     session.flush()
     return job
