@@ -66,7 +66,52 @@ def _runtime(*, migrate_embedded: bool = True) -> Runtime:
     return rt
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _unreachable(exc: BaseException) -> str | None:
+    """What to tell a person whose database or broker could not be used, without a traceback
+    and without the password in its address; None for any other error."""
+    import os
+
+    from kombu.exceptions import OperationalError as BrokerError
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
+
+    def shown_url(name: str) -> str:
+        value = os.environ.get(name, "")
+        try:
+            return make_url(value).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - not even an address: say so without echoing it
+            return f"the {name} given"
+
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+        return (f"cannot use the database at {shown_url('DATABASE_URL') if os.environ.get('DATABASE_URL') else 'the default'}"
+                f": {first}")
+    if isinstance(exc, (ArgumentError, NoSuchModuleError)) or \
+            isinstance(exc, ModuleNotFoundError) and exc.name in ("MySQLdb", "pymysql", "cx_Oracle", "pyodbc"):
+        return (f"DATABASE_URL is not an address this can use ({exc}); give sqlite:///FILE or "
+                "postgresql+psycopg://USER@HOST:PORT/DATABASE")
+    if isinstance(exc, BrokerError):
+        return f"cannot reach the broker at {shown_url('REDIS_URL')}: {str(exc).splitlines()[0][:300]}"
+    return None
+
+
+class _Commands(click.Group):
+    """`ingest`'s group: a database or broker that cannot be reached is a message, not a
+    traceback of a hundred lines."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            message = _unreachable(exc)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """crm-ingest: every lead and case, from everywhere, into one CRM database."""
 

@@ -229,3 +229,22 @@ def test_an_exported_csv_file_carries_utf8s_mark_for_excel(cli, tmp_path):
     cli("export", "lead", "-o", str(tmp_path / "leads.csv"))
     data = (tmp_path / "leads.csv").read_bytes()
     assert data.startswith(b"\xef\xbb\xbf") and "Åsa".encode() in data
+
+
+@pytest.mark.parametrize("url, said", [
+    ("postgresql+psycopg://postgres:hemligt@127.0.0.1:1/x", "cannot use the database at "
+                                                           "postgresql+psycopg://postgres:***@127.0.0.1:1/x"),
+    ("notaurl", "DATABASE_URL is not an address this can use"),
+    ("mysql://u:hemligt@h/d", "DATABASE_URL is not an address this can use"),
+])
+def test_a_database_that_cannot_be_used_is_a_message_without_its_password(cli, monkeypatch, url, said):
+    monkeypatch.setenv("DATABASE_URL", url)
+    from click.testing import CliRunner
+
+    from crm_ingest import runtime as runtime_module
+    from crm_ingest.cli import main
+
+    runtime_module._for_pid.cache_clear()
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 1
+    assert said in result.output and "hemligt" not in result.output and "Traceback" not in result.output
