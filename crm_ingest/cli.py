@@ -393,7 +393,8 @@ def _print_preview(data: dict) -> None:
     for column in data["columns"]:
         table.add_row(column["header"], column["field"] or (
             f"{column['fills']} [dim](when the first {column['fills']} column is empty; else kept as extra)[/dim]"
-            if column.get("fills") else "[dim](kept as extra)[/dim]"))
+            if column.get("fills") else "[dim](left out: the map says so)[/dim]" if column.get("ignored")
+            else "[dim](kept as extra)[/dim]"))
     console.print(table)
     rows = Table(title=f"First {len(data['rows'])} rows as they would be read")
     fields = sorted({name for row in data["rows"] for name in row["fields"]})

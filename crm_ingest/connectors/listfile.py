@@ -1064,6 +1064,7 @@ class ListFile:
         self._strings: _StringsOnDisk | list | None = None  # a workbook's shared strings, once read
         self.columns: list[tuple[str, str | None]] | None = None
         self.fallbacks: dict[int, str] = {}  # column -> the field it fills when the column that won it is empty
+        self.ignored: set[int] = set()  # columns the map file says to leave out
         self.header_row: int | None = None
         self.wrapped: str | None = None  # the delimiter inside cells that each hold a whole row (see _wrapped_delimiter)
         try:
@@ -1143,6 +1144,8 @@ class ListFile:
             layout = _Layout.of(header, self.mapping, sample)
             data = chain(sample, data)
             self.header_row, self.columns, self.fallbacks = index + 1, layout.columns, dict(layout.spares)
+            self.ignored = {number for number, ((_, field_name), extra) in enumerate(zip(layout.columns, layout.extra_names))
+                            if field_name is None and extra is None}
             yield ((number, layout.payload(row))
                    for number, row in _below_the_table(enumerate(data, start=1), len(header)))
 
@@ -2205,6 +2208,7 @@ def preview(list_file: ListFile, rows: int = 10) -> dict[str, Any]:
             "sheet": list_file.sheet,
             "header_row": list_file.header_row,
             "columns": [{"header": header, "field": field_name,
-                         **({"fills": list_file.fallbacks[index]} if index in list_file.fallbacks else {})}
+                         **({"fills": list_file.fallbacks[index]} if index in list_file.fallbacks else {}),
+                         **({"ignored": True} if index in list_file.ignored else {})}
                         for index, (header, field_name) in enumerate(list_file.columns or [])],
             "rows": shown}
