@@ -865,3 +865,14 @@ def test_the_same_file_imported_for_another_campaign_links_its_people_there(cli,
     # And again for either campaign: nothing new
     assert run_json(cli, "import", str(listing), "--campaign", "Höst")["job"] == second["job"]
     assert run_json(cli, "import", str(listing), "--campaign", "Vår")["job"] == first["job"]
+
+
+@pytest.mark.parametrize("blank", ["\n", ";;;\n", "\r\n"])
+def test_a_header_below_many_blank_lines_is_found(cli, tmp_path, blank):
+    listing = tmp_path / "padded.csv"
+    listing.write_text(blank * 40 + "Förnamn;E-post\n" + blank * 3 + "Anna;anna@ek.se\nBo;bo@ek.se\n", encoding="utf-8")
+    job = run_json(cli, "import", str(listing))
+    assert (job["counts"]["created"], job["counts"]["rows"]) == (2, 2)
+    with_title = tmp_path / "titled.csv"
+    with_title.write_text("Mässan 2026\n" + "\n" * 30 + "Förnamn;E-post\nAnna;anna@ek.se\n", encoding="utf-8")
+    assert run_json(cli, "import", str(with_title))["counts"]["merged"] == 1

@@ -609,23 +609,38 @@ def _split_header(rows: Iterator[list[str]]) -> tuple[int, list[str], Iterator[l
     first non-empty row, unless it holds an email address: then the file has no header (its
     columns are 'column 1', 'column 2', ...), and that row is its first data row.
     """
-    seen: list[list[str]] = []
-    for row in rows:
-        seen.append(row)
+    # the first HEADER_SEARCH_ROWS rows that are not blank, by their index: blank lines above
+    # a header (an export's padding, thousands of them) are passed over, not counted or held
+    seen: list[tuple[int, list[str]]] = []
+    for index, row in enumerate(rows):
+        if _is_blank(row):
+            continue
+        seen.append((index, row))
         if _names_a_header(row):
-            return len(seen) - 1, row, rows
+            return index, row, rows
         if len(seen) == HEADER_SEARCH_ROWS:
             break
-    for index, row in enumerate(seen):
+
+    def after(position: int) -> Iterator[list[str]]:
+        """The rows after the seen row at `position` (blank ones given back as empty rows, so
+        data rows keep their numbers), then the rest."""
+        last = seen[position][0] if position >= 0 else -1
+        for index, row in seen[position + 1:]:
+            yield from ([] for _ in range(index - last - 1))
+            yield row
+            last = index
+        yield from rows
+
+    for position, (index, row) in enumerate(seen):
         if any(_LOOKS_LIKE_EMAIL.fullmatch(_clean(cell)) for cell in row):
             break  # the data has begun
         if sum(bool(_clean(cell)) for cell in row) >= 2 and any(map_header(cell) for cell in row):
-            return index, row, chain(seen[index + 1:], rows)
-    for index, row in enumerate(seen):
-        if not _is_blank(row):
-            if any(_LOOKS_LIKE_EMAIL.fullmatch(_clean(cell)) for cell in row):  # data, not a header
-                return index - 1, [f"column {n}" for n in range(1, len(row) + 1)], chain(seen[index:], rows)
-            return index, row, chain(seen[index + 1:], rows)
+            return index, row, after(position)
+    if seen:
+        index, row = seen[0]
+        if any(_LOOKS_LIKE_EMAIL.fullmatch(_clean(cell)) for cell in row):  # data, not a header
+            return index - 1, [f"column {n}" for n in range(1, len(row) + 1)], chain([row], after(0))
+        return index, row, after(0)
     return 0, [], iter(())
 
 
