@@ -299,7 +299,11 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
         said = str(exc)
         raise click.ClickException(said if said.startswith(f"{file.name}:") else f"{file}: {said}") from None
     if preview:
-        Out(as_json).emit(preview_rows(list_file), _print_preview)
+        try:
+            shown_rows = preview_rows(list_file)
+        except FatalError as exc:
+            raise click.ClickException(str(exc) if str(exc).startswith(f"{file.name}:") else f"{file}: {exc}") from None
+        Out(as_json).emit(shown_rows, _print_preview)
         return
     rt = _runtime()
     source = _check_source(rt, source_name, "row")
@@ -308,7 +312,9 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
         with _progress(as_json, file) as on_chunk:
             progress = land_list(rt.sessions, list_file, request, rt.settings, on_chunk=on_chunk)
     except FatalError as exc:  # the file turned out unreadable part-way: what landed stays, resumable
-        raise click.ClickException(f"{file}: {exc}; rows read so far are kept, and a re-run resumes") from None
+        said = str(exc) if str(exc).startswith(f"{file.name}:") else f"{file}: {exc}"
+        raise click.ClickException(f"{said}; the rows read before it are kept (ingest import-revert "
+                                   "takes them back), and a re-run after mending the file resumes") from None
     except ConcurrentImport as exc:
         raise click.ClickException(f"{file}: {exc}") from None
     if wait and not rt.settings.embedded:

@@ -140,7 +140,7 @@ def test_a_map_sent_with_the_upload_maps_columns_values_and_defaults(client, ses
     assert answer.status_code == 200, answer.text
     data = answer.json()
     assert {"header": "Kontaktväg", "field": "email"} in data["columns"]
-    assert {"header": "Intern kod", "field": None} in data["columns"]
+    assert {"header": "Intern kod", "field": None, "ignored": True} in data["columns"]
     assert data["rows"][0]["fields"]["email"] == "anna@nordvik.se"
 
     # And imported with it, the rows become leads with the map's values and defaults
@@ -346,3 +346,57 @@ def test_an_upload_in_any_format_the_cli_reads_is_read_by_its_content(client, na
     assert answer.status_code == 200, answer.text
     assert answer.json()["format"] == file_format
     assert "@" in answer.json()["rows"][0]["fields"]["email"]
+
+
+def _broken_workbook(path, rows: int):
+    """A workbook whose last row names a shared string the workbook lacks (its XML breaks off there)."""
+    import re
+    import zipfile
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Förnamn", "E-post"])
+    for number in range(rows):
+        sheet.append([f"Person{number}", f"p{number}@ek.se"])
+    sheet.append(["Sista", "sista@ek.se"])
+    book.save(path)
+    with zipfile.ZipFile(path) as original:
+        parts = {name: original.read(name) for name in original.namelist()}
+    xml = parts["xl/worksheets/sheet1.xml"].decode()
+    last = re.findall(r'<c r="(A\d+)"[^>]*>.*?</c>', xml)[-1]
+    parts["xl/worksheets/sheet1.xml"] = re.sub(rf'<c r="{last}"[^>]*>.*?</c>', f'<c r="{last}" t="s"><v>999999</v></c>',
+                                               xml).encode()
+    with zipfile.ZipFile(path, "w") as broken:
+        for name, data in parts.items():
+            broken.writestr(name, data)
+    return path
+
+
+def test_a_workbook_unreadable_part_way_says_so_and_its_stopped_job_can_be_reverted(client, cli, tmp_path, monkeypatch):
+    from crm_ingest.workers import imports as landing
+
+    monkeypatch.setattr(landing, "CHUNK_ROWS", 200)
+    config = tmp_path / "ingest.toml"
+    config.write_text(config.read_text().replace("max_import_bytes = 100000", "max_import_bytes = 10000000"))
+    book = _broken_workbook(tmp_path / "lista.xlsx", 1200)
+
+    # The command line says where the file broke off, without a traceback
+    result = cli("import", str(book))
+    assert result.exit_code == 1 and "lista.xlsx: not readable after row" in result.output, result.output
+    assert "Traceback" not in result.output and "import-revert" in result.output
+
+    # Over HTTP the job shows it stopped, and it can be taken back
+    runtime_module._for_pid.cache_clear()
+    answer = client.post("/imports", params={"file_name": "lista.xlsx", "source": "list"}, content=book.read_bytes(),
+                         headers={**AUTH, "content-type": "application/octet-stream"})
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["job"]
+    deadline = time.monotonic() + 30
+    while "stopped" not in (client.get(f"/imports/{job_id}", headers=AUTH).json().get("options") or {}) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    reverted = client.post(f"/imports/{job_id}/revert", headers=AUTH)
+    assert reverted.status_code == 200, reverted.text
+    assert reverted.json()["records_deleted"] >= 10

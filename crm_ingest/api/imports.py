@@ -355,7 +355,7 @@ def revert_import(job_id: Id, request: Request) -> Any:
 
     with runtime().sessions.begin() as session:
         job = _job(session, job_id)
-        if job.state == "landing":
+        if job.state == "landing" and "stopped" not in (job.options or {}):  # a stopped one may be taken back
             raise HTTPException(409, f"import job {job_id} is still landing; revert it once it is landed")
         try:
             return jsonable_encoder({"job": job_id, **revert_job(session, job_id)})

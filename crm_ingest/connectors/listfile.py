@@ -269,6 +269,8 @@ class MapFile:
             data = tomllib.loads(text.removeprefix("\ufeff"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(origin, str(exc)) from exc
+        except RecursionError:  # arrays nested a thousand deep: no map is
+            raise ConfigError(origin, "values nested too deep to be a map") from None
         if unknown := sorted(data.keys() - {"columns", "values", "defaults"}):
             raise ConfigError(unknown[0], "unknown section; expected columns, values, defaults")
         columns = {header: _known_field(f"columns.{header}", _string(f"columns.{header}", target))
@@ -598,6 +600,21 @@ def _is_blank(row: list[str]) -> bool:
 def _names_a_header(row: list[str]) -> bool:
     """A row with two cells we can map: a header, not a title line or a person."""
     return sum(map_header(cell) is not None for cell in row) >= 2
+
+
+def _readable(rows: Iterator[list[str]], name: str) -> Iterator[list[str]]:
+    """The rows, any reader's failure part-way (a workbook's XML that breaks off, names an
+    entity or a shared string it lacks) said as the file being unreadable there."""
+    number = 0
+    try:
+        for number, row in enumerate(rows, start=1):
+            yield row
+    except FatalError:
+        raise
+    except (ElementTree.ParseError, IndexError, KeyError, ValueError, EOFError, zipfile.BadZipFile,
+            zlib.error, RecursionError) as exc:
+        raise FatalError(f"{name}: not readable after row {number:,} of the file: "
+                         f"{type(exc).__name__}: {str(exc)[:300]}") from None
 
 
 def _split_header(rows: Iterator[list[str]]) -> tuple[int, list[str], Iterator[list[str]]]:
@@ -1149,7 +1166,7 @@ class ListFile:
     def _data_rows(self) -> Iterator[Iterator[tuple[int, dict[str, Any]]]]:
         """(data row number, payload) of the non-blank rows under the header, blank ones counted."""
         with self._rows() as rows:
-            index, header, data = _split_header(_undoubled(rows))
+            index, header, data = _split_header(_undoubled(_readable(rows, self.path.name)))
             if self.delimiter is not None:
                 data = _unswallowed(data, self.delimiter, len(header))
             sample = list(islice(data, EMAIL_SAMPLE_ROWS))  # read again below: the rows stream on
