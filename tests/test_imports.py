@@ -876,3 +876,13 @@ def test_a_header_below_many_blank_lines_is_found(cli, tmp_path, blank):
     with_title = tmp_path / "titled.csv"
     with_title.write_text("Mässan 2026\n" + "\n" * 30 + "Förnamn;E-post\nAnna;anna@ek.se\n", encoding="utf-8")
     assert run_json(cli, "import", str(with_title))["counts"]["merged"] == 1
+
+
+def test_a_header_cell_like_a_formula_is_neutralized_in_the_rejected_rows_report(cli, tmp_path):
+    listing = write_list(tmp_path / "list.csv", [["Anna", "not-an-email", "x"]],
+                         header=["Förnamn", "E-post", "=HYPERLINK(\"http://evil.example\",\"Notes\")"])
+    job = run_json(cli, "import", str(listing))
+    cli("import-report", str(job["job"]), "--rejected", str(tmp_path / "rejected.csv"))
+    with (tmp_path / "rejected.csv").open(encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle))
+    assert header == ["row", "reason", "Förnamn", "E-post", "'=HYPERLINK(\"http://evil.example\",\"Notes\")"]

@@ -134,7 +134,7 @@ def rejected_csv_rows(session: Session, job: ImportJob) -> Iterator[list[str]]:
     file's column, and the row's cells as in the file, every cell safe to open in Excel."""
     columns = [tuple(pair) for pair in (job.options or {}).get("columns", [])]
     headers = [header for header, _ in columns]
-    yield ["row", "reason", *headers]
+    yield ["row", "reason", *map(excel_safe, headers)]  # a header cell is the file's too
     for row, reason, payload in rejected_rows(session, job.id):
         values = original_values(payload, columns)
         yield [str(row), excel_safe(reason_with_columns(reason, columns)), *[excel_safe(values.get(h)) for h in headers]]
