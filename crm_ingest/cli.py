@@ -1092,6 +1092,46 @@ def outcome(item_id: int, as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--outcome", type=click.Choice(["created", "merged", "appended", "review", "rejected", "ignored"]),
+              default=None, help="Items with this outcome (review: waiting for `ingest decide`).")
+@click.option("--state", type=click.Choice(["pending", "processing", "done", "failed"]), default=None,
+              help="Items in this state (failed: set aside; `ingest retry` re-queues them).")
+@click.option("--source", "source_name", default=None, help="Items of this source.")
+@click.option("--after", "after_id", type=click.IntRange(0, 2**63 - 1), default=0, help="Items after this id.")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@json_option
+def items(outcome: str | None, state: str | None, source_name: str | None, after_id: int, limit: int,
+          as_json: bool) -> None:
+    """Raw items by outcome, state and source, oldest first, with who sent each and what it
+    says: `ingest items --outcome review` are the items waiting for `ingest decide ITEM`."""
+    from crm_ingest.ingest.query import list_items
+
+    if outcome is None and state is None and source_name is None:
+        outcome = "review"  # the question a person asks without saying more: what waits for me
+    rt = _runtime()
+    with rt.sessions() as session:
+        page = list_items(session, outcome=outcome, state=state, source=source_name, after_id=after_id, limit=limit)
+
+    def render(data: dict) -> None:
+        if not data["items"]:
+            console.print("no items match")
+            return
+        table = Table(title=f"Items ({outcome or state or source_name})")
+        for name in ("id", "source", "received", "from", "says", "why"):
+            table.add_column(name)
+        for item in data["items"]:
+            table.add_row(str(item["id"]), item["source"], f"{item['received_at']:%Y-%m-%d %H:%M}",
+                          item["sender"] or "", item["says"] or "", item["reason"] or item["last_error"] or "")
+        console.print(table)
+        if data["next_after_id"]:
+            asked = " ".join(f"--{name} {value}" for name, value in
+                             (("outcome", outcome), ("state", state), ("source", source_name)) if value)
+            console.print(f"more: ingest items {asked} --after {data['next_after_id']}", highlight=False)
+
+    Out(as_json).emit(page, render)
+
+
+@main.command()
 @json_option
 def retry(as_json: bool) -> None:
     """Re-queue every failed item with a fresh set of attempts."""

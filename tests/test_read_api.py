@@ -263,3 +263,14 @@ def test_a_moment_or_cursor_out_of_range_is_a_422_never_a_500(api, leads, params
         params = {"limit": 1, "cursor": base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")}
     response = api.get("/leads", params=params, headers=AUTH)
     assert response.status_code == 422, response.text
+
+
+def test_items_are_listed_by_outcome_for_a_token_holder(api, ingest, env):  # noqa: F811
+    [lead_id] = land(ingest, env, "list", LEAD)
+    assert api.get("/items?outcome=created").status_code == 401
+    page = api.get("/items?outcome=created&source=list", headers=AUTH).json()
+    [item] = page["items"]
+    assert (item["record_type"], item["record_id"], item["sender"]) == ("lead", lead_id, "Per Holm <per.holm@kund.example>")
+    assert api.get("/items?outcome=review", headers=AUTH).json() == {"items": [], "next_after_id": None}
+    refused = api.get("/items?outcome=lost", headers=AUTH)
+    assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "outcome"

@@ -319,6 +319,14 @@ action = "review"
          mail(2, "bo@kund.example", "Maybe", "maybe spam"))
     assert [o for _, o, _, _ in outcomes(sessions)] == ["review", "review"]
 
+    # A person finds what waits for them, oldest first, with who wrote and what
+    waiting = json.loads(cli("items", "--json").output)
+    assert [(item["id"], item["sender"], item["says"]) for item in waiting["items"]] == \
+        [(1, "Eva <eva@kund.example>", "Maybe"), (2, "Bo <bo@kund.example>", "Maybe")]
+    assert waiting["items"][0]["reason"] and waiting["next_after_id"] is None
+    assert [item["id"] for item in json.loads(cli("items", "--limit", "1", "--after", "1", "--json").output)["items"]] \
+        == [2]
+
     as_lead = json.loads(cli("decide", "1", "lead", "--reason", "asked for prices on the phone", "--json").output)
     ignored = json.loads(cli("decide", "2", "ignore", "--json").output)
 
@@ -331,6 +339,7 @@ action = "review"
         assert [lead.email for lead in session.scalars(select(Lead))] == ["eva@kund.example"]
     again = cli("decide", "1", "case")
     assert again.exit_code != 0 and "not waiting for review" in again.output
+    assert json.loads(cli("items", "--json").output)["items"] == []
 
 
 class _Said:

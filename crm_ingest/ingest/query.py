@@ -415,3 +415,54 @@ def labelled(value: Any, label) -> Any:
     if isinstance(value, list):
         return [labelled(v, label) for v in value]
     return value
+
+
+ITEM_STATES = ("pending", "processing", "done", "failed")
+ITEM_OUTCOMES = ("created", "merged", "appended", "review", "rejected", "ignored")
+
+
+def list_items(session: Session, *, outcome: str | None = None, state: str | None = None,
+               source: str | None = None, after_id: int = 0, limit: int = DEFAULT_PAGE) -> dict[str, Any]:
+    """Raw items by outcome or state and source, oldest first (a work queue: those waiting for a
+    decision, `outcome='review'`, or set aside, `state='failed'`), each with who sent it and
+    what it says. The next page starts after `next_after_id`."""
+    if outcome is not None and outcome not in ITEM_OUTCOMES:
+        raise InvalidItem("outcome", f"{outcome!r} is not an outcome; expected one of {', '.join(ITEM_OUTCOMES)}")
+    if state is not None and state not in ITEM_STATES:
+        raise InvalidItem("state", f"{state!r} is not a state; expected one of {', '.join(ITEM_STATES)}")
+    limit = max(1, min(limit, MAX_PAGE))
+    stmt = select(RawItem).where(RawItem.id > after_id).order_by(RawItem.id).limit(limit + 1)
+    if outcome is not None:
+        stmt = stmt.where(RawItem.outcome == outcome)
+    if state is not None:
+        stmt = stmt.where(RawItem.state == state)
+    if source is not None:
+        stmt = stmt.where(RawItem.source == source)
+    rows = session.scalars(stmt).all()
+    items = [{"id": row.id, "source": row.source, "kind": row.kind, "received_at": row.received_at,
+              "state": row.state, "outcome": row.outcome, "reason": row.outcome_reason,
+              "last_error": row.last_error, "record_type": row.record_type, "record_id": row.record_id,
+              **item_gist(row.payload)} for row in rows[:limit]]
+    return {"items": items, "next_after_id": items[-1]["id"] if len(rows) > limit else None}
+
+
+def item_gist(payload: Any) -> dict[str, str | None]:
+    """Who sent an item and the first words of what it says, from whatever kind it is (a mail,
+    a form, a post, a list row), for a person choosing what to look at."""
+    if not isinstance(payload, Mapping):
+        return {"sender": None, "says": None}
+    fields = payload.get("fields") if isinstance(payload.get("fields"), Mapping) else {}
+
+    def first(*values: Any) -> str | None:
+        for value in values:
+            if isinstance(value, str) and value.strip():
+                return " ".join(value.split())[:120]
+        return None
+
+    name = first(payload.get("from_name"), payload.get("author_name"), fields.get("full_name"),
+                 " ".join(str(fields.get(key) or "") for key in ("first_name", "last_name")))
+    address = first(payload.get("from_email"), payload.get("handle") and f"@{payload['handle']}",
+                    fields.get("email"), fields.get("phone"))
+    sender = f"{name} <{address}>" if name and address else name or address
+    return {"sender": sender, "says": first(payload.get("subject"), fields.get("subject"), payload.get("text"),
+                                            fields.get("message"), fields.get("topic"))}
