@@ -126,6 +126,16 @@ def test_a_bot_gets_the_same_answer_and_no_lead(client, tmp_path, change, why):
     assert leads(tmp_path) == [] and counts() == {why: 1}
 
 
+def test_a_post_from_a_page_without_the_stamp_is_refused_and_the_log_says_why(client, tmp_path, caplog):
+    intake._UNSTAMPED_SAID.clear()
+    unstamped = {name: value for name, value in person().items() if name != "_ts"}
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            assert client.post("/forms/contact", data=unstamped, headers=ORIGIN).status_code == 303
+    assert leads(tmp_path) == [] and counts() == {"refused: no timestamp": 3}
+    assert caplog.text.count("form contact: a browser post without the _ts field was refused") == 1
+
+
 def test_a_form_generated_weeks_ago_still_takes_a_persons_post(client, tmp_path):
     """A page embeds `ingest form-html`'s output, stamp and all, for as long as it is up."""
     response = client.post("/forms/contact", data=person(_ts=stamp("contact", SECRET, time.time() - 30 * 86400)),
@@ -444,3 +454,11 @@ def test_a_script_posting_raw_utf8_is_read_as_written(client, tmp_path):
                            headers={**ORIGIN, "content-type": "application/x-www-form-urlencoded"})
     assert response.status_code == 303
     assert [(lead.first_name, lead.last_name) for lead in leads(tmp_path)] == [("Jörgen", "Åberg")]
+
+
+def test_a_server_started_without_tokens_says_so(client, monkeypatch, caplog):
+    monkeypatch.delenv("INGEST_API_TOKENS")
+    runtime_module._for_pid.cache_clear()
+    with caplog.at_level("ERROR"), TestClient(app) as started:
+        assert started.get("/items/1", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 401
+    assert "INGEST_API_TOKENS is not set: every route but /health" in caplog.text and TOKEN not in caplog.text

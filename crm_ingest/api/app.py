@@ -13,6 +13,7 @@ from starlette.requests import ClientDisconnect
 
 from crm_ingest.runtime import runtime
 
+from .auth import api_tokens
 from .imports import resume_uploads
 from .imports import router as imports_router
 from .intake import router as intake_router
@@ -32,6 +33,15 @@ async def lifespan(_app: FastAPI):
         log.error("%s is not set: forms %s cannot check how fast they were filled in (their posts are "
                   "taken without that check); set it and generate the forms with `ingest form-html`",
                   settings.api.form_secret_env, ", ".join(timed))
+    if not api_tokens():
+        log.error("%s is not set: every route but /health, public forms and webhooks answers 401, and /ops "
+                  "cannot be logged into; set it to one or more comma-separated tokens", settings.api.tokens_env)
+    if any(source.kind == "leadgen" for source in settings.sources.values()):
+        missing = [name for name in (settings.api.facebook_app_secret_env, settings.api.facebook_verify_token_env)
+                   if not settings.secrets.get(name)]
+        if missing:
+            log.error("%s not set: the Facebook webhook refuses every call (403) until they are",
+                      " and ".join(missing))
     try:
         await run_in_threadpool(resume_uploads)
     except Exception:  # noqa: BLE001 - the server answers all the same; the uploads wait for the next start

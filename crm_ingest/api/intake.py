@@ -17,6 +17,7 @@ import html
 import json
 import uuid
 from datetime import datetime, timezone
+import logging
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -95,6 +96,11 @@ async def submit(key: str, request: Request) -> Response:
     refusal = _bot(form, values, browser, secret)
     if refusal:
         await run_in_threadpool(_count, key, f"refused: {refusal}")
+        if refusal == "no timestamp" and key not in _UNSTAMPED_SAID:
+            _UNSTAMPED_SAID.add(key)  # once a form per process: a bot's posts must not flood the log
+            log.warning("form %s: a browser post without the _ts field was refused (counted as 'refused: no "
+                        "timestamp'); a page not made by `ingest form-html` has none: generate it, or set "
+                        "min_fill_seconds = 0 for this form", key)
         return _accepted(form, browser, None)  # the same answer a person gets: nothing to learn
     errors = await run_in_threadpool(_errors, form, values, api) if form.mx_check else _errors(form, values, api)
     if errors:
@@ -222,11 +228,17 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+log = logging.getLogger(__name__)
+_UNSTAMPED_SAID: set[str] = set()  # forms whose unstamped posts were logged
+
+
 def _bot(form: FormConfig, values: dict[str, Any], browser: bool, secret: str) -> str | None:
     honeypot = values.get(form.honeypot)
     if isinstance(honeypot, str) and (honeypot.strip() or isinstance(honeypot, NotText)):
         return "honeypot"
     if browser and form.min_fill_seconds > 0 and secret:  # without the secret no stamp can be told (see app's start)
+        if "_ts" not in values:
+            return "no timestamp"
         age = stamp_age(form.key, values.get("_ts"), secret)
         if age is None:
             return "no valid timestamp"
