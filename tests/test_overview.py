@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from crm_ingest import runtime as runtime_module
 from crm_ingest.ingest.overview import account_overview, contact_overview, sla_left
@@ -138,3 +138,28 @@ def test_a_lead_who_then_writes_to_support_is_one_customer(ingest, env):  # noqa
     # And qualifying the lead later takes that contact instead of making another
     qualified = ingest("lead", "qualify", str(lead_id), "--json")
     assert (qualified["contact"]["id"], qualified["contact"]["created"]) == (contact_id, False)
+
+
+def test_a_lead_and_the_contact_it_names_are_never_queued_as_duplicates(sqlite_url, sessions_for):
+    from crm_ingest.ingest.duplicates import NewPerson, _decide_pairs, _ordered
+    from crm_ingest.models import Contact, DuplicateReview
+    from crm_ingest.models.migrate import upgrade
+
+    upgrade(sqlite_url)
+    sessions = sessions_for(sqlite_url)
+    person = {"first_name": "Karin", "last_name": "Lindqvist", "email": "karin@bygg.example.se"}
+    with sessions.begin() as session:
+        contact, other = Contact(**person), Contact(**person)
+        session.add_all([contact, other])
+        session.flush()
+        lead = Lead(**person, status="qualified", contact_id=contact.id)
+        session.add(lead)
+        session.flush()
+        pairs = {_ordered(("lead", lead.id), ("contact", contact.id)): NewPerson("lead", lead.id, person, None),
+                 _ordered(("lead", lead.id), ("contact", other.id)): NewPerson("lead", lead.id, person, None)}
+        flagged = _decide_pairs(session, pairs, {}, None)
+        queued = session.execute(select(DuplicateReview.record_type, DuplicateReview.record_id,
+                                        DuplicateReview.other_type, DuplicateReview.other_id)).all()
+    # the contact it was qualified into is the lead's own; the other Karin is still a look-alike
+    assert flagged.queued == 1
+    assert [set(((a, b), (c, d))) for a, b, c, d in queued] == [{("lead", lead.id), ("contact", other.id)}]

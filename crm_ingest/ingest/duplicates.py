@@ -139,9 +139,12 @@ def _decide_pairs(session: Session, pairs: dict[tuple, NewPerson], known: dict[t
         return Flagged()
     fields = _fields(session, {owner for pair in pairs for owner in pair})
     fields.update(known)
+    linked = _leads_and_their_contacts(session, {owner[1] for pair in pairs for owner in pair if owner[0] == "lead"})
     rows, automatic = [], []
     for (a, b), person in sorted(pairs.items()):
         if a not in fields or b not in fields:
+            continue
+        if frozenset({a, b}) in linked:  # a lead and the contact it names (qualified into, or linked): one person by design
             continue
         ruleset = pair_rules(rules, a[0], b[0])
         decision = score(fields[a], fields[b], ruleset)
@@ -163,6 +166,17 @@ def _decide_pairs(session: Session, pairs: dict[tuple, NewPerson], known: dict[t
 
 
 PAIR = ("record_type", "record_id", "other_type", "other_id")
+
+
+def _leads_and_their_contacts(session: Session, lead_ids: set[int]) -> set[frozenset[tuple[str, int]]]:
+    """{lead, contact} of the leads that name a contact (Dynamics' parentcontactid)."""
+    ordered = sorted(lead_ids)
+    linked = set()
+    for start in range(0, len(ordered), 1000):
+        for lead_id, contact_id in session.execute(select(Lead.id, Lead.contact_id).where(
+                Lead.id.in_(ordered[start:start + 1000]), Lead.contact_id.is_not(None))):
+            linked.add(frozenset({("lead", lead_id), ("contact", contact_id)}))
+    return linked
 
 
 def _merge_automatically(session: Session, row: dict[str, Any],
