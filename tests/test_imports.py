@@ -886,3 +886,16 @@ def test_a_header_cell_like_a_formula_is_neutralized_in_the_rejected_rows_report
     with (tmp_path / "rejected.csv").open(encoding="utf-8-sig", newline="") as handle:
         header = next(csv.reader(handle))
     assert header == ["row", "reason", "Förnamn", "E-post", "'=HYPERLINK(\"http://evil.example\",\"Notes\")"]
+
+
+def test_a_number_written_nationally_is_read_in_the_country_of_the_address_beside_it(cli, tmp_path, sessions_for):
+    listing = write_list(tmp_path / "list.csv", [
+        ["John", "Smith", "john@acme.co.uk", "020 7946 0958", ""],
+        ["Ola", "Nordmann", "ola@nordmann.no", "070-765 43 21", ""],  # valid here: the list's region first
+        ["Anna", "Ek", "anna@ek.se", "070-123 45 67", ""],  # ours: read in the list's region
+        ["Io", "Dev", "io@startup.io", "020 7946 0958", ""],  # .io names no country: kept as written
+    ])
+    run_json(cli, "import", str(listing))
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        phones = dict(session.execute(select(Lead.first_name, Lead.phone)).all())
+    assert phones == {"John": "+442079460958", "Ola": "+46707654321", "Anna": "+46701234567", "Io": "020 7946 0958"}

@@ -338,6 +338,24 @@ def country_region(value: str | None) -> str | None:
 _COUNTRY_PARTS = re.compile(r"\s*[/|()\[\]]\s*|\s+-\s+")
 
 
+# Country domains sold to the world as words ('.io', '.co', '.ai'): no hint of where a person is
+_VANITY_TLDS = frozenset({"io", "co", "me", "tv", "ai", "ly", "fm", "gg", "to", "cc", "ws", "la", "sh", "ac", "im",
+                          "am", "so", "st", "vc", "nu", "tk", "ml", "ga", "cf", "gq", "ag", "sc", "bz"})
+
+
+@lru_cache(maxsize=4096)
+def email_region(address: str | None) -> str | None:
+    """The region an address's country domain names ('anna@firma.co.uk': GB, 'bo@x.no': NO);
+    None for generic domains (.com, .org) and country domains used as words (.io, .co)."""
+    if not address or "@" not in address:
+        return None
+    tld = address.rstrip(" .>").rpartition(".")[2].casefold()
+    if len(tld) != 2 or tld in _VANITY_TLDS:
+        return None
+    region = "GB" if tld == "uk" else tld.upper()
+    return region if region in phonenumbers.SUPPORTED_REGIONS else None
+
+
 def normalize_phone(value: str, region: str, field: str = "phone") -> str:
     """E.164 by the source's region; raises InvalidItem naming the field."""
     return _e164(value.strip(), region, field)

@@ -21,6 +21,7 @@ from .normalize import (
     clean_body,
     clean_text,
     country_region,
+    email_region,
     mistyped_provider,
     name_case,
     name_column,
@@ -371,6 +372,11 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool
         read_in = region
         if number is None and named is None and (number := north_american_number(raw, region)) is not None:
             why, read_in = None, "US"  # '(415) 555-0132' in a row naming no country: not ours, American by its shape
+        if number is None and named is None and (by_address := _address_region(fields)) not in (None, region):
+            # '020 7946 0958' beside anna@firma.co.uk, in a row naming no country: British by the address
+            number, _ = _valid_number(raw, by_address, name)
+            if number is not None:
+                why, read_in = None, by_address
         if number is None:
             found[name] = (raw, False)
             first_bad = first_bad or (raw, *why)
@@ -392,6 +398,12 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool
     # (none valid: the first kept as entered; the email identifies the person)
     mobile = found.get("mobile_phone")
     return phone[0], mobile[0] if mobile else None, numbers
+
+
+def _address_region(fields: Mapping[str, Any]) -> str | None:
+    """The region the row's email's country domain names, if any (see normalize.email_region)."""
+    email = fields.get("email")
+    return email_region(email.strip().rpartition(" ")[2]) if type(email) is str else None
 
 
 def _valid_number(raw: str, region: str, field: str) -> tuple[str | None, tuple[str, str] | None]:
