@@ -899,3 +899,20 @@ def test_a_number_written_nationally_is_read_in_the_country_of_the_address_besid
     with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
         phones = dict(session.execute(select(Lead.first_name, Lead.phone)).all())
     assert phones == {"John": "+442079460958", "Ola": "+46707654321", "Anna": "+46701234567", "Io": "020 7946 0958"}
+
+
+def test_a_postal_code_that_lost_its_leading_zeros_in_a_number_cell_gets_them_back(cli, tmp_path, sessions_for):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Förnamn", "E-post", "Postnummer", "Ort", "Land"])
+    sheet.append(["Ola", "ola@nordmann.no", 154, "Oslo", "Norge"])
+    sheet.append(["Aino", "aino@firma.fi", 100, "Helsinki", "Finland"])
+    sheet.append(["Anna", "anna@ek.se", 11451, "Stockholm", "Sverige"])
+    sheet.append(["Bo", "bo@ek.se", 1234, "Somewhere", ""])  # the list's region (Sweden): left as it is
+    book.save(tmp_path / "list.xlsx")
+    run_json(cli, "import", str(tmp_path / "list.xlsx"))
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        codes = dict(session.execute(select(Lead.first_name, Lead.postal_code)).all())
+    assert codes == {"Ola": "0154", "Aino": "00100", "Anna": "11451", "Bo": "1234"}
