@@ -438,7 +438,7 @@ def test_an_interrupted_import_resumes_and_ends_with_the_same_counts(tmp_path, d
     url = request.getfixturevalue(database)  # PostgreSQL lands with COPY, SQLite with inserts
 
     monkeypatch.setattr(imports, "CHUNK_ROWS", 100)
-    rows = [[f"P{i}", "Test", f"p{i % 900}@example.se", "", ""] for i in range(1000)]
+    rows = [[f"P{i % 900}", "Test", f"p{i % 900}@example.se", "", ""] for i in range(1000)]  # 100 repeated
     rows[500] = ["Bad", "Row", "bad@", "", ""]
     listing = write_list(tmp_path / "big.csv", rows)
     request = ImportRequest("list", campaign="Resume")
@@ -916,3 +916,40 @@ def test_a_postal_code_that_lost_its_leading_zeros_in_a_number_cell_gets_them_ba
     with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
         codes = dict(session.execute(select(Lead.first_name, Lead.postal_code)).all())
     assert codes == {"Ola": "0154", "Aino": "00100", "Anna": "11451", "Bo": "1234"}
+
+
+def test_a_row_naming_someone_else_at_a_persons_address_takes_nothing_of_theirs(cli, tmp_path, sessions_for):
+    # Given Anna Berg's lead
+    run_json(cli, "import", str(write_list(tmp_path / "first.csv", [["Anna", "Berg", "anna.berg@bergsoner.se", "", ""]])))
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    before = snapshot(sessions)
+
+    # When a list names Karl Berg at her address, with his number and company; and a family's
+    # shared address twice in one file
+    job = run_json(cli, "import", str(write_list(tmp_path / "second.csv", [
+        ["Karl", "Berg", "anna.berg@bergsoner.se", "08-123 456 99", "Berg & Söner AB"],
+        ["A.", "Berg", "ANNA.BERG@bergsoner.se", "070-111 22 33", ""],  # Anna again: her number is taken
+        ["Per", "Holm", "hemma@holm.se", "070-222 33 44", ""],
+        ["Stina", "Holm", "hemma@holm.se", "070-333 44 55", "Holm AB"],
+    ])))
+
+    # Then Karl's row is linked to Anna's lead, saying so, and nothing of his is hers
+    assert (job["counts"]["merged"], job["counts"]["created"], job["counts"]["duplicate_in_file"]) == (3, 1, 0)
+    with sessions() as session:
+        anna = session.scalar(select(Lead).where(Lead.first_name == "Anna"))
+        phones = dict(session.execute(text("SELECT value, record_id FROM identity_keys WHERE kind = 'phone'")).all())
+        reasons = dict(session.execute(text("SELECT external_id, outcome_reason FROM raw_items "
+                                            "WHERE outcome = 'merged'")).all())
+        per = session.scalar(select(Lead).where(Lead.first_name == "Per"))
+    assert (anna.phone, anna.company_name) == ("+46701112233", None)
+    assert "+4681234569" not in phones and "+46812345699" not in phones and phones["+46701112233"] == anna.id
+    assert "+46703334455" not in phones and per.company_name is None
+    said = sorted(reason for reason in reasons.values() if reason and "this row names" in reason)
+    assert said == [f"the address is Anna Berg's (lead {anna.id}); this row names Karl Berg: linked to it, "
+                    "the row's other details not taken",
+                    f"the address is Per Holm's (lead {per.id}, made by an earlier row of this file); this row "
+                    "names Stina Holm: linked to it, the row's other details not taken"]
+
+    # And the revert takes back only what Anna's own row added
+    run_json(cli, "import-revert", str(job["job"]))
+    assert snapshot(sessions) == before

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from crm_ingest.models import Contact, IdentityKey, Lead, utcnow
 from crm_ingest.models.bulk import allocate_ids, array_literal, copy_rows, index_lookups, insert_rows, update_rows
 
-from .matching import is_role_address, same_person_names
+from .matching import is_role_address, other_first_name, same_person_names
 from .plan import ItemPlan
 
 Key = tuple[str, str, str]  # (scope, kind, value)
@@ -48,6 +48,9 @@ class Person:
     new_keys: list[Key] = field(default_factory=list)
     won_keys: list[Key] = field(default_factory=list)
     filled: dict[str, Any] = field(default_factory=dict)
+    # rows that found this person by its own address but name someone else ('Karl Berg' at
+    # anna.berg@): linked, their other details not taken; item id -> the name they met
+    strangers: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Resolved:
     created: bool  # this item created the record
     origin_item_id: int | None  # the item that created the record (for 'duplicate of row N')
     do_not_contact: bool = False  # an existing record marked do-not-contact
+    stranger_of: str | None = None  # the record's name, when this row named someone else (Person.strangers)
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ def resolve_people(session: Session, plans: list[ItemPlan], record_defaults: dic
         origin = person.plans[0].item_id if person.created else person.origin_item_id
         for index, plan in enumerate(person.plans):
             resolved[plan.item_id] = Resolved(person.scope, person.record_id,
-                                              person.created and index == 0, origin, person.do_not_contact)
+                                              person.created and index == 0, origin, person.do_not_contact,
+                                              person.strangers.get(plan.item_id))
         if not person.created and (person.filled or person.won_keys):
             merges.append(MergeEntry(person.plans[0].item_id, person.scope, person.record_id,
                                      person.filled, [[k[1], k[2]] for k in person.won_keys]))
@@ -212,6 +217,9 @@ def _group(plans: list[ItemPlan], owners: dict[Key, int],
                             match_kinds=plan.person.match_kinds)
             people.append(person)
         person.plans.append(plan)
+        if person.record_id is None and person.plans[0] is not plan and other_first_name(fields, person.fields):
+            person.strangers[plan.item_id] = _name_of(person.fields)  # found by the address of an earlier row's person
+            continue
         fill_blanks(person.fields, plan.person.fields)
         for kind, value in keys:
             key = (person.scope, kind, value)
@@ -219,6 +227,10 @@ def _group(plans: list[ItemPlan], owners: dict[Key, int],
                 person.new_keys.append(key)
             by_key.setdefault(key, person)
     return people
+
+
+def _name_of(fields: dict[str, Any]) -> str:
+    return " ".join(str(fields[n]) for n in ("first_name", "last_name") if fields.get(n)) or "no name"
 
 
 def _sharing_a_key(by_key: dict[Key, Person], scopes: tuple[str, ...], finding: list[tuple[str, str]],
@@ -258,6 +270,30 @@ def _owner(owners: dict[Key, int], names: dict[tuple[str, int], dict], scope: st
         if record_id is not None and _may_join((kind, value), fields, names.get((scope, record_id), {})):
             return record_id
     return None
+
+
+def _set_apart_strangers(session: Session, person: Person, record: dict[str, Any]) -> None:
+    """Rows that found an existing record by its address but name another person by first
+    name ('Karl Berg' at Anna Berg's anna.berg@) are linked to it and nothing more: their
+    other details fill none of its blanks, and their numbers, inserted as its keys a moment
+    ago, are taken out again (a call from Karl's phone must not find Anna)."""
+    if not record.get("first_name"):
+        return
+    strangers = [plan for plan in person.plans if other_first_name(plan.person.fields, record)]
+    if not strangers:
+        return
+    name = _name_of(record)
+    person.strangers.update((plan.item_id, name) for plan in strangers)
+    kept = [plan for plan in person.plans if plan not in strangers]
+    person.fields = {}
+    for plan in kept:
+        fill_blanks(person.fields, plan.person.fields)
+    own = {(person.scope, kind, value) for plan in kept for kind, value in plan.person.keys}
+    theirs = [key for key in person.won_keys if key not in own]
+    for scope, kind, value in theirs:
+        session.execute(delete(IdentityKey).where(IdentityKey.scope == scope, IdentityKey.kind == kind,
+                                                  IdentityKey.value == value, IdentityKey.record_id == person.record_id))
+    person.won_keys = [key for key in person.won_keys if key in own]
 
 
 def fill_blanks(target: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -404,6 +440,7 @@ def _merge_into_existing(session: Session, people: list[Person]) -> None:
             changed: dict[str, Any] = {}
             for person in by_record[record_id]:
                 person.origin_item_id, person.do_not_contact = record["origin_item_id"], bool(record["do_not_contact"])
+                _set_apart_strangers(session, person, record)
                 person.filled = fill_blanks(record, {n: person.fields.get(n) for n in names})
                 changed.update(person.filled)
             if changed:

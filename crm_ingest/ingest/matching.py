@@ -329,6 +329,15 @@ def same_person_names(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return not (first_a and first_b and first_a != first_b) or initial_agrees(a.get("first_name"), b.get("first_name"))
 
 
+def other_first_name(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Do these name two people by their first names ('Karl' and 'Anna', nicknames, diacritics
+    and initials agreeing)? A missing first name tells nothing, and neither does a last name
+    alone (a marriage changes it)."""
+    first_a, first_b = canonical_first_name(a.get("first_name")), canonical_first_name(b.get("first_name"))
+    return bool(first_a and first_b and first_a != first_b) and \
+        not initial_agrees(a.get("first_name"), b.get("first_name"))
+
+
 def initial_agrees(a: Any, b: Any) -> bool:
     """One first name is an initial ('A.', 'A', 'A.-K.') of the other ('Anna', 'Anna-Karin'),
     as mail programs and signatures write it: no evidence either way."""

@@ -257,7 +257,12 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
                     "is marked do-not-contact"))
                 continue
             reason = duplicates.get(plan.item_id)
-            if reason is None and not person.created and person.record_type != plan.person.scope:
+            if person.stranger_of is not None:
+                row_name = " ".join(plan.person.fields.get(n) or "" for n in ("first_name", "last_name")).strip()
+                reason = (f"the address is {person.stranger_of}'s ({person.record_type} {person.record_id}"
+                          + (", made by an earlier row of this file" if reason else "")
+                          + f"); this row names {row_name}: linked to it, the row's other details not taken")
+            elif reason is None and not person.created and person.record_type != plan.person.scope:
                 reason = f"existing {person.record_type}, linked"
             reason = reason or plan.route_reason
             outcomes[plan.item_id] = Outcome(plan.item_id, "created" if person.created else "merged",
