@@ -442,6 +442,8 @@ def _print_job(summary: dict) -> None:
                       "run the import again to resume it", highlight=False, markup=False)
     if counts.get("rejected"):
         console.print(f"rejected rows with reasons: ingest import-report {summary['job']} --rejected rejected.csv")
+    if summary.get("warning"):
+        console.print(f"[bold]warning:[/bold] {summary['warning']}", highlight=False)
 
 
 @main.command("import-report")

@@ -953,3 +953,12 @@ def test_a_row_naming_someone_else_at_a_persons_address_takes_nothing_of_theirs(
     # And the revert takes back only what Anna's own row added
     run_json(cli, "import-revert", str(job["job"]))
     assert snapshot(sessions) == before
+
+
+@pytest.mark.parametrize("content, said", [("Förnamn;E-post\n", "no rows under the header (Förnamn, E-post)"),
+                                           ("\n\n\n", "no rows: the file holds nothing but blank lines")])
+def test_a_file_of_no_rows_finishes_with_a_warning(cli, tmp_path, content, said):
+    (tmp_path / "list.csv").write_text(content, encoding="utf-8")
+    job = run_json(cli, "import", str(tmp_path / "list.csv"))
+    assert job["state"] == "done" and job["counts"]["rows"] == 0 and job["warning"].startswith(said)
+    assert "warning: " + said in " ".join(cli("import-report", str(job["job"])).output.split())

@@ -65,10 +65,16 @@ def job_summary(session: Session, job: ImportJob) -> dict[str, Any]:
         job.state = "done"
         job.finished_at = session.scalar(select(func.max(RawItem.finished_at))
                                          .where(RawItem.import_job_id == job.id)) or utcnow()
-    return {"job": job.id, "state": job.state, "file": job.file_name, "source": job.source,
-            "campaign_id": job.campaign_id, "rows_read": job.rows_read, "rows_landed": job.rows_landed,
-            "counts": counts, "options": job.options, "created_at": job.created_at,
-            "finished_at": job.finished_at}
+    summary = {"job": job.id, "state": job.state, "file": job.file_name, "source": job.source,
+               "campaign_id": job.campaign_id, "rows_read": job.rows_read, "rows_landed": job.rows_landed,
+               "counts": counts, "options": job.options, "created_at": job.created_at,
+               "finished_at": job.finished_at}
+    if job.state == "done" and not counts["rows"]:  # finished, but a file of nothing is rarely what was meant
+        header = [str(column) for column, _ in (job.options or {}).get("columns") or []]
+        summary["warning"] = (f"no rows under the header ({', '.join(header[:8])})" if header else
+                              "no rows: the file holds nothing but blank lines") + \
+            "; is it the file you meant? `--preview` shows how it is read"
+    return summary
 
 
 def rejected_rows(session: Session, job_id: int) -> Iterator[tuple[int, str, dict[str, Any]]]:
