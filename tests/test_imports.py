@@ -885,7 +885,8 @@ def test_a_header_cell_like_a_formula_is_neutralized_in_the_rejected_rows_report
     cli("import-report", str(job["job"]), "--rejected", str(tmp_path / "rejected.csv"))
     with (tmp_path / "rejected.csv").open(encoding="utf-8-sig", newline="") as handle:
         header = next(csv.reader(handle))
-    assert header == ["row", "reason", "Förnamn", "E-post", "'=HYPERLINK(\"http://evil.example\",\"Notes\")"]
+    assert header == ["row", "row in file", "reason", "Förnamn", "E-post",
+                      "'=HYPERLINK(\"http://evil.example\",\"Notes\")"]
 
 
 def test_a_number_written_nationally_is_read_in_the_country_of_the_address_beside_it(cli, tmp_path, sessions_for):
@@ -962,3 +963,13 @@ def test_a_file_of_no_rows_finishes_with_a_warning(cli, tmp_path, content, said)
     job = run_json(cli, "import", str(tmp_path / "list.csv"))
     assert job["state"] == "done" and job["counts"]["rows"] == 0 and job["warning"].startswith(said)
     assert "warning: " + said in " ".join(cli("import-report", str(job["job"])).output.split())
+
+
+def test_the_rejected_rows_report_gives_each_rows_number_in_the_file_as_a_spreadsheet_shows_it(cli, tmp_path):
+    listing = tmp_path / "list.csv"
+    listing.write_text("Mässan 2026 – besökare\n\nFörnamn;E-post\nAnna;anna@ek.se\n\nBo;bo@\n", encoding="utf-8")
+    job = run_json(cli, "import", str(listing))
+    cli("import-report", str(job["job"]), "--rejected", str(tmp_path / "rejected.csv"))
+    with (tmp_path / "rejected.csv").open(encoding="utf-8-sig", newline="") as handle:
+        [row] = list(csv.DictReader(handle))
+    assert (row["row"], row["row in file"], row["Förnamn"]) == ("3", "6", "Bo")  # line 6 of the file

@@ -140,10 +140,13 @@ def rejected_csv_rows(session: Session, job: ImportJob) -> Iterator[list[str]]:
     file's column, and the row's cells as in the file, every cell safe to open in Excel."""
     columns = [tuple(pair) for pair in (job.options or {}).get("columns", [])]
     headers = [header for header, _ in columns]
-    yield ["row", "reason", *map(excel_safe, headers)]  # a header cell is the file's too
+    above = (job.options or {}).get("header_row")  # the header's own row: a spreadsheet's numbering from it
+    yield ["row", *(["row in file"] if above is not None else []), "reason",
+           *map(excel_safe, headers)]  # a header cell is the file's too
     for row, reason, payload in rejected_rows(session, job.id):
         values = original_values(payload, columns)
-        yield [str(row), excel_safe(reason_with_columns(reason, columns)), *[excel_safe(values.get(h)) for h in headers]]
+        yield [str(row), *([str(above + row)] if above is not None else []),
+               excel_safe(reason_with_columns(reason, columns)), *[excel_safe(values.get(h)) for h in headers]]
 
 
 def revert_job(session: Session, job_id: int) -> dict[str, int]:

@@ -61,7 +61,8 @@ def find_or_start_job(session: Session, list_file, request: ImportRequest) -> Im
                "sheet": list_file.sheet,
                # a header cell as long as a page is no one's column name: kept to 1,000
                "columns": [[column[:1000] if isinstance(column, str) else column, name]
-                           for column, name in list_file.read_header()]}
+                           for column, name in list_file.read_header()],
+               "header_row": list_file.header_row}  # row N of the list is row header_row + N of the file
     for job in session.scalars(select(ImportJob).where(
             ImportJob.file_sha256 == list_file.sha256, ImportJob.source == request.source,
             ImportJob.state != "reverted").order_by(ImportJob.id.desc())):
