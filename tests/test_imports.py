@@ -973,3 +973,59 @@ def test_the_rejected_rows_report_gives_each_rows_number_in_the_file_as_a_spread
     with (tmp_path / "rejected.csv").open(encoding="utf-8-sig", newline="") as handle:
         [row] = list(csv.DictReader(handle))
     assert (row["row"], row["row in file"], row["Förnamn"]) == ("3", "6", "Bo")  # line 6 of the file
+
+
+def test_a_report_read_while_a_revert_runs_leaves_the_job_reverted(tmp_path, pg_url, sessions_for):
+    from crm_ingest.ingest.importjobs import job_summary, revert_job
+    from crm_ingest.models import ImportJob
+
+    sessions = sessions_for(pg_url)
+    listing = write_list(tmp_path / "list.csv", [["Anna", "Ek", "anna@ek.se", "", ""]])
+    progress = land_list(sessions, ListFile(listing, "list"), ImportRequest("list"), Settings(database_url=pg_url))
+    with sessions.begin() as session:  # processed, not yet reported: as with workers, before anyone asked
+        session.execute(text("UPDATE import_jobs SET state = 'landed', finished_at = NULL"))
+
+    # Given a report that has read the job as landed, and a revert that commits meanwhile
+    with sessions.begin() as reporting:
+        job = reporting.get(ImportJob, progress.job_id)
+        assert job.state == "landed"
+        with sessions.begin() as reverting:
+            revert_job(reverting, progress.job_id)
+        summary = job_summary(reporting, job)
+
+    # Then the report says reverted, and so does the database: the file can be imported again
+    assert summary["state"] == "reverted" and summary["counts"]["rows"] == 0
+    with sessions() as session:
+        assert session.get(ImportJob, progress.job_id).state == "reverted"
+    again = land_list(sessions, ListFile(listing, "list"), ImportRequest("list"), Settings(database_url=pg_url))
+    assert again.job_id != progress.job_id and not again.already_imported
+
+
+def test_an_import_of_more_records_than_a_statement_holds_parameters_is_reverted(tmp_path, pg_url, sessions_for):
+    from crm_ingest.ingest.importjobs import revert_job
+
+    sessions = sessions_for(pg_url)
+    listing = tmp_path / "big.csv"
+    listing.write_text("E-post\n" + "".join(f"p{number}@example.se\n" for number in range(66_000)), encoding="utf-8")
+    progress = land_list(sessions, ListFile(listing, "list"), ImportRequest("list"), Settings(database_url=pg_url))
+    with sessions.begin() as session:
+        result = revert_job(session, progress.job_id)
+    assert result["records_deleted"] == 66_000
+    with sessions() as session:
+        assert session.scalar(text("SELECT count(*) FROM leads")) == 0
+
+
+def test_a_revert_waits_for_the_rows_the_workers_have_not_finished(tmp_path, pg_url, sessions_for, monkeypatch):
+    import crm_ingest.workers.imports as landing
+    from crm_ingest.ingest.importjobs import revert_job
+
+    sessions = sessions_for(pg_url)
+    sent = []  # landed and sent to a broker no worker reads yet
+    monkeypatch.setattr(landing, "dispatch_chunk", lambda sessions, chunk_id, settings, on_batch=None: sent.append(1))
+    listing = write_list(tmp_path / "list.csv", [["Anna", "Ek", "anna@ek.se", "", ""]])
+    progress = land_list(sessions, ListFile(listing, "list"), ImportRequest("list"),
+                         Settings(database_url=pg_url, redis_url="redis://127.0.0.1:1/0"))
+    assert sent
+    with pytest.raises(LookupError, match="has 1 rows the workers have not finished"):
+        with sessions.begin() as session:
+            revert_job(session, progress.job_id)

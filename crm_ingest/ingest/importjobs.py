@@ -62,9 +62,18 @@ def job_summary(session: Session, job: ImportJob) -> dict[str, Any]:
     counts = job_counts(session, job.id)
     unfinished = counts["pending"] + counts["processing"]
     if job.state == "landed" and not unfinished:
-        job.state = "done"
-        job.finished_at = session.scalar(select(func.max(RawItem.finished_at))
-                                         .where(RawItem.import_job_id == job.id)) or utcnow()
+        # only where it is still landed when the write comes: a revert holding the job meanwhile
+        # (this read took no lock) made it 'reverted', which must not become 'done' again
+        finished_at = session.scalar(select(func.max(RawItem.finished_at))
+                                     .where(RawItem.import_job_id == job.id)) or utcnow()
+        if session.execute(update(ImportJob).where(ImportJob.id == job.id, ImportJob.state == "landed")
+                           .values(state="done", finished_at=finished_at)
+                           .execution_options(synchronize_session=False)).rowcount:
+            job.state, job.finished_at = "done", finished_at
+            session.expire(job, ["state", "finished_at"])  # read again below, as it now stands
+        else:
+            session.refresh(job)
+            counts = job_counts(session, job.id)
     summary = {"job": job.id, "state": job.state, "file": job.file_name, "source": job.source,
                "campaign_id": job.campaign_id, "rows_read": job.rows_read, "rows_landed": job.rows_landed,
                "counts": counts, "options": job.options, "created_at": job.created_at,
@@ -158,6 +167,12 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
     if job.state == "reverted":  # said, not counted again as nothing done
         raise LookupError(f"import job {job_id} was reverted already"
                           + (f" at {job.finished_at:%Y-%m-%d %H:%M} UTC" if job.finished_at else ""))
+    waiting = waiting_chunk_rows(session, job_id) + (session.scalar(
+        select(func.count()).select_from(RawItem).where(RawItem.import_job_id == job_id,
+                                                        RawItem.state.in_(("pending", "processing")))) or 0)
+    if waiting:  # a worker storing them would meet the revert's deletes (a deadlock, one of them undone)
+        raise LookupError(f"import job {job_id} has {waiting:,} rows the workers have not finished; revert it once "
+                          f"they have (ingest import-report {job_id} shows how many wait)")
     items = select(RawItem.id).where(RawItem.import_job_id == job_id).scalar_subquery()
     result = {"records_deleted": 0, "records_kept": 0, "fields_restored": 0, "keys_removed": 0,
               "links_removed": 0}
@@ -165,11 +180,13 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
         created = list(session.scalars(select(model.id).where(model.origin_item_id.in_(items))))
         # A record that items from elsewhere (a form, another list) have since merged into is
         # theirs too: it stays, owned by the earliest of them.
-        others = dict(session.execute(
-            select(RawItem.record_id, func.min(RawItem.id))
-            .where(RawItem.record_type == record_type, RawItem.record_id.in_(created),
-                   or_(RawItem.import_job_id.is_(None), RawItem.import_job_id != job_id))
-            .group_by(RawItem.record_id)).all()) if created else {}
+        others: dict[int, int] = {}
+        for start in range(0, len(created), 10_000):  # a statement holds at most 65,535 parameters
+            others.update(session.execute(
+                select(RawItem.record_id, func.min(RawItem.id))
+                .where(RawItem.record_type == record_type, RawItem.record_id.in_(created[start:start + 10_000]),
+                       or_(RawItem.import_job_id.is_(None), RawItem.import_job_id != job_id))
+                .group_by(RawItem.record_id)).all())
         for record_id, item_id in others.items():
             session.execute(update(model).where(model.id == record_id).values(origin_item_id=item_id))
         result["records_kept"] += len(others)
@@ -178,7 +195,9 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
         # (an opportunity names them): they stay, with their keys and links, and are said to.
         worked_on = _qualified_since(session, record_type, created)
         if worked_on:
-            session.execute(update(model).where(model.id.in_(worked_on)).values(origin_item_id=None))
+            kept = sorted(worked_on)
+            for start in range(0, len(kept), 10_000):
+                session.execute(update(model).where(model.id.in_(kept[start:start + 10_000])).values(origin_item_id=None))
             result["records_kept"] += len(worked_on)
             result.setdefault("kept_qualified", []).extend(f"{record_type} {i}" for i in sorted(worked_on))
             created = [record_id for record_id in created if record_id not in worked_on]
@@ -223,15 +242,19 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
 
 
 def _qualified_since(session: Session, record_type: str, ids: list[int]) -> set[int]:
-    if not ids:
-        return set()
     if record_type == "lead":
+        model = Lead
         named = or_(Lead.status == "qualified", Lead.id.in_(select(Opportunity.lead_id)
                                                             .where(Opportunity.lead_id.is_not(None))))
-        return set(session.scalars(select(Lead.id).where(Lead.id.in_(ids), named)))
-    named = or_(Contact.id.in_(select(Opportunity.contact_id).where(Opportunity.contact_id.is_not(None))),
-                Contact.id.in_(select(Lead.contact_id).where(Lead.status == "qualified", Lead.contact_id.is_not(None))))
-    return set(session.scalars(select(Contact.id).where(Contact.id.in_(ids), named)))
+    else:
+        model = Contact
+        named = or_(Contact.id.in_(select(Opportunity.contact_id).where(Opportunity.contact_id.is_not(None))),
+                    Contact.id.in_(select(Lead.contact_id).where(Lead.status == "qualified",
+                                                                 Lead.contact_id.is_not(None))))
+    found: set[int] = set()
+    for start in range(0, len(ids), 10_000):  # a statement holds at most 65,535 parameters
+        found.update(session.scalars(select(model.id).where(model.id.in_(ids[start:start + 10_000]), named)))
+    return found
 
 
 def parse_suppression(value: str, region: str) -> tuple[str, str]:
