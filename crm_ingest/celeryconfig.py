@@ -32,6 +32,10 @@ broker_url = _settings.redis_url or "memory://"
 broker_connection_retry_on_startup = True
 # Unacked messages come back after this; it must outlast any task, or a slow task runs twice.
 broker_transport_options = {"visibility_timeout": _pipeline.lease_seconds + 60}
+# A publish gives up in about a second when the broker does not answer: what is published is
+# already landed, and the sweeper sends it on later (a web form's answer must not hang on it)
+task_publish_retry_policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+broker_connection_timeout = 2
 
 task_serializer = "json"
 accept_content = ["json"]

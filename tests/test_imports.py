@@ -1015,17 +1015,31 @@ def test_an_import_of_more_records_than_a_statement_holds_parameters_is_reverted
         assert session.scalar(text("SELECT count(*) FROM leads")) == 0
 
 
-def test_a_revert_waits_for_the_rows_the_workers_have_not_finished(tmp_path, pg_url, sessions_for, monkeypatch):
+def test_a_revert_waits_for_a_chunk_a_worker_is_storing(tmp_path, pg_url, sessions_for, monkeypatch):
     import crm_ingest.workers.imports as landing
     from crm_ingest.ingest.importjobs import revert_job
+    from crm_ingest.models import ImportChunk
 
     sessions = sessions_for(pg_url)
-    sent = []  # landed and sent to a broker no worker reads yet
-    monkeypatch.setattr(landing, "dispatch_chunk", lambda sessions, chunk_id, settings, on_batch=None: sent.append(1))
+    monkeypatch.setattr(landing, "dispatch_chunk", lambda *args, **kwargs: None)  # landed for a worker to take
     listing = write_list(tmp_path / "list.csv", [["Anna", "Ek", "anna@ek.se", "", ""]])
     progress = land_list(sessions, ListFile(listing, "list"), ImportRequest("list"),
                          Settings(database_url=pg_url, redis_url="redis://127.0.0.1:1/0"))
-    assert sent
-    with pytest.raises(LookupError, match="has 1 rows the workers have not finished"):
-        with sessions.begin() as session:
-            revert_job(session, progress.job_id)
+    with sessions.begin() as worker:  # a worker holds the chunk, as run_chunk does while storing it
+        worker.scalars(select(ImportChunk.id).with_for_update()).all()
+        with pytest.raises(LookupError, match="a worker is storing rows of import job"):
+            with sessions.begin() as session:
+                revert_job(session, progress.job_id)
+    with sessions.begin() as session:  # once it lets go, the waiting chunk goes with the revert
+        assert revert_job(session, progress.job_id)["raw_items_removed"] == 1
+
+
+def test_a_database_error_is_described_without_the_rows_it_carried():
+    from sqlalchemy.exc import OperationalError
+
+    from crm_ingest.ingest.pipeline import describe_error
+
+    error = OperationalError("INSERT INTO leads (email) VALUES (%(email)s)", {"email": "anna@hemlig.se"},
+                             Exception("server closed the connection unexpectedly"))
+    said = describe_error(error)
+    assert said == "OperationalError: server closed the connection unexpectedly"

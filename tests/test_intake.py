@@ -18,6 +18,7 @@ from crm_ingest.api.app import app
 from crm_ingest.api.forms import stamp
 from crm_ingest.models import IntakeCount, Lead, RawItem
 from crm_ingest.models.migrate import upgrade
+from crm_ingest.models.db import make_engine, make_session_factory
 
 SECRET = "form-secret-for-tests"
 TOKEN = "support-token-123"
@@ -462,3 +463,36 @@ def test_a_server_started_without_tokens_says_so(client, monkeypatch, caplog):
     with caplog.at_level("ERROR"), TestClient(app) as started:
         assert started.get("/items/1", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 401
     assert "INGEST_API_TOKENS is not set: every route but /health" in caplog.text and TOKEN not in caplog.text
+
+
+def test_a_post_while_the_broker_is_away_is_taken_and_waits_for_the_sweeper(tmp_path):
+    """A real server whose Redis does not answer: the post is stored, answered 202, and left
+    for the sweeper; its rate limits are counted in the process meanwhile."""
+    import json
+    import os
+    import urllib.request
+
+    from tests.test_acknowledge import free_port
+    from tests.test_browser_form import serve_api, stop_api
+
+    (tmp_path / "ingest.toml").write_text(CONFIG, encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    upgrade(url)
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": "redis://127.0.0.1:1/0",  # nothing listens there
+           "INGEST_CONFIG": str(tmp_path / "ingest.toml"), "INGEST_API_TOKENS": TOKEN}
+    proc = serve_api(env, tmp_path, port)
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/forms/contact", method="POST",
+                                         data=json.dumps({"email": "anna@kund.example", "name": "Anna"}).encode(),
+                                         headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 202
+            item_id = json.loads(answer.read())["item"]
+    finally:
+        stop_api(proc)
+    with make_session_factory(make_engine(url))() as session:
+        item = session.get(RawItem, item_id)
+        assert (item.state, item.outcome) == ("pending", None)  # landed: the sweeper sends it on
+    log = (tmp_path / "serve.log").read_text(errors="replace")
+    assert "rate limits counted in this process alone" in log and "are landed but not yet queued" in log

@@ -122,7 +122,7 @@ async def submit(key: str, request: Request) -> Response:
 
 def _land(form: FormConfig, key: str, external_id: str, payload: dict[str, Any]) -> list[int]:
     """Land the submission (committed before the answer), count it, and queue it."""
-    from crm_ingest.workers.dispatch import dispatch
+    from crm_ingest.workers.dispatch import dispatch_landed
 
     rt = runtime()
     with rt.sessions.begin() as session:  # the submission and its count: one commit
@@ -132,7 +132,7 @@ def _land(form: FormConfig, key: str, external_id: str, payload: dict[str, Any])
                 RawItem.source == form.source, RawItem.external_id == external_id,
                 RawItem.import_job_id.is_(None))))
         _count_in(session, key, "landed")
-    dispatch(rt.sessions, ids, rt.settings)
+    dispatch_landed(rt.sessions, ids, rt.settings)
     return ids
 
 
@@ -373,10 +373,10 @@ def _list(value: Any) -> list:
 
 
 def _land_leads(items: list[NewItem]) -> list[int]:
-    from crm_ingest.workers.dispatch import dispatch
+    from crm_ingest.workers.dispatch import dispatch_landed
 
     rt = runtime()
     with rt.sessions.begin() as session:
         ids = land_items(session, "facebook_leads", items)
-    dispatch(rt.sessions, ids, rt.settings)
+    dispatch_landed(rt.sessions, ids, rt.settings)
     return ids

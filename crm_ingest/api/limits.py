@@ -2,9 +2,12 @@
 (shared by every server process), else in this process (the embedded single process)."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Counter(Protocol):
@@ -59,10 +62,24 @@ class MemoryCounter:
 
 
 class RedisCounter:
+    """Counters in Redis, shared by every server process. While Redis does not answer, this
+    process counts on its own (limits still hold, per process) and says so in the log once a
+    minute: a form post must not be lost to a rate check (the post itself lands in the database)."""
+
     def __init__(self, url: str) -> None:
         import redis
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=2)
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._errors = redis.RedisError
+        self._memory = MemoryCounter()
+        self._said_at = 0.0
+
+    def _fallback(self, error: Exception) -> MemoryCounter:
+        now = time.monotonic()
+        if now - self._said_at > 60:
+            self._said_at = now
+            log.warning("rate limits counted in this process alone: Redis does not answer (%s)", error)
+        return self._memory
 
     def hit(self, key: str, window_seconds: int) -> tuple[int, int]:
         return self.hit_many([(key, window_seconds)])[0]
@@ -78,20 +95,34 @@ class RedisCounter:
             pipe.incr(name)
             pipe.expire(name, window_seconds + 5)
             resets.append(int((window + 1) * window_seconds - now) + 1)
-        counts = pipe.execute()[::2]
+        try:
+            counts = pipe.execute()[::2]
+        except self._errors as exc:
+            return self._fallback(exc).hit_many(keys)
         return [(int(count), reset) for count, reset in zip(counts, resets)]
 
     def remember(self, key: str, seconds: int) -> None:
-        self._redis.set(f"crm-ingest:kept:{key}", 1, ex=max(1, seconds))
+        self._memory.remember(key, seconds)  # kept here too: asked while Redis is away, it is still known
+        try:
+            self._redis.set(f"crm-ingest:kept:{key}", 1, ex=max(1, seconds))
+        except self._errors as exc:
+            self._fallback(exc)
 
     def remembered(self, key: str) -> bool:
-        return bool(self._redis.exists(f"crm-ingest:kept:{key}"))
+        try:
+            return bool(self._redis.exists(f"crm-ingest:kept:{key}")) or self._memory.remembered(key)
+        except self._errors as exc:
+            return self._fallback(exc).remembered(key)
 
     def peek_many(self, keys: list[tuple[str, int]]) -> list[tuple[int, int]]:
         now = time.time()
         names = [f"crm-ingest:limit:{key}:{window}:{int(now // window)}" for key, window in keys]
         resets = [int((int(now // window) + 1) * window - now) + 1 for _, window in keys]
-        return [(int(count or 0), reset) for count, reset in zip(self._redis.mget(names), resets)]
+        try:
+            found = self._redis.mget(names)
+        except self._errors as exc:
+            return self._fallback(exc).peek_many(keys)
+        return [(int(count or 0), reset) for count, reset in zip(found, resets)]
 
 
 def over_limit(counter: Counter, limits: list[tuple[str, int, int]], count: bool = True) -> int | None:

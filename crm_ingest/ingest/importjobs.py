@@ -167,12 +167,17 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
     if job.state == "reverted":  # said, not counted again as nothing done
         raise LookupError(f"import job {job_id} was reverted already"
                           + (f" at {job.finished_at:%Y-%m-%d %H:%M} UTC" if job.finished_at else ""))
-    waiting = waiting_chunk_rows(session, job_id) + (session.scalar(
-        select(func.count()).select_from(RawItem).where(RawItem.import_job_id == job_id,
-                                                        RawItem.state.in_(("pending", "processing")))) or 0)
-    if waiting:  # a worker storing them would meet the revert's deletes (a deadlock, one of them undone)
-        raise LookupError(f"import job {job_id} has {waiting:,} rows the workers have not finished; revert it once "
-                          f"they have (ingest import-report {job_id} shows how many wait)")
+    if session.get_bind().dialect.name == "postgresql":
+        # Chunks still waiting are taken from the workers (locked, then deleted with the job's
+        # rows); one a worker is storing right now would meet this revert's deletes, a deadlock
+        pending = ImportChunk.state == "pending"
+        held = len(session.scalars(select(ImportChunk.id).where(ImportChunk.import_job_id == job_id, pending)
+                                   .with_for_update(skip_locked=True)).all())
+        waiting = session.scalar(select(func.count()).select_from(ImportChunk)
+                                 .where(ImportChunk.import_job_id == job_id, pending))
+        if waiting > held:
+            raise LookupError(f"a worker is storing rows of import job {job_id} right now; revert it in a moment, "
+                              f"or once the job is done (ingest import-report {job_id})")
     items = select(RawItem.id).where(RawItem.import_job_id == job_id).scalar_subquery()
     result = {"records_deleted": 0, "records_kept": 0, "fields_restored": 0, "keys_removed": 0,
               "links_removed": 0}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import (
@@ -172,9 +173,13 @@ def _apply_route(plan: ItemPlan, item: ItemRef, source: SourceConfig, route, kno
 
 
 def describe_error(exc: BaseException) -> str:
+    """The error in a line or a few, with where it was raised. A database error is the
+    database's own words: SQLAlchemy's text adds the statement and its parameters, which hold
+    rows' names, addresses and numbers (kept on items and jobs, shown by reports)."""
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" (at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
-    return f"{type(exc).__name__}: {exc}"[:2000] + where
+    said = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    return f"{type(exc).__name__}: {said}".strip()[:2000] + where
 
 
 def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceConfig],

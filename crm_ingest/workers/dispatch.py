@@ -1,6 +1,7 @@
 """Send landed item ids on: to the `process` queue in batches, or straight through in-process."""
 from __future__ import annotations
 
+import logging
 import time
 from typing import Callable, Sequence
 
@@ -13,6 +14,8 @@ from crm_ingest.models.bulk import plain_index_scans
 from crm_ingest.models.landing import waiting_chunk_rows
 
 from .batch import BatchReport, run_batch, sweep
+
+log = logging.getLogger(__name__)
 
 
 def chunks(ids: Sequence[int], size: int):
@@ -27,6 +30,17 @@ def dispatch(sessions: sessionmaker[Session], ids: Sequence[int], settings: Sett
         process_now(sessions, ids, settings, on_batch)
     else:
         enqueue(ids, settings)
+
+
+def dispatch_landed(sessions: sessionmaker[Session], ids: Sequence[int], settings: Settings) -> None:
+    """`dispatch` for items a door has just landed and answers for: they are stored, so a
+    broker that does not answer (or a processing failure, embedded) is logged, not raised: the
+    sweeper sends them on once it answers, and the sender is told they arrived."""
+    try:
+        dispatch(sessions, ids, settings)
+    except Exception as exc:  # noqa: BLE001 - what landed is safe; the answer must not say otherwise
+        log.warning("items %s are landed but not yet queued (%s: %s); the sweeper queues them",
+                    list(ids)[:10], type(exc).__name__, str(exc).splitlines()[0][:300] if str(exc) else "")
 
 
 def process_now(sessions, ids: Sequence[int], settings: Settings,
