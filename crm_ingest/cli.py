@@ -878,12 +878,17 @@ def entitlement_list(as_json: bool) -> None:
                 for e in session.scalars(select(Entitlement).order_by(Entitlement.id))]
 
     def render(data: dict) -> None:
-        table = Table("id", "name", shown("contact"), shown("account"), "cases left", "hours left", "ends", "state",
-                      title="Entitlements")
+        from datetime import timedelta
+
+        table = Table("id", "name", shown("contact"), shown("account"), "cases left", "hours left", title="Entitlements")
+        table.add_column("last day", no_wrap=True, min_width=10)
+        table.add_column("state")
         for e in data["entitlements"]:
+            # it ends at the start of the day after its last (UTC), as `--ends` gave that last day
+            last_day = f"{e['ends_at'] - timedelta(microseconds=1):%Y-%m-%d}" if e["ends_at"] else ""
             table.add_row(*[str(e[k]) if e[k] is not None else "" for k in
-                            ("id", "name", "contact_id", "account_id", "cases_remaining", "hours_remaining",
-                             "ends_at", "state")])
+                            ("id", "name", "contact_id", "account_id", "cases_remaining", "hours_remaining")],
+                          last_day, e["state"] or "")
         console.print(table)
 
     Out(as_json).emit({"entitlements": rows}, render)

@@ -151,7 +151,7 @@ require_entitlement = true
     with sessions() as session:
         eva = session.scalar(select(Contact.id).where(Contact.email == "eva@kund.example"))
     assert outcomes(sessions)[0][1] == "review"  # no entitlement yet
-    added = cli("entitlement", "add", "--contact", str(eva), "--cases", "2", "--json")
+    added = cli("entitlement", "add", "--contact", str(eva), "--cases", "2", "--ends", "2027-12-31", "--json")
     assert added.exit_code == 0, added.output
 
     # When she opens three cases, and a stranger one
@@ -170,6 +170,7 @@ require_entitlement = true
     assert "needs a valid entitlement" in reason and "has none" in reason
     listed = json.loads(cli("entitlement", "list", "--json").output)["entitlements"]
     assert listed[0]["cases_remaining"] == 0
+    assert "2027-12-31" in cli("entitlement", "list").output  # its last day, as given (it ends as 2028 begins)
 
 
 def test_an_account_entitlement_covers_its_contacts(cli, tmp_path, sessions):

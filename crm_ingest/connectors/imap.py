@@ -77,7 +77,8 @@ class ImapMailbox:
                 if c.tls == "starttls":
                     conn.starttls(ssl.create_default_context())
         except (OSError, imaplib.IMAP4.error, ssl.SSLError) as exc:
-            raise MailboxError(f"{self.source}: cannot reach {c.host}:{c.port or ''}: {exc}") from None
+            port = c.port or (993 if c.tls == "ssl" else 143)
+            raise MailboxError(f"{self.source}: cannot reach {c.host} port {port}: {exc}") from None
         try:
             conn.login(c.user, self._password)
         except imaplib.IMAP4.error as exc:

@@ -107,7 +107,8 @@ def poll_source(source_name: str) -> dict:
         poll_source.apply_async((source_name,), eta=result.retry_at,
                                 expires=result.retry_at + timedelta(seconds=source.polled.poll_seconds))
     elif result.error:
-        log.error("source %s: %s", source_name, result.error)
+        said = str(result.error)
+        log.error("%s", said if said.startswith(f"source {source_name}:") else f"source {source_name}: {said}")
     return result.as_dict()
 
 
