@@ -239,7 +239,9 @@ def test_form_html_has_labels_required_fields_the_honeypot_and_a_signed_timestam
     assert 'action="https://crm.acme.example/forms/contact"' in page
     assert '<label for="f-email">E-post</label>' in page and 'name="email" type="email" required' in page
     assert 'name="website"' in page and 'tabindex="-1"' in page and 'name="_ts"' in page
-    assert "Skicka" in page
+    assert "Skicka" in page and "Lämna tomt" in page and "Leave this" not in page
+    # fields the configuration gives no label are named in the form's language
+    assert '<label for="f-company">Företag</label>' in page and '<label for="f-message">Meddelande</label>' in page
     # the campaign link's UTM parameters ride along in hidden fields the page's address fills
     assert '<input type="hidden" name="utm_source">' in page and "URLSearchParams(window.location.search)" in page
     monkeypatch.delenv("INGEST_FORM_SECRET")

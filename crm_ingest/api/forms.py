@@ -28,7 +28,7 @@ import hmac
 import html
 import time
 
-from crm_ingest.ingest.endpoints import MAX_FIELD_CHARS, FormConfig
+from crm_ingest.ingest.endpoints import FIELD_LABELS, MAX_FIELD_CHARS, MESSAGES, FormConfig
 
 UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
@@ -67,24 +67,25 @@ def form_html(form: FormConfig, action: str, secret: str) -> str:
     script fill from the address of the page the form is embedded in (a campaign link's
     utm_source=... lands with the lead; without script the form still works, without them)."""
     e = html.escape
+    words = form.language if form.language in MESSAGES else "en"
     form_id = f"crm-form-{form.key}"
     rows = []
     for name, target in form.fields.items():
-        label = form.labels.get(name, name.replace("_", " ").capitalize())
+        label = form.labels.get(name) or FIELD_LABELS[words].get(target) or name.replace("_", " ").capitalize()
         kind = "email" if target == "email" else "tel" if target in ("phone", "mobile_phone") else "text"
         required = " required" if name in form.required else ""
         control = (f'<textarea id="f-{e(name)}" name="{e(name)}"{required} maxlength="{MAX_FIELD_CHARS}"></textarea>'
                    if target == "message" else
                    f'<input id="f-{e(name)}" name="{e(name)}" type="{kind}"{required} maxlength="300">')
         rows.append(f'  <p><label for="f-{e(name)}">{e(label)}</label><br>{control}</p>')
-    honeypot = (f'  <p style="position:absolute;left:-10000px" aria-hidden="true"><label>Leave this empty'
+    honeypot = (f'  <p style="position:absolute;left:-10000px" aria-hidden="true"><label>{e(MESSAGES[words]["leave_empty"])}'
                 f'<input name="{e(form.honeypot)}" tabindex="-1" autocomplete="off"></label></p>')
     utm = "".join(f'<input type="hidden" name="{k}">' for k in UTM)
     names = ",".join(f'"{k}"' for k in UTM)
     script = (f'<script>(function(){{var f=document.getElementById("{form_id}"),'
               f'q=new URLSearchParams(window.location.search);[{names}].forEach(function(k){{'
               f'var v=q.get(k);if(v)f.elements[k].value=v.slice(0,200);}});}})();</script>')
-    send = "Skicka" if form.language == "sv" else "Send"
+    send = MESSAGES[words]["send"]
     return "\n".join([f'<form id="{e(form_id)}" method="post" action="{e(action)}" accept-charset="utf-8">', *rows,
                       honeypot, f'  <input type="hidden" name="_ts" value="{e(stamp(form.key, secret))}">{utm}',
                       f'  <p><button type="submit">{send}</button></p>', "</form>", script])

@@ -115,12 +115,23 @@ MESSAGES = {
            "not_text": "must be text",
            "too_many": "Too many messages from your address just now: please try again in {seconds} seconds.",
            "no_mail": "is an address whose domain does not receive email", "title": "Please check the form",
-           "back": "Back to the form"},
+           "back": "Back to the form", "send": "Send", "leave_empty": "Leave this empty"},
     "sv": {"required": "måste fyllas i", "email": "är inte en giltig e-postadress", "too_long": "är för långt",
            "not_text": "måste vara text",
            "too_many": "För många meddelanden från din adress just nu: försök igen om {seconds} sekunder.",
            "no_mail": "är en adress vars domän inte tar emot e-post", "title": "Kontrollera formuläret",
-           "back": "Tillbaka till formuläret"},
+           "back": "Tillbaka till formuläret", "send": "Skicka", "leave_empty": "Lämna tomt"},
+}
+# A form field's label when the configuration gives none, by what it holds, in the form's language
+FIELD_LABELS = {
+    "en": {"email": "Email", "phone": "Phone", "mobile_phone": "Mobile", "first_name": "First name",
+           "last_name": "Last name", "full_name": "Name", "company": "Company", "job_title": "Job title",
+           "subject": "Subject", "message": "Message", "twitter": "X (Twitter)", "facebook": "Facebook",
+           "lead_source": "How did you hear of us?"},
+    "sv": {"email": "E-post", "phone": "Telefon", "mobile_phone": "Mobil", "first_name": "Förnamn",
+           "last_name": "Efternamn", "full_name": "Namn", "company": "Företag", "job_title": "Titel",
+           "subject": "Ämne", "message": "Meddelande", "twitter": "X (Twitter)", "facebook": "Facebook",
+           "lead_source": "Hur hörde du talas om oss?"},
 }
 MAX_FIELD_CHARS = 10_000
 FORM_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
