@@ -1043,3 +1043,18 @@ def test_a_database_error_is_described_without_the_rows_it_carried():
                              Exception("server closed the connection unexpectedly"))
     said = describe_error(error)
     assert said == "OperationalError: server closed the connection unexpectedly"
+
+
+def test_a_merged_row_says_which_of_its_values_the_record_kept(cli, tmp_path, sessions_for):
+    run_json(cli, "import", str(write_list(tmp_path / "first.csv", [["Anna", "Berg", "anna@ek.se", "", "Ek AB"]])))
+    job = run_json(cli, "import", str(write_list(tmp_path / "second.csv", [
+        ["Anna", "Berg", "ANNA@ek.se", "070-123 45 67", "Lindström Invest AB"],  # a new company, a first phone
+        ["Anna", "BERG", "anna@ek.se", "", "ek ab"],  # nothing new but letters' case
+    ])))
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        lead = session.scalar(select(Lead))
+        reasons = [row[0] for row in session.execute(text("SELECT outcome_reason FROM raw_items WHERE import_job_id = "
+                                                          f"{job['job']} ORDER BY id"))]
+    assert (lead.company_name, lead.phone) == ("Ek AB", "+46701234567")  # a blank filled, a value kept
+    assert reasons[0] == "kept the lead's company_name 'Ek AB' (the row: 'Lindström Invest AB')"
+    assert reasons[1] is None or "kept" not in reasons[1]

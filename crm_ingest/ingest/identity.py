@@ -51,6 +51,8 @@ class Person:
     # rows that found this person by its own address but name someone else ('Karl Berg' at
     # anna.berg@): linked, their other details not taken; item id -> the name they met
     strangers: dict[int, str] = field(default_factory=dict)
+    # item id -> {field: (the record's value, the row's other)}: what survivorship kept over each row's
+    kept: dict[int, dict[str, tuple[Any, Any]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Resolved:
     origin_item_id: int | None  # the item that created the record (for 'duplicate of row N')
     do_not_contact: bool = False  # an existing record marked do-not-contact
     stranger_of: str | None = None  # the record's name, when this row named someone else (Person.strangers)
+    kept: dict[str, tuple[Any, Any]] | None = None  # the record's values the row would have changed (Person.kept)
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,8 @@ def resolve_people(session: Session, plans: list[ItemPlan], record_defaults: dic
         for index, plan in enumerate(person.plans):
             resolved[plan.item_id] = Resolved(person.scope, person.record_id,
                                               person.created and index == 0, origin, person.do_not_contact,
-                                              person.strangers.get(plan.item_id))
+                                              person.strangers.get(plan.item_id),
+                                              person.kept.get(plan.item_id))
         if not person.created and (person.filled or person.won_keys):
             merges.append(MergeEntry(person.plans[0].item_id, person.scope, person.record_id,
                                      person.filled, [[k[1], k[2]] for k in person.won_keys]))
@@ -272,6 +276,11 @@ def _owner(owners: dict[Key, int], names: dict[tuple[str, int], dict], scope: st
     return None
 
 
+# A record's values a row may differ in: said on the row's outcome (survivorship keeps the record's)
+_COMPARED = ("first_name", "last_name", "company_name", "job_title", "phone", "mobile_phone", "street",
+             "postal_code", "city", "state_or_province", "country")
+
+
 def _set_apart_strangers(session: Session, person: Person, record: dict[str, Any]) -> None:
     """Rows that found an existing record by its address but name another person by first
     name ('Karl Berg' at Anna Berg's anna.berg@) are linked to it and nothing more: their
@@ -441,6 +450,14 @@ def _merge_into_existing(session: Session, people: list[Person]) -> None:
             for person in by_record[record_id]:
                 person.origin_item_id, person.do_not_contact = record["origin_item_id"], bool(record["do_not_contact"])
                 _set_apart_strangers(session, person, record)
+                for plan in person.plans:
+                    if plan.item_id not in person.strangers:
+                        given = plan.person.fields
+                        kept = {n: (record[n], given[n]) for n in names if n in _COMPARED
+                                and record[n] not in (None, "") and given.get(n) not in (None, "")
+                                and str(record[n]).casefold() != str(given[n]).casefold()}
+                        if kept:
+                            person.kept[plan.item_id] = kept
                 person.filled = fill_blanks(record, {n: person.fields.get(n) for n in names})
                 changed.update(person.filled)
             if changed:

@@ -270,6 +270,9 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
             elif reason is None and not person.created and person.record_type != plan.person.scope:
                 reason = f"existing {person.record_type}, linked"
             reason = reason or plan.route_reason
+            if person.kept and not person.created:  # survivorship kept these: the row's are said, not lost in silence
+                said = ", ".join(f"{name} {current!r} (the row: {given!r})" for name, (current, given) in person.kept.items())
+                reason = (f"{reason}; " if reason else "") + f"kept the {person.record_type}'s {said}"[:600]
             outcomes[plan.item_id] = Outcome(plan.item_id, "created" if person.created else "merged",
                                              person.record_type, person.record_id, reason=reason)
     flagged = flag_possible_duplicates(session, [
