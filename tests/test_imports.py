@@ -134,7 +134,8 @@ def test_placeholders_are_blank_and_a_cell_of_several_addresses_gives_each(cli, 
         leads = {lead.first_name: lead for lead in session.scalars(select(Lead))}
     assert (leads["Anna"].email, leads["Anna"].phone) == (None, "+46701234567")
     assert (leads["Cia"].email, leads["Cia"].company_name) == ("cia@berg.se", "Berg AB")
-    assert leads["Dan"].email == "dan@ahl.se"
+    assert leads["Cia"].details["other_emails"] == ["Cia.Berg@gmail.com"]  # shown, not only a key
+    assert leads["Dan"].email == "dan@ahl.se" and "other_emails" not in leads["Dan"].details
 
 
 @pytest.mark.parametrize("first, then", [("cia.berg@gmail.com", "ciaberg@gmail.com"),

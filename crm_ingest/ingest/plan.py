@@ -157,6 +157,8 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         "topic": _text(fields, "topic", 300) or (_text(fields, "subject", 300) if "subject" in fields else None),
         **{name: None if fields.get(name) is None else _text(fields, name, limit) for name, limit in ADDRESS_FIELDS},
     }
+    if raw_email and len(addresses) > 1:  # a cell of several: the others are keys, and kept in the details
+        person["other_emails"] = [address for address, _ in addresses[1:]]
     if (person["postal_code"] is None) != (person["city"] is None):
         _split_postal_town(person)
     if (code := person["postal_code"]) and code.isdigit():
@@ -533,6 +535,7 @@ def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig, li
             kept[_SOCIAL_NETWORKS[network.group(1).lower()]] = kept.pop("website")
         details = {"row": payload.get("row"), "file": clean_text(payload.get("file"), 300),
                    "fields": kept or None, "moved": clean_text(payload.get("moved"), 300),
+                   "other_emails": plan.person.fields.pop("other_emails", None),
                    "extra": {clean_text(k, 100): clean_text(v, 1000) for k, v in extra.items()}
                    if isinstance(extra, Mapping) and extra else None}
         plan.person.fields["details"] = {k: v for k, v in details.items() if v is not None} or None
