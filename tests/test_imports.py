@@ -800,34 +800,61 @@ def test_a_contacts_list_links_the_open_leads_of_its_addresses_and_its_revert_un
 
 
 def test_a_person_a_list_marks_opted_out_stays_suppressed_in_the_next_list(cli, tmp_path, sessions_for):
-    # Given a lead from last year's fair, and this year's export marking her opted out by its
-    # unsubscribe time (Mailchimp), and Bo by Salesforce's 'Do Not Call'
+    # Given a lead from last year's fair, and this year's export marking her unsubscribed from
+    # our mail by the time she did (Mailchimp), and Bo against our calls by Salesforce's 'Do Not Call'
     run_json(cli, "import", str(write_list(tmp_path / "fair.csv", [["Petra", "Lund", "petra@lund.se", "", ""]])))
     export = write_list(tmp_path / "unsubscribed.csv", [
         ["petra.lund@example.se", "Petra", "Lund", "+46 70 123 45 00", "2026-03-01 10:12:00"],
         ["PETRA@lund.se", "Petra", "Lund", "", "2026-03-01 10:12:00"],
         ["dan@example.se", "Dan", "Ek", "", ""],
+        ["eva@example.se", "Eva", "Ek", "", "0000-00-00 00:00:00"],  # MySQL's 'never'
+        ["fia@example.se", "Fia", "Ek", "", "Subscribed"],
     ], header=["Email Address", "First Name", "Last Name", "Phone", "UNSUB_TIME"], delimiter=",")
     job = run_json(cli, "import", str(export))
-    assert (job["counts"]["suppressed"], job["counts"]["created"]) == (2, 1)
+    assert (job["counts"]["suppressed"], job["counts"]["created"]) == (2, 3)
     calls = write_list(tmp_path / "calls.csv", [["Bo", "Berg", "bo@berg.se", "070-765 43 21", "1"]],
                        header=["First Name", "Last Name", "Email", "Phone", "Do Not Call"], delimiter=",")
     assert run_json(cli, "import", str(calls))["counts"]["suppressed"] == 1
 
-    # When a purchased list has them again, by address or by number alone
+    # When a purchased list has them again
     later = write_list(tmp_path / "later.csv", [["Petra", "Lund", "PETRA.LUND@example.se", "", ""],
                                                 ["P.", "Lund", "", "070-123 45 00", ""],
-                                                ["Bo", "Berg", "", "0707654321", ""]])
+                                                ["Bo", "Berg", "", "0707654321", ""],
+                                                ["Bo", "Berg", "bo@berg.se", "", ""]])
     job = run_json(cli, "import", str(later), "--campaign", "Vinter")
 
-    # Then nobody became a lead or a member of the campaign, and the fair's lead is do-not-contact
-    assert (job["counts"]["suppressed"], job["counts"]["created"], job["counts"]["merged"]) == (3, 0, 0)
+    # Then each stays out of the channel they opted out of: Petra's address and Bo's number
+    # are suppressed; Petra's number (she left our mail, not our calls) and Bo's address are not
+    assert (job["counts"]["suppressed"], job["counts"]["created"]) == (2, 2)
     with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
-        assert session.execute(select(Lead.email, Lead.do_not_contact)).all() == \
-            [("petra@lund.se", True), ("dan@example.se", False)]
-        assert session.scalar(select(CampaignMember)) is None
+        suppressed = set(session.execute(text("SELECT kind, value FROM suppressions")))
         sources = set(session.scalars(text("SELECT source FROM suppressions")))
-    assert all(source.startswith("opted out in list import") for source in sources)
+        fair = session.scalar(select(Lead).where(Lead.email == "petra@lund.se"))
+    assert suppressed == {("email", "petra.lund@example.se"), ("email", "petra@lund.se"), ("phone", "+46707654321")}
+    assert fair.do_not_contact and all(source.startswith("opted out in list import") for source in sources)
+
+
+def test_an_opted_out_row_suppresses_its_number_though_its_address_has_a_typing_error(cli, tmp_path, sessions_for):
+    listing = write_list(tmp_path / "dnc.csv", [["Bo", "Berg", "bo@gmai.con", "070-100 00 18", "Ja"]],
+                         header=["Förnamn", "Efternamn", "E-post", "Telefon", "Får ej kontaktas"])
+    assert run_json(cli, "import", str(listing))["counts"]["suppressed"] == 1
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert set(session.execute(text("SELECT kind, value FROM suppressions"))) == \
+            {("phone", "+46701000018"), ("email", "bo@gmai.con")}  # as the list wrote it: no harm kept
+
+
+def test_one_colleagues_opt_out_does_not_silence_the_switchboard_they_share(cli, tmp_path, sessions_for):
+    run_json(cli, "import", str(write_list(tmp_path / "a.csv", [["Anna", "Berg", "anna@firma.se", "08-123 456 78", ""],
+                                                                ["Per", "Lind", "per@firma.se", "08-123 456 78", ""]])))
+    optout = write_list(tmp_path / "b.csv", [["Karl", "Ek", "karl@firma.se", "08-123 456 78", "yes"]],
+                        header=["First Name", "Last Name", "Email", "Phone", "Do Not Contact"], delimiter=",")
+    assert run_json(cli, "import", str(optout))["counts"]["suppressed"] == 1
+    later = run_json(cli, "import", str(write_list(tmp_path / "c.csv", [["Lisa", "Holm", "lisa@firma.se", "08-123 456 78", ""],
+                                                                         ["Anna", "Berg", "anna@firma.se", "", ""]])))
+    assert (later["counts"]["created"], later["counts"]["merged"], later["counts"]["suppressed"]) == (1, 1, 0)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert set(session.execute(text("SELECT kind, value FROM suppressions"))) == {("email", "karl@firma.se")}
+        assert not any(session.scalars(select(Lead.do_not_contact)))
 
 
 def test_a_row_that_finds_a_do_not_contact_lead_by_its_phone_is_suppressed(cli, tmp_path, sessions_for):

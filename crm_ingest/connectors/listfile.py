@@ -90,15 +90,18 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "lead_source": ("Lead Source", "Källa", "Leadkälla"),
     "consent": ("Consent", "Samtycke", "Consent Given", "Marketing Consent", "GDPR Consent",
                 "Opt In", "Opted In", "Samtycke marknadsföring"),
-    "opt_out": ("Opt Out", "Email Opt Out", "Opted Out", "Do Not Email", "Do Not Contact",
-                "Do Not Allow Bulk Emails", "Unsubscribed", "Avregistrerad", "Avanmäld", "Spärrad",
-                "Får ej kontaktas", "Unsubscribed from all email", "Do Not Call", "Do Not Phone",
-                "Do Not Bulk Email", "Do Not Send Marketing Materials", "Ring ej", "Nix", "Nix-spärrad",
-                "Nixad", "Reklamspärr"),
-    # when the person opted out (Mailchimp's unsubscribed export): any value says they did
+    # a person's word against our mail (their addresses go on the do-not-contact list)
+    "opt_out": ("Opt Out", "Email Opt Out", "Opted Out", "Do Not Email", "Do Not Allow Bulk Emails",
+                "Unsubscribed", "Avregistrerad", "Avanmäld", "Unsubscribed from all email", "Do Not Bulk Email",
+                "Do Not Allow"),
+    # when the person opted out of our mail (Mailchimp's unsubscribed export): a date says they did
     "opt_out_at": ("UNSUB_TIME", "Unsubscribed At", "Unsubscribe Date", "Unsubscribed Date", "Opt Out Date",
                    "Opted Out At", "Opt-out Date", "Avregistrerad datum", "Avregistreringsdatum",
                    "Unsubscribed On"),
+    # against our calls (their numbers go on the list): NIX is Sweden's register against telemarketing
+    "do_not_call": ("Do Not Call", "Do Not Phone", "Ring ej", "Nix", "Nix-spärrad", "Nixad", "NIX-registrerad"),
+    # against any contact (addresses and numbers)
+    "do_not_contact": ("Do Not Contact", "Får ej kontaktas", "Spärrad", "Reklamspärr", "Do Not Send Marketing Materials"),
     "notes": ("Notes", "Note", "Comment", "Comments", "Description", "Anteckningar", "Anteckning",
               "Kommentar", "Kommentarer", "Övrigt", "Beskrivning"),
 }

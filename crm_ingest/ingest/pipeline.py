@@ -20,6 +20,8 @@ from crm_ingest.models import (
     Campaign,
     CampaignMember,
     Case,
+    Contact,
+    Lead,
     MergeLog,
     RawItem,
     Suppression,
@@ -29,6 +31,8 @@ from crm_ingest.models.bulk import allocate_ids, array_literal, id_list, index_l
 
 from .accounts import link_accounts
 from .duplicates import AutoMerge, NewPerson, flag_possible_duplicates, link_open_leads
+from .matching import same_person_names
+from .normalize import split_name
 from .identity import EMAIL_KINDS, lookup_keys, resolve_people
 from .importjobs import suppress_entries
 from .plan import ItemPlan, plan_item
@@ -319,17 +323,54 @@ def _follow_automatic_merges(session: Session, outcomes: dict[int, Outcome],
 
 
 def _opted_out(session: Session, plans: list[ItemPlan], imports: Mapping[int, ImportOptions]) -> None:
-    """List rows that say their person opted out put the person's addresses and numbers on the
-    do-not-contact list (first: the batch's other rows of that person are suppressed too) and
-    mark the records that have them. An import's revert keeps them: an opt-out is not undone."""
+    """List rows that say their person opted out put the addresses or numbers they opted out
+    of on the do-not-contact list (first: the batch's other rows of that person are suppressed
+    too) and mark the records that have them. A number another person's record holds under
+    another name (a switchboard, a household) is left off: one colleague's opt-out must not
+    silence the company. An import's revert keeps what was added: an opt-out is not undone."""
+    opted = [plan for plan in plans if plan.opted_out]
+    if not opted:
+        return
+    shared = _numbers_of_others(session, opted)
     by_source: dict[str, set[tuple[str, str]]] = {}
-    for plan in plans:
-        if plan.opted_out:
-            options = imports.get(plan.item_id)
-            source = f"opted out in list import {options.job_id}" if options else "opted out in a list"
-            by_source.setdefault(source, set()).update(plan.opted_out)
+    for plan in opted:
+        options = imports.get(plan.item_id)
+        source = f"opted out in list import {options.job_id}" if options else "opted out in a list"
+        by_source.setdefault(source, set()).update(
+            entry for entry in plan.opted_out if (plan.item_id, entry) not in shared)
     for source, entries in sorted(by_source.items()):
-        suppress_entries(session, entries, source=source, reason="the list marks the person opted out")
+        if entries:
+            suppress_entries(session, entries, source=source, reason="the list marks the person opted out")
+
+
+def _numbers_of_others(session: Session, plans: list[ItemPlan]) -> set[tuple[int, tuple[str, str]]]:
+    """(item, entry) of the opted-out rows' numbers that a lead or contact of another name holds."""
+    wanted = {(scope, "phone", value) for plan in plans for kind, value in plan.opted_out if kind == "phone"
+              for scope in ("lead", "contact")}
+    if not wanted:
+        return set()
+    owners = lookup_keys(session, wanted)
+    names: dict[tuple[str, int], dict[str, Any]] = {}
+    for scope, model in (("lead", Lead), ("contact", Contact)):
+        ids = sorted({record_id for (owner_scope, _, _), record_id in owners.items() if owner_scope == scope})
+        for start in range(0, len(ids), 1000):
+            for record_id, first, last in session.execute(select(model.id, model.first_name, model.last_name)
+                                                          .where(model.id.in_(ids[start:start + 1000]))):
+                names[(scope, record_id)] = {"first_name": first, "last_name": last}
+    others = set()
+    for plan in plans:
+        first, last, full = plan.opted_out_name or (None, None, None)
+        if not (first or last) and full:
+            first, last = split_name(full)
+        row = {"first_name": first, "last_name": last}
+        for kind, value in plan.opted_out:
+            if kind != "phone":
+                continue
+            for scope in ("lead", "contact"):
+                owner = owners.get((scope, "phone", value))
+                if owner is not None and not same_person_names(row, names.get((scope, owner), {})):
+                    others.add((plan.item_id, (kind, value)))
+    return others
 
 
 def _apply_import(plan: ItemPlan, options: ImportOptions) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping  # not typing's: isinstance with it is several times slower
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from crm_ingest.models.records import CASE_ORIGIN, CASE_PRIORITY
@@ -70,6 +70,7 @@ class ItemPlan:
     append_open: bool = False  # append to the sender's newest active case, if there is one
     route_reason: str | None = None  # why it became what it became (a rule, the classifier)
     opted_out: list[tuple[str, str]] | None = None  # do-not-contact entries the row itself asks for
+    opted_out_name: tuple[str | None, str | None, str | None] | None = None  # (first, last, full) of that row
 
 
 def plan_item(item_id: int, kind: str, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
@@ -110,7 +111,7 @@ def _refuse_structured(fields: Mapping[str, Any]) -> None:
 _TEXT_FIELDS = frozenset({
     "first_name", "last_name", "full_name", "name", "nickname", "email", "phone", "mobile_phone", "company",
     "company_name", "job_title", "topic", "subject", "message", "description", "lead_source", "consent",
-    "website", "notes", "opt_out", "opt_out_at", "twitter", "facebook", "street", "postal_code", "city", "state_or_province",
+    "website", "notes", "opt_out", "opt_out_at", "do_not_call", "do_not_contact", "twitter", "facebook", "street", "postal_code", "city", "state_or_province",
     "country"})
 
 
@@ -462,15 +463,17 @@ def _read_list_row(item_id: int, payload: Mapping[str, Any], source: SourceConfi
     if reason := clean_text(payload.get("ignore"), 200):  # the list reader's verdict: a repeated header
         return ItemPlan(item_id, source.record_type, outcome="ignored", reason=reason)
     fields = _fields_of(payload)
-    opted_out = clean_text(fields.get("opt_out"), 100)
-    when = clean_text(fields.get("opt_out_at"), 100)
-    if opted_out and opted_out.casefold() in _YES or when and when.casefold() not in _NO:
+    said = _opted_out(fields)
+    if said is not None:
         # the list itself says this person must not be contacted: no lead, no link, whatever
-        # else the row holds; and their addresses and numbers go on the do-not-contact list,
-        # so the next list that has them does not make them a lead again
-        said = f"opted out ({opted_out!r})" if opted_out and opted_out.casefold() in _YES else f"opted out on {when}"
-        return ItemPlan(item_id, source.record_type, outcome="ignored", reason=f"suppressed: the list marks the person {said}",
-                        opted_out=_contact_points(item_id, payload, source))
+        # else the row holds; and the addresses or numbers they opted out of go on the
+        # do-not-contact list, so the next list that has them does not make them a lead again
+        column, value, channels = said
+        return ItemPlan(item_id, source.record_type, outcome="ignored",
+                        reason=f"suppressed: the list marks the person {_OPTED_OUT_SAID[column].format(value=value)}",
+                        opted_out=_contact_points(fields, source, channels),
+                        opted_out_name=(clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200),
+                                        clean_text(fields.get("full_name") or fields.get("name"), 300)))
     plan = _read_row(item_id, payload, source, listed=True)
     if plan.person is not None and _an_example(plan.person.fields):
         name = " ".join(n for n in (plan.person.fields["first_name"], plan.person.fields["last_name"]) if n)
@@ -497,21 +500,69 @@ def _an_example(fields: Mapping[str, Any]) -> bool:
     return said >= 2
 
 
-def _contact_points(item_id: int, payload: Mapping[str, Any], source: SourceConfig) -> list[tuple[str, str]]:
-    """An opted-out row's addresses and numbers as do-not-contact entries (kind, value); none
-    when the row cannot be read (the opt-out is still said on the row)."""
-    try:
-        plan = _read_row(item_id, payload, source, listed=True)
-    except InvalidItem:
-        return []
-    if plan.person is None:
-        return []
-    kinds = {"email": "email", "email_canonical": "email", "phone": "phone"}
-    return sorted({(kinds[kind], value) for kind, value in plan.person.keys if kind in kinds})
+_OPTED_OUT_SAID = {"opt_out": "opted out ({value!r})", "opt_out_at": "opted out on {value}",
+                   "do_not_call": "as not to be called ({value!r})",
+                   "do_not_contact": "as not to be contacted ({value!r})"}
+# An opt-out column, what its 'yes' puts on the do-not-contact list
+_OPT_OUTS = (("opt_out", ("email",)), ("opt_out_at", ("email",)), ("do_not_call", ("phone",)),
+             ("do_not_contact", ("email", "phone")))
 
 
-# What a list writes in a column of when the person opted out, for 'did not'
-_NO = frozenset({"0", "false", "no", "n", "nej", "falskt", "-", "–", "never", "aldrig", "n/a", "null", "none"})
+def _opted_out(fields: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]] | None:
+    """(the column's field, its value, the channels opted out of) when a column says the person
+    opted out: a 'yes' ('1', 'Ja', 'x', 'Unsubscribed') or a plausible date ('2024-03-01
+    10:12', '01.03.2024'; not MySQL's 0000-00-00 nor 1970-01-01); None otherwise."""
+    found = None
+    for name, channels in _OPT_OUTS:
+        value = clean_text(fields.get(name), 100)
+        if value and (value.casefold() in _YES or _a_date(value)):
+            if found is None:
+                found = (name, value, channels)
+            else:  # two columns say so: every channel they name
+                found = (found[0], found[1], tuple(dict.fromkeys((*found[2], *channels))))
+    return found
+
+
+_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T].*)?|(\d{1,2})[./-](\d{1,2})[./-](\d{4})(?: .*)?")
+
+
+def _a_date(value: str) -> bool:
+    """A date a list writes for when something happened: a year from 1990 to next year, a real month and day."""
+    found = _DATE.fullmatch(value.strip())
+    if found is None:
+        return False
+    year, month, day = (found.group(1), found.group(2), found.group(3)) if found.group(1) else \
+        (found.group(6), found.group(5), found.group(4))
+    month, day = (month, day) if int(month) <= 12 else (day, month)  # 03/28/2024 as America writes it
+    return 1990 <= int(year) <= datetime.now(timezone.utc).year + 1 and 1 <= int(month) <= 12 and 1 <= int(day) <= 31
+
+
+def _contact_points(fields: Mapping[str, Any], source: SourceConfig, channels: tuple[str, ...]
+                    ) -> list[tuple[str, str]]:
+    """An opted-out row's addresses and numbers, of the channels it opted out of, as do-not-
+    contact entries (kind, value): each read on its own, so an address with a typing error
+    does not lose the number beside it (nor the reverse)."""
+    entries: set[tuple[str, str]] = set()
+    raw = clean_text(fields.get("email"), 2000)
+    if "email" in channels and raw:
+        for part in re.split(r"[;,\s]+", raw):
+            try:
+                address = _address(part, "email", False)
+            except InvalidItem:
+                continue
+            entries.update(("email", key) for kind, key in address_keys(address[1]) if kind in ("email", "email_canonical"))
+    if "phone" in channels:
+        country = fields.get("country")
+        region = (country_region(country) if type(country) is str else None) or source.region
+        for name in ("phone", "mobile_phone"):
+            cell = _given(clean_text(fields.get(name), 64))
+            if cell:
+                number, _ = _valid_number(cell, region, name)
+                if number is not None:
+                    entries.add(("phone", number))
+    return sorted(entries)
+
+
 # What a list writes in an opt-out column for 'yes, opted out'
 _YES = frozenset({"1", "true", "yes", "y", "ja", "j", "x", "sant", "✓", "✔", "opted out", "opt out", "opt-out",
                   "unsubscribed", "avregistrerad", "avanmäld", "spärrad"})
