@@ -1086,3 +1086,26 @@ def test_a_merged_row_says_which_of_its_values_the_record_kept(cli, tmp_path, se
     assert (lead.company_name, lead.phone) == ("Ek AB", "+46701234567")  # a blank filled, a value kept
     assert reasons[0] == "kept the lead's company_name 'Ek AB' (the row: 'Lindström Invest AB')"
     assert reasons[1] is None or "kept" not in reasons[1]
+
+
+def test_the_same_file_read_another_way_is_another_job(cli, tmp_path, sessions_for):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.title = "Sverige"
+    book.active.append(["Förnamn", "E-post", "Källa"])
+    book.active.append(["Anna", "anna@ek.se", ""])
+    norway = book.create_sheet("Norge")
+    norway.append(["Förnamn", "E-post", "Källa"])
+    norway.append(["Ola", "ola@nordmann.no", ""])
+    norway.append(["Kari", "kari@nordmann.no", ""])
+    book.save(tmp_path / "nordic.xlsx")
+    first = run_json(cli, "import", str(tmp_path / "nordic.xlsx"))
+    other_sheet = run_json(cli, "import", str(tmp_path / "nordic.xlsx"), "--sheet", "Sverige")
+    assert other_sheet["job"] != first["job"] and {first["counts"]["rows"], other_sheet["counts"]["rows"]} == {1, 2}
+
+    (tmp_path / "map.toml").write_text('[defaults]\nlead_source = "trade_show"\n', encoding="utf-8")
+    mapped = run_json(cli, "import", str(tmp_path / "nordic.xlsx"), "--sheet", "Sverige", "--map", str(tmp_path / "map.toml"))
+    assert mapped["job"] != other_sheet["job"] and not mapped.get("already_imported")
+    again = run_json(cli, "import", str(tmp_path / "nordic.xlsx"), "--sheet", "Sverige", "--map", str(tmp_path / "map.toml"))
+    assert again["job"] == mapped["job"] and again["already_imported"]

@@ -1,6 +1,8 @@
 """Land a list file as an import job: streamed, in chunks, resumable, each chunk dispatched."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -50,8 +52,8 @@ def find_or_start_job(session: Session, list_file, request: ImportRequest) -> Im
     or a new one.
 
     Re-running a file resumes its unfinished job, or finds the finished one and adds nothing.
-    The same file imported another way (for another campaign, with another map of its columns
-    or another upsert key) is a job of its own: its rows find the people the first one made, and link them
+    The same file imported another way (for another campaign, with another map, sheet,
+    encoding or upsert key) is a job of its own: its rows find the people the first one made, and link them
     to the campaign it names.
     """
     campaign_id = campaign_ids(session, {request.campaign})[request.campaign] if request.campaign else None
@@ -63,11 +65,17 @@ def find_or_start_job(session: Session, list_file, request: ImportRequest) -> Im
                "columns": [[column[:1000] if isinstance(column, str) else column, name]
                            for column, name in list_file.read_header()],
                "header_row": list_file.header_row}  # row N of the list is row header_row + N of the file
+    mapping = getattr(list_file, "mapping", None)
+    if mapping is not None and (mapping.columns or mapping.values or mapping.defaults):
+        # the map as a whole: its values and defaults change the rows as much as its columns
+        options["map_sha256"] = hashlib.sha256(json.dumps(
+            [mapping.columns, mapping.values, mapping.defaults], sort_keys=True, default=str).encode()).hexdigest()
+    read_as = ("columns", "sheet", "encoding", "map_sha256")  # what makes the same file other rows
     for job in session.scalars(select(ImportJob).where(
             ImportJob.file_sha256 == list_file.sha256, ImportJob.source == request.source,
             ImportJob.state != "reverted").order_by(ImportJob.id.desc())):
         if (job.campaign_id, job.upsert_by) == (campaign_id, request.upsert_by) \
-                and (job.options or {}).get("columns") == options["columns"]:
+                and all((job.options or {}).get(name) == options.get(name) for name in read_as):
             return job
     job = ImportJob(source=request.source, file_name=getattr(list_file, "display_name", None) or list_file.path.name,
                     file_sha256=list_file.sha256, campaign_id=campaign_id, consent=request.consent,
