@@ -1109,3 +1109,16 @@ def test_the_same_file_read_another_way_is_another_job(cli, tmp_path, sessions_f
     assert mapped["job"] != other_sheet["job"] and not mapped.get("already_imported")
     again = run_json(cli, "import", str(tmp_path / "nordic.xlsx"), "--sheet", "Sverige", "--map", str(tmp_path / "map.toml"))
     assert again["job"] == mapped["job"] and again["already_imported"]
+
+
+def test_a_mistyped_number_of_ours_is_not_read_as_a_foreign_one_by_its_address(cli, tmp_path, sessions_for):
+    listing = write_list(tmp_path / "list.csv", [
+        ["Tia", "Typo", "typo@firma.fi", "070-123 456", ""],  # a digit short: ours, mistyped
+        ["Tor", "Trunk", "trunc@firma.de", "08-123 45", ""],
+        ["Two", "Cells", "a@b.se, b@c.fi", "070-12 34 56 789", ""],  # the kept address is Swedish
+    ])
+    run_json(cli, "import", str(listing))
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        phones = dict(session.execute(select(Lead.first_name, Lead.phone)).all())
+        keyed = list(session.scalars(text("SELECT value FROM identity_keys WHERE kind = 'phone'")))
+    assert phones == {"Tia": "070-123 456", "Tor": "08-123 45", "Two": "070-12 34 56 789"} and keyed == []

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import phonenumbers
+
 from crm_ingest.models.records import CASE_ORIGIN, CASE_PRIORITY
 
 from .errors import InvalidItem
@@ -384,8 +386,11 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool
         read_in = region
         if number is None and named is None and (number := north_american_number(raw, region)) is not None:
             why, read_in = None, "US"  # '(415) 555-0132' in a row naming no country: not ours, American by its shape
-        if number is None and named is None and (by_address := _address_region(fields)) not in (None, region):
-            # '020 7946 0958' beside anna@firma.co.uk, in a row naming no country: British by the address
+        if number is None and named is None and (by_address := _address_region(fields)) not in (None, region) \
+                and not _possible_here(raw, region):
+            # '020 7946 0958' beside anna@firma.co.uk, in a row naming no country: British by the
+            # address. Only a number that could not even be one of ours: a mistyped one of ours
+            # ('070-123 456', a digit short) must not become a valid foreign number and a key
             number, _ = _valid_number(raw, by_address, name)
             if number is not None:
                 why, read_in = None, by_address
@@ -413,9 +418,25 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool
 
 
 def _address_region(fields: Mapping[str, Any]) -> str | None:
-    """The region the row's email's country domain names, if any (see normalize.email_region)."""
+    """The region the row's (first) email's country domain names, if any (see normalize.email_region)."""
     email = fields.get("email")
-    return email_region(email.strip().rpartition(" ")[2]) if type(email) is str else None
+    if type(email) is not str:
+        return None
+    first = next((part for part in re.split(r"[;,\s<>]+", email) if "@" in part), None)
+    return email_region(first)
+
+
+def _possible_here(raw: str, region: str) -> bool:
+    """Could the cell be one of the region's numbers, mistyped? It could unless it is longer
+    than any of the region's phones ('020 7946 0958' has ten digits after its 0, a Swedish
+    number at most nine): a digit short or one too many, it is ours, kept as written."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None:
+        return True
+    digits = re.sub(r"\D", "", raw)
+    national = digits[1:] if digits.startswith("0") and not digits.startswith("00") else digits
+    longest = max((*metadata.mobile.possible_length, *metadata.fixed_line.possible_length), default=0)
+    return len(national) <= longest
 
 
 def _valid_number(raw: str, region: str, field: str) -> tuple[str | None, tuple[str, str] | None]:
