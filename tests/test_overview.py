@@ -163,3 +163,10 @@ def test_a_lead_and_the_contact_it_names_are_never_queued_as_duplicates(sqlite_u
     # the contact it was qualified into is the lead's own; the other Karin is still a look-alike
     assert flagged.queued == 1
     assert [set(((a, b), (c, d))) for a, b, c, d in queued] == [{("lead", lead.id), ("contact", other.id)}]
+
+
+def test_another_person_writing_from_a_leads_address_is_not_made_its_contact(ingest, env):  # noqa: F811
+    [lead_id] = land(ingest, env, "list", {**LEAD, "first_name": "Karl", "last_name": "Ek"}, campaign="Fair")
+    [case_id] = land(ingest, env, "support", {"email": LEAD["email"], "first_name": "Lisa", "last_name": "Ek",
+                                              "subject": "Hjälp"})
+    assert get(Case, case_id).contact_id is not None and get(Lead, lead_id).contact_id is None

@@ -49,6 +49,7 @@ from .matching import (
     canonical_email,
     email_keys,
     is_role_address,
+    other_first_name,
     score,
 )
 
@@ -284,7 +285,13 @@ def link_open_leads(session: Session, contacts: list[tuple[int, Mapping[str, Any
     found = _sharing_an_address(session, contacts, "lead")
     if not found:
         return {}
-    contact_of = {lead_id: contact_id for contact_id, leads in sorted(found.items()) for lead_id in leads}
+    fields_of = dict(contacts)
+    lead_ids = sorted({lead_id for leads in found.values() for lead_id in leads})
+    names = {row.id: {"first_name": row.first_name, "last_name": row.last_name}
+             for row in session.execute(select(Lead.id, Lead.first_name, Lead.last_name).where(Lead.id.in_(lead_ids)))}
+    # the lead of another person writing from that address (a family's, a colleague's) stays apart
+    contact_of = {lead_id: contact_id for contact_id, leads in sorted(found.items()) for lead_id in leads
+                  if not other_first_name(fields_of[contact_id], names.get(lead_id, {}))}
     now = utcnow()
     linked = {}
     for lead_id in sorted(contact_of):

@@ -330,12 +330,40 @@ def same_person_names(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def other_first_name(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Do these name two people by their first names ('Karl' and 'Anna', nicknames, diacritics
-    and initials agreeing)? A missing first name tells nothing, and neither does a last name
-    alone (a marriage changes it)."""
+    """Do these name two people by their first names ('Karl' and 'Anna')? Not when the names
+    could be one person's, written otherwise: a nickname or an initial, one name of a double
+    name ('Anna' of 'Anna-Karin'), a spelling ('Kristoffer', 'Christoffer'; 'Sara', 'Sarah';
+    'Mohammed', 'Muhammad'), a short form inside the name ('Lisa' in 'Elisabet'), first and
+    last name swapped, or a company's name in the name. A missing first name tells nothing,
+    and neither does a last name alone (a marriage changes it)."""
     first_a, first_b = canonical_first_name(a.get("first_name")), canonical_first_name(b.get("first_name"))
-    return bool(first_a and first_b and first_a != first_b) and \
-        not initial_agrees(a.get("first_name"), b.get("first_name"))
+    if not (first_a and first_b) or first_a == first_b or initial_agrees(a.get("first_name"), b.get("first_name")):
+        return False
+    words_a, words_b = set(first_a.split()), set(first_b.split())
+    if words_a & words_b or {_sound(w) for w in words_a} & {_sound(w) for w in words_b}:
+        return False
+    written_a, written_b = fold(a.get("first_name") or ""), fold(b.get("first_name") or "")
+    if any(len(short) >= 3 and short in long for short, long in ((first_a, first_b), (first_b, first_a),
+                                                                 (written_a, written_b), (written_b, written_a))):
+        return False
+    last_a, last_b = fold(a.get("last_name") or ""), fold(b.get("last_name") or "")
+    if (last_a and last_a == fold(b.get("first_name") or "")) or (last_b and last_b == fold(a.get("first_name") or "")):
+        return False  # 'Berg, Anna' read the other way round
+    return not any(holds_legal_form(str(record.get(name) or "")) for record in (a, b)
+                   for name in ("first_name", "last_name"))
+
+
+def _sound(word: str) -> str:
+    """A first name's spelling folded to how it sounds, roughly: 'christoffer' and 'kristoffer',
+    'sarah' and 'sara', 'eric' and 'erik', 'joergen' and 'jorgen', 'mohammed' and 'muhammad'
+    ('mhmd': its consonants, for a name of four or more of them)."""
+    word = word.replace("ch", "k").replace("ph", "f").replace("th", "t").replace("ck", "k")
+    word = word.replace("ae", "a").replace("oe", "o").replace("ue", "u")
+    word = word.translate(str.maketrans("cqwzy", "kkvsi"))
+    word = re.sub(r"(.)\1+", r"\1", word).rstrip("h")
+    word = word[:-1] if len(word) > 3 and word.endswith("e") else word
+    consonants = re.sub(r"[aeiou]", "", word)
+    return consonants if len(consonants) >= 4 else word
 
 
 def initial_agrees(a: Any, b: Any) -> bool:

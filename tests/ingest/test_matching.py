@@ -23,6 +23,7 @@ from crm_ingest.ingest.matching import (
     fold,
     is_role_address,
     normalize_company,
+    other_first_name,
     rules_from_toml,
     score,
     work_domain,
@@ -824,3 +825,22 @@ def test_an_initial_is_no_evidence_against_the_name_it_begins(a, b, agrees):
     assert matching.initial_agrees(a, b) is agrees
     assert matching.same_person_names({"first_name": a, "last_name": "Berg"},
                                       {"first_name": b, "last_name": "Berg"}) is agrees
+
+
+@pytest.mark.parametrize("a, b", [("Elisabet", "Lisa"), ("Mikael", "Michael"), ("Anna-Karin", "Anna"),
+                                  ("Anna Maria", "Anna"), ("Jörgen", "Joergen"), ("Ann", "Anne"), ("Sara", "Sarah"),
+                                  ("Erik", "Eric"), ("Kristoffer", "Christoffer"), ("Chris", "Christoffer"),
+                                  ("Mohammed", "Muhammad"), ("A.", "Anna"), ("Bill", "William"), ("Kalle", "Karl")])
+def test_one_persons_first_name_written_otherwise_is_not_another_person(a, b):
+    assert not other_first_name({"first_name": a, "last_name": "Berg"}, {"first_name": b, "last_name": "Berg"})
+
+
+@pytest.mark.parametrize("a, b", [("Karl", "Anna"), ("Per", "Stina"), ("Petra", "Peter"), ("Erik", "Emil"),
+                                  ("Johan", "Jonas"), ("Maria", "Mario")])
+def test_two_first_names_of_two_people_are_told_apart(a, b):
+    assert other_first_name({"first_name": a, "last_name": "Berg"}, {"first_name": b, "last_name": "Berg"})
+
+
+def test_swapped_names_and_company_names_are_no_other_person():
+    assert not other_first_name({"first_name": "Berg", "last_name": "Anna"}, {"first_name": "Anna", "last_name": "Berg"})
+    assert not other_first_name({"first_name": "Acme AB"}, {"first_name": "Anna", "last_name": "Berg"})
