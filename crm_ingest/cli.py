@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -72,18 +73,22 @@ def _unreachable(exc: BaseException) -> str | None:
     import os
 
     from kombu.exceptions import OperationalError as BrokerError
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 
     def shown_url(name: str) -> str:
+        """The address without who logs in and how: its scheme, host, port and database only
+        (a password can hide in the query, or hold an unescaped '@' that moves the host)."""
         value = os.environ.get(name, "")
-        try:
-            return make_url(value).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - not even an address: say so without echoing it
+        scheme, found, rest = value.partition("://")
+        if not found:
             return f"the {name} given"
+        return f"{scheme}://{rest.rpartition('@')[2].split('?')[0]}"
 
     if isinstance(exc, (OperationalError, InterfaceError)):
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+        login = (os.environ.get("DATABASE_URL") or "").partition("://")[2].rpartition("@")[0]
+        for piece in re.split(r"[:@]", login.partition(":")[2]):  # the password, in the pieces a driver may quote
+            first = first.replace(piece, "***") if len(piece) >= 3 else first
         return (f"cannot use the database at {shown_url('DATABASE_URL') if os.environ.get('DATABASE_URL') else 'the default'}"
                 f": {first}")
     if isinstance(exc, (ArgumentError, NoSuchModuleError)) or \
@@ -313,8 +318,9 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
             progress = land_list(rt.sessions, list_file, request, rt.settings, on_chunk=on_chunk)
     except FatalError as exc:  # the file turned out unreadable part-way: what landed stays, resumable
         said = str(exc) if str(exc).startswith(f"{file.name}:") else f"{file}: {exc}"
-        raise click.ClickException(f"{said}; the rows read before it are kept (ingest import-revert "
-                                   "takes them back), and a re-run after mending the file resumes") from None
+        raise click.ClickException(f"{said}; rows landed before it, if any, are kept (ingest import-report shows "
+                                   "them, ingest import-revert takes them back); a mended file is a new file, "
+                                   "imported from its first row") from None
     except ConcurrentImport as exc:
         raise click.ClickException(f"{file}: {exc}") from None
     if wait and not rt.settings.embedded:

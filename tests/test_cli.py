@@ -233,9 +233,13 @@ def test_an_exported_csv_file_carries_utf8s_mark_for_excel(cli, tmp_path):
 
 @pytest.mark.parametrize("url, said", [
     ("postgresql+psycopg://postgres:hemligt@127.0.0.1:1/x", "cannot use the database at "
-                                                           "postgresql+psycopg://postgres:***@127.0.0.1:1/x"),
+                                                           "postgresql+psycopg://127.0.0.1:1/x"),
     ("notaurl", "DATABASE_URL is not an address this can use"),
     ("mysql://u:hemligt@h/d", "DATABASE_URL is not an address this can use"),
+    ("postgresql+psycopg://u@127.0.0.1:1/x?password=hemligt", "cannot use the database at "
+                                                            "postgresql+psycopg://127.0.0.1:1/x"),
+    ("postgresql+psycopg://u:hemligt@hemligt@127.0.0.1:1/x", "cannot use the database at "
+                                                           "postgresql+psycopg://127.0.0.1:1/x"),
 ])
 def test_a_database_that_cannot_be_used_is_a_message_without_its_password(cli, monkeypatch, url, said):
     monkeypatch.setenv("DATABASE_URL", url)

@@ -939,12 +939,14 @@ def test_a_postal_code_that_lost_its_leading_zeros_in_a_number_cell_gets_them_ba
     sheet.append(["Ola", "ola@nordmann.no", 154, "Oslo", "Norge"])
     sheet.append(["Aino", "aino@firma.fi", 100, "Helsinki", "Finland"])
     sheet.append(["Anna", "anna@ek.se", 11451, "Stockholm", "Sverige"])
-    sheet.append(["Bo", "bo@ek.se", 1234, "Somewhere", ""])  # the list's region (Sweden): left as it is
+    sheet.append(["Bo", "bo@ek.se", 1234, "Somewhere", ""])  # no country named: left as it is
+    sheet.append(["Pia", "pia@ek.fr", 75, "Paris", "France"])  # three zeros lost is no code cut short
+    sheet.append(["Wim", "wim@ek.at", 1010, "Wien", "Österreich"])  # Austria's codes have four digits
     book.save(tmp_path / "list.xlsx")
     run_json(cli, "import", str(tmp_path / "list.xlsx"))
     with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
         codes = dict(session.execute(select(Lead.first_name, Lead.postal_code)).all())
-    assert codes == {"Ola": "0154", "Aino": "00100", "Anna": "11451", "Bo": "1234"}
+    assert codes == {"Ola": "0154", "Aino": "00100", "Anna": "11451", "Bo": "1234", "Pia": "75", "Wim": "1010"}
 
 
 def test_a_row_naming_someone_else_at_a_persons_address_takes_nothing_of_theirs(cli, tmp_path, sessions_for):
@@ -1122,3 +1124,12 @@ def test_a_mistyped_number_of_ours_is_not_read_as_a_foreign_one_by_its_address(c
         phones = dict(session.execute(select(Lead.first_name, Lead.phone)).all())
         keyed = list(session.scalars(text("SELECT value FROM identity_keys WHERE kind = 'phone'")))
     assert phones == {"Tia": "070-123 456", "Tor": "08-123 45", "Two": "070-12 34 56 789"} and keyed == []
+
+
+def test_a_nameless_number_is_not_completed_by_the_first_colleague_at_it(cli, tmp_path, sessions_for):
+    run_json(cli, "import", str(write_list(tmp_path / "a.csv", [["", "", "", "08-123 456 78", "Firma AB"]])))
+    job = run_json(cli, "import", str(write_list(tmp_path / "b.csv", [["Anna", "Berg", "anna@firma.se", "08-123 456 78", ""],
+                                                                      ["Karl", "Ek", "karl@firma.se", "08-123 456 78", ""]])))
+    assert job["counts"]["created"] == 2
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert session.scalar(select(Lead).where(Lead.id == 1)).first_name is None

@@ -272,5 +272,15 @@ def test_items_are_listed_by_outcome_for_a_token_holder(api, ingest, env):  # no
     [item] = page["items"]
     assert (item["record_type"], item["record_id"], item["sender"]) == ("lead", lead_id, "Per Holm <per.holm@kund.example>")
     assert api.get("/items?outcome=review", headers=AUTH).json() == {"items": [], "next_after_id": None}
+    assert api.get("/items", headers=AUTH).json()["items"] == []  # unasked, what waits in review
     refused = api.get("/items?outcome=lost", headers=AUTH)
     assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "outcome"
+
+
+def test_an_items_sender_and_words_are_shown_without_a_terminals_escape_codes():
+    from crm_ingest.ingest.query import item_gist
+
+    gist = item_gist({"from_name": "E\x1b[31mRED", "from_email": "e@kund.example",
+                      "subject": "\x1b[2J\x1b]0;pwned\x07Hej"})
+    assert all(ch.isprintable() for text in gist.values() for ch in text)
+    assert gist["says"].endswith("Hej") and gist["sender"].endswith("<e@kund.example>")

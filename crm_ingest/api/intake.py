@@ -237,7 +237,7 @@ def _bot(form: FormConfig, values: dict[str, Any], browser: bool, secret: str) -
     if isinstance(honeypot, str) and (honeypot.strip() or isinstance(honeypot, NotText)):
         return "honeypot"
     if browser and form.min_fill_seconds > 0 and secret:  # without the secret no stamp can be told (see app's start)
-        if "_ts" not in values:
+        if not values.get("_ts"):
             return "no timestamp"
         age = stamp_age(form.key, values.get("_ts"), secret)
         if age is None:

@@ -169,7 +169,8 @@ def _completes(kind: str, person: Person, other: dict[str, Any]) -> bool:
     the address then fills the blank. A record with an address of its own is someone else,
     or a person this row's list does not know as such (matching by email, a shared phone must
     not join two people with addresses). The names must agree as well (`_may_join`)."""
-    return kind == "phone" and bool(person.fields.get("email")) and not other.get("email")
+    return kind == "phone" and bool(person.fields.get("email")) and not other.get("email") \
+        and bool(other.get("first_name") or other.get("last_name"))  # a nameless number: no one's yet
 
 
 def _names_behind_shared_keys(session: Session, owners: dict[Key, int]) -> dict[tuple[str, int], dict]:
@@ -259,7 +260,8 @@ def _known_by_phone_alone(by_key: dict[Key, Person], scopes: tuple[str, ...], ke
     for scope in scopes:
         for kind, value in keys:
             other = by_key.get((scope, kind, value)) if kind == "phone" else None
-            if other is not None and not other.fields.get("email") and _may_join((kind, value), fields, other.fields):
+            if other is not None and not other.fields.get("email") and _may_join((kind, value), fields, other.fields) \
+                    and (other.fields.get("first_name") or other.fields.get("last_name")):
                 return other
     return None
 

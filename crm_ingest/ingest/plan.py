@@ -164,16 +164,15 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         person["other_emails"] = [address for address, _ in addresses[1:]]
     if (person["postal_code"] is None) != (person["city"] is None):
         _split_postal_town(person)
-    if (code := person["postal_code"]) and code.isdigit():
-        country = fields.get("country")
-        width = _POSTAL_WIDTH.get((country_region(country) if type(country) is str else None) or source.region)
-        if width and len(code) < width:  # a spreadsheet's number cell lost its leading zeros: Oslo's 0154
+    if (code := person["postal_code"]) and code.isdigit() and type(country := fields.get("country")) is str:
+        width = _POSTAL_WIDTH.get(country_region(country))  # the row's own country: its neighbours' codes differ
+        if width and width - 2 <= len(code) < width:  # a spreadsheet's number cell lost its leading zeros: Oslo's 0154
             person["postal_code"] = code.zfill(width)
     return PersonPlan(scope, person, keys)
 
 
 # Countries whose postal codes are all digits, of this many, and may begin with 0
-_POSTAL_WIDTH = {"NO": 4, "FI": 5, "US": 5, "DE": 5, "FR": 5, "IT": 5, "ES": 5, "MX": 5, "EE": 5, "HR": 5}
+_POSTAL_WIDTH = {"NO": 4, "FI": 5, "US": 5, "DE": 5, "FR": 5, "IT": 5, "ES": 5, "MX": 5}
 
 
 # A postal code and town in one cell ('114 51 Stockholm', 'SE-411 19 GÖTEBORG', '0150 Oslo',

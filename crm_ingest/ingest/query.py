@@ -455,8 +455,8 @@ def item_gist(payload: Any) -> dict[str, str | None]:
 
     def first(*values: Any) -> str | None:
         for value in values:
-            if isinstance(value, str) and value.strip():
-                return " ".join(value.split())[:120]
+            if isinstance(value, str) and value.strip():  # printable only: no terminal's escape codes
+                return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())[:120] or None
         return None
 
     name = first(payload.get("from_name"), payload.get("author_name"), fields.get("full_name"),
