@@ -1133,3 +1133,16 @@ def test_a_nameless_number_is_not_completed_by_the_first_colleague_at_it(cli, tm
     assert job["counts"]["created"] == 2
     with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
         assert session.scalar(select(Lead).where(Lead.id == 1)).first_name is None
+
+
+def test_a_repeat_in_a_later_chunk_of_a_lead_made_on_the_campaign_adds_no_member_row(cli, tmp_path, sessions_for,
+                                                                                       monkeypatch):
+    import crm_ingest.workers.imports as landing
+
+    monkeypatch.setattr(landing, "CHUNK_ROWS", 2)
+    listing = write_list(tmp_path / "list.csv", [["Anna", "Ek", "anna@ek.se", "", ""], ["Bo", "Ek", "bo@ek.se", "", ""],
+                                                 ["Anna", "Ek", "ANNA@ek.se", "", ""]])
+    job = run_json(cli, "import", str(listing), "--campaign", "Mässan")
+    assert (job["counts"]["created"], job["counts"]["duplicate_in_file"]) == (2, 1)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert session.scalar(select(CampaignMember)) is None  # both leads are on it by their own campaign

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from sqlalchemy import case, delete, select, text, update
+from sqlalchemy import case, delete, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import Contact, IdentityKey, Lead, utcnow
@@ -43,6 +43,7 @@ class Person:
     match_kinds: tuple[str, ...] | None = None  # only these kinds identify (None: every kind)
     origin_item_id: int | None = None  # the item that created the record
     do_not_contact: bool = False  # an existing record marked so
+    campaign_id: int | None = None  # an existing lead's own campaign (Dynamics' source campaign)
     fields: dict[str, Any] = field(default_factory=dict)
     plans: list[ItemPlan] = field(default_factory=list)
     new_keys: list[Key] = field(default_factory=list)
@@ -62,6 +63,7 @@ class Resolved:
     created: bool  # this item created the record
     origin_item_id: int | None  # the item that created the record (for 'duplicate of row N')
     do_not_contact: bool = False  # an existing record marked do-not-contact
+    campaign_id: int | None = None  # an existing lead's own campaign
     stranger_of: str | None = None  # the record's name, when this row named someone else (Person.strangers)
     kept: dict[str, tuple[Any, Any]] | None = None  # the record's values the row would have changed (Person.kept)
 
@@ -99,10 +101,10 @@ def resolve_people(session: Session, plans: list[ItemPlan], record_defaults: dic
     for person in people:
         origin = person.plans[0].item_id if person.created else person.origin_item_id
         for index, plan in enumerate(person.plans):
-            resolved[plan.item_id] = Resolved(person.scope, person.record_id,
-                                              person.created and index == 0, origin, person.do_not_contact,
-                                              person.strangers.get(plan.item_id),
-                                              person.kept.get(plan.item_id))
+            resolved[plan.item_id] = Resolved(person.scope, person.record_id, person.created and index == 0, origin,
+                                              do_not_contact=person.do_not_contact,
+                                              stranger_of=person.strangers.get(plan.item_id),
+                                              kept=person.kept.get(plan.item_id), campaign_id=person.campaign_id)
         if not person.created and (person.filled or person.won_keys):
             merges.append(MergeEntry(person.plans[0].item_id, person.scope, person.record_id,
                                      person.filled, [[k[1], k[2]] for k in person.won_keys]))
@@ -437,11 +439,14 @@ def _merge_into_existing(session: Session, people: list[Person]) -> None:
         ids = sorted(by_record)
         current: dict[int, dict[str, Any]] = {}
         for start in range(0, len(ids), _CHUNK):
-            stmt = (select(model.id, model.origin_item_id, model.do_not_contact, *[getattr(model, n) for n in names])
+            own_campaign = model.campaign_id if scope == "lead" else literal(None)
+            stmt = (select(model.id, model.origin_item_id, model.do_not_contact, own_campaign,
+                           *[getattr(model, n) for n in names])
                     .where(model.id.in_(ids[start:start + _CHUNK])).order_by(model.id)
                     .with_for_update(key_share=True))
             for row in session.execute(stmt):
-                current[row[0]] = {"origin_item_id": row[1], "do_not_contact": row[2], **dict(zip(names, row[3:]))}
+                current[row[0]] = {"origin_item_id": row[1], "do_not_contact": row[2], "own_campaign": row[3],
+                                   **dict(zip(names, row[4:]))}
         missing = set(ids) - set(current)
         if missing:
             raise LookupError(f"identity keys point to missing {scope} records {sorted(missing)[:5]}")
@@ -451,6 +456,7 @@ def _merge_into_existing(session: Session, people: list[Person]) -> None:
             changed: dict[str, Any] = {}
             for person in by_record[record_id]:
                 person.origin_item_id, person.do_not_contact = record["origin_item_id"], bool(record["do_not_contact"])
+                person.campaign_id = record["own_campaign"]
                 _set_apart_strangers(session, person, record)
                 for plan in person.plans:
                     if plan.item_id not in person.strangers:

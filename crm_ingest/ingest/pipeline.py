@@ -499,6 +499,9 @@ def _link_campaign_members(session: Session, plans: list[ItemPlan], outcomes: Ma
         origin = person.origin_item_id if person is not None and person.record_id == outcome.record_id else None
         if outcome.record_type == "lead" and origin in defaults and defaults[origin]["campaign_id"] == campaign_id:
             continue  # a lead this batch created on this campaign (by this item, or one before it)
+        if outcome.record_type == "lead" and person is not None and person.record_id == outcome.record_id \
+                and person.campaign_id == campaign_id:
+            continue  # an earlier batch's lead of this campaign: on it by its own campaign_id already
         job = imports.get(plan.item_id)
         rows.append({"campaign_id": campaign_id, "record_type": outcome.record_type,
                      "record_id": outcome.record_id, "raw_item_id": plan.item_id,
