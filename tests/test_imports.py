@@ -1146,3 +1146,33 @@ def test_a_repeat_in_a_later_chunk_of_a_lead_made_on_the_campaign_adds_no_member
     assert (job["counts"]["created"], job["counts"]["duplicate_in_file"]) == (2, 1)
     with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
         assert session.scalar(select(CampaignMember)) is None  # both leads are on it by their own campaign
+
+
+def test_a_do_not_call_on_a_switchboard_silences_neither_the_colleagues_beside_it_nor_later(cli, tmp_path, sessions_for):
+    listing = write_list(tmp_path / "s4.csv", [["Anna", "Berg", "anna.berg@vaxel.se", "08-555 100 00", "Ja"],
+                                               ["Karl", "Lund", "karl.lund@vaxel.se", "08-555 100 00", ""],
+                                               ["Petra", "Sund", "petra.sund@vaxel.se", "070-555 10 00", "Ja"]],
+                         header=["Förnamn", "Efternamn", "E-post", "Telefon", "Do Not Call"])
+    job = run_json(cli, "import", str(listing))
+    assert (job["counts"]["created"], job["counts"]["suppressed"]) == (1, 2)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:  # Petra's own mobile, not the switchboard
+        assert set(session.execute(text("SELECT kind, value FROM suppressions"))) == {("phone", "+46705551000")}
+
+
+@pytest.mark.parametrize("when", ["45352", "2024/03/01", "20240301", "1 mars 2024", "Mar 1, 2024"])
+def test_an_opt_out_date_is_read_as_lists_write_dates(cli, tmp_path, when):
+    listing = write_list(tmp_path / "u.csv", [["a@b.se", when]], header=["Email Address", "UNSUB_TIME"], delimiter=",")
+    assert run_json(cli, "import", str(listing))["counts"]["suppressed"] == 1
+
+
+def test_a_number_without_our_trunk_prefix_is_read_in_its_addresss_country(cli, tmp_path, sessions_for):
+    run_json(cli, "import", str(write_list(tmp_path / "no.csv", [["Ola", "Nordmann", "ola@firma.no", "412 34 567", ""]])))
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert session.scalar(select(Lead.phone)) == "+4741234567"
+
+
+def test_a_campaign_named_with_stray_spaces_is_the_same_campaign(cli, tmp_path):
+    listing = write_list(tmp_path / "list.csv", [["Anna", "Ek", "anna@ek.se", "", ""]])
+    first = run_json(cli, "import", str(listing), "--campaign", "Mässan 2026")
+    again = run_json(cli, "import", str(listing), "--campaign", " Mässan  2026 ")
+    assert again["job"] == first["job"] and again["campaign_id"] == first["campaign_id"]

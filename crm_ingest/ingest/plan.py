@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping  # not typing's: isinstance with it is several times slower
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import phonenumbers
@@ -433,6 +433,9 @@ def _possible_here(raw: str, region: str) -> bool:
     if metadata is None:
         return True
     digits = re.sub(r"\D", "", raw)
+    if metadata.national_prefix and not raw.lstrip().startswith(("+", metadata.national_prefix)) \
+            and not digits.startswith("00"):
+        return False  # ours are written with their trunk prefix: '412 34 567' beside ola@firma.no is Norway's
     national = digits[1:] if digits.startswith("0") and not digits.startswith("00") else digits
     longest = max((*metadata.mobile.possible_length, *metadata.fixed_line.possible_length), default=0)
     return len(national) <= longest
@@ -543,18 +546,38 @@ def _opted_out(fields: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]] | 
     return found
 
 
-_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T].*)?|(\d{1,2})[./-](\d{1,2})[./-](\d{4})(?: .*)?")
+_DATE = re.compile(r"(\d{4})[-/.]?(\d{1,2})[-/.]?(\d{1,2})(?:[ T].*)?|(\d{1,2})[./-](\d{1,2})[./-](\d{4})(?: .*)?")
+_MONTHS = {name: number for number, names in enumerate((
+    "jan january januari", "feb february februari", "mar march mars", "apr april", "may maj", "jun june juni",
+    "jul july juli", "aug august augusti", "sep sept september", "oct okt october oktober", "nov november",
+    "dec december"), start=1) for name in names.split()}
+_WORDED = re.compile(r"(?:(\d{1,2})\.?\s+([^\W\d_]+)\.?|([^\W\d_]+)\.?\s+(\d{1,2}),?)\s+(\d{4})(?:\s.*)?")
 
 
 def _a_date(value: str) -> bool:
-    """A date a list writes for when something happened: a year from 1990 to next year, a real month and day."""
-    found = _DATE.fullmatch(value.strip())
-    if found is None:
+    """A date a list writes for when something happened ('2024-03-01 10:12', '01.03.2024',
+    '03/28/2024', '20240301', '1 mars 2024', 'Mar 1, 2024', Excel's day number 45352): a real
+    day from 1990 to next year."""
+    text = value.strip()
+    if text.isdigit() and len(text) == 5:  # a spreadsheet's day number (from 1899-12-30) written out
+        day = date(1899, 12, 30) + timedelta(days=int(text))
+        return 1990 <= day.year <= datetime.now(timezone.utc).year + 1
+    if (found := _DATE.fullmatch(text)) is not None:
+        year, month, day = (found.group(1), found.group(2), found.group(3)) if found.group(1) else \
+            (found.group(6), found.group(5), found.group(4))
+        month, day = (month, day) if int(month) <= 12 else (day, month)  # 03/28/2024 as America writes it
+    elif (found := _WORDED.fullmatch(text)) is not None:
+        month = _MONTHS.get((found.group(2) or found.group(3)).casefold())
+        day, year = found.group(1) or found.group(4), found.group(5)
+        if month is None:
+            return False
+    else:
         return False
-    year, month, day = (found.group(1), found.group(2), found.group(3)) if found.group(1) else \
-        (found.group(6), found.group(5), found.group(4))
-    month, day = (month, day) if int(month) <= 12 else (day, month)  # 03/28/2024 as America writes it
-    return 1990 <= int(year) <= datetime.now(timezone.utc).year + 1 and 1 <= int(month) <= 12 and 1 <= int(day) <= 31
+    try:
+        when = date(int(year), int(month), int(day))
+    except ValueError:  # 31.02.2024
+        return False
+    return 1990 <= when.year <= datetime.now(timezone.utc).year + 1
 
 
 def _contact_points(fields: Mapping[str, Any], source: SourceConfig, channels: tuple[str, ...]
@@ -578,9 +601,16 @@ def _contact_points(fields: Mapping[str, Any], source: SourceConfig, channels: t
             cell = _given(clean_text(fields.get(name), 64))
             if cell:
                 number, _ = _valid_number(cell, region, name)
-                if number is not None:
+                if number is not None and _ones_own(number):
                     entries.add(("phone", number))
     return sorted(entries)
+
+
+def _ones_own(number: str) -> bool:
+    """A mobile (or a number that may be one): one person's. A fixed line is a switchboard's or
+    a household's, and one person's opt-out must not silence everyone who answers it."""
+    kind = phonenumbers.number_type(phonenumbers.parse(number.split(";")[0]))
+    return kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
 
 # What a list writes in an opt-out column for 'yes, opted out'

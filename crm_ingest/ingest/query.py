@@ -461,7 +461,8 @@ def item_gist(payload: Any) -> dict[str, str | None]:
 
     name = first(payload.get("from_name"), payload.get("author_name"), fields.get("full_name"),
                  " ".join(str(fields.get(key) or "") for key in ("first_name", "last_name")))
-    address = first(payload.get("from_email"), payload.get("handle") and f"@{payload['handle']}",
+    handle = payload.get("handle")
+    address = first(payload.get("from_email"), f"@{handle.lstrip('@')}" if isinstance(handle, str) and handle else None,
                     fields.get("email"), fields.get("phone"))
     sender = f"{name} <{address}>" if name and address else name or address
     return {"sender": sender, "says": first(payload.get("subject"), fields.get("subject"), payload.get("text"),

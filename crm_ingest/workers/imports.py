@@ -56,7 +56,8 @@ def find_or_start_job(session: Session, list_file, request: ImportRequest) -> Im
     encoding or upsert key) is a job of its own: its rows find the people the first one made, and link them
     to the campaign it names.
     """
-    campaign_id = campaign_ids(session, {request.campaign})[request.campaign] if request.campaign else None
+    campaign = " ".join((request.campaign or "").split())  # 'Mässan 2026 ' is the campaign 'Mässan 2026'
+    campaign_id = campaign_ids(session, {campaign})[campaign] if campaign else None
     options = {"format": list_file.format, "encoding": list_file.encoding,
                "encoding_guessed": list_file.encoding_guessed,
                "delimiter": list_file.delimiter, "wrapped": list_file.wrapped,

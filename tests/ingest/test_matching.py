@@ -829,14 +829,17 @@ def test_an_initial_is_no_evidence_against_the_name_it_begins(a, b, agrees):
 
 @pytest.mark.parametrize("a, b", [("Elisabet", "Lisa"), ("Mikael", "Michael"), ("Anna-Karin", "Anna"),
                                   ("Anna Maria", "Anna"), ("Jörgen", "Joergen"), ("Ann", "Anne"), ("Sara", "Sarah"),
-                                  ("Erik", "Eric"), ("Kristoffer", "Christoffer"), ("Chris", "Christoffer"),
-                                  ("Mohammed", "Muhammad"), ("A.", "Anna"), ("Bill", "William"), ("Kalle", "Karl")])
+                                  ("Erik", "Eric"), ("Kristoffer", "Christoffer"),
+                                  ("Mohammed", "Muhammad"), ("A.", "Anna"), ("Bill", "William"), ("Kalle", "Karl"),
+                                  ("Ann-Sofie", "Annsofie")])
 def test_one_persons_first_name_written_otherwise_is_not_another_person(a, b):
     assert not other_first_name({"first_name": a, "last_name": "Berg"}, {"first_name": b, "last_name": "Berg"})
 
 
 @pytest.mark.parametrize("a, b", [("Karl", "Anna"), ("Per", "Stina"), ("Petra", "Peter"), ("Erik", "Emil"),
-                                  ("Johan", "Jonas"), ("Maria", "Mario")])
+                                  ("Johan", "Jonas"), ("Maria", "Mario"), ("Jan", "Jana"), ("Ola", "Nicola"),
+                                  ("Erik", "Erika"), ("Daniel", "Daniela"), ("Stefan", "Stefanie"), ("Emil", "Emilia"),
+                                  ("Anna", "Hanna"), ("Anders", "Andreas"), ("Eva", "Evert")])
 def test_two_first_names_of_two_people_are_told_apart(a, b):
     assert other_first_name({"first_name": a, "last_name": "Berg"}, {"first_name": b, "last_name": "Berg"})
 
