@@ -252,3 +252,7 @@ def test_a_database_that_cannot_be_used_is_a_message_without_its_password(cli, m
     result = CliRunner().invoke(main, ["status"])
     assert result.exit_code == 1
     assert said in result.output and "hemligt" not in result.output and "Traceback" not in result.output
+
+
+def test_a_cell_loses_a_terminals_escape_codes_and_keeps_its_line_breaks():
+    assert excel_safe("\x1b[2J\x1b]0;pwned\x07Hej\nrad två\tflik") == "[2J]0;pwnedHej\nrad två\tflik"
