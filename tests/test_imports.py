@@ -1176,3 +1176,11 @@ def test_a_campaign_named_with_stray_spaces_is_the_same_campaign(cli, tmp_path):
     first = run_json(cli, "import", str(listing), "--campaign", "Mässan 2026")
     again = run_json(cli, "import", str(listing), "--campaign", " Mässan  2026 ")
     assert again["job"] == first["job"] and again["campaign_id"] == first["campaign_id"]
+
+
+def test_a_campaign_named_in_other_letters_case_is_the_same_campaign(cli, tmp_path):
+    first = run_json(cli, "import", str(write_list(tmp_path / "a.csv", [["Anna", "Ek", "anna@ek.se", "", ""]])),
+                     "--campaign", "Vår 2026")
+    other = run_json(cli, "import", str(write_list(tmp_path / "b.csv", [["Bo", "Ek", "bo@ek.se", "", ""]])),
+                     "--campaign", "VÅR 2026")
+    assert other["campaign_id"] == first["campaign_id"]

@@ -10,7 +10,7 @@ from datetime import timedelta
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
@@ -512,12 +512,21 @@ def _link_campaign_members(session: Session, plans: list[ItemPlan], outcomes: Ma
 
 
 def campaign_ids(session: Session, names: set[str]) -> dict[str, int]:
-    """Campaign ids by name, creating the campaigns not there yet (concurrency-safe)."""
+    """Campaign ids by name, creating the campaigns not there yet (concurrency-safe). A name is
+    the campaign of that name in any letters' case ('vår 2026' is 'Vår 2026'), the oldest first."""
     if not names:
         return {}
-    insert_rows(session, Campaign, [{"name": name} for name in sorted(names)],
-                on_conflict_do_nothing=("name",))
-    return dict(session.execute(select(Campaign.name, Campaign.id).where(Campaign.name.in_(names))).all())
+    found: dict[str, int] = {}
+    for name, campaign_id in session.execute(select(Campaign.name, Campaign.id)
+                                             .where(func.lower(Campaign.name).in_({n.lower() for n in names}))
+                                             .order_by(Campaign.id.desc())):
+        found[name.lower()] = campaign_id  # the oldest last: it wins
+    missing = sorted(name for name in names if name.lower() not in found)
+    if missing:
+        insert_rows(session, Campaign, [{"name": name} for name in missing], on_conflict_do_nothing=("name",))
+        found.update((name.lower(), campaign_id) for name, campaign_id in session.execute(
+            select(Campaign.name, Campaign.id).where(Campaign.name.in_(missing))))
+    return {name: found[name.lower()] for name in names}
 
 
 def _thread_parents(session: Session, plans: list[ItemPlan], threading: ThreadingConfig | None = None
