@@ -331,7 +331,7 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
     with rt.sessions.begin() as session:
         summary = job_summary(session, session.get(ImportJob, progress.job_id))
     summary.update(resumed_from_row=progress.resumed_from_row, already_imported=progress.already_imported,
-                   queued=not rt.settings.embedded)
+                   sent_on=progress.sent_on, queued=not rt.settings.embedded)
     Out(as_json).emit(summary, _print_job)
 
 
@@ -423,7 +423,10 @@ def _print_preview(data: dict) -> None:
 
 
 def _print_job(summary: dict) -> None:
-    if summary.get("already_imported"):
+    if summary.get("already_imported") and summary.get("sent_on"):
+        console.print(f"this file was imported before as job {summary['job']}; its rows an interrupted run "
+                      "left waiting were sent on again")
+    elif summary.get("already_imported"):
         console.print(f"this file was imported before as job {summary['job']}: nothing new")
     elif summary.get("resumed_from_row"):
         console.print(f"resumed job {summary['job']} after row {summary['resumed_from_row']}")

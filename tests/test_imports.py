@@ -1184,3 +1184,17 @@ def test_a_campaign_named_in_other_letters_case_is_the_same_campaign(cli, tmp_pa
     other = run_json(cli, "import", str(write_list(tmp_path / "b.csv", [["Bo", "Ek", "bo@ek.se", "", ""]])),
                      "--campaign", "VÅR 2026")
     assert other["campaign_id"] == first["campaign_id"]
+
+
+def test_a_rerun_that_sends_on_rows_left_waiting_says_so(cli, tmp_path, sessions_for, monkeypatch):
+    import crm_ingest.workers.imports as landing
+
+    listing = write_list(tmp_path / "list.csv", [["Anna", "Ek", "anna@ek.se", "", ""]])
+    with monkeypatch.context() as lost:  # landed, then its processing lost (a worker gone, a message dropped)
+        lost.setattr(landing, "dispatch_chunk", lambda *args, **kwargs: None)
+        first = run_json(cli, "import", str(listing))
+    assert first["counts"]["pending"] == 1
+    said = " ".join(cli("import", str(listing)).output.split())
+    assert "imported before as job 1; its rows an interrupted run left waiting were sent on again" in said
+    again = run_json(cli, "import", str(listing))  # nothing waits any more
+    assert again["already_imported"] and again["sent_on"] == 0 and again["counts"]["created"] == 1

@@ -45,6 +45,7 @@ class LandingProgress:
     resumed_from_row: int | None = None
     already_imported: bool = False
     outcomes: dict[str, int] | None = None  # embedded mode: processed as landed
+    sent_on: int = 0  # chunks and items an earlier run left waiting, sent on again by this one
 
 
 def find_or_start_job(session: Session, list_file, request: ImportRequest) -> ImportJob:
@@ -96,11 +97,11 @@ def land_list(sessions: sessionmaker[Session], list_file, request: ImportRequest
         progress = LandingProgress(job_id, job.rows_read, job.rows_landed)
     if state != "landing":
         progress.already_imported = True
-        _dispatch_unfinished(sessions, job_id, settings)
+        progress.sent_on = _dispatch_unfinished(sessions, job_id, settings)
         return progress
     if cursor:
         progress.resumed_from_row = cursor.get("row")
-        _dispatch_unfinished(sessions, job_id, settings)  # landed before the interruption
+        progress.sent_on = _dispatch_unfinished(sessions, job_id, settings)  # landed before the interruption
     outcomes: dict[str, int] = {}
 
     def count(report: BatchReport) -> None:
@@ -190,9 +191,9 @@ def _hold(session: Session, job_id: int, rows_read: int) -> None:
                                "wait for it to finish, then run the import again to see its counts")
 
 
-def _dispatch_unfinished(sessions, job_id: int, settings: Settings) -> None:
+def _dispatch_unfinished(sessions, job_id: int, settings: Settings) -> int:
     """The job's chunks still waiting, and its rows waiting as raw items (a chunk split, or
-    landed by a version before chunks), sent on again."""
+    landed by a version before chunks), sent on again; returns how many chunks and items."""
     with sessions() as session:
         chunk_ids = waiting_chunks(session, job_id)
         ids = list(session.scalars(select(RawItem.id).where(
@@ -201,3 +202,4 @@ def _dispatch_unfinished(sessions, job_id: int, settings: Settings) -> None:
         dispatch_chunk(sessions, chunk_id, settings)
     if ids:
         dispatch(sessions, ids, settings)
+    return len(chunk_ids) + len(ids)
