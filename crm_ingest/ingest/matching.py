@@ -344,11 +344,36 @@ def other_first_name(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
         return False
     if first_a.replace(" ", "") == first_b.replace(" ", ""):  # 'Ann-Sofie', 'Annsofie'
         return False
+    written = [fold(str(record.get("first_name") or "")) for record in (a, b)]
+    if not all(_a_given_name(name) for name in written):  # 'Anna.berg', 'Info', 'Familjen Berg': no one's first name
+        return False
+    short, long = sorted(written, key=len)
+    if len(short) >= 3 and long.startswith(short) and long[len(short):] not in _FEMININE_ENDINGS:
+        return False  # 'Chris' of 'Christopher', 'Alex' of 'Alexander'; not 'Jan' of 'Jana'
+    if len(short) >= 4 and len(long) - len(short) >= 2 and long.endswith(short):
+        return False  # 'Lena' of 'Helena', 'Tina' of 'Kristina', 'Greta' of 'Margareta'
     last_a, last_b = fold(a.get("last_name") or ""), fold(b.get("last_name") or "")
     if (last_a and last_a == fold(b.get("first_name") or "")) or (last_b and last_b == fold(a.get("first_name") or "")):
         return False  # 'Berg, Anna' read the other way round
     return not any(holds_legal_form(str(record.get(name) or "")) for record in (a, b)
                    for name in ("first_name", "last_name"))
+
+
+# What turns a man's name into a woman's: 'Jan' and 'Jana', 'Erik' and 'Erika', 'Stefan' and 'Stefanie'
+_FEMININE_ENDINGS = frozenset({"a", "e", "ie", "ia", "ina", "ine", "ne", "na"})
+# Words a mail program's display name or a form's name field holds that are no one's first name
+_NOT_GIVEN_NAMES = frozenset({
+    "info", "support", "sales", "salj", "ekonomi", "kundtjanst", "kundservice", "marketing", "marknad", "team",
+    "familjen", "familj", "fam", "family", "admin", "office", "kontor", "order", "faktura", "invoice",
+    "noreply", "service", "hr", "it", "reception", "vaxel", "kansli", "styrelsen", "board", "mr", "mrs", "ms"})
+
+
+def _a_given_name(name: str) -> bool:
+    """Could this (folded) be a person's first name? Not with a digit, a dot or an at sign in
+    it ('anna.berg' from an address), nor a word like 'info' or 'familjen'."""
+    if not name or any(ch.isdigit() or ch in ".@_" for ch in name):
+        return False
+    return not any(word in _NOT_GIVEN_NAMES for word in name.split())
 
 
 def _sound(word: str) -> str:
@@ -357,7 +382,7 @@ def _sound(word: str) -> str:
     ('mhmd': its consonants, for a name of four or more of them)."""
     word = word.replace("ch", "k").replace("ph", "f").replace("th", "t").replace("ck", "k")
     word = word.replace("ae", "a").replace("oe", "o").replace("ue", "u")
-    word = word.translate(str.maketrans("cqwzy", "kkvsi"))
+    word = word.translate(str.maketrans("cqwzy", "kkvsi")).replace("x", "ks")
     word = re.sub(r"(.)\1+", r"\1", word).rstrip("h")
     word = word[:-1] if len(word) > 2 and word.endswith("e") and not word.endswith("ie") else word
     consonants = re.sub(r"[aeiou]", "", word)
