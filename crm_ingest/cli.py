@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from crm_ingest.connectors.base import Connector, run_connector
 from crm_ingest.ingest.errors import ConfigError, FatalError
+from crm_ingest.ingest.query import DEFAULT_PAGE, ITEM_OUTCOMES, ITEM_STATES, MAX_PAGE
 from crm_ingest.ingest.importjobs import EXPORT_LIMIT_CELL, UPSERT_BY, excel_csv_writer, excel_safe  # noqa: F401
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import RawItem
@@ -25,6 +26,7 @@ from crm_ingest.runtime import Runtime, runtime
 
 # A record's, item's or job's id: 1 to BIGINT's largest (past it no record can be; SQLite overflowed)
 ID = click.IntRange(1, 2**63 - 1)
+ID_OR_ZERO = click.IntRange(0, 2**63 - 1)
 console = Console()
 _SHOWN = Settings()  # display names of record types ([labels]); set from the runtime's settings
 
@@ -301,13 +303,12 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
         mapping = MapFile.load(map_file) if map_file else None
         list_file = ListFile(file, source_name, encoding=encoding, mapping=mapping, sheet=sheet)
     except (FatalError, LookupError, ValueError) as exc:
-        said = str(exc)
-        raise click.ClickException(said if said.startswith(f"{file.name}:") else f"{file}: {said}") from None
+        raise click.ClickException(_about(file, exc)) from None
     if preview:
         try:
             shown_rows = preview_rows(list_file)
         except FatalError as exc:
-            raise click.ClickException(str(exc) if str(exc).startswith(f"{file.name}:") else f"{file}: {exc}") from None
+            raise click.ClickException(_about(file, exc)) from None
         Out(as_json).emit(shown_rows, _print_preview)
         return
     rt = _runtime()
@@ -317,8 +318,7 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
         with _progress(as_json, file) as on_chunk:
             progress = land_list(rt.sessions, list_file, request, rt.settings, on_chunk=on_chunk)
     except FatalError as exc:  # the file turned out unreadable part-way: what landed stays, resumable
-        said = str(exc) if str(exc).startswith(f"{file.name}:") else f"{file}: {exc}"
-        raise click.ClickException(f"{said}; rows landed before it, if any, are kept (ingest import-report shows "
+        raise click.ClickException(f"{_about(file, exc)}; rows landed before it, if any, are kept (ingest import-report shows "
                                    "them, ingest import-revert takes them back); a mended file is a new file, "
                                    "imported from its first row") from None
     except ConcurrentImport as exc:
@@ -333,6 +333,12 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
     summary.update(resumed_from_row=progress.resumed_from_row, already_imported=progress.already_imported,
                    sent_on=progress.sent_on, queued=not rt.settings.embedded)
     Out(as_json).emit(summary, _print_job)
+
+
+def _about(file: Path, error: Exception) -> str:
+    """An error about a file, naming it once (the reader's own errors begin with its name)."""
+    said = str(error)
+    return said if said.startswith(f"{file.name}:") else f"{file}: {said}"
 
 
 class _progress:
@@ -1108,13 +1114,13 @@ def outcome(item_id: int, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--outcome", type=click.Choice(["created", "merged", "appended", "review", "rejected", "ignored"]),
-              default=None, help="Items with this outcome (review: waiting for `ingest decide`).")
-@click.option("--state", type=click.Choice(["pending", "processing", "done", "failed"]), default=None,
+@click.option("--outcome", type=click.Choice(ITEM_OUTCOMES), default=None,
+              help="Items with this outcome (review: waiting for `ingest decide`).")
+@click.option("--state", type=click.Choice(ITEM_STATES), default=None,
               help="Items in this state (failed: set aside; `ingest retry` re-queues them).")
 @click.option("--source", "source_name", default=None, help="Items of this source.")
-@click.option("--after", "after_id", type=click.IntRange(0, 2**63 - 1), default=0, help="Items after this id.")
-@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.option("--after", "after_id", type=ID_OR_ZERO, default=0, help="Items after this id.")
+@click.option("--limit", type=click.IntRange(1, MAX_PAGE), default=DEFAULT_PAGE, show_default=True)
 @json_option
 def items(outcome: str | None, state: str | None, source_name: str | None, after_id: int, limit: int,
           as_json: bool) -> None:
@@ -1122,8 +1128,6 @@ def items(outcome: str | None, state: str | None, source_name: str | None, after
     says: `ingest items --outcome review` are the items waiting for `ingest decide ITEM`."""
     from crm_ingest.ingest.query import list_items
 
-    if outcome is None and state is None and source_name is None:
-        outcome = "review"  # the question a person asks without saying more: what waits for me
     rt = _runtime()
     with rt.sessions() as session:
         page = list_items(session, outcome=outcome, state=state, source=source_name, after_id=after_id, limit=limit)
@@ -1132,7 +1136,8 @@ def items(outcome: str | None, state: str | None, source_name: str | None, after
         if not data["items"]:
             console.print("no items match")
             return
-        table = Table(title=f"Items ({outcome or state or source_name})")
+        asked = " ".join(f"--{name} {value}" for name, value in data["asked"].items())
+        table = Table(title=f"Items ({asked})")
         for name in ("id", "source", "received", "from", "says", "why"):
             table.add_column(name)
         for item in data["items"]:
@@ -1140,8 +1145,6 @@ def items(outcome: str | None, state: str | None, source_name: str | None, after
                           item["sender"] or "", item["says"] or "", item["reason"] or item["last_error"] or "")
         console.print(table)
         if data["next_after_id"]:
-            asked = " ".join(f"--{name} {value}" for name, value in
-                             (("outcome", outcome), ("state", state), ("source", source_name)) if value)
             console.print(f"more: ingest items {asked} --after {data['next_after_id']}", highlight=False)
 
     Out(as_json).emit(page, render)

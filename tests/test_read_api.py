@@ -271,7 +271,8 @@ def test_items_are_listed_by_outcome_for_a_token_holder(api, ingest, env):  # no
     page = api.get("/items?outcome=created&source=list", headers=AUTH).json()
     [item] = page["items"]
     assert (item["record_type"], item["record_id"], item["sender"]) == ("lead", lead_id, "Per Holm <per.holm@kund.example>")
-    assert api.get("/items?outcome=review", headers=AUTH).json() == {"items": [], "next_after_id": None}
+    assert api.get("/items?outcome=review", headers=AUTH).json() == \
+        {"items": [], "next_after_id": None, "asked": {"outcome": "review"}}
     assert api.get("/items", headers=AUTH).json()["items"] == []  # unasked, what waits in review
     refused = api.get("/items?outcome=lost", headers=AUTH)
     assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "outcome"

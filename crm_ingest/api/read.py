@@ -107,8 +107,6 @@ async def items(outcome: str | None = Query(None, description="created, merged, 
                 after_id: int = Query(0, ge=0, le=2**63 - 1, description="`next_after_id` of the previous page."),
                 limit: int = Query(query.DEFAULT_PAGE, ge=1, le=query.MAX_PAGE,
                                    description=f"Page size, 1 to {query.MAX_PAGE}.")) -> dict:
-    if outcome is None and state is None and source is None:
-        outcome = "review"  # as `ingest items`: what waits for a person
     return await _read(lambda session: query.list_items(session, outcome=outcome, state=state, source=source,
                                                         after_id=after_id, limit=limit))
 

@@ -140,7 +140,8 @@ def _decide_pairs(session: Session, pairs: dict[tuple, NewPerson], known: dict[t
         return Flagged()
     fields = _fields(session, {owner for pair in pairs for owner in pair})
     fields.update(known)
-    linked = _leads_and_their_contacts(session, {owner[1] for pair in pairs for owner in pair if owner[0] == "lead"})
+    linked = _leads_and_their_contacts(session, {owner[1] for pair in pairs if {a[0] for a in pair} == {"lead", "contact"}
+                                                 for owner in pair if owner[0] == "lead"})
     rows, automatic = [], []
     for (a, b), person in sorted(pairs.items()):
         if a not in fields or b not in fields:
@@ -172,7 +173,7 @@ PAIR = ("record_type", "record_id", "other_type", "other_id")
 def _leads_and_their_contacts(session: Session, lead_ids: set[int]) -> set[frozenset[tuple[str, int]]]:
     """{lead, contact} of the leads that name a contact (Dynamics' parentcontactid)."""
     ordered = sorted(lead_ids)
-    linked = set()
+    linked: set[frozenset[tuple[str, int]]] = set()
     for start in range(0, len(ordered), 1000):
         for lead_id, contact_id in session.execute(select(Lead.id, Lead.contact_id).where(
                 Lead.id.in_(ordered[start:start + 1000]), Lead.contact_id.is_not(None))):

@@ -69,8 +69,7 @@ def job_summary(session: Session, job: ImportJob) -> dict[str, Any]:
         if session.execute(update(ImportJob).where(ImportJob.id == job.id, ImportJob.state == "landed")
                            .values(state="done", finished_at=finished_at)
                            .execution_options(synchronize_session=False)).rowcount:
-            job.state, job.finished_at = "done", finished_at
-            session.expire(job, ["state", "finished_at"])  # read again below, as it now stands
+            session.expire(job, ["state", "finished_at"])  # read again below, as the update left them
         else:
             session.refresh(job)
             counts = job_counts(session, job.id)

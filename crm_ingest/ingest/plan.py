@@ -113,8 +113,8 @@ def _refuse_structured(fields: Mapping[str, Any]) -> None:
 _TEXT_FIELDS = frozenset({
     "first_name", "last_name", "full_name", "name", "nickname", "email", "phone", "mobile_phone", "company",
     "company_name", "job_title", "topic", "subject", "message", "description", "lead_source", "consent",
-    "website", "notes", "opt_out", "opt_out_at", "do_not_call", "do_not_contact", "twitter", "facebook", "street", "postal_code", "city", "state_or_province",
-    "country"})
+    "website", "notes", "opt_out", "opt_out_at", "do_not_call", "do_not_contact", "twitter", "facebook", "street",
+    "postal_code", "city", "state_or_province", "country"})
 
 
 def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
@@ -537,6 +537,8 @@ def _opted_out(fields: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]] | 
     10:12', '01.03.2024'; not MySQL's 0000-00-00 nor 1970-01-01); None otherwise."""
     found = None
     for name, channels in _OPT_OUTS:
+        if fields.get(name) is None:  # (most lists have none of these columns)
+            continue
         value = clean_text(fields.get(name), 100)
         if value and (value.casefold() in _YES or _a_date(value)):
             if found is None:

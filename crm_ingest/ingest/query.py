@@ -425,7 +425,10 @@ def list_items(session: Session, *, outcome: str | None = None, state: str | Non
                source: str | None = None, after_id: int = 0, limit: int = DEFAULT_PAGE) -> dict[str, Any]:
     """Raw items by outcome or state and source, oldest first (a work queue: those waiting for a
     decision, `outcome='review'`, or set aside, `state='failed'`), each with who sent it and
-    what it says. The next page starts after `next_after_id`."""
+    what it says. The next page starts after `next_after_id`. Asked nothing, it lists what
+    waits for a person: the items in review."""
+    if outcome is None and state is None and source is None:
+        outcome = "review"
     if outcome is not None and outcome not in ITEM_OUTCOMES:
         raise InvalidItem("outcome", f"{outcome!r} is not an outcome; expected one of {', '.join(ITEM_OUTCOMES)}")
     if state is not None and state not in ITEM_STATES:
@@ -443,7 +446,9 @@ def list_items(session: Session, *, outcome: str | None = None, state: str | Non
               "state": row.state, "outcome": row.outcome, "reason": row.outcome_reason,
               "last_error": row.last_error, "record_type": row.record_type, "record_id": row.record_id,
               **item_gist(row.payload)} for row in rows[:limit]]
-    return {"items": items, "next_after_id": items[-1]["id"] if len(rows) > limit else None}
+    return {"items": items, "next_after_id": items[-1]["id"] if len(rows) > limit else None,
+            "asked": {name: value for name, value in (("outcome", outcome), ("state", state), ("source", source))
+                      if value is not None}}
 
 
 def item_gist(payload: Any) -> dict[str, str | None]:
