@@ -412,6 +412,7 @@ def _print_preview(data: dict) -> None:
         table.add_row(column["header"], column["field"] or (
             f"{column['fills']} [dim](when the first {column['fills']} column is empty; else kept as extra)[/dim]"
             if column.get("fills") else "[dim](left out: the map says so)[/dim]" if column.get("ignored")
+            else "[bold](left out: personal identity numbers are not stored)[/bold]" if column.get("withheld")
             else "[dim](kept as extra)[/dim]"))
     console.print(table)
     rows = Table(title=f"First {len(data['rows'])} rows as they would be read")
@@ -457,6 +458,8 @@ def _print_job(summary: dict) -> None:
                       "run the import again to resume it", highlight=False, markup=False)
     if counts.get("rejected"):
         console.print(f"rejected rows with reasons: ingest import-report {summary['job']} --rejected rejected.csv")
+    if summary.get("note"):
+        console.print(f"note: {summary['note']}", highlight=False)
     if summary.get("warning"):
         console.print(f"[bold]warning:[/bold] {summary['warning']}", highlight=False)
 

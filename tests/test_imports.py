@@ -1198,3 +1198,44 @@ def test_a_rerun_that_sends_on_rows_left_waiting_says_so(cli, tmp_path, sessions
     assert "imported before as job 1; its rows an interrupted run left waiting were sent on again" in said
     again = run_json(cli, "import", str(listing))  # nothing waits any more
     assert again["already_imported"] and again["sent_on"] == 0 and again["counts"]["created"] == 1
+
+
+def test_personal_identity_numbers_are_never_stored_and_the_job_says_so(cli, tmp_path, sessions_for):
+    # Given a purchased register with a Personnummer column, and a headerless list whose third
+    # column holds identity numbers (which a phone-shaped reading took for the phone)
+    register = tmp_path / "register.csv"
+    register.write_text("Förnamn;Efternamn;E-post;Personnummer;Ort\n"
+                        "Anna;Berg;anna@berg.se;19811228-9874;Umeå\n"
+                        "Bo;Ek;bo@ek.se;811228-9874;Luleå\n", encoding="utf-8")
+    headerless = tmp_path / "headerless.csv"
+    headerless.write_text("Cia Lund;cia@lund.se;198112289874;Malmö\n"
+                          "Dan Sjö;;8112289874;Umeå\n", encoding="utf-8")
+    # When both are previewed and imported
+    shown = cli("import", str(register), "--preview")
+    job = run_json(cli, "import", str(register))
+    other = run_json(cli, "import", str(headerless))
+    # Then the column is left out, said in the preview and the job's note, and stored nowhere
+    assert "left out: personal identity numbers are not stored" in " ".join(shown.output.split())
+    assert job["note"] == "column 'Personnummer' left out: personal identity numbers are not stored from a list"
+    assert job["options"]["withheld"] == ["Personnummer"] and other["options"]["withheld"] == ["column 3"]
+    assert (job["counts"]["created"], other["counts"]["created"], other["counts"]["rejected"]) == (2, 1, 1)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        stored = " ".join(str(row) for table in ("leads", "raw_items") for row in
+                          session.execute(text(f"SELECT * FROM {table}")))
+        reason = session.scalar(select(text("outcome_reason")).select_from(text("raw_items"))
+                                .where(text("outcome = 'rejected'")))
+    assert "9874" not in stored
+    assert reason == "email/phone: no email and no phone"
+
+
+@pytest.mark.parametrize("cell, is_one", [
+    ("811228-9874", True), ("19811228-9874", True), ("8112289874", True),  # Skatteverket's example
+    ("811288-9874", False),  # a samordningsnummer's date (its day + 60), but a wrong check digit
+    ("131052-308T", True),  # Finland
+    ("15076500565", True),  # Norway, both check digits
+    ("0701234567", False), ("+46701234567", False), ("070-123 45 67", False), ("46701234567", False),
+    ("556677-8899", False),  # an organisation number: its 'month' is 67
+])
+def test_a_personal_identity_number_is_told_from_a_phone(cell, is_one):
+    from crm_ingest.connectors.listfile import personal_identity_number
+    assert personal_identity_number(cell) is is_one

@@ -677,6 +677,7 @@ class _Layout:
     # Outlook's 'Home City' beside its empty 'Business City')
     spares: tuple[tuple[int, str], ...] = ()
     text_formulas: bool = False  # the file writes cells as ="..." (see _clean_formula)
+    withheld: tuple[int, ...] = ()  # columns of personal identity numbers: not stored at all
 
     @classmethod
     def of(cls, header: list[str], mapping: MapFile, sample: list[list[str]] = ()) -> _Layout:
@@ -705,6 +706,12 @@ class _Layout:
             elif synonym in _SPARE_FIELDS and synonym not in by_map:  # a map naming it is the person's word
                 spares.append((index, synonym))
         headerless = names == [f"column {number}" for number in range(1, len(names) + 1)]
+        withheld = tuple(index for index, name in enumerate(names) if not mapping.lists(name)
+                         and _identity_numbers(name, sample, index))
+        for index in withheld:
+            if fields[index] is not None:
+                taken.discard(fields[index])
+            fields[index] = None
         if "email" not in taken:
             index = _email_column(sample, [i for i, name in enumerate(names)
                                            if fields[i] is None and not mapping.lists(name)],
@@ -712,15 +719,16 @@ class _Layout:
             if index is not None:
                 fields[index] = "email"
         if headerless:
-            _read_by_content(sample, fields)
+            _read_by_content(sample, fields, skip=withheld)
         unique: list[str] = []  # 'column N' when empty, ' (N)' when repeated
         for number, name in enumerate(names, start=1):
             name = name or f"column {number}"
             unique.append(f"{name} ({number})" if name in unique else name)
-        extra_names = [None if field_name or (mapping.lists(name) and not mapping.field_for(name))
-                       else extra for name, field_name, extra in zip(names, fields, unique)]
+        extra_names = [None if field_name or (mapping.lists(name) and not mapping.field_for(name)) or index in withheld
+                       else extra for index, (name, field_name, extra) in enumerate(zip(names, fields, unique))]
         return cls(list(zip(names, fields)), extra_names, mapping, list(header),
-                   tuple((index, name) for index, name in spares if extra_names[index] is not None), text_formulas)
+                   tuple((index, name) for index, name in spares if extra_names[index] is not None), text_formulas,
+                   withheld)
 
     @cached_property
     def _stored_as(self) -> list[tuple[str, dict[str, str] | None] | None]:
@@ -887,12 +895,82 @@ def _email_column(sample: list[list[str]], unmapped: list[int], least: int = 3) 
     return None if best is None else best[1]
 
 
+# A column of people's national identity numbers (a purchased register's 'Personnummer'): never
+# stored from a list, by its header or by what its cells hold. A CRM's leads are marketed to; an
+# identity number is what GDPR (and Sweden's data protection act, section 3:10) lets a company
+# keep only where it is clearly needed, and a lead's 'extra' is not that.
+_IDENTITY_HEADER = re.compile(
+    r"\bperson(?:al)?\s*(?:nummer|nr|number|no|identity)|\bpers\s*nr|\bp\s*-?\s*nr\b|samordningsnummer|"
+    r"f[oø]d(?:sels|elses)nummer|henkilotunnus|\bhetu\b|\bssn\b|social\s*security|"
+    r"national\s*(?:id|identi|insurance)|\bcpr\b|\bpersonnummer")
+_SE_ID = re.compile(r"((?:18|19|20)?)(\d{6})([-+ ]?)(\d{4})")
+_FI_ID = re.compile(r"(\d{6})[-+A-FU-Y](\d{3})([0-9A-Y])")
+_NO_ID = re.compile(r"\d{11}")
+_DK_ID = re.compile(r"(\d{6})-\d{4}")
+
+
+def _a_date(ddmmyy: str, day_offsets: tuple[int, ...] = (0,)) -> bool:
+    day, month = int(ddmmyy[:2]), int(ddmmyy[2:4])
+    return 1 <= month <= 12 and any(1 <= day - offset <= 31 for offset in day_offsets)
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for position, digit in enumerate(map(int, reversed(digits))):
+        total += digit if position % 2 == 0 else (digit * 2 - 9 if digit > 4 else digit * 2)
+    return total % 10 == 0
+
+
+def _mod11(digits: str, weights: tuple[int, ...]) -> int | None:
+    check = 11 - sum(int(d) * w for d, w in zip(digits, weights)) % 11
+    return 0 if check == 11 else None if check == 10 else check
+
+
+def personal_identity_number(cell: str, checked: bool = True) -> bool:
+    """Is the cell a Nordic personal identity number: a Swedish personnummer or samordningsnummer
+    (YYMMDD-NNNC or YYYYMMDDNNNC, a date and a Luhn check digit), a Norwegian fødselsnummer (both
+    check digits), a Finnish henkilötunnus (its check character) or a Danish CPR number
+    (DDMMYY-NNNN)? Unchecked: a Swedish one written with its century or its hyphen need only
+    hold a date (no phone is written so; test data's made-up numbers fail the check digit)."""
+    text = cell.strip()
+    if (found := _SE_ID.fullmatch(text)) is not None:
+        century, yymmdd, hyphen, tail = found.groups()
+        if _a_date(yymmdd[4:] + yymmdd[2:4], (0, 60)) and (
+                _luhn(yymmdd + tail) or not checked and (century or hyphen)):
+            return True
+    if (found := _FI_ID.fullmatch(text)) is not None:
+        ddmmyy, serial, check = found.groups()
+        if _a_date(ddmmyy) and "0123456789ABCDEFHJKLMNPRSTUVWXY"[int(ddmmyy + serial) % 31] == check:
+            return True
+    if _NO_ID.fullmatch(text) is not None and _a_date(text[:6], (0, 40)):
+        first = _mod11(text[:9], (3, 7, 6, 1, 8, 9, 4, 5, 2))
+        if first is not None and first == int(text[9]) and \
+                _mod11(text[:10], (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)) == int(text[10]):
+            return True
+    return (found := _DK_ID.fullmatch(text)) is not None and _a_date(found.group(1))
+
+
+_NUMBERS_OF_THINGS = re.compile(r"order|faktura|invoice|kund|customer|client|arende|ticket|case|konto|account|"
+                                r"artikel|article|product|produkt|serie|serial|\bid\b|\bref")
+
+
+def _identity_numbers(name: str, sample: list[list[str]], index: int) -> bool:
+    """Does the column hold personal identity numbers, by its header or its cells (half of them:
+    no phone is written as one, and a made-up number in test data fails its check digit)?"""
+    if _IDENTITY_HEADER.search(_folded(name)):
+        return True
+    if _NUMBERS_OF_THINGS.search(_folded(name)):  # 'Ordernummer' 202403150001: a date and a serial, no one's
+        return False
+    filled = _filled(sample, index)
+    return bool(filled) and sum(personal_identity_number(cell, checked=False) for cell in filled) >= 0.5 * len(filled)
+
+
 _PHONE_CELL = re.compile(r"\+?[\d\s\-().\/]{6,30}")
 _ID_NUMBER = re.compile(r"(?:\d{2})?\d{6}-\d{4}")  # an organisation or personal identity number, no phone
 _WORDS_CELL = re.compile(r"[^\W\d_]+\.?(?:[ '\-&.,]+[^\W\d_]+\.?){0,5}")
 
 
-def _read_by_content(sample: list[list[str]], fields: list[str | None]) -> None:
+def _read_by_content(sample: list[list[str]], fields: list[str | None], skip: tuple[int, ...] = ()) -> None:
     """A headerless list's other columns, read as a person reads them, by what their sampled
     cells mostly hold (four in five filled cells): numbers of seven digits or more are the
     phone; country names the country; of the columns of words, one of companies' names ('Berg
@@ -907,7 +985,7 @@ def _read_by_content(sample: list[list[str]], fields: list[str | None]) -> None:
         return bool(filled) and sum(1 for cell in filled if test(cell)) >= 0.8 * len(filled)
 
     width = max(map(len, sample), default=0)
-    free = [index for index in range(min(width, len(fields))) if fields[index] is None]
+    free = [index for index in range(min(width, len(fields))) if fields[index] is None and index not in skip]
     phone = next((index for index in free if mostly(index, lambda cell: _PHONE_CELL.fullmatch(cell) is not None
                                                     and _ID_NUMBER.fullmatch(cell) is None
                                                     and sum(map(str.isdigit, cell)) >= 7)), None)
@@ -1100,6 +1178,7 @@ class ListFile:
         self.columns: list[tuple[str, str | None]] | None = None
         self.fallbacks: dict[int, str] = {}  # column -> the field it fills when the column that won it is empty
         self.ignored: set[int] = set()  # columns the map file says to leave out
+        self.withheld: set[int] = set()  # columns of personal identity numbers, not stored
         self.header_row: int | None = None
         self.wrapped: str | None = None  # the delimiter inside cells that each hold a whole row (see _wrapped_delimiter)
         try:
@@ -1179,8 +1258,9 @@ class ListFile:
             layout = _Layout.of(header, self.mapping, sample)
             data = chain(sample, data)
             self.header_row, self.columns, self.fallbacks = index + 1, layout.columns, dict(layout.spares)
+            self.withheld = set(layout.withheld)
             self.ignored = {number for number, ((_, field_name), extra) in enumerate(zip(layout.columns, layout.extra_names))
-                            if field_name is None and extra is None}
+                            if field_name is None and extra is None and number not in self.withheld}
             yield ((number, layout.payload(row))
                    for number, row in _below_the_table(enumerate(data, start=1), len(header)))
 
@@ -2244,6 +2324,7 @@ def preview(list_file: ListFile, rows: int = 10) -> dict[str, Any]:
             "header_row": list_file.header_row,
             "columns": [{"header": header, "field": field_name,
                          **({"fills": list_file.fallbacks[index]} if index in list_file.fallbacks else {}),
-                         **({"ignored": True} if index in list_file.ignored else {})}
+                         **({"ignored": True} if index in list_file.ignored else {}),
+                         **({"withheld": True} if index in list_file.withheld else {})}
                         for index, (header, field_name) in enumerate(list_file.columns or [])],
             "rows": shown}

@@ -77,6 +77,9 @@ def job_summary(session: Session, job: ImportJob) -> dict[str, Any]:
                "campaign_id": job.campaign_id, "rows_read": job.rows_read, "rows_landed": job.rows_landed,
                "counts": counts, "options": job.options, "created_at": job.created_at,
                "finished_at": job.finished_at}
+    if withheld := (job.options or {}).get("withheld"):
+        summary["note"] = (f"column{'s' if len(withheld) > 1 else ''} {', '.join(map(repr, withheld))} left out: "
+                           "personal identity numbers are not stored from a list")
     if job.state == "done" and not counts["rows"]:  # finished, but a file of nothing is rarely what was meant
         header = [str(column) for column, _ in (job.options or {}).get("columns") or []]
         summary["warning"] = (f"no rows under the header ({', '.join(header[:8])})" if header else

@@ -67,6 +67,8 @@ def find_or_start_job(session: Session, list_file, request: ImportRequest) -> Im
                "columns": [[column[:1000] if isinstance(column, str) else column, name]
                            for column, name in list_file.read_header()],
                "header_row": list_file.header_row}  # row N of the list is row header_row + N of the file
+    if withheld := sorted(getattr(list_file, "withheld", ())):  # named in the job's summary: not stored, said so
+        options["withheld"] = [options["columns"][index][0] for index in withheld]
     mapping = getattr(list_file, "mapping", None)
     if mapping is not None and (mapping.columns or mapping.values or mapping.defaults):
         # the map as a whole: its values and defaults change the rows as much as its columns
