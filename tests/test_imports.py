@@ -1239,3 +1239,29 @@ def test_personal_identity_numbers_are_never_stored_and_the_job_says_so(cli, tmp
 def test_a_personal_identity_number_is_told_from_a_phone(cell, is_one):
     from crm_ingest.connectors.listfile import personal_identity_number
     assert personal_identity_number(cell) is is_one
+
+
+def test_a_number_excel_mangled_is_read_or_said_not_kept_in_the_rows_outcome(cli, tmp_path, sessions_for):
+    # Given a list whose phone column Excel wrote out as numbers: with thousands separators,
+    # with decimals, in scientific notation (its last digits lost), an error cell, a mistyped one
+    path = write_list(tmp_path / "excel.csv", [
+        ["Anna", "Berg", "anna@berg.se", "701,234,570"],
+        ["Bo", "Ek", "bo@ek.se", "701 234 569,00"],
+        ["Cia", "Lund", "cia@lund.se", "701234567.0"],
+        ["Dan", "Sjö", "dan@sjo.se", "4.67012E+10"],
+        ["Eva", "Ros", "eva@ros.se", "#ERROR!"],
+        ["Fia", "Ask", "fia@ask.se", "070-12"],
+    ], header=["Förnamn", "Efternamn", "E-post", "Telefon"])
+    # When it is imported
+    job = run_json(cli, "import", str(path))
+    # Then the numbers are read, and what was not is said in the row's outcome, a lost one not kept
+    assert job["counts"]["created"] == 6
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        phones = {lead.first_name: lead.phone for lead in session.scalars(select(Lead))}
+        reasons = dict(session.execute(text("SELECT json_extract(payload, '$.fields.first_name'), outcome_reason "
+                                            "FROM raw_items")).all())
+    assert phones == {"Anna": "+46701234570", "Bo": "+46701234569", "Cia": "+46701234567", "Dan": None,
+                      "Eva": None, "Fia": "070-12"}
+    assert reasons["Dan"].startswith("phone '4.67012E+10' not kept: a spreadsheet wrote the number in scientific")
+    assert reasons["Fia"] == "phone '070-12' kept as written: not a valid number for region SE"
+    assert reasons["Anna"] is None and reasons["Eva"] is None

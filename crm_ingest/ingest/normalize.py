@@ -406,11 +406,14 @@ def _parsed(text: str, region: str) -> phonenumbers.PhoneNumber | None:
 
 
 _NOTE_IN_PARENS = re.compile(r"\((?=[^)]*[^\W\d_])[^)]*\)")  # '(mobil)', '(work)'; not '(0)'
-_EXTENSION_WORD = re.compile(r"\b(?:ankn(?:ytning)?|anknytn)\b\.?:?", re.IGNORECASE)
+_EXTENSION_WORD = re.compile(r"\b(?:ankn(?:ytning)?|anknytn|ank)\b\.?:?", re.IGNORECASE)
+# a word after the number saying what it is: '070-123 45 67 mobil', '08-123 45 67 växel'
+_NOTE_AFTER = re.compile(r"(?<=\d)[\s,;-]+(?:mobil|mobile|mob|cell|hem|home|bostad|arb|arbete|work|jobb|kontor|office|"
+                         r"växel|vxl|vx|direkt|direct|privat|private)\.?$", re.IGNORECASE)
 
 
 def _without_words(text: str) -> str:
-    return _EXTENSION_WORD.sub(" ext. ", _NOTE_IN_PARENS.sub(" ", text)).strip()
+    return _EXTENSION_WORD.sub(" ext. ", _NOTE_AFTER.sub("", _NOTE_IN_PARENS.sub(" ", text).strip())).strip()
 
 
 # A North American number as written there: '(415) 555-0132', '415-555-0132', '415.555.0132'

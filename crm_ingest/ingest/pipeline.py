@@ -274,6 +274,8 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
             elif reason is None and not person.created and person.record_type != plan.person.scope:
                 reason = f"existing {person.record_type}, linked"
             reason = reason or plan.route_reason
+            if plan.person.remarks:  # what the row gave that was not taken as given ('4.67012E+10')
+                reason = "; ".join(filter(None, (reason, *plan.person.remarks)))
             if person.kept and not person.created:  # survivorship kept these: the row's are said, not lost in silence
                 said = ", ".join(f"{name} {current!r} (the row: {given!r})" for name, (current, given) in person.kept.items())
                 reason = (f"{reason}; " if reason else "") + f"kept the {person.record_type}'s {said}"[:600]

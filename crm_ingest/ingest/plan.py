@@ -53,6 +53,7 @@ class PersonPlan:
     also_scopes: tuple[str, ...] = ()  # record types to find the person among first (contact)
     match: bool = True  # False: always a new record (an import with --upsert-by none)
     match_kinds: tuple[str, ...] | None = None  # contact points that may find an existing person
+    remarks: list[str] | None = None  # what was not taken from the row as given, said in its outcome
 
 
 @dataclass
@@ -138,7 +139,8 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         for _, email_key in addresses:
             # and the mailbox behind it (Gmail ignores dots and +tags): a.svensson@ is asvensson+news@
             keys.extend(key for key in address_keys(email_key) if key not in keys)
-    phone, mobile, numbers = _phones(fields, source, identified=bool(keys))
+    remarks: list[str] = []
+    phone, mobile, numbers = _phones(fields, source, identified=bool(keys), remarks=remarks)
     for number in numbers:
         keys.append(("phone", number))
     if handle:
@@ -168,7 +170,7 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         width = _POSTAL_WIDTH.get(country_region(country))  # the row's own country: its neighbours' codes differ
         if width and width - 2 <= len(code) < width:  # a spreadsheet's number cell lost its leading zeros: Oslo's 0154
             person["postal_code"] = code.zfill(width)
-    return PersonPlan(scope, person, keys)
+    return PersonPlan(scope, person, keys, remarks=remarks or None)
 
 
 # Countries whose postal codes are all digits, of this many, and may begin with 0
@@ -291,7 +293,7 @@ _PLACEHOLDERS = frozenset({"-", "--", "---", "\u2013", "\u2014", ".", "?", "x", 
                            # Excel's errors, in English and Swedish: a lookup that found nothing
                            "#n/a", "#saknas!", "#value!", "#värdefel!", "#ref!", "#referens!", "#name?",
                            "#namn?", "#div/0!", "#division/0!", "#null!", "#skärning!", "#num!", "#ogiltigt!",
-                           "#tal!", "#spill!", "#calc!", "#getting_data"})
+                           "#tal!", "#spill!", "#calc!", "#getting_data", "#error!", "#fel!", "#loading..."})
 # ... of which a name may be someone's: Na (나), Nil and Null are surnames or given names
 _NAME_PLACEHOLDERS = _PLACEHOLDERS - {"na", "nil", "null"}
 # as lists write them ('N/A', 'n/a', 'Unknown', '#SAKNAS!'): a set lookup, no lower-casing of every value
@@ -361,13 +363,14 @@ def _address(text: str, field: str, deliverable: bool) -> tuple[str, str]:
     return address
 
 
-def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool
+def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool, remarks: list[str] | None = None
             ) -> tuple[str | None, str | None, list[str]]:
     """(phone, mobile phone, the valid numbers to key). Each field's first valid number, in
     E.164, read in the row's country when it names one we know (else in the source's region).
     The phone is the number to call: the phone field's, else the mobile's. A field whose number
-    is not valid keeps it as entered when another contact point identifies the person; when
-    nothing does, the item is invalid, the reason naming the field the number was in."""
+    is not valid keeps it as entered when another contact point identifies the person (one whose
+    digits a spreadsheet lost, '4.67012E+10', is not kept), and `remarks` says so; when nothing
+    does, the item is invalid, the reason naming the field the number was in."""
     first_bad: tuple[str, str, str] | None = None
     country = fields.get("country")
     named = country_region(country) if type(country) is str else None
@@ -381,6 +384,7 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool
         raw = _given(clean_text(raw, 64))
         if not raw:
             continue
+        raw = _as_excel_wrote_it(raw)
         number, why = _valid_number(raw, region, name)  # why: the whole cell is not one number
         read_in = region
         if number is None and named is None and (number := north_american_number(raw, region)) is not None:
@@ -394,8 +398,14 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool
             if number is not None:
                 why, read_in = None, by_address
         if number is None:
-            found[name] = (raw, False)
             first_bad = first_bad or (raw, *why)
+            if remarks is not None:
+                lost = _DIGITS_LOST.search(why[1]) is not None
+                remarks.append(f"{why[0]} {raw!r} " + ("not kept" if lost else "kept as written")
+                               + ": " + why[1].partition(": ")[2])
+                if lost:
+                    continue
+            found[name] = (raw, False)
             continue
         if number not in numbers:
             numbers.append(number)
@@ -413,7 +423,23 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool
         phone = found.get("mobile_phone", phone)
     # (none valid: the first kept as entered; the email identifies the person)
     mobile = found.get("mobile_phone")
-    return phone[0], mobile[0] if mobile else None, numbers
+    return phone[0] if phone else None, mobile[0] if mobile else None, numbers
+
+
+_DIGITS_LOST = re.compile(r"scientific notation")
+# What Excel makes of a number cell written out: '701,234,570' (thousands separators), '701 234 569,00'
+# and '701234567.0' (decimals): the digits before them are the number
+_GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+")
+_DECIMALS = re.compile(r"([\d\s\u00a0\u202f]*\d)[.,]0{1,2}")
+
+
+def _as_excel_wrote_it(raw: str) -> str:
+    if raw[-1] != "0" and "," not in raw:  # nearly every number: no scan
+        return raw
+    if _GROUPED.fullmatch(raw):
+        return raw.replace(",", "")
+    found = _DECIMALS.fullmatch(raw)
+    return found.group(1) if found is not None else raw
 
 
 def _address_region(fields: Mapping[str, Any]) -> str | None:

@@ -145,7 +145,8 @@ def test_same_national_digits_mean_different_numbers_in_different_regions():
     ("070-123 45 67 (mobil)", "+46701234567"), ("08-123 456 78 (växel)", "+46812345678"),
     ("08-123 456 78 ankn. 123", "+46812345678"), ("08-123 456 78 anknytning 12", "+46812345678"),
     ("+1 (212) 555-0147 (work)", "+12125550147"), ("(08) 123 456 78", "+46812345678"),
-    ("+46 (0)70-123 45 67", "+46701234567"),
+    ("+46 (0)70-123 45 67", "+46701234567"), ("070-123 45 67 mobil", "+46701234567"),
+    ("08-123 456 78 växel", "+46812345678"), ("08-123 456 78 ank 12", "+46812345678"),
 ])
 def test_a_number_annotated_as_people_write_it_is_read_without_its_words(entered, number):
     assert normalize_phone(entered, "SE") == number
@@ -154,6 +155,7 @@ def test_a_number_annotated_as_people_write_it_is_read_without_its_words(entered
 @pytest.mark.parametrize("entered, region, extension", [
     ("+1 415-555-0132, ext. 204", "SE", "204"), ("(415) 555-0132 x204", "US", "204"),
     ("08-123 456 78 ankn. 12", "SE", "12"), ("08-123 456 78 anknytning 123", "SE", "123"),
+    ("08-123 45 67 ank. 12", "SE", "12"), ("070-123 45 67 mobil", "SE", None),
     ("+46 8 123 456 78 #12", "SE", "12"), ("+14155550132;ext=204", "SE", "204"),
     ("070-123 45 67", "SE", None), ("070-123 45 67 (mobil)", "SE", None), ("08-123 456 78 (växel)", "SE", None),
 ])
