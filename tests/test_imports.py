@@ -1265,3 +1265,28 @@ def test_a_number_excel_mangled_is_read_or_said_not_kept_in_the_rows_outcome(cli
     assert reasons["Dan"].startswith("phone '4.67012E+10' not kept: a spreadsheet wrote the number in scientific")
     assert reasons["Fia"] == "phone '070-12' kept as written: not a valid number for region SE"
     assert reasons["Anna"] is None and reasons["Eva"] is None
+
+
+def test_a_nix_registered_number_is_never_called_whatever_its_kind_and_a_switchboard_left_off_is_said(
+        cli, tmp_path, sessions_for):
+    # Given a list marking a home's fixed line as in NIX, and one marking a colleague 'Do Not Call'
+    # beside the company's switchboard
+    nix = write_list(tmp_path / "nix.csv", [["Lisa Persson", "lisa.persson@bygg-x.se", "08-22 22 22", "Ja"],
+                                            ["Ola Ek", "ola.ek@gmail.com", "070-765 43 21", "Ja"]],
+                     header=["Namn", "E-post", "Telefon", "NIX-spärrad"])
+    dnc = write_list(tmp_path / "dnc.csv", [["Per", "Lind", "per@firma.se", "08-123 456 78", "yes"],
+                                            ["Stina", "Berg", "stina@telia.com", "0470-123 45", "yes"]],
+                     header=["First Name", "Last Name", "Email", "Phone", "Do Not Call"])
+    # When both are imported, and then a list naming the NIX number again
+    assert run_json(cli, "import", str(nix))["counts"]["suppressed"] == 2
+    assert run_json(cli, "import", str(dnc))["counts"]["suppressed"] == 2
+    later = run_json(cli, "import", str(write_list(tmp_path / "later.csv", [["Lisa", "Persson", "", "08-22 22 22"]],
+                                                   header=["Förnamn", "Efternamn", "E-post", "Telefon"])))
+    # Then the registered number and the private fixed line are on the do-not-contact list, the
+    # company's switchboard is not, and the row says it left it off
+    assert later["counts"]["suppressed"] == 1
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert set(session.scalars(text("SELECT value FROM suppressions"))) == {"+468222222", "+46707654321", "+4647012345"}
+        reason = session.scalar(text("SELECT outcome_reason FROM raw_items WHERE payload LIKE '%per@firma.se%'"))
+    assert reason == ("suppressed: the list marks the person as not to be called ('yes'); +46812345678 left off the "
+                      "do-not-contact list: a company's fixed line (its switchboard) reaches others too")

@@ -98,8 +98,12 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "opt_out_at": ("UNSUB_TIME", "Unsubscribed At", "Unsubscribe Date", "Unsubscribed Date", "Opt Out Date",
                    "Opted Out At", "Opt-out Date", "Avregistrerad datum", "Avregistreringsdatum",
                    "Unsubscribed On"),
-    # against our calls (their numbers go on the list): NIX is Sweden's register against telemarketing
-    "do_not_call": ("Do Not Call", "Do Not Phone", "Ring ej", "Nix", "Nix-spärrad", "Nixad", "NIX-registrerad"),
+    # against our calls (their numbers go on the list)
+    "do_not_call": ("Do Not Call", "Do Not Phone", "Ring ej"),
+    # a number in a register against telemarketing (Sweden's NIX, Britain's TPS): the number itself
+    # is not to be called, whoever answers it, a fixed line too
+    "nix": ("Nix", "Nix-spärrad", "Nixad", "NIX-registrerad", "Nix-telefon", "Spärrad i NIX", "TPS", "TPS registered",
+            "CTPS", "Telephone Preference Service", "DNC Registry", "National Do Not Call Registry"),
     # against any contact (addresses and numbers)
     "do_not_contact": ("Do Not Contact", "Får ej kontaktas", "Spärrad", "Reklamspärr", "Do Not Send Marketing Materials"),
     "notes": ("Notes", "Note", "Comment", "Comments", "Description", "Anteckningar", "Anteckning",

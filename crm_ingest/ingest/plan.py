@@ -17,7 +17,7 @@ from crm_ingest.models.records import CASE_ORIGIN, CASE_PRIORITY
 
 from .errors import InvalidItem
 from .mailtext import Forwarded, forwarded_message, is_forward_subject, own_words
-from .matching import address_keys, fold, holds_legal_form, is_company_name, is_free_mail
+from .matching import address_keys, fold, holds_legal_form, is_company_name, is_free_mail, work_domain
 from .normalize import (
     SYSTEM_ADDRESS,
     clean_body,
@@ -114,7 +114,7 @@ def _refuse_structured(fields: Mapping[str, Any]) -> None:
 _TEXT_FIELDS = frozenset({
     "first_name", "last_name", "full_name", "name", "nickname", "email", "phone", "mobile_phone", "company",
     "company_name", "job_title", "topic", "subject", "message", "description", "lead_source", "consent",
-    "website", "notes", "opt_out", "opt_out_at", "do_not_call", "do_not_contact", "twitter", "facebook", "street",
+    "website", "notes", "opt_out", "opt_out_at", "do_not_call", "nix", "do_not_contact", "twitter", "facebook", "street",
     "postal_code", "city", "state_or_province", "country"})
 
 
@@ -518,9 +518,12 @@ def _read_list_row(item_id: int, payload: Mapping[str, Any], source: SourceConfi
         # else the row holds; and the addresses or numbers they opted out of go on the
         # do-not-contact list, so the next list that has them does not make them a lead again
         column, value, channels = said
+        entries, left_off = _contact_points(fields, source, channels)
         return ItemPlan(item_id, source.record_type, outcome="ignored",
-                        reason=f"suppressed: the list marks the person {_OPTED_OUT_SAID[column].format(value=value)}",
-                        opted_out=_contact_points(fields, source, channels),
+                        reason=f"suppressed: the list marks the person {_OPTED_OUT_SAID[column].format(value=value)}"
+                        + (f"; {', '.join(left_off)} left off the do-not-contact list: a company's fixed line "
+                           "(its switchboard) reaches others too" if left_off else ""),
+                        opted_out=entries,
                         opted_out_name=(clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200),
                                         clean_text(fields.get("full_name") or fields.get("name"), 300)))
     plan = _read_row(item_id, payload, source, listed=True)
@@ -551,10 +554,11 @@ def _an_example(fields: Mapping[str, Any]) -> bool:
 
 _OPTED_OUT_SAID = {"opt_out": "opted out ({value!r})", "opt_out_at": "opted out on {value}",
                    "do_not_call": "as not to be called ({value!r})",
+                   "nix": "as in a register against telemarketing ({value!r})",
                    "do_not_contact": "as not to be contacted ({value!r})"}
 # An opt-out column, what its 'yes' puts on the do-not-contact list
 _OPT_OUTS = (("opt_out", ("email",)), ("opt_out_at", ("email",)), ("do_not_call", ("phone",)),
-             ("do_not_contact", ("email", "phone")))
+             ("nix", ("registered phone",)), ("do_not_contact", ("email", "phone")))
 
 
 def _opted_out(fields: Mapping[str, Any]) -> tuple[str, str, tuple[str, ...]] | None:
@@ -609,10 +613,17 @@ def _a_date(value: str) -> bool:
 
 
 def _contact_points(fields: Mapping[str, Any], source: SourceConfig, channels: tuple[str, ...]
-                    ) -> list[tuple[str, str]]:
+                    ) -> tuple[list[tuple[str, str]], list[str]]:
     """An opted-out row's addresses and numbers, of the channels it opted out of, as do-not-
     contact entries (kind, value): each read on its own, so an address with a typing error
-    does not lose the number beside it (nor the reverse)."""
+    does not lose the number beside it (nor the reverse); and the numbers left off. A mobile is
+    one person's; a fixed line is a household's (NIX registers the number: no one there is to
+    be called), unless the row names a company, whose fixed line is its switchboard: one
+    colleague's opt-out must not silence everyone who answers it."""
+    left_off: list[str] = []
+    at_a_company = "registered phone" not in channels and bool(  # a register's number is the number's own
+        _text(fields, "company", 300) or _text(fields, "company_name", 300)
+        or any(work_domain(part) for part in re.split(r"[;,\s]+", clean_text(fields.get("email"), 2000) or "") if "@" in part))
     entries: set[tuple[str, str]] = set()
     raw = clean_text(fields.get("email"), 2000)
     if "email" in channels and raw:
@@ -622,16 +633,20 @@ def _contact_points(fields: Mapping[str, Any], source: SourceConfig, channels: t
             except InvalidItem:
                 continue
             entries.update(("email", key) for kind, key in address_keys(address[1]) if kind in ("email", "email_canonical"))
-    if "phone" in channels:
+    if "phone" in channels or "registered phone" in channels:
         country = fields.get("country")
         region = (country_region(country) if type(country) is str else None) or source.region
         for name in ("phone", "mobile_phone"):
             cell = _given(clean_text(fields.get(name), 64))
             if cell:
                 number, _ = _valid_number(cell, region, name)
-                if number is not None and _ones_own(number):
+                if number is None:
+                    continue
+                if not at_a_company or _ones_own(number):
                     entries.add(("phone", number))
-    return sorted(entries)
+                elif number not in left_off:
+                    left_off.append(number)
+    return sorted(entries), left_off
 
 
 def _ones_own(number: str) -> bool:
