@@ -690,12 +690,19 @@ def test_rows_of_long_notes_land_in_smaller_chunks(tmp_path, database, sessions_
     assert (counts["rows"], counts["created"]) == (60, 60)
 
 
-def test_a_headerless_do_not_contact_list_is_read_from_its_first_column_only(cli, tmp_path):
-    # Given lines of an address and a note, one with the address left out
-    (tmp_path / "dnc.csv").write_text("anna@berg.se,avregistrerad 2026-01-02\n,bo@ek.se\n")
-    # When it is loaded, Then only the first column is read: the second line's address is its note
-    loaded = run_json(cli, "suppress", str(tmp_path / "dnc.csv"))
-    assert (loaded["entries"], loaded["invalid"]) == (1, [])
+def test_a_headerless_do_not_contact_list_gives_every_address_and_number_on_its_lines(cli, tmp_path):
+    # Given lines as people paste them: an address and a note, a note and an address, Outlook's
+    # recipients, a number with its word, a domain, and a line of nothing we can read
+    (tmp_path / "dnc.txt").write_text("Anna Svensson <anna@berg.se>, avregistrerad 2026-01-02\n,bo@ek.se\n"
+                                      "Per Ek <per@el-x.se>; \"Svensson, Lisa\" <lisa@el-x.se>; kalle@ab-x.se\n"
+                                      "070 111 22 35 (mobil)\n@företag-x.se\nbo@\nring inte\n", encoding="utf-8")
+    # When it is loaded
+    loaded = run_json(cli, "suppress", str(tmp_path / "dnc.txt"))
+    # Then each is an entry (an opt-out is honoured wherever on the line it is written), and the
+    # lines not understood are said, with the file's line numbers
+    assert loaded["entries"] == 7
+    assert [(bad["line"], bad["value"]) for bad in loaded["invalid"]] == [(6, "bo@"), (7, "ring inte")]
+    assert loaded["invalid"][0]["reason"].startswith("email:")
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])

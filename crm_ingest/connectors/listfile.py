@@ -2278,7 +2278,25 @@ _SEVERAL = re.compile(r"[;,\s]+")
 _DOMAIN_HEADERS = frozenset({"domain", "domains", "doman", "domaner", "domannamn", "domainname", "emaildomain",
                              "epostdoman", "maildomain", "webdomain", "companydomain", "foretagsdoman"})
 _DOMAIN_OF = re.compile(r"^(?:www\.|@)", re.IGNORECASE)
-_AN_ENTRY = re.compile(r"@?[A-Za-z0-9.-]+\.[A-Za-z]{2,}|[+(]?\d[\d\s().-]{5,}")  # a domain, a number
+_AN_ENTRY = re.compile(r"@?[^\W_][\w.-]*\.[^\W\d_]{2,}\.?|[+(]?\d[\d\s().-]{5,}.*")  # a domain, a number
+_ADDRESS_IN = re.compile(r"[^\s<>;,\"'‹›()]+@[^\s<>;,\"'‹›()]+")
+_ENTRIES = re.compile(r"\s*[;,|]\s*")
+
+
+def _an_entry(cell: str) -> bool:
+    """Does a do-not-contact list's cell hold an entry: an address in any form, a domain or a
+    web address, a number?"""
+    text = cell.strip()
+    return "@" in text or _AN_ENTRY.fullmatch(text) is not None or text[:4].lower() in ("http", "www.")
+
+
+def _entries_in(cell: str) -> list[str]:
+    """A cell's entries: its addresses, however written ('Anna <a@ek.se>; Per Ek <per@ek.se>'),
+    else its numbers or domains, each between semicolons or commas."""
+    addresses = _ADDRESS_IN.findall(cell)
+    if addresses:
+        return [address[7:] if address[:7].lower() == "mailto:" else address for address in addresses]
+    return [part for part in _ENTRIES.split(cell.strip()) if part]
 
 
 def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
@@ -2291,20 +2309,37 @@ def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
     named = {name for _, name in header} & {"email", "phone", "mobile_phone"}
     # a 'Domain' column: every address at it ('ekab.se', 'www.ekab.se', 'https://ekab.se/kontakt')
     domains = [column for column, name in header if name is None and _header_key(column) in _DOMAIN_HEADERS]
-    first = header[0][0] or "column 1" if header else None  # its key in `extra`, as _Layout names it
-    if not named and not domains and first and _AN_ENTRY.fullmatch(first.strip()):
-        yield list_file.header_row or 1, first  # a list of domains or numbers has no header: 'ek.se' is one
+    headerless = all(column == f"column {number}" for number, (column, _) in enumerate(header, start=1)) or \
+        any(_an_entry(column) for column, _ in header)  # '070 111 22 35 (mobil)' names no mobile column
+    entries_only = headerless or not (named or domains)  # no column named: every cell that holds an entry is one
+    if entries_only and list_file.delimiter is not None:
+        # a text file of entries, a line of one or several ('Anna <a@ek.se>; per@ek.se'), the first
+        # line one too: read by line, as no delimiter a sniffer guesses splits '070 111 22 35' well
+        with list_file._text() as f:
+            for number, line in enumerate(_bounded_lines(f, "\n", list_file.path.name), start=1):
+                entries = [entry for entry in _entries_in(line) if _an_entry(entry)]
+                if entries:
+                    yield from ((number, entry) for entry in entries)
+                elif line := line.strip().lstrip("\ufeff"):  # said as a line not understood, not passed over
+                    yield number, line
+        return
+    if entries_only and header and any(_an_entry(column) for column, _ in header):
+        # the first row is an entry, not a header ('ek.se', 'Anna Svensson <anna@ek.se>', '070 111 22 35')
+        for column, _ in header:
+            yield from ((list_file.header_row or 1, entry) for entry in _entries_in(column) if _an_entry(entry))
     for item in list_file.fetch():
         payload = item.payload
-        line = payload.get("row", 0)
+        line = payload.get("row", 0) + (list_file.header_row or 0)  # the file's line, as an editor shows it
         extra = payload.get("extra") or {}
         for column in domains:
             for part in _SEVERAL.split(str(extra.get(column) or "")):
                 if host := _DOMAIN_OF.sub("", part.split("://", 1)[-1]).split("/", 1)[0].strip(".").lower():
                     yield line, "@" + host
+        if entries_only:
+            for value in (*(payload.get("fields") or {}).values(), *extra.values()):
+                yield from ((line, entry) for entry in _entries_in(str(value)) if _an_entry(entry))
+            continue
         if not named:
-            if not domains and (value := extra.get(first)):
-                yield line, str(value)
             continue
         fields = payload.get("fields") or {}
         for name in ("email", "phone", "mobile_phone"):

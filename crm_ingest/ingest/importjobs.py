@@ -271,7 +271,7 @@ def parse_suppression(value: str, region: str) -> tuple[str, str]:
     """One do-not-contact entry: an email, a phone number or a domain ('@ekab.se', 'ekab.se',
     'www.ekab.se', 'https://www.ekab.se/kontakt': every address at ekab.se and its subdomains)."""
     text = value.strip()
-    if "@" in text.strip("@"):
+    if "@" in text and not text.startswith("@"):  # 'bo@' is an address mistyped, not a number
         return "email", normalize_email(text)[1]
     site = _SITE.fullmatch(text)
     if text.startswith("@") or site is not None:
