@@ -1297,3 +1297,20 @@ def test_a_nix_registered_number_is_never_called_whatever_its_kind_and_a_switchb
         reason = session.scalar(text("SELECT outcome_reason FROM raw_items WHERE payload LIKE '%per@firma.se%'"))
     assert reason == ("suppressed: the list marks the person as not to be called ('yes'); +46812345678 left off the "
                       "do-not-contact list: a company's fixed line (its switchboard) reaches others too")
+
+
+def test_upsert_by_phone_still_finds_a_person_by_address_when_the_phone_finds_no_one(cli, tmp_path, sessions_for):
+    # Given Cecilia's lead, then a list matched by phone naming her by her new name, and a
+    # row with a new number beside her address
+    run_json(cli, "import", str(write_list(tmp_path / "a.csv", [["Cecilia", "Lindqvist", "cecilia@lk.se", "0731234567", ""]])))
+    second = write_list(tmp_path / "b.csv", [["Cecilia", "Lindqvist-Berg", "cecilia@lk.se", "0731234567", ""],
+                                             ["Bo", "Ek", "bo@ek.se", "0701112233", ""]])
+    third = write_list(tmp_path / "c.csv", [["Cecilia", "Berg", "cecilia@lk.se", "0739998877", ""]])
+    # When both are imported with --upsert-by phone
+    assert run_json(cli, "import", str(second), "--upsert-by", "phone")["counts"]["merged"] == 1
+    assert run_json(cli, "import", str(third), "--upsert-by", "phone")["counts"]["merged"] == 1
+    # Then she is one lead, with both numbers keyed
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert [lead.email for lead in session.scalars(select(Lead).order_by(Lead.id))] == ["cecilia@lk.se", "bo@ek.se"]
+        assert set(session.scalars(text("SELECT value FROM identity_keys WHERE record_id = 1 AND kind = 'phone'"))) == \
+            {"+46731234567", "+46739998877"}

@@ -383,7 +383,12 @@ def _apply_import(plan: ItemPlan, options: ImportOptions) -> None:
     if options.upsert_by == "none":
         plan.person.match = False
     elif options.upsert_by == "phone":
-        plan.person.match_kinds = ("phone",) if "phone" in kinds else EMAIL_KINDS
+        if "phone" in kinds:  # the phone first; a row its phone finds no one by (a new number, a name
+            # that differs: 'Lindqvist-Berg') is still found by its address, never made a second person
+            plan.person.match_kinds = ("phone", *EMAIL_KINDS)
+            plan.person.keys.sort(key=lambda key: key[0] != "phone")
+        else:
+            plan.person.match_kinds = EMAIL_KINDS
     else:  # a shared switchboard or household phone must not join two people with emails
         plan.person.match_kinds = EMAIL_KINDS if "email" in kinds else ("phone",)
     details = dict(plan.person.fields.get("details") or {})
