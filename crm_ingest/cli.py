@@ -331,8 +331,14 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
     with rt.sessions.begin() as session:
         summary = job_summary(session, session.get(ImportJob, progress.job_id))
     summary.update(resumed_from_row=progress.resumed_from_row, already_imported=progress.already_imported,
-                   sent_on=progress.sent_on, queued=not rt.settings.embedded)
+                   sent_on=progress.sent_on, queued=not rt.settings.embedded, makes=_makes(rt, summary))
     Out(as_json).emit(summary, _print_job)
+
+
+def _makes(rt: Runtime, summary: dict) -> str:
+    """The record type a job's source makes of its rows (a 'customers' source makes contacts)."""
+    source = rt.settings.sources.get(summary.get("source"))
+    return source.record_type if source is not None and source.record_type in ("lead", "contact") else "lead"
 
 
 def _about(file: Path, error: Exception) -> str:
@@ -441,8 +447,10 @@ def _print_job(summary: dict) -> None:
     table = Table(title=f"Import job {summary['job']} ({summary['state']}): {summary['file']}")
     table.add_column("rows")
     table.add_column("count", justify="right")
-    labels = [("created", f"created {shown('lead')}"), ("merged", f"merged into an existing {shown('lead')}"),
-              ("linked_contact", f"existing {shown('contact')}, linked"),
+    makes = summary.get("makes") or "lead"
+    labels = [("created", f"created {shown(makes)}"), ("merged", f"merged into an existing {shown(makes)}"),
+              ("linked_contact", f"merged into an existing {shown('contact')}" if makes == "contact"
+               else f"existing {shown('contact')}, linked"),
               ("duplicate_in_file", "duplicate of an earlier row"),
               ("rejected", "rejected"), ("suppressed", "suppressed (do not contact)"),
               ("ignored", "ignored"), ("review", "review"), ("pending", "waiting"),
@@ -456,8 +464,13 @@ def _print_job(summary: dict) -> None:
     if stopped and summary["state"] == "landing":
         console.print(f"landing stopped after row {stopped.get('after_row')}: {stopped.get('error')}; "
                       "run the import again to resume it", highlight=False, markup=False)
-    if counts.get("rejected"):
+    if summary.get("rejected_file"):
+        console.print(f"wrote {summary['rejected_written']} rejected rows with their reasons to {summary['rejected_file']}",
+                      highlight=False, markup=False)
+    elif counts.get("rejected"):
         console.print(f"rejected rows with reasons: ingest import-report {summary['job']} --rejected rejected.csv")
+    if counts.get("merged") or counts.get("linked_contact"):
+        console.print(f"what each row changed or kept: ingest items --job {summary['job']} --outcome merged")
     if summary.get("note"):
         console.print(f"note: {summary['note']}", highlight=False)
     if summary.get("warning"):
@@ -489,6 +502,7 @@ def import_report(job_id: int, rejected_file: Path | None, as_json: bool) -> Non
                     written += 1
             summary["rejected_file"] = str(rejected_file)
             summary["rejected_written"] = written
+    summary["makes"] = _makes(rt, summary)
     Out(as_json).emit(summary, _print_job)
 
 
@@ -1122,18 +1136,21 @@ def outcome(item_id: int, as_json: bool) -> None:
 @click.option("--state", type=click.Choice(ITEM_STATES), default=None,
               help="Items in this state (failed: set aside; `ingest retry` re-queues them).")
 @click.option("--source", "source_name", default=None, help="Items of this source.")
+@click.option("--job", "job_id", type=ID, default=None, help="The rows of this import job: what became of each.")
 @click.option("--after", "after_id", type=ID_OR_ZERO, default=0, help="Items after this id.")
 @click.option("--limit", type=click.IntRange(1, MAX_PAGE), default=DEFAULT_PAGE, show_default=True)
 @json_option
-def items(outcome: str | None, state: str | None, source_name: str | None, after_id: int, limit: int,
-          as_json: bool) -> None:
-    """Raw items by outcome, state and source, oldest first, with who sent each and what it
-    says: `ingest items --outcome review` are the items waiting for `ingest decide ITEM`."""
+def items(outcome: str | None, state: str | None, source_name: str | None, job_id: int | None, after_id: int,
+          limit: int, as_json: bool) -> None:
+    """Raw items by outcome, state, source and import job, oldest first, with who sent each and
+    what it says: `ingest items --outcome review` are the items waiting for `ingest decide ITEM`;
+    `ingest items --job N --outcome merged` says what an import's rows changed or kept."""
     from crm_ingest.ingest.query import list_items
 
     rt = _runtime()
     with rt.sessions() as session:
-        page = list_items(session, outcome=outcome, state=state, source=source_name, after_id=after_id, limit=limit)
+        page = list_items(session, outcome=outcome, state=state, source=source_name, job=job_id,
+                          after_id=after_id, limit=limit)
 
     def render(data: dict) -> None:
         if not data["items"]:
@@ -1141,11 +1158,15 @@ def items(outcome: str | None, state: str | None, source_name: str | None, after
             return
         asked = " ".join(f"--{name} {value}" for name, value in data["asked"].items())
         table = Table(title=f"Items ({asked})")
-        for name in ("id", "source", "received", "from", "says", "why"):
+        for name in ("id", "source", "received", "from", "says", "outcome", "why"):
             table.add_column(name)
         for item in data["items"]:
+            outcome = item["outcome"] or item["state"]
+            if item["record_id"] is not None:
+                outcome += f" {shown(item['record_type'])} {item['record_id']}"
             table.add_row(str(item["id"]), item["source"], f"{item['received_at']:%Y-%m-%d %H:%M}",
-                          item["sender"] or "", item["says"] or "", item["reason"] or item["last_error"] or "")
+                          item["sender"] or "", item["says"] or "", outcome,
+                          item["reason"] or item["last_error"] or "")
         console.print(table)
         if data["next_after_id"]:
             console.print(f"more: ingest items {asked} --after {data['next_after_id']}", highlight=False)

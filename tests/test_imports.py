@@ -1314,3 +1314,44 @@ def test_upsert_by_phone_still_finds_a_person_by_address_when_the_phone_finds_no
         assert [lead.email for lead in session.scalars(select(Lead).order_by(Lead.id))] == ["cecilia@lk.se", "bo@ek.se"]
         assert set(session.scalars(text("SELECT value FROM identity_keys WHERE record_id = 1 AND kind = 'phone'"))) == \
             {"+46731234567", "+46739998877"}
+
+
+def test_a_merged_rows_note_and_consent_are_kept_and_a_revert_takes_them_back(cli, tmp_path, sessions_for):
+    # Given Anna's lead from a purchased list, then a trade show's row for her with a note and a
+    # website, imported with its consent basis
+    run_json(cli, "import", str(write_list(tmp_path / "a.csv", [["Anna", "Berg", "anna@berg.se", "", ""]])))
+    show = write_list(tmp_path / "b.csv", [["Anna", "Berg", "anna@berg.se", "Wants a quote by May", "berg.se"],
+                                           ["Anna", "Berg", "anna@berg.se", "Call after 3 pm", ""]],
+                      header=["Förnamn", "Efternamn", "E-post", "Anteckningar", "Webbplats"])
+    job = run_json(cli, "import", str(show), "--consent", "samtycke på mässan 2026-03-01")
+    # Then the lead keeps its own provenance, and gains both notes, the website and the consent
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    with sessions() as session:
+        details = session.scalar(select(Lead)).details
+    assert (details["file"], details["row"]) == ("a.csv", 1)
+    assert details["fields"] == {"notes": "Wants a quote by May\n\nCall after 3 pm", "website": "berg.se"}
+    assert details["consent"] == "samtycke på mässan 2026-03-01"
+    # And when the trade show's import is reverted, the details are as they were
+    run_json(cli, "import-revert", str(job["job"]))
+    with sessions() as session:
+        assert session.scalar(select(Lead)).details == {"row": 1, "file": "a.csv", "import_job": 1}
+
+
+def test_an_imports_rows_are_listed_with_their_outcomes_and_a_contact_source_says_contacts(cli, tmp_path, monkeypatch):
+    # Given a source that makes contacts, and an import of two rows, one repeating the other
+    config = tmp_path / "ingest.toml"
+    config.write_text('[sources.customers]\nkind = "row"\nrecord_type = "contact"\n')
+    monkeypatch.setenv("INGEST_CONFIG", str(config))
+    listing = write_list(tmp_path / "cust.csv", [["Anna", "Berg", "anna@berg.se", "", ""], ["Anna", "Berg", "anna@berg.se", "", ""]])
+    # When it is imported, and its rows listed
+    shown = cli("import", str(listing), "--source", "customers")
+    job = run_json(cli, "import-report", "1")
+    rows = run_json(cli, "items", "--job", "1")
+    # Then the counts say contacts, and each row's outcome and record are listed
+    assert "created contact" in shown.output and "created lead" not in shown.output
+    assert job["makes"] == "contact"
+    assert [(item["outcome"], item["record_type"], item["record_id"]) for item in rows["items"]] == \
+        [("created", "contact", 1), ("merged", "contact", 1)]
+    assert rows["asked"] == {"job": 1}
+    table = cli("items", "--job", "1").output
+    assert "outcome" in table and "merged" in table

@@ -100,15 +100,17 @@ async def items_of(record_type: str, record_id: Id, limit: int, cursor: str | No
     return await _read(work)
 
 
-@router.get("/items", summary="Raw items by outcome, state and source, oldest first: e.g. those waiting in review (token)")
+@router.get("/items", summary="Raw items by outcome, state, source and import job, oldest first: e.g. those waiting "
+                              "in review (token)")
 async def items(outcome: str | None = Query(None, description="created, merged, appended, review, rejected, ignored."),
                 state: str | None = Query(None, description="pending, processing, done, failed."),
                 source: str | None = Query(None, description="A configured source."),
+                job: int | None = Query(None, ge=1, le=2**63 - 1, description="An import job: what became of its rows."),
                 after_id: int = Query(0, ge=0, le=2**63 - 1, description="`next_after_id` of the previous page."),
                 limit: int = Query(query.DEFAULT_PAGE, ge=1, le=query.MAX_PAGE,
                                    description=f"Page size, 1 to {query.MAX_PAGE}.")) -> dict:
     return await _read(lambda session: query.list_items(session, outcome=outcome, state=state, source=source,
-                                                        after_id=after_id, limit=limit))
+                                                        job=job, after_id=after_id, limit=limit))
 
 
 @router.get("/accounts/{record_id}/overview", summary="The customer's picture of an account (token)")

@@ -310,16 +310,54 @@ def _set_apart_strangers(session: Session, person: Person, record: dict[str, Any
 
 
 def fill_blanks(target: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """Survivorship: a value fills a blank, never overwrites one. Returns what changed."""
+    """Survivorship: a value fills a blank, never overwrites one. Returns what changed. A lead's
+    `details` are merged, not taken whole or not at all (see merged_details)."""
     if not target:  # a new person's first item: every value that is not blank
         changed = {name: value for name, value in values.items() if value is not None and value != ""}
         target.update(changed)
         return changed
     changed = {}
     for name, value in values.items():
-        if value not in (None, "") and target.get(name) in (None, ""):
+        if value in (None, ""):
+            continue
+        if target.get(name) in (None, ""):
             target[name] = changed[name] = value
+        elif name == "details" and type(value) is dict and type(target[name]) is dict:
+            merged = merged_details(target[name], value)
+            if merged is not None:
+                target[name] = changed[name] = merged
     return changed
+
+
+def merged_details(current: dict[str, Any], given: dict[str, Any]) -> dict[str, Any] | None:
+    """A lead's details with a later row's added (None when it adds nothing): where the lead came
+    from stays its first row's, but what a later row says of the person is kept too, a trade
+    show's note ('Wants a quote by May') added after the lead's own, a column or a consent basis
+    the lead lacks filled in, another consent kept beside its own."""
+    merged = dict(current)
+    fields = dict(current.get("fields") or {})
+    for name, value in (given.get("fields") or {}).items():
+        if value in (None, ""):
+            continue
+        if fields.get(name) in (None, ""):
+            fields[name] = value
+        elif name == "notes" and str(value) not in str(fields[name]):
+            fields[name] = f"{fields[name]}\n\n{value}"
+    if fields != (current.get("fields") or {}):
+        merged["fields"] = fields
+    extra = {**(given.get("extra") or {}), **(current.get("extra") or {})}
+    if extra != (current.get("extra") or {}):
+        merged["extra"] = extra
+    if given.get("other_emails"):
+        others = list(dict.fromkeys([*(current.get("other_emails") or []), *given["other_emails"]]))
+        if others != (current.get("other_emails") or []):
+            merged["other_emails"] = others
+    consent = given.get("consent")
+    if consent and not current.get("consent"):
+        merged["consent"] = consent
+    elif consent and consent != current.get("consent") and consent not in (current.get("other_consents") or []):
+        merged["other_consents"] = [*(current.get("other_consents") or []), consent]
+    return merged if merged != current else None
 
 
 def _insert_records(session: Session, new: list[Person], record_defaults: dict[int, dict[str, Any]]) -> None:
@@ -466,8 +504,11 @@ def _merge_into_existing(session: Session, people: list[Person]) -> None:
                                 and str(record[n]).casefold() != str(given[n]).casefold()}
                         if kept:
                             person.kept[plan.item_id] = kept
+                before = record.get("details")
                 person.filled = fill_blanks(record, {n: person.fields.get(n) for n in names})
                 changed.update(person.filled)
+                if "details" in person.filled and before is not None:  # a revert puts back what it was
+                    person.filled = {**person.filled, "details_before": before}
             if changed:
                 updates.append({"id": record_id, **changed})
         if updates:

@@ -230,8 +230,9 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
         if filled:
             record = session.get(model, entry.record_id)
             # only what still holds the value the import put there: never undo a later edit
-            back = {name: None for name, value in filled.items()
-                    if record is not None and getattr(record, name) == value}
+            back = {name: filled.get("details_before") if name == "details" else None
+                    for name, value in filled.items()
+                    if name != "details_before" and record is not None and getattr(record, name) == value}
             if back:
                 session.execute(update(model).where(model.id == entry.record_id).values(back))
                 result["fields_restored"] += len(back)

@@ -422,12 +422,13 @@ ITEM_OUTCOMES = ("created", "merged", "appended", "review", "rejected", "ignored
 
 
 def list_items(session: Session, *, outcome: str | None = None, state: str | None = None,
-               source: str | None = None, after_id: int = 0, limit: int = DEFAULT_PAGE) -> dict[str, Any]:
-    """Raw items by outcome or state and source, oldest first (a work queue: those waiting for a
-    decision, `outcome='review'`, or set aside, `state='failed'`), each with who sent it and
-    what it says. The next page starts after `next_after_id`. Asked nothing, it lists what
-    waits for a person: the items in review."""
-    if outcome is None and state is None and source is None:
+               source: str | None = None, job: int | None = None, after_id: int = 0,
+               limit: int = DEFAULT_PAGE) -> dict[str, Any]:
+    """Raw items by outcome or state, source and import job, oldest first (a work queue: those
+    waiting for a decision, `outcome='review'`, or set aside, `state='failed'`; or what became of
+    each row of an import, `job=N`), each with who sent it and what it says. The next page starts
+    after `next_after_id`. Asked nothing, it lists what waits for a person: the items in review."""
+    if outcome is None and state is None and source is None and job is None:
         outcome = "review"
     if outcome is not None and outcome not in ITEM_OUTCOMES:
         raise InvalidItem("outcome", f"{outcome!r} is not an outcome; expected one of {', '.join(ITEM_OUTCOMES)}")
@@ -441,14 +442,16 @@ def list_items(session: Session, *, outcome: str | None = None, state: str | Non
         stmt = stmt.where(RawItem.state == state)
     if source is not None:
         stmt = stmt.where(RawItem.source == source)
+    if job is not None:
+        stmt = stmt.where(RawItem.import_job_id == job)
     rows = session.scalars(stmt).all()
     items = [{"id": row.id, "source": row.source, "kind": row.kind, "received_at": row.received_at,
               "state": row.state, "outcome": row.outcome, "reason": row.outcome_reason,
               "last_error": row.last_error, "record_type": row.record_type, "record_id": row.record_id,
               **item_gist(row.payload)} for row in rows[:limit]]
     return {"items": items, "next_after_id": items[-1]["id"] if len(rows) > limit else None,
-            "asked": {name: value for name, value in (("outcome", outcome), ("state", state), ("source", source))
-                      if value is not None}}
+            "asked": {name: value for name, value in (("outcome", outcome), ("state", state), ("source", source),
+                                                      ("job", job)) if value is not None}}
 
 
 def item_gist(payload: Any) -> dict[str, str | None]:
