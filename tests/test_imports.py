@@ -1355,3 +1355,57 @@ def test_an_imports_rows_are_listed_with_their_outcomes_and_a_contact_source_say
     assert rows["asked"] == {"job": 1}
     table = cli("items", "--job", "1").output
     assert "outcome" in table and "merged" in table
+
+
+@pytest.mark.parametrize("header, cells, first, last", [
+    ("Efternamn, Förnamn", ["Berg Anna", "von Platen Gustaf"], ["Anna", "Gustaf"], ["Berg", "von Platen"]),
+    ("Förnamn Efternamn", ["Anna Berg", "Gustaf von Platen"], ["Anna", "Gustaf"], ["Berg", "von Platen"]),
+    # a register's 'Namn', surname first: told by how its cells begin and end
+    ("Namn", ["Andersson Anna", "Lindberg Per", "Svensson Karl", "Holmqvist Eva"],
+     ["Anna", "Per", "Karl", "Eva"], ["Andersson", "Lindberg", "Svensson", "Holmqvist"]),
+    ("Namn", ["ANDERSSON Anna", "Anna Berg, VD", "Fil. dr Per Ek", "Docent Eva Lind"],
+     ["Anna", "Anna", "Per", "Eva"], ["Andersson", "Berg", "Ek", "Lind"]),
+])
+def test_names_as_registers_write_them_are_read_first_and_last(cli, tmp_path, sessions_for, header, cells, first, last):
+    listing = write_list(tmp_path / "names.csv", [[cell, f"p{number}@ek.se"] for number, cell in enumerate(cells)],
+                         header=[header, "E-post"])
+    assert run_json(cli, "import", str(listing))["counts"]["created"] == len(cells)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        leads = session.scalars(select(Lead).order_by(Lead.id)).all()
+    assert ([lead.first_name for lead in leads], [lead.last_name for lead in leads]) == (first, last)
+
+
+@pytest.mark.parametrize("header, field", [
+    ("Telefon/Mobil", "phone"), ("Tfn/Mobil", "phone"), ("Phone/Mobile", "phone"), ("Telefon (mobil)", "mobile_phone"),
+    ("Telefonnummer mobil", "mobile_phone"), ("Mobiltfn", "mobile_phone"), ("Förnamn + Efternamn", "full_name"),
+    ("Efternamn Förnamn", "last_first_name"), ("Last Name, First Name", "last_first_name"),
+])
+def test_combined_headers_name_their_field(header, field):
+    from crm_ingest.connectors.listfile import map_header
+    assert map_header(header) == field
+
+
+def test_a_registers_name_column_of_customers_beside_a_contact_person_makes_companies_not_people(
+        cli, tmp_path, sessions_for):
+    # Given a customer register: 'Namn' the customer (a company, by its legal form or not), its
+    # 'Kontaktperson' the person there (or no one)
+    listing = write_list(tmp_path / "kunder.csv", [["1001", "Berg Bygg AB", "Anna Berg", "anna@bergbygg.se"],
+                                                  ["1002", "Ek Konsult", "Bo Ek", "bo@ekkonsult.se"],
+                                                  ["1003", "Lunds Måleri", "", "info@lundsmaleri.se"],
+                                                  ["1004", "Sjöberg & Son", "Dan Sjöberg", "dan@sjoberg.se"]],
+                         header=["Kundnr", "Namn", "Kontaktperson", "E-post"])
+    # When it is imported
+    assert run_json(cli, "import", str(listing))["counts"]["created"] == 4
+    # Then every lead is the contact person at the company, and the company without one no one
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        leads = [(lead.first_name, lead.last_name, lead.company_name)
+                 for lead in session.scalars(select(Lead).order_by(Lead.id))]
+    assert leads == [("Anna", "Berg", "Berg Bygg AB"), ("Bo", "Ek", "Ek Konsult"), (None, None, "Lunds Måleri"),
+                     ("Dan", "Sjöberg", "Sjöberg & Son")]
+
+
+def test_a_totals_row_right_under_the_list_is_ignored_saying_so(cli, tmp_path):
+    listing = write_list(tmp_path / "t.csv", [["Anna", "Berg", "anna@berg.se", "", ""], ["Bo", "Ek", "bo@ek.se", "", ""],
+                                              ["Totalt", "2", "", "", ""], ["", "Summa", "", "=SUBTOTAL(103;B2:B3)", ""]])
+    job = run_json(cli, "import", str(listing))
+    assert (job["counts"]["created"], job["counts"]["ignored"], job["counts"]["rejected"]) == (2, 2, 0)

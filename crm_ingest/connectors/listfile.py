@@ -44,7 +44,13 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "full_name": ("Name", "Full Name", "Contact", "Contact Name", "Contact Person", "Namn",
                   "Fullständigt namn", "Kontakt", "Kontaktperson", "Er referens", "Navn", "Nimi",
                   "Yhteyshenkilö", "Ansprechpartner", "Kundnamn", "Namn på kontaktperson",
-                  "Förnamn och efternamn", "För- och efternamn", "First and Last Name"),
+                  "Förnamn och efternamn", "För- och efternamn", "First and Last Name", "Förnamn Efternamn",
+                  "Förnamn + efternamn", "Förnamn, efternamn", "First Name Last Name", "First Name, Last Name",
+                  "Namn (för- och efternamn)", "Name (first and last)"),
+    # a full name written surname first ('Berg Anna', as a register writes it): read as 'Berg, Anna'
+    "last_first_name": ("Efternamn, Förnamn", "Efternamn Förnamn", "Efternamn och förnamn", "Efternamn + förnamn",
+                        "Last Name, First Name", "Last Name First Name", "Surname, First Name", "Surname Forename",
+                        "Surname, Forename", "Last, First", "Namn (efternamn förnamn)"),
     "email": ("Email", "E-mail", "Email Address", "E-mail Address", "Mail", "Email 1", "E-post",
               "E-postadress", "Epost", "Mejl", "Mejladress", "Mailadress", "Mail Address",
               "E-postadresse", "E-mailadresse", "Sähköposti", "Sähköpostiosoite", "E-Mail-Adresse"),
@@ -55,7 +61,7 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
               "Telefonnummer geschäftlich"),
     "mobile_phone": ("Mobile", "Mobile Phone", "Mobile Number", "Cell", "Cell Phone", "Mobil",
                      "Mobiltelefon", "Mobilnummer", "Mobiltel", "Matkapuhelin", "Handy",
-                     "Handynummer"),
+                     "Handynummer", "Mobiltfn", "Mobil tfn", "Mobilnr"),
     "company": ("Company", "Company Name", "Organization", "Organisation", "Organization Name", "Organisation Name",
                 "Account", "Account Name", "Employer", "Företag", "Företagsnamn", "Bolag",
                 "Organisationsnamn", "Arbetsgivare", "Org.namn", "Firma", "Firmanamn", "Vendor",
@@ -211,10 +217,24 @@ def _header_match(name: str) -> tuple[str, int] | None:
         if len(named) == 1 and "" not in named:
             found = (named.pop(), 0)
     if found is None and len(words) > 1:  # alternatives of one field: 'Company / Account'
-        fields = {(_RANK_BY_KEY.get(word) or ("", 0))[0] for word in words}
+        fields = {(_RANK_BY_KEY.get(word) or _RANK_BY_KEY.get(_without_number_word(word)) or ("", 0))[0]
+                  for word in words}
         if len(fields) == 1 and "" not in fields:
             found = (fields.pop(), 0)
+        elif fields == set(_PHONES):  # 'Telefon/Mobil' is either, the number to call; 'Telefon (mobil)' a mobile
+            found = ("phone" if _ALTERNATIVES.search(name) else "mobile_phone", 0)
     return None if found is None else (found[0], _FUZZY_RANK + _PRIVATE_RANK * private + found[1])
+
+
+_ALTERNATIVES = re.compile(r"[/|&+]|\b(?:or|eller|och|and)\b", re.IGNORECASE)
+
+
+def _without_number_word(word: str) -> str:
+    """'telefonnummer' -> 'telefon', 'mobilnr' -> 'mobil': a phone's word with its 'number' after it."""
+    for suffix in ("nummer", "number", "nr"):
+        if word.endswith(suffix) and len(word) > len(suffix):
+            return word[:-len(suffix)]
+    return word
 
 
 def map_header(name: str) -> str | None:
@@ -682,6 +702,7 @@ class _Layout:
     spares: tuple[tuple[int, str], ...] = ()
     text_formulas: bool = False  # the file writes cells as ="..." (see _clean_formula)
     withheld: tuple[int, ...] = ()  # columns of personal identity numbers: not stored at all
+    names_are_companies: bool = False  # the name column is a register's customer, a further one the person
 
     @classmethod
     def of(cls, header: list[str], mapping: MapFile, sample: list[list[str]] = ()) -> _Layout:
@@ -724,6 +745,9 @@ class _Layout:
                 fields[index] = "email"
         if headerless:
             _read_by_content(sample, fields, skip=withheld)
+        for index, field_name in enumerate(fields):
+            if field_name == "full_name" and not mapping.field_for(names[index]) and _surname_first_column(sample, index):
+                fields[index] = "last_first_name"  # a register's 'Namn' of 'Andersson Anna', 'Berg Per
         unique: list[str] = []  # 'column N' when empty, ' (N)' when repeated
         for number, name in enumerate(names, start=1):
             name = name or f"column {number}"
@@ -732,7 +756,7 @@ class _Layout:
                        else extra for index, (name, field_name, extra) in enumerate(zip(names, fields, unique))]
         return cls(list(zip(names, fields)), extra_names, mapping, list(header),
                    tuple((index, name) for index, name in spares if extra_names[index] is not None), text_formulas,
-                   withheld)
+                   withheld, _names_are_companies(names, fields, spares, sample))
 
     @cached_property
     def _stored_as(self) -> list[tuple[str, dict[str, str] | None] | None]:
@@ -790,8 +814,12 @@ class _Layout:
         for index, field_name in self.spares:  # the best-named filled column of the field
             if field_name not in fields and (value := extra.pop(self.extra_names[index], None)):
                 fields[field_name] = value
+        if "last_first_name" in fields:  # 'Berg Anna' as 'Berg, Anna', which the name's reader reads surname first
+            written = fields.pop("last_first_name")
+            fields.setdefault("full_name", _surname_first(written))
         if self._name_spares and "first_name" not in fields and "last_name" not in fields:
-            _person_beside_company(fields, extra, self._name_spares, self._header_of.get("full_name", "full_name"))
+            _person_beside_company(fields, extra, self._name_spares, self._header_of.get("full_name", "full_name"),
+                                   whole_column=self.names_are_companies)
         moved = _misplaced(fields, self._header_of)
         for field_name, value in self.mapping.defaults.items():
             fields.setdefault(field_name, value)
@@ -800,6 +828,8 @@ class _Layout:
             payload["moved"] = moved
         if self.header and row[0] == self.header[0] and _is_header(row, self.header):
             payload["ignore"] = REPEATED_HEADER
+        elif row and (row[0] or len(row) > 1) and _a_totals_row(row):
+            payload["ignore"] = TOTALS_ROW
         if type(row) is _Rejoined:
             payload["rejoined"] = row.joined
         elif type(row) is _Footer:
@@ -807,24 +837,98 @@ class _Layout:
         return payload
 
 
+def _surname_first(written: str) -> str:
+    """A name written surname first, with the comma that says so: 'Berg Anna Karin' -> 'Berg, Anna
+    Karin', 'von Essen Anna' -> 'von Essen, Anna'; a company's name, one word or one with its
+    comma already, as written."""
+    from crm_ingest.ingest.matching import is_company_name  # (the ingest side's rules)
+
+    words = written.split()
+    if "," in written or len(words) < 2 or is_company_name(written):
+        return written
+    surname = 1
+    while surname < len(words) - 1 and words[surname - 1].casefold() in _PARTICLE_WORDS:
+        surname += 1
+    return f"{' '.join(words[:surname])}, {' '.join(words[surname:])}"
+
+
+_PARTICLE_WORDS = frozenset({"von", "af", "de", "van", "der", "den", "la", "le", "di", "da", "del", "du", "zu", "ten", "ter"})
+
+
+def _surname_first_column(sample: list[list[str]], index: int) -> bool:
+    """Does a full-name column write people surname first ('Berg Anna')? Its two-word cells
+    mostly begin as surnames end (-son, -berg, -ström) and end as they do not."""
+    reversed_, forward = 0, 0
+    for cell in _filled(sample, index):
+        words = cell.split()
+        if len(words) != 2 or not all(word.replace("-", "").isalpha() for word in words):
+            continue
+        first_like, last_like = _SURNAME_END.search(words[0]) is not None, _SURNAME_END.search(words[1]) is not None
+        reversed_ += first_like and not last_like
+        forward += last_like and not first_like
+    return reversed_ >= 3 and reversed_ > 3 * forward
+
+
 def _person_beside_company(fields: dict[str, str], extra: dict[str, str], spares: tuple[str, ...],
-                           header: str) -> None:
+                           header: str, whole_column: bool = False) -> None:
     """A customer register's 'Namn' is the company ('Berg Bygg AB') and its 'Er referens' the
-    person there: when the name is a company's and a further name column holds one, the person
-    is named by that, and the company (where the row has none) by the name."""
+    person there: when the name is a company's (the cell's, or the whole column's: `whole_column`)
+    and a further name column holds one, the person is named by that, and the company (where the
+    row has none) by the name. A row of such a column naming no person names no one."""
     from crm_ingest.ingest.matching import is_company_name
 
     name = fields.get("full_name")
-    if not name or not is_company_name(name):
+    if not name or not (is_company_name(name) or whole_column and _a_business(name)):
         return
     spare = next((spare for spare in spares if extra.get(spare) and not is_company_name(extra[spare])), None)
-    if spare is None:
+    if spare is None and not whole_column:
         return
-    fields["full_name"] = extra.pop(spare)
+    if spare is None:  # 'Lunds Måleri' with no contact person: the company's row, no one's name
+        del fields["full_name"]
+    else:
+        fields["full_name"] = extra.pop(spare)
     if not fields.get("company"):
         fields["company"] = name
     else:  # the row's company column names it: the register's name is kept beside it
         extra.setdefault(header, name)
+
+
+# Words of a business's name without its legal form ('Ek Konsult', 'Lunds Måleri', 'Sjöberg & Son')
+_BUSINESS_WORDS = re.compile(
+    r"&|\b(?:och son|konsult\w*|consult\w*|maleri|bygg\w*|el|vvs|service|teknik|data|design|media|foto|frisor|"
+    r"redovisning|bokforing|stad|stadservice|transport|akeri|snickeri|plat|ror|fastighet\w*|forvaltning|invest|"
+    r"holding|group|gruppen|partners?|byra|advokatbyra|studio|verkstad|cafe|restaurang|butik|handel|import|export|"
+    r"system|solutions?|tjanster|entreprenad|tandvard|klinik|center|centrum|bolaget|firma|kommun|region|forening|"
+    r"stiftelse|skola|forskola|hotell|bilverkstad|trafikskola|elinstallation|installation|montage|mekaniska|"
+    r"industri|verken|company|services|consulting|agency|shop|store)\b")
+
+
+def _a_business(name: str) -> bool:
+    """Does a register's customer name read as a business's ('Ek Konsult', 'Lunds Måleri',
+    'Sjöberg & Son'), not a person's ('Cia Lo')?"""
+    return _BUSINESS_WORDS.search(_folded(name)) is not None
+
+
+# A further name column that names the person where the first names the customer
+_PERSON_COLUMNS = frozenset({"kontaktperson", "contactperson", "contact", "contactname", "kontakt", "erreferens",
+                             "referens", "reference", "ansprechpartner", "yhteyshenkilo", "namnpakontaktperson"})
+
+
+def _names_are_companies(names: list[str], fields: list[str | None], spares: list[tuple[int, str]],
+                         sample: list[list[str]]) -> bool:
+    """Is the name column a register's customers ('Berg Bygg AB', 'Ek Konsult', 'Lunds Måleri'),
+    a further name column the person there? So when some of its cells are plainly companies and
+    either the further column is named as a contact person's or a third of the cells are companies."""
+    from crm_ingest.ingest.matching import is_company_name
+
+    column = next((index for index, field_name in enumerate(fields) if field_name == "full_name"), None)
+    further = [index for index, field_name in spares if field_name == "full_name"]
+    if column is None or not further:
+        return False
+    filled = _filled(sample, column)
+    companies = sum(1 for cell in filled if is_company_name(cell) or _a_business(cell))
+    return companies >= 1 and (any(_header_key(names[index]) in _PERSON_COLUMNS for index in further)
+                               or companies >= 0.3 * len(filled))
 
 
 # A cell of nothing but a phone number: digits and what numbers are written with
@@ -1145,6 +1249,20 @@ def _rejoined(rows: Iterator[list[str]], delimiter: str, width: int) -> Iterator
 
 REPEATED_HEADER = "the header row repeated (as exports of several pages write it), not a person"
 BELOW_THE_TABLE = "a line under the list at the end of the file (a report's footer, a total), not a person"
+TOTALS_ROW = "a totals row ('Totalt', 'Summa') under the list, not a person"
+# A spreadsheet's totals row: its label, then numbers or nothing ('Totalt;5', 'Summa;;=SUBTOTAL(103;B2:B9)')
+_TOTALS_LABEL = re.compile(r"(?:totalt?|totals|summa|sum|grand total|antal|count|subtotal|delsumma)"
+                           r"(?:\s+(?:antal|summa|sum|count|rader|rows|leads|kontakter|contacts|st))?[\s:]*\d*",
+                           re.IGNORECASE)
+_A_NUMBER = re.compile(r"[\d\s.,%:+-]*(?:kr|sek|st)?\.?|=.*", re.IGNORECASE)
+
+
+def _a_totals_row(row: list[str]) -> bool:
+    """Is the row a list's totals: a label of totals in its first or second cell, the rest numbers?"""
+    label = row[0].strip() or (row[1].strip() if len(row) > 1 else "")
+    if not label or label[0] not in "TtSsGgAaCcDd" or _TOTALS_LABEL.fullmatch(label) is None:
+        return False
+    return all(not cell.strip() or cell.strip() == label or _A_NUMBER.fullmatch(cell.strip()) for cell in row)
 
 
 def _is_header(row: list[str], header: list[str]) -> bool:

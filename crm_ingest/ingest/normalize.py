@@ -661,7 +661,17 @@ def normalize_handle(network: str, handle: str) -> str:
 
 _NOTE_IN_NAME = re.compile(r"\s+\([^()]*\)$")  # 'Anna Svensson (VD)', 'Bo Ek (slutat)'
 _HONORIFICS = frozenset({"dr", "mr", "mrs", "ms", "miss", "mx", "prof", "professor", "sir", "herr", "fru",
-                         "fröken", "frk"})
+                         "fröken", "frk", "docent", "doc", "ing", "civing", "civ.ing", "ekon", "jur", "med"})
+_FORMS_IN_CAPITALS = frozenset({"AB", "HB", "KB", "AS", "ASA", "OY", "AG", "SA", "BV", "NV", "LTD", "INC", "LLC"})
+# Swedish degrees written before a name in two words: 'Fil. dr', 'Tekn. lic', 'Med. dr'
+_DEGREE_FIRST = frozenset({"fil", "tekn", "med", "jur", "ekon", "pol", "civ"})
+_DEGREE_SECOND = frozenset({"dr", "lic", "kand", "mag", "ing"})
+# A role written after a person's name and a comma ('Anna Berg, VD'): not 'Berg, Anna' read the other way
+_ROLE_AFTER_NAME = re.compile(
+    r"(?:vd|ceo|cfo|cto|coo|cmo|cio|ciso|hr|it|ordförande|ordf|ägare|delägare|owner|founder|grundare|partner|"
+    r"säljare|sales|manager|director|direktör|officer|president|vice president|vp|head of .*|"
+    r"\w*(?:chef|ansvarig|ansvarige|manager|direktör|director|chief|assistent|assistant|koordinator|coordinator|"
+    r"samordnare|handläggare|sekreterare|secretary))\.?", re.IGNORECASE)
 
 
 # The titles as written (a set lookup, no case folding, on every row's first name)
@@ -709,10 +719,16 @@ def _split_name(full_name: str | None) -> tuple[str | None, str | None]:
         name = clean_text(_NOTE_IN_NAME.sub("", name), 400) or name
     if not name:
         return None, None
+    if "," in name:  # 'Anna Berg, VD': the role after the name, not the first name after the surname
+        before, _, after = name.rpartition(",")
+        if " " in before.strip() and _ROLE_AFTER_NAME.fullmatch(after.strip()):
+            name = before.strip()
     words = name.split(" ")
     titled = False
-    while len(words) > 1 and words[0].rstrip(".").casefold() in _HONORIFICS:  # 'Dr. Anna Svensson'
-        words, titled = words[1:], True
+    while len(words) > 1 and (words[0].rstrip(".").casefold() in _HONORIFICS  # 'Dr. Anna Svensson'
+                              or len(words) > 2 and words[0].rstrip(".").casefold() in _DEGREE_FIRST
+                              and words[1].rstrip(".").casefold() in _DEGREE_SECOND):
+        words, titled = words[2:] if words[0].rstrip(".").casefold() in _DEGREE_FIRST else words[1:], True
     if titled:
         if len(words) == 1 and "," not in name:  # 'Mr. Smith'
             return None, words[0]
@@ -725,6 +741,9 @@ def _split_name(full_name: str | None) -> tuple[str | None, str | None]:
         last, _, first = name.partition(",")
         return clean_text(first, 200), clean_text(last, 200)
     words = name.split(" ")
+    if len(words) > 1 and len(words[0]) > 1 and words[0].isupper() and not any(w.isupper() for w in words[1:]) \
+            and words[0] not in _FORMS_IN_CAPITALS:
+        return " ".join(words[1:]), words[0]  # 'ANDERSSON Anna': a register writes the surname first, in capitals
     for index in range(1, len(words) - 1):  # 'Anna-Karin von Essen', 'Jan van der Berg': the particle starts the surname
         if words[index].casefold() in _PARTICLES:
             return " ".join(words[:index]), " ".join(words[index:])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from crm_ingest.connectors.listfile import BELOW_THE_TABLE, MAX_CELL_CHARS, MAX_HTML_PENDING, MAX_XLS_BYTES, REPEATED_HEADER, ListFile, MapFile, map_header, preview
+from crm_ingest.connectors.listfile import BELOW_THE_TABLE, TOTALS_ROW, MAX_CELL_CHARS, MAX_HTML_PENDING, MAX_XLS_BYTES, REPEATED_HEADER, ListFile, MapFile, map_header, preview
 from crm_ingest.ingest.errors import ConfigError, FatalError
 
 SAMPLE = Path(__file__).parents[2] / "crm_ingest" / "samples" / "purchased_list.csv"
@@ -943,7 +943,7 @@ def test_a_customer_register_names_the_company_and_its_reference_the_person(tmp_
     # Then a company's name with a reference beside it is the company, and the reference the person
     assert [(p["fields"].get("full_name"), p["fields"].get("company")) for p in payloads] == [
         ("Anna Berg", "Berg Bygg AB"),
-        ("Ek & Son Handelsbolag", None),  # no one named: the plan takes the name as the company's
+        (None, "Ek & Son Handelsbolag"),  # no one named: the company's row
         ("Cia Lo", None),                  # a person's name: as written, the reference kept aside
     ]
     assert payloads[2]["extra"]["Er referens"] == "Bo Ek"
@@ -1088,7 +1088,7 @@ def test_lines_under_the_list_at_the_end_of_the_file_are_set_aside_not_read_as_p
                       name="last.csv"))
     assert [p.get("ignore") for p in last] == [None, None, None]
     plain = rows(write(tmp_path, "Namn;E-post;Telefon\nAnna;anna@x.se;\nTotalt: 1\n", name="plain.csv"))
-    assert [p.get("ignore") for p in plain] == [None, None]
+    assert [p.get("ignore") for p in plain] == [None, TOTALS_ROW]  # a totals row, blank line above or not
 
 
 def test_a_value_holding_an_unquoted_comma_is_read_as_one_cell(tmp_path):
