@@ -404,13 +404,16 @@ def _estimate_rows(file: Path) -> int | None:
 
 
 def _print_preview(data: dict) -> None:
-    console.print(f"format {data['format']}, encoding {data['encoding']}"
+    console.print(f"format {data['format']}" + (f", encoding {data['encoding']}" if data.get("encoding") else "")
                   + (" (guessed: override with --encoding)" if data.get("encoding_guessed") else "")
                   + (f", delimiter {data['delimiter']!r}" if data.get("delimiter") else "")
                   + (f" (each line one quoted cell, split at {data['wrapped']!r})" if data.get("wrapped") else "")
                   + (f", sheet {data['sheet']!r}" if data.get("sheet") else "")
                   + (f", header on row {data['header_row']}" if data['header_row'] else ", no header row"),
                   highlight=False)
+    if data.get("other_sheets"):
+        console.print(f"note: sheets {', '.join(map(repr, data['other_sheets']))} hold a list too; "
+                      "each is imported with --sheet NAME", highlight=False)
     table = Table(title="Columns")
     table.add_column("column in file")
     table.add_column("read as")

@@ -1409,3 +1409,45 @@ def test_a_totals_row_right_under_the_list_is_ignored_saying_so(cli, tmp_path):
                                               ["Totalt", "2", "", "", ""], ["", "Summa", "", "=SUBTOTAL(103;B2:B3)", ""]])
     job = run_json(cli, "import", str(listing))
     assert (job["counts"]["created"], job["counts"]["ignored"], job["counts"]["rejected"]) == (2, 2, 0)
+
+
+def test_a_workbook_of_one_list_a_sheet_says_which_sheets_were_not_read(cli, tmp_path):
+    # Given a workbook with a sheet per office, each the same list
+    book = Workbook()
+    for index, (office, people) in enumerate((("Stockholm", 2), ("Göteborg", 3), ("Malmö", 1))):
+        sheet = book.active if index == 0 else book.create_sheet()
+        sheet.title = office
+        sheet.append(["Förnamn", "Efternamn", "E-post"])
+        for number in range(people):
+            sheet.append([f"P{number}", office, f"p{number}@{index}.se"])
+    path = tmp_path / "kontor.xlsx"
+    book.save(path)
+    # When it is previewed and imported
+    shown = " ".join(cli("import", str(path), "--preview").output.split())
+    job = run_json(cli, "import", str(path))
+    # Then the sheet with the most rows is read, and the others are named, with how to read them
+    assert job["counts"]["created"] == 3 and job["options"]["other_sheets"] == ["Stockholm", "Malmö"]
+    assert job["note"] == ("only sheet 'Göteborg' was read; 'Stockholm', 'Malmö' hold a list too: "
+                           "import each with --sheet NAME")
+    assert "sheets 'Stockholm', 'Malmö' hold a list too" in shown and "encoding" not in shown
+    assert run_json(cli, "import", str(path), "--sheet", "Malmö")["counts"]["created"] == 1
+
+
+def test_a_workbooks_postal_codes_formatted_with_leading_zeros_keep_them(cli, tmp_path, sessions_for):
+    # Given a workbook whose postal codes are numbers shown with their zeros ('0000', '000 00')
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Förnamn", "E-post", "Postnummer", "Ort"])
+    sheet.append(["Ola", "ola@x.no", 150, "Oslo"])
+    sheet.append(["Anna", "anna@x.se", 11451, "Stockholm"])
+    sheet.append(["Eva", "eva@x.fi", 100, "Helsinki"])
+    sheet["C2"].number_format = "0000"
+    sheet["C3"].number_format = "000 00"
+    sheet["C4"].number_format = "00000"
+    path = tmp_path / "post.xlsx"
+    book.save(path)
+    # When it is imported, Then each code is the text Excel shows
+    assert run_json(cli, "import", str(path))["counts"]["created"] == 3
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        codes = [lead.postal_code for lead in session.scalars(select(Lead).order_by(Lead.id))]
+    assert codes == ["0150", "114 51", "00100"]

@@ -1301,6 +1301,7 @@ class ListFile:
         self.fallbacks: dict[int, str] = {}  # column -> the field it fills when the column that won it is empty
         self.ignored: set[int] = set()  # columns the map file says to leave out
         self.withheld: set[int] = set()  # columns of personal identity numbers, not stored
+        self.other_sheets: list[str] = []  # a workbook's further sheets holding a list, not read unless named
         self.header_row: int | None = None
         self.wrapped: str | None = None  # the delimiter inside cells that each hold a whole row (see _wrapped_delimiter)
         try:
@@ -1439,6 +1440,7 @@ class ListFile:
             if len(sheets) < 2:
                 return None
             best: tuple[tuple[bool, int], str] | None = None
+            lists: list[str] = []  # the sheets holding a list, to say which were not read
             for title, visible, values in sheets:
                 if not visible:
                     continue  # a hidden sheet holds a template's value lists, not the list
@@ -1452,8 +1454,11 @@ class ListFile:
                 except Exception:  # noqa: BLE001 - a sheet openpyxl cannot read is not the list
                     continue
                 rank = (bool(_NOT_THE_LIST.search(title)), -count)
+                if count and not rank[0]:
+                    lists.append(title)
                 if best is None or rank < best[0]:
                     best = (rank, title)
+        self.other_sheets = [title for title in lists if best is None or title != best[1]]
         return None if best is None else best[1]
 
     def _choose_sheet(self, sheet: str | None) -> None:
@@ -1527,6 +1532,7 @@ def _sheet_values(workbook, sheet) -> Iterator[list[str]]:
     """A read-only sheet's rows as text, every row to the sheet's end whatever size its writer
     recorded, a missing row as an empty one: `iter_rows(values_only=True)` after
     `reset_dimensions()`, read with _rows_parser(), whose memory does not grow with the sheet."""
+    padded = _zero_padded_styles(workbook)
     with sheet._get_source() as source:
         parser = _rows_parser()(source, sheet._shared_strings, data_only=True, epoch=workbook.epoch,
                                 date_formats=workbook._date_formats, timedelta_formats=workbook._timedelta_formats)
@@ -1540,8 +1546,35 @@ def _sheet_values(workbook, sheet) -> Iterator[list[str]]:
             expected += 1
             row = [""] * max((cell["column"] for cell in cells), default=0)  # in any order a writer wrote them
             for cell in cells:
-                row[cell["column"] - 1] = _cell_text(cell["value"])[:MAX_CELL_CHARS]
+                value = cell["value"]
+                if padded and cell["style_id"] in padded and type(value) in (int, float) and value == int(value) >= 0:
+                    row[cell["column"] - 1] = _as_formatted(int(value), padded[cell["style_id"]])
+                else:
+                    row[cell["column"] - 1] = _cell_text(value)[:MAX_CELL_CHARS]
             yield row
+
+
+_ZERO_PADDED = re.compile(r"0{2,}(?: 0+)?|0+ 0+")
+
+
+def _zero_padded_styles(workbook) -> dict[int, str]:
+    """The workbook's cell styles whose number format pads with zeros ('0000' for Oslo's 0150,
+    '000 00' for a Swedish postal code): such a cell's number is the text Excel shows."""
+    try:
+        formats = workbook._number_formats
+        return {style_id: code for style_id, style in enumerate(workbook._cell_styles)
+                if style.numFmtId >= 164 and _ZERO_PADDED.fullmatch(code := formats[style.numFmtId - 164])}
+    except Exception:  # noqa: BLE001 - a style table openpyxl read otherwise: the numbers as they are
+        return {}
+
+
+def _as_formatted(number: int, code: str) -> str:
+    """'150' in '0000' -> '0150'; 11451 in '000 00' -> '114 51'."""
+    digits = str(number).zfill(len(code.replace(" ", "")))
+    if " " not in code:
+        return digits
+    head = len(code.partition(" ")[0]) + len(digits) - len(code.replace(" ", ""))
+    return f"{digits[:head]} {digits[head:]}"
 
 
 # -- an HTML table: what many web applications' 'Export to Excel' writes, named .xls ------------
@@ -2479,6 +2512,7 @@ def preview(list_file: ListFile, rows: int = 10) -> dict[str, Any]:
             "wrapped": list_file.wrapped,
             "sheet": list_file.sheet,
             "header_row": list_file.header_row,
+            **({"other_sheets": list_file.other_sheets} if list_file.other_sheets else {}),
             "columns": [{"header": header, "field": field_name,
                          **({"fills": list_file.fallbacks[index]} if index in list_file.fallbacks else {}),
                          **({"ignored": True} if index in list_file.ignored else {}),

@@ -77,9 +77,16 @@ def job_summary(session: Session, job: ImportJob) -> dict[str, Any]:
                "campaign_id": job.campaign_id, "rows_read": job.rows_read, "rows_landed": job.rows_landed,
                "counts": counts, "options": job.options, "created_at": job.created_at,
                "finished_at": job.finished_at}
+    notes = []
     if withheld := (job.options or {}).get("withheld"):
-        summary["note"] = (f"column{'s' if len(withheld) > 1 else ''} {', '.join(map(repr, withheld))} left out: "
-                           "personal identity numbers are not stored from a list")
+        notes.append(f"column{'s' if len(withheld) > 1 else ''} {', '.join(map(repr, withheld))} left out: "
+                     "personal identity numbers are not stored from a list")
+    if others := (job.options or {}).get("other_sheets"):
+        notes.append(f"only sheet {(job.options or {}).get('sheet')!r} was read; "
+                     f"{', '.join(map(repr, others))} hold{'s' if len(others) == 1 else ''} a list too: "
+                     "import each with --sheet NAME")
+    if notes:
+        summary["note"] = "; ".join(notes)
     if job.state == "done" and not counts["rows"]:  # finished, but a file of nothing is rarely what was meant
         header = [str(column) for column, _ in (job.options or {}).get("columns") or []]
         summary["warning"] = (f"no rows under the header ({', '.join(header[:8])})" if header else

@@ -67,6 +67,8 @@ def find_or_start_job(session: Session, list_file, request: ImportRequest) -> Im
                "columns": [[column[:1000] if isinstance(column, str) else column, name]
                            for column, name in list_file.read_header()],
                "header_row": list_file.header_row}  # row N of the list is row header_row + N of the file
+    if other_sheets := getattr(list_file, "other_sheets", None):  # said on the job: a workbook of one list a sheet
+        options["other_sheets"] = other_sheets
     if withheld := sorted(getattr(list_file, "withheld", ())):  # named in the job's summary: not stored, said so
         options["withheld"] = [options["columns"][index][0] for index in withheld]
     mapping = getattr(list_file, "mapping", None)
