@@ -1451,3 +1451,19 @@ def test_a_workbooks_postal_codes_formatted_with_leading_zeros_keep_them(cli, tm
     with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
         codes = [lead.postal_code for lead in session.scalars(select(Lead).order_by(Lead.id))]
     assert codes == ["0150", "114 51", "00100"]
+
+
+def test_a_family_members_own_rows_are_not_taken_into_the_person_whose_address_they_share(cli, tmp_path, sessions_for):
+    # Given Anna's lead at the family's address, then a list with Karl at that address, and Karl
+    # again by his mobile alone
+    run_json(cli, "import", str(write_list(tmp_path / "a.csv", [["Anna", "Berg", "familjen.berg@telia.com", "070-2000001", ""]])))
+    job = run_json(cli, "import", str(write_list(tmp_path / "b.csv", [
+        ["Karl", "Berg", "familjen.berg@telia.com", "070-2000002", ""], ["Karl", "Berg", "", "070-2000002", ""]])))
+    # Then the first row is linked to Anna, taking nothing, and the second is Karl's own lead,
+    # not Anna's found by the number the first row gave
+    assert (job["counts"]["merged"], job["counts"]["created"]) == (1, 1)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        leads = [(lead.first_name, lead.phone) for lead in session.scalars(select(Lead).order_by(Lead.id))]
+        anna_keys = set(session.scalars(text("SELECT value FROM identity_keys WHERE record_id = 1")))
+    assert leads == [("Anna", "+46702000001"), ("Karl", "+46702000002")]
+    assert anna_keys == {"familjen.berg@telia.com", "+46702000001"}

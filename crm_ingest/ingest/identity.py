@@ -176,10 +176,11 @@ def _completes(kind: str, person: Person, other: dict[str, Any]) -> bool:
 
 
 def _names_behind_shared_keys(session: Session, owners: dict[Key, int]) -> dict[tuple[str, int], dict]:
-    """Names (and address) of the existing records that own a shared contact point the batch uses."""
+    """Names (and address) of the existing records that own a shared contact point the batch uses,
+    or an address (a family's, or one a row names someone else at: see _group)."""
     wanted: dict[str, set[int]] = defaultdict(set)
     for (scope, kind, value), record_id in owners.items():
-        if _is_shared(kind, value) and scope in PERSON_MODELS:
+        if (kind in EMAIL_KINDS or _is_shared(kind, value)) and scope in PERSON_MODELS:
             wanted[scope].add(record_id)
     names = {}
     for scope, ids in wanted.items():
@@ -226,6 +227,13 @@ def _group(plans: list[ItemPlan], owners: dict[Key, int],
         person.plans.append(plan)
         if person.record_id is None and person.plans[0] is not plan and other_first_name(fields, person.fields):
             person.strangers[plan.item_id] = _name_of(person.fields)  # found by the address of an earlier row's person
+            continue
+        if person.record_id is not None and (known := names.get((person.scope, person.record_id))) \
+                and other_first_name(fields, known):
+            # found by a known person's address, naming someone else (Karl at the family's address
+            # Anna's lead holds): linked to her, and nothing of the row is hers, not even its
+            # number for the batch's next row to find her by (_set_apart_strangers does the rest)
+            person.strangers[plan.item_id] = _name_of(known)
             continue
         fill_blanks(person.fields, plan.person.fields)
         for kind, value in keys:
