@@ -1467,3 +1467,15 @@ def test_a_family_members_own_rows_are_not_taken_into_the_person_whose_address_t
         anna_keys = set(session.scalars(text("SELECT value FROM identity_keys WHERE record_id = 1")))
     assert leads == [("Anna", "+46702000001"), ("Karl", "+46702000002")]
     assert anna_keys == {"familjen.berg@telia.com", "+46702000001"}
+
+
+def test_every_number_of_a_cell_of_several_is_a_key_and_kept(cli, tmp_path, sessions_for):
+    # Given a row whose phone cell holds a mobile and a switchboard
+    run_json(cli, "import", str(write_list(tmp_path / "a.csv", [["Eva", "Ros", "eva@ros.se", "070-123 45 71 / 08-123 456 78", ""]])))
+    # When a later list names her by the second number alone
+    job = run_json(cli, "import", str(write_list(tmp_path / "b.csv", [["Eva", "Ros", "", "08-123 456 78", ""]])))
+    # Then it finds her, and her lead keeps the second number beside its phone
+    assert job["counts"]["merged"] == 1
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        lead = session.scalar(select(Lead))
+    assert (lead.phone, lead.details["other_phones"]) == ("+46701234571", ["+46812345678"])

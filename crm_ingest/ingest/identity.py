@@ -356,10 +356,11 @@ def merged_details(current: dict[str, Any], given: dict[str, Any]) -> dict[str, 
     extra = {**(given.get("extra") or {}), **(current.get("extra") or {})}
     if extra != (current.get("extra") or {}):
         merged["extra"] = extra
-    if given.get("other_emails"):
-        others = list(dict.fromkeys([*(current.get("other_emails") or []), *given["other_emails"]]))
-        if others != (current.get("other_emails") or []):
-            merged["other_emails"] = others
+    for name in ("other_emails", "other_phones"):
+        if given.get(name):
+            others = list(dict.fromkeys([*(current.get(name) or []), *given[name]]))
+            if others != (current.get(name) or []):
+                merged[name] = others
     consent = given.get("consent")
     if consent and not current.get("consent"):
         merged["consent"] = consent

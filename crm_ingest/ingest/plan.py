@@ -140,7 +140,8 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
             # and the mailbox behind it (Gmail ignores dots and +tags): a.svensson@ is asvensson+news@
             keys.extend(key for key in address_keys(email_key) if key not in keys)
     remarks: list[str] = []
-    phone, mobile, numbers = _phones(fields, source, identified=bool(keys), remarks=remarks)
+    others: list[str] = []
+    phone, mobile, numbers = _phones(fields, source, identified=bool(keys), remarks=remarks, others=others)
     for number in numbers:
         keys.append(("phone", number))
     if handle:
@@ -164,6 +165,8 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
     }
     if raw_email and len(addresses) > 1:  # a cell of several: the others are keys, and kept in the details
         person["other_emails"] = [address for address, _ in addresses[1:]]
+    if others:  # the same for numbers: '070-123 45 67 / 08-123 456'
+        person["other_phones"] = others
     if (person["postal_code"] is None) != (person["city"] is None):
         _split_postal_town(person)
     if (code := person["postal_code"]) and code.isdigit() and type(country := fields.get("country")) is str:
@@ -363,8 +366,8 @@ def _address(text: str, field: str, deliverable: bool) -> tuple[str, str]:
     return address
 
 
-def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool, remarks: list[str] | None = None
-            ) -> tuple[str | None, str | None, list[str]]:
+def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool, remarks: list[str] | None = None,
+            others: list[str] | None = None) -> tuple[str | None, str | None, list[str]]:
     """(phone, mobile phone, the valid numbers to key). Each field's first valid number, in
     E.164, read in the row's country when it names one we know (else in the source's region).
     The phone is the number to call: the phone field's, else the mobile's. A field whose number
@@ -409,6 +412,15 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool, r
             continue
         if number not in numbers:
             numbers.append(number)
+        if why is not None and others is not None:  # a cell of several numbers: each valid one a key, kept aside
+            for part in _numbers_in(raw):
+                try:
+                    further = normalize_phone(part, read_in, name)
+                except InvalidItem:
+                    continue
+                if further not in numbers:
+                    numbers.append(further)
+                    others.append(further)
         if why is None and (extension := phone_extension(raw, read_in)):
             found[name] = (f"{number};ext={extension}", True)  # RFC 3966's way to write it
         else:
@@ -680,6 +692,7 @@ def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig, li
         details = {"row": payload.get("row"), "file": clean_text(payload.get("file"), 300),
                    "fields": kept or None, "moved": clean_text(payload.get("moved"), 300),
                    "other_emails": plan.person.fields.pop("other_emails", None),
+                   "other_phones": plan.person.fields.pop("other_phones", None),
                    "extra": {clean_text(k, 100): clean_text(v, 1000) for k, v in extra.items()}
                    if isinstance(extra, Mapping) and extra else None}
         plan.person.fields["details"] = {k: v for k, v in details.items() if v is not None} or None
