@@ -1479,3 +1479,20 @@ def test_every_number_of_a_cell_of_several_is_a_key_and_kept(cli, tmp_path, sess
     with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
         lead = session.scalar(select(Lead))
     assert (lead.phone, lead.details["other_phones"]) == ("+46701234571", ["+46812345678"])
+
+
+def test_a_lead_a_reverted_import_made_and_a_later_one_completed_is_the_later_ones(cli, tmp_path, sessions_for):
+    # Given Karin's lead made by a trade show's list on campaign Mässa, then completed by the
+    # spring list on campaign Vår 2026
+    show = run_json(cli, "import", str(write_list(tmp_path / "b.csv", [["Karin", "Holm", "", "070-777 88 99", ""]])),
+                    "--campaign", "Mässa")
+    run_json(cli, "import", str(write_list(tmp_path / "c.csv", [["Karin", "Holm", "karin@holmbygg.se", "0707778899", ""]])),
+             "--campaign", "Vår 2026")
+    # When the trade show's import is reverted
+    assert run_json(cli, "import-revert", str(show["job"]))["records_kept"] == 1
+    # Then she is the spring list's: its campaign, its file and row
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        lead = session.scalar(select(Lead))
+        campaign = session.scalar(text("SELECT name FROM campaigns WHERE id = :id"), {"id": lead.campaign_id})
+    assert campaign == "Vår 2026"
+    assert (lead.details["file"], lead.details["row"], lead.details["import_job"]) == ("c.csv", 1, 2)

@@ -206,6 +206,8 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
                 .group_by(RawItem.record_id)).all())
         for record_id, item_id in others.items():
             session.execute(update(model).where(model.id == record_id).values(origin_item_id=item_id))
+        if record_type == "lead" and others:
+            _hand_over_provenance(session, job, others)
         result["records_kept"] += len(others)
         created = [record_id for record_id in created if record_id not in others]
         # A lead qualified since, and the contact its qualifying made, are someone's work now
@@ -257,6 +259,31 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
     job.finished_at = utcnow()
     job.options = {**(job.options or {}), "reverted": result}
     return result
+
+
+def _hand_over_provenance(session: Session, job: ImportJob, owners: dict[int, int]) -> None:
+    """Leads a reverted import made and another item keeps: where they came from is now that
+    item's (its file and row, its import's campaign), not the reverted job's."""
+    ids = sorted(owners)
+    for start in range(0, len(ids), 10_000):
+        part = ids[start:start + 10_000]
+        items = {row.id: row for row in session.execute(
+            select(RawItem.id, RawItem.import_job_id, RawItem.payload)
+            .where(RawItem.id.in_([owners[record_id] for record_id in part])))}
+        jobs = {row.id: row.campaign_id for row in session.execute(
+            select(ImportJob.id, ImportJob.campaign_id)
+            .where(ImportJob.id.in_({item.import_job_id for item in items.values() if item.import_job_id})))}
+        for lead in session.scalars(select(Lead).where(Lead.id.in_(part))):
+            owner = items.get(owners[lead.id])
+            if owner is None:
+                continue
+            if job.campaign_id is not None and lead.campaign_id == job.campaign_id:
+                lead.campaign_id = jobs.get(owner.import_job_id)
+            details = dict(lead.details or {})
+            if details.get("import_job") == job.id:
+                payload = owner.payload if isinstance(owner.payload, dict) else {}
+                details.update(row=payload.get("row"), file=payload.get("file"), import_job=owner.import_job_id)
+                lead.details = {key: value for key, value in details.items() if value is not None}
 
 
 def _qualified_since(session: Session, record_type: str, ids: list[int]) -> set[int]:
