@@ -332,6 +332,11 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
         summary = job_summary(session, session.get(ImportJob, progress.job_id))
     summary.update(resumed_from_row=progress.resumed_from_row, already_imported=progress.already_imported,
                    sent_on=progress.sent_on, queued=not rt.settings.embedded, makes=_makes(rt, summary))
+    if progress.already_imported and consent and consent != summary.get("consent"):
+        summary["warning"] = (f"--consent {consent!r} was not recorded: the file's rows were imported before"
+                              + (f" with the consent {summary['consent']!r}" if summary.get("consent") else
+                                 " without a consent")
+                              + "; a consent alone makes no new job (revert it and import again to change it)")
     Out(as_json).emit(summary, _print_job)
 
 

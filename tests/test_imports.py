@@ -1496,3 +1496,12 @@ def test_a_lead_a_reverted_import_made_and_a_later_one_completed_is_the_later_on
         campaign = session.scalar(text("SELECT name FROM campaigns WHERE id = :id"), {"id": lead.campaign_id})
     assert campaign == "Vår 2026"
     assert (lead.details["file"], lead.details["row"], lead.details["import_job"]) == ("c.csv", 1, 2)
+
+
+def test_a_consent_given_for_a_file_imported_before_is_said_not_recorded(cli, tmp_path):
+    listing = write_list(tmp_path / "a.csv", [["Anna", "Berg", "anna@berg.se", "", ""]])
+    run_json(cli, "import", str(listing))
+    again = run_json(cli, "import", str(listing), "--consent", "samtycke 2026-03-01")
+    assert again["already_imported"] and again["consent"] is None
+    assert again["warning"].startswith("--consent 'samtycke 2026-03-01' was not recorded: the file's rows were "
+                                       "imported before without a consent")

@@ -74,7 +74,8 @@ def job_summary(session: Session, job: ImportJob) -> dict[str, Any]:
             session.refresh(job)
             counts = job_counts(session, job.id)
     summary = {"job": job.id, "state": job.state, "file": job.file_name, "source": job.source,
-               "campaign_id": job.campaign_id, "rows_read": job.rows_read, "rows_landed": job.rows_landed,
+               "campaign_id": job.campaign_id, "consent": job.consent, "rows_read": job.rows_read,
+               "rows_landed": job.rows_landed,
                "counts": counts, "options": job.options, "created_at": job.created_at,
                "finished_at": job.finished_at}
     notes = []
