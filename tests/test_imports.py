@@ -1238,6 +1238,7 @@ def test_personal_identity_numbers_are_never_stored_and_the_job_says_so(cli, tmp
 @pytest.mark.parametrize("cell, is_one", [
     ("811228-9874", True), ("19811228-9874", True), ("8112289874", True),  # Skatteverket's example
     ("811288-9874", False),  # a samordningsnummer's date (its day + 60), but a wrong check digit
+    ("202403151230", False), ("20240315-0012", False),  # a timestamp, a booking: dates, no check digit
     ("131052-308T", True),  # Finland
     ("15076500565", True),  # Norway, both check digits
     ("0701234567", False), ("+46701234567", False), ("070-123 45 67", False), ("46701234567", False),
@@ -1505,3 +1506,38 @@ def test_a_consent_given_for_a_file_imported_before_is_said_not_recorded(cli, tm
     assert again["already_imported"] and again["consent"] is None
     assert again["warning"].startswith("--consent 'samtycke 2026-03-01' was not recorded: the file's rows were "
                                        "imported before without a consent")
+
+
+def test_forward_names_whose_first_names_end_as_surnames_do_are_not_read_surname_first(cli, tmp_path, sessions_for):
+    names = ["Peter Chen", "Jennifer Wang", "Oliver Zhang", "Christopher Liu", "Jason Kim", "Allison Park",
+             "Mitchell Lee", "Anna Svensson"]
+    listing = write_list(tmp_path / "n.csv", [[name, f"p{n}@x.se"] for n, name in enumerate(names)], header=["Name", "Email"])
+    run_json(cli, "import", str(listing))
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        firsts = [lead.first_name for lead in session.scalars(select(Lead).order_by(Lead.id))]
+    assert firsts == [name.split()[0] for name in names]
+
+
+def test_a_registers_private_customers_keep_their_names(cli, tmp_path, sessions_for):
+    # Given a register of mostly private customers, one company among them
+    listing = write_list(tmp_path / "k.csv", [["Mohamed El Amrani", "", "m@x.se"], ["Anna & Per Ek", "", "a@x.se"],
+                                              ["Lena Handel", "", "l@x.se"], ["Berg Bygg AB", "Bo Berg", "b@x.se"]],
+                         header=["Namn", "Kontaktperson", "E-post"])
+    run_json(cli, "import", str(listing))
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        leads = [(lead.last_name, lead.company_name) for lead in session.scalars(select(Lead).order_by(Lead.id))]
+    assert leads == [("Amrani", None), ("Ek", None), ("Handel", None), ("Berg", "Berg Bygg AB")]
+
+
+@pytest.mark.parametrize("content, entries", [
+    ("E-post;Tel.nr\nanna@x.se;070-111 22 33\n", {"email:anna@x.se", "phone:+46701112233"}),
+    ("Namn;Telefon;Avreg.datum\nAnna Berg;070-111 22 35;2024-03-01\n", {"phone:+46701112235"}),
+    ('Email;Name\n"""Berg, Anna"" <anna9@x.se>";Anna\n', {"email:anna9@x.se"}),
+    ("Anna Berg;070-111 22 36;2024-03-01;anna7@x.se\n", {"phone:+46701112236", "email:anna7@x.se"}),
+])
+def test_a_do_not_contact_csv_gives_its_entries_and_nothing_else(cli, tmp_path, sessions_for, content, entries):
+    (tmp_path / "dnc.csv").write_text(content, encoding="utf-8")
+    loaded = run_json(cli, "suppress", str(tmp_path / "dnc.csv"))
+    assert loaded["invalid"] == []
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert {f"{kind}:{value}" for kind, value in session.execute(text("SELECT kind, value FROM suppressions"))} == entries

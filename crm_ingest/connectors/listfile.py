@@ -218,7 +218,7 @@ def _header_match(name: str) -> tuple[str, int] | None:
             found = (named.pop(), 0)
     if found is None and len(words) > 1:  # alternatives of one field: 'Company / Account'
         fields = {(_RANK_BY_KEY.get(word) or _RANK_BY_KEY.get(_without_number_word(word)) or ("", 0))[0]
-                  for word in words}
+                  for word in words if word not in _JOINING_WORDS}
         if len(fields) == 1 and "" not in fields:
             found = (fields.pop(), 0)
         elif fields == set(_PHONES):  # 'Telefon/Mobil' is either, the number to call; 'Telefon (mobil)' a mobile
@@ -227,6 +227,7 @@ def _header_match(name: str) -> tuple[str, int] | None:
 
 
 _ALTERNATIVES = re.compile(r"[/|&+]|\b(?:or|eller|och|and)\b", re.IGNORECASE)
+_JOINING_WORDS = frozenset({"or", "eller", "och", "and"})
 
 
 def _without_number_word(word: str) -> str:
@@ -811,12 +812,12 @@ class _Layout:
                 extra[name] = value
         if self._joins_emails:
             _join_emails(fields)
-        for index, field_name in self.spares:  # the best-named filled column of the field
-            if field_name not in fields and (value := extra.pop(self.extra_names[index], None)):
-                fields[field_name] = value
         if "last_first_name" in fields:  # 'Berg Anna' as 'Berg, Anna', which the name's reader reads surname first
             written = fields.pop("last_first_name")
             fields.setdefault("full_name", _surname_first(written))
+        for index, field_name in self.spares:  # the best-named filled column of the field
+            if field_name not in fields and (value := extra.pop(self.extra_names[index], None)):
+                fields[field_name] = value
         if self._name_spares and "first_name" not in fields and "last_name" not in fields:
             _person_beside_company(fields, extra, self._name_spares, self._header_of.get("full_name", "full_name"),
                                    whole_column=self.names_are_companies)
@@ -855,18 +856,27 @@ def _surname_first(written: str) -> str:
 _PARTICLE_WORDS = frozenset({"von", "af", "de", "van", "der", "den", "la", "le", "di", "da", "del", "du", "zu", "ten", "ter"})
 
 
+# How Nordic surnames end and given names hardly ever do ('Peter', 'Jennifer', 'Mitchell', 'Jason',
+# 'Allison' end as _SURNAME_END's 'er', 'ell', 'son' do): the stricter test for a whole column
+_NORDIC_SURNAME_END = re.compile(r"(?:sson|[^aeiouy]son|sen|berg|str[öo]m|lund|qvist|kvist|quist|gren|holm|dahl|"
+                                 r"stedt|b[äa]ck|borg|strand|g[åa]rd)$", re.IGNORECASE)
+
+
 def _surname_first_column(sample: list[list[str]], index: int) -> bool:
-    """Does a full-name column write people surname first ('Berg Anna')? Its two-word cells
-    mostly begin as surnames end (-son, -berg, -ström) and end as they do not."""
-    reversed_, forward = 0, 0
+    """Does a full-name column write people surname first ('Andersson Anna')? Most of its
+    two-word cells begin as Nordic surnames end (-sson, -berg, -ström) and end as they do not,
+    and hardly any the other way round."""
+    reversed_, forward, pairs = 0, 0, 0
     for cell in _filled(sample, index):
         words = cell.split()
         if len(words) != 2 or not all(word.replace("-", "").isalpha() for word in words):
             continue
-        first_like, last_like = _SURNAME_END.search(words[0]) is not None, _SURNAME_END.search(words[1]) is not None
+        pairs += 1
+        first_like = _NORDIC_SURNAME_END.search(words[0]) is not None
+        last_like = _NORDIC_SURNAME_END.search(words[1]) is not None
         reversed_ += first_like and not last_like
         forward += last_like and not first_like
-    return reversed_ >= 3 and reversed_ > 3 * forward
+    return reversed_ >= 3 and reversed_ >= 0.6 * pairs and forward * 4 <= reversed_
 
 
 def _person_beside_company(fields: dict[str, str], extra: dict[str, str], spares: tuple[str, ...],
@@ -895,12 +905,12 @@ def _person_beside_company(fields: dict[str, str], extra: dict[str, str], spares
 
 # Words of a business's name without its legal form ('Ek Konsult', 'Lunds Måleri', 'Sjöberg & Son')
 _BUSINESS_WORDS = re.compile(
-    r"&|\b(?:och son|konsult\w*|consult\w*|maleri|bygg\w*|el|vvs|service|teknik|data|design|media|foto|frisor|"
-    r"redovisning|bokforing|stad|stadservice|transport|akeri|snickeri|plat|ror|fastighet\w*|forvaltning|invest|"
-    r"holding|group|gruppen|partners?|byra|advokatbyra|studio|verkstad|cafe|restaurang|butik|handel|import|export|"
-    r"system|solutions?|tjanster|entreprenad|tandvard|klinik|center|centrum|bolaget|firma|kommun|region|forening|"
-    r"stiftelse|skola|forskola|hotell|bilverkstad|trafikskola|elinstallation|installation|montage|mekaniska|"
-    r"industri|verken|company|services|consulting|agency|shop|store)\b")
+    r"(?:&|\boch)\s*(?:son|soner|co|company)\b|\b(?:konsult\w*|consult\w*|maleri|bygg\w*|vvs|service|teknik|"
+    r"design|media|foto|frisor|redovisning|bokforing|stadservice|transport|akeri|snickeri|fastighet\w*|forvaltning|"
+    r"invest|holding|group|gruppen|partners|byra|advokatbyra|studio|verkstad|cafe|restaurang|butik|import|export|"
+    r"system|solutions?|tjanster|entreprenad|tandvard|klinik|bolaget|firma|kommun|forening|stiftelse|skola|"
+    r"forskola|hotell|bilverkstad|trafikskola|elinstallation|installation|montage|mekaniska|industri|services|"
+    r"consulting|agency)\b")
 
 
 def _a_business(name: str) -> bool:
@@ -917,8 +927,8 @@ _PERSON_COLUMNS = frozenset({"kontaktperson", "contactperson", "contact", "conta
 def _names_are_companies(names: list[str], fields: list[str | None], spares: list[tuple[int, str]],
                          sample: list[list[str]]) -> bool:
     """Is the name column a register's customers ('Berg Bygg AB', 'Ek Konsult', 'Lunds Måleri'),
-    a further name column the person there? So when some of its cells are plainly companies and
-    either the further column is named as a contact person's or a third of the cells are companies."""
+    a further name column the person there? So when a third of its cells are plainly companies
+    and the further column is named as a contact person's, or half of them are."""
     from crm_ingest.ingest.matching import is_company_name
 
     column = next((index for index, field_name in enumerate(fields) if field_name == "full_name"), None)
@@ -927,8 +937,8 @@ def _names_are_companies(names: list[str], fields: list[str | None], spares: lis
         return False
     filled = _filled(sample, column)
     companies = sum(1 for cell in filled if is_company_name(cell) or _a_business(cell))
-    return companies >= 1 and (any(_header_key(names[index]) in _PERSON_COLUMNS for index in further)
-                               or companies >= 0.3 * len(filled))
+    person_column = any(_header_key(names[index]) in _PERSON_COLUMNS for index in further)
+    return companies >= 1 and companies >= (0.3 if person_column else 0.5) * len(filled)
 
 
 # A cell of nothing but a phone number: digits and what numbers are written with
@@ -1008,9 +1018,9 @@ def _email_column(sample: list[list[str]], unmapped: list[int], least: int = 3) 
 # identity number is what GDPR (and Sweden's data protection act, section 3:10) lets a company
 # keep only where it is clearly needed, and a lead's 'extra' is not that.
 _IDENTITY_HEADER = re.compile(
-    r"\bperson(?:al)?\s*(?:nummer|nr|number|no|identity)|\bpers\s*nr|\bp\s*-?\s*nr\b|samordningsnummer|"
-    r"f[oø]d(?:sels|elses)nummer|henkilotunnus|\bhetu\b|\bssn\b|social\s*security|"
-    r"national\s*(?:id|identi|insurance)|\bcpr\b|\bpersonnummer")
+    r"\bperson\s*(?:nummer|nr|number|no|id\s*(?:nr|nummer|number))\b|\bpersonal\s*(?:identity|id\s*number)\b|"
+    r"\bpers\s*nr\b|\bp\s*nr\b|samordningsnummer|f[oø]d(?:sels|elses)nummer|henkilotunnus|\bhetu\b|\bssn\b|"
+    r"social\s*security|national\s*(?:id|identi|insurance)|\bcpr\b")
 _SE_ID = re.compile(r"((?:18|19|20)?)(\d{6})([-+ ]?)(\d{4})")
 _FI_ID = re.compile(r"(\d{6})[-+A-FU-Y](\d{3})([0-9A-Y])")
 _NO_ID = re.compile(r"\d{11}")
@@ -1038,13 +1048,14 @@ def personal_identity_number(cell: str, checked: bool = True) -> bool:
     """Is the cell a Nordic personal identity number: a Swedish personnummer or samordningsnummer
     (YYMMDD-NNNC or YYYYMMDDNNNC, a date and a Luhn check digit), a Norwegian fødselsnummer (both
     check digits), a Finnish henkilötunnus (its check character) or a Danish CPR number
-    (DDMMYY-NNNN)? Unchecked: a Swedish one written with its century or its hyphen need only
-    hold a date (no phone is written so; test data's made-up numbers fail the check digit)."""
+    (DDMMYY-NNNN)? Unchecked: a Swedish one written YYMMDD-NNNN need only hold a date (no phone
+    is written so; test data's made-up numbers fail the check digit); one with its century must
+    pass the check (a booking's 20240315-0012, a timestamp's 202403151230 do not)."""
     text = cell.strip()
     if (found := _SE_ID.fullmatch(text)) is not None:
         century, yymmdd, hyphen, tail = found.groups()
-        if _a_date(yymmdd[4:] + yymmdd[2:4], (0, 60)) and (
-                _luhn(yymmdd + tail) or not checked and (century or hyphen)):
+        if _a_date(yymmdd[4:] + yymmdd[2:4], (0, 60)) and tail != "0000" and (
+                _luhn(yymmdd + tail) or not checked and hyphen and not century):
             return True
     if (found := _FI_ID.fullmatch(text)) is not None:
         ddmmyy, serial, check = found.groups()
@@ -1065,7 +1076,7 @@ _NUMBERS_OF_THINGS = re.compile(r"order|faktura|invoice|kund|customer|client|are
 def _identity_numbers(name: str, sample: list[list[str]], index: int) -> bool:
     """Does the column hold personal identity numbers, by its header or its cells (half of them:
     no phone is written as one, and a made-up number in test data fails its check digit)?"""
-    if _IDENTITY_HEADER.search(_folded(name)):
+    if _IDENTITY_HEADER.search(re.sub(r"[^\w]+", " ", _folded(name))):  # 'Pers.nr', 'Person-nr' as 'pers nr'
         return True
     if _NUMBERS_OF_THINGS.search(_folded(name)):  # 'Ordernummer' 202403150001: a date and a serial, no one's
         return False
@@ -1262,7 +1273,11 @@ def _a_totals_row(row: list[str]) -> bool:
     label = row[0].strip() or (row[1].strip() if len(row) > 1 else "")
     if not label or label[0] not in "TtSsGgAaCcDd" or _TOTALS_LABEL.fullmatch(label) is None:
         return False
-    return all(not cell.strip() or cell.strip() == label or _A_NUMBER.fullmatch(cell.strip()) for cell in row)
+    return all(not cell.strip() or cell.strip() == label or _A_NUMBER.fullmatch(cell.strip())
+               and not _PHONE_LIKE.fullmatch(cell.strip()) for cell in row)
+
+
+_PHONE_LIKE = re.compile(r"(?:\+|0)[\d\s().-]{6,}")  # 'Total;;08-123 45 67': a company named Total, not a sum
 
 
 def _is_header(row: list[str], header: list[str]) -> bool:
@@ -2434,20 +2449,31 @@ _ADDRESS_IN = re.compile(r"[^\s<>;,\"'‹›()]+@[^\s<>;,\"'‹›()]+")
 _ENTRIES = re.compile(r"\s*[;,|]\s*")
 
 
+_A_DATE = re.compile(r"\d{4}-\d\d-\d\d(?:[ T].*)?|\d\d?[./-]\d\d?[./-]\d{2,4}(?: .*)?|\d{8}")
+
+
 def _an_entry(cell: str) -> bool:
     """Does a do-not-contact list's cell hold an entry: an address in any form, a domain or a
-    web address, a number?"""
+    web address, a number (not a date: '2024-03-01', '01.03.2024')?"""
     text = cell.strip()
-    return "@" in text or _AN_ENTRY.fullmatch(text) is not None or text[:4].lower() in ("http", "www.")
+    if "@" in text:
+        return True
+    if _AN_ENTRY.fullmatch(text) is None:
+        return text[:4].lower() in ("http", "www.")
+    return _A_DATE.fullmatch(text) is None
 
 
 def _entries_in(cell: str) -> list[str]:
-    """A cell's entries: its addresses, however written ('Anna <a@ek.se>; Per Ek <per@ek.se>'),
-    else its numbers or domains, each between semicolons or commas."""
-    addresses = _ADDRESS_IN.findall(cell)
-    if addresses:
-        return [address[7:] if address[:7].lower() == "mailto:" else address for address in addresses]
-    return [part for part in _ENTRIES.split(cell.strip()) if part]
+    """A cell's entries, each between semicolons or commas: its addresses, however written ('Anna
+    <a@ek.se>; Per Ek <per@ek.se>', '"Berg, Anna" <anna@x.se>'), its numbers and its domains."""
+    entries = []
+    for part in _ENTRIES.split(cell.strip()):
+        addresses = _ADDRESS_IN.findall(part)
+        if addresses:
+            entries.extend(address[7:] if address[:7].lower() == "mailto:" else address for address in addresses)
+        elif part:
+            entries.append(part)
+    return entries
 
 
 def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
@@ -2460,8 +2486,12 @@ def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
     named = {name for _, name in header} & {"email", "phone", "mobile_phone"}
     # a 'Domain' column: every address at it ('ekab.se', 'www.ekab.se', 'https://ekab.se/kontakt')
     domains = [column for column, name in header if name is None and _header_key(column) in _DOMAIN_HEADERS]
+    # the first row is an entry, not a header: the reader found none, or a cell holds an address or
+    # a number ('070 111 22 35 (mobil)' names no mobile column), or no column is named and a cell
+    # is a domain ('ek.se'; 'Tel.nr' beside a named 'E-post' is a header)
     headerless = all(column == f"column {number}" for number, (column, _) in enumerate(header, start=1)) or \
-        any(_an_entry(column) for column, _ in header)  # '070 111 22 35 (mobil)' names no mobile column
+        any("@" in column or sum(ch.isdigit() for ch in column) >= 6 for column, _ in header) or \
+        not (named or domains) and any(_an_entry(column) for column, _ in header)
     entries_only = headerless or not (named or domains)  # no column named: every cell that holds an entry is one
     if entries_only and list_file.delimiter is not None:
         # a text file of entries, a line of one or several ('Anna <a@ek.se>; per@ek.se'), the first
@@ -2497,8 +2527,8 @@ def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
             value = fields.get(name)
             if not value:
                 continue
-            if name == "email":
-                yield from ((line, part) for part in _SEVERAL.split(str(value)) if part)
+            if name == "email":  # 'a@x.se; b@y.se', '"Berg, Anna" <anna@x.se>': each address
+                yield from ((line, part) for part in _entries_in(str(value)) if "@" in part)
             else:
                 yield line, str(value)
 

@@ -337,6 +337,19 @@ def fill_blanks(target: dict[str, Any], values: dict[str, Any]) -> dict[str, Any
     return changed
 
 
+MAX_NOTES_CHARS = 4000  # a lead's notes gathered from rows: the newest kept, as a row's own note is capped
+
+
+def _notes_together(current: str, given: str) -> str:
+    """A lead's note and a later row's: a CRM's running note written out again ('Called 1 March',
+    then 'Called 1 March, met 2 April') replaces the one it holds; a note held already adds
+    nothing; another is added after it. At most MAX_NOTES_CHARS, the newest kept."""
+    if given in current:
+        return current
+    together = given if current in given else f"{current}\n\n{given}"
+    return together if len(together) <= MAX_NOTES_CHARS else "…" + together[-(MAX_NOTES_CHARS - 1):]
+
+
 def merged_details(current: dict[str, Any], given: dict[str, Any]) -> dict[str, Any] | None:
     """A lead's details with a later row's added (None when it adds nothing): where the lead came
     from stays its first row's, but what a later row says of the person is kept too, a trade
@@ -349,8 +362,8 @@ def merged_details(current: dict[str, Any], given: dict[str, Any]) -> dict[str, 
             continue
         if fields.get(name) in (None, ""):
             fields[name] = value
-        elif name == "notes" and str(value) not in str(fields[name]):
-            fields[name] = f"{fields[name]}\n\n{value}"
+        elif name == "notes":
+            fields[name] = _notes_together(str(fields[name]), str(value))
     if fields != (current.get("fields") or {}):
         merged["fields"] = fields
     extra = {**(given.get("extra") or {}), **(current.get("extra") or {})}

@@ -262,6 +262,12 @@ FREE_MAIL = frozenset({
     "telia.com", "bredband.net", "comhem.se", "spray.se", "passagen.se", "tele2.se",
     "bahnhof.se", "home.se", "live.se", "hotmail.se", "yahoo.se", "glocalnet.net",
     "bredband2.com", "online.no", "jubii.dk", "suomi24.fi",
+    # internet providers' mailboxes: a household's, as free mail is
+    "swipnet.se", "ownit.nu", "chello.se", "tele2.nu", "telenor.se", "telenor.no", "telenor.dk", "get2net.dk",
+    "btinternet.com", "sky.com", "virginmedia.com", "ntlworld.com", "talktalk.net", "blueyonder.co.uk",
+    "comcast.net", "verizon.net", "att.net", "sbcglobal.net", "cox.net", "charter.net", "earthlink.net",
+    "t-online.de", "freenet.de", "arcor.de", "orange.fr", "free.fr", "wanadoo.fr", "sfr.fr", "laposte.net",
+    "libero.it", "alice.it", "tiscali.it", "bluewin.ch", "telfort.nl", "ziggo.nl", "kpnmail.nl", "planet.nl",
 })
 # Providers with a domain per country: hotmail.co.uk, outlook.de, yahoo.fr, gmx.net, ...
 _FREE_MAIL_BRANDS = {"hotmail", "outlook", "live", "yahoo", "gmx", "aol", "yandex"}

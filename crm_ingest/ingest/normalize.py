@@ -661,16 +661,16 @@ def normalize_handle(network: str, handle: str) -> str:
 
 _NOTE_IN_NAME = re.compile(r"\s+\([^()]*\)$")  # 'Anna Svensson (VD)', 'Bo Ek (slutat)'
 _HONORIFICS = frozenset({"dr", "mr", "mrs", "ms", "miss", "mx", "prof", "professor", "sir", "herr", "fru",
-                         "fröken", "frk", "docent", "doc", "ing", "civing", "civ.ing", "ekon", "jur", "med"})
+                         "fröken", "frk", "docent", "civing", "civ.ing"})
 _FORMS_IN_CAPITALS = frozenset({"AB", "HB", "KB", "AS", "ASA", "OY", "AG", "SA", "BV", "NV", "LTD", "INC", "LLC"})
 # Swedish degrees written before a name in two words: 'Fil. dr', 'Tekn. lic', 'Med. dr'
 _DEGREE_FIRST = frozenset({"fil", "tekn", "med", "jur", "ekon", "pol", "civ"})
 _DEGREE_SECOND = frozenset({"dr", "lic", "kand", "mag", "ing"})
 # A role written after a person's name and a comma ('Anna Berg, VD'): not 'Berg, Anna' read the other way
 _ROLE_AFTER_NAME = re.compile(
-    r"(?:vd|ceo|cfo|cto|coo|cmo|cio|ciso|hr|it|ordförande|ordf|ägare|delägare|owner|founder|grundare|partner|"
-    r"säljare|sales|manager|director|direktör|officer|president|vice president|vp|head of .*|"
-    r"\w*(?:chef|ansvarig|ansvarige|manager|direktör|director|chief|assistent|assistant|koordinator|coordinator|"
+    r"(?:[\w-]+\s+)*(?:vd|ceo|cfo|cto|coo|cmo|cio|ciso|hr|ordförande|ordf|ägare|delägare|owner|founder|grundare|"
+    r"säljare|sales|director|direktör|officer|president|vp|head of .*|"
+    r"[\w-]*(?:chef|ansvarig|ansvarige|manager|direktör|director|chief|assistent|assistant|koordinator|coordinator|"
     r"samordnare|handläggare|sekreterare|secretary))\.?", re.IGNORECASE)
 
 
@@ -725,10 +725,14 @@ def _split_name(full_name: str | None) -> tuple[str | None, str | None]:
             name = before.strip()
     words = name.split(" ")
     titled = False
-    while len(words) > 1 and (words[0].rstrip(".").casefold() in _HONORIFICS  # 'Dr. Anna Svensson'
-                              or len(words) > 2 and words[0].rstrip(".").casefold() in _DEGREE_FIRST
-                              and words[1].rstrip(".").casefold() in _DEGREE_SECOND):
-        words, titled = words[2:] if words[0].rstrip(".").casefold() in _DEGREE_FIRST else words[1:], True
+    while len(words) > 1:
+        if words[0].rstrip(".").casefold() in _HONORIFICS:  # 'Dr. Anna Svensson'
+            words, titled = words[1:], True
+        elif len(words) > 2 and words[0].rstrip(".").casefold() in _DEGREE_FIRST \
+                and words[1].rstrip(".").casefold() in _DEGREE_SECOND:  # 'Fil. dr Per Ek'
+            words, titled = words[2:], True
+        else:
+            break
     if titled:
         if len(words) == 1 and "," not in name:  # 'Mr. Smith'
             return None, words[0]
@@ -741,8 +745,8 @@ def _split_name(full_name: str | None) -> tuple[str | None, str | None]:
         last, _, first = name.partition(",")
         return clean_text(first, 200), clean_text(last, 200)
     words = name.split(" ")
-    if len(words) > 1 and len(words[0]) > 1 and words[0].isupper() and not any(w.isupper() for w in words[1:]) \
-            and words[0] not in _FORMS_IN_CAPITALS:
+    if len(words) > 1 and len(words[0]) > 2 and words[0].isupper() and not any(w.isupper() for w in words[1:]) \
+            and words[0] not in _FORMS_IN_CAPITALS:  # (not 'PG Larsson', 'AJ Smith': initials)
         return " ".join(words[1:]), words[0]  # 'ANDERSSON Anna': a register writes the surname first, in capitals
     for index in range(1, len(words) - 1):  # 'Anna-Karin von Essen', 'Jan van der Berg': the particle starts the surname
         if words[index].casefold() in _PARTICLES:

@@ -359,3 +359,14 @@ def test_a_name_split_from_one_huge_cell_fits_the_name_columns():
     assert len(first) == 200 and last is None
     first, last = split_name("Anna " + "B" * 500)
     assert first == "Anna" and len(last) == 200
+
+
+@pytest.mark.parametrize("written, first, last", [
+    ("ANDERSSON Anna", "Anna", "ANDERSSON"), ("PG Larsson", "PG", "Larsson"), ("AJ Smith", "AJ", "Smith"),
+    ("Jur Anna Berg", "Jur Anna", "Berg"), ("Med Ek", "Med", "Ek"), ("Fil. dr Per Ek", "Per", "Ek"),
+    ("Anna Berg, VD", "Anna", "Berg"), ("Anna Berg, IT-chef", "Anna", "Berg"),
+    ("Anna Berg, Marketing Manager", "Anna", "Berg"), ("Berg Andersson, Anna", "Anna", "Berg Andersson"),
+])
+def test_a_name_is_split_as_registers_and_signatures_write_it(written, first, last):
+    from crm_ingest.ingest.normalize import split_name
+    assert split_name(written) == (first, last)
