@@ -1541,3 +1541,34 @@ def test_a_do_not_contact_csv_gives_its_entries_and_nothing_else(cli, tmp_path, 
     assert loaded["invalid"] == []
     with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
         assert {f"{kind}:{value}" for kind, value in session.execute(text("SELECT kind, value FROM suppressions"))} == entries
+
+
+def test_a_nix_number_is_barred_even_when_another_lead_holds_it(cli, tmp_path, sessions_for):
+    run_json(cli, "import", str(write_list(tmp_path / "a.csv", [["Karl", "Holm", "karl@gmail.com", "0470-123 45", ""]])))
+    nix = write_list(tmp_path / "nix.csv", [["Lisa Holm", "", "0470-123 45", "Ja"]],
+                     header=["Namn", "E-post", "Telefon", "NIX-spärrad"])
+    assert run_json(cli, "import", str(nix))["counts"]["suppressed"] == 1
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert set(session.scalars(text("SELECT value FROM suppressions"))) == {"+4647012345"}
+
+
+def test_a_suppress_file_reads_what_its_rows_hold_and_says_what_it_could_not(cli, tmp_path, sessions_for):
+    # Given a list whose number column has a name we do not know, a person's line naming their
+    # company's site, a line of an invoice, and a line of a date
+    (tmp_path / "dnc.csv").write_text("Namn;E-post;Nummer\nAnna;anna@x.se;\nBo;;070-111 22 34\nCia;;\n", encoding="utf-8")
+    (tmp_path / "dnc.txt").write_text("Per Lund;070-111 22 35;www.lundsmaleri.se\nIvar Ek;faktura 4711-2024\n"
+                                      "2024-03-15\nek.se\n", encoding="utf-8")
+    first = run_json(cli, "suppress", str(tmp_path / "dnc.csv"))
+    second = run_json(cli, "suppress", str(tmp_path / "dnc.txt"))
+    assert [bad["line"] for bad in first["invalid"]] == [4]  # Cia's row: nothing to bar, said
+    assert [bad["line"] for bad in second["invalid"]] == [2, 3]
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert set(session.scalars(text("SELECT value FROM suppressions"))) == {
+            "anna@x.se", "+46701112234", "+46701112235", "ek.se"}
+
+
+@pytest.mark.parametrize("a, b", [("PO", "Per-Olof"), ("KG", "Karl Gustav"), ("Uffe", "Ulf"), ("Gösta", "Gustav"),
+                                  ("Kajsa", "Katarina"), ("Sanna", "Susanne"), ("Jöran", "Göran")])
+def test_initials_and_nicknames_name_one_person(a, b):
+    from crm_ingest.ingest.matching import other_first_name
+    assert not other_first_name({"first_name": a}, {"first_name": b})

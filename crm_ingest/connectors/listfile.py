@@ -747,7 +747,8 @@ class _Layout:
         if headerless:
             _read_by_content(sample, fields, skip=withheld)
         for index, field_name in enumerate(fields):
-            if field_name == "full_name" and not mapping.field_for(names[index]) and _surname_first_column(sample, index):
+            if field_name == "full_name" and not mapping.field_for(names[index]) \
+                    and not _FORWARD_HEADER.search(_folded(names[index])) and _surname_first_column(sample, index):
                 fields[index] = "last_first_name"  # a register's 'Namn' of 'Andersson Anna', 'Berg Per
         unique: list[str] = []  # 'column N' when empty, ' (N)' when repeated
         for number, name in enumerate(names, start=1):
@@ -859,7 +860,9 @@ _PARTICLE_WORDS = frozenset({"von", "af", "de", "van", "der", "den", "la", "le",
 # How Nordic surnames end and given names hardly ever do ('Peter', 'Jennifer', 'Mitchell', 'Jason',
 # 'Allison' end as _SURNAME_END's 'er', 'ell', 'son' do): the stricter test for a whole column
 _NORDIC_SURNAME_END = re.compile(r"(?:sson|[^aeiouy]son|sen|berg|str[öo]m|lund|qvist|kvist|quist|gren|holm|dahl|"
-                                 r"stedt|b[äa]ck|borg|strand|g[åa]rd)$", re.IGNORECASE)
+                                 r"stedt|b[äa]ck|strand|g[åa]rd)$", re.IGNORECASE)  # not 'borg': Gunborg, Ingeborg
+# A header that says its names are written first name first ('Förnamn Efternamn', 'First and Last Name')
+_FORWARD_HEADER = re.compile(r"(?:fornamn|first|given|for-).*(?:efternamn|last|surname|family)")
 
 
 def _surname_first_column(sample: list[list[str]], index: int) -> bool:
@@ -1019,7 +1022,8 @@ def _email_column(sample: list[list[str]], unmapped: list[int], least: int = 3) 
 # keep only where it is clearly needed, and a lead's 'extra' is not that.
 _IDENTITY_HEADER = re.compile(
     r"\bperson\s*(?:nummer|nr|number|no|id\s*(?:nr|nummer|number))\b|\bpersonal\s*(?:identity|id\s*number)\b|"
-    r"\bpers\s*nr\b|\bp\s*nr\b|samordningsnummer|f[oø]d(?:sels|elses)nummer|henkilotunnus|\bhetu\b|\bssn\b|"
+    r"\bpers\s*nr\b|\bp\s*nr\b|samordnings\s*(?:nummer|nr)|f[oø]d(?:sels|elses?)\s*(?:nummer|nr)|identitetsnummer|"
+    r"henkilotunnus|\bhetu\b|\bssn\b|"
     r"social\s*security|national\s*(?:id|identi|insurance)|\bcpr\b")
 _SE_ID = re.compile(r"((?:18|19|20)?)(\d{6})([-+ ]?)(\d{4})")
 _FI_ID = re.compile(r"(\d{6})[-+A-FU-Y](\d{3})([0-9A-Y])")
@@ -1263,7 +1267,7 @@ BELOW_THE_TABLE = "a line under the list at the end of the file (a report's foot
 TOTALS_ROW = "a totals row ('Totalt', 'Summa') under the list, not a person"
 # A spreadsheet's totals row: its label, then numbers or nothing ('Totalt;5', 'Summa;;=SUBTOTAL(103;B2:B9)')
 _TOTALS_LABEL = re.compile(r"(?:totalt?|totals|summa|sum|grand total|antal|count|subtotal|delsumma)"
-                           r"(?:\s+(?:antal|summa|sum|count|rader|rows|leads|kontakter|contacts|st))?[\s:]*\d*",
+                           r"(?:\s+[^\W\d_]+)?[\s:]*\d*",  # 'Totalt antal', 'Summa Stockholm' 
                            re.IGNORECASE)
 _A_NUMBER = re.compile(r"[\d\s.,%:+-]*(?:kr|sek|st)?\.?|=.*", re.IGNORECASE)
 
@@ -2449,7 +2453,8 @@ _ADDRESS_IN = re.compile(r"[^\s<>;,\"'‹›()]+@[^\s<>;,\"'‹›()]+")
 _ENTRIES = re.compile(r"\s*[;,|]\s*")
 
 
-_A_DATE = re.compile(r"\d{4}-\d\d-\d\d(?:[ T].*)?|\d\d?[./-]\d\d?[./-]\d{2,4}(?: .*)?|\d{8}")
+_A_DATE = re.compile(r"\d{4}-\d\d-\d\d(?:[ T].*)?|\d\d?[./-]\d\d?[./-]\d{2,4}(?: .*)?|"
+                     r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
 
 
 def _an_entry(cell: str) -> bool:
@@ -2461,6 +2466,17 @@ def _an_entry(cell: str) -> bool:
     if _AN_ENTRY.fullmatch(text) is None:
         return text[:4].lower() in ("http", "www.")
     return _A_DATE.fullmatch(text) is None
+
+
+def _entries_of_a_line(line: str) -> list[str]:
+    """A do-not-contact line's entries; a domain or a site only on a line of nothing but entries
+    ('Per Lund;070-111 22 34;www.lundsmaleri.se' names Per's company's site, not a company that
+    said no)."""
+    parts = _entries_in(line)
+    entries = [part for part in parts if _an_entry(part)]
+    if len(entries) < len([part for part in parts if part.strip().strip("\ufeff")]):
+        entries = [entry for entry in entries if "@" in entry or sum(ch.isdigit() for ch in entry) >= 6]
+    return entries
 
 
 def _entries_in(cell: str) -> list[str]:
@@ -2498,7 +2514,7 @@ def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
         # line one too: read by line, as no delimiter a sniffer guesses splits '070 111 22 35' well
         with list_file._text() as f:
             for number, line in enumerate(_bounded_lines(f, "\n", list_file.path.name), start=1):
-                entries = [entry for entry in _entries_in(line) if _an_entry(entry)]
+                entries = _entries_of_a_line(line)
                 if entries:
                     yield from ((number, entry) for entry in entries)
                 elif line := line.strip().lstrip("\ufeff"):  # said as a line not understood, not passed over
@@ -2523,14 +2539,25 @@ def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
         if not named:
             continue
         fields = payload.get("fields") or {}
+        found = False
         for name in ("email", "phone", "mobile_phone"):
             value = fields.get(name)
             if not value:
                 continue
+            found = True
             if name == "email":  # 'a@x.se; b@y.se', '"Berg, Anna" <anna@x.se>': each address
                 yield from ((line, part) for part in _entries_in(str(value)) if "@" in part)
             else:
                 yield line, str(value)
+        if not found and not any(extra.get(column) for column in domains):
+            # a row with nothing in the named columns: its addresses and numbers in the others
+            # ('Nummer' beside 'E-post'), else said as a line not understood, not passed over
+            cells = [str(value) for value in (*fields.values(), *extra.values()) if value]
+            entries = [entry for cell in cells for entry in _entries_of_a_line(cell)]
+            if entries:
+                yield from ((line, entry) for entry in entries)
+            elif cells:
+                yield line, "; ".join(cells)
 
 
 def preview(list_file: ListFile, rows: int = 10) -> dict[str, Any]:

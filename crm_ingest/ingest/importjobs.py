@@ -313,9 +313,14 @@ def parse_suppression(value: str, region: str) -> tuple[str, str]:
     if text.startswith("@") or site is not None:
         host = site.group(1) if site is not None else text.lstrip("@")
         return "domain", re.sub(r"^www\d*\.", "", host.lower().rstrip("."))
+    if not _A_NUMBER_WRITTEN.fullmatch(text) or _A_DATE.fullmatch(text):  # 'faktura 4711-2024', '2024-03-15':
+        # no number to bar, whatever digits they hold
+        raise InvalidItem("entry", f"not an address, a domain or a number: {text[:80]!r}")
     return "phone", normalize_phone(text, region)
 
 
+_A_DATE = re.compile(r"\d{4}-\d\d-\d\d|(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])|\d\d?[./]\d\d?[./]\d{2,4}")
+_A_NUMBER_WRITTEN = re.compile(r"[+(]?\d[\d\s().\-/]{4,}(?:\s*(?:\([^)]*\)|[^\W\d_]+\.?)(?:\s*\d+)?)?")
 _SITE = re.compile(r"(?:https?://)?([A-Za-z0-9.-]+\.[A-Za-z]{2,}\.?)(?:[/?#].*)?", re.IGNORECASE)
 
 

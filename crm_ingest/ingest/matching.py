@@ -54,7 +54,7 @@ _NICKNAMES_OF = {
     "william": "bill billy will willy willie wilhelm vilhelm ville",
     "elizabeth": "liz lizzie lizzy beth betty betsy bess elisabeth elisabet lisbeth bettan lisa lise",
     "katherine": "kate katie katy kathy cathy kat kitty catherine katharine kathryn katarina "
-                 "katharina catharina kattis",
+                 "katharina catharina kattis kajsa",
     "james": "jim jimmy jamie",
     "michael": "mike mikey mick mickey",
     "thomas": "tom tommy tomas tompa",
@@ -92,6 +92,9 @@ _NICKNAMES_OF = {
     "john": "johnny",
     # Swedish
     "karl": "kalle calle carl",
+    "ulf": "uffe",
+    "susanne": "sanna sussie sussi",
+    "goran": "joran",
     "per": "pelle putte perra",
     "lars": "lasse",
     "jan": "janne",
@@ -102,7 +105,7 @@ _NICKNAMES_OF = {
     "maria": "maja mia",
     "bo": "bosse",
     "mikael": "micke mikke",
-    "gustav": "gurra gustaf",
+    "gustav": "gurra gustaf gosta",
     "joakim": "jocke",
     "fredrik": "fredde",
     "magnus": "mange",
@@ -116,7 +119,6 @@ _NICKNAMES_OF = {
     "stefan": "steffe staffan",
     "niklas": "nicke nicklas",
     "tobias": "tobbe",
-    "susanne": "sussie sussi",
     "birgitta": "gittan bittan",
     "lennart": "lelle",
     "bengt": "bengan benke",
@@ -398,11 +400,16 @@ def _sound(word: str) -> str:
 
 
 def initial_agrees(a: Any, b: Any) -> bool:
-    """One first name is an initial ('A.', 'A', 'A.-K.') of the other ('Anna', 'Anna-Karin'),
-    as mail programs and signatures write it: no evidence either way."""
+    """One first name is an initial ('A.', 'A', 'A.-K.', 'PO' of 'Per-Olof', 'KG' of Karl Gustav)
+    of the other ('Anna', 'Anna-Karin'), as mail programs, signatures and Swedish registers write
+    it: no evidence either way."""
     folded = [fold(str(v or "")).replace(".", " ").replace("-", " ").split() for v in (a, b)]
     if not all(folded):
         return False
+    for value, index in ((a, 0), (b, 1)):  # initials in capitals, run together: 'PO', 'HG', 'AK'
+        text = str(value or "").strip()
+        if 2 <= len(text) <= 3 and text.isalpha() and text.isupper():
+            folded[index] = list(fold(text))
     for short, full in (folded, folded[::-1]):
         if all(len(part) == 1 for part in short) and len(short) <= len(full) \
                 and all(f.startswith(i) for i, f in zip(short, full)):

@@ -668,8 +668,9 @@ _DEGREE_FIRST = frozenset({"fil", "tekn", "med", "jur", "ekon", "pol", "civ"})
 _DEGREE_SECOND = frozenset({"dr", "lic", "kand", "mag", "ing"})
 # A role written after a person's name and a comma ('Anna Berg, VD'): not 'Berg, Anna' read the other way
 _ROLE_AFTER_NAME = re.compile(
-    r"(?:[\w-]+\s+)*(?:vd|ceo|cfo|cto|coo|cmo|cio|ciso|hr|ordförande|ordf|ägare|delägare|owner|founder|grundare|"
-    r"säljare|sales|director|direktör|officer|president|vp|head of .*|"
+    r"(?:[\w&-]+\s+)*(?:vd|ceo|cfo|cto|coo|cmo|cio|ciso|hr|ordförande|ordf|ägare|delägare|owner|founder|grundare|"
+    r"säljare|sales|director|direktör|officer|president|vp|head of .*|inköp|ekonomi|marknad|försäljning|sälj|"
+    r"kundtjänst|support|ledningen|"
     r"[\w-]*(?:chef|ansvarig|ansvarige|manager|direktör|director|chief|assistent|assistant|koordinator|coordinator|"
     r"samordnare|handläggare|sekreterare|secretary))\.?", re.IGNORECASE)
 

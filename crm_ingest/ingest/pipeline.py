@@ -333,13 +333,13 @@ def _opted_out(session: Session, plans: list[ItemPlan], imports: Mapping[int, Im
     opted = [plan for plan in plans if plan.opted_out]
     if not opted:
         return
-    shared = _numbers_of_others(session, opted)
+    shared = _numbers_of_others(session, [plan for plan in opted if not plan.opted_out_registered])
     by_source: dict[str, set[tuple[str, str]]] = {}
     for plan in opted:
         options = imports.get(plan.item_id)
         source = f"opted out in list import {options.job_id}" if options else "opted out in a list"
-        by_source.setdefault(source, set()).update(
-            entry for entry in plan.opted_out if (plan.item_id, entry) not in shared)
+        by_source.setdefault(source, set()).update(  # a register's number is barred whoever else holds it
+            entry for entry in plan.opted_out if plan.opted_out_registered or (plan.item_id, entry) not in shared)
     for source, entries in sorted(by_source.items()):
         if entries:
             suppress_entries(session, entries, source=source, reason="the list marks the person opted out")

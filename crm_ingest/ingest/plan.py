@@ -74,6 +74,7 @@ class ItemPlan:
     route_reason: str | None = None  # why it became what it became (a rule, the classifier)
     opted_out: list[tuple[str, str]] | None = None  # do-not-contact entries the row itself asks for
     opted_out_name: tuple[str | None, str | None, str | None] | None = None  # (first, last, full) of that row
+    opted_out_registered: bool = False  # its numbers are in a register against telemarketing (NIX): barred as numbers
 
 
 def plan_item(item_id: int, kind: str, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
@@ -535,7 +536,7 @@ def _read_list_row(item_id: int, payload: Mapping[str, Any], source: SourceConfi
                         reason=f"suppressed: the list marks the person {_OPTED_OUT_SAID[column].format(value=value)}"
                         + (f"; {', '.join(left_off)} left off the do-not-contact list: a company's fixed line "
                            "(its switchboard) reaches others too" if left_off else ""),
-                        opted_out=entries,
+                        opted_out=entries, opted_out_registered="registered phone" in channels,
                         opted_out_name=(clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200),
                                         clean_text(fields.get("full_name") or fields.get("name"), 300)))
     plan = _read_row(item_id, payload, source, listed=True)
