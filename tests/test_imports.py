@@ -1572,3 +1572,26 @@ def test_a_suppress_file_reads_what_its_rows_hold_and_says_what_it_could_not(cli
 def test_initials_and_nicknames_name_one_person(a, b):
     from crm_ingest.ingest.matching import other_first_name
     assert not other_first_name({"first_name": a}, {"first_name": b})
+
+
+@pytest.mark.parametrize("order", [(2, 3), (3, 2)])
+def test_reverting_imports_in_any_order_takes_back_each_ones_details_alone(cli, tmp_path, sessions_for, order):
+    # Given Anna's lead, then two lists each giving her a note and a column, the second a consent
+    run_json(cli, "import", str(write_list(tmp_path / "a.csv", [["Anna", "Berg", "anna@berg.se", "", ""]])))
+    for name, note, extra, consent in (("b.csv", "Ring i juni", "Mässa", None), ("c.csv", "Vill ha offert", "Webb", "ja")):
+        listing = write_list(tmp_path / name, [["Anna", "Berg", "anna@berg.se", note, extra]],
+                             header=["Förnamn", "Efternamn", "E-post", "Anteckningar", name])
+        run_json(cli, "import", str(listing), *(["--consent", consent] if consent else []))
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    with sessions() as session:
+        assert session.scalar(select(Lead)).details["fields"]["notes"] == "Ring i juni\n\nVill ha offert"
+    # When one is reverted, Then only its note and column go
+    run_json(cli, "import-revert", str(order[0]))
+    with sessions() as session:
+        details = session.scalar(select(Lead)).details
+    kept_note, kept_column = ("Vill ha offert", "c.csv") if order[0] == 2 else ("Ring i juni", "b.csv")
+    assert (details["fields"]["notes"], list(details["extra"])) == (kept_note, [kept_column])
+    # And when the other is too, the lead is as its own list made it
+    run_json(cli, "import-revert", str(order[1]))
+    with sessions() as session:
+        assert session.scalar(select(Lead)).details == {"row": 1, "file": "a.csv", "import_job": 1}

@@ -350,6 +350,76 @@ def _notes_together(current: str, given: str) -> str:
     return together if len(together) <= MAX_NOTES_CHARS else "…" + together[-(MAX_NOTES_CHARS - 1):]
 
 
+def details_added(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What merging a row changed in a lead's details, for a revert to take back that alone
+    (another import's additions since, or before, stay): each field as it was and became, the
+    extra columns, addresses, numbers and consents added."""
+    added: dict[str, Any] = {}
+    fields_before, fields_after = before.get("fields") or {}, after.get("fields") or {}
+    changed = {name: [fields_before.get(name), value] for name, value in fields_after.items()
+               if fields_before.get(name) != value}
+    if changed:
+        added["fields"] = changed
+    extra_before = before.get("extra") or {}
+    if extra := {name: value for name, value in (after.get("extra") or {}).items() if name not in extra_before}:
+        added["extra"] = extra
+    for name in ("other_emails", "other_phones", "other_consents"):
+        if items := [item for item in after.get(name) or [] if item not in (before.get(name) or [])]:
+            added[name] = items
+    if after.get("consent") and not before.get("consent"):
+        added["consent"] = after["consent"]
+    return added
+
+
+def _without_note(notes: str, piece: str) -> str | None:
+    """The notes without one of their paragraphs (None when it was all of them)."""
+    paragraphs = notes.split("\n\n")
+    if piece in paragraphs:
+        paragraphs.remove(piece)
+    return "\n\n".join(paragraphs) or None
+
+
+def take_back_details(current: dict[str, Any] | None, added: dict[str, Any]) -> dict[str, Any] | None:
+    """A lead's details without what one merge added (see details_added): a field still as that
+    merge left it goes back to what it was; a note it appended is taken out of the note wherever
+    it stands now; what it added to lists is removed."""
+    if not current:
+        return current
+    details = dict(current)
+    fields = dict(details.get("fields") or {})
+    for name, (was, became) in (added.get("fields") or {}).items():
+        now = fields.get(name)
+        if now == became:
+            fields[name] = was
+        elif name == "notes" and isinstance(became, str) and isinstance(now, str):
+            # the note this merge gave, taken out of the note as it stands after later merges
+            piece = became[len(was) + 2:] if was and became.startswith(f"{was}\n\n") else None if was else became
+            if piece:
+                fields[name] = _without_note(now, piece)
+        if fields.get(name) is None:
+            fields.pop(name, None)
+    if fields:
+        details["fields"] = fields
+    else:
+        details.pop("fields", None)
+    extra = {name: value for name, value in (details.get("extra") or {}).items()
+             if (added.get("extra") or {}).get(name, object()) != value}
+    if extra:
+        details["extra"] = extra
+    else:
+        details.pop("extra", None)
+    for name in ("other_emails", "other_phones", "other_consents"):
+        if name in added:
+            kept = [item for item in details.get(name) or [] if item not in added[name]]
+            if kept:
+                details[name] = kept
+            else:
+                details.pop(name, None)
+    if added.get("consent") and details.get("consent") == added["consent"]:
+        details.pop("consent")
+    return details
+
+
 def merged_details(current: dict[str, Any], given: dict[str, Any]) -> dict[str, Any] | None:
     """A lead's details with a later row's added (None when it adds nothing): where the lead came
     from stays its first row's, but what a later row says of the person is kept too, a trade
@@ -529,8 +599,8 @@ def _merge_into_existing(session: Session, people: list[Person]) -> None:
                 before = record.get("details")
                 person.filled = fill_blanks(record, {n: person.fields.get(n) for n in names})
                 changed.update(person.filled)
-                if "details" in person.filled and before is not None:  # a revert puts back what it was
-                    person.filled = {**person.filled, "details_before": before}
+                if "details" in person.filled and before is not None:  # what a revert takes back, and only that
+                    person.filled = {**person.filled, "details_added": details_added(before, person.filled["details"])}
             if changed:
                 updates.append({"id": record_id, **changed})
         if updates:

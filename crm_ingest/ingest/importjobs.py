@@ -28,6 +28,7 @@ from crm_ingest.models.bulk import insert_rows
 from crm_ingest.models.landing import waiting_chunk_rows
 
 from .errors import InvalidItem
+from .identity import take_back_details
 from .matching import mailbox_keys
 from .normalize import normalize_email, normalize_phone
 
@@ -240,9 +241,12 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
         if filled:
             record = session.get(model, entry.record_id)
             # only what still holds the value the import put there: never undo a later edit
-            back = {name: filled.get("details_before") if name == "details" else None
-                    for name, value in filled.items()
-                    if name != "details_before" and record is not None and getattr(record, name) == value}
+            back = {name: None for name, value in filled.items()
+                    if name not in ("details", "details_added") and record is not None and getattr(record, name) == value}
+            if "details_added" in filled and record is not None:  # what this import added, whatever came since
+                back["details"] = take_back_details(record.details, filled["details_added"])
+            elif "details" in filled and record is not None and record.details == filled["details"]:
+                back["details"] = None  # (a blank the import filled)
             if back:
                 session.execute(update(model).where(model.id == entry.record_id).values(back))
                 result["fields_restored"] += len(back)
