@@ -1595,3 +1595,23 @@ def test_reverting_imports_in_any_order_takes_back_each_ones_details_alone(cli, 
     run_json(cli, "import-revert", str(order[1]))
     with sessions() as session:
         assert session.scalar(select(Lead)).details == {"row": 1, "file": "a.csv", "import_job": 1}
+
+
+def test_a_header_under_group_headings_is_the_header(cli, tmp_path, sessions_for):
+    # Given a workbook whose header sits under merged group headings
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Kontaktperson", None, "Kontaktuppgifter", None, "Företag"])
+    sheet.append(["Förnamn", "Efternamn", "E-post", "Telefon", None])
+    sheet.append(["Anna", "Berg", "anna@berg.se", "070-123 45 67", "Berg AB"])
+    sheet.append(["Bo", "Ek", "bo@ek.se", "", "Ek HB"])
+    sheet.merge_cells("A1:B1")
+    sheet.merge_cells("C1:D1")
+    path = tmp_path / "grupper.xlsx"
+    book.save(path)
+    job = run_json(cli, "import", str(path))
+    assert (job["counts"]["created"], job["counts"]["rejected"], job["options"]["header_row"]) == (2, 0, 2)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        leads = [(lead.first_name, lead.last_name, lead.phone, lead.company_name)
+                 for lead in session.scalars(select(Lead).order_by(Lead.id))]
+    assert leads == [("Anna", "Berg", "+46701234567", "Berg AB"), ("Bo", "Ek", None, "Ek HB")]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cache, cached_property
 from html.parser import HTMLParser
-from itertools import chain, islice
+from itertools import chain, islice, zip_longest
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -630,6 +630,14 @@ def _names_a_header(row: list[str]) -> bool:
     return sum(map_header(cell) is not None for cell in row) >= 2
 
 
+def _under_a_group_heading(row: list[str], below: list[str]) -> bool:
+    """Is `row` a group heading over the header `below` (which names more of the fields, and
+    holds no address, as a data row would)?"""
+    named = sum(map_header(cell) is not None for cell in below)
+    return named > sum(map_header(cell) is not None for cell in row) and named >= 2 \
+        and not any(_LOOKS_LIKE_EMAIL.fullmatch(_clean(cell)) for cell in below)
+
+
 def _readable(rows: Iterator[list[str]], name: str) -> Iterator[list[str]]:
     """The rows, any reader's failure part-way (a workbook's XML that breaks off, names an
     entity or a shared string it lacks) said as the file being unreadable there."""
@@ -662,7 +670,12 @@ def _split_header(rows: Iterator[list[str]]) -> tuple[int, list[str], Iterator[l
             continue
         seen.append((index, row))
         if _names_a_header(row):
-            return index, row, rows
+            below = next(rows, None)
+            if below is not None and _under_a_group_heading(row, below):
+                # 'Kontaktperson' and 'Kontaktuppgifter' over 'Förnamn;Efternamn' and 'E-post;Telefon':
+                # the row below is the header, a heading filling its blank cells
+                return index + 1, [name or heading for name, heading in zip_longest(below, row, fillvalue="")], rows
+            return index, row, rows if below is None else chain([below], rows)
         if len(seen) == HEADER_SEARCH_ROWS:
             break
 
