@@ -1615,3 +1615,27 @@ def test_a_header_under_group_headings_is_the_header(cli, tmp_path, sessions_for
         leads = [(lead.first_name, lead.last_name, lead.phone, lead.company_name)
                  for lead in session.scalars(select(Lead).order_by(Lead.id))]
     assert leads == [("Anna", "Berg", "+46701234567", "Berg AB"), ("Bo", "Ek", None, "Ek HB")]
+
+
+def test_a_rows_note_about_a_known_contact_is_a_note_on_it_and_a_revert_takes_it_back(cli, tmp_path, sessions_for,
+                                                                                      monkeypatch):
+    # Given a customer contact, then a trade show's list naming her with a note
+    config = tmp_path / "ingest.toml"
+    config.write_text('[sources.customers]\nkind = "row"\nrecord_type = "contact"\n')
+    monkeypatch.setenv("INGEST_CONFIG", str(config))
+    run_json(cli, "import", str(write_list(tmp_path / "kunder.csv", [["Anna", "Berg", "anna@berg.se", "", ""]])),
+             "--source", "customers")
+    show = write_list(tmp_path / "massa.csv", [["Anna", "Berg", "anna@berg.se", "Vill ha offert i maj"]],
+                      header=["Förnamn", "Efternamn", "E-post", "Anteckningar"])
+    job = run_json(cli, "import", str(show))
+    # Then the contact is linked and the note is on her, as an activity
+    assert job["counts"]["linked_contact"] == 1
+    picture = run_json(cli, "show", "contact", "1")
+    assert [(a["kind"], a["subject"]) for a in picture["recent_activities"]] == [("note", "Note from a list (massa.csv row 1)")]
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        notes = session.execute(text("SELECT regarding_type, regarding_id, body FROM activities")).all()
+    assert notes == [("contact", 1, "Vill ha offert i maj")]
+    # And reverting the trade show's import takes it back
+    run_json(cli, "import-revert", str(job["job"]))
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert session.scalar(text("SELECT count(*) FROM activities")) == 0

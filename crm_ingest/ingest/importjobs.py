@@ -12,6 +12,7 @@ from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_ingest.models import (
+    Activity,
     CampaignMember,
     Contact,
     IdentityKey,
@@ -255,6 +256,7 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
                 IdentityKey.scope == entry.record_type, IdentityKey.kind == kind,
                 IdentityKey.value == value, IdentityKey.record_id == entry.record_id)).rowcount
     session.execute(delete(MergeLog).where(MergeLog.raw_item_id.in_(items)))
+    session.execute(delete(Activity).where(Activity.raw_item_id.in_(items)))  # a row's note on a contact
     result["links_removed"] += session.execute(
         delete(CampaignMember).where(CampaignMember.import_job_id == job_id)).rowcount
     result["raw_items_removed"] = session.execute(delete(RawItem).where(RawItem.import_job_id == job_id)).rowcount

@@ -281,6 +281,8 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
                 reason = (f"{reason}; " if reason else "") + f"kept the {person.record_type}'s {said}"[:600]
             outcomes[plan.item_id] = Outcome(plan.item_id, "created" if person.created else "merged",
                                              person.record_type, person.record_id, reason=reason)
+            if plan.marketing and person.record_type == "contact" and person.stranger_of is None:
+                _note_for_a_contact(plan)
     flagged = flag_possible_duplicates(session, [
         NewPerson(people[plan.item_id].record_type, people[plan.item_id].record_id, plan.person.fields,
                   plan.item_id)
@@ -623,6 +625,18 @@ def _open_cases_to_append_to(session: Session, active: list[ItemPlan], parents: 
 def ticket_number(case_id: int) -> str:
     """Dynamics-style case number, e.g. CAS-01001."""
     return f"CAS-{case_id:05d}"
+
+
+def _note_for_a_contact(plan: ItemPlan) -> None:
+    """A list row's note about a known contact ('Wants a quote by May', from a trade show) as a
+    note activity on the contact: a contact has no details to keep it in, as a lead has."""
+    details = plan.person.fields.get("details") or {}
+    note = (details.get("fields") or {}).get("notes")
+    if note:
+        where = " ".join(part for part in (str(details.get("file") or ""), f"row {details['row']}" if details.get("row")
+                                           else "") if part)
+        plan.activity = {"kind": "note", "subject": f"Note from a list ({where})" if where else "Note from a list",
+                         "body": note}
 
 
 def _insert_activities(session: Session, plans: list[ItemPlan], outcomes: Mapping[int, Outcome]) -> None:

@@ -305,6 +305,8 @@ def _links(session: Session, record_type: str, row: Any) -> dict[str, Any]:
                 "opportunities": many(session, "opportunity", Opportunity.contact_id == row.id),
                 "cases": many(session, "case", Case.contact_id == row.id),
                 "entitlements": many(session, "entitlement", Entitlement.contact_id == row.id),
+                "activities": many(session, "activity", Activity.regarding_type == "contact",
+                                   Activity.regarding_id == row.id),
                 "campaigns": many(session, "campaign", Campaign.id.in_(
                     select(CampaignMember.campaign_id).where(CampaignMember.record_type == "contact",
                                                              CampaignMember.record_id == row.id)))}
