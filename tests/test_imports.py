@@ -1639,3 +1639,36 @@ def test_a_rows_note_about_a_known_contact_is_a_note_on_it_and_a_revert_takes_it
     run_json(cli, "import-revert", str(job["job"]))
     with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
         assert session.scalar(text("SELECT count(*) FROM activities")) == 0
+
+
+@pytest.mark.parametrize("line, entry", [
+    ("tel: 08-123 456", "+468123456"), ("Tel. 08-555 123 45", "+46855512345"), ("Mobil: 0701112233", "+46701112233"),
+    ("070\u2013222 33 44", "+46702223344"), ("Anna Berg 070 999 88 77", "+46709998877"),
+])
+def test_a_do_not_contact_line_of_a_labelled_or_named_number_bars_the_number(line, entry):
+    from crm_ingest.ingest.importjobs import parse_suppression
+    assert parse_suppression(line, "SE") == ("phone", entry)
+
+
+def test_a_do_not_contact_row_without_its_named_contact_points_bars_no_site_and_no_org_number(cli, tmp_path, sessions_for):
+    (tmp_path / "dnc.csv").write_text("E-post;Namn;Företag;Webb;Org.nr\n;Per Lund;Lunds Måleri AB;www.lundsmaleri.se;"
+                                      "556123-4567\n", encoding="utf-8")
+    run_json(cli, "suppress", str(tmp_path / "dnc.csv"))
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert session.scalar(text("SELECT count(*) FROM suppressions")) == 0
+
+
+def test_a_revert_takes_back_details_it_gave_a_lead_that_had_none(cli, tmp_path, sessions_for):
+    # Given a lead without details (as a form makes one), then two lists giving it notes (the
+    # first of two paragraphs), and the first reverted
+    run_json(cli, "import", str(write_list(tmp_path / "a.csv", [["Anna", "Berg", "anna@berg.se", "", ""]])))
+    sessions = sessions_for(f"sqlite:///{tmp_path / 'x.db'}")
+    with sessions.begin() as session:
+        session.execute(text("UPDATE leads SET details = NULL"))
+    for name, note in (("b.csv", "Vill ha offert.\n\nRing efter 15 maj."), ("c.csv", "Ring i maj")):
+        run_json(cli, "import", str(write_list(tmp_path / name, [["Anna", "Berg", "anna@berg.se", note]],
+                                               header=["Förnamn", "Efternamn", "E-post", "Anteckningar"])))
+    run_json(cli, "import-revert", "2")
+    with sessions() as session:
+        details = session.scalar(select(Lead)).details
+    assert details["fields"] == {"notes": "Ring i maj"} and "file" not in details and "import_job" not in details

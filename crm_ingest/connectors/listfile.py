@@ -631,11 +631,15 @@ def _names_a_header(row: list[str]) -> bool:
 
 
 def _under_a_group_heading(row: list[str], below: list[str]) -> bool:
-    """Is `row` a group heading over the header `below` (which names more of the fields, and
-    holds no address, as a data row would)?"""
+    """Is `row` a group heading over the header `below`? A heading leaves blank cells over the
+    columns it groups; the header names more of the fields, and holds no address, number or
+    date, as a data row would ('Anna Berg;070-123 45 67;Leverantör;Telefon' is a person)."""
     named = sum(map_header(cell) is not None for cell in below)
-    return named > sum(map_header(cell) is not None for cell in row) and named >= 2 \
-        and not any(_LOOKS_LIKE_EMAIL.fullmatch(_clean(cell)) for cell in below)
+    if named < 2 or named <= sum(map_header(cell) is not None for cell in row):
+        return False
+    if not any(not _clean(row[index]) if index < len(row) else True for index in range(len(below)) if _clean(below[index])):
+        return False
+    return not any(_LOOKS_LIKE_EMAIL.fullmatch(_clean(cell)) or sum(ch.isdigit() for ch in cell) >= 4 for cell in below)
 
 
 def _readable(rows: Iterator[list[str]], name: str) -> Iterator[list[str]]:
@@ -2566,7 +2570,8 @@ def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
             # a row with nothing in the named columns: its addresses and numbers in the others
             # ('Nummer' beside 'E-post'), else said as a line not understood, not passed over
             cells = [str(value) for value in (*fields.values(), *extra.values()) if value]
-            entries = [entry for cell in cells for entry in _entries_of_a_line(cell)]
+            entries = [entry for entry in _entries_of_a_line("; ".join(cells))  # the row as one line: a site
+                       if "@" in entry or entry.lstrip()[:1] in ("+", "0", "(")]  # or an org number bars no one
             if entries:
                 yield from ((line, entry) for entry in entries)
             elif cells:

@@ -368,15 +368,19 @@ def details_added(before: dict[str, Any], after: dict[str, Any]) -> dict[str, An
             added[name] = items
     if after.get("consent") and not before.get("consent"):
         added["consent"] = after["consent"]
+    own = {"fields", "extra", "other_emails", "other_phones", "other_consents", "consent"}
+    if keys := {name: value for name, value in after.items() if name not in own and name not in before}:
+        added["keys"] = keys  # where the row came from, on a lead that had no details: 'file', 'row', 'import_job'
     return added
 
 
 def _without_note(notes: str, piece: str) -> str | None:
-    """The notes without one of their paragraphs (None when it was all of them)."""
-    paragraphs = notes.split("\n\n")
-    if piece in paragraphs:
-        paragraphs.remove(piece)
-    return "\n\n".join(paragraphs) or None
+    """The notes without one note among them, as whole paragraphs (a note of several paragraphs
+    too); None when it was all of them."""
+    bounded, target = f"\n\n{notes}\n\n", f"\n\n{piece}\n\n"
+    if target in bounded:
+        bounded = bounded.replace(target, "\n\n", 1)
+    return bounded.strip("\n") or None
 
 
 def take_back_details(current: dict[str, Any] | None, added: dict[str, Any]) -> dict[str, Any] | None:
@@ -417,7 +421,16 @@ def take_back_details(current: dict[str, Any] | None, added: dict[str, Any]) -> 
                 details.pop(name, None)
     if added.get("consent") and details.get("consent") == added["consent"]:
         details.pop("consent")
-    return details
+        if details.get("other_consents"):  # the next one given is the lead's consent now
+            details["consent"], *rest = details["other_consents"]
+            if rest:
+                details["other_consents"] = rest
+            else:
+                details.pop("other_consents")
+    for name, value in (added.get("keys") or {}).items():
+        if details.get(name) == value:
+            details.pop(name)
+    return details or None
 
 
 def merged_details(current: dict[str, Any], given: dict[str, Any]) -> dict[str, Any] | None:
@@ -599,8 +612,9 @@ def _merge_into_existing(session: Session, people: list[Person]) -> None:
                 before = record.get("details")
                 person.filled = fill_blanks(record, {n: person.fields.get(n) for n in names})
                 changed.update(person.filled)
-                if "details" in person.filled and before is not None:  # what a revert takes back, and only that
-                    person.filled = {**person.filled, "details_added": details_added(before, person.filled["details"])}
+                if "details" in person.filled:  # what a revert takes back, and only that
+                    person.filled = {**person.filled, "details_added": details_added(before or {},
+                                                                                     person.filled["details"])}
             if changed:
                 updates.append({"id": record_id, **changed})
         if updates:

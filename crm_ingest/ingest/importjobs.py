@@ -242,12 +242,13 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
         if filled:
             record = session.get(model, entry.record_id)
             # only what still holds the value the import put there: never undo a later edit
+            columns = set(model.__table__.columns.keys())
             back = {name: None for name, value in filled.items()
-                    if name not in ("details", "details_added") and record is not None and getattr(record, name) == value}
+                    if name in columns and name != "details" and record is not None and getattr(record, name) == value}
             if "details_added" in filled and record is not None:  # what this import added, whatever came since
                 back["details"] = take_back_details(record.details, filled["details_added"])
             elif "details" in filled and record is not None and record.details == filled["details"]:
-                back["details"] = None  # (a blank the import filled)
+                back["details"] = filled.get("details_before")  # (a blank the import filled; an older log's before)
             if back:
                 session.execute(update(model).where(model.id == entry.record_id).values(back))
                 result["fields_restored"] += len(back)
@@ -319,12 +320,21 @@ def parse_suppression(value: str, region: str) -> tuple[str, str]:
     if text.startswith("@") or site is not None:
         host = site.group(1) if site is not None else text.lstrip("@")
         return "domain", re.sub(r"^www\d*\.", "", host.lower().rstrip("."))
-    if not _A_NUMBER_WRITTEN.fullmatch(text) or _A_DATE.fullmatch(text):  # 'faktura 4711-2024', '2024-03-15':
-        # no number to bar, whatever digits they hold
-        raise InvalidItem("entry", f"not an address, a domain or a number: {text[:80]!r}")
+    text = text.translate(_DASHES)
+    if _A_DATE.fullmatch(text):
+        raise InvalidItem("entry", f"a date, not an address, a domain or a number: {text[:80]!r}")
+    if not _A_NUMBER_WRITTEN.fullmatch(text):
+        # 'tel: 08-123 456', 'Anna Berg 070 999 88 77': the number written last, as a number is
+        # written (with its 0 or +); 'faktura 4711-2024' is none, whatever digits it holds
+        found = _A_NUMBER_AT_THE_END.search(text)
+        if found is None:
+            raise InvalidItem("entry", f"not an address, a domain or a number: {text[:80]!r}")
+        text = found.group(1)
     return "phone", normalize_phone(text, region)
 
 
+_DASHES = str.maketrans({"\u2013": "-", "\u2014": "-", "\u2010": "-", "\u2011": "-", "\u2212": "-"})
+_A_NUMBER_AT_THE_END = re.compile(r"(?:^|[\s:;,])((?:\+|00|0|\()[\d\s().\-/]{5,}\d(?:\s*(?:\([^)]*\)|[^\W\d_]+\.?))?)\s*$")
 _A_DATE = re.compile(r"\d{4}-\d\d-\d\d|(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])|\d\d?[./]\d\d?[./]\d{2,4}")
 _A_NUMBER_WRITTEN = re.compile(r"[+(]?\d[\d\s().\-/]{4,}(?:\s*(?:\([^)]*\)|[^\W\d_]+\.?)(?:\s*\d+)?)?")
 _SITE = re.compile(r"(?:https?://)?([A-Za-z0-9.-]+\.[A-Za-z]{2,}\.?)(?:[/?#].*)?", re.IGNORECASE)
@@ -371,17 +381,19 @@ def add_suppressions(session: Session, values: Iterable[tuple[int, str]], *, reg
     return {**result, "invalid": invalid}
 
 
-def suppress_entries(session: Session, entries: Iterable[tuple[str, str]], *, source: str, reason: str) -> int:
+def suppress_entries(session: Session, entries: Iterable[tuple[str, str]], *, source: str, reason: str,
+                     mark: bool = True) -> int:
     """Put normalized entries (kind, value) on the do-not-contact list (in sorted order, so two
     workers adding the same ones take their locks alike) and mark the people already matching
-    them; returns how many entries were new."""
+    them (unless `mark` is False); returns how many entries were new."""
     rows = [{"kind": kind, "value": value, "reason": reason[:300], "source": source[:300]}
             for kind, value in sorted(set(entries))]
     added = 0
     for start in range(0, len(rows), 1000):
         added += len(insert_rows(session, Suppression, rows[start:start + 1000],
                                  on_conflict_do_nothing=("kind", "value"), returning=("id",)))
-    mark_do_not_contact(session, [(row["kind"], row["value"]) for row in rows])
+    if mark:
+        mark_do_not_contact(session, [(row["kind"], row["value"]) for row in rows])
     return added
 
 

@@ -335,16 +335,23 @@ def _opted_out(session: Session, plans: list[ItemPlan], imports: Mapping[int, Im
     opted = [plan for plan in plans if plan.opted_out]
     if not opted:
         return
-    shared = _numbers_of_others(session, [plan for plan in opted if not plan.opted_out_registered])
+    shared = _numbers_of_others(session, opted)
     by_source: dict[str, set[tuple[str, str]]] = {}
+    unmarked: dict[str, set[tuple[str, str]]] = {}  # a register's numbers that others hold: barred, their records not marked
     for plan in opted:
         options = imports.get(plan.item_id)
         source = f"opted out in list import {options.job_id}" if options else "opted out in a list"
-        by_source.setdefault(source, set()).update(  # a register's number is barred whoever else holds it
-            entry for entry in plan.opted_out if plan.opted_out_registered or (plan.item_id, entry) not in shared)
+        for entry in plan.opted_out:
+            if (plan.item_id, entry) not in shared:
+                by_source.setdefault(source, set()).add(entry)
+            elif plan.opted_out_registered:  # the number is barred; another person's email is not
+                unmarked.setdefault(source, set()).add(entry)
     for source, entries in sorted(by_source.items()):
         if entries:
             suppress_entries(session, entries, source=source, reason="the list marks the person opted out")
+    for source, entries in sorted(unmarked.items()):
+        suppress_entries(session, entries - by_source.get(source, set()), source=source, mark=False,
+                         reason="the list marks the number in a register against telemarketing")
 
 
 def _numbers_of_others(session: Session, plans: list[ItemPlan]) -> set[tuple[int, tuple[str, str]]]:
@@ -650,4 +657,17 @@ def _insert_activities(session: Session, plans: list[ItemPlan], outcomes: Mappin
                      "body": plan.activity.get("body"), "sender": plan.activity.get("sender"),
                      "message_id": plan.activity.get("message_id"),
                      "occurred_at": plan.activity.get("occurred_at"), "raw_item_id": plan.item_id})
+    notes = [row for row in rows if row["kind"] == "note"]
+    if notes:  # a list's note a contact has already (the same row twice, the file imported again): not twice
+        had = set(session.execute(select(Activity.regarding_id, Activity.body).where(
+            Activity.kind == "note", Activity.regarding_type == "contact",
+            Activity.regarding_id.in_(sorted({row["regarding_id"] for row in notes})))).all())
+        kept = []
+        for row in rows:
+            if row["kind"] == "note":
+                if (row["regarding_id"], row["body"]) in had:
+                    continue
+                had.add((row["regarding_id"], row["body"]))
+            kept.append(row)
+        rows = kept
     insert_rows(session, Activity, rows)
