@@ -1672,3 +1672,13 @@ def test_a_revert_takes_back_details_it_gave_a_lead_that_had_none(cli, tmp_path,
     with sessions() as session:
         details = session.scalar(select(Lead)).details
     assert details["fields"] == {"notes": "Ring i maj"} and "file" not in details and "import_job" not in details
+
+
+def test_a_nix_number_another_person_holds_is_barred_without_marking_that_person(cli, tmp_path, sessions_for):
+    run_json(cli, "import", str(write_list(tmp_path / "a.csv", [["Per", "Lund", "per@lund.se", "08-123 45 00", ""]])))
+    nix = write_list(tmp_path / "nix.csv", [["Anna Lund", "", "08-123 45 00", "Ja"]],
+                     header=["Namn", "E-post", "Telefon", "NIX-spärrad"])
+    assert run_json(cli, "import", str(nix))["counts"]["suppressed"] == 1
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert set(session.scalars(text("SELECT value FROM suppressions"))) == {"+4681234500"}
+        assert session.scalar(select(Lead.do_not_contact).where(Lead.first_name == "Per")) is False
