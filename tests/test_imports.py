@@ -1543,15 +1543,6 @@ def test_a_do_not_contact_csv_gives_its_entries_and_nothing_else(cli, tmp_path, 
         assert {f"{kind}:{value}" for kind, value in session.execute(text("SELECT kind, value FROM suppressions"))} == entries
 
 
-def test_a_nix_number_is_barred_even_when_another_lead_holds_it(cli, tmp_path, sessions_for):
-    run_json(cli, "import", str(write_list(tmp_path / "a.csv", [["Karl", "Holm", "karl@gmail.com", "0470-123 45", ""]])))
-    nix = write_list(tmp_path / "nix.csv", [["Lisa Holm", "", "0470-123 45", "Ja"]],
-                     header=["Namn", "E-post", "Telefon", "NIX-spärrad"])
-    assert run_json(cli, "import", str(nix))["counts"]["suppressed"] == 1
-    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
-        assert set(session.scalars(text("SELECT value FROM suppressions"))) == {"+4647012345"}
-
-
 def test_a_suppress_file_reads_what_its_rows_hold_and_says_what_it_could_not(cli, tmp_path, sessions_for):
     # Given a list whose number column has a name we do not know, a person's line naming their
     # company's site, a line of an invoice, and a line of a date

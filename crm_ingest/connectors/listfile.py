@@ -29,6 +29,7 @@ from xml.parsers import expat
 from crm_ingest.connectors.base import NewItem
 from crm_ingest.connectors.textfix import DOUBLED, read_back
 from crm_ingest.ingest.errors import ConfigError, FatalError
+from crm_ingest.ingest.normalize import DATE_WRITTEN
 
 __all__ = ["HEADER_SYNONYMS", "ListFile", "MapFile", "map_header", "preview", "suppression_values"]
 
@@ -2470,8 +2471,6 @@ _ADDRESS_IN = re.compile(r"[^\s<>;,\"'‹›()]+@[^\s<>;,\"'‹›()]+")
 _ENTRIES = re.compile(r"\s*[;,|]\s*")
 
 
-_A_DATE = re.compile(r"\d{4}-\d\d-\d\d(?:[ T].*)?|\d\d?[./-]\d\d?[./-]\d{2,4}(?: .*)?|"
-                     r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
 
 
 def _an_entry(cell: str) -> bool:
@@ -2482,7 +2481,7 @@ def _an_entry(cell: str) -> bool:
         return True
     if _AN_ENTRY.fullmatch(text) is None:
         return text[:4].lower() in ("http", "www.")
-    return _A_DATE.fullmatch(text) is None
+    return DATE_WRITTEN.fullmatch(text) is None
 
 
 def _entries_of_a_line(line: str) -> list[str]:

@@ -31,7 +31,7 @@ from crm_ingest.models.landing import waiting_chunk_rows
 from .errors import InvalidItem
 from .identity import take_back_details
 from .matching import mailbox_keys
-from .normalize import normalize_email, normalize_phone
+from .normalize import DATE_WRITTEN, normalize_email, normalize_phone
 
 PEOPLE = {"lead": Lead, "contact": Contact}
 UPSERT_BY = ("email", "phone", "none")  # which contact point of a row finds an existing person
@@ -321,7 +321,7 @@ def parse_suppression(value: str, region: str) -> tuple[str, str]:
         host = site.group(1) if site is not None else text.lstrip("@")
         return "domain", re.sub(r"^www\d*\.", "", host.lower().rstrip("."))
     text = text.translate(_DASHES)
-    if _A_DATE.fullmatch(text):
+    if DATE_WRITTEN.fullmatch(text):
         raise InvalidItem("entry", f"a date, not an address, a domain or a number: {text[:80]!r}")
     if not _A_NUMBER_WRITTEN.fullmatch(text):
         # 'tel: 08-123 456', 'Anna Berg 070 999 88 77': the number written last, as a number is
@@ -335,7 +335,6 @@ def parse_suppression(value: str, region: str) -> tuple[str, str]:
 
 _DASHES = str.maketrans({"\u2013": "-", "\u2014": "-", "\u2010": "-", "\u2011": "-", "\u2212": "-"})
 _A_NUMBER_AT_THE_END = re.compile(r"(?:^|[\s:;,])((?:\+|00|0|\()[\d\s().\-/]{5,}\d(?:\s*(?:\([^)]*\)|[^\W\d_]+\.?))?)\s*$")
-_A_DATE = re.compile(r"\d{4}-\d\d-\d\d|(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])|\d\d?[./]\d\d?[./]\d{2,4}")
 _A_NUMBER_WRITTEN = re.compile(r"[+(]?\d[\d\s().\-/]{4,}(?:\s*(?:\([^)]*\)|[^\W\d_]+\.?)(?:\s*\d+)?)?")
 _SITE = re.compile(r"(?:https?://)?([A-Za-z0-9.-]+\.[A-Za-z]{2,}\.?)(?:[/?#].*)?", re.IGNORECASE)
 

@@ -356,6 +356,12 @@ def email_region(address: str | None) -> str | None:
     return region if region in phonenumbers.SUPPORTED_REGIONS else None
 
 
+# A date as lists write one ('2024-03-15', '2024-03-15 10:12', '15.03.2024', '3/15/24', '20240315'):
+# digits that are no one's phone number
+DATE_WRITTEN = re.compile(r"\d{4}-\d\d-\d\d(?:[ T].*)?|\d\d?[./-]\d\d?[./-]\d{2,4}(?: .*)?|"
+                          r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
+
+
 def normalize_phone(value: str, region: str, field: str = "phone") -> str:
     """E.164 by the source's region; raises InvalidItem naming the field."""
     return _e164(value.strip(), region, field)
