@@ -1673,3 +1673,19 @@ def test_a_nix_number_another_person_holds_is_barred_without_marking_that_person
     with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
         assert set(session.scalars(text("SELECT value FROM suppressions"))) == {"+4681234500"}
         assert session.scalar(select(Lead.do_not_contact).where(Lead.first_name == "Per")) is False
+
+
+def test_a_contact_lists_own_notes_are_note_activities_on_its_contacts(cli, tmp_path, sessions_for, monkeypatch):
+    config = tmp_path / "ingest.toml"
+    config.write_text('[sources.customers]\nkind = "row"\nrecord_type = "contact"\n')
+    monkeypatch.setenv("INGEST_CONFIG", str(config))
+    listing = write_list(tmp_path / "kunder.csv", [["Anna", "Berg", "anna@berg.se", "Kund sedan 2019", "Mobil/Telefon"]],
+                         header=["Förnamn", "Efternamn", "E-post", "Anteckningar", "Mobil/Telefon"])
+    assert run_json(cli, "import", str(listing), "--source", "customers")["counts"]["created"] == 1
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert session.execute(text("SELECT regarding_type, body FROM activities")).all() == [("contact", "Kund sedan 2019")]
+
+
+def test_either_phone_header_is_the_phone_in_either_order():
+    from crm_ingest.connectors.listfile import map_header
+    assert map_header("Mobil/Telefon") == map_header("Telefon/Mobil") == "phone"

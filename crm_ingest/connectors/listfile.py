@@ -190,6 +190,8 @@ _FUZZY_RANK = 100  # a field named loosely loses to a column that names it exact
 def _header_match(name: str) -> tuple[str, int] | None:
     """(field, rank) a column header stands for, the lower rank the more specific; None when
     we do not know it."""
+    if "/" in name and {map_header(part) for part in name.split("/")} == set(_PHONES):
+        return "phone", 0  # 'Mobil/Telefon' as 'Telefon/Mobil': either, the number to call
     found = _RANK_BY_KEY.get(_header_key(name))
     if found is not None:
         return found

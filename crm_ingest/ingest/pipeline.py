@@ -281,8 +281,8 @@ def store(session: Session, plans: list[ItemPlan], sources: Mapping[int, SourceC
                 reason = (f"{reason}; " if reason else "") + f"kept the {person.record_type}'s {said}"[:600]
             outcomes[plan.item_id] = Outcome(plan.item_id, "created" if person.created else "merged",
                                              person.record_type, person.record_id, reason=reason)
-            if plan.marketing and person.record_type == "contact" and person.stranger_of is None:
-                _note_for_a_contact(plan)
+            if plan.item_id in imports and person.record_type == "contact" and person.stranger_of is None:
+                _note_for_a_contact(plan)  # a list's note on a contact it links, or makes ('Kund sedan 2019')
     flagged = flag_possible_duplicates(session, [
         NewPerson(people[plan.item_id].record_type, people[plan.item_id].record_id, plan.person.fields,
                   plan.item_id)

@@ -697,6 +697,10 @@ def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig, li
                    "extra": {clean_text(k, 100): clean_text(v, 1000) for k, v in extra.items()}
                    if isinstance(extra, Mapping) and extra else None}
         plan.person.fields["details"] = {k: v for k, v in details.items() if v is not None} or None
+    elif source.record_type == "contact" and fields.get("notes") is not None and (note := _note(fields["notes"])):
+        # a contact has no details; a list's note on it becomes a note activity (pipeline._note_for_a_contact)
+        plan.person.fields["details"] = {"row": payload.get("row"), "file": clean_text(payload.get("file"), 300),
+                                         "fields": {"notes": note}}
     if source.record_type == "case":
         # a form's free text is its 'message': the case's description, and what its priority and
         # (without a subject) its title are read from
