@@ -877,9 +877,9 @@ def _surname_first(written: str) -> str:
 _PARTICLE_WORDS = frozenset({"von", "af", "de", "van", "der", "den", "la", "le", "di", "da", "del", "du", "zu", "ten", "ter"})
 
 
-# How Nordic surnames end and given names hardly ever do ('Peter', 'Jennifer', 'Mitchell', 'Jason',
-# 'Allison' end as _SURNAME_END's 'er', 'ell', 'son' do): the stricter test for a whole column
-_NORDIC_SURNAME_END = re.compile(r"(?:sson|[^aeiouy]son|sen|berg|str[öo]m|lund|qvist|kvist|quist|gren|holm|dahl|"
+# How Nordic surnames end and given names hardly ever do (not 'er', 'ell', 'son' alone: 'Peter', 'Jennifer',
+# 'Mitchell', 'Jason', 'Allison'); read in a headerless list's two name columns and in a full-name column
+_SURNAME_END = re.compile(r"(?:sson|[^aeiouy]son|sen|berg|str[öo]m|lund|qvist|kvist|quist|gren|holm|dahl|"
                                  r"stedt|b[äa]ck|strand|g[åa]rd)$", re.IGNORECASE)  # not 'borg': Gunborg, Ingeborg
 # A header that says its names are written first name first ('Förnamn Efternamn', 'First and Last Name')
 _FORWARD_HEADER = re.compile(r"(?:fornamn|first|given|for-).*(?:efternamn|last|surname|family)")
@@ -895,8 +895,8 @@ def _surname_first_column(sample: list[list[str]], index: int) -> bool:
         if len(words) != 2 or not all(word.replace("-", "").isalpha() for word in words):
             continue
         pairs += 1
-        first_like = _NORDIC_SURNAME_END.search(words[0]) is not None
-        last_like = _NORDIC_SURNAME_END.search(words[1]) is not None
+        first_like = _SURNAME_END.search(words[0]) is not None
+        last_like = _SURNAME_END.search(words[1]) is not None
         reversed_ += first_like and not last_like
         forward += last_like and not first_like
     return reversed_ >= 3 and reversed_ >= 0.6 * pairs and forward * 4 <= reversed_
@@ -1155,11 +1155,6 @@ def _read_by_content(sample: list[list[str]], fields: list[str | None], skip: tu
         fields[first], fields[last] = "first_name", "last_name"
     else:
         fields[words[0]] = "full_name"
-
-
-# How Nordic, German and English surnames end, and hardly a first name does
-_SURNAME_END = re.compile(r"(?:s?son|sen|berg|str[öo]m|lund|qvist|kvist|quist|gren|holm|dahl|din|stedt|b[äa]ck|"
-                          r"borg|[a-z]ell|mann|er)$", re.IGNORECASE)
 
 
 def _surnames(sample: list[list[str]], index: int) -> float:
@@ -2572,7 +2567,7 @@ def suppression_values(path: Path) -> Iterator[tuple[int, str]]:
             # ('Nummer' beside 'E-post'), else said as a line not understood, not passed over
             cells = [str(value) for value in (*fields.values(), *extra.values()) if value]
             entries = [entry for entry in _entries_of_a_line("; ".join(cells))  # the row as one line: a site
-                       if "@" in entry or entry.lstrip()[:1] in ("+", "0", "(")]  # or an org number bars no one
+                       if "@" in entry or _PHONE_LIKE.match(entry.strip())]  # or an org number bars no one
             if entries:
                 yield from ((line, entry) for entry in entries)
             elif cells:

@@ -248,7 +248,7 @@ def revert_job(session: Session, job_id: int) -> dict[str, int]:
             if "details_added" in filled and record is not None:  # what this import added, whatever came since
                 back["details"] = take_back_details(record.details, filled["details_added"])
             elif "details" in filled and record is not None and record.details == filled["details"]:
-                back["details"] = filled.get("details_before")  # (a blank the import filled; an older log's before)
+                back["details"] = None  # (a blank the import filled, in a log from before details_added)
             if back:
                 session.execute(update(model).where(model.id == entry.record_id).values(back))
                 result["fields_restored"] += len(back)

@@ -367,8 +367,8 @@ def _address(text: str, field: str, deliverable: bool) -> tuple[str, str]:
     return address
 
 
-def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool, remarks: list[str] | None = None,
-            others: list[str] | None = None) -> tuple[str | None, str | None, list[str]]:
+def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool, remarks: list[str],
+            others: list[str]) -> tuple[str | None, str | None, list[str]]:
     """(phone, mobile phone, the valid numbers to key). Each field's first valid number, in
     E.164, read in the row's country when it names one we know (else in the source's region).
     The phone is the number to call: the phone field's, else the mobile's. A field whose number
@@ -403,17 +403,16 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool, r
                 why, read_in = None, by_address
         if number is None:
             first_bad = first_bad or (raw, *why)
-            if remarks is not None:
-                lost = _DIGITS_LOST.search(why[1]) is not None
-                remarks.append(f"{why[0]} {raw!r} " + ("not kept" if lost else "kept as written")
-                               + ": " + why[1].partition(": ")[2])
-                if lost:
-                    continue
+            lost = _DIGITS_LOST.search(why[1]) is not None
+            remarks.append(f"{why[0]} {raw!r} " + ("not kept" if lost else "kept as written")
+                           + ": " + why[1].partition(": ")[2])
+            if lost:
+                continue
             found[name] = (raw, False)
             continue
         if number not in numbers:
             numbers.append(number)
-        if why is not None and others is not None:  # a cell of several numbers: each valid one a key, kept aside
+        if why is not None:  # a cell of several numbers: each valid one a key, kept aside
             for part in _numbers_in(raw):
                 try:
                     further = normalize_phone(part, read_in, name)
