@@ -1641,6 +1641,19 @@ def test_a_do_not_contact_line_of_a_labelled_or_named_number_bars_the_number(lin
     assert parse_suppression(line, "SE") == ("phone", entry)
 
 
+def test_a_do_not_contact_cell_of_two_numbers_bars_both_and_an_extension_bars_no_switchboard(cli, tmp_path, sessions_for):
+    # Given a do-not-call list as a spreadsheet leaves it: two numbers in a cell, a number Excel
+    # wrote with thousands separators, and a direct line written as the switchboard's extension
+    (tmp_path / "dnc.csv").write_text("Namn;Telefon\nAnna Berg;070-111 22 33 / 08-123 456\nPer Ek;701,234,570\n"
+                                      "Eva Lund;08-555 666 77 ankn. 12\n", encoding="utf-8")
+    result = run_json(cli, "suppress", str(tmp_path / "dnc.csv"))
+    # Then each number is barred, and the extension is said not understood, naming why
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        barred = set(session.execute(text("SELECT kind, value FROM suppressions")).all())
+    assert barred == {("phone", "+46701112233"), ("phone", "+468123456"), ("phone", "+46701234570")}
+    assert [(line["line"], "switchboard" in line["reason"]) for line in result["invalid"]] == [(4, True)]
+
+
 def test_a_do_not_contact_row_without_its_named_contact_points_bars_no_site_and_no_org_number(cli, tmp_path, sessions_for):
     (tmp_path / "dnc.csv").write_text("E-post;Namn;Företag;Webb;Org.nr\n;Per Lund;Lunds Måleri AB;www.lundsmaleri.se;"
                                       "556123-4567\n", encoding="utf-8")

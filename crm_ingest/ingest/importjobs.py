@@ -31,7 +31,8 @@ from crm_ingest.models.landing import waiting_chunk_rows
 from .errors import InvalidItem
 from .identity import take_back_details
 from .matching import mailbox_keys
-from .normalize import DATE_WRITTEN, normalize_email, normalize_phone
+from .normalize import DATE_WRITTEN, normalize_email, normalize_phone, phone_extension
+from .plan import as_excel_wrote_it, numbers_in
 
 PEOPLE = {"lead": Lead, "contact": Contact}
 UPSERT_BY = ("email", "phone", "none")  # which contact point of a row finds an existing person
@@ -320,7 +321,7 @@ def parse_suppression(value: str, region: str) -> tuple[str, str]:
     if text.startswith("@") or site is not None:
         host = site.group(1) if site is not None else text.lstrip("@")
         return "domain", re.sub(r"^www\d*\.", "", host.lower().rstrip("."))
-    text = text.translate(_DASHES)
+    text = as_excel_wrote_it(text.translate(_DASHES))  # '701,234,570': a number cell Excel wrote out
     if DATE_WRITTEN.fullmatch(text):
         raise InvalidItem("entry", f"a date, not an address, a domain or a number: {text[:80]!r}")
     if not _A_NUMBER_WRITTEN.fullmatch(text):
@@ -330,7 +331,29 @@ def parse_suppression(value: str, region: str) -> tuple[str, str]:
         if found is None:
             raise InvalidItem("entry", f"not an address, a domain or a number: {text[:80]!r}")
         text = found.group(1)
-    return "phone", normalize_phone(text, region)
+    number = normalize_phone(text, region)
+    if phone_extension(text, region):  # the key is the number without it: the switchboard, everyone at it
+        raise InvalidItem("entry", f"{text[:80]!r} is an extension of {number}, a switchboard: barring it would "
+                                   "bar everyone called through it; give the person's own number")
+    return "phone", number
+
+
+def parse_suppressions(value: str, region: str) -> list[tuple[str, str]]:
+    """A do-not-contact cell's entries: the one it holds, or each number of a cell listing
+    several ('070-111 22 33 / 08-123 456'); raises for the cell when none is one."""
+    try:
+        return [parse_suppression(value, region)]
+    except InvalidItem as exc:
+        error = exc
+    entries = []
+    for part in numbers_in(value):
+        try:
+            entries.append(parse_suppression(part, region))
+        except InvalidItem:
+            continue
+    if not entries:
+        raise error
+    return entries
 
 
 _DASHES = str.maketrans({"\u2013": "-", "\u2014": "-", "\u2010": "-", "\u2011": "-", "\u2212": "-"})
@@ -366,10 +389,10 @@ def add_suppressions(session: Session, values: Iterable[tuple[int, str]], *, reg
         if not value.strip() or value.strip().startswith("#"):
             continue
         try:
-            kind, key = parse_suppression(value, region)
-            entries[(kind, key)] = None
-            if kind == "email":  # and the mailbox behind it: a.b+x@gmail.com is ab@gmail.com
-                entries.update(dict.fromkeys(("email", v) for v in mailbox_keys(key)))
+            for kind, key in parse_suppressions(value, region):
+                entries[(kind, key)] = None
+                if kind == "email":  # and the mailbox behind it: a.b+x@gmail.com is ab@gmail.com
+                    entries.update(dict.fromkeys(("email", v) for v in mailbox_keys(key)))
         except InvalidItem as exc:
             result["invalid_lines"] += 1
             if len(invalid) < MAX_INVALID_SHOWN:

@@ -388,7 +388,7 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool, r
         raw = _given(clean_text(raw, 64))
         if not raw:
             continue
-        raw = _as_excel_wrote_it(raw)
+        raw = as_excel_wrote_it(raw)
         number, why = _valid_number(raw, region, name)  # why: the whole cell is not one number
         read_in = region
         if number is None and named is None and (number := north_american_number(raw, region)) is not None:
@@ -413,7 +413,7 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool, r
         if number not in numbers:
             numbers.append(number)
         if why is not None:  # a cell of several numbers: each valid one a key, kept aside
-            for part in _numbers_in(raw):
+            for part in numbers_in(raw):
                 try:
                     further = normalize_phone(part, read_in, name)
                 except InvalidItem:
@@ -445,7 +445,7 @@ _GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+")
 _DECIMALS = re.compile(r"([\d\s\u00a0\u202f]*\d)[.,]0{1,2}")
 
 
-def _as_excel_wrote_it(raw: str) -> str:
+def as_excel_wrote_it(raw: str) -> str:
     if raw[-1] != "0" and "," not in raw:  # nearly every number: no scan
         return raw
     if _GROUPED.fullmatch(raw):
@@ -490,7 +490,7 @@ def _valid_number(raw: str, region: str, field: str) -> tuple[str | None, tuple[
         # they hold this one (a cycle per bad number, freed only by the collector, which a
         # chunk runs without)
         why = (exc.field, exc.reason)
-    for part in _numbers_in(raw):
+    for part in numbers_in(raw):
         try:
             return normalize_phone(part, region, field), why  # one of several: the cell's own words kept
         except InvalidItem:
@@ -498,7 +498,7 @@ def _valid_number(raw: str, region: str, field: str) -> tuple[str | None, tuple[
     return None, why
 
 
-def _numbers_in(raw: str) -> list[str]:
+def numbers_in(raw: str) -> list[str]:
     """The numbers of a cell listing several, each of at least six digits; none when it does
     not (a '/' inside one number, as in '030/1234567', splits off no number of its own)."""
     if not _SEVERAL_NUMBERS.search(raw):
