@@ -1559,7 +1559,8 @@ def test_a_suppress_file_reads_what_its_rows_hold_and_says_what_it_could_not(cli
 
 
 @pytest.mark.parametrize("a, b", [("PO", "Per-Olof"), ("KG", "Karl Gustav"), ("Uffe", "Ulf"), ("Gösta", "Gustav"),
-                                  ("Kajsa", "Katarina"), ("Sanna", "Susanne"), ("Jöran", "Göran")])
+                                  ("Kajsa", "Katarina"), ("Sanna", "Susanne"), ("Jöran", "Göran"),
+                                  ("Ann", "Anna"), ("Sofie", "Sofia"), ("Jack", "John"), ("Matte", "Mattias")])
 def test_initials_and_nicknames_name_one_person(a, b):
     from crm_ingest.ingest.matching import other_first_name
     assert not other_first_name({"first_name": a}, {"first_name": b})

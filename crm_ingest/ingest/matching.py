@@ -89,7 +89,8 @@ _NICKNAMES_OF = {
     "amanda": "mandy",
     "charles": "chuck",
     "patricia": "patty trish",
-    "john": "johnny",
+    "john": "johnny jack",
+    "kenneth": "kenny",
     # Swedish
     "karl": "kalle calle carl",
     "ulf": "uffe",
@@ -125,6 +126,9 @@ _NICKNAMES_OF = {
     "roland": "rolle",
     "kjell": "kjelle",
     "margareta": "maggan",
+    "anna": "ann anne annie",
+    "sofia": "sofie sophia sophie fia",
+    "mattias": "matte matthias",
 }
 NICKNAMES: Mapping[str, str] = MappingProxyType(
     {nick: name for name, nicks in _NICKNAMES_OF.items() for nick in nicks.split()})
@@ -350,9 +354,10 @@ def other_first_name(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     words_a, words_b = set(first_a.split()), set(first_b.split())
     if words_a & words_b or {_sound(w) for w in words_a} & {_sound(w) for w in words_b}:
         return False
-    if first_a.replace(" ", "") == first_b.replace(" ", ""):  # 'Ann-Sofie', 'Annsofie'
-        return False
     written = [fold(str(record.get("first_name") or "")) for record in (a, b)]
+    if first_a.replace(" ", "") == first_b.replace(" ", "") \
+            or written[0].replace("-", "").replace(" ", "") == written[1].replace("-", "").replace(" ", ""):
+        return False  # 'Ann-Sofie', 'Annsofie' (as written: its parts' nicknames read apart are 'anna sofia')
     if not all(_a_given_name(name) for name in written):  # 'Anna.berg', 'Info', 'Familjen Berg': no one's first name
         return False
     short, long = sorted(written, key=len)
