@@ -25,7 +25,16 @@ CASES = {
     "01b_outlook_desktop_export_ansi.csv": ({"created": 5}, "cp1252", {
         "asa.nystrom@ostkustmedia.se": ("last_name", "Nyström")}),  # E-mail 2 beside an Exchange name
     "02_google_contacts.csv": ({"created": 7}, "utf-8", {
-        "erik.sandberg@tornqvistco.se": ("phone", "+46701740622")}),  # ' ::: ' joined values
+        # ' ::: ' joined values; each number by its label: the work one the phone, the mobiles the mobile
+        "erik.sandberg@tornqvistco.se": {"phone": "+46846500430", "mobile_phone": "+46701740622"}}),
+    # Google's older export: each number with its kind ('Mobile', 'Work ::: Mobile'); the title, not 'Occupation'
+    "02b_google_contacts_legacy_typed_phones.csv": ({"created": 5}, "utf-8", {
+        "henrik.blom@blomsverkstad.se": {"phone": "+4636711200", "mobile_phone": "+46702345678",
+                                         "job_title": "Verkstadschef"},
+        "cecilia.holm@holmdesign.se": {"phone": "+4686123400", "mobile_phone": "+46739876543"}}),
+    "02c_google_contacts_labelled_phones.csv": ({"created": 4}, "utf-8", {  # 'Phone 2 - Label' = Mobile
+        "karl@svenssonsel.se": {"phone": "+4636123456", "mobile_phone": "+46761112233"},
+        "lisa.ek@gmail.com": {"phone": "+4687654321", "mobile_phone": "+46701112233"}}),
     "03_mailchimp_subscribed_members_export_3f9a1c2b7e.csv": ({"created": 7}, "utf-8", {
         "kim.larsen@nordlys.dk": ("phone", "+4532123456"),
         "anna.berg@nordvikfrakt.se": ("state_or_province", "O"),  # REGION: the county's letter
@@ -35,10 +44,14 @@ CASES = {
     "04_hubspot-crm-exports-all-contacts-2026-05-20.csv": ({"created": 7}, "utf-8", {
         "tom.becker@rheinwerk-logistik.de": ("phone", "+492214710123"),
         "daniel.kim@pacificrimtools.com": ("phone", "+14155550132;ext=204")}),  # 'ext. 204' kept, not digits
+    "04b_hubspot-crm-exports-associated-company.csv": ({"created": 3, "suppressed": 1}, "utf-8", {
+        "ida.holmgren@vastkustfisk.se": ("company_name", "Västkust Fisk AB")}),  # 'Associated Company'
     "05_linkedin_Connections.csv": ({"created": 3, "rejected": 5}, "utf-8", {  # most connections have no address
         "karin@ohmanscafe.se": ("job_title", "Ägare")}),
     "06_salesforce_report1747730520123.csv": ({"created": 7, "ignored": 5}, "utf-8-sig", {  # the report's footer
         "ahmed.hassan@isbergsmaskin.se": ("phone", "+46406460012")}),
+    "06b_salesforce_rapport_sv.csv": ({"created": 2, "ignored": 6}, "utf-8-sig", {  # Swedish labels and footer
+        "anna.strom@strombygg.se": ("company_name", "Ström Bygg AB")}),  # 'Företag/konto'
     "07_excel_sv_semikolon_ansi.csv": ({"created": 7}, "cp1252", {
         "johan.lindqvist@hallbergsbygg.se": ("phone", "+46701740612")}),  # Excel dropped its leading 0
     "08_excel_sv_elmia_mobil_som_tal.xlsx": ({"created": 8}, None, {

@@ -67,10 +67,12 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
                 "Account", "Account Name", "Employer", "Företag", "Företagsnamn", "Bolag",
                 "Organisationsnamn", "Arbetsgivare", "Org.namn", "Firma", "Firmanamn", "Vendor",
                 "Supplier", "Leverantör", "Selskap", "Virksomhet", "Virksomhed", "Yritys",
-                "Unternehmen", "Firmenname", "Företagets namn", "Arbetsplats", "Workplace"),
+                "Unternehmen", "Firmenname", "Företagets namn", "Arbetsplats", "Workplace",
+                "Associated Company", "Företag/konto", "Kontonamn"),  # HubSpot's; Salesforce's in Swedish
     "job_title": ("Job Title", "Title", "Position", "Role", "Befattning", "Titel", "Roll",
                   "Yrkesroll", "Tjänst", "Organization Title", "Yrkestitel", "Stilling", "Titteli",
-                  "Tehtävänimike", "Berufsbezeichnung", "Tjänstetitel", "Yrke", "Occupation"),
+                  "Tehtävänimike", "Berufsbezeichnung", "Tjänstetitel", "Yrke",
+                  "Organization 1 - Title", "Occupation"),  # Google's: its title, not its often empty 'Occupation'
     "topic": ("Topic", "Subject", "Interest", "Area of Interest", "Ämne", "Intresse",
               "Intresseområde"),
     "website": ("Website", "Web Site", "Web", "URL", "Homepage", "Web Page", "Webbplats", "Webbsida",
@@ -724,6 +726,9 @@ class _Layout:
     text_formulas: bool = False  # the file writes cells as ="..." (see _clean_formula)
     withheld: tuple[int, ...] = ()  # columns of personal identity numbers: not stored at all
     names_are_companies: bool = False  # the name column is a register's customer, a further one the person
+    # (type column, number column) of numbers each given with its kind ('Phone 1 - Type' beside
+    # 'Phone 1 - Value', as Google writes them): a mobile is the mobile, another the phone
+    typed_phones: tuple[tuple[int, int], ...] = ()
 
     @classmethod
     def of(cls, header: list[str], mapping: MapFile, sample: list[list[str]] = ()) -> _Layout:
@@ -778,7 +783,8 @@ class _Layout:
                        else extra for index, (name, field_name, extra) in enumerate(zip(names, fields, unique))]
         return cls(list(zip(names, fields)), extra_names, mapping, list(header),
                    tuple((index, name) for index, name in spares if extra_names[index] is not None), text_formulas,
-                   withheld, _names_are_companies(names, fields, spares, sample))
+                   withheld, _names_are_companies(names, fields, spares, sample),
+                   _typed_phones(names, fields, mapping))
 
     @cached_property
     def _stored_as(self) -> list[tuple[str, dict[str, str] | None] | None]:
@@ -833,6 +839,8 @@ class _Layout:
                 extra[name] = value
         if self._joins_emails:
             _join_emails(fields)
+        if self.typed_phones:
+            self._phones_by_type(row, fields, extra, clean)
         if "last_first_name" in fields:  # 'Berg Anna' as 'Berg, Anna', which the name's reader reads surname first
             written = fields.pop("last_first_name")
             fields.setdefault("full_name", _surname_first(written))
@@ -857,6 +865,57 @@ class _Layout:
         elif type(row) is _Footer:
             payload["ignore"] = BELOW_THE_TABLE
         return payload
+
+
+    def _phones_by_type(self, row: list[str], fields: dict[str, str], extra: dict[str, str], clean) -> None:
+        """The row's numbers given with their kinds, by kind: those typed mobile the mobile, the
+        others the phone, each a cell of several when there are more ('070… ; 036…': the plan
+        keys every one and keeps the further ones); a fax's or a pager's stays in `extra`."""
+        mobiles: list[str] = []
+        others: list[str] = []
+        for type_index, value_index in self.typed_phones:
+            value = clean(row[value_index]) if value_index < len(row) else ""
+            if not value:
+                continue
+            kind = _folded(clean(row[type_index]) if type_index < len(row) else "")
+            # 'Work ::: Mobile' beside '08-612 34 00 ::: 073-987 65 43': each number its kind
+            values, kinds = value.split(":::"), kind.split(":::")
+            pairs = list(zip(kinds, values)) if len(kinds) == len(values) else [(kind, value)]
+            phones = [(kind, number) for kind, number in pairs if not _NOT_A_PHONE.search(kind)]
+            if not phones:
+                continue
+            stored = self._stored_as[value_index]
+            if stored is not None:
+                if fields.get(stored[0]) == value:
+                    del fields[stored[0]]
+                if len(phones) < len(pairs):  # a fax beside them: the cell kept as written
+                    extra.setdefault(self.columns[value_index][0], value)
+            elif (name := self.extra_names[value_index]) is not None and len(phones) == len(pairs):
+                extra.pop(name, None)
+            for kind, number in phones:
+                if number.strip():
+                    (mobiles if _MOBILE.search(kind) else others).append(number.strip())
+        for field_name, values in (("mobile_phone", mobiles), ("phone", others)):
+            if values:
+                fields[field_name] = " ; ".join(([fields[field_name]] if fields.get(field_name) else []) + values)
+
+
+# 'Phone 1 - Type', 'Phone 1 - Value' (Google's older export), 'Phone 1 - Label' (its newer one)
+_TYPED_PHONE = re.compile(r"(?:phone|telephone|telefon) (\d+) - (type|label|typ|etikett|value|varde)")
+_MOBILE = re.compile(r"mobil|cell|handy|matkapuhelin")
+_NOT_A_PHONE = re.compile(r"fax|pager|personsokare|telex")
+
+
+def _typed_phones(names: list[str], fields: list[str | None], mapping: MapFile) -> tuple[tuple[int, int], ...]:
+    """(type column, number column) pairs of numbers given with their kinds; none when a map
+    file names the number columns (the person's word)."""
+    kinds: dict[str, int] = {}
+    numbers: dict[str, int] = {}
+    for index, name in enumerate(names):
+        found = _TYPED_PHONE.fullmatch(_folded(name).strip())
+        if found is not None and not mapping.field_for(name):
+            (numbers if found.group(2) in ("value", "varde") else kinds).setdefault(found.group(1), index)
+    return tuple((kinds[number], index) for number, index in numbers.items() if number in kinds)
 
 
 def _surname_first(written: str) -> str:
@@ -1009,7 +1068,7 @@ def _address_elsewhere(fields: dict[str, str], headers: dict[str, str], email: s
 # Fields a further column fills when the column that won them is empty: a person's number and
 # address are the same facts wherever a list keeps them
 _SPARE_FIELDS = frozenset({"phone", "mobile_phone", "street", "city", "postal_code", "state_or_province",
-                           "country", "full_name"})
+                           "country", "full_name", "company"})
 
 
 def _join_emails(fields: dict[str, str]) -> None:
