@@ -1235,6 +1235,24 @@ def test_personal_identity_numbers_are_never_stored_and_the_job_says_so(cli, tmp
     assert reason == "email/phone: no email and no phone"
 
 
+def test_a_sole_traders_organisation_number_is_its_owners_identity_number_and_is_not_stored(cli, tmp_path, sessions_for):
+    # Given a purchased company list whose 'Org.nr' of a sole trader is the owner's personnummer
+    listing = tmp_path / "foretag.csv"
+    listing.write_text("Företagsnamn;Org.nr;Kontaktperson;E-post\n"
+                       "Berg Bygg AB;556123-4567;Anna Berg;anna@bergbygg.se\n"
+                       "Eks Måleri;811228-9874;Bo Ek;bo@eksmaleri.se\n"
+                       "Lunds Fastigheter AB;556677-8899;Cia Lund;cia@lundsfastigheter.se\n", encoding="utf-8")
+    job = run_json(cli, "import", str(listing))
+    # Then the companies' numbers are kept, the owner's is stored nowhere, and the row says so
+    assert job["counts"]["created"] == 3
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        stored = " ".join(str(row) for table in ("leads", "raw_items") for row in
+                          session.execute(text(f"SELECT * FROM {table}")))
+        reasons = list(session.scalars(text("SELECT outcome_reason FROM raw_items ORDER BY id")))
+    assert "556123-4567" in stored and "9874" not in stored
+    assert reasons == [None, "'Org.nr' left out: a personal identity number is not stored", None]
+
+
 @pytest.mark.parametrize("cell, is_one", [
     ("811228-9874", True), ("19811228-9874", True), ("8112289874", True),  # Skatteverket's example
     ("811288-9874", False),  # a samordningsnummer's date (its day + 60), but a wrong check digit

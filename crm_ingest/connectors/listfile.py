@@ -729,6 +729,9 @@ class _Layout:
     # (type column, number column) of numbers each given with its kind ('Phone 1 - Type' beside
     # 'Phone 1 - Value', as Google writes them): a mobile is the mobile, another the phone
     typed_phones: tuple[tuple[int, int], ...] = ()
+    # columns of organisation numbers ('Org.nr'): a sole trader's is the owner's personal identity
+    # number, and such a cell is not stored
+    org_numbers: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, header: list[str], mapping: MapFile, sample: list[list[str]] = ()) -> _Layout:
@@ -784,7 +787,9 @@ class _Layout:
         return cls(list(zip(names, fields)), extra_names, mapping, list(header),
                    tuple((index, name) for index, name in spares if extra_names[index] is not None), text_formulas,
                    withheld, _names_are_companies(names, fields, spares, sample),
-                   _typed_phones(names, fields, mapping))
+                   _typed_phones(names, fields, mapping),
+                   tuple(index for index, name in enumerate(names) if extra_names[index] is not None
+                         and _ORG_NUMBER_HEADER.search(re.sub(r"[^\w]+", " ", _folded(name)))))
 
     @cached_property
     def _stored_as(self) -> list[tuple[str, dict[str, str] | None] | None]:
@@ -841,6 +846,11 @@ class _Layout:
             _join_emails(fields)
         if self.typed_phones:
             self._phones_by_type(row, fields, extra, clean)
+        withheld = None
+        for index in self.org_numbers:
+            if (value := extra.get(self.extra_names[index])) and personal_identity_number(value):
+                del extra[self.extra_names[index]]  # a sole trader's: the owner's own number
+                withheld = f"{self.columns[index][0]!r} left out: a personal identity number is not stored"
         if "last_first_name" in fields:  # 'Berg Anna' as 'Berg, Anna', which the name's reader reads surname first
             written = fields.pop("last_first_name")
             fields.setdefault("full_name", _surname_first(written))
@@ -856,6 +866,8 @@ class _Layout:
         payload = {"fields": fields, "extra": extra}
         if moved:
             payload["moved"] = moved
+        if withheld:
+            payload["withheld"] = withheld
         if self.header and row[0] == self.header[0] and _is_header(row, self.header):
             payload["ignore"] = REPEATED_HEADER
         elif row and (row[0] or len(row) > 1) and _a_totals_row(row):
@@ -1104,6 +1116,10 @@ _IDENTITY_HEADER = re.compile(
     r"\bpers\s*nr\b|\bp\s*nr\b|samordnings\s*(?:nummer|nr)|f[oø]d(?:sels|elses?)\s*(?:nummer|nr)|identitetsnummer|"
     r"henkilotunnus|\bhetu\b|\bssn\b|"
     r"social\s*security|national\s*(?:id|identi|insurance)|\bcpr\b")
+# An organisation's registration number: 'Org.nr', 'Organisationsnummer', 'Orgnr', 'Company number', 'Y-tunnus'
+_ORG_NUMBER_HEADER = re.compile(r"\borg(?:anisation|anization)?s?\s*(?:nummer|nr|number|no|id)\b|\borgnr\b|"
+                                r"\bcompany\s*(?:registration\s*)?(?:number|no|nr)\b|\bregistration\s*number\b|"
+                                r"\by\s*tunnus\b|\bcvr\b|\bforetagsnummer\b")
 _SE_ID = re.compile(r"((?:18|19|20)?)(\d{6})([-+ ]?)(\d{4})")
 _FI_ID = re.compile(r"(\d{6})[-+A-FU-Y](\d{3})([0-9A-Y])")
 _NO_ID = re.compile(r"\d{11}")

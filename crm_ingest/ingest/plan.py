@@ -677,6 +677,8 @@ def _read_row(item_id: int, payload: Mapping[str, Any], source: SourceConfig, li
     fields = _fields_of(payload)
     plan = ItemPlan(item_id, source.record_type,
                     person=_person(fields, source, scope=_person_scope(source), listed=listed))
+    if type(withheld := payload.get("withheld")) is str:  # the reader left a cell out ('Org.nr' of a sole trader)
+        plan.person.remarks = [withheld[:300], *(plan.person.remarks or ())]
     if source.record_type == "lead":
         plan.marketing = True
         plan.person.also_scopes = ("contact",)
