@@ -684,7 +684,28 @@ _ROLE_AFTER_NAME = re.compile(
 # The titles as written (a set lookup, no case folding, on every row's first name)
 _HONORIFIC_FORMS = frozenset(form for title in _HONORIFICS
                              for cased in (title, title.capitalize(), title.upper()) for form in (cased, cased + "."))
-_NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "mba", "esq", "msc", "bsc"})
+_NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "mba", "esq", "msc", "bsc", "cfa", "cpa",
+                            "pmp", "cissp", "acca", "fca", "aca", "ceng", "emba", "llm", "ma", "ba", "mcips", "frics"})
+_CREDENTIALS = re.compile(r"[,\s]+")
+# What a profile adds to a name ('Nilsson 🌱', 'Berg 🚀'): pictographs, their skin tones and joiners
+_PICTOGRAPHS = re.compile("[\u2600-\u27bf\U0001f000-\U0001faff\u200d\ufe0f\u2b00-\u2bff]+")
+
+
+def _without_credentials(name: str) -> str:
+    """A last name without the letters after it ('Lindqvist, MBA', 'Ek, PhD, CFA', 'Berg PhD')
+    and without pictographs ('Nilsson 🌱'), as a profile writes it."""
+    if not name.isascii():
+        name = " ".join(_PICTOGRAPHS.sub(" ", name).split()) or name
+    before, comma, after = name.rpartition(",")
+    if comma and before.strip() and all(_is_suffix(word) for word in _CREDENTIALS.split(after.strip()) if word):
+        return _without_credentials(before.strip())
+    words = name.split(" ")
+    if len(words) > 1 and words[-1].replace(".", "").casefold() in _SUFFIXES_ALONE and words[-1][:1].isupper():
+        return " ".join(words[:-1])  # 'Smith Jr.', 'Berg PhD'; not 'Li Ma'
+    return name
+
+
+_SUFFIXES_ALONE = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "mba", "esq", "cfa", "cpa"})
 
 
 def _is_suffix(word: str) -> bool:
@@ -704,7 +725,21 @@ def name_column(name: str | None, given: bool) -> str | None:
         name = _NOTE_IN_NAME.sub("", name) or name
     if given and name.partition(" ")[0] in _HONORIFIC_FORMS:
         return name.partition(" ")[2] or None
+    if not given and ("," in name or " " in name or not name.isascii()):
+        return _without_credentials(name)
+    if given and not name.isascii():
+        return " ".join(_PICTOGRAPHS.sub(" ", name).split()) or name
     return name
+
+
+def role_after_name(full_name: str | None) -> str | None:
+    """The role a full name is written with after a comma ('Maria Engström, Ekonomichef'), or None."""
+    name = clean_text(full_name, 400)
+    if not name or "," not in name:
+        return None
+    before, _, after = name.rpartition(",")
+    after = after.strip()
+    return after[:200] if " " in before.strip() and _ROLE_AFTER_NAME.fullmatch(after) else None
 
 
 def split_name(full_name: str | None) -> tuple[str | None, str | None]:

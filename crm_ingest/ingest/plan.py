@@ -32,6 +32,7 @@ from .normalize import (
     normalize_phone,
     north_american_number,
     phone_extension,
+    role_after_name,
     split_name,
     unknown_tld,
 )
@@ -160,7 +161,10 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         "company_name": (_text(fields, "company", 300)
                          or (_text(fields, "company_name", 300) if "company_name" in fields else None)
                          or clean_text(company_as_name, 300)),
-        "job_title": _text(fields, "job_title", 200),
+        "job_title": _text(fields, "job_title", 200) or (
+            # 'Maria Engström, Ekonomichef' in a register's 'Kontaktperson', its 'Befattning' empty
+            role_after_name(fields.get("full_name")) if not (fields.get("first_name") or fields.get("last_name"))
+            and type(fields.get("full_name")) is str and "," in fields["full_name"] else None),
         "topic": _text(fields, "topic", 300) or (_text(fields, "subject", 300) if "subject" in fields else None),
         **{name: None if fields.get(name) is None else _text(fields, name, limit) for name, limit in ADDRESS_FIELDS},
     }

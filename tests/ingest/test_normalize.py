@@ -370,3 +370,13 @@ def test_a_name_split_from_one_huge_cell_fits_the_name_columns():
 def test_a_name_is_split_as_registers_and_signatures_write_it(written, first, last):
     from crm_ingest.ingest.normalize import split_name
     assert split_name(written) == (first, last)
+
+
+@pytest.mark.parametrize("cell, given, name", [
+    ("Lindqvist, MBA", False, "Lindqvist"), ("Ek, PhD, CFA", False, "Ek"), ("Nilsson 🌱", False, "Nilsson"),
+    ("Berg, CFA 🚀", False, "Berg"), ("Smith Jr.", False, "Smith"), ("Anna 🌸", True, "Anna"),
+    ("Berg, Anna", False, "Berg, Anna"), ("Li Ma", False, "Li Ma"), ("von Essen", False, "von Essen"),
+])
+def test_a_name_column_drops_the_credentials_and_pictographs_a_profile_adds(cell, given, name):
+    from crm_ingest.ingest.normalize import name_column
+    assert name_column(cell, given) == name

@@ -875,3 +875,13 @@ def test_a_newsletter_a_colleague_forwards_is_not_its_senders_case():
     payload = {**MAIL_PAYLOAD, "from_email": "karin.holm@acme.se", "from_name": "Karin Holm",
                "to": ["support@acme.se"], "subject": "VB: Nyheter i december", "text": text}
     assert plan_item(6, "email", payload, MAIL).person.fields["email"] == "karin.holm@acme.se"
+
+
+@pytest.mark.parametrize("fields, title", [
+    ({"full_name": "Maria Engström, Ekonomichef", "email": "maria@svea.se"}, "Ekonomichef"),
+    ({"full_name": "Maria Engström, Ekonomichef", "job_title": "CFO", "email": "maria@svea.se"}, "CFO"),
+    ({"full_name": "Engström, Maria", "email": "maria@svea.se"}, None),  # the surname first, no role
+])
+def test_a_role_written_after_the_name_is_the_job_title_when_the_row_gives_none(fields, title):
+    plan = plan_item(1, "row", {"fields": fields}, SourceConfig("list", record_type="lead"))
+    assert (plan.person.fields["first_name"], plan.person.fields["job_title"]) == ("Maria", title)
