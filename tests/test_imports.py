@@ -806,6 +806,25 @@ def test_a_contacts_list_links_the_open_leads_of_its_addresses_and_its_revert_un
     assert snapshot(sessions) == before
 
 
+def test_a_bounced_address_goes_on_the_do_not_contact_list_saying_it_bounced(cli, tmp_path, sessions_for):
+    # Given a lead, then Mailchimp's cleaned export naming her address and a list marking a
+    # number not to be called
+    run_json(cli, "import", str(write_list(tmp_path / "a.csv", [["Ulf", "Sandberg", "ulf@sandberg.se", "", ""]])))
+    (tmp_path / "cleaned.csv").write_text('"Email Address","First Name",CLEAN_TIME,CLEAN_CAMPAIGN_TITLE\n'
+                                          'ulf@sandberg.se,Ulf,"2025-11-20 06:00:00","Nyhetsbrev"\n', encoding="utf-8")
+    (tmp_path / "dnc.csv").write_text("Namn;Mobil;Ring ej\nBo Ek;0701112233;Ja\n", encoding="utf-8")
+    cleaned = run_json(cli, "import", str(tmp_path / "cleaned.csv"))
+    run_json(cli, "import", str(tmp_path / "dnc.csv"))
+    # Then the address is suppressed and the lead marked, each entry saying why it is on the list
+    assert cleaned["counts"]["suppressed"] == 1
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        entries = set(session.execute(text("SELECT value, reason FROM suppressions")).all())
+        marked = session.scalar(text("SELECT do_not_contact FROM leads WHERE email = 'ulf@sandberg.se'"))
+    assert entries == {("ulf@sandberg.se", "the list marks the address as bounced"),
+                       ("+46701112233", "the list marks the person as not to be called")}
+    assert marked
+
+
 def test_a_person_a_list_marks_opted_out_stays_suppressed_in_the_next_list(cli, tmp_path, sessions_for):
     # Given a lead from last year's fair, and this year's export marking her unsubscribed from
     # our mail by the time she did (Mailchimp), and Bo against our calls by Salesforce's 'Do Not Call'

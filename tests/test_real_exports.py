@@ -41,6 +41,8 @@ CASES = {
         # the whole name typed into FNAME, LNAME empty: split as a careful operator would
         "ingrid.svensson@bredbandsbolaget.se": {"first_name": "Ingrid", "last_name": "Svensson"},
         "MAGNUS.OLSSON@skogsbrukstjanst.se": {"first_name": "Magnus", "last_name": "Olsson"}}),  # typed in capitals
+    # Mailchimp's 'cleaned' export: addresses that bounced ('CLEAN_TIME'), put on the do-not-contact list
+    "03b_mailchimp_cleaned_members_export_3f9a1c2b7e.csv": ({"suppressed": 2}, "utf-8", {}),
     "04_hubspot-crm-exports-all-contacts-2026-05-20.csv": ({"created": 7}, "utf-8", {
         "tom.becker@rheinwerk-logistik.de": ("phone", "+492214710123"),
         "daniel.kim@pacificrimtools.com": ("phone", "+14155550132;ext=204")}),  # 'ext. 204' kept, not digits

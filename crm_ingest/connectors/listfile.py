@@ -107,6 +107,9 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "opt_out_at": ("UNSUB_TIME", "Unsubscribed At", "Unsubscribe Date", "Unsubscribed Date", "Opt Out Date",
                    "Opted Out At", "Opt-out Date", "Avregistrerad datum", "Avregistreringsdatum",
                    "Unsubscribed On"),
+    # when the address bounced (Mailchimp's cleaned export): not an address to mail
+    "bounced_at": ("CLEAN_TIME", "Cleaned At", "Cleaned Date", "Bounced At", "Bounce Date", "Bounced Date",
+                   "Hard Bounce Date", "Hard Bounced At", "Hard Bounce", "Hard Bounced", "Studsad"),
     # against our calls (their numbers go on the list)
     "do_not_call": ("Do Not Call", "Do Not Phone", "Ring ej"),
     # a number in a register against telemarketing (Sweden's NIX, Britain's TPS): the number itself

@@ -336,21 +336,23 @@ def _opted_out(session: Session, plans: list[ItemPlan], imports: Mapping[int, Im
     if not opted:
         return
     shared = _numbers_of_others(session, opted)
-    by_source: dict[str, set[tuple[str, str]]] = {}
+    by_source: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (source, reason) -> entries
     unmarked: dict[str, set[tuple[str, str]]] = {}  # a register's numbers that others hold: barred, their records not marked
     for plan in opted:
         options = imports.get(plan.item_id)
         source = f"opted out in list import {options.job_id}" if options else "opted out in a list"
+        why = plan.opted_out_why or "the list marks the person opted out"
         for entry in plan.opted_out:
             if (plan.item_id, entry) not in shared:
-                by_source.setdefault(source, set()).add(entry)
+                by_source.setdefault((source, why), set()).add(entry)
             elif plan.opted_out_registered:  # the number is barred; another person's email is not
                 unmarked.setdefault(source, set()).add(entry)
-    for source, entries in sorted(by_source.items()):
+    for (source, why), entries in sorted(by_source.items()):
         if entries:
-            suppress_entries(session, entries, source=source, reason="the list marks the person opted out")
+            suppress_entries(session, entries, source=source, reason=why)
     for source, entries in sorted(unmarked.items()):
-        suppress_entries(session, entries - by_source.get(source, set()), source=source, mark=False,
+        marked = set().union(*(entries for (of, _), entries in by_source.items() if of == source))
+        suppress_entries(session, entries - marked, source=source, mark=False,
                          reason="the list marks the number in a register against telemarketing")
 
 

@@ -76,6 +76,7 @@ class ItemPlan:
     opted_out: list[tuple[str, str]] | None = None  # do-not-contact entries the row itself asks for
     opted_out_name: tuple[str | None, str | None, str | None] | None = None  # (first, last, full) of that row
     opted_out_registered: bool = False  # its numbers are in a register against telemarketing (NIX): barred as numbers
+    opted_out_why: str | None = None  # the reason its entries go on the do-not-contact list with
 
 
 def plan_item(item_id: int, kind: str, payload: Mapping[str, Any], source: SourceConfig) -> ItemPlan:
@@ -116,7 +117,8 @@ def _refuse_structured(fields: Mapping[str, Any]) -> None:
 _TEXT_FIELDS = frozenset({
     "first_name", "last_name", "full_name", "name", "nickname", "email", "phone", "mobile_phone", "company",
     "company_name", "job_title", "topic", "subject", "message", "description", "lead_source", "consent",
-    "website", "notes", "opt_out", "opt_out_at", "do_not_call", "nix", "do_not_contact", "twitter", "facebook", "street",
+    "website", "notes", "opt_out", "opt_out_at", "do_not_call", "nix", "do_not_contact", "bounced_at", "twitter",
+    "facebook", "street",
     "postal_code", "city", "state_or_province", "country"})
 
 
@@ -536,10 +538,11 @@ def _read_list_row(item_id: int, payload: Mapping[str, Any], source: SourceConfi
         column, value, channels = said
         entries, left_off = _contact_points(fields, source, channels)
         return ItemPlan(item_id, source.record_type, outcome="ignored",
-                        reason=f"suppressed: the list marks the person {_OPTED_OUT_SAID[column].format(value=value)}"
+                        reason=f"suppressed: the list marks {_OPTED_OUT_SAID[column].format(value=value)}"
                         + (f"; {', '.join(left_off)} left off the do-not-contact list: a company's fixed line "
                            "(its switchboard) reaches others too" if left_off else ""),
                         opted_out=entries, opted_out_registered="registered phone" in channels,
+                        opted_out_why=_OPTED_OUT_WHY[column],
                         opted_out_name=(clean_text(fields.get("first_name"), 200), clean_text(fields.get("last_name"), 200),
                                         clean_text(fields.get("full_name") or fields.get("name"), 300)))
     plan = _read_row(item_id, payload, source, listed=True)
@@ -568,12 +571,17 @@ def _an_example(fields: Mapping[str, Any]) -> bool:
     return said >= 2
 
 
-_OPTED_OUT_SAID = {"opt_out": "opted out ({value!r})", "opt_out_at": "opted out on {value}",
-                   "do_not_call": "as not to be called ({value!r})",
-                   "nix": "as in a register against telemarketing ({value!r})",
-                   "do_not_contact": "as not to be contacted ({value!r})"}
+_OPTED_OUT_SAID = {"opt_out": "the person opted out ({value!r})", "opt_out_at": "the person opted out on {value}",
+                   "bounced_at": "the address as bounced on {value} (an address that bounces is not mailed again)",
+                   "do_not_call": "the person as not to be called ({value!r})",
+                   "nix": "the person as in a register against telemarketing ({value!r})",
+                   "do_not_contact": "the person as not to be contacted ({value!r})"}
+_OPTED_OUT_WHY = {"opt_out": "the list marks the person opted out", "opt_out_at": "the list marks the person opted out",
+                  "bounced_at": "the list marks the address as bounced", "do_not_call": "the list marks the person "
+                  "as not to be called", "nix": "the list marks the number in a register against telemarketing",
+                  "do_not_contact": "the list marks the person as not to be contacted"}
 # An opt-out column, what its 'yes' puts on the do-not-contact list
-_OPT_OUTS = (("opt_out", ("email",)), ("opt_out_at", ("email",)), ("do_not_call", ("phone",)),
+_OPT_OUTS = (("opt_out", ("email",)), ("opt_out_at", ("email",)), ("bounced_at", ("email",)), ("do_not_call", ("phone",)),
              ("nix", ("registered phone",)), ("do_not_contact", ("email", "phone")))
 
 
