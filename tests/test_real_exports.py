@@ -37,7 +37,7 @@ CASES = {
         "lisa.ek@gmail.com": {"phone": "+4687654321", "mobile_phone": "+46701112233"}}),
     "03_mailchimp_subscribed_members_export_3f9a1c2b7e.csv": ({"created": 7}, "utf-8", {
         "kim.larsen@nordlys.dk": ("phone", "+4532123456"),
-        "anna.berg@nordvikfrakt.se": ("state_or_province", "O"),  # REGION: the county's letter
+        "anna.berg@nordvikfrakt.se": ("state_or_province", None),  # REGION: where her IP address was placed
         # the whole name typed into FNAME, LNAME empty: split as a careful operator would
         "ingrid.svensson@bredbandsbolaget.se": {"first_name": "Ingrid", "last_name": "Svensson"},
         "MAGNUS.OLSSON@skogsbrukstjanst.se": {"first_name": "Magnus", "last_name": "Olsson"}}),  # typed in capitals

@@ -752,8 +752,12 @@ class _Layout:
             elif fields[index] is not None:
                 taken.add(fields[index])
         by_map = set(taken)  # a field the map file names is its column's alone
+        # Mailchimp's 'REGION' beside its geolocation (LATITUDE, GMTOFF): where the subscriber's IP
+        # address was placed, not their address's county
+        located = {"latitude", "gmtoff"} <= {_header_key(name) for name in names}
         candidates = sorted((match[1], index, match[0]) for index, name in enumerate(names)
                             if fields[index] is None and not mapping.lists(name)
+                            and not (located and _header_key(name) == "region")
                             and (match := _header_match(name)) is not None)
         spares = []
         for _, index, synonym in candidates:
