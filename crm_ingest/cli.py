@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from crm_ingest.connectors.base import Connector, run_connector
 from crm_ingest.ingest.errors import ConfigError, FatalError
-from crm_ingest.ingest.query import DEFAULT_PAGE, ITEM_OUTCOMES, ITEM_STATES, MAX_PAGE
+from crm_ingest.ingest.query import DEFAULT_PAGE, ITEM_OUTCOME_NAMES, ITEM_STATES, MAX_PAGE
 from crm_ingest.ingest.importjobs import EXPORT_LIMIT_CELL, UPSERT_BY, excel_csv_writer, excel_safe  # noqa: F401
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import RawItem
@@ -1139,8 +1139,9 @@ def outcome(item_id: int, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--outcome", type=click.Choice(ITEM_OUTCOMES), default=None,
-              help="Items with this outcome (review: waiting for `ingest decide`).")
+@click.option("--outcome", type=click.Choice(ITEM_OUTCOME_NAMES), default=None,
+              help="Items with this outcome (review: waiting for `ingest decide`), or of an import's count "
+                   "(suppressed, duplicate_in_file, linked_contact).")
 @click.option("--state", type=click.Choice(ITEM_STATES), default=None,
               help="Items in this state (failed: set aside; `ingest retry` re-queues them).")
 @click.option("--source", "source_name", default=None, help="Items of this source.")

@@ -1395,6 +1395,19 @@ def test_an_imports_rows_are_listed_with_their_outcomes_and_a_contact_source_say
     assert "outcome" in table and "merged" in table
 
 
+def test_an_imports_rows_are_listed_by_the_names_of_its_counts(cli, tmp_path):
+    # Given an import of a suppressed row, a row and its repeat
+    (tmp_path / "dnc.txt").write_text("bo@ek.se\n", encoding="utf-8")
+    run_json(cli, "suppress", str(tmp_path / "dnc.txt"))
+    listing = write_list(tmp_path / "a.csv", [["Bo", "Ek", "bo@ek.se", "", ""], ["Anna", "Berg", "anna@berg.se", "", ""],
+                                              ["Anna", "Berg", "anna@berg.se", "", ""]])
+    job = run_json(cli, "import", str(listing))
+    # Then each count's rows are listed by its name
+    listed = {name: [item["id"] for item in run_json(cli, "items", "--job", str(job["job"]), "--outcome", name)["items"]]
+              for name in ("suppressed", "duplicate_in_file", "ignored", "created")}
+    assert listed == {"suppressed": [1], "duplicate_in_file": [3], "ignored": [1], "created": [2]}
+
+
 @pytest.mark.parametrize("header, cells, first, last", [
     ("Efternamn, Förnamn", ["Berg Anna", "von Platen Gustaf"], ["Anna", "Gustaf"], ["Berg", "von Platen"]),
     ("Förnamn Efternamn", ["Anna Berg", "Gustaf von Platen"], ["Anna", "Gustaf"], ["Berg", "von Platen"]),

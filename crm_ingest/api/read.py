@@ -102,7 +102,8 @@ async def items_of(record_type: str, record_id: Id, limit: int, cursor: str | No
 
 @router.get("/items", summary="Raw items by outcome, state, source and import job, oldest first: e.g. those waiting "
                               "in review (token)")
-async def items(outcome: str | None = Query(None, description="created, merged, appended, review, rejected, ignored."),
+async def items(outcome: str | None = Query(None, description="created, merged, appended, review, rejected, "
+                                          "ignored; or an import's count: suppressed, duplicate_in_file, linked_contact."),
                 state: str | None = Query(None, description="pending, processing, done, failed."),
                 source: str | None = Query(None, description="A configured source."),
                 job: int | None = Query(None, ge=1, le=2**63 - 1, description="An import job: what became of its rows."),

@@ -421,6 +421,13 @@ def labelled(value: Any, label) -> Any:
 
 ITEM_STATES = ("pending", "processing", "done", "failed")
 ITEM_OUTCOMES = ("created", "merged", "appended", "review", "rejected", "ignored")
+# An import job's counts by their names (importjobs.job_counts): the outcome and what tells them apart
+OUTCOME_KINDS = {
+    "suppressed": lambda: and_(RawItem.outcome == "ignored", RawItem.outcome_reason.like("suppressed%")),
+    "duplicate_in_file": lambda: and_(RawItem.outcome == "merged", RawItem.outcome_reason.like("duplicate of row%")),
+    "linked_contact": lambda: and_(RawItem.outcome == "merged", RawItem.record_type == "contact"),
+}
+ITEM_OUTCOME_NAMES = (*ITEM_OUTCOMES, *OUTCOME_KINDS)
 
 
 def list_items(session: Session, *, outcome: str | None = None, state: str | None = None,
@@ -432,13 +439,15 @@ def list_items(session: Session, *, outcome: str | None = None, state: str | Non
     after `next_after_id`. Asked nothing, it lists what waits for a person: the items in review."""
     if outcome is None and state is None and source is None and job is None:
         outcome = "review"
-    if outcome is not None and outcome not in ITEM_OUTCOMES:
-        raise InvalidItem("outcome", f"{outcome!r} is not an outcome; expected one of {', '.join(ITEM_OUTCOMES)}")
+    if outcome is not None and outcome not in ITEM_OUTCOME_NAMES:
+        raise InvalidItem("outcome", f"{outcome!r} is not an outcome; expected one of {', '.join(ITEM_OUTCOME_NAMES)}")
     if state is not None and state not in ITEM_STATES:
         raise InvalidItem("state", f"{state!r} is not a state; expected one of {', '.join(ITEM_STATES)}")
     limit = max(1, min(limit, MAX_PAGE))
     stmt = select(RawItem).where(RawItem.id > after_id).order_by(RawItem.id).limit(limit + 1)
-    if outcome is not None:
+    if outcome in OUTCOME_KINDS:  # a job's count by its name: 'suppressed' rows are ignored ones, said so
+        stmt = stmt.where(OUTCOME_KINDS[outcome]())
+    elif outcome is not None:
         stmt = stmt.where(RawItem.outcome == outcome)
     if state is not None:
         stmt = stmt.where(RawItem.state == state)
