@@ -176,6 +176,8 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         person["other_phones"] = others
     if (person["postal_code"] is None) != (person["city"] is None):
         _split_postal_town(person)
+    if (city := person["city"]) and city.isupper() and len(city) > 3:  # a register's 'JÖNKÖPING', as a letter writes it
+        person["city"] = name_case(city)
     if (code := person["postal_code"]) and code.isdigit() and type(country := fields.get("country")) is str:
         width = _POSTAL_WIDTH.get(country_region(country))  # the row's own country: its neighbours' codes differ
         if width and width - 2 <= len(code) < width:  # a spreadsheet's number cell lost its leading zeros: Oslo's 0154

@@ -885,3 +885,10 @@ def test_a_newsletter_a_colleague_forwards_is_not_its_senders_case():
 def test_a_role_written_after_the_name_is_the_job_title_when_the_row_gives_none(fields, title):
     plan = plan_item(1, "row", {"fields": fields}, SourceConfig("list", record_type="lead"))
     assert (plan.person.fields["first_name"], plan.person.fields["job_title"]) == ("Maria", title)
+
+
+@pytest.mark.parametrize("city, written", [("JÖNKÖPING", "Jönköping"), ("UPPSALA C", "Uppsala C"), ("NYC", "NYC"),
+                                           ("Göteborg", "Göteborg")])
+def test_a_town_written_in_capitals_is_written_as_a_letter_writes_it(city, written):
+    plan = plan_item(1, "row", {"fields": {"email": "a@ek.se", "city": city}}, SourceConfig("list", record_type="lead"))
+    assert plan.person.fields["city"] == written
