@@ -1395,6 +1395,25 @@ def test_an_imports_rows_are_listed_with_their_outcomes_and_a_contact_source_say
     assert "outcome" in table and "merged" in table
 
 
+def test_a_connection_known_by_its_linkedin_profile_alone_is_a_lead_found_again_by_it(cli, tmp_path, sessions_for):
+    # Given LinkedIn's connections export: people without an address, known by their profiles
+    header = ["First Name", "Last Name", "URL", "Email Address", "Company", "Position", "Connected On"]
+    rows = [["Anna", "Berg", "https://www.linkedin.com/in/annaberg-nordvik", "", "Nordvik Frakt AB", "Inköpschef",
+             "03 Mar 2024"],
+            ["Åsa", "Öhman", "https://se.linkedin.com/in/%C3%A5sa-%C3%B6hman", "", "Öhmans Café", "Ägare", "01 Jan 2023"],
+            ["Bo", "Ek", "https://www.linkedin.com/company/ek-bygg", "", "Ek Bygg", "VD", "02 Feb 2022"]]
+    first = run_json(cli, "import", str(write_list(tmp_path / "Connections.csv", rows, header=header)))
+    # When a later export names them again (Anna's link written without https://www.)
+    rows[0][2] = "linkedin.com/in/AnnaBerg-Nordvik/"
+    again = run_json(cli, "import", str(write_list(tmp_path / "Connections (1).csv", rows, header=header)))
+    # Then each is one lead, found again by the profile; a company's page knows no one
+    assert (first["counts"]["created"], first["counts"]["rejected"]) == (2, 1)
+    assert (again["counts"]["created"], again["counts"]["merged"], again["counts"]["rejected"]) == (0, 2, 1)
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        keys = set(session.scalars(text("SELECT value FROM identity_keys")))
+    assert keys == {"linkedin:annaberg-nordvik", "linkedin:åsa-öhman"}
+
+
 def test_an_imports_rows_are_listed_by_the_names_of_its_counts(cli, tmp_path):
     # Given an import of a suppressed row, a row and its repeat
     (tmp_path / "dnc.txt").write_text("bo@ek.se\n", encoding="utf-8")

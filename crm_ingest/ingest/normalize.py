@@ -7,6 +7,7 @@ import unicodedata
 from difflib import get_close_matches
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import unquote
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -650,8 +651,11 @@ def _e164_fast(text: str, region: str) -> str | None:
 
 
 _NETWORKS = {"x": "twitter", "x.com": "twitter", "twitter.com": "twitter", "fb": "facebook",
-             "facebook.com": "facebook"}
-_PROFILE_URL = re.compile(r"(?:https?://)?(?:www\.|mobile\.|m\.)?(?:twitter|x|facebook)\.com/([^/?#\s]+)", re.I)
+             "facebook.com": "facebook", "linkedin.com": "linkedin"}
+_PROFILE_URL = re.compile(r"(?:https?://)?(?:www\.|mobile\.|m\.)?(?:twitter|x|facebook)\.com/([^/?#\s]+)|"
+                          r"(?:https?://)?(?:[a-z]{2,3}\.|www\.|m\.)?linkedin\.com/in/([^/?#\s]+)", re.I)
+# A person's LinkedIn profile (not a company's page): 'https://www.linkedin.com/in/anna-berg-1a2b3c/'
+LINKEDIN_PROFILE = re.compile(r"(?:https?://)?(?:[a-z]{2,3}\.|www\.|m\.)?linkedin\.com/in/[^/?#\s]+", re.I)
 
 
 def normalize_handle(network: str, handle: str) -> str:
@@ -661,7 +665,7 @@ def normalize_handle(network: str, handle: str) -> str:
     text = handle.strip()
     url = _PROFILE_URL.match(text)
     if url:
-        text = url.group(1)
+        text = unquote(url.group(1) or url.group(2))  # LinkedIn writes 'åsa' in its links as '%C3%A5sa'
     return f"{_NETWORKS.get(network, network)}:{text.lstrip('@').lower()}"
 
 

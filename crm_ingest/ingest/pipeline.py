@@ -393,6 +393,8 @@ def _apply_import(plan: ItemPlan, options: ImportOptions) -> None:
     kinds = {kind for kind, _ in plan.person.keys}
     if options.upsert_by == "none":
         plan.person.match = False
+    elif not kinds & {"email", "phone"}:  # known by a profile alone (a LinkedIn connection): found by it
+        plan.person.match_kinds = ("handle",)
     elif options.upsert_by == "phone":
         if "phone" in kinds:  # the phone first; a row its phone finds no one by (a new number, a name
             # that differs: 'Lindqvist-Berg') is still found by its address, never made a second person

@@ -28,6 +28,7 @@ from .normalize import (
     name_case,
     name_column,
     normalize_email,
+    LINKEDIN_PROFILE,
     normalize_handle,
     normalize_phone,
     north_american_number,
@@ -118,7 +119,7 @@ _TEXT_FIELDS = frozenset({
     "first_name", "last_name", "full_name", "name", "nickname", "email", "phone", "mobile_phone", "company",
     "company_name", "job_title", "topic", "subject", "message", "description", "lead_source", "consent",
     "website", "notes", "opt_out", "opt_out_at", "do_not_call", "nix", "do_not_contact", "bounced_at", "twitter",
-    "facebook", "street",
+    "facebook", "linkedin", "street",
     "postal_code", "city", "state_or_province", "country"})
 
 
@@ -150,9 +151,15 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
         keys.append(("phone", number))
     if handle:
         keys.append(("handle", normalize_handle(*handle)))
-    for network in ("twitter", "facebook"):  # a form or list row naming the person's profiles
+    for network in ("twitter", "facebook", "linkedin", "website"):  # a form or list row naming the person's profiles
         named = fields.get(network)
         if named is not None and (named := clean_text(named, 200)):
+            if network == "website":  # LinkedIn's connections export names the profile 'URL'
+                if not LINKEDIN_PROFILE.match(named):
+                    continue
+                network = "linkedin"
+            elif network == "linkedin" and not LINKEDIN_PROFILE.match(named):
+                continue  # a company's page, or no link: no one's profile
             key = ("handle", normalize_handle(network, named))
             if key not in keys:
                 keys.append(key)
@@ -516,7 +523,7 @@ def numbers_in(raw: str) -> list[str]:
 
 
 # A list's fields that no lead column holds: kept in its details, never dropped
-_KEPT_FIELDS = (("consent", 200), ("website", 300), ("notes", 2000), ("nickname", 200))
+_KEPT_FIELDS = (("consent", 200), ("website", 300), ("linkedin", 300), ("notes", 2000), ("nickname", 200))
 
 
 # A person's profile in a website column (LinkedIn's connections export names it 'URL'): kept
