@@ -95,6 +95,8 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "country": ("Country", "Country/Region", "Land", "Maa", "Country Name", "Country/Region Name",
                 "Land/region", "Land/Region Name", "Landsnamn", "Nation"),
     "twitter": ("Twitter", "Twitter Handle", "X", "X Handle", "X (Twitter)", "Twitter/X"),
+    "linkedin": ("LinkedIn", "LinkedIn URL", "LinkedIn Profile", "LinkedIn-profil", "Person Linkedin Url",
+                 "LinkedIn Profile URL"),
     "facebook": ("Facebook", "Facebook Profile", "Facebook ID"),
     "lead_source": ("Lead Source", "Källa", "Leadkälla"),
     "consent": ("Consent", "Samtycke", "Consent Given", "Marketing Consent", "GDPR Consent",
@@ -2112,6 +2114,9 @@ def _ods_rows(path: Path, sheet: int) -> Iterator[list[str]]:
                 return
             if state["rows_out"] + state["empty_rows"] + repeat > MAX_SHEET_ROWS:
                 raise FatalError(f"{path.name}: a row past row {MAX_SHEET_ROWS:,}, the last a spreadsheet has")
+            if repeat > 1 and repeat * len(row) > MAX_REPEATED_CELLS:  # 820 bytes made two billion cells
+                raise FatalError(f"{path.name}: a row of {len(row):,} cells repeated {repeat:,} times; no list "
+                                 "repeats one row so (a damaged or hostile file): save the list again as .xlsx or CSV")
             rows.extend([] for _ in range(state["empty_rows"]))
             rows.extend(list(row) for _ in range(repeat))
             state["rows_out"] += state["empty_rows"] + repeat
@@ -2123,6 +2128,11 @@ def _ods_rows(path: Path, sheet: int) -> Iterator[list[str]]:
 
     yield from _sheet_stream(path, sheet, state, rows, {"StartElementHandler": start, "EndElementHandler": end,
                                                          "CharacterDataHandler": text}, member="content.xml")
+
+
+# The cells one repeated row of an .ods may make (LibreOffice writes identical rows once, repeated):
+# a list repeats a row a few times, not a million
+MAX_REPEATED_CELLS = 1_000_000
 
 
 def _cell_append(state: dict[str, Any], data: str) -> None:
@@ -2389,6 +2399,7 @@ def _read_workbook(source, strings: _StringsOnDisk | list | None = None):
 
 
 MAX_SHARED_STRINGS_BYTES = 2 << 30  # a workbook's text: a million rows of a wide list is a few hundred MB
+MAX_SHARED_STRINGS = 8_000_000  # and its distinct texts: a million rows of eight text columns, all different
 
 
 class _StringsOnDisk:
@@ -2436,13 +2447,16 @@ class _StringsOnDisk:
                     text = text.replace("x005F_", "")
                 data = text.encode("utf-8", "surrogatepass")
                 root.clear()
+                if len(offsets) > MAX_SHARED_STRINGS:  # empty ones weigh nothing, and were counted by bytes alone
+                    raise FatalError(f"the workbook holds over {MAX_SHARED_STRINGS:,} distinct texts: "
+                                     "save the list as CSV, or split it")
                 written += len(data)
                 if written > MAX_SHARED_STRINGS_BYTES:
                     raise FatalError(f"the workbook holds over {MAX_SHARED_STRINGS_BYTES >> 20} MB of text: "
                                      "save the list as CSV, or split it")
                 pending.append(data)
                 offsets.append(written)
-                if written - flushed >= 1 << 18:
+                if written - flushed >= 1 << 18 or len(pending) >= 1 << 16:
                     self._file.write(b"".join(pending))
                     pending.clear()
                     flushed = written

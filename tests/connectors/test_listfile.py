@@ -674,6 +674,15 @@ def test_a_workbook_excel_wrote_reads_its_shared_strings_as_openpyxl_does(tmp_pa
     assert payloads[1]["fields"]["company"] == "Berg AB"
 
 
+def test_a_workbook_of_millions_of_empty_shared_strings_is_refused(tmp_path, monkeypatch):
+    # Given a workbook whose shared strings are empty ones, more than the bound (counted by bytes
+    # alone, 20 million of them took 2 GB and minutes): the bound lowered for the test
+    monkeypatch.setattr("crm_ingest.connectors.listfile.MAX_SHARED_STRINGS", 1000)
+    path = excel_workbook(tmp_path / "empty.xlsx", [["E-post"], ["#0"]], ["<t>a@b.se</t>"] + ["<t/>"] * 1001)
+    with pytest.raises(FatalError, match="over 1,000 distinct texts"):
+        list(ListFile(path).fetch())
+
+
 def test_a_workbook_excel_wrote_is_read_in_flat_memory(tmp_path):
     # Given an Excel workbook of 15,000 people, each with a note of 500 characters of its own (7.5 MB
     # of text as shared strings, which openpyxl would hold in a list)
@@ -1252,6 +1261,9 @@ def ods(tmp_path: Path, rows: str) -> Path:
     ('<table:table-row><table:table-cell table:number-columns-repeated="999999" office:value-type="string">'
      '<text:p>a@b.se</text:p></table:table-cell></table:table-row>', "over 20,000 cells"),
     ("<table:table-row><table:table-cell>", "not a readable OpenDocument spreadsheet"),
+    # 820 bytes of zip made two billion cells: one row of 2,000 cells repeated a million times
+    ('<table:table-row table:number-rows-repeated="1000000"><table:table-cell table:number-columns-repeated="2000" '
+     'office:value-type="string"><text:p>a@b.se</text:p></table:table-cell></table:table-row>', "repeated 1,000,000 times"),
 ])
 def test_an_ods_past_a_list_s_bounds_is_refused_saying_why(tmp_path, rows, message):
     with pytest.raises(FatalError, match=message):
