@@ -494,15 +494,16 @@ def test_a_landing_that_stops_says_why_on_its_job_until_it_is_landed(cli, tmp_pa
     # Given a landing whose reader fails after 350 rows
     with pytest.raises(FatalError):
         land_list(sessions, Unreadable(listing, "list", fail_after=350), request, settings)
-    # Then its job, still landing, says after which row it stopped and why (what a client polling
+    # Then every row read before it is landed (not the last chunk's 50 lost with the error), and its
+    # job, still landing, says after which row it stopped and why (what a client polling
     # GET /imports/{id} sees)
     with sessions.begin() as session:
         summary = job_summary(session, session.scalars(select(ImportJob)).one())
-    assert (summary["state"], summary["rows_landed"]) == ("landing", 300)
-    assert summary["options"]["stopped"]["after_row"] == 300
+    assert (summary["state"], summary["rows_landed"]) == ("landing", 350)
+    assert summary["options"]["stopped"]["after_row"] == 350
     assert summary["options"]["stopped"]["error"].startswith("FatalError: big.csv: row 351 cannot be read")
     shown = " ".join(cli("import-report", str(summary["job"])).output.split())
-    assert "landing stopped after row 300: FatalError: big.csv: row 351 cannot be read" in shown
+    assert "landing stopped after row 350: FatalError: big.csv: row 351 cannot be read" in shown
     # And once the file is landed after all, the stop is gone from it
     land_list(sessions, ListFile(listing, "list"), request, settings)
     with sessions.begin() as session:

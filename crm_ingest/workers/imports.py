@@ -113,10 +113,11 @@ def land_list(sessions: sessionmaker[Session], list_file, request: ImportRequest
             outcomes[name] = outcomes.get(name, 0) + number
 
     rows = list_file.fetch(cursor)
+    unreadable: Exception | None = None  # where the file turned unreadable: raised once the rows before it landed
     try:
-        while True:
+        while unreadable is None:
             with collector_paused():  # one chunk's rows at a time (see gcpause)
-                chunk = _next_chunk(rows)
+                chunk, unreadable = _next_chunk(rows)
                 if not chunk:
                     break
                 with sessions.begin() as session:
@@ -132,6 +133,8 @@ def land_list(sessions: sessionmaker[Session], list_file, request: ImportRequest
                 progress.outcomes = outcomes
             if on_chunk:
                 on_chunk(progress)
+        if unreadable is not None:
+            raise unreadable
     except ConcurrentImport:
         raise
     except Exception as exc:
@@ -145,21 +148,27 @@ def land_list(sessions: sessionmaker[Session], list_file, request: ImportRequest
     return progress
 
 
-def _next_chunk(rows: Iterator[NewItem]) -> list[NewItem]:
-    """The next CHUNK_ROWS rows, or fewer when their text passes CHUNK_CHARS."""
+def _next_chunk(rows: Iterator[NewItem]) -> tuple[list[NewItem], Exception | None]:
+    """The next CHUNK_ROWS rows, or fewer when their text passes CHUNK_CHARS; and the error the
+    file stopped with, if it did, after the rows read before it (landed, not lost with it)."""
     chunk: list[NewItem] = []
     chars = 0
-    for item in rows:
-        chunk.append(item)
-        for part in (item.payload.get("fields"), item.payload.get("extra")):  # the row's cells
-            if part:
-                try:
-                    chars += sum(map(len, part.values()))
-                except TypeError:  # a number or a flag a map file gives as a default
-                    chars += sum(map(len, map(str, part.values())))
-        if len(chunk) >= CHUNK_ROWS or chars >= CHUNK_CHARS:
-            break
-    return chunk
+    try:
+        for item in rows:
+            chunk.append(item)
+            for part in (item.payload.get("fields"), item.payload.get("extra")):  # the row's cells
+                if part:
+                    try:
+                        chars += sum(map(len, part.values()))
+                    except TypeError:  # a number or a flag a map file gives as a default
+                        chars += sum(map(len, map(str, part.values())))
+            if len(chunk) >= CHUNK_ROWS or chars >= CHUNK_CHARS:
+                break
+    except Exception as exc:  # noqa: BLE001 - raised by land_list once these rows are landed
+        if not chunk:
+            raise
+        return chunk, exc
+    return chunk, None
 
 
 def _stopped(sessions, job_id: int, rows_read: int, error: Exception) -> None:
