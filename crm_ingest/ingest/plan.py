@@ -19,6 +19,7 @@ from .errors import InvalidItem
 from .mailtext import Forwarded, forwarded_message, is_forward_subject, own_words
 from .matching import address_keys, fold, holds_legal_form, is_company_name, is_free_mail, work_domain
 from .normalize import (
+    DATE_WRITTEN,
     SYSTEM_ADDRESS,
     clean_body,
     clean_text,
@@ -404,6 +405,11 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool, r
         if not raw:
             continue
         raw = as_excel_wrote_it(raw)
+        if raw[0] in "12" and DATE_WRITTEN.fullmatch(raw) or raw[2:3] in ("-", ".", "/") and DATE_WRITTEN.fullmatch(raw):
+            # '2024-03-04', a date cell in the phone's column: its digits are no one's number
+            first_bad = first_bad or (raw, name, f"a date, not a phone number: {raw[:40]!r}")
+            remarks.append(f"{name} {raw!r} not kept: a date, not a phone number")
+            continue
         number, why = _valid_number(raw, region, name)  # why: the whole cell is not one number
         read_in = region
         if number is None and named is None and (number := north_american_number(raw, region)) is not None:

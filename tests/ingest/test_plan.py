@@ -892,3 +892,13 @@ def test_a_role_written_after_the_name_is_the_job_title_when_the_row_gives_none(
 def test_a_town_written_in_capitals_is_written_as_a_letter_writes_it(city, written):
     plan = plan_item(1, "row", {"fields": {"email": "a@ek.se", "city": city}}, SourceConfig("list", record_type="lead"))
     assert plan.person.fields["city"] == written
+
+
+@pytest.mark.parametrize("cell", ["2024-03-04", "2024-03-04 00:00:00", "04.03.2024"])
+def test_a_date_in_the_phone_column_is_no_number(cell):
+    # a date cell in the phone's column was read as +4620240304, keyed and matched on
+    kept = plan_item(1, "row", {"fields": {"email": "a@ek.se", "phone": cell}}, SourceConfig("list", record_type="lead"))
+    alone = plan_item(1, "row", {"fields": {"phone": cell}}, SourceConfig("list", record_type="lead"))
+    assert kept.person.fields["phone"] is None and [kind for kind, _ in kept.person.keys] == ["email"]
+    assert kept.person.remarks == [f"phone {cell!r} not kept: a date, not a phone number"]
+    assert (alone.outcome, alone.reason) == ("rejected", f"phone: a date, not a phone number: {cell!r}")
