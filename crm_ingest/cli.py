@@ -173,13 +173,19 @@ def beat(ctx: click.Context) -> None:
 @click.option("--workers", default=1, show_default=True, type=int)
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
               help="uvicorn's line per request (each costs a public form a little; off by default).")
-def serve(host: str, port: int, workers: int, access_log: bool) -> None:
+@click.option("--forwarded-allow-ips", envvar="FORWARDED_ALLOW_IPS", default=None,
+              help="The reverse proxy's addresses (comma-separated): a request from one is the client's its "
+                   "X-Forwarded-For names, so the limits on rates and wrong tokens hold per client, not for "
+                   "everyone behind the proxy at once. Unset: the peer's address, headers ignored.")
+def serve(host: str, port: int, workers: int, access_log: bool, forwarded_allow_ips: str | None) -> None:
     """Serve the HTTP API with uvicorn: health, public form intake and webhooks, the item lookup."""
     import uvicorn
 
     _runtime()
+    proxied = bool(forwarded_allow_ips and forwarded_allow_ips.strip())
     uvicorn.run("crm_ingest.api.app:app", host=host, port=port, workers=workers,
-                proxy_headers=False, server_header=False, access_log=access_log)
+                proxy_headers=proxied, forwarded_allow_ips=forwarded_allow_ips.strip() if proxied else None,
+                server_header=False, access_log=access_log)
 
 
 # -- bringing things in -------------------------------------------------------------------------
@@ -311,6 +317,9 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
             raise click.ClickException(_about(file, exc)) from None
         Out(as_json).emit(shown_rows, _print_preview)
         return
+    for option, value in (("--campaign", campaign), ("--consent", consent)):
+        if value is not None and (not value.strip() or not value.replace("\t", " ").isprintable()):
+            raise click.BadParameter("a name of printable characters, not blank", param_hint=option)
     rt = _runtime()
     source = _check_source(rt, source_name, "row")
     request = ImportRequest(source.name, campaign, consent, upsert_by)

@@ -256,3 +256,43 @@ def test_a_database_that_cannot_be_used_is_a_message_without_its_password(cli, m
 
 def test_a_cell_loses_a_terminals_escape_codes_and_keeps_its_line_breaks():
     assert excel_safe("\x1b[2J\x1b]0;pwned\x07Hej\nrad två\tflik") == "[2J]0;pwnedHej\nrad två\tflik"
+
+
+def test_behind_a_proxy_wrong_tokens_lock_out_the_client_that_sent_them_not_everyone(tmp_path):
+    # Given `ingest serve` trusting its proxy's X-Forwarded-For (every client comes from the proxy's address)
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "INGEST_CONFIG")}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", INGEST_API_TOKENS="the-right-token")
+    server = subprocess.Popen([sys.executable, "-m", "crm_ingest.cli", "serve", "--port", str(port),
+                               "--forwarded-allow-ips", "127.0.0.1"], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(150):
+            try:
+                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        def ask(token: str, client: str) -> int:
+            return httpx.get(f"{base}/items", headers={"authorization": f"Bearer {token}",
+                                                       "x-forwarded-for": client}, timeout=10).status_code
+
+        # When one client sends more wrong tokens than a minute allows
+        guesses = [ask("wrong", "203.0.113.7") for _ in range(11)]
+        # Then that client is refused, and another behind the same proxy is not
+        assert guesses[:10] == [401] * 10 and guesses[10] == 429
+        assert ask("the-right-token", "198.51.100.2") == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -1255,6 +1255,21 @@ def test_personal_identity_numbers_are_never_stored_and_the_job_says_so(cli, tmp
     assert reason == "email/phone: no email and no phone"
 
 
+@pytest.mark.parametrize("header, cells, withheld", [
+    ("Kundnr", ["850101-1236", "900215-4566", "811228-9874"], True),  # a register keyed by personnummer
+    ("Customer number", ["198501011236", "199002154566", "198112289874"], True),
+    ("ID", ["850101-1236", "900215-4566", "811228-9874"], True),
+    ("Ordernummer", ["202403150001", "202403150002", "202403150003"], False),  # a date and a serial
+    ("Kundnr", ["20240315-0012", "20240316-0013", "20240317-0014"], False),
+])
+def test_a_column_named_for_numbers_of_things_is_withheld_when_its_numbers_pass_the_check(cli, tmp_path, header,
+                                                                                           cells, withheld):
+    rows = [f"{name};{name.lower()}@ek.se;{cell}" for name, cell in zip(("Anna", "Bo", "Cia"), cells)]
+    (tmp_path / "kunder.csv").write_text(f"Namn;E-post;{header}\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    job = run_json(cli, "import", str(tmp_path / "kunder.csv"))
+    assert job["options"].get("withheld") == ([header] if withheld else None)
+
+
 def test_a_sole_traders_organisation_number_is_its_owners_identity_number_and_is_not_stored(cli, tmp_path, sessions_for):
     # Given a purchased company list whose 'Org.nr' of a sole trader is the owner's personnummer
     listing = tmp_path / "foretag.csv"
@@ -1723,6 +1738,24 @@ def test_a_do_not_contact_cell_of_two_numbers_bars_both_and_an_extension_bars_no
         barred = set(session.execute(text("SELECT kind, value FROM suppressions")).all())
     assert barred == {("phone", "+46701112233"), ("phone", "+468123456"), ("phone", "+46701234570")}
     assert [(line["line"], "switchboard" in line["reason"]) for line in result["invalid"]] == [(4, True)]
+
+
+@pytest.mark.parametrize("option", [["--campaign", "   "], ["--encoding", "zlib"], ["--encoding", "rot13"]])
+def test_a_blank_campaign_or_a_codec_that_is_no_text_encoding_is_refused_saying_so(cli, tmp_path, option):
+    listing = write_list(tmp_path / "a.csv", [["Anna", "Berg", "anna@berg.se", "", ""]])
+    result = cli("import", str(listing), *option)
+    assert result.exit_code != 0 and option[0].lstrip("-") in result.output and "Traceback" not in result.output
+    assert "codecs.open" not in result.output
+
+
+def test_a_do_not_contact_list_bars_no_public_suffix(cli, tmp_path, sessions_for):
+    # '@co.uk' barred every address in Britain; '@' was stored as an empty domain
+    (tmp_path / "dnc.txt").write_text("@co.uk\n@\n@se\n@ek.co.uk\n", encoding="utf-8")
+    result = run_json(cli, "suppress", str(tmp_path / "dnc.txt"))
+    with sessions_for(f"sqlite:///{tmp_path / 'x.db'}")() as session:
+        assert set(session.scalars(text("SELECT value FROM suppressions"))) == {"ek.co.uk"}
+    assert [line["line"] for line in result["invalid"]] == [1, 2, 3]
+    assert "no one's domain" in result["invalid"][0]["reason"]
 
 
 def test_a_do_not_contact_row_without_its_named_contact_points_bars_no_site_and_no_org_number(cli, tmp_path, sessions_for):

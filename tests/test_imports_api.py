@@ -400,3 +400,11 @@ def test_a_workbook_unreadable_part_way_says_so_and_its_stopped_job_can_be_rever
     reverted = client.post(f"/imports/{job_id}/revert", headers=AUTH)
     assert reverted.status_code == 200, reverted.text
     assert reverted.json()["records_deleted"] >= 10
+
+
+@pytest.mark.parametrize("params, field", [({"campaign": "\x00"}, "campaign"), ({"campaign": "   "}, "campaign"),
+                                           ({"consent": "ja\x07"}, "consent"), ({"encoding": "zlib"}, "encoding")])
+def test_an_upload_naming_a_campaign_of_control_characters_or_a_codec_that_is_no_encoding_is_refused(client, params,
+                                                                                                     field):
+    answer = upload(client, SAMPLE.read_bytes(), **params)
+    assert answer.status_code in (400, 422) and field in answer.text, answer.text

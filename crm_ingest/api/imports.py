@@ -93,6 +93,9 @@ async def create_import(request: Request, campaign: str | None = None, source: s
     for name, value, limit in (("campaign", campaign, 200), ("consent", consent, 500), ("file_name", file_name, 200)):
         if value is not None and (len(value) > limit or not value.strip()):
             raise HTTPException(422, f"{name}: 1 to {limit} characters")
+    for name, value in (("campaign", campaign), ("consent", consent)):
+        if value is not None and not value.replace("\t", " ").isprintable():  # a NUL named an invisible campaign
+            raise HTTPException(422, f"{name}: holds a control character")
     # the name a person knows it by: its last part (a Windows path's too), no control characters
     file_name = "".join(ch for ch in re.split(r"[\\/]", file_name)[-1] if ch.isprintable()).strip() or "upload.csv"
     mapping = _mapping(map)

@@ -515,9 +515,13 @@ def _letters(sample: bytes, codec: str) -> int:
 
 def _resolve_codec(encoding: str, head: bytes) -> str:
     try:
-        codec = codecs.lookup(encoding).name
-    except LookupError as exc:
+        info = codecs.lookup(encoding)
+        b"a".decode(info.name, "replace")  # 'idna' refuses the error handling a list is read with
+    except (LookupError, UnicodeError) as exc:
         raise ConfigError("encoding", f"unknown encoding {encoding!r}") from exc
+    if not getattr(info, "_is_text_encoding", True):  # 'zlib', 'rot13', 'base64': no text's encoding
+        raise ConfigError("encoding", f"{encoding!r} is not a text encoding (utf-8, cp1252, utf-16, ...)")
+    codec = info.name
     return "utf-8-sig" if codec == "utf-8" and head.startswith(codecs.BOM_UTF8) else codec
 
 
@@ -1186,10 +1190,12 @@ def _identity_numbers(name: str, sample: list[list[str]], index: int) -> bool:
     no phone is written as one, and a made-up number in test data fails its check digit)?"""
     if _IDENTITY_HEADER.search(re.sub(r"[^\w]+", " ", _folded(name))):  # 'Pers.nr', 'Person-nr' as 'pers nr'
         return True
-    if _NUMBERS_OF_THINGS.search(_folded(name)):  # 'Ordernummer' 202403150001: a date and a serial, no one's
-        return False
+    # 'Ordernummer' 202403150001 is a date and a serial: in a column named for numbers of things
+    # ('Kundnr', 'ID', 'Customer number'), only numbers that pass the check digit, as a customer
+    # register keyed by its customers' personnummer holds, and one in ten serials at most does
+    thing = _NUMBERS_OF_THINGS.search(_folded(name)) is not None
     filled = _filled(sample, index)
-    return bool(filled) and sum(personal_identity_number(cell, checked=False) for cell in filled) >= 0.5 * len(filled)
+    return bool(filled) and sum(personal_identity_number(cell, checked=thing) for cell in filled) >= 0.5 * len(filled)
 
 
 _PHONE_CELL = re.compile(r"\+?[\d\s\-().\/]{6,30}")

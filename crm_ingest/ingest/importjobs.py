@@ -31,7 +31,7 @@ from crm_ingest.models.landing import waiting_chunk_rows
 from .errors import InvalidItem
 from .identity import take_back_details
 from .matching import mailbox_keys
-from .normalize import DATE_WRITTEN, normalize_email, normalize_phone, phone_extension
+from .normalize import DATE_WRITTEN, normalize_email, normalize_phone, phone_extension, public_suffix
 from .plan import as_excel_wrote_it, numbers_in
 
 PEOPLE = {"lead": Lead, "contact": Contact}
@@ -320,7 +320,11 @@ def parse_suppression(value: str, region: str) -> tuple[str, str]:
     site = _SITE.fullmatch(text)
     if text.startswith("@") or site is not None:
         host = site.group(1) if site is not None else text.lstrip("@")
-        return "domain", re.sub(r"^www\d*\.", "", host.lower().rstrip("."))
+        domain = re.sub(r"^www\d*\.", "", host.lower().rstrip("."))
+        if not domain or "." not in domain and not site or public_suffix(domain):
+            # '@co.uk' would bar every address in Britain, '@' every address there is
+            raise InvalidItem("entry", f"{text[:80]!r} is no one's domain: every address under it would be barred")
+        return "domain", domain
     text = as_excel_wrote_it(text.translate(_DASHES))  # '701,234,570': a number cell Excel wrote out
     if DATE_WRITTEN.fullmatch(text):
         raise InvalidItem("entry", f"a date, not an address, a domain or a number: {text[:80]!r}")

@@ -220,6 +220,11 @@ def _is_tld(label: str) -> bool:
     return label == "example" or _suffixes().publicsuffix(label, accept_unknown=False) is not None
 
 
+def public_suffix(domain: str) -> bool:
+    """Is the domain one under which anyone registers a name ('se', 'co.uk', 'com.au'), no one's own?"""
+    return _suffixes().publicsuffix(domain, accept_unknown=False) == domain
+
+
 def unknown_tld(address: str) -> str | None:
     """Why the address cannot be delivered, when its top-level domain is none the DNS root
     holds ('dan@gmail.con'); None for every other address (syntax is normalize_email's)."""
