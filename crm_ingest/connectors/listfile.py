@@ -1794,11 +1794,32 @@ def _vcard_rows(f, name: str) -> Iterator[list[str]]:
 
     yield VCARD_HEADER
     try:
-        for card in vobject.readComponents(f, ignoreUnreadable=True, allowQP=True):
+        for card in vobject.readComponents(_BoundedCards(f, name), ignoreUnreadable=True, allowQP=True):
             if card.name.upper() == "VCARD":
                 yield _card_cells(card)
     except vobject.base.ParseError as exc:  # a card that never ends, a line of no property
         raise FatalError(f"{name}: not a vCard file vobject can read: {exc}") from None
+
+
+MAX_CARD_CHARS = 2 << 20  # one card, its photo included (a phone's are some 100 KB); vobject holds some 64x it
+
+
+class _BoundedCards:
+    """The vCard file's lines for vobject (it reads by readline), none of one card past MAX_CARD_CHARS:
+    a card that never ends held 740 MB at 10 MB."""
+
+    def __init__(self, f, name: str) -> None:
+        self._f, self._name, self._chars = f, name, 0
+
+    def readline(self) -> str:
+        line = self._f.readline(MAX_CARD_CHARS + 1)
+        if line[:12].upper().startswith("BEGIN:VCARD"):
+            self._chars = 0
+        self._chars += len(line)
+        if self._chars > MAX_CARD_CHARS:
+            raise FatalError(f"{self._name}: a card of over {MAX_CARD_CHARS >> 20} MB; no contact card is so long "
+                             "(a damaged file, or one card that never ends)")
+        return line
 
 
 def _card_cells(card) -> list[str]:

@@ -1402,3 +1402,14 @@ def test_a_list_with_text_like_that_by_right_is_left_as_it_is(tmp_path):
     text = "Namn;E-post\nJoão Ã¶sterberg;j@x.pt\nBjörn Ek;b@ek.se\n"
     fields = [item.payload["fields"] for item in ListFile(write(tmp_path, text)).fetch()]
     assert [f["full_name"] for f in fields] == ["João Ã¶sterberg", "Björn Ek"]
+
+
+def test_a_vcard_that_never_ends_is_refused_not_held(tmp_path, monkeypatch):
+    # one card of 10 MB held 740 MB in vobject: a card is bounded (lowered here for the test)
+    monkeypatch.setattr("crm_ingest.connectors.listfile.MAX_CARD_CHARS", 10_000)
+    path = tmp_path / "kort.vcf"
+    path.write_text("BEGIN:VCARD\nVERSION:3.0\nFN:Anna Berg\nEMAIL:anna@berg.se\nEND:VCARD\n"
+                    "BEGIN:VCARD\nVERSION:3.0\nFN:Per Lund\n" + "".join(f"X-N{i}:v\n" for i in range(5000)),
+                    encoding="utf-8")
+    with pytest.raises(FatalError, match="a card of over"):
+        list(ListFile(path).fetch())
