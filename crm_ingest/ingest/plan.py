@@ -131,6 +131,9 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
     if type(given_email) is str and not given_email.isprintable() and _INNER_CONTROL.search(given_email):
         # 'a@b.se\x00x' is no address: with the character dropped it would be a@b.sex, someone else's
         raise InvalidItem(email_field, f"holds a control character ({_INNER_CONTROL.search(given_email).group()!r})")
+    if type(given_email) is str and len(given_email) > 400 and not _SEVERAL_ADDRESSES.search(given_email.strip()):
+        # cut at 400 it lost its '@' and was said to have none
+        raise InvalidItem(email_field, f"{len(given_email.strip()):,} characters: longer than any address (254 at most)")
     raw_email = _given(_without_directory_names(clean_text(given_email, 400)))
     company_as_name = _company_as_name(fields)
     first, last = _names(fields, raw_email, company_as_name)
@@ -234,6 +237,9 @@ def _names(fields: Mapping[str, Any], raw_email: str | None,
     if last is None and first is not None and first.casefold() in _NOT_A_NAME:
         first = None  # 'Växel', 'Info', 'Kundtjänst': the company's door, not a person's name
     return name_case(_a_name(first)), name_case(_a_name(last))  # 'PETRA LUND': a greeting writes 'Petra'
+
+
+_SEVERAL_ADDRESSES = re.compile(r"[;,\s]")
 
 
 def _company_as_name(fields: Mapping[str, Any]) -> str | None:

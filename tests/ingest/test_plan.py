@@ -902,3 +902,8 @@ def test_a_date_in_the_phone_column_is_no_number(cell):
     assert kept.person.fields["phone"] is None and [kind for kind, _ in kept.person.keys] == ["email"]
     assert kept.person.remarks == [f"phone {cell!r} not kept: a date, not a phone number"]
     assert (alone.outcome, alone.reason) == ("rejected", f"phone: a date, not a phone number: {cell!r}")
+
+
+def test_an_address_longer_than_any_says_so_not_that_it_lacks_an_at_sign():
+    plan = plan_item(1, "row", {"fields": {"email": "a" * 10_000 + "@ek.se"}}, SourceConfig("list", record_type="lead"))
+    assert (plan.outcome, plan.reason) == ("rejected", "email: 10,006 characters: longer than any address (254 at most)")
