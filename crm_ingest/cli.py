@@ -183,6 +183,8 @@ def serve(host: str, port: int, workers: int, access_log: bool, forwarded_allow_
 
     _runtime()
     proxied = bool(forwarded_allow_ips and forwarded_allow_ips.strip())
+    if proxied and "*" in forwarded_allow_ips:  # every client could name any address, and dodge the limits
+        raise click.BadParameter("name the proxy's own addresses, not '*'", param_hint="--forwarded-allow-ips")
     uvicorn.run("crm_ingest.api.app:app", host=host, port=port, workers=workers,
                 proxy_headers=proxied, forwarded_allow_ips=forwarded_allow_ips.strip() if proxied else None,
                 server_header=False, access_log=access_log)
@@ -280,6 +282,10 @@ def land(source_name: str, file: Path, wait: bool, as_json: bool) -> None:
     Out(as_json).emit(result, _print_landing)
 
 
+# A control character in a name a person typed (NUL, BEL): not tab, line breaks or a non-breaking space
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--campaign", default=None, help="Campaign the list belongs to (created if new).")
@@ -318,8 +324,8 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
         Out(as_json).emit(shown_rows, _print_preview)
         return
     for option, value in (("--campaign", campaign), ("--consent", consent)):
-        if value is not None and (not value.strip() or not value.replace("\t", " ").isprintable()):
-            raise click.BadParameter("a name of printable characters, not blank", param_hint=option)
+        if value is not None and (not value.strip() or _CONTROL.search(value)):
+            raise click.BadParameter("blank, or holds a control character", param_hint=option)
     rt = _runtime()
     source = _check_source(rt, source_name, "row")
     request = ImportRequest(source.name, campaign, consent, upsert_by)

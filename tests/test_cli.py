@@ -296,3 +296,15 @@ def test_behind_a_proxy_wrong_tokens_lock_out_the_client_that_sent_them_not_ever
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_serve_refuses_to_trust_every_address_s_forwarded_header(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    env.pop("REDIS_URL", None)
+    result = subprocess.run([sys.executable, "-m", "crm_ingest.cli", "serve", "--port", "1", "--forwarded-allow-ips", "*"],
+                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "not '*'" in result.stderr

@@ -67,6 +67,9 @@ def _import_dir() -> Path:
     return folder
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # NUL, BEL; not tab, line breaks, a non-breaking space
+
+
 @router.post("/imports", summary="Import a campaign list (the file is the body)", status_code=202)
 async def create_import(request: Request, campaign: str | None = None, source: str = "list",
                         upsert_by: str = "email", consent: str | None = None, encoding: str | None = None,
@@ -94,7 +97,7 @@ async def create_import(request: Request, campaign: str | None = None, source: s
         if value is not None and (len(value) > limit or not value.strip()):
             raise HTTPException(422, f"{name}: 1 to {limit} characters")
     for name, value in (("campaign", campaign), ("consent", consent)):
-        if value is not None and not value.replace("\t", " ").isprintable():  # a NUL named an invisible campaign
+        if value is not None and _CONTROL.search(value):  # a NUL named an invisible campaign
             raise HTTPException(422, f"{name}: holds a control character")
     # the name a person knows it by: its last part (a Windows path's too), no control characters
     file_name = "".join(ch for ch in re.split(r"[\\/]", file_name)[-1] if ch.isprintable()).strip() or "upload.csv"

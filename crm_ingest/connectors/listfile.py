@@ -22,7 +22,7 @@ from functools import cache, cached_property
 from html.parser import HTMLParser
 from itertools import chain, islice, zip_longest
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 from xml.parsers import expat
 
@@ -110,8 +110,9 @@ HEADER_SYNONYMS: dict[str, tuple[str, ...]] = {
                    "Opted Out At", "Opt-out Date", "Avregistrerad datum", "Avregistreringsdatum",
                    "Unsubscribed On"),
     # when the address bounced (Mailchimp's cleaned export): not an address to mail
-    "bounced_at": ("CLEAN_TIME", "Cleaned At", "Cleaned Date", "Bounced At", "Bounce Date", "Bounced Date",
-                   "Hard Bounce Date", "Hard Bounced At", "Hard Bounce", "Hard Bounced", "Studsad"),
+    # (a hard bounce: a soft one, a full mailbox, says nothing of the address)
+    "bounced_at": ("CLEAN_TIME", "Cleaned At", "Cleaned Date", "Hard Bounce Date", "Hard Bounced At", "Hard Bounced",
+                   "Hard Bounce"),
     # against our calls (their numbers go on the list)
     "do_not_call": ("Do Not Call", "Do Not Phone", "Ring ej"),
     # a number in a register against telemarketing (Sweden's NIX, Britain's TPS): the number itself
@@ -770,8 +771,9 @@ class _Layout:
             if synonym not in taken or (synonym == "email" and synonym not in by_map):
                 fields[index] = synonym
                 taken.add(synonym)
-            elif synonym in _SPARE_FIELDS and synonym not in by_map:  # a map naming it is the person's word
-                spares.append((index, synonym))
+            elif synonym in _SPARE_FIELDS and synonym not in by_map \
+                    and not (synonym == "company" and _header_key(names[index]) in _OTHER_COMPANIES):
+                spares.append((index, synonym))  # (a map naming it is the person's word)
         headerless = names == [f"column {number}" for number in range(1, len(names) + 1)]
         withheld = tuple(index for index, name in enumerate(names) if not mapping.lists(name)
                          and _identity_numbers(name, sample, index))
@@ -797,10 +799,12 @@ class _Layout:
             unique.append(f"{name} ({number})" if name in unique else name)
         extra_names = [None if field_name or (mapping.lists(name) and not mapping.field_for(name)) or index in withheld
                        else extra for index, (name, field_name, extra) in enumerate(zip(names, fields, unique))]
+        typed = _typed_phones(names, fields, mapping)
+        typed_numbers = {index for _, index in typed}  # read by their kinds, never a spare phone
         return cls(list(zip(names, fields)), extra_names, mapping, list(header),
-                   tuple((index, name) for index, name in spares if extra_names[index] is not None), text_formulas,
-                   withheld, _names_are_companies(names, fields, spares, sample),
-                   _typed_phones(names, fields, mapping),
+                   tuple((index, name) for index, name in spares
+                         if extra_names[index] is not None and index not in typed_numbers), text_formulas,
+                   withheld, _names_are_companies(names, fields, spares, sample), typed,
                    tuple(index for index, name in enumerate(names) if extra_names[index] is not None
                          and _ORG_NUMBER_HEADER.search(re.sub(r"[^\w]+", " ", _folded(name)))))
 
@@ -907,13 +911,11 @@ class _Layout:
             values, kinds = value.split(":::"), kind.split(":::")
             pairs = list(zip(kinds, values)) if len(kinds) == len(values) else [(kind, value)]
             phones = [(kind, number) for kind, number in pairs if not _NOT_A_PHONE.search(kind)]
-            if not phones:
-                continue
             stored = self._stored_as[value_index]
             if stored is not None:
                 if fields.get(stored[0]) == value:
                     del fields[stored[0]]
-                if len(phones) < len(pairs):  # a fax beside them: the cell kept as written
+                if len(phones) < len(pairs):  # a fax among them: the cell kept as written, no one's phone
                     extra.setdefault(self.columns[value_index][0], value)
             elif (name := self.extra_names[value_index]) is not None and len(phones) == len(pairs):
                 extra.pop(name, None)
@@ -1092,6 +1094,8 @@ def _address_elsewhere(fields: dict[str, str], headers: dict[str, str], email: s
 
 # Fields a further column fills when the column that won them is empty: a person's number and
 # address are the same facts wherever a list keeps them
+# A company column that names another company than the person's when the person's is empty
+_OTHER_COMPANIES = frozenset({"vendor", "supplier", "leverantor", "reseller", "aterforsaljare", "partner"})
 _SPARE_FIELDS = frozenset({"phone", "mobile_phone", "street", "city", "postal_code", "state_or_province",
                            "country", "full_name", "company"})
 
@@ -1193,6 +1197,8 @@ def _identity_numbers(name: str, sample: list[list[str]], index: int) -> bool:
     # 'Ordernummer' 202403150001 is a date and a serial: in a column named for numbers of things
     # ('Kundnr', 'ID', 'Customer number'), only numbers that pass the check digit, as a customer
     # register keyed by its customers' personnummer holds, and one in ten serials at most does
+    if _ORG_NUMBER_HEADER.search(re.sub(r"[^\w]+", " ", _folded(name))):
+        return False  # an organisation number column: a sole trader's cell is left out alone (_Layout.payload)
     thing = _NUMBERS_OF_THINGS.search(_folded(name)) is not None
     filled = _filled(sample, index)
     return bool(filled) and sum(personal_identity_number(cell, checked=thing) for cell in filled) >= 0.5 * len(filled)
@@ -2012,10 +2018,20 @@ def _sheet_stream(path: Path, sheet: int, state: dict[str, Any], rows: list[list
     """The rows the handlers collect, block by block, until the sheet after `sheet` begins."""
     stop = [False]
     for _ in _xml_blocks(path, handlers, stop, member):
-        yield from rows
+        for row in rows:
+            if type(row) is _Repeated:
+                yield from (list(row.row) for _ in range(row.times))
+            else:
+                yield row
         rows.clear()
         if state["sheet"] > sheet:
             stop[0] = True  # the sheet is read
+
+
+class _Repeated(NamedTuple):
+    """A row an .ods repeats (number-rows-repeated): its copies made as they are read."""
+    row: list[str]
+    times: int
 
 
 def _ss_index(attrs: dict[str, str], next_: int, bound: int, what: str, name: str) -> int:
@@ -2145,7 +2161,7 @@ def _ods_rows(path: Path, sheet: int) -> Iterator[list[str]]:
                 raise FatalError(f"{path.name}: a row of {len(row):,} cells repeated {repeat:,} times; no list "
                                  "repeats one row so (a damaged or hostile file): save the list again as .xlsx or CSV")
             rows.extend([] for _ in range(state["empty_rows"]))
-            rows.extend(list(row) for _ in range(repeat))
+            rows.append(row if repeat == 1 else _Repeated(row, repeat))  # made one at a time, as read
             state["rows_out"] += state["empty_rows"] + repeat
             state["empty_rows"] = 0
 
@@ -2158,8 +2174,8 @@ def _ods_rows(path: Path, sheet: int) -> Iterator[list[str]]:
 
 
 # The cells one repeated row of an .ods may make (LibreOffice writes identical rows once, repeated):
-# a list repeats a row a few times, not a million
-MAX_REPEATED_CELLS = 1_000_000
+# a value filled far down repeats its row, a list does not repeat one row of thousands of cells a million times
+MAX_REPEATED_CELLS = 5_000_000  # ('Nej' filled down 500,000 rows of ten columns)
 
 
 def _cell_append(state: dict[str, Any], data: str) -> None:

@@ -336,30 +336,32 @@ def parse_suppression(value: str, region: str) -> tuple[str, str]:
             raise InvalidItem("entry", f"not an address, a domain or a number: {text[:80]!r}")
         text = found.group(1)
     number = normalize_phone(text, region)
-    if phone_extension(text, region):  # the key is the number without it: the switchboard, everyone at it
+    if phone_extension(text, region) or _AN_EXTENSION.search(text):  # '08-555 666 77 (ankn. 12)' too  # the key is the number without it: the switchboard, everyone at it
         raise InvalidItem("entry", f"{text[:80]!r} is an extension of {number}, a switchboard: barring it would "
                                    "bar everyone called through it; give the person's own number")
     return "phone", number
 
 
-def parse_suppressions(value: str, region: str) -> list[tuple[str, str]]:
+def parse_suppressions(value: str, region: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """A do-not-contact cell's entries: the one it holds, or each number of a cell listing
-    several ('070-111 22 33 / 08-123 456'); raises for the cell when none is one."""
+    several ('070-111 22 33 / 08-123 456'); and (part, why) of each part not understood. Raises
+    for the cell when no part is one."""
     try:
-        return [parse_suppression(value, region)]
+        return [parse_suppression(value, region)], []
     except InvalidItem as exc:
         error = exc
-    entries = []
+    entries, refused = [], []
     for part in numbers_in(value):
         try:
             entries.append(parse_suppression(part, region))
-        except InvalidItem:
-            continue
+        except InvalidItem as exc:
+            refused.append((part, str(exc)))
     if not entries:
         raise error
-    return entries
+    return entries, refused
 
 
+_AN_EXTENSION = re.compile(r"\b(?:ankn(?:ytning)?|ext(?:ension)?|anknr|dir)\b\.?\s*:?\s*\d", re.IGNORECASE)
 _DASHES = str.maketrans({"\u2013": "-", "\u2014": "-", "\u2010": "-", "\u2011": "-", "\u2212": "-"})
 _A_NUMBER_AT_THE_END = re.compile(r"(?:^|[\s:;,])((?:\+|00|0|\()[\d\s().\-/]{5,}\d(?:\s*(?:\([^)]*\)|[^\W\d_]+\.?))?)\s*$")
 _A_NUMBER_WRITTEN = re.compile(r"[+(]?\d[\d\s().\-/]{4,}(?:\s*(?:\([^)]*\)|[^\W\d_]+\.?)(?:\s*\d+)?)?")
@@ -393,14 +395,18 @@ def add_suppressions(session: Session, values: Iterable[tuple[int, str]], *, reg
         if not value.strip() or value.strip().startswith("#"):
             continue
         try:
-            for kind, key in parse_suppressions(value, region):
-                entries[(kind, key)] = None
-                if kind == "email":  # and the mailbox behind it: a.b+x@gmail.com is ab@gmail.com
-                    entries.update(dict.fromkeys(("email", v) for v in mailbox_keys(key)))
+            found, refused = parse_suppressions(value, region)
         except InvalidItem as exc:
+            found, refused = [], [(value.strip(), str(exc))]
+        for kind, key in found:
+            entries[(kind, key)] = None
+            if kind == "email":  # and the mailbox behind it: a.b+x@gmail.com is ab@gmail.com
+                entries.update(dict.fromkeys(("email", v) for v in mailbox_keys(key)))
+        if refused:  # the line, or a part of it ('070… / 08… ankn. 12'), not understood: said, not passed over
             result["invalid_lines"] += 1
-            if len(invalid) < MAX_INVALID_SHOWN:
-                invalid.append({"line": number, "value": value.strip()[:200], "reason": str(exc)})
+            for part, why in refused:
+                if len(invalid) < MAX_INVALID_SHOWN:
+                    invalid.append({"line": number, "value": part[:200], "reason": why})
         if len(entries) >= SUPPRESSION_BATCH:
             load()
     load()

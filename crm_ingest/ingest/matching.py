@@ -126,8 +126,6 @@ _NICKNAMES_OF = {
     "roland": "rolle",
     "kjell": "kjelle",
     "margareta": "maggan",
-    "anna": "ann anne annie",
-    "sofia": "sofie sophia sophie fia",
     "mattias": "matte matthias",
 }
 NICKNAMES: Mapping[str, str] = MappingProxyType(

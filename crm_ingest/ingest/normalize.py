@@ -693,8 +693,10 @@ _ROLE_AFTER_NAME = re.compile(
 # The titles as written (a set lookup, no case folding, on every row's first name)
 _HONORIFIC_FORMS = frozenset(form for title in _HONORIFICS
                              for cased in (title, title.capitalize(), title.upper()) for form in (cased, cased + "."))
-_NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "mba", "esq", "msc", "bsc", "cfa", "cpa",
-                            "pmp", "cissp", "acca", "fca", "aca", "ceng", "emba", "llm", "ma", "ba", "mcips", "frics"})
+_NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "mba", "esq", "msc", "bsc"})
+# Letters written after a surname and a comma ('Lindqvist, MBA'): there, never a name ('Mei Ling Ma' keeps hers)
+_CREDENTIALS_AFTER_COMMA = _NAME_SUFFIXES | {"cfa", "cpa", "pmp", "cissp", "acca", "fca", "aca", "ceng", "emba", "llm",
+                                             "ma", "ba", "mcips", "frics"}
 _CREDENTIALS = re.compile(r"[,\s]+")
 # What a profile adds to a name ('Nilsson 🌱', 'Berg 🚀'): pictographs, their skin tones and joiners
 _PICTOGRAPHS = re.compile("[\u2600-\u27bf\U0001f000-\U0001faff\u200d\ufe0f\u2b00-\u2bff]+")
@@ -706,7 +708,8 @@ def _without_credentials(name: str) -> str:
     if not name.isascii():
         name = " ".join(_PICTOGRAPHS.sub(" ", name).split()) or name
     before, comma, after = name.rpartition(",")
-    if comma and before.strip() and all(_is_suffix(word) for word in _CREDENTIALS.split(after.strip()) if word):
+    if comma and before.strip() and all(word.replace(".", "").casefold() in _CREDENTIALS_AFTER_COMMA
+                                        for word in _CREDENTIALS.split(after.strip()) if word):
         return _without_credentials(before.strip())
     words = name.split(" ")
     if len(words) > 1 and words[-1].replace(".", "").casefold() in _SUFFIXES_ALONE and words[-1][:1].isupper():
@@ -819,6 +822,12 @@ def name_case(name: str | None) -> str | None:
     cased = " ".join(word if index < last and word in _PARTICLES else _INITIAL.sub(_upper, word)
                      for index, word in enumerate(words))
     return _MC.sub(_mc, cased) if "Mc" in cased else cased  # 'MCDONALD' -> 'McDonald' ('Mac' may be 'Mack')
+
+
+def place_case(name: str) -> str:
+    """A place written in capitals as a letter writes it: 'ST ALBANS' -> 'St Albans', 'DEN HAAG' ->
+    'Den Haag' (no word of it a surname's particle)."""
+    return " ".join(_INITIAL.sub(_upper, word) for word in name.lower().split(" "))
 
 
 _INITIAL = re.compile(r"(?:^|(?<=[-'’]))[^\W\d_]")

@@ -404,6 +404,9 @@ def _apply_import(plan: ItemPlan, options: ImportOptions) -> None:
             plan.person.match_kinds = EMAIL_KINDS
     else:  # a shared switchboard or household phone must not join two people with emails
         plan.person.match_kinds = EMAIL_KINDS if "email" in kinds else ("phone",)
+    if plan.person.match_kinds != ("handle",) and "handle" in kinds and options.upsert_by != "none":
+        # a profile is one person's, as an address is: the lead a profile-only row made is found by it
+        plan.person.match_kinds = (*plan.person.match_kinds, "handle")
     details = dict(plan.person.fields.get("details") or {})
     details["import_job"] = options.job_id
     if options.consent:

@@ -34,6 +34,7 @@ from .normalize import (
     normalize_phone,
     north_american_number,
     phone_extension,
+    place_case,
     role_after_name,
     split_name,
     unknown_tld,
@@ -188,7 +189,7 @@ def _person(fields: Mapping[str, Any], source: SourceConfig, *, scope: str,
     if (person["postal_code"] is None) != (person["city"] is None):
         _split_postal_town(person)
     if (city := person["city"]) and city.isupper() and len(city) > 3:  # a register's 'JÖNKÖPING', as a letter writes it
-        person["city"] = name_case(city)
+        person["city"] = place_case(city)
     if (code := person["postal_code"]) and code.isdigit() and type(country := fields.get("country")) is str:
         width = _POSTAL_WIDTH.get(country_region(country))  # the row's own country: its neighbours' codes differ
         if width and width - 2 <= len(code) < width:  # a spreadsheet's number cell lost its leading zeros: Oslo's 0154
@@ -411,7 +412,7 @@ def _phones(fields: Mapping[str, Any], source: SourceConfig, identified: bool, r
         if not raw:
             continue
         raw = as_excel_wrote_it(raw)
-        if raw[0] in "12" and DATE_WRITTEN.fullmatch(raw) or raw[2:3] in ("-", ".", "/") and DATE_WRITTEN.fullmatch(raw):
+        if (raw[4:5] == "-" or raw[2:3] in ("-", ".", "/")) and DATE_WRITTEN.fullmatch(raw):
             # '2024-03-04', a date cell in the phone's column: its digits are no one's number
             first_bad = first_bad or (raw, name, f"a date, not a phone number: {raw[:40]!r}")
             remarks.append(f"{name} {raw!r} not kept: a date, not a phone number")

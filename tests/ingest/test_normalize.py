@@ -376,7 +376,14 @@ def test_a_name_is_split_as_registers_and_signatures_write_it(written, first, la
     ("Lindqvist, MBA", False, "Lindqvist"), ("Ek, PhD, CFA", False, "Ek"), ("Nilsson 🌱", False, "Nilsson"),
     ("Berg, CFA 🚀", False, "Berg"), ("Smith Jr.", False, "Smith"), ("Anna 🌸", True, "Anna"),
     ("Berg, Anna", False, "Berg, Anna"), ("Li Ma", False, "Li Ma"), ("von Essen", False, "von Essen"),
+    ("Chen, MA", False, "Chen"),
 ])
 def test_a_name_column_drops_the_credentials_and_pictographs_a_profile_adds(cell, given, name):
     from crm_ingest.ingest.normalize import name_column
     assert name_column(cell, given) == name
+
+
+@pytest.mark.parametrize("full, first, last", [("Mei Ling Ma", "Mei Ling", "Ma"), ("Nguyen Van Ba", "Nguyen", "Van Ba")])
+def test_a_surname_that_is_also_a_degree_s_letters_is_kept(full, first, last):
+    from crm_ingest.ingest.normalize import split_name
+    assert split_name(full) == (first, last)

@@ -888,7 +888,7 @@ def test_a_role_written_after_the_name_is_the_job_title_when_the_row_gives_none(
 
 
 @pytest.mark.parametrize("city, written", [("JÖNKÖPING", "Jönköping"), ("UPPSALA C", "Uppsala C"), ("NYC", "NYC"),
-                                           ("Göteborg", "Göteborg")])
+                                           ("Göteborg", "Göteborg"), ("ST ALBANS", "St Albans"), ("DEN HAAG", "Den Haag")])
 def test_a_town_written_in_capitals_is_written_as_a_letter_writes_it(city, written):
     plan = plan_item(1, "row", {"fields": {"email": "a@ek.se", "city": city}}, SourceConfig("list", record_type="lead"))
     assert plan.person.fields["city"] == written
@@ -907,3 +907,9 @@ def test_a_date_in_the_phone_column_is_no_number(cell):
 def test_an_address_longer_than_any_says_so_not_that_it_lacks_an_at_sign():
     plan = plan_item(1, "row", {"fields": {"email": "a" * 10_000 + "@ek.se"}}, SourceConfig("list", record_type="lead"))
     assert (plan.outcome, plan.reason) == ("rejected", "email: 10,006 characters: longer than any address (254 at most)")
+
+
+def test_a_danish_mobile_written_as_eight_digits_is_no_date():
+    fields = {"email": "a@ek.dk", "phone": "20120315", "country": "Danmark"}
+    assert plan_item(1, "row", {"fields": fields}, SourceConfig("list", record_type="lead")).person.fields["phone"] \
+        == "+4520120315"
