@@ -18,7 +18,8 @@ from sqlalchemy import select
 from crm_ingest.connectors.base import Connector, run_connector
 from crm_ingest.ingest.errors import ConfigError, FatalError
 from crm_ingest.ingest.query import DEFAULT_PAGE, ITEM_OUTCOME_NAMES, ITEM_STATES, MAX_PAGE
-from crm_ingest.ingest.importjobs import EXPORT_LIMIT_CELL, UPSERT_BY, excel_csv_writer, excel_safe  # noqa: F401
+from crm_ingest.ingest.importjobs import (  # noqa: F401
+    CONTROL_CHARACTERS, EXPORT_LIMIT_CELL, UPSERT_BY, excel_csv_writer, excel_safe)
 from crm_ingest.ingest.settings import Settings
 from crm_ingest.models import RawItem
 from crm_ingest.models.migrate import is_current, upgrade
@@ -282,10 +283,6 @@ def land(source_name: str, file: Path, wait: bool, as_json: bool) -> None:
     Out(as_json).emit(result, _print_landing)
 
 
-# A control character in a name a person typed (NUL, BEL): not tab, line breaks or a non-breaking space
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--campaign", default=None, help="Campaign the list belongs to (created if new).")
@@ -324,7 +321,7 @@ def import_list(file: Path, campaign: str | None, source_name: str, map_file: Pa
         Out(as_json).emit(shown_rows, _print_preview)
         return
     for option, value in (("--campaign", campaign), ("--consent", consent)):
-        if value is not None and (not value.strip() or _CONTROL.search(value)):
+        if value is not None and (not value.strip() or CONTROL_CHARACTERS.search(value)):  # NUL, BEL; not a tab
             raise click.BadParameter("blank, or holds a control character", param_hint=option)
     rt = _runtime()
     source = _check_source(rt, source_name, "row")

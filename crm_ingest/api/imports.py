@@ -45,7 +45,7 @@ from sqlalchemy.exc import OperationalError
 
 from crm_ingest.ingest.errors import ConfigError, FatalError, RetriableError
 from crm_ingest.runtime import runtime
-from crm_ingest.ingest.importjobs import UPSERT_BY
+from crm_ingest.ingest.importjobs import CONTROL_CHARACTERS, UPSERT_BY
 
 from .auth import require_token
 from .limits import over_limit
@@ -65,9 +65,6 @@ def _import_dir() -> Path:
     folder = Path(configured) if configured else Path(tempfile.gettempdir()) / "crm-ingest-imports"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     return folder
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # NUL, BEL; not tab, line breaks, a non-breaking space
 
 
 @router.post("/imports", summary="Import a campaign list (the file is the body)", status_code=202)
@@ -97,7 +94,7 @@ async def create_import(request: Request, campaign: str | None = None, source: s
         if value is not None and (len(value) > limit or not value.strip()):
             raise HTTPException(422, f"{name}: 1 to {limit} characters")
     for name, value in (("campaign", campaign), ("consent", consent)):
-        if value is not None and _CONTROL.search(value):  # a NUL named an invisible campaign
+        if value is not None and CONTROL_CHARACTERS.search(value):  # a NUL named an invisible campaign
             raise HTTPException(422, f"{name}: holds a control character")
     # the name a person knows it by: its last part (a Windows path's too), no control characters
     file_name = "".join(ch for ch in re.split(r"[\\/]", file_name)[-1] if ch.isprintable()).strip() or "upload.csv"

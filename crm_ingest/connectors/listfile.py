@@ -895,7 +895,6 @@ class _Layout:
             payload["ignore"] = BELOW_THE_TABLE
         return payload
 
-
     def _phones_by_type(self, row: list[str], fields: dict[str, str], extra: dict[str, str], clean) -> None:
         """The row's numbers given with their kinds, by kind: those typed mobile the mobile, the
         others the phone, each a cell of several when there are more ('070… ; 036…': the plan

@@ -132,15 +132,15 @@ def excel_safe(value: Any) -> str:
     if value is None:
         return ""
     text = str(value)[:EXPORT_LIMIT_CELL]
-    if _CONTROLS.search(text):  # a terminal's escape codes, a bell: no cell's content (tab and line breaks are)
-        text = _CONTROLS.sub("", text)
+    if CONTROL_CHARACTERS.search(text):  # a terminal's escape codes, a bell: no cell's content (tab and line breaks are)
+        text = CONTROL_CHARACTERS.sub("", text)
     if text and text[0] in _FORMULA_STARTS:
         return "'" + text
     return text
 
 
 _FORMULA_STARTS = "=+-@\t\r\n\uff1d\uff0b\uff0d\uff20"
-_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def excel_csv_writer(stream):
