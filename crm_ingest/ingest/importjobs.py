@@ -336,7 +336,8 @@ def parse_suppression(value: str, region: str) -> tuple[str, str]:
             raise InvalidItem("entry", f"not an address, a domain or a number: {text[:80]!r}")
         text = found.group(1)
     number = normalize_phone(text, region)
-    if phone_extension(text, region) or _AN_EXTENSION.search(text):  # '08-555 666 77 (ankn. 12)' too  # the key is the number without it: the switchboard, everyone at it
+    # the key is the number without its extension: the switchboard's, everyone's at it ('(ankn. 12)' too)
+    if phone_extension(text, region) or _AN_EXTENSION.search(text):
         raise InvalidItem("entry", f"{text[:80]!r} is an extension of {number}, a switchboard: barring it would "
                                    "bar everyone called through it; give the person's own number")
     return "phone", number
